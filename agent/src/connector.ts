@@ -1,0 +1,154 @@
+/**
+ * The platform-neutral contract between the agent's task runner and a database
+ * connector. The Postgres connector implements it today; a MySQL connector must
+ * pass the same contract suite (agent/test/connector-contract.ts) unchanged.
+ *
+ * Every method takes an AbortSignal: when it aborts, the connector cancels the
+ * running statement, rolls back any open transaction and rejects with a
+ * `cancelled` DrayError. Every failure is a DrayError whose `retryable` flag
+ * says whether the same call may succeed again (see the connector's error mapping).
+ */
+
+/** A table: `schema.name`. */
+export interface EntityName {
+  schema: string;
+  name: string;
+}
+
+export type ConditionOperator = "eq" | "neq" | "lt" | "lte" | "gt" | "gte" | "is_null" | "is_not_null" | "in";
+
+/** One filter term; terms are AND-ed. Values are bound as parameters, never spliced into SQL. */
+export interface Condition {
+  field: string;
+  operator: ConditionOperator;
+  values: string[];
+}
+
+/**
+ * Rows in PostgreSQL COPY text format: one row per `\n`-terminated line,
+ * tab-separated fields in `fields` order, `\N` for NULL, backslash escapes.
+ * Timestamps are ISO in UTC. The control plane forwards `data` untouched.
+ */
+export interface RowBatch {
+  encoding: "copy_text";
+  fields: string[];
+  rowCount: number;
+  data: Uint8Array;
+}
+
+export interface FieldDescription {
+  name: string;
+  /** Type as the catalog formats it, e.g. `bigint`, `character varying(80)`. */
+  type: string;
+  nullable: boolean;
+  hasDefault: boolean;
+  generated: boolean;
+}
+
+/** A foreign key from an entity to another. */
+export interface ReferenceDescription {
+  name: string;
+  fields: string[];
+  referencedEntity: EntityName;
+  referencedFields: string[];
+}
+
+export interface EntityDescription extends EntityName {
+  fields: FieldDescription[];
+  /** Empty when the table has no primary key (it can then not be read by keyset). */
+  primaryKey: string[];
+  references: ReferenceDescription[];
+  /** Planner estimate from catalog statistics; -1 when unknown. */
+  estimatedRows: number;
+}
+
+export interface SchemaDescription {
+  /** Sorted by schema, then name. */
+  entities: EntityDescription[];
+  /** Stable hash of the description; changes when the schema does. */
+  fingerprint: string;
+}
+
+export interface TestConnectionResult {
+  databaseLatencyMs: number;
+  serverVersion: string;
+  databaseName: string;
+}
+
+export interface ReadBatchRequest {
+  entity: EntityName;
+  /** Fields to read, in order; empty or absent means every non-generated field. */
+  fields?: string[];
+  /** Keyset key, normally the primary key. Required. */
+  keyFields: string[];
+  /** Read rows strictly after this key position (text form of each key field); null = from the start. */
+  after?: string[] | null;
+  maxRows: number;
+  /** Byte budget for `rows.data`; the read stops early to stay within it (at least one row is returned). */
+  maxBytes: number;
+  where?: Condition[];
+}
+
+export interface ReadBatchResult {
+  rows: RowBatch;
+  /** Key position of the last row returned; null when no row was returned. */
+  last: string[] | null;
+  /** True when no row exists after `last` at the time of the read. */
+  done: boolean;
+}
+
+export type WriteStrategy = "insert" | "merge";
+export type RejectPolicy = "isolate" | "fail";
+
+export interface WriteBatchRequest {
+  /** Idempotency key recorded in the target ledger in the same transaction as the rows. */
+  batchId: string;
+  entity: EntityName;
+  strategy: WriteStrategy;
+  keyFields: string[];
+  rows: RowBatch;
+  rejectPolicy: RejectPolicy;
+}
+
+export interface RejectedRecord {
+  /** Key field values of the rejected row, in key order. */
+  key: string[];
+  /** Field the database blamed, when it said. */
+  field?: string;
+  message: string;
+  sqlState?: string;
+}
+
+export interface WriteBatchResult {
+  /** True when the ledger already held the batch id: nothing was written now. */
+  alreadyCommitted: boolean;
+  created: number;
+  updated: number;
+  rejected: number;
+  rejectedRecords: RejectedRecord[];
+}
+
+/** A database connector. See the module comment for the cancellation and error rules. */
+export interface Connector {
+  readonly platform: "postgres" | "mysql";
+  /** Live round trip to the database. */
+  testConnection(signal: AbortSignal): Promise<TestConnectionResult>;
+  /** Describes entities through the catalogs; `schemas` empty = every user schema (never the ledger schema `dray`). */
+  describeSchema(schemas: string[], signal: AbortSignal): Promise<SchemaDescription>;
+  count(entity: EntityName, where: Condition[], signal: AbortSignal): Promise<number>;
+  readBatch(request: ReadBatchRequest, signal: AbortSignal): Promise<ReadBatchResult>;
+  /**
+   * Writes the batch as one transaction together with its ledger entry.
+   * A replayed batch id answers `alreadyCommitted` and writes nothing.
+   * With `isolate`, a batch failing on data is split: good rows commit and each
+   * bad row is reported. With `fail`, a data error rolls everything back and
+   * rejects with a non-retryable DrayError (`invalid_argument` or `failed_precondition`).
+   */
+  writeBatch(request: WriteBatchRequest, signal: AbortSignal): Promise<WriteBatchResult>;
+  /** Deletes every row of the entity in one transaction; returns the count. */
+  cleanEntity(entity: EntityName, signal: AbortSignal): Promise<number>;
+  /** Deletes the rows with these keys; returns the count. */
+  deleteRecords(entity: EntityName, keyFields: string[], keys: string[][], signal: AbortSignal): Promise<number>;
+  /** Closes pools; further calls reject. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,11 @@
+/**
+ * @module @dray/common
+ * What every Dray process shares: the error type and code set, the logger
+ * interface, backoff and abort helpers.
+ */
+export { abortReason, linkedAbortController, sleep, throwIfAborted } from "./abort.js";
+export { type BackoffOptions, backoffDelay } from "./backoff.js";
+export { DrayError, type DrayErrorOptions, isDrayError } from "./dray-error.js";
+export { codeOfGrpcStatus, ERROR_CODES, type ErrorCode, grpcStatusOf, httpStatusOf } from "./error-codes.js";
+export { createPinoLogger, type LogFields, type Logger, type PinoLoggerOptions, silentLogger } from "./logger.js";
+export { DRAY_VERSION } from "./version.js";

@@ -1,0 +1,100 @@
+/**
+ * The control plane's configuration: every variable is read here, once, and
+ * validated; nothing deeper reads process.env.
+ */
+import { z } from "zod";
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === "" ? undefined : v.trim()));
+
+const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
+
+const EnvSchema = z.object({
+  /** Postgres URL of the store. Unset: embedded PGlite under DRAY_DATA_DIR. */
+  DRAY_DATABASE_URL: optionalString.refine((v) => v === undefined || /^postgres(ql)?:\/\//.test(v), {
+    message: "must be a postgres:// or postgresql:// URL (leave it unset for the embedded store)",
+  }),
+  /** NATS URL for events. Unset: in-process bus. */
+  DRAY_NATS_URL: optionalString.refine((v) => v === undefined || /^(nats|tls):\/\//.test(v), {
+    message: "must be a nats:// or tls:// URL (leave it unset for the in-process bus)",
+  }),
+  /** Where embedded state lives (PGlite store). */
+  DRAY_DATA_DIR: z.string().default("./.dray"),
+  DRAY_HTTP_PORT: port(8080),
+  DRAY_GRPC_PORT: port(7070),
+  /** Address both servers bind to. */
+  DRAY_BIND_HOST: z.string().default("127.0.0.1"),
+  /** System-admin token. Unset: one is generated on first start and printed once. */
+  DRAY_ADMIN_TOKEN: optionalString.refine((v) => v === undefined || v.length >= 24, {
+    message: "must be at least 24 characters",
+  }),
+  /** Heartbeat interval agents are told to use; 3 missed beats make an environment unhealthy. */
+  DRAY_HEARTBEAT_INTERVAL_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
+  /** TLS for the agent gateway: certificate chain and key (PEM files). Both or neither. */
+  DRAY_GRPC_TLS_CERT_FILE: optionalString,
+  DRAY_GRPC_TLS_KEY_FILE: optionalString,
+  /** Hours an enrollment token stays valid. */
+  DRAY_ENROLLMENT_TOKEN_TTL_HOURS: z.coerce.number().positive().max(24 * 30).default(24),
+  /** Monthly record limit given to new organisations. */
+  DRAY_DEFAULT_MONTHLY_RECORD_LIMIT: z.coerce.number().int().min(0).default(1_000_000),
+  DRAY_LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+  /** Name of this replica in logs and leases. Defaults to host:pid. */
+  DRAY_REPLICA_ID: optionalString,
+});
+
+/** The resolved configuration of one control-plane process. */
+export interface ControlPlaneConfig {
+  databaseUrl: string | undefined;
+  natsUrl: string | undefined;
+  dataDir: string;
+  httpPort: number;
+  grpcPort: number;
+  bindHost: string;
+  adminToken: string | undefined;
+  heartbeatIntervalMs: number;
+  grpcTls: { certFile: string; keyFile: string } | undefined;
+  enrollmentTokenTtlMs: number;
+  defaultMonthlyRecordLimit: number;
+  logLevel: string;
+  replicaId: string;
+}
+
+/**
+ * Parses the environment. Throws an Error listing every problem by variable name.
+ *
+ * @example
+ * const config = loadConfig(process.env);
+ */
+export function loadConfig(env: NodeJS.ProcessEnv, defaults: { replicaId: string }): ControlPlaneConfig {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
+    throw new Error(`invalid control-plane configuration:\n${lines.join("\n")}`);
+  }
+  const e = parsed.data;
+  if (Boolean(e.DRAY_GRPC_TLS_CERT_FILE) !== Boolean(e.DRAY_GRPC_TLS_KEY_FILE)) {
+    throw new Error(
+      "invalid control-plane configuration:\n  DRAY_GRPC_TLS_CERT_FILE and DRAY_GRPC_TLS_KEY_FILE must be set together",
+    );
+  }
+  return {
+    databaseUrl: e.DRAY_DATABASE_URL,
+    natsUrl: e.DRAY_NATS_URL,
+    dataDir: e.DRAY_DATA_DIR,
+    httpPort: e.DRAY_HTTP_PORT,
+    grpcPort: e.DRAY_GRPC_PORT,
+    bindHost: e.DRAY_BIND_HOST,
+    adminToken: e.DRAY_ADMIN_TOKEN,
+    heartbeatIntervalMs: e.DRAY_HEARTBEAT_INTERVAL_MS,
+    grpcTls:
+      e.DRAY_GRPC_TLS_CERT_FILE && e.DRAY_GRPC_TLS_KEY_FILE
+        ? { certFile: e.DRAY_GRPC_TLS_CERT_FILE, keyFile: e.DRAY_GRPC_TLS_KEY_FILE }
+        : undefined,
+    enrollmentTokenTtlMs: e.DRAY_ENROLLMENT_TOKEN_TTL_HOURS * 3_600_000,
+    defaultMonthlyRecordLimit: e.DRAY_DEFAULT_MONTHLY_RECORD_LIMIT,
+    logLevel: e.DRAY_LOG_LEVEL,
+    replicaId: e.DRAY_REPLICA_ID ?? defaults.replicaId,
+  };
+}

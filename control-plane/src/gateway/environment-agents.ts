@@ -1,0 +1,22 @@
+import type { SchemaSnapshot } from "../environments/schema-snapshot.js";
+
+/** Result of a live round trip to an environment's agent and database. */
+export interface ConnectionTest {
+  /** Control plane → agent → database → control plane, in ms. */
+  roundTripMs: number;
+  databaseLatencyMs: number;
+  serverVersion: string;
+  databaseName: string;
+}
+
+/**
+ * What the HTTP API may ask of an environment's agent. Implemented by the agent
+ * gateway. Each call rejects with a DrayError: `unavailable` when no agent of
+ * the environment is connected (message says so and what to check), or the
+ * agent's own error.
+ */
+export interface EnvironmentAgents {
+  isConnected(environmentId: string): boolean;
+  testConnection(environmentId: string, signal?: AbortSignal): Promise<ConnectionTest>;
+  describeSchema(environmentId: string, signal?: AbortSignal): Promise<SchemaSnapshot>;
+}
