@@ -1,4 +1,5 @@
 import type { TestProject } from "vitest/node";
+import "vitest";
 
 declare module "vitest" {
   export interface ProvidedContext {

@@ -1,0 +1,282 @@
+import { hostname } from "node:os";
+import { backoffDelay, DRAY_VERSION, DrayError, type Logger, sleep } from "@dray/common";
+import { Platform, type Task } from "@dray/proto";
+import { ClientError, Status } from "nice-grpc";
+import type { AgentConfig } from "./config.js";
+import type { Connector } from "./connector.js";
+import type { CredentialStore, StoredCredential } from "./credential-store.js";
+import type { GatewayConnection } from "./gateway-client.js";
+import { runTask } from "./task-runner.js";
+
+/** Lifecycle states of an agent, logged on every change. */
+export type AgentState = "starting" | "enrolling" | "running" | "draining" | "stopped" | "failed";
+
+/** Dependencies of {@link createAgent}. */
+export interface AgentDeps {
+  config: Pick<AgentConfig, "enrollmentToken" | "name" | "maxTasks" | "drainTimeoutMs" | "controlPlane">;
+  connector: Connector;
+  gateway: GatewayConnection;
+  credentials: CredentialStore;
+  logger: Logger;
+}
+
+/** A running agent. */
+export interface Agent {
+  readonly state: AgentState;
+  /** Enrolls if needed, then heartbeats and serves the work stream until stopped. */
+  start(): Promise<void>;
+  /**
+   * Graceful drain: tells the control plane, takes no new tasks, waits up to the
+   * drain timeout for tasks in flight, cancels the rest, then closes. Idempotent.
+   */
+  stop(reason?: string): Promise<void>;
+  /** Settles when the agent stops; rejects when it failed for good (e.g. credential revoked). */
+  readonly done: Promise<void>;
+}
+
+const SCHEMA_FINGERPRINT_EVERY_MS = 60_000;
+
+/** A signal that aborts after `ms`, or earlier with `parent`. Every call to the gateway has one. */
+function within(ms: number, parent?: AbortSignal): AbortSignal {
+  const timeout = AbortSignal.timeout(ms);
+  return parent ? AbortSignal.any([timeout, parent]) : timeout;
+}
+
+/** Creates an agent. Only main.ts wires it to signals. */
+export function createAgent(deps: AgentDeps): Agent {
+  const { config, connector, gateway, credentials, logger } = deps;
+  const stopController = new AbortController();
+  const inFlight = new Map<string, { controller: AbortController; promise: Promise<void> }>();
+  let state: AgentState = "starting";
+  let heartbeatIntervalMs = 10_000;
+  let fingerprint = { value: "", at: 0 };
+  let stopping: Promise<void> | undefined;
+  let settle!: { resolve: () => void; reject: (e: unknown) => void };
+  const done = new Promise<void>((resolve, reject) => {
+    settle = { resolve, reject };
+  });
+  done.catch(() => {});
+
+  const info = () => ({
+    name: config.name,
+    version: DRAY_VERSION,
+    platform: Platform.POSTGRES,
+    hostname: hostname(),
+  });
+
+  function setState(next: AgentState) {
+    if (state === next) return;
+    logger.info("agent state", { from: state, to: next });
+    state = next;
+  }
+
+  function fail(error: DrayError) {
+    if (state === "failed" || state === "stopped") return;
+    setState("failed");
+    logger.error("agent stopped: cannot continue", { code: error.code, error: error.message });
+    stopController.abort(error);
+    for (const t of inFlight.values()) t.controller.abort(error);
+    void Promise.allSettled([...inFlight.values()].map((t) => t.promise)).then(async () => {
+      gateway.close();
+      await connector.close().catch(() => {});
+      settle.reject(error);
+    });
+  }
+
+  const isAuthError = (error: unknown) =>
+    error instanceof ClientError && (error.code === Status.UNAUTHENTICATED || error.code === Status.PERMISSION_DENIED);
+
+  async function enroll(): Promise<StoredCredential> {
+    const token = config.enrollmentToken;
+    if (!token) {
+      throw new DrayError(
+        "failed_precondition",
+        `no stored credential at ${credentials.path} and DRAY_ENROLLMENT_TOKEN is not set: create the environment with POST /api/v1/environments and pass its enrollmentToken`,
+      );
+    }
+    setState("enrolling");
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const response = await gateway.client.enroll(
+          { enrollmentToken: token, agent: info() },
+          { signal: within(15_000, stopController.signal) },
+        );
+        const stored: StoredCredential = {
+          agentId: response.agentId,
+          environmentId: response.environmentId,
+          credential: response.credential,
+          controlPlaneAddress: config.controlPlane.address,
+          enrolledAt: new Date().toISOString(),
+        };
+        await credentials.save(stored);
+        heartbeatIntervalMs = response.heartbeatIntervalMs || heartbeatIntervalMs;
+        logger.info("enrolled", { agentId: stored.agentId, environmentId: stored.environmentId });
+        return stored;
+      } catch (error) {
+        if (error instanceof ClientError && error.code !== Status.UNAVAILABLE && error.code !== Status.DEADLINE_EXCEEDED) {
+          throw new DrayError("unauthenticated", `enrolment refused: ${error.details}`);
+        }
+        if (stopController.signal.aborted) throw DrayError.from(error);
+        const delay = backoffDelay(attempt, { initialMs: 500, maxMs: 15_000 });
+        logger.warn("control plane unreachable, retrying enrolment", { inMs: delay, error: String(error) });
+        await sleep(delay, stopController.signal);
+      }
+    }
+  }
+
+  async function probeDatabase(): Promise<{ reachable: boolean; latencyMs: number; error: string }> {
+    try {
+      const signal = AbortSignal.timeout(Math.min(5_000, Math.max(500, heartbeatIntervalMs / 2)));
+      const r = await connector.testConnection(signal);
+      if (Date.now() - fingerprint.at > SCHEMA_FINGERPRINT_EVERY_MS) {
+        const d = await connector.describeSchema([], AbortSignal.timeout(30_000)).catch(() => undefined);
+        if (d) fingerprint = { value: d.fingerprint, at: Date.now() };
+      }
+      return { reachable: true, latencyMs: r.databaseLatencyMs, error: "" };
+    } catch (error) {
+      return { reachable: false, latencyMs: 0, error: DrayError.from(error).message };
+    }
+  }
+
+  async function heartbeatLoop() {
+    while (!stopController.signal.aborted) {
+      const db = await probeDatabase();
+      try {
+        const response = await gateway.client.heartbeat(
+          {
+            agent: info(),
+            databaseReachable: db.reachable,
+            databaseLatencyMs: db.latencyMs,
+            databaseError: db.error,
+            schemaFingerprint: fingerprint.value,
+            tasksInFlight: inFlight.size,
+            draining: state === "draining",
+          },
+          { signal: within(Math.max(2_000, heartbeatIntervalMs), stopController.signal) },
+        );
+        if (response.heartbeatIntervalMs) heartbeatIntervalMs = response.heartbeatIntervalMs;
+      } catch (error) {
+        if (stopController.signal.aborted) return;
+        if (isAuthError(error)) return fail(new DrayError("unauthenticated", (error as ClientError).details));
+        logger.warn("heartbeat failed", { error: String(error) });
+      }
+      await sleep(heartbeatIntervalMs, stopController.signal).catch(() => {});
+    }
+  }
+
+  async function complete(taskId: string, outcome: Awaited<ReturnType<typeof runTask>>, durationMs: number) {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      try {
+        await gateway.client.completeTask(
+          { taskId, outcome, durationMs },
+          { signal: within(30_000) },
+        );
+        return;
+      } catch (error) {
+        if (isAuthError(error) || attempt === 4) {
+          logger.warn("could not return a task result", { taskId, error: String(error) });
+          return;
+        }
+        await sleep(backoffDelay(attempt, { initialMs: 200, maxMs: 2_000 }));
+      }
+    }
+  }
+
+  function startTask(task: Task) {
+    const controller = new AbortController();
+    const started = performance.now();
+    const promise = (async () => {
+      const outcome =
+        state === "draining"
+          ? {
+              case: "error" as const,
+              value: { code: 14, message: "the agent is draining and takes no new tasks", retryable: true, sqlState: "" },
+            }
+          : inFlight.size > config.maxTasks
+            ? {
+                case: "error" as const,
+                value: { code: 8, message: "the agent is at its task limit", retryable: true, sqlState: "" },
+              }
+            : await runTask(connector, task, controller.signal);
+      await complete(task.taskId, outcome, Math.round(performance.now() - started));
+    })().finally(() => inFlight.delete(task.taskId));
+    inFlight.set(task.taskId, { controller, promise });
+  }
+
+  async function workLoop() {
+    for (let attempt = 0; !stopController.signal.aborted; ) {
+      const opened = Date.now();
+      try {
+        const stream = gateway.client.openWorkStream(
+          { agent: info(), maxConcurrentTasks: config.maxTasks },
+          { signal: stopController.signal },
+        );
+        for await (const message of stream) {
+          attempt = 0;
+          if (message.kind.case === "task") startTask(message.kind.value);
+          else if (message.kind.case === "cancel") {
+            const { taskId, reason } = message.kind.value;
+            inFlight.get(taskId)?.controller.abort(new DrayError("cancelled", reason || "cancelled by the control plane"));
+          }
+        }
+      } catch (error) {
+        if (stopController.signal.aborted) return;
+        if (isAuthError(error)) return fail(new DrayError("unauthenticated", (error as ClientError).details));
+        logger.warn("work stream lost", { error: error instanceof ClientError ? error.details : String(error) });
+      }
+      if (Date.now() - opened > 5_000) attempt = 0;
+      const delay = backoffDelay(attempt++, { initialMs: 250, maxMs: 15_000 });
+      await sleep(delay, stopController.signal).catch(() => {});
+    }
+  }
+
+  const agent: Agent = {
+    get state() {
+      return state;
+    },
+    done,
+
+    async start() {
+      let stored = await credentials.load();
+      if (!stored) stored = await enroll();
+      else if (config.enrollmentToken) {
+        logger.info("using the stored credential; DRAY_ENROLLMENT_TOKEN is ignored", { agentId: stored.agentId });
+      }
+      gateway.setCredential(stored.credential);
+      setState("running");
+      void Promise.all([heartbeatLoop(), workLoop()]).then(() => {
+        if (state === "running") settle.resolve();
+      });
+    },
+
+    stop(reason = "shutdown") {
+      if (stopping) return stopping;
+      stopping = (async () => {
+        if (state === "failed" || state === "stopped") return;
+        setState("draining");
+        await gateway.client
+          .drain({ reason }, { signal: within(3_000) })
+          .catch((error) => logger.warn("could not announce the drain", { error: String(error) }));
+        const pending = [...inFlight.values()].map((t) => t.promise);
+        if (pending.length) {
+          logger.info("waiting for tasks in flight", { tasks: pending.length, timeoutMs: config.drainTimeoutMs });
+          const timedOut = await Promise.race([
+            Promise.allSettled(pending).then(() => false),
+            sleep(config.drainTimeoutMs).then(() => true),
+          ]);
+          if (timedOut) {
+            for (const t of inFlight.values()) t.controller.abort(new DrayError("cancelled", "the agent is shutting down"));
+            await Promise.allSettled([...inFlight.values()].map((t) => t.promise));
+          }
+        }
+        stopController.abort(new DrayError("cancelled", "agent stopped"));
+        gateway.close();
+        await connector.close().catch(() => {});
+        setState("stopped");
+        settle.resolve();
+      })();
+      return stopping;
+    },
+  };
+  return agent;
+}

@@ -1,0 +1,90 @@
+/**
+ * The agent's configuration: every variable is read here, once, and validated;
+ * nothing deeper reads process.env.
+ */
+import { hostname } from "node:os";
+import { z } from "zod";
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === "" ? undefined : v.trim()));
+
+const EnvSchema = z.object({
+  /** Address of the control plane's agent gateway: http://host:7070 (plain) or https://host:7070 (TLS). */
+  DRAY_CONTROL_PLANE_URL: z
+    .string({ message: "is required (e.g. http://127.0.0.1:7070)" })
+    .regex(/^(https?|grpcs?):\/\/[^/\s]+\/?$/, "must look like http://host:port or https://host:port"),
+  /** One-time token from POST /api/v1/environments; only needed until the agent has enrolled. */
+  DRAY_ENROLLMENT_TOKEN: optionalString,
+  /** The environment's database. */
+  DRAY_AGENT_DATABASE_URL: z
+    .string({ message: "is required (e.g. postgres://user@host:5432/db)" })
+    .regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL"),
+  /** Where the agent keeps its credential after enrolment. */
+  DRAY_AGENT_STATE_DIR: z.string().default("./.dray-agent"),
+  /** Name shown for this agent. Defaults to the host name. */
+  DRAY_AGENT_NAME: optionalString,
+  /** Tasks run at once. */
+  DRAY_AGENT_MAX_TASKS: z.coerce.number().int().min(1).max(64).default(4),
+  /** Connections to the environment's database. */
+  DRAY_AGENT_DB_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(6),
+  /** How long a graceful stop waits for tasks in flight before cancelling them. */
+  DRAY_AGENT_DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(30_000),
+  /** PEM CA bundle to trust for the control plane's certificate (TLS). */
+  DRAY_AGENT_TLS_CA_FILE: optionalString,
+  /** Client certificate and key (PEM) for mutual TLS. Both or neither. */
+  DRAY_AGENT_TLS_CERT_FILE: optionalString,
+  DRAY_AGENT_TLS_KEY_FILE: optionalString,
+  DRAY_LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+});
+
+/** The resolved configuration of one agent process. */
+export interface AgentConfig {
+  controlPlane: { address: string; tls: boolean };
+  enrollmentToken: string | undefined;
+  databaseUrl: string;
+  stateDir: string;
+  name: string;
+  maxTasks: number;
+  dbPoolSize: number;
+  drainTimeoutMs: number;
+  tls: { caFile?: string; certFile?: string; keyFile?: string };
+  logLevel: string;
+}
+
+/**
+ * Parses the environment. Throws an Error listing every problem by variable name.
+ *
+ * @example
+ * const config = loadAgentConfig(process.env);
+ */
+export function loadAgentConfig(env: NodeJS.ProcessEnv): AgentConfig {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
+    throw new Error(`invalid agent configuration:\n${lines.join("\n")}`);
+  }
+  const e = parsed.data;
+  if (Boolean(e.DRAY_AGENT_TLS_CERT_FILE) !== Boolean(e.DRAY_AGENT_TLS_KEY_FILE)) {
+    throw new Error("invalid agent configuration:\n  DRAY_AGENT_TLS_CERT_FILE and DRAY_AGENT_TLS_KEY_FILE must be set together");
+  }
+  const url = new URL(e.DRAY_CONTROL_PLANE_URL.replace(/^grpc(s?):/, "http$1:"));
+  const tls = url.protocol === "https:";
+  return {
+    controlPlane: { address: `${url.hostname}:${url.port || (tls ? "443" : "80")}`, tls },
+    enrollmentToken: e.DRAY_ENROLLMENT_TOKEN,
+    databaseUrl: e.DRAY_AGENT_DATABASE_URL,
+    stateDir: e.DRAY_AGENT_STATE_DIR,
+    name: e.DRAY_AGENT_NAME ?? hostname(),
+    maxTasks: e.DRAY_AGENT_MAX_TASKS,
+    dbPoolSize: e.DRAY_AGENT_DB_POOL_SIZE,
+    drainTimeoutMs: e.DRAY_AGENT_DRAIN_TIMEOUT_MS,
+    tls: {
+      ...(e.DRAY_AGENT_TLS_CA_FILE ? { caFile: e.DRAY_AGENT_TLS_CA_FILE } : {}),
+      ...(e.DRAY_AGENT_TLS_CERT_FILE ? { certFile: e.DRAY_AGENT_TLS_CERT_FILE } : {}),
+      ...(e.DRAY_AGENT_TLS_KEY_FILE ? { keyFile: e.DRAY_AGENT_TLS_KEY_FILE } : {}),
+    },
+    logLevel: e.DRAY_LOG_LEVEL,
+  };
+}

@@ -1,0 +1,59 @@
+/**
+ * dray-agent: the process installed next to an environment's database.
+ * Only this file reads process.env (through config.ts) and handles signals.
+ */
+import { createPinoLogger, DRAY_VERSION, isDrayError } from "@dray/common";
+import { createAgent } from "./agent.js";
+import { loadAgentConfig } from "./config.js";
+import { createPostgresConnector } from "./connectors/postgres/index.js";
+import { createCredentialStore } from "./credential-store.js";
+import { connectGateway } from "./gateway-client.js";
+
+async function main(): Promise<number> {
+  let config: ReturnType<typeof loadAgentConfig>;
+  try {
+    config = loadAgentConfig(process.env);
+  } catch (error) {
+    process.stderr.write(`dray-agent: ${(error as Error).message}\n`);
+    return 2;
+  }
+  const logger = createPinoLogger({ name: "dray-agent", level: config.logLevel }).child({ agent: config.name });
+  logger.info("starting", { version: DRAY_VERSION, controlPlane: config.controlPlane.address });
+  const connector = createPostgresConnector({ url: config.databaseUrl, maxConnections: config.dbPoolSize, logger });
+  const gateway = await connectGateway(config);
+  const agent = createAgent({
+    config,
+    connector,
+    gateway,
+    credentials: createCredentialStore(config.stateDir),
+    logger,
+  });
+
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals++;
+    if (signals > 1) {
+      logger.warn("second signal: exiting now", { signal });
+      process.exit(1);
+    }
+    logger.info("signal received: draining", { signal });
+    void agent.stop(`received ${signal}`);
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+
+  try {
+    await agent.start();
+    await agent.done;
+    logger.info("stopped");
+    return 0;
+  } catch (error) {
+    const message = isDrayError(error) ? error.message : String(error);
+    logger.error("agent failed", { error: message });
+    process.stderr.write(`dray-agent: ${message}\n`);
+    await agent.stop().catch(() => {});
+    return 1;
+  }
+}
+
+process.exitCode = await main();

@@ -1,0 +1,202 @@
+import { type MessageInitShape } from "@bufbuild/protobuf";
+import { DrayError, grpcStatusOf, linkedAbortController } from "@dray/common";
+import {
+  type Condition as WireCondition,
+  ConditionOperator,
+  type CompleteTaskRequestSchema,
+  type RowBatch as WireRowBatch,
+  RejectPolicy,
+  RowEncoding,
+  type Task,
+  type TaskResultSchema,
+  WriteStrategy,
+} from "@dray/proto";
+import type { Condition, ConditionOperator as Operator, Connector, EntityName, RowBatch } from "./connector.js";
+
+type TaskResultInit = MessageInitShape<typeof TaskResultSchema>;
+type Outcome = MessageInitShape<typeof CompleteTaskRequestSchema>["outcome"];
+
+const OPERATORS: Record<ConditionOperator, Operator | undefined> = {
+  [ConditionOperator.UNSPECIFIED]: undefined,
+  [ConditionOperator.EQ]: "eq",
+  [ConditionOperator.NEQ]: "neq",
+  [ConditionOperator.LT]: "lt",
+  [ConditionOperator.LTE]: "lte",
+  [ConditionOperator.GT]: "gt",
+  [ConditionOperator.GTE]: "gte",
+  [ConditionOperator.IS_NULL]: "is_null",
+  [ConditionOperator.IS_NOT_NULL]: "is_not_null",
+  [ConditionOperator.IN]: "in",
+};
+
+function conditions(where: WireCondition[]): Condition[] {
+  return where.map((c) => {
+    const operator = OPERATORS[c.operator];
+    if (!operator) throw new DrayError("invalid_argument", `condition on "${c.field}" has no operator`);
+    return { field: c.field, operator, values: [...c.values] };
+  });
+}
+
+function entityOf(ref: { schema: string; name: string } | undefined): EntityName {
+  if (!ref?.name) throw new DrayError("invalid_argument", "the task names no entity");
+  return { schema: ref.schema || "public", name: ref.name };
+}
+
+function rowsFromWire(rows: WireRowBatch | undefined): RowBatch {
+  if (!rows) return { encoding: "copy_text", fields: [], rowCount: 0, data: new Uint8Array() };
+  if (rows.encoding !== RowEncoding.COPY_TEXT) {
+    throw new DrayError("invalid_argument", `unsupported row encoding ${RowEncoding[rows.encoding] ?? rows.encoding}`);
+  }
+  return { encoding: "copy_text", fields: [...rows.fields], rowCount: rows.rowCount, data: rows.data };
+}
+
+/** Bytes kept free in a read result for everything but the row data. */
+const RESULT_OVERHEAD_BYTES = 64 * 1024;
+
+/**
+ * Runs one task against the connector and returns its wire outcome. The task's
+ * deadline and the caller's signal (cancel, drain) both abort it. Never throws:
+ * failures become a TaskError with the DrayError's code and retryable flag.
+ */
+export async function runTask(connector: Connector, task: Task, signal: AbortSignal): Promise<Outcome> {
+  const deadlineMs = Number(task.deadlineUnixMs);
+  const remaining = deadlineMs > 0 ? deadlineMs - Date.now() : 60_000;
+  const { controller, dispose } = linkedAbortController(
+    signal,
+    AbortSignal.timeout(Math.max(1, remaining)),
+  );
+  try {
+    const result = await execute(connector, task, controller.signal, Number(task.maxResultBytes) || 32 * 1024 * 1024);
+    return { case: "result", value: result };
+  } catch (error) {
+    let e = DrayError.from(error);
+    if (e.code === "cancelled" && Date.now() >= deadlineMs && deadlineMs > 0) {
+      e = new DrayError("deadline_exceeded", "the task's deadline passed", { retryable: true });
+    }
+    const details = e.details as { sqlState?: string } | undefined;
+    return {
+      case: "error",
+      value: {
+        code: grpcStatusOf(e.code),
+        message: e.message,
+        retryable: e.retryable,
+        sqlState: typeof details?.sqlState === "string" ? details.sqlState : "",
+      },
+    };
+  } finally {
+    dispose();
+  }
+}
+
+async function execute(connector: Connector, task: Task, signal: AbortSignal, maxResultBytes: number): Promise<TaskResultInit> {
+  const kind = task.kind;
+  switch (kind.case) {
+    case "testConnection":
+      return { kind: { case: "testConnection", value: await connector.testConnection(signal) } };
+    case "describeSchema": {
+      const d = await connector.describeSchema([...kind.value.schemas], signal);
+      return {
+        kind: {
+          case: "describeSchema",
+          value: {
+            fingerprint: d.fingerprint,
+            entities: d.entities.map((e) => ({
+              schema: e.schema,
+              name: e.name,
+              fields: e.fields,
+              primaryKey: e.primaryKey,
+              references: e.references,
+              estimatedRows: BigInt(Math.trunc(e.estimatedRows)),
+            })),
+          },
+        },
+      };
+    }
+    case "count": {
+      const count = await connector.count(entityOf(kind.value.entity), conditions(kind.value.where), signal);
+      return { kind: { case: "count", value: { count: BigInt(count) } } };
+    }
+    case "readBatch": {
+      const r = kind.value;
+      const budget = Math.max(1024, Math.min(Number(r.maxBytes) || maxResultBytes, maxResultBytes - RESULT_OVERHEAD_BYTES));
+      const result = await connector.readBatch(
+        {
+          entity: entityOf(r.entity),
+          fields: [...r.fields],
+          keyFields: [...r.keyFields],
+          after: r.after ? [...r.after.values] : null,
+          maxRows: r.maxRows || 10_000,
+          maxBytes: budget,
+          where: conditions(r.where),
+        },
+        signal,
+      );
+      return {
+        kind: {
+          case: "readBatch",
+          value: {
+            rows: {
+              encoding: RowEncoding.COPY_TEXT,
+              fields: result.rows.fields,
+              rowCount: result.rows.rowCount,
+              data: result.rows.data,
+            },
+            ...(result.last ? { last: { values: result.last } } : {}),
+            done: result.done,
+          },
+        },
+      };
+    }
+    case "writeBatch": {
+      const w = kind.value;
+      if (!w.batchId) throw new DrayError("invalid_argument", "a write batch needs a batch id");
+      if (w.strategy !== WriteStrategy.INSERT && w.strategy !== WriteStrategy.MERGE) {
+        throw new DrayError("invalid_argument", "a write batch needs the strategy insert or merge");
+      }
+      const result = await connector.writeBatch(
+        {
+          batchId: w.batchId,
+          entity: entityOf(w.entity),
+          strategy: w.strategy === WriteStrategy.INSERT ? "insert" : "merge",
+          keyFields: [...w.keyFields],
+          rows: rowsFromWire(w.rows),
+          rejectPolicy: w.rejectPolicy === RejectPolicy.FAIL ? "fail" : "isolate",
+        },
+        signal,
+      );
+      return {
+        kind: {
+          case: "writeBatch",
+          value: {
+            alreadyCommitted: result.alreadyCommitted,
+            created: result.created,
+            updated: result.updated,
+            rejected: result.rejected,
+            rejectedRecords: result.rejectedRecords.map((r) => ({
+              key: r.key,
+              field: r.field ?? "",
+              message: r.message,
+              sqlState: r.sqlState ?? "",
+            })),
+          },
+        },
+      };
+    }
+    case "cleanEntity": {
+      const deleted = await connector.cleanEntity(entityOf(kind.value.entity), signal);
+      return { kind: { case: "cleanEntity", value: { deleted: BigInt(deleted) } } };
+    }
+    case "deleteRecords": {
+      const d = kind.value;
+      const deleted = await connector.deleteRecords(
+        entityOf(d.entity),
+        [...d.keyFields],
+        d.keys.map((k) => [...k.values]),
+        signal,
+      );
+      return { kind: { case: "deleteRecords", value: { deleted: BigInt(deleted) } } };
+    }
+    case undefined:
+      throw new DrayError("unimplemented", "the task has no kind this agent knows: upgrade the agent");
+  }
+}

@@ -1,0 +1,27 @@
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+
+/** SHA-256 hex of a secret; only this is stored. */
+export function hashSecret(secret: string): string {
+  return createHash("sha256").update(secret, "utf8").digest("hex");
+}
+
+/** A new agent credential `<agentId>.<secret>` (256 random bits). */
+export function newAgentCredential(agentId: string): { credential: string; hash: string } {
+  const secret = randomBytes(32).toString("base64url");
+  return { credential: `${agentId}.${secret}`, hash: hashSecret(secret) };
+}
+
+/** Splits `Bearer <agentId>.<secret>`; undefined when malformed. */
+export function parseAgentCredential(authorization: string | undefined): { agentId: string; secret: string } | undefined {
+  if (!authorization) return undefined;
+  const match = /^Bearer ([0-9a-f-]{36})\.([A-Za-z0-9_-]{20,})$/.exec(authorization.trim());
+  if (!match) return undefined;
+  return { agentId: match[1]!, secret: match[2]! };
+}
+
+/** Constant-time comparison of a presented secret with a stored hash. */
+export function secretMatches(secret: string, storedHash: string): boolean {
+  const a = Buffer.from(hashSecret(secret), "hex");
+  const b = Buffer.from(storedHash, "hex");
+  return a.length === b.length && timingSafeEqual(a, b);
+}

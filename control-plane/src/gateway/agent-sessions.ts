@@ -1,0 +1,216 @@
+import { randomUUID } from "node:crypto";
+import { codeOfGrpcStatus, DrayError, type Logger } from "@dray/common";
+import type { OpenWorkStreamResponse, Task, TaskError, TaskResult } from "@dray/proto";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { OpenWorkStreamResponseSchema, TaskSchema } from "@dray/proto";
+import { AsyncQueue } from "./async-queue.js";
+
+/** The kinds of task the control plane can send. */
+export type TaskKind = NonNullable<Task["kind"]["case"]>;
+type TaskInit = MessageInitShape<typeof TaskSchema>;
+type TaskKindInit = NonNullable<TaskInit["kind"]>;
+/** The payload of a task of kind K, as accepted by `dispatch`. */
+export type TaskPayload<K extends TaskKind> = Extract<TaskKindInit, { case: K }>["value"];
+/** The result of a task of kind K. */
+export type TaskResultOf<K extends TaskKind> = Extract<TaskResult["kind"], { case: K }>["value"];
+
+/** Options of {@link AgentSessions.dispatch}. */
+export interface DispatchOptions {
+  signal?: AbortSignal;
+  /** Deadline for the whole task; always set. @default 30000 */
+  timeoutMs?: number;
+  /** Byte budget for the result. @default 32 MiB */
+  maxResultBytes?: number;
+}
+
+interface PendingTask {
+  kind: TaskKind;
+  resolve: (result: TaskResult) => void;
+  reject: (error: DrayError) => void;
+}
+
+/** One connected agent and its work stream. */
+export interface AgentSession {
+  readonly agentId: string;
+  readonly environmentId: string;
+  readonly organisationId: string;
+  readonly environmentName: string;
+  readonly maxConcurrentTasks: number;
+  readonly stream: AsyncQueue<MessageInitShape<typeof OpenWorkStreamResponseSchema>>;
+  readonly pending: Map<string, PendingTask>;
+  draining: boolean;
+}
+
+/**
+ * The agents connected to this control-plane replica, and the tasks in flight
+ * on each. `dispatch` pushes a task down the agent's work stream and resolves
+ * with the result the agent returns through CompleteTask.
+ */
+export class AgentSessions {
+  private readonly byEnvironment = new Map<string, AgentSession>();
+
+  constructor(private readonly logger: Logger) {}
+
+  /** Registers the work stream of an agent, replacing (and closing) an older one of the same environment. */
+  open(info: Omit<AgentSession, "stream" | "pending" | "draining">): AgentSession {
+    const previous = this.byEnvironment.get(info.environmentId);
+    if (previous) this.close(previous, "replaced by a newer work stream");
+    const session: AgentSession = { ...info, stream: new AsyncQueue(), pending: new Map(), draining: false };
+    this.byEnvironment.set(info.environmentId, session);
+    this.logger.info("agent connected", { agentId: info.agentId, environmentId: info.environmentId });
+    return session;
+  }
+
+  /** Closes a session: its stream ends and every task in flight fails `unavailable` (retryable). */
+  close(session: AgentSession, reason: string): void {
+    if (this.byEnvironment.get(session.environmentId) === session) this.byEnvironment.delete(session.environmentId);
+    session.stream.close();
+    for (const [taskId, pending] of session.pending) {
+      pending.reject(
+        new DrayError("unavailable", `the agent of environment "${session.environmentName}" disconnected: ${reason}`, {
+          retryable: true,
+          details: { taskId },
+        }),
+      );
+    }
+    session.pending.clear();
+    this.logger.info("agent disconnected", { agentId: session.agentId, environmentId: session.environmentId, reason });
+  }
+
+  get(environmentId: string): AgentSession | undefined {
+    return this.byEnvironment.get(environmentId);
+  }
+
+  /** True when an agent of the environment has an open work stream here and is not draining. */
+  isConnected(environmentId: string): boolean {
+    const s = this.byEnvironment.get(environmentId);
+    return s !== undefined && !s.draining;
+  }
+
+  /** Marks the environment's agent as draining: it gets no new tasks. */
+  markDraining(agentId: string): AgentSession | undefined {
+    for (const s of this.byEnvironment.values()) {
+      if (s.agentId === agentId) {
+        s.draining = true;
+        return s;
+      }
+    }
+    return undefined;
+  }
+
+  /** Number of tasks in flight on the environment's agent. */
+  inFlight(environmentId: string): number {
+    return this.byEnvironment.get(environmentId)?.pending.size ?? 0;
+  }
+
+  /**
+   * Sends one task to the environment's agent and waits for its result.
+   * Rejects with `unavailable` when no agent is connected, `deadline_exceeded`
+   * after the timeout, `cancelled` when the signal aborts (the agent is told
+   * to cancel), or the agent's own error.
+   */
+  async dispatch<K extends TaskKind>(
+    environmentId: string,
+    kind: K,
+    payload: TaskPayload<K>,
+    options: DispatchOptions = {},
+  ): Promise<TaskResultOf<K>> {
+    const session = this.byEnvironment.get(environmentId);
+    if (!session || session.draining) {
+      throw new DrayError(
+        "unavailable",
+        session
+          ? "the environment's agent is shutting down; wait for it to reconnect, then retry"
+          : "the environment has no connected agent: start dray-agent with its enrollment token (or check that it is running and can reach the control plane), then retry",
+        { retryable: true, details: { environmentId } },
+      );
+    }
+    if (options.signal?.aborted) throw new DrayError("cancelled", "the task was cancelled before it was sent");
+    const taskId = randomUUID();
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    const deadline = Date.now() + timeoutMs;
+    const result = await new Promise<TaskResult>((resolve, reject) => {
+      const cleanup = () => {
+        clearTimeout(timer);
+        options.signal?.removeEventListener("abort", onAbort);
+        session.pending.delete(taskId);
+      };
+      const cancelOnAgent = (reason: string) => {
+        session.stream.push({ kind: { case: "cancel", value: { taskId, reason } } });
+      };
+      const onAbort = () => {
+        cleanup();
+        cancelOnAgent("cancelled by the control plane");
+        reject(new DrayError("cancelled", "the task was cancelled", { details: { taskId } }));
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        cancelOnAgent("deadline exceeded");
+        reject(
+          new DrayError("deadline_exceeded", `the agent did not answer within ${timeoutMs} ms`, {
+            retryable: true,
+            details: { taskId, kind },
+          }),
+        );
+      }, timeoutMs);
+      options.signal?.addEventListener("abort", onAbort, { once: true });
+      session.pending.set(taskId, {
+        kind,
+        resolve: (r) => {
+          cleanup();
+          resolve(r);
+        },
+        reject: (e) => {
+          cleanup();
+          reject(e);
+        },
+      });
+      session.stream.push({
+        kind: {
+          case: "task",
+          value: {
+            taskId,
+            deadlineUnixMs: BigInt(deadline),
+            maxResultBytes: BigInt(options.maxResultBytes ?? 32 * 1024 * 1024),
+            kind: { case: kind, value: payload } as TaskKindInit,
+          },
+        },
+      });
+    });
+    if (result.kind.case !== kind) {
+      throw new DrayError("internal", `the agent answered a ${kind} task with ${result.kind.case ?? "nothing"}`);
+    }
+    return result.kind.value as TaskResultOf<K>;
+  }
+
+  /**
+   * Delivers a result from CompleteTask. Returns false when nobody waits for
+   * the task any more (cancelled, timed out, unknown, or another agent's).
+   */
+  complete(agentId: string, taskId: string, outcome: { result?: TaskResult; error?: TaskError }): boolean {
+    for (const session of this.byEnvironment.values()) {
+      if (session.agentId !== agentId) continue;
+      const pending = session.pending.get(taskId);
+      if (!pending) return false;
+      if (outcome.error) {
+        pending.reject(
+          new DrayError(codeOfGrpcStatus(outcome.error.code), outcome.error.message || "the agent reported an error", {
+            retryable: outcome.error.retryable,
+            details: outcome.error.sqlState ? { sqlState: outcome.error.sqlState } : undefined,
+          }),
+        );
+      } else if (outcome.result) {
+        pending.resolve(outcome.result);
+      } else {
+        pending.reject(new DrayError("internal", "the agent completed a task with neither result nor error"));
+      }
+      return true;
+    }
+    return false;
+  }
+
+  /** Closes every session (shutdown). */
+  closeAll(reason: string): void {
+    for (const s of [...this.byEnvironment.values()]) this.close(s, reason);
+  }
+}

@@ -1,0 +1,55 @@
+import type { Entity } from "@dray/proto";
+import type { EntitySnapshot, SchemaSnapshot } from "../environments/schema-snapshot.js";
+import type { AgentSessions } from "./agent-sessions.js";
+import type { EnvironmentAgents } from "./environment-agents.js";
+
+/** Converts a described entity from the wire into the stored snapshot shape. */
+export function entitySnapshotOf(entity: Entity): EntitySnapshot {
+  return {
+    entity: `${entity.schema}.${entity.name}`,
+    schema: entity.schema,
+    name: entity.name,
+    fields: entity.fields.map((f) => ({
+      name: f.name,
+      type: f.type,
+      nullable: f.nullable,
+      hasDefault: f.hasDefault,
+      generated: f.generated,
+    })),
+    primaryKey: [...entity.primaryKey],
+    references: entity.references.map((r) => ({
+      name: r.name,
+      fields: [...r.fields],
+      referencedEntity: `${r.referencedEntity?.schema}.${r.referencedEntity?.name}`,
+      referencedFields: [...r.referencedFields],
+    })),
+    estimatedRows: Number(entity.estimatedRows),
+  };
+}
+
+/** {@link EnvironmentAgents} over the agent gateway's sessions. */
+export function createEnvironmentAgents(sessions: AgentSessions): EnvironmentAgents {
+  return {
+    isConnected: (environmentId) => sessions.isConnected(environmentId),
+
+    async testConnection(environmentId, signal) {
+      const started = performance.now();
+      const result = await sessions.dispatch(environmentId, "testConnection", {}, { timeoutMs: 10_000, signal });
+      return {
+        roundTripMs: Math.round(performance.now() - started),
+        databaseLatencyMs: result.databaseLatencyMs,
+        serverVersion: result.serverVersion,
+        databaseName: result.databaseName,
+      };
+    },
+
+    async describeSchema(environmentId, signal): Promise<SchemaSnapshot> {
+      const result = await sessions.dispatch(environmentId, "describeSchema", { schemas: [] }, { timeoutMs: 60_000, signal });
+      return {
+        capturedAt: new Date().toISOString(),
+        fingerprint: result.fingerprint,
+        entities: result.entities.map(entitySnapshotOf),
+      };
+    },
+  };
+}

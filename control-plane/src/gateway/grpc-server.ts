@@ -1,0 +1,60 @@
+import { readFile } from "node:fs/promises";
+import type { Logger } from "@dray/common";
+import { agentGatewayDefinition, MAX_GRPC_MESSAGE_BYTES } from "@dray/proto";
+import { createServer, type Server, type ServiceImplementation } from "nice-grpc";
+import { ServerCredentials } from "@grpc/grpc-js";
+import type { AgentGatewayDefinition } from "@dray/proto";
+
+/** Options of {@link startGrpcServer}. */
+export interface GrpcServerOptions {
+  host: string;
+  port: number;
+  tls?: { certFile: string; keyFile: string };
+  logger: Logger;
+}
+
+/** A listening gRPC server and the port it bound. */
+export interface RunningGrpcServer {
+  port: number;
+  server: Server;
+  /** Stops accepting calls, waits up to `graceMs` for calls to end, then forces. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/**
+ * Starts the agent gateway. Keepalive pings detect dead agents within about
+ * 30 s at the transport level; health uses heartbeats (see health-rules.ts).
+ */
+export async function startGrpcServer(
+  service: ServiceImplementation<AgentGatewayDefinition>,
+  options: GrpcServerOptions,
+): Promise<RunningGrpcServer> {
+  const server = createServer({
+    "grpc.max_receive_message_length": MAX_GRPC_MESSAGE_BYTES,
+    "grpc.max_send_message_length": MAX_GRPC_MESSAGE_BYTES,
+    "grpc.keepalive_time_ms": 20_000,
+    "grpc.keepalive_timeout_ms": 10_000,
+    "grpc.keepalive_permit_without_calls": 1,
+    "grpc.http2.min_ping_interval_without_data_ms": 5_000,
+  });
+  server.add(agentGatewayDefinition, service);
+  const credentials = options.tls
+    ? ServerCredentials.createSsl(null, [
+        { cert_chain: await readFile(options.tls.certFile), private_key: await readFile(options.tls.keyFile) },
+      ])
+    : ServerCredentials.createInsecure();
+  const port = await server.listen(`${options.host}:${options.port}`, credentials);
+  options.logger.info("agent gateway listening", { address: `${options.host}:${port}`, tls: Boolean(options.tls) });
+  return {
+    port,
+    server,
+    async stop(graceMs = 5_000) {
+      const forced = setTimeout(() => server.forceShutdown(), graceMs);
+      try {
+        await server.shutdown();
+      } finally {
+        clearTimeout(forced);
+      }
+    },
+  };
+}
