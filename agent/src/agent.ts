@@ -84,7 +84,8 @@ export function createAgent(deps: AgentDeps): Agent {
   }
 
   const isAuthError = (error: unknown) =>
-    error instanceof ClientError && (error.code === Status.UNAUTHENTICATED || error.code === Status.PERMISSION_DENIED);
+    error instanceof ClientError &&
+    (error.code === Status.UNAUTHENTICATED || error.code === Status.PERMISSION_DENIED);
 
   async function enroll(): Promise<StoredCredential> {
     const token = config.enrollmentToken;
@@ -113,7 +114,11 @@ export function createAgent(deps: AgentDeps): Agent {
         logger.info("enrolled", { agentId: stored.agentId, environmentId: stored.environmentId });
         return stored;
       } catch (error) {
-        if (error instanceof ClientError && error.code !== Status.UNAVAILABLE && error.code !== Status.DEADLINE_EXCEEDED) {
+        if (
+          error instanceof ClientError &&
+          error.code !== Status.UNAVAILABLE &&
+          error.code !== Status.DEADLINE_EXCEEDED
+        ) {
           throw new DrayError("unauthenticated", `enrolment refused: ${error.details}`);
         }
         if (stopController.signal.aborted) throw DrayError.from(error);
@@ -167,10 +172,7 @@ export function createAgent(deps: AgentDeps): Agent {
   async function complete(taskId: string, outcome: Awaited<ReturnType<typeof runTask>>, durationMs: number) {
     for (let attempt = 0; attempt < 5; attempt++) {
       try {
-        await gateway.client.completeTask(
-          { taskId, outcome, durationMs },
-          { signal: within(30_000) },
-        );
+        await gateway.client.completeTask({ taskId, outcome, durationMs }, { signal: within(30_000) });
         return;
       } catch (error) {
         if (isAuthError(error) || attempt === 4) {
@@ -190,7 +192,12 @@ export function createAgent(deps: AgentDeps): Agent {
         state === "draining"
           ? {
               case: "error" as const,
-              value: { code: 14, message: "the agent is draining and takes no new tasks", retryable: true, sqlState: "" },
+              value: {
+                code: 14,
+                message: "the agent is draining and takes no new tasks",
+                retryable: true,
+                sqlState: "",
+              },
             }
           : inFlight.size > config.maxTasks
             ? {
@@ -216,13 +223,17 @@ export function createAgent(deps: AgentDeps): Agent {
           if (message.kind.case === "task") startTask(message.kind.value);
           else if (message.kind.case === "cancel") {
             const { taskId, reason } = message.kind.value;
-            inFlight.get(taskId)?.controller.abort(new DrayError("cancelled", reason || "cancelled by the control plane"));
+            inFlight
+              .get(taskId)
+              ?.controller.abort(new DrayError("cancelled", reason || "cancelled by the control plane"));
           }
         }
       } catch (error) {
         if (stopController.signal.aborted) return;
         if (isAuthError(error)) return fail(new DrayError("unauthenticated", (error as ClientError).details));
-        logger.warn("work stream lost", { error: error instanceof ClientError ? error.details : String(error) });
+        logger.warn("work stream lost", {
+          error: error instanceof ClientError ? error.details : String(error),
+        });
       }
       if (Date.now() - opened > 5_000) attempt = 0;
       const delay = backoffDelay(attempt++, { initialMs: 250, maxMs: 15_000 });
@@ -240,7 +251,9 @@ export function createAgent(deps: AgentDeps): Agent {
       let stored = await credentials.load();
       if (!stored) stored = await enroll();
       else if (config.enrollmentToken) {
-        logger.info("using the stored credential; DRAY_ENROLLMENT_TOKEN is ignored", { agentId: stored.agentId });
+        logger.info("using the stored credential; DRAY_ENROLLMENT_TOKEN is ignored", {
+          agentId: stored.agentId,
+        });
       }
       gateway.setCredential(stored.credential);
       setState("running");
@@ -259,13 +272,17 @@ export function createAgent(deps: AgentDeps): Agent {
           .catch((error) => logger.warn("could not announce the drain", { error: String(error) }));
         const pending = [...inFlight.values()].map((t) => t.promise);
         if (pending.length) {
-          logger.info("waiting for tasks in flight", { tasks: pending.length, timeoutMs: config.drainTimeoutMs });
+          logger.info("waiting for tasks in flight", {
+            tasks: pending.length,
+            timeoutMs: config.drainTimeoutMs,
+          });
           const timedOut = await Promise.race([
             Promise.allSettled(pending).then(() => false),
             sleep(config.drainTimeoutMs).then(() => true),
           ]);
           if (timedOut) {
-            for (const t of inFlight.values()) t.controller.abort(new DrayError("cancelled", "the agent is shutting down"));
+            for (const t of inFlight.values())
+              t.controller.abort(new DrayError("cancelled", "the agent is shutting down"));
             await Promise.allSettled([...inFlight.values()].map((t) => t.promise));
           }
         }

@@ -12,7 +12,9 @@ describe("loadAgentConfig", () => {
     expect(c.controlPlane).toEqual({ address: "127.0.0.1:7070", tls: false });
     expect(c.stateDir).toBe("./.dray-agent");
     expect(c.maxTasks).toBe(4);
-    expect(loadAgentConfig({ ...base, DRAY_CONTROL_PLANE_URL: "https://cp.example:443" }).controlPlane.tls).toBe(true);
+    expect(
+      loadAgentConfig({ ...base, DRAY_CONTROL_PLANE_URL: "https://cp.example:443" }).controlPlane.tls,
+    ).toBe(true);
   });
   it("lists every problem by variable name", () => {
     expect(() => loadAgentConfig({ DRAY_CONTROL_PLANE_URL: "ftp://x" })).toThrow(

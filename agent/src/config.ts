@@ -67,7 +67,9 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv): AgentConfig {
   }
   const e = parsed.data;
   if (Boolean(e.DRAY_AGENT_TLS_CERT_FILE) !== Boolean(e.DRAY_AGENT_TLS_KEY_FILE)) {
-    throw new Error("invalid agent configuration:\n  DRAY_AGENT_TLS_CERT_FILE and DRAY_AGENT_TLS_KEY_FILE must be set together");
+    throw new Error(
+      "invalid agent configuration:\n  DRAY_AGENT_TLS_CERT_FILE and DRAY_AGENT_TLS_KEY_FILE must be set together",
+    );
   }
   const url = new URL(e.DRAY_CONTROL_PLANE_URL.replace(/^grpc(s?):/, "http$1:"));
   const tls = url.protocol === "https:";

@@ -148,7 +148,12 @@ export interface Connector {
   /** Deletes every row of the entity in one transaction; returns the count. */
   cleanEntity(entity: EntityName, signal: AbortSignal): Promise<number>;
   /** Deletes the rows with these keys; returns the count. */
-  deleteRecords(entity: EntityName, keyFields: string[], keys: string[][], signal: AbortSignal): Promise<number>;
+  deleteRecords(
+    entity: EntityName,
+    keyFields: string[],
+    keys: string[][],
+    signal: AbortSignal,
+  ): Promise<number>;
   /** Closes pools; further calls reject. */
   close(): Promise<void>;
 }

@@ -25,11 +25,15 @@ export function createCredentialStore(stateDir: string) {
         text = await readFile(path, "utf8");
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-        throw new DrayError("failed_precondition", `cannot read the agent credential at ${path}: ${String(error)}`);
+        throw new DrayError(
+          "failed_precondition",
+          `cannot read the agent credential at ${path}: ${String(error)}`,
+        );
       }
       try {
         const value = JSON.parse(text) as StoredCredential;
-        if (typeof value.agentId !== "string" || typeof value.credential !== "string") throw new Error("missing fields");
+        if (typeof value.agentId !== "string" || typeof value.credential !== "string")
+          throw new Error("missing fields");
         return value;
       } catch (error) {
         throw new DrayError(

@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { agentGatewayDefinition, MAX_GRPC_MESSAGE_BYTES, type AgentGatewayDefinition } from "@dray/proto";
+import { type AgentGatewayDefinition, agentGatewayDefinition, MAX_GRPC_MESSAGE_BYTES } from "@dray/proto";
 import { ChannelCredentials } from "@grpc/grpc-js";
 import { type Channel, type Client, createChannel, createClientFactory, Metadata } from "nice-grpc";
 import type { AgentConfig } from "./config.js";
@@ -14,7 +14,9 @@ export interface GatewayConnection {
 }
 
 /** Opens a channel to the control plane with keepalive, size limits and optional (m)TLS. */
-export async function connectGateway(config: Pick<AgentConfig, "controlPlane" | "tls">): Promise<GatewayConnection> {
+export async function connectGateway(
+  config: Pick<AgentConfig, "controlPlane" | "tls">,
+): Promise<GatewayConnection> {
   const credentials = config.controlPlane.tls
     ? ChannelCredentials.createSsl(
         config.tls.caFile ? await readFile(config.tls.caFile) : null,

@@ -6,6 +6,6 @@
 export { type Agent, type AgentDeps, type AgentState, createAgent } from "./agent.js";
 export { type AgentConfig, loadAgentConfig } from "./config.js";
 export type * from "./connector.js";
-export { createCredentialStore, type CredentialStore, type StoredCredential } from "./credential-store.js";
+export { type CredentialStore, createCredentialStore, type StoredCredential } from "./credential-store.js";
 export { connectGateway, type GatewayConnection } from "./gateway-client.js";
 export { runTask } from "./task-runner.js";

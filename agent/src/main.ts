@@ -17,9 +17,15 @@ async function main(): Promise<number> {
     process.stderr.write(`dray-agent: ${(error as Error).message}\n`);
     return 2;
   }
-  const logger = createPinoLogger({ name: "dray-agent", level: config.logLevel }).child({ agent: config.name });
+  const logger = createPinoLogger({ name: "dray-agent", level: config.logLevel }).child({
+    agent: config.name,
+  });
   logger.info("starting", { version: DRAY_VERSION, controlPlane: config.controlPlane.address });
-  const connector = createPostgresConnector({ url: config.databaseUrl, maxConnections: config.dbPoolSize, logger });
+  const connector = createPostgresConnector({
+    url: config.databaseUrl,
+    maxConnections: config.dbPoolSize,
+    logger,
+  });
   const gateway = await connectGateway(config);
   const agent = createAgent({
     config,

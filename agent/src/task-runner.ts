@@ -1,17 +1,23 @@
-import { type MessageInitShape } from "@bufbuild/protobuf";
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { DrayError, grpcStatusOf, linkedAbortController } from "@dray/common";
 import {
-  type Condition as WireCondition,
-  ConditionOperator,
   type CompleteTaskRequestSchema,
-  type RowBatch as WireRowBatch,
+  ConditionOperator,
   RejectPolicy,
   RowEncoding,
   type Task,
   type TaskResultSchema,
+  type Condition as WireCondition,
+  type RowBatch as WireRowBatch,
   WriteStrategy,
 } from "@dray/proto";
-import type { Condition, ConditionOperator as Operator, Connector, EntityName, RowBatch } from "./connector.js";
+import type {
+  Condition,
+  Connector,
+  EntityName,
+  ConditionOperator as Operator,
+  RowBatch,
+} from "./connector.js";
 
 type TaskResultInit = MessageInitShape<typeof TaskResultSchema>;
 type Outcome = MessageInitShape<typeof CompleteTaskRequestSchema>["outcome"];
@@ -45,7 +51,10 @@ function entityOf(ref: { schema: string; name: string } | undefined): EntityName
 function rowsFromWire(rows: WireRowBatch | undefined): RowBatch {
   if (!rows) return { encoding: "copy_text", fields: [], rowCount: 0, data: new Uint8Array() };
   if (rows.encoding !== RowEncoding.COPY_TEXT) {
-    throw new DrayError("invalid_argument", `unsupported row encoding ${RowEncoding[rows.encoding] ?? rows.encoding}`);
+    throw new DrayError(
+      "invalid_argument",
+      `unsupported row encoding ${RowEncoding[rows.encoding] ?? rows.encoding}`,
+    );
   }
   return { encoding: "copy_text", fields: [...rows.fields], rowCount: rows.rowCount, data: rows.data };
 }
@@ -61,12 +70,14 @@ const RESULT_OVERHEAD_BYTES = 64 * 1024;
 export async function runTask(connector: Connector, task: Task, signal: AbortSignal): Promise<Outcome> {
   const deadlineMs = Number(task.deadlineUnixMs);
   const remaining = deadlineMs > 0 ? deadlineMs - Date.now() : 60_000;
-  const { controller, dispose } = linkedAbortController(
-    signal,
-    AbortSignal.timeout(Math.max(1, remaining)),
-  );
+  const { controller, dispose } = linkedAbortController(signal, AbortSignal.timeout(Math.max(1, remaining)));
   try {
-    const result = await execute(connector, task, controller.signal, Number(task.maxResultBytes) || 32 * 1024 * 1024);
+    const result = await execute(
+      connector,
+      task,
+      controller.signal,
+      Number(task.maxResultBytes) || 32 * 1024 * 1024,
+    );
     return { case: "result", value: result };
   } catch (error) {
     let e = DrayError.from(error);
@@ -88,7 +99,12 @@ export async function runTask(connector: Connector, task: Task, signal: AbortSig
   }
 }
 
-async function execute(connector: Connector, task: Task, signal: AbortSignal, maxResultBytes: number): Promise<TaskResultInit> {
+async function execute(
+  connector: Connector,
+  task: Task,
+  signal: AbortSignal,
+  maxResultBytes: number,
+): Promise<TaskResultInit> {
   const kind = task.kind;
   switch (kind.case) {
     case "testConnection":
@@ -118,7 +134,10 @@ async function execute(connector: Connector, task: Task, signal: AbortSignal, ma
     }
     case "readBatch": {
       const r = kind.value;
-      const budget = Math.max(1024, Math.min(Number(r.maxBytes) || maxResultBytes, maxResultBytes - RESULT_OVERHEAD_BYTES));
+      const budget = Math.max(
+        1024,
+        Math.min(Number(r.maxBytes) || maxResultBytes, maxResultBytes - RESULT_OVERHEAD_BYTES),
+      );
       const result = await connector.readBatch(
         {
           entity: entityOf(r.entity),

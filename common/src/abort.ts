@@ -53,5 +53,10 @@ export function linkedAbortController(...parents: (AbortSignal | undefined)[]): 
     parent.addEventListener("abort", onAbort, { once: true });
     cleanups.push(() => parent.removeEventListener("abort", onAbort));
   }
-  return { controller, dispose: () => cleanups.forEach((c) => c()) };
+  return {
+    controller,
+    dispose: () => {
+      for (const c of cleanups) c();
+    },
+  };
 }

@@ -17,7 +17,11 @@ export interface BackoffOptions {
  * @example
  * backoffDelay(3, { initialMs: 100 }, () => 0.5) // 800
  */
-export function backoffDelay(attempt: number, options: BackoffOptions = {}, random: () => number = Math.random): number {
+export function backoffDelay(
+  attempt: number,
+  options: BackoffOptions = {},
+  random: () => number = Math.random,
+): number {
   const initial = options.initialMs ?? 250;
   const max = options.maxMs ?? 30_000;
   const multiplier = options.multiplier ?? 2;

@@ -38,7 +38,8 @@ export class DrayError extends Error {
   static from(error: unknown, fallback: ErrorCode = "internal"): DrayError {
     if (isDrayError(error)) return error;
     if (error instanceof Error) {
-      if (error.name === "AbortError") return new DrayError("cancelled", error.message || "cancelled", { cause: error });
+      if (error.name === "AbortError")
+        return new DrayError("cancelled", error.message || "cancelled", { cause: error });
       if (error.name === "TimeoutError")
         return new DrayError("deadline_exceeded", error.message || "deadline exceeded", { cause: error });
       return new DrayError(fallback, error.message, { cause: error });

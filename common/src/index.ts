@@ -7,5 +7,11 @@ export { abortReason, linkedAbortController, sleep, throwIfAborted } from "./abo
 export { type BackoffOptions, backoffDelay } from "./backoff.js";
 export { DrayError, type DrayErrorOptions, isDrayError } from "./dray-error.js";
 export { codeOfGrpcStatus, ERROR_CODES, type ErrorCode, grpcStatusOf, httpStatusOf } from "./error-codes.js";
-export { createPinoLogger, type LogFields, type Logger, type PinoLoggerOptions, silentLogger } from "./logger.js";
+export {
+  createPinoLogger,
+  type LogFields,
+  type Logger,
+  type PinoLoggerOptions,
+  silentLogger,
+} from "./logger.js";
 export { DRAY_VERSION } from "./version.js";

@@ -42,7 +42,11 @@ const REDACTED_PATHS = [
 /** A {@link Logger} writing JSON lines to stderr through pino, with secrets redacted. */
 export function createPinoLogger(options: PinoLoggerOptions): Logger {
   const base = pino(
-    { name: options.name, level: options.level ?? "info", redact: { paths: REDACTED_PATHS, censor: "[redacted]" } },
+    {
+      name: options.name,
+      level: options.level ?? "info",
+      redact: { paths: REDACTED_PATHS, censor: "[redacted]" },
+    },
     pino.destination(2),
   );
   return wrap(base);

@@ -36,7 +36,11 @@ const EnvSchema = z.object({
   DRAY_GRPC_TLS_CERT_FILE: optionalString,
   DRAY_GRPC_TLS_KEY_FILE: optionalString,
   /** Hours an enrollment token stays valid. */
-  DRAY_ENROLLMENT_TOKEN_TTL_HOURS: z.coerce.number().positive().max(24 * 30).default(24),
+  DRAY_ENROLLMENT_TOKEN_TTL_HOURS: z.coerce
+    .number()
+    .positive()
+    .max(24 * 30)
+    .default(24),
   /** Monthly record limit given to new organisations. */
   DRAY_DEFAULT_MONTHLY_RECORD_LIMIT: z.coerce.number().int().min(0).default(1_000_000),
   DRAY_LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),

@@ -1,5 +1,5 @@
 import type { Logger } from "@dray/common";
-import { serve, type ServerType } from "@hono/node-server";
+import { type ServerType, serve } from "@hono/node-server";
 import { createApiApp } from "./api/index.js";
 import { ensureSystemAdminToken } from "./auth/index.js";
 import type { ControlPlaneConfig } from "./config.js";
@@ -50,7 +50,12 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
       logger: logger.child({ component: "gateway" }),
       heartbeatIntervalMs: config.heartbeatIntervalMs,
     }),
-    { host: config.bindHost, port: config.grpcPort, ...(config.grpcTls ? { tls: config.grpcTls } : {}), logger },
+    {
+      host: config.bindHost,
+      port: config.grpcPort,
+      ...(config.grpcTls ? { tls: config.grpcTls } : {}),
+      logger,
+    },
   );
   health.start();
 
@@ -63,7 +68,9 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     readiness: async () => !stopping,
   });
   const http: ServerType = await new Promise((resolve) => {
-    const server = serve({ fetch: app.fetch, port: config.httpPort, hostname: config.bindHost }, () => resolve(server));
+    const server = serve({ fetch: app.fetch, port: config.httpPort, hostname: config.bindHost }, () =>
+      resolve(server),
+    );
   });
   const address = http.address();
   const httpPort = typeof address === "object" && address ? address.port : config.httpPort;

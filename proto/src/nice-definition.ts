@@ -33,7 +33,10 @@ export type NiceServiceDefinition<T extends GenServiceMethods> = { [K in keyof T
 
 function serializer(schema: DescMessage) {
   return (value: unknown): Uint8Array =>
-    toBinary(schema, isMessage(value, schema) ? value : create(schema, value as MessageInitShape<DescMessage>));
+    toBinary(
+      schema,
+      isMessage(value, schema) ? value : create(schema, value as MessageInitShape<DescMessage>),
+    );
 }
 
 function deserializer(schema: DescMessage) {
@@ -48,7 +51,9 @@ function deserializer(schema: DescMessage) {
  * const server = createServer();
  * server.add(niceDefinition(AgentGatewayService), implementation);
  */
-export function niceDefinition<T extends GenServiceMethods>(service: GenService<T>): NiceServiceDefinition<T> {
+export function niceDefinition<T extends GenServiceMethods>(
+  service: GenService<T>,
+): NiceServiceDefinition<T> {
   const definition: Record<string, MethodDefinition<unknown, unknown, unknown, unknown>> = {};
   for (const method of (service as DescService).methods) {
     definition[method.localName] = {

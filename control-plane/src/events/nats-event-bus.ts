@@ -12,8 +12,18 @@ const SECOND_NS = 1_000_000_000;
  * publishes (acknowledged, deduplicated by msgId); subscriptions are live core
  * subscriptions.
  */
-export async function createNatsEventBus(url: string, logger: Logger, name = "dray-control-plane"): Promise<EventBus> {
-  const nc = await connect({ servers: url, name, maxReconnectAttempts: -1, reconnectTimeWait: 500, pingInterval: 10_000 });
+export async function createNatsEventBus(
+  url: string,
+  logger: Logger,
+  name = "dray-control-plane",
+): Promise<EventBus> {
+  const nc = await connect({
+    servers: url,
+    name,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 500,
+    pingInterval: 10_000,
+  });
   void (async () => {
     for await (const s of nc.status()) logger.debug("nats status", { type: s.type });
   })();
@@ -44,7 +54,10 @@ export async function createNatsEventBus(url: string, logger: Logger, name = "dr
     async publish(subject: string, event: DrayEvent, opts?: PublishOptions) {
       const h = headers();
       h.set("content-type", "application/json");
-      await js.publish(subject, JSON.stringify(event), { headers: h, ...(opts?.msgId ? { msgID: opts.msgId } : {}) });
+      await js.publish(subject, JSON.stringify(event), {
+        headers: h,
+        ...(opts?.msgId ? { msgID: opts.msgId } : {}),
+      });
     },
     subscribe(subject: string, handler: (subject: string, event: DrayEvent) => void): Subscription {
       const sub = nc.subscribe(subject, {

@@ -1,9 +1,7 @@
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { randomBytes, timingSafeEqual } from "node:crypto";
+import { hashToken as hashSecret } from "../auth/tokens.js";
 
-/** SHA-256 hex of a secret; only this is stored. */
-export function hashSecret(secret: string): string {
-  return createHash("sha256").update(secret, "utf8").digest("hex");
-}
+export { hashSecret };
 
 /** A new agent credential `<agentId>.<secret>` (256 random bits). */
 export function newAgentCredential(agentId: string): { credential: string; hash: string } {
@@ -12,7 +10,9 @@ export function newAgentCredential(agentId: string): { credential: string; hash:
 }
 
 /** Splits `Bearer <agentId>.<secret>`; undefined when malformed. */
-export function parseAgentCredential(authorization: string | undefined): { agentId: string; secret: string } | undefined {
+export function parseAgentCredential(
+  authorization: string | undefined,
+): { agentId: string; secret: string } | undefined {
   if (!authorization) return undefined;
   const match = /^Bearer ([0-9a-f-]{36})\.([A-Za-z0-9_-]{20,})$/.exec(authorization.trim());
   if (!match) return undefined;

@@ -58,10 +58,16 @@ export function createAgentDirectory(db: Db) {
           );
         }
         const [environment] = await tx
-          .select({ id: environments.id, organisationId: environments.organisationId, name: environments.name, platform: environments.platform })
+          .select({
+            id: environments.id,
+            organisationId: environments.organisationId,
+            name: environments.name,
+            platform: environments.platform,
+          })
           .from(environments)
           .where(eq(environments.id, row.environmentId));
-        if (!environment) throw new DrayError("not_found", "the environment of this enrollment token was deleted");
+        if (!environment)
+          throw new DrayError("not_found", "the environment of this enrollment token was deleted");
         if (environment.platform !== description.platform) {
           throw new DrayError(
             "failed_precondition",
@@ -96,7 +102,8 @@ export function createAgentDirectory(db: Db) {
     /** Verifies a credential; rejects `unauthenticated` with a message saying how to re-enroll. */
     async authenticate(agentId: string, secret: string): Promise<AuthenticatedAgent> {
       const cached = cache.get(agentId);
-      if (cached && cached.until > Date.now() && secretMatches(secret, cached.secretHash)) return cached.agent;
+      if (cached && cached.until > Date.now() && secretMatches(secret, cached.secretHash))
+        return cached.agent;
       const [row] = await db
         .select({
           agentId: agents.id,

@@ -1,8 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { codeOfGrpcStatus, DrayError, type Logger } from "@dray/common";
-import type { OpenWorkStreamResponse, Task, TaskError, TaskResult } from "@dray/proto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { OpenWorkStreamResponseSchema, TaskSchema } from "@dray/proto";
+import { codeOfGrpcStatus, DrayError, type Logger } from "@dray/common";
+import type { OpenWorkStreamResponseSchema, Task, TaskError, TaskResult, TaskSchema } from "@dray/proto";
 import { AsyncQueue } from "./async-queue.js";
 
 /** The kinds of task the control plane can send. */
@@ -63,18 +62,27 @@ export class AgentSessions {
 
   /** Closes a session: its stream ends and every task in flight fails `unavailable` (retryable). */
   close(session: AgentSession, reason: string): void {
-    if (this.byEnvironment.get(session.environmentId) === session) this.byEnvironment.delete(session.environmentId);
+    if (this.byEnvironment.get(session.environmentId) === session)
+      this.byEnvironment.delete(session.environmentId);
     session.stream.close();
     for (const [taskId, pending] of session.pending) {
       pending.reject(
-        new DrayError("unavailable", `the agent of environment "${session.environmentName}" disconnected: ${reason}`, {
-          retryable: true,
-          details: { taskId },
-        }),
+        new DrayError(
+          "unavailable",
+          `the agent of environment "${session.environmentName}" disconnected: ${reason}`,
+          {
+            retryable: true,
+            details: { taskId },
+          },
+        ),
       );
     }
     session.pending.clear();
-    this.logger.info("agent disconnected", { agentId: session.agentId, environmentId: session.environmentId, reason });
+    this.logger.info("agent disconnected", {
+      agentId: session.agentId,
+      environmentId: session.environmentId,
+      reason,
+    });
   }
 
   get(environmentId: string): AgentSession | undefined {
@@ -125,7 +133,8 @@ export class AgentSessions {
         { retryable: true, details: { environmentId } },
       );
     }
-    if (options.signal?.aborted) throw new DrayError("cancelled", "the task was cancelled before it was sent");
+    if (options.signal?.aborted)
+      throw new DrayError("cancelled", "the task was cancelled before it was sent");
     const taskId = randomUUID();
     const timeoutMs = options.timeoutMs ?? 30_000;
     const deadline = Date.now() + timeoutMs;
@@ -178,7 +187,10 @@ export class AgentSessions {
       });
     });
     if (result.kind.case !== kind) {
-      throw new DrayError("internal", `the agent answered a ${kind} task with ${result.kind.case ?? "nothing"}`);
+      throw new DrayError(
+        "internal",
+        `the agent answered a ${kind} task with ${result.kind.case ?? "nothing"}`,
+      );
     }
     return result.kind.value as TaskResultOf<K>;
   }
@@ -194,10 +206,14 @@ export class AgentSessions {
       if (!pending) return false;
       if (outcome.error) {
         pending.reject(
-          new DrayError(codeOfGrpcStatus(outcome.error.code), outcome.error.message || "the agent reported an error", {
-            retryable: outcome.error.retryable,
-            details: outcome.error.sqlState ? { sqlState: outcome.error.sqlState } : undefined,
-          }),
+          new DrayError(
+            codeOfGrpcStatus(outcome.error.code),
+            outcome.error.message || "the agent reported an error",
+            {
+              retryable: outcome.error.retryable,
+              details: outcome.error.sqlState ? { sqlState: outcome.error.sqlState } : undefined,
+            },
+          ),
         );
       } else if (outcome.result) {
         pending.resolve(outcome.result);

@@ -34,7 +34,12 @@ export function createEnvironmentAgents(sessions: AgentSessions): EnvironmentAge
 
     async testConnection(environmentId, signal) {
       const started = performance.now();
-      const result = await sessions.dispatch(environmentId, "testConnection", {}, { timeoutMs: 10_000, signal });
+      const result = await sessions.dispatch(
+        environmentId,
+        "testConnection",
+        {},
+        { timeoutMs: 10_000, signal },
+      );
       return {
         roundTripMs: Math.round(performance.now() - started),
         databaseLatencyMs: result.databaseLatencyMs,
@@ -44,7 +49,12 @@ export function createEnvironmentAgents(sessions: AgentSessions): EnvironmentAge
     },
 
     async describeSchema(environmentId, signal): Promise<SchemaSnapshot> {
-      const result = await sessions.dispatch(environmentId, "describeSchema", { schemas: [] }, { timeoutMs: 60_000, signal });
+      const result = await sessions.dispatch(
+        environmentId,
+        "describeSchema",
+        { schemas: [] },
+        { timeoutMs: 60_000, signal },
+      );
       return {
         capturedAt: new Date().toISOString(),
         fingerprint: result.fingerprint,

@@ -33,13 +33,18 @@ function toServerError(error: unknown, logger: Logger): ServerError {
  * The control plane's side of `dray.agent.v1`. Every call except Enroll is
  * authenticated by the agent's credential; errors become gRPC statuses.
  */
-export function createGatewayService(deps: GatewayServiceDeps): ServiceImplementation<AgentGatewayDefinition> {
+export function createGatewayService(
+  deps: GatewayServiceDeps,
+): ServiceImplementation<AgentGatewayDefinition> {
   const { directory, sessions, health, logger, heartbeatIntervalMs } = deps;
 
   async function authenticate(context: CallContext): Promise<AuthenticatedAgent> {
     const parsed = parseAgentCredential(context.metadata.get("authorization"));
     if (!parsed) {
-      throw new ServerError(Status.UNAUTHENTICATED, "missing or malformed agent credential (authorization: Bearer <credential>)");
+      throw new ServerError(
+        Status.UNAUTHENTICATED,
+        "missing or malformed agent credential (authorization: Bearer <credential>)",
+      );
     }
     return directory.authenticate(parsed.agentId, parsed.secret);
   }

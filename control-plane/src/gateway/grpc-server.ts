@@ -1,9 +1,9 @@
 import { readFile } from "node:fs/promises";
 import type { Logger } from "@dray/common";
-import { agentGatewayDefinition, MAX_GRPC_MESSAGE_BYTES } from "@dray/proto";
-import { createServer, type Server, type ServiceImplementation } from "nice-grpc";
-import { ServerCredentials } from "@grpc/grpc-js";
 import type { AgentGatewayDefinition } from "@dray/proto";
+import { agentGatewayDefinition, MAX_GRPC_MESSAGE_BYTES } from "@dray/proto";
+import { ServerCredentials } from "@grpc/grpc-js";
+import { createServer, type Server, type ServiceImplementation } from "nice-grpc";
 
 /** Options of {@link startGrpcServer}. */
 export interface GrpcServerOptions {
@@ -40,11 +40,17 @@ export async function startGrpcServer(
   server.add(agentGatewayDefinition, service);
   const credentials = options.tls
     ? ServerCredentials.createSsl(null, [
-        { cert_chain: await readFile(options.tls.certFile), private_key: await readFile(options.tls.keyFile) },
+        {
+          cert_chain: await readFile(options.tls.certFile),
+          private_key: await readFile(options.tls.keyFile),
+        },
       ])
     : ServerCredentials.createInsecure();
   const port = await server.listen(`${options.host}:${options.port}`, credentials);
-  options.logger.info("agent gateway listening", { address: `${options.host}:${port}`, tls: Boolean(options.tls) });
+  options.logger.info("agent gateway listening", {
+    address: `${options.host}:${port}`,
+    tls: Boolean(options.tls),
+  });
   return {
     port,
     server,

@@ -92,7 +92,12 @@ export function createHealthMonitor(options: HealthMonitorOptions): HealthMonito
   ) {
     const transition = await db.transaction(async (tx) => {
       const [current] = await tx
-        .select({ id: environments.id, organisationId: environments.organisationId, name: environments.name, health: environments.health })
+        .select({
+          id: environments.id,
+          organisationId: environments.organisationId,
+          name: environments.name,
+          health: environments.health,
+        })
         .from(environments)
         .where(eq(environments.id, environmentId))
         .for("update");
@@ -178,7 +183,9 @@ export function createHealthMonitor(options: HealthMonitorOptions): HealthMonito
     start() {
       if (timer) return;
       timer = setInterval(() => {
-        running = monitor.sweep().catch((error) => logger.warn("health sweep failed", { error: String(error) }));
+        running = monitor
+          .sweep()
+          .catch((error) => logger.warn("health sweep failed", { error: String(error) }));
       }, sweepEveryMs(heartbeatIntervalMs));
       timer.unref();
     },

@@ -9,7 +9,11 @@ describe("health rules", () => {
     });
   });
   it("is unhealthy with the reason when the database is unreachable or the agent drains", () => {
-    const down = healthAfterHeartbeat({ databaseReachable: false, databaseError: "ECONNREFUSED", draining: false });
+    const down = healthAfterHeartbeat({
+      databaseReachable: false,
+      databaseError: "ECONNREFUSED",
+      draining: false,
+    });
     expect(down.health).toBe("unhealthy");
     expect(down.reason).toContain("ECONNREFUSED");
     expect(healthAfterHeartbeat({ databaseReachable: true, databaseError: "", draining: true }).health).toBe(

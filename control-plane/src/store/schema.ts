@@ -4,7 +4,18 @@
  * and run at start-up on Postgres and on PGlite alike.
  */
 import { sql } from "drizzle-orm";
-import { bigint, boolean, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+import {
+  bigint,
+  boolean,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from "drizzle-orm/pg-core";
 
 const createdAt = () => timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow();
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
@@ -36,7 +47,10 @@ export const apiTokens = pgTable(
     lastUsedAt: ts("last_used_at"),
     revokedAt: ts("revoked_at"),
   },
-  (t) => [uniqueIndex("api_tokens_hash_idx").on(t.tokenHash), index("api_tokens_org_idx").on(t.organisationId)],
+  (t) => [
+    uniqueIndex("api_tokens_hash_idx").on(t.tokenHash),
+    index("api_tokens_org_idx").on(t.organisationId),
+  ],
 );
 
 /** One database reached only through its agent. */
@@ -55,7 +69,9 @@ export const environments = pgTable(
     url: text("url"),
     /** Protected environments need confirmation for clean/delete. */
     protected: boolean("protected").notNull().default(false),
-    health: text("health", { enum: ["healthy", "unhealthy", "unknown"] }).notNull().default("unknown"),
+    health: text("health", { enum: ["healthy", "unhealthy", "unknown"] })
+      .notNull()
+      .default("unknown"),
     healthReason: text("health_reason"),
     healthChangedAt: ts("health_changed_at"),
     lastHeartbeatAt: ts("last_heartbeat_at"),
@@ -90,7 +106,10 @@ export const enrollmentTokens = pgTable(
     usedAt: ts("used_at"),
     createdAt: createdAt(),
   },
-  (t) => [uniqueIndex("enrollment_tokens_hash_idx").on(t.tokenHash)],
+  (t) => [
+    uniqueIndex("enrollment_tokens_hash_idx").on(t.tokenHash),
+    index("enrollment_tokens_environment_idx").on(t.environmentId),
+  ],
 );
 
 /** Enrolled agents. One active (not revoked) agent per environment. */
@@ -113,9 +132,7 @@ export const agents = pgTable(
   },
   (t) => [
     index("agents_environment_idx").on(t.environmentId),
-    uniqueIndex("agents_one_active_idx")
-      .on(t.environmentId)
-      .where(sql`revoked_at is null`),
+    uniqueIndex("agents_one_active_idx").on(t.environmentId).where(sql`revoked_at is null`),
   ],
 );
 

@@ -48,12 +48,20 @@ const tokenNotFound = (id: string) => new DrayError("not_found", `token ${id} wa
  * it (`invalid_argument` when missing); an organisation admin acts on its own
  * (another organisation is `not_found`, like a missing one); lower roles are denied.
  */
-async function targetOrganisation(db: Db, principal: Principal, requested: string | undefined): Promise<string> {
+async function targetOrganisation(
+  db: Db,
+  principal: Principal,
+  requested: string | undefined,
+): Promise<string> {
   if (principal.role === "system") {
     if (!requested) {
-      throw new DrayError("invalid_argument", "organisationId is required when the system admin creates a token", {
-        details: { issues: [{ path: "organisationId", message: "required for the system-admin token" }] },
-      });
+      throw new DrayError(
+        "invalid_argument",
+        "organisationId is required when the system admin creates a token",
+        {
+          details: { issues: [{ path: "organisationId", message: "required for the system-admin token" }] },
+        },
+      );
     }
     if (!(await findOrganisation(db, requested))) throw organisationNotFound(requested);
     return requested;
@@ -95,7 +103,11 @@ export async function createToken(
  * organisation admin sees its organisation's; the system admin sees every token,
  * or one organisation's with `organisationId`.
  */
-export async function listTokens(db: Db, principal: Principal, organisationId?: string): Promise<TokenView[]> {
+export async function listTokens(
+  db: Db,
+  principal: Principal,
+  organisationId?: string,
+): Promise<TokenView[]> {
   let where: SQL | undefined;
   if (principal.role === "system") {
     if (organisationId !== undefined && !isUuid(organisationId)) return [];
@@ -105,7 +117,11 @@ export async function listTokens(db: Db, principal: Principal, organisationId?: 
     if (organisationId !== undefined && organisationId !== own) throw organisationNotFound(organisationId);
     where = eq(apiTokens.organisationId, own);
   }
-  const rows = await db.select().from(apiTokens).where(where).orderBy(asc(apiTokens.createdAt), asc(apiTokens.id));
+  const rows = await db
+    .select()
+    .from(apiTokens)
+    .where(where)
+    .orderBy(asc(apiTokens.createdAt), asc(apiTokens.id));
   return rows.map(toTokenView);
 }
 
@@ -114,7 +130,10 @@ export async function listTokens(db: Db, principal: Principal, organisationId?: 
  * An organisation admin may revoke only its organisation's tokens.
  */
 export async function revokeToken(db: Db, principal: Principal, id: string, now: Date): Promise<void> {
-  const scope = principal.role === "system" ? undefined : eq(apiTokens.organisationId, requireOrganisationRole(principal, "admin"));
+  const scope =
+    principal.role === "system"
+      ? undefined
+      : eq(apiTokens.organisationId, requireOrganisationRole(principal, "admin"));
   if (!isUuid(id)) throw tokenNotFound(id);
   const [row] = await db
     .select({ id: apiTokens.id, revokedAt: apiTokens.revokedAt })

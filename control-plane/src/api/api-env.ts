@@ -1,0 +1,34 @@
+/** Types shared by the API's route modules. */
+import type { Logger } from "@dray/common";
+import type { Principal } from "../auth/roles.js";
+import type { ControlPlaneConfig } from "../config.js";
+import type { EnvironmentAgents } from "../gateway/environment-agents.js";
+import type { Db } from "../store/open-store.js";
+
+/** Hono environment of the API: what middleware puts in the context. */
+export interface ApiEnv {
+  Variables: {
+    /** Set by the auth middleware on every /api/v1 route except the OpenAPI document. */
+    principal: Principal;
+    /** Set by the request-id middleware; echoed as `X-Request-Id`. */
+    requestId: string;
+  };
+}
+
+/** What {@link createApiApp} needs. */
+export interface ApiDeps {
+  db: Db;
+  agents: EnvironmentAgents;
+  logger: Logger;
+  config: Pick<
+    ControlPlaneConfig,
+    "enrollmentTokenTtlMs" | "defaultMonthlyRecordLimit" | "heartbeatIntervalMs"
+  >;
+  /** Extra readiness check for GET /readyz (e.g. the gateway is listening). */
+  readiness?: () => Promise<boolean>;
+  /** Clock, for tests. @default () => new Date() */
+  now?: () => Date;
+}
+
+/** {@link ApiDeps} with defaults applied, as route modules receive them. */
+export type RouteDeps = Omit<ApiDeps, "now"> & { now: () => Date };

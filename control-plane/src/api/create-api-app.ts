@@ -1,0 +1,78 @@
+/**
+ * The control plane's HTTP API: Hono + zod-openapi under /api/v1, the OpenAPI
+ * 3.1 document at /api/v1/openapi.json, and /healthz, /readyz.
+ */
+import { DrayError } from "@dray/common";
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { bodyLimit } from "hono/body-limit";
+import { requestId } from "hono/request-id";
+import { createAuthMiddleware } from "../auth/auth-middleware.js";
+import type { ApiDeps, ApiEnv, RouteDeps } from "./api-env.js";
+import { environmentAgentRoutes } from "./environment-agent-routes.js";
+import { environmentsRoutes } from "./environments-routes.js";
+import { createErrorHandler, errorResponse, notFoundHandler, validationHook } from "./errors.js";
+import { healthRoutes } from "./health-routes.js";
+import { organisationsRoutes } from "./organisations-routes.js";
+import { tokensRoutes } from "./tokens-routes.js";
+
+/** Base path of the API. */
+export const API_BASE_PATH = "/api/v1";
+/** Path of the OpenAPI 3.1 document (served without authentication). */
+export const OPENAPI_PATH = `${API_BASE_PATH}/openapi.json`;
+
+/** Largest accepted request body. */
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+/** The OpenAPI document's `info`. */
+export const OPENAPI_INFO = {
+  openapi: "3.1.0",
+  info: {
+    title: "Dray control plane API",
+    version: "1.0.0",
+    description:
+      "Copies entity records between database environments through agents. Every /api/v1 route takes " +
+      "`Authorization: Bearer <token>`. Errors: `{ error: { code, message, details } }` with gRPC-style snake_case codes.",
+  },
+} as const;
+
+/**
+ * Builds the HTTP API. Serve it with `serve({ fetch: app.fetch })`, or call it
+ * in tests with `app.request(path, init)`.
+ *
+ * @example
+ * const app = createApiApp({ db: store.db, agents, logger, config });
+ * const res = await app.request("/api/v1/environments", { headers: { authorization: `Bearer ${token}` } });
+ */
+export function createApiApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
+  const routeDeps: RouteDeps = { ...deps, now: deps.now ?? (() => new Date()) };
+  const app = new OpenAPIHono<ApiEnv>({ defaultHook: validationHook });
+  app.onError(createErrorHandler(deps.logger));
+  app.notFound(notFoundHandler);
+  app.use("*", requestId());
+
+  app.use(
+    `${API_BASE_PATH}/*`,
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: (c) =>
+        errorResponse(c, new DrayError("invalid_argument", "request body is larger than 1 MiB")),
+    }),
+  );
+  const authenticate = createAuthMiddleware<ApiEnv>({ db: deps.db, now: routeDeps.now });
+  app.use(`${API_BASE_PATH}/*`, async (c, next) =>
+    c.req.path === OPENAPI_PATH ? next() : authenticate(c, next),
+  );
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
+    type: "http",
+    scheme: "bearer",
+    description: "An API token (`dray_…`) or the system-admin token",
+  });
+  app.route("/", healthRoutes(routeDeps));
+  app.route(API_BASE_PATH, organisationsRoutes(routeDeps));
+  app.route(API_BASE_PATH, tokensRoutes(routeDeps));
+  app.route(API_BASE_PATH, environmentsRoutes(routeDeps));
+  app.route(API_BASE_PATH, environmentAgentRoutes(routeDeps));
+  app.doc31(OPENAPI_PATH, OPENAPI_INFO);
+  return app;
+}

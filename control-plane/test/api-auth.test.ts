@@ -1,0 +1,200 @@
+import { silentLogger } from "@dray/common";
+import { eq } from "drizzle-orm";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { BOOTSTRAP_TOKEN_NAME, ensureSystemAdminToken, hashToken } from "../src/auth/index.js";
+import { apiTokens } from "../src/store/index.js";
+import { type ApiHarness, createTestDatabase, errorOf, openApiHarness } from "./api-test-harness.js";
+
+let database: Awaited<ReturnType<typeof createTestDatabase>>;
+let h: ApiHarness;
+let ready = true;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  h = await openApiHarness(database.url, { readiness: async () => ready });
+});
+afterEach(() => {
+  h.clock.now = undefined;
+});
+afterAll(async () => {
+  await h?.close();
+  await database?.drop();
+});
+
+describe("health and OpenAPI (no token)", () => {
+  it("GET /healthz is always 200", async () => {
+    const res = await h.call("GET", "/healthz");
+    expect(res).toMatchObject({ status: 200, body: { status: "ok" } });
+  });
+
+  it("GET /readyz is 200 when the store answers and readiness() holds, else 503 with the error shape", async () => {
+    expect(await h.call("GET", "/readyz")).toMatchObject({ status: 200, body: { status: "ready" } });
+    ready = false;
+    try {
+      const res = await h.call("GET", "/readyz");
+      expect(res.status).toBe(503);
+      expect(errorOf(res)).toMatchObject({ code: "unavailable", message: "not ready: readiness failing" });
+    } finally {
+      ready = true;
+    }
+  });
+
+  it("serves an OpenAPI 3.1 document with the bearer scheme and every route", async () => {
+    const res = await h.call("GET", "/api/v1/openapi.json");
+    expect(res.status).toBe(200);
+    expect(res.body.openapi).toBe("3.1.0");
+    expect(res.body.components.securitySchemes.bearer).toEqual(
+      expect.objectContaining({ type: "http", scheme: "bearer" }),
+    );
+    expect(Object.keys(res.body.paths).sort()).toEqual([
+      "/api/v1/environments",
+      "/api/v1/environments/{id}",
+      "/api/v1/environments/{id}/enrollment-token",
+      "/api/v1/environments/{id}/entities",
+      "/api/v1/environments/{id}/refresh",
+      "/api/v1/environments/{id}/test",
+      "/api/v1/organisations",
+      "/api/v1/organisations/{id}",
+      "/api/v1/tokens",
+      "/api/v1/tokens/{id}",
+    ]);
+    expect(res.body.paths["/api/v1/environments"].post.security).toEqual([{ bearer: [] }]);
+    expect(
+      res.body.paths["/api/v1/environments"].get.parameters.find((p: { name: string }) => p.name === "sort")
+        .schema.enum,
+    ).toEqual(["name", "health", "lastHeartbeat", "createdAt"]);
+  });
+});
+
+describe("authentication", () => {
+  const expect401 = (res: Awaited<ReturnType<ApiHarness["call"]>>) => {
+    expect(res.status).toBe(401);
+    expect(res.headers.get("www-authenticate")).toMatch(/^Bearer/);
+    expect(errorOf(res).code).toBe("unauthenticated");
+  };
+
+  it("answers 401 with WWW-Authenticate and the error shape without a token", async () => {
+    const res = await h.call("GET", "/api/v1/environments");
+    expect401(res);
+    expect(errorOf(res).message).toContain("Authorization: Bearer");
+  });
+
+  it("answers 401 for another scheme, an unknown token and an enrollment token", async () => {
+    expect401(
+      await h.call("GET", "/api/v1/tokens", { headers: { authorization: `Basic ${h.systemToken}` } }),
+    );
+    expect401(
+      await h.call("GET", "/api/v1/tokens", { token: "dray_notARealTokenAtAll0000000000000000000000" }),
+    );
+    const org = await h.tenant("auth-enr");
+    const env = await h.call("POST", "/api/v1/environments", { token: org.operator, json: { name: "e" } });
+    expect401(await h.call("GET", "/api/v1/environments", { token: env.body.enrollmentToken }));
+  });
+
+  it("answers 401 for a revoked token", async () => {
+    const org = await h.tenant("auth-revoked");
+    expect((await h.call("GET", "/api/v1/environments", { token: org.viewer })).status).toBe(200);
+    const [row] = await h.store.db
+      .select()
+      .from(apiTokens)
+      .where(eq(apiTokens.tokenHash, hashToken(org.viewer)));
+    expect((await h.call("DELETE", `/api/v1/tokens/${row!.id}`, { token: org.admin })).status).toBe(204);
+    expect401(await h.call("GET", "/api/v1/environments", { token: org.viewer }));
+  });
+
+  it("records last_used_at at most once a minute", async () => {
+    const org = await h.tenant("auth-last-used");
+    const lastUsed = async () =>
+      (
+        await h.store.db
+          .select()
+          .from(apiTokens)
+          .where(eq(apiTokens.tokenHash, hashToken(org.viewer)))
+      )[0]!.lastUsedAt;
+    expect(await lastUsed()).toBeNull();
+    const t0 = new Date("2026-06-01T12:00:00.000Z");
+    h.clock.now = t0;
+    await h.call("GET", "/api/v1/environments", { token: org.viewer });
+    expect(await lastUsed()).toEqual(t0);
+    h.clock.now = new Date(t0.getTime() + 30_000);
+    await h.call("GET", "/api/v1/environments", { token: org.viewer });
+    expect(await lastUsed()).toEqual(t0);
+    const t2 = new Date(t0.getTime() + 61_000);
+    h.clock.now = t2;
+    await h.call("GET", "/api/v1/environments", { token: org.viewer });
+    expect(await lastUsed()).toEqual(t2);
+  });
+
+  it("answers 404 not_found for unknown routes (after authentication) and sets X-Request-Id", async () => {
+    const res = await h.call("GET", "/api/v1/nothing-here", { token: h.systemToken });
+    expect(res.status).toBe(404);
+    expect(errorOf(res)).toMatchObject({
+      code: "not_found",
+      message: "no route for GET /api/v1/nothing-here",
+    });
+    expect(res.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+    expect((await h.call("GET", "/nowhere")).status).toBe(404);
+  });
+});
+
+describe("unexpected errors", () => {
+  it("answer 500 internal with a generic message, logged with the request id, no stack in the body", async () => {
+    const org = await h.tenant("auth-500");
+    const env = await h.call("POST", "/api/v1/environments", { token: org.operator, json: { name: "boom" } });
+    h.agents.connected.add(env.body.environment.id);
+    h.agents.failure = new Error("driver exploded: secret internals");
+    try {
+      const res = await h.call("POST", `/api/v1/environments/${env.body.environment.id}/test`, {
+        token: org.operator,
+      });
+      expect(res.status).toBe(500);
+      const error = errorOf(res);
+      expect(error.code).toBe("internal");
+      const requestId = res.headers.get("x-request-id")!;
+      expect(error.message).toBe(
+        `internal error (request id ${requestId}); the details are in the control plane's log`,
+      );
+      expect(JSON.stringify(res.body)).not.toMatch(/secret internals|at .*\.ts/);
+      const logged = h.logger.lines.find((l) => l.level === "error" && l.fields.requestId === requestId);
+      expect(logged?.fields.error).toMatchObject({ message: "driver exploded: secret internals" });
+    } finally {
+      h.agents.failure = undefined;
+    }
+  });
+});
+
+describe("ensureSystemAdminToken", () => {
+  it("generates a token only when no active system token exists", async () => {
+    // The harness generated one at start; a second call does nothing.
+    expect(await ensureSystemAdminToken(h.store.db, undefined, silentLogger)).toEqual({});
+    expect((await h.call("GET", "/api/v1/tokens", { token: h.systemToken })).status).toBe(200);
+  });
+
+  it("stores DRAY_ADMIN_TOKEN hashed as an active system token, re-activates it and revokes a rotated one", async () => {
+    const configured = "configured-admin-token-0123456789";
+    expect(await ensureSystemAdminToken(h.store.db, configured, silentLogger)).toEqual({});
+    const [row] = await h.store.db
+      .select()
+      .from(apiTokens)
+      .where(eq(apiTokens.tokenHash, hashToken(configured)));
+    expect(row).toMatchObject({
+      name: BOOTSTRAP_TOKEN_NAME,
+      role: "system",
+      organisationId: null,
+      revokedAt: null,
+    });
+    expect((await h.call("GET", "/api/v1/tokens", { token: configured })).status).toBe(200);
+
+    await h.call("DELETE", `/api/v1/tokens/${row!.id}`, { token: h.systemToken });
+    expect((await h.call("GET", "/api/v1/tokens", { token: configured })).status).toBe(401);
+    await ensureSystemAdminToken(h.store.db, configured, silentLogger);
+    expect((await h.call("GET", "/api/v1/tokens", { token: configured })).status).toBe(200);
+
+    const rotated = "rotated-admin-token-abcdefghijklmnop";
+    await ensureSystemAdminToken(h.store.db, rotated, silentLogger);
+    expect((await h.call("GET", "/api/v1/tokens", { token: rotated })).status).toBe(200);
+    expect((await h.call("GET", "/api/v1/tokens", { token: configured })).status).toBe(401);
+    // The generated token is not a DRAY_ADMIN_TOKEN bootstrap and stays valid.
+    expect((await h.call("GET", "/api/v1/tokens", { token: h.systemToken })).status).toBe(200);
+  });
+});
