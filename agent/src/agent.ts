@@ -137,7 +137,7 @@ export function createAgent(deps: AgentDeps): Agent {
         const d = await connector.describeSchema([], AbortSignal.timeout(30_000)).catch(() => undefined);
         if (d) fingerprint = { value: d.fingerprint, at: Date.now() };
       }
-      return { reachable: true, latencyMs: r.databaseLatencyMs, error: "" };
+      return { reachable: true, latencyMs: Math.round(r.databaseLatencyMs), error: "" };
     } catch (error) {
       return { reachable: false, latencyMs: 0, error: DrayError.from(error).message };
     }

@@ -87,6 +87,8 @@ export interface ReadBatchRequest {
   /** Byte budget for `rows.data`; the read stops early to stay within it (at least one row is returned). */
   maxBytes: number;
   where?: Condition[];
+  /** Fields returned as NULL whatever their value (references deferred to a back-fill pass); must be among `fields`. */
+  nullFields?: string[];
 }
 
 export interface ReadBatchResult {
@@ -120,7 +122,10 @@ export interface RejectedRecord {
 }
 
 export interface WriteBatchResult {
-  /** True when the ledger already held the batch id: nothing was written now. */
+  /**
+   * True when the ledger already held the batch id: nothing was written now,
+   * and the counts are the ones the ledger recorded at the first commit.
+   */
   alreadyCommitted: boolean;
   created: number;
   updated: number;

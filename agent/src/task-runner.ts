@@ -107,8 +107,12 @@ async function execute(
 ): Promise<TaskResultInit> {
   const kind = task.kind;
   switch (kind.case) {
-    case "testConnection":
-      return { kind: { case: "testConnection", value: await connector.testConnection(signal) } };
+    case "testConnection": {
+      const r = await connector.testConnection(signal);
+      return {
+        kind: { case: "testConnection", value: { ...r, databaseLatencyMs: Math.round(r.databaseLatencyMs) } },
+      };
+    }
     case "describeSchema": {
       const d = await connector.describeSchema([...kind.value.schemas], signal);
       return {
@@ -147,6 +151,7 @@ async function execute(
           maxRows: r.maxRows || 10_000,
           maxBytes: budget,
           where: conditions(r.where),
+          nullFields: [...r.nullFields],
         },
         signal,
       );

@@ -44,6 +44,8 @@ const EnvSchema = z.object({
   /** Monthly record limit given to new organisations. */
   DRAY_DEFAULT_MONTHLY_RECORD_LIMIT: z.coerce.number().int().min(0).default(1_000_000),
   DRAY_LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+  /** Lease of a running execution; a replica that dies is replaced after it expires. */
+  DRAY_EXECUTION_LEASE_MS: z.coerce.number().int().min(1000).max(600_000).default(15_000),
   /** Name of this replica in logs and leases. Defaults to host:pid. */
   DRAY_REPLICA_ID: optionalString,
 });
@@ -63,6 +65,7 @@ export interface ControlPlaneConfig {
   defaultMonthlyRecordLimit: number;
   logLevel: string;
   replicaId: string;
+  executionLeaseMs: number;
 }
 
 /**
@@ -100,5 +103,6 @@ export function loadConfig(env: NodeJS.ProcessEnv, defaults: { replicaId: string
     defaultMonthlyRecordLimit: e.DRAY_DEFAULT_MONTHLY_RECORD_LIMIT,
     logLevel: e.DRAY_LOG_LEVEL,
     replicaId: e.DRAY_REPLICA_ID ?? defaults.replicaId,
+    executionLeaseMs: e.DRAY_EXECUTION_LEASE_MS,
   };
 }

@@ -6,6 +6,7 @@ import type { ControlPlaneConfig } from "./config.js";
 import type { EventBus } from "./events/event-bus.js";
 import { createMemoryEventBus } from "./events/memory-event-bus.js";
 import { createNatsEventBus } from "./events/nats-event-bus.js";
+import { createExecutor, type Executor } from "./executor/executor.js";
 import { createAgentDirectory } from "./gateway/agent-directory.js";
 import { AgentSessions } from "./gateway/agent-sessions.js";
 import { createEnvironmentAgents } from "./gateway/environment-agents-impl.js";
@@ -58,6 +59,15 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     },
   );
   health.start();
+  const executor: Executor = createExecutor({
+    db: store.db,
+    bus,
+    sessions,
+    logger: logger.child({ component: "executor" }),
+    replicaId: config.replicaId,
+    leaseMs: config.executionLeaseMs,
+  });
+  executor.start();
 
   let stopping = false;
   const app = createApiApp({
@@ -65,6 +75,8 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     agents: createEnvironmentAgents(sessions),
     logger: logger.child({ component: "api" }),
     config,
+    bus,
+    onExecutionQueued: () => executor.nudge(),
     readiness: async () => !stopping,
   });
   const http: ServerType = await new Promise((resolve) => {
@@ -86,6 +98,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     stop() {
       stopped ??= (async () => {
         stopping = true;
+        await executor.stop();
         await health.stop();
         sessions.closeAll("control plane shutting down");
         await Promise.allSettled([

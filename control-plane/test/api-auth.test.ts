@@ -53,10 +53,21 @@ describe("health and OpenAPI (no token)", () => {
       "/api/v1/environments/{id}/entities",
       "/api/v1/environments/{id}/refresh",
       "/api/v1/environments/{id}/test",
+      "/api/v1/executions/{id}",
+      "/api/v1/executions/{id}/batches",
+      "/api/v1/executions/{id}/cancel",
+      "/api/v1/executions/{id}/errors",
+      "/api/v1/executions/{id}/events",
       "/api/v1/organisations",
       "/api/v1/organisations/{id}",
+      "/api/v1/pipeline/status",
+      "/api/v1/pipelines",
+      "/api/v1/pipelines/{id}",
+      "/api/v1/pipelines/{id}/executions",
+      "/api/v1/pipelines/{id}/plan",
       "/api/v1/tokens",
       "/api/v1/tokens/{id}",
+      "/api/v1/usage",
     ]);
     expect(res.body.paths["/api/v1/environments"].post.security).toEqual([{ bearer: [] }]);
     expect(

@@ -1,4 +1,4 @@
-import { mkdtemp, rm, stat } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { silentLogger } from "@dray/common";
@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createOrganisation } from "../src/organisations/organisations-service.js";
 import {
   isUniqueViolation,
+  MIGRATIONS_FOLDER,
   newId,
   openStore,
   organisations,
@@ -15,7 +16,22 @@ import {
 } from "../src/store/index.js";
 import { createTestDatabase, openApiHarness } from "./api-test-harness.js";
 
-const TABLES = ["agents", "api_tokens", "enrollment_tokens", "environments", "organisations"];
+const TABLES = [
+  "agents",
+  "api_tokens",
+  "enrollment_tokens",
+  "environments",
+  "execution_batches",
+  "execution_entities",
+  "execution_errors",
+  "execution_events",
+  "execution_log",
+  "executions",
+  "organisations",
+  "pipelines",
+  "target_entity_locks",
+  "usage",
+];
 
 async function tablesOf(store: Store): Promise<string[]> {
   const rows = rowsOf<{ table_name: string }>(
@@ -103,7 +119,8 @@ describe("store on Postgres", () => {
       const applied = rowsOf<{ n: number }>(
         await stores[0]!.db.execute(sql`select count(*)::int as n from drizzle.__drizzle_migrations`),
       );
-      expect(applied[0]!.n).toBe(1);
+      const journal = JSON.parse(await readFile(join(MIGRATIONS_FOLDER, "meta", "_journal.json"), "utf8"));
+      expect(applied[0]!.n).toBe(journal.entries.length);
       await expectUniqueViolation(stores[1]!);
     } finally {
       await Promise.all(stores.map((s) => s.close()));

@@ -2,6 +2,7 @@
 import type { Logger } from "@dray/common";
 import type { Principal } from "../auth/roles.js";
 import type { ControlPlaneConfig } from "../config.js";
+import type { EventBus } from "../events/event-bus.js";
 import type { EnvironmentAgents } from "../gateway/environment-agents.js";
 import type { Db } from "../store/open-store.js";
 
@@ -28,6 +29,10 @@ export interface ApiDeps {
   readiness?: () => Promise<boolean>;
   /** Clock, for tests. @default () => new Date() */
   now?: () => Date;
+  /** Where execution events are published; without it, starts and cancels write no events. */
+  bus?: EventBus;
+  /** Called after an execution was queued (e.g. to wake the executor). */
+  onExecutionQueued?: (executionId: string) => void;
 }
 
 /** {@link ApiDeps} with defaults applied, as route modules receive them. */

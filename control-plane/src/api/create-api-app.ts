@@ -11,9 +11,13 @@ import type { ApiDeps, ApiEnv, RouteDeps } from "./api-env.js";
 import { environmentAgentRoutes } from "./environment-agent-routes.js";
 import { environmentsRoutes } from "./environments-routes.js";
 import { createErrorHandler, errorResponse, notFoundHandler, validationHook } from "./errors.js";
+import { executionEventsRoutes, executionsRoutes } from "./executions-routes.js";
 import { healthRoutes } from "./health-routes.js";
 import { organisationsRoutes } from "./organisations-routes.js";
+import { pipelinesRoutes } from "./pipelines-routes.js";
+import { statusRoutes } from "./status-routes.js";
 import { tokensRoutes } from "./tokens-routes.js";
+import { usageRoutes } from "./usage-routes.js";
 
 /** Base path of the API. */
 export const API_BASE_PATH = "/api/v1";
@@ -58,6 +62,8 @@ export function createApiApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
         errorResponse(c, new DrayError("invalid_argument", "request body is larger than 1 MiB")),
     }),
   );
+  // The SSE route authenticates itself (bearer or ?token= for EventSource): mounted before the bearer middleware.
+  app.route(API_BASE_PATH, executionEventsRoutes(routeDeps));
   const authenticate = createAuthMiddleware<ApiEnv>({ db: deps.db, now: routeDeps.now });
   app.use(`${API_BASE_PATH}/*`, async (c, next) =>
     c.req.path === OPENAPI_PATH ? next() : authenticate(c, next),
@@ -73,6 +79,10 @@ export function createApiApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
   app.route(API_BASE_PATH, tokensRoutes(routeDeps));
   app.route(API_BASE_PATH, environmentsRoutes(routeDeps));
   app.route(API_BASE_PATH, environmentAgentRoutes(routeDeps));
+  app.route(API_BASE_PATH, pipelinesRoutes(routeDeps));
+  app.route(API_BASE_PATH, executionsRoutes(routeDeps));
+  app.route(API_BASE_PATH, statusRoutes(routeDeps));
+  app.route(API_BASE_PATH, usageRoutes(routeDeps));
   app.doc31(OPENAPI_PATH, OPENAPI_INFO);
   return app;
 }

@@ -5,11 +5,11 @@
  * Callers check roles first.
  */
 import { DrayError } from "@dray/common";
-import { and, eq } from "drizzle-orm";
+import { and, asc, eq, or } from "drizzle-orm";
 import { isUuid, newId } from "../store/ids.js";
 import type { Db } from "../store/open-store.js";
 import { isUniqueViolation } from "../store/raw-sql.js";
-import { environments } from "../store/schema.js";
+import { environments, pipelines } from "../store/schema.js";
 import { type IssuedEnrollmentToken, issueEnrollmentToken } from "./enrollment.js";
 import {
   environmentOrderBy,
@@ -190,6 +190,23 @@ export async function updateEnvironment(
 /** Deletes an environment (its enrollment tokens and agents go with it). */
 export async function deleteEnvironment(db: Db, organisationId: string, id: string): Promise<void> {
   if (!isUuid(id)) throw environmentNotFound(id);
+  const users = await db
+    .select({ name: pipelines.name })
+    .from(pipelines)
+    .where(
+      and(
+        eq(pipelines.organisationId, organisationId),
+        or(eq(pipelines.sourceEnvironmentId, id), eq(pipelines.targetEnvironmentId, id)),
+      ),
+    )
+    .orderBy(asc(pipelines.name));
+  if (users.length > 0) {
+    throw new DrayError(
+      "failed_precondition",
+      `the environment is used by pipeline(s) ${users.map((u) => `"${u.name}"`).join(", ")}: delete or change them first`,
+      { details: { pipelines: users.map((u) => u.name) } },
+    );
+  }
   const deleted = await db
     .delete(environments)
     .where(and(eq(environments.id, id), eq(environments.organisationId, organisationId)))

@@ -6,11 +6,13 @@
 import { sql } from "drizzle-orm";
 import {
   bigint,
+  bigserial,
   boolean,
   index,
   integer,
   jsonb,
   pgTable,
+  primaryKey,
   text,
   timestamp,
   uniqueIndex,
@@ -136,4 +138,267 @@ export const agents = pgTable(
   ],
 );
 
-export const schema = { organisations, apiTokens, environments, enrollmentTokens, agents };
+/**
+ * A saved, repeatable operation: source → target, entities, action, write
+ * strategy and options. `entities` is the ordered list of selected `schema.table` names.
+ */
+export const pipelines = pgTable(
+  "pipelines",
+  {
+    id: uuid("id").primaryKey(),
+    organisationId: uuid("organisation_id")
+      .notNull()
+      .references(() => organisations.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    sourceEnvironmentId: uuid("source_environment_id")
+      .notNull()
+      .references(() => environments.id, { onDelete: "restrict" }),
+    targetEnvironmentId: uuid("target_environment_id")
+      .notNull()
+      .references(() => environments.id, { onDelete: "restrict" }),
+    action: text("action", { enum: ["copy", "transform", "delete"] }).notNull(),
+    writeStrategy: text("write_strategy", { enum: ["insert", "merge", "clean"] }).notNull(),
+    entities: jsonb("entities").$type<string[]>().notNull(),
+    /** Rows per batch. */
+    batchSize: integer("batch_size").notNull(),
+    /** Byte budget per batch (row data). */
+    batchBytes: integer("batch_bytes").notNull(),
+    maxRetriesPerBatch: integer("max_retries_per_batch").notNull(),
+    stopOnError: boolean("stop_on_error").notNull(),
+    /** Entities of one dependency level processed at once. */
+    entityConcurrency: integer("entity_concurrency").notNull(),
+    createdAt: createdAt(),
+    updatedAt: ts("updated_at").notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex("pipelines_org_name_idx").on(t.organisationId, t.name)],
+);
+
+/** One run of a pipeline. Status: queued → in_progress → completed | failed | cancelled. */
+export const executions = pgTable(
+  "executions",
+  {
+    id: uuid("id").primaryKey(),
+    organisationId: uuid("organisation_id")
+      .notNull()
+      .references(() => organisations.id, { onDelete: "cascade" }),
+    pipelineId: uuid("pipeline_id")
+      .notNull()
+      .references(() => pipelines.id, { onDelete: "cascade" }),
+    /** `pt-<uuid>`, the seed's pipeline token. */
+    pipelineToken: text("pipeline_token").notNull(),
+    status: text("status", { enum: ["queued", "in_progress", "completed", "failed", "cancelled"] }).notNull(),
+    /** Who started it: `{ tokenId, tokenName, role }`. */
+    triggeredBy: jsonb("triggered_by")
+      .$type<{ tokenId: string; tokenName: string; role: string }>()
+      .notNull(),
+    /** Pipeline settings and plan frozen at start (later pipeline edits do not change a run). */
+    snapshot: jsonb("snapshot").notNull(),
+    /** Machine-readable failure reason, e.g. `monthly_record_limit`, `environment_unhealthy`. */
+    reasonCode: text("reason_code"),
+    /** Human-readable failure or cancel reason. */
+    reason: text("reason"),
+    /** Confirmation given for destructive strategies on protected targets. */
+    confirmed: boolean("confirmed").notNull().default(false),
+    cancelRequestedAt: ts("cancel_requested_at"),
+    cancelledBy: jsonb("cancelled_by").$type<{ tokenId: string; tokenName: string; role: string }>(),
+    leaseOwner: text("lease_owner"),
+    leaseExpiresAt: ts("lease_expires_at"),
+    /** Times claimed; > 1 means it was resumed after a lost lease. */
+    attempts: integer("attempts").notNull().default(0),
+    /** Last event sequence number issued for this execution. */
+    eventSeq: bigint("event_seq", { mode: "number" }).notNull().default(0),
+    createdAt: createdAt(),
+    startedAt: ts("started_at"),
+    finishedAt: ts("finished_at"),
+    updatedAt: ts("updated_at").notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex("executions_token_idx").on(t.pipelineToken),
+    index("executions_pipeline_idx").on(t.pipelineId, t.createdAt),
+    index("executions_claim_idx").on(t.status, t.createdAt),
+    // One queued or running execution per pipeline: a second start answers 409.
+    uniqueIndex("executions_one_active_idx").on(t.pipelineId).where(sql`status in ('queued', 'in_progress')`),
+  ],
+);
+
+/** Per-entity progress and checkpoint of an execution. */
+export const executionEntities = pgTable(
+  "execution_entities",
+  {
+    executionId: uuid("execution_id")
+      .notNull()
+      .references(() => executions.id, { onDelete: "cascade" }),
+    entity: text("entity").notNull(),
+    /** Dependency level (0 first). */
+    level: integer("level").notNull(),
+    status: text("status", {
+      enum: ["pending", "in_progress", "completed", "failed", "cancelled"],
+    }).notNull(),
+    /** 1 = load, 2 = back-fill of deferred references. */
+    pass: integer("pass").notNull().default(1),
+    total: bigint("total", { mode: "number" }).notNull().default(0),
+    processed: bigint("processed", { mode: "number" }).notNull().default(0),
+    created: bigint("created", { mode: "number" }).notNull().default(0),
+    updated: bigint("updated", { mode: "number" }).notNull().default(0),
+    skipped: bigint("skipped", { mode: "number" }).notNull().default(0),
+    failed: bigint("failed", { mode: "number" }).notNull().default(0),
+    /** Keyset position after the last committed batch of the current pass; null = start. */
+    checkpoint: jsonb("checkpoint").$type<string[] | null>(),
+    batches: integer("batches").notNull().default(0),
+    startedAt: ts("started_at"),
+    finishedAt: ts("finished_at"),
+  },
+  (t) => [primaryKey({ columns: [t.executionId, t.entity] })],
+);
+
+/** Every batch of an execution: what was read, what committed, how often it was tried. */
+export const executionBatches = pgTable(
+  "execution_batches",
+  {
+    id: uuid("id").primaryKey(),
+    executionId: uuid("execution_id")
+      .notNull()
+      .references(() => executions.id, { onDelete: "cascade" }),
+    entity: text("entity").notNull(),
+    pass: integer("pass").notNull().default(1),
+    /** 1-based batch number within entity and pass. */
+    seq: integer("seq").notNull(),
+    /** Ledger id written to the target with the rows. */
+    batchId: text("batch_id").notNull(),
+    state: text("state", { enum: ["in_progress", "succeeded", "failed", "cancelled", "skipped"] }).notNull(),
+    cursorFrom: jsonb("cursor_from").$type<string[] | null>(),
+    cursorTo: jsonb("cursor_to").$type<string[] | null>(),
+    rows: integer("rows").notNull().default(0),
+    bytes: integer("bytes").notNull().default(0),
+    created: integer("created").notNull().default(0),
+    updated: integer("updated").notNull().default(0),
+    rejected: integer("rejected").notNull().default(0),
+    /** Records reserved against the monthly limit while the batch is in flight. */
+    reserved: integer("reserved").notNull().default(0),
+    /** UTC month (`YYYY-MM`) the reservation and the committed records count in. */
+    usageMonth: text("usage_month"),
+    attempts: integer("attempts").notNull().default(0),
+    durationMs: integer("duration_ms"),
+    error: text("error"),
+    startedAt: ts("started_at").notNull().defaultNow(),
+    finishedAt: ts("finished_at"),
+  },
+  (t) => [
+    uniqueIndex("execution_batches_batch_id_idx").on(t.batchId),
+    index("execution_batches_execution_idx").on(t.executionId, t.entity, t.pass, t.seq),
+  ],
+);
+
+/**
+ * The stage log (seed vocabulary): per execution, append-only entries with a
+ * process name (StreamNotifier, DataQuality, Transformation, JobRunner,
+ * PostgresLoader) and a state begin / processing / end / error.
+ */
+export const executionLog = pgTable(
+  "execution_log",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    executionId: uuid("execution_id")
+      .notNull()
+      .references(() => executions.id, { onDelete: "cascade" }),
+    at: ts("at").notNull().defaultNow(),
+    processName: text("process_name").notNull(),
+    state: text("state", { enum: ["begin", "processing", "end", "error"] }).notNull(),
+    code: text("code").notNull(),
+    description: text("description").notNull(),
+    entity: text("entity"),
+  },
+  (t) => [index("execution_log_execution_idx").on(t.executionId, t.id)],
+);
+
+/** Errors and warnings of an execution, per record where there is one. */
+export const executionErrors = pgTable(
+  "execution_errors",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    executionId: uuid("execution_id")
+      .notNull()
+      .references(() => executions.id, { onDelete: "cascade" }),
+    at: ts("at").notNull().defaultNow(),
+    severity: text("severity", { enum: ["error", "warning"] }).notNull(),
+    entity: text("entity"),
+    /** Key values of the record, in key order; null when not about one record. */
+    recordKey: jsonb("record_key").$type<string[] | null>(),
+    field: text("field"),
+    code: text("code"),
+    message: text("message").notNull(),
+  },
+  (t) => [index("execution_errors_execution_idx").on(t.executionId, t.id)],
+);
+
+/**
+ * Every event of an execution, in order (`seq`), as published on NATS. The SSE
+ * endpoint replays from here, so `Last-Event-ID` resumes on any replica.
+ */
+export const executionEvents = pgTable(
+  "execution_events",
+  {
+    executionId: uuid("execution_id")
+      .notNull()
+      .references(() => executions.id, { onDelete: "cascade" }),
+    seq: bigint("seq", { mode: "number" }).notNull(),
+    /** `status` | `progress` | `log` (the NATS subject's last token). */
+    channel: text("channel", { enum: ["status", "progress", "log"] }).notNull(),
+    payload: jsonb("payload").notNull(),
+    at: ts("at").notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.executionId, t.seq] })],
+);
+
+/** Committed created+updated records per organisation and UTC month (`YYYY-MM`). */
+export const usage = pgTable(
+  "usage",
+  {
+    organisationId: uuid("organisation_id")
+      .notNull()
+      .references(() => organisations.id, { onDelete: "cascade" }),
+    month: text("month").notNull(),
+    /** Records committed. */
+    records: bigint("records", { mode: "number" }).notNull().default(0),
+    /** Records reserved by batches in flight (not yet committed). */
+    reserved: bigint("reserved", { mode: "number" }).notNull().default(0),
+    updatedAt: ts("updated_at").notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.organisationId, t.month] })],
+);
+
+/**
+ * Serialises executions writing the same target entity: a row per
+ * (target environment, entity) held by the execution writing it.
+ */
+export const targetEntityLocks = pgTable(
+  "target_entity_locks",
+  {
+    environmentId: uuid("environment_id")
+      .notNull()
+      .references(() => environments.id, { onDelete: "cascade" }),
+    entity: text("entity").notNull(),
+    executionId: uuid("execution_id")
+      .notNull()
+      .references(() => executions.id, { onDelete: "cascade" }),
+    acquiredAt: ts("acquired_at").notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.environmentId, t.entity] })],
+);
+
+export const schema = {
+  organisations,
+  apiTokens,
+  environments,
+  enrollmentTokens,
+  agents,
+  pipelines,
+  executions,
+  executionEntities,
+  executionBatches,
+  executionLog,
+  executionErrors,
+  executionEvents,
+  usage,
+  targetEntityLocks,
+};

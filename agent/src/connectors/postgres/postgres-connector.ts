@@ -1,0 +1,218 @@
+import { DrayError, type Logger, silentLogger } from "@dray/common";
+import type postgres from "postgres";
+import type {
+  Condition,
+  Connector,
+  EntityName,
+  ReadBatchRequest,
+  ReadBatchResult,
+  SchemaDescription,
+  TestConnectionResult,
+  WriteBatchRequest,
+  WriteBatchResult,
+} from "../../connector.js";
+import { createPool } from "./connection-options.js";
+import { countRows } from "./count-rows.js";
+import { deleteAllRows, deleteRowsByKey } from "./delete-rows.js";
+import { describeSchema } from "./describe-schema.js";
+import { toDrayError } from "./error-mapping.js";
+import { displayName, validateEntityName, validateFieldList } from "./identifiers.js";
+import { readKeysetPage, validateReadRequest } from "./keyset-read.js";
+import { createLedger } from "./ledger.js";
+import { abortable, type Backend, Session, type SessionPools, textParams } from "./session.js";
+import { type PreparedRows, prepareRows, validateWriteRequest, writeStagedBatch } from "./write-batch.js";
+
+/** Options of {@link createPostgresConnector}. */
+export interface PostgresConnectorOptions {
+  /** `postgres://user:password@host:port/database?sslmode=…` */
+  url: string;
+  /** Pool size. @default 8 */
+  maxConnections?: number;
+  logger?: Logger;
+}
+
+/** How long a cancel request may take before the session gives up waiting for it. */
+const CANCEL_WAIT_MS = 10_000;
+
+const CANCEL_SQL =
+  "select pg_catalog.pg_cancel_backend(pid) from pg_catalog.pg_stat_activity where pid = $1::int4 and backend_start = $2::timestamptz";
+
+class PostgresConnector implements Connector {
+  readonly platform = "postgres" as const;
+  private readonly sql: postgres.Sql;
+  private control: postgres.Sql | undefined;
+  private ledgerReady: Promise<void> | undefined;
+  private closed = false;
+  private readonly pools: SessionPools;
+
+  constructor(private readonly options: PostgresConnectorOptions & { logger: Logger }) {
+    this.sql = createPool({ url: options.url, max: options.maxConnections ?? 8, logger: options.logger });
+    this.pools = {
+      sql: this.sql,
+      logger: options.logger,
+      cancelBackend: (backend) => this.cancelBackend(backend),
+    };
+  }
+
+  testConnection(signal: AbortSignal): Promise<TestConnectionResult> {
+    return this.run("test connection", signal, async (session) => {
+      const started = performance.now();
+      const [row] = await session.query<{ version: string; database: string }>(
+        "select current_setting('server_version') as version, current_database() as database",
+      );
+      return {
+        databaseLatencyMs: Math.round((performance.now() - started) * 1000) / 1000,
+        serverVersion: row?.version ?? "",
+        databaseName: row?.database ?? "",
+      };
+    });
+  }
+
+  describeSchema(schemas: string[], signal: AbortSignal): Promise<SchemaDescription> {
+    return this.run("describe schema", signal, (session) => describeSchema(session, schemas));
+  }
+
+  count(entity: EntityName, where: Condition[], signal: AbortSignal): Promise<number> {
+    return this.run(
+      `count ${describe(entity)}`,
+      signal,
+      (session) => countRows(session, entity, where ?? []),
+      () => validateEntityName(entity),
+    );
+  }
+
+  readBatch(request: ReadBatchRequest, signal: AbortSignal): Promise<ReadBatchResult> {
+    return this.run(
+      `read ${describe(request?.entity)}`,
+      signal,
+      (session) => readKeysetPage(session, request),
+      () => validateReadRequest(request),
+    );
+  }
+
+  writeBatch(request: WriteBatchRequest, signal: AbortSignal): Promise<WriteBatchResult> {
+    let prepared: PreparedRows;
+    return this.run(
+      `write ${describe(request?.entity)}`,
+      signal,
+      async (session) => {
+        await abortable(this.ensureLedger(), signal, () => {});
+        return writeStagedBatch(session, request, prepared);
+      },
+      () => {
+        validateWriteRequest(request);
+        prepared = prepareRows(request.rows.data, request.rows.fields.length, request.rows.rowCount);
+      },
+    );
+  }
+
+  cleanEntity(entity: EntityName, signal: AbortSignal): Promise<number> {
+    return this.run(
+      `clean ${describe(entity)}`,
+      signal,
+      (session) => deleteAllRows(session, entity),
+      () => validateEntityName(entity),
+    );
+  }
+
+  deleteRecords(
+    entity: EntityName,
+    keyFields: string[],
+    keys: string[][],
+    signal: AbortSignal,
+  ): Promise<number> {
+    return this.run(
+      `delete from ${describe(entity)}`,
+      signal,
+      (session) => deleteRowsByKey(session, entity, keyFields ?? [], keys),
+      () => {
+        validateEntityName(entity);
+        validateFieldList("keyFields", keyFields ?? []);
+      },
+    );
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([this.sql.end({ timeout: 5 }), this.control?.end({ timeout: 1 })]);
+  }
+
+  /**
+   * Runs `fn` on a reserved session; every failure leaves as a DrayError.
+   * `check` validates the request first, before a connection is taken.
+   */
+  private async run<T>(
+    operation: string,
+    signal: AbortSignal,
+    fn: (session: Session) => Promise<T>,
+    check?: () => void,
+  ): Promise<T> {
+    if (this.closed) throw new DrayError("failed_precondition", "the Postgres connector is closed");
+    if (!(signal instanceof AbortSignal))
+      throw new DrayError("invalid_argument", "an AbortSignal is required");
+    try {
+      check?.();
+      return await Session.run(this.pools, signal, fn);
+    } catch (error) {
+      throw toDrayError(error, { aborted: signal.aborted, operation });
+    }
+  }
+
+  /** Creates the ledger once per connector; a failed attempt is retried by the next write. */
+  private ensureLedger(): Promise<void> {
+    this.ledgerReady ??= Session.run(this.pools, new AbortController().signal, createLedger).catch(
+      (error) => {
+        this.ledgerReady = undefined;
+        throw error;
+      },
+    );
+    return this.ledgerReady;
+  }
+
+  /** Cancels the statement running on `backend` from a separate one-connection pool. */
+  private async cancelBackend(backend: Backend): Promise<void> {
+    this.control ??= createPool({
+      url: this.options.url,
+      max: 1,
+      logger: this.options.logger,
+      connectTimeoutSeconds: 5,
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, CANCEL_WAIT_MS);
+    });
+    try {
+      await Promise.race([
+        this.control.unsafe(CANCEL_SQL, textParams(this.control, [backend.pid, backend.started])),
+        timeout,
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+function describe(entity: EntityName | undefined): string {
+  return entity && typeof entity === "object" ? displayName(entity) : "entity";
+}
+
+/**
+ * A {@link Connector} for PostgreSQL (postgres.js pool). Reads are keyset pages
+ * encoded as COPY text; writes go through a COPY-loaded staging table in one
+ * transaction with the `dray.batch_ledger` entry.
+ *
+ * @example
+ * const connector = createPostgresConnector({ url: "postgres://dray@db:5432/app" });
+ * const n = await connector.count({ schema: "public", name: "users" }, [], AbortSignal.timeout(5000));
+ */
+export function createPostgresConnector(options: PostgresConnectorOptions): Connector {
+  if (!options || typeof options.url !== "string" || options.url.length === 0)
+    throw new DrayError("invalid_argument", "a Postgres connection URL is required");
+  if (
+    options.maxConnections !== undefined &&
+    (!Number.isSafeInteger(options.maxConnections) || options.maxConnections < 1)
+  )
+    throw new DrayError("invalid_argument", "maxConnections must be a positive integer");
+  return new PostgresConnector({ ...options, logger: options.logger ?? silentLogger });
+}

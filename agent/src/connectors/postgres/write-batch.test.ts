@@ -1,0 +1,144 @@
+import { describe, expect, it } from "vitest";
+import type { WriteBatchRequest } from "../../connector.js";
+import type { EntityInfo, FieldInfo } from "./entity-catalog.js";
+import { blamedField, fieldByTypeInMessage, prepareRows, validateWriteRequest } from "./write-batch.js";
+import { planWrite } from "./write-plan.js";
+
+const field = (name: string, extra: Partial<FieldInfo> = {}): FieldInfo => ({
+  name,
+  type: "bigint",
+  castType: "bigint",
+  notNull: true,
+  hasDefault: false,
+  generated: false,
+  identity: "",
+  ...extra,
+});
+const info = (extra: Partial<EntityInfo> = {}): EntityInfo => ({
+  entity: { schema: "s", name: "t" },
+  fields: [
+    field("id"),
+    field("name", { type: "character varying(3)", castType: "character varying", notNull: false }),
+  ],
+  primaryKey: ["id"],
+  uniqueKeys: [["id"]],
+  partitioned: false,
+  ...extra,
+});
+const request = (extra: Partial<WriteBatchRequest> = {}): WriteBatchRequest => ({
+  batchId: "b1",
+  entity: { schema: "s", name: "t" },
+  strategy: "insert",
+  keyFields: ["id"],
+  rows: { encoding: "copy_text", fields: ["id", "name"], rowCount: 0, data: new Uint8Array() },
+  rejectPolicy: "fail",
+  ...extra,
+});
+
+describe("prepareRows", () => {
+  it("passes clean data through untouched", () => {
+    const data = Buffer.from("1\ta\n2\tb\n");
+    const prepared = prepareRows(data, 2, 2);
+    expect(prepared.data).toBe(data);
+    expect(prepared).toMatchObject({ loadCount: 2, malformed: [] });
+  });
+
+  it("adds a missing final newline and drops malformed lines", () => {
+    const prepared = prepareRows(Buffer.from("1\ta\n2\n3\tc\\.\n4\td"), 2, 4);
+    expect(Buffer.from(prepared.data).toString()).toBe("1\ta\n4\td\n");
+    expect(prepared.loadCount).toBe(2);
+    expect(prepared.malformed.map((m) => [m.index, m.problem])).toEqual([
+      [1, "line has 1 fields, expected 2"],
+      [2, "\\. (end-of-data marker) inside data"],
+    ]);
+  });
+
+  it("refuses a row count that disagrees with the data", () => {
+    expect(() => prepareRows(Buffer.from("1\ta\n"), 2, 2)).toThrow(
+      /rowCount is 2 but rows.data holds 1 lines/,
+    );
+  });
+});
+
+describe("planWrite", () => {
+  it("loads text into a staging table and casts on insert", () => {
+    const plan = planWrite(info(), request());
+    expect(plan.createStageSql).toBe(
+      "create temp table dray_stage (dray_ord int8 generated always as identity, c1 text, c2 text) on commit drop",
+    );
+    expect(plan.copySql).toBe("copy pg_temp.dray_stage (c1, c2) from stdin");
+    expect(plan.writeSql).toContain(
+      'insert into "s"."t" ("id", "name") select c1::bigint, c2::character varying from pg_temp.dray_stage where dray_ord between $1::int8 and $2::int8',
+    );
+    expect(plan.writeSql).not.toContain("on conflict");
+    expect(plan.keyPositions).toEqual([0]);
+  });
+
+  it("merges on the key, updating the other fields, counting by xmax", () => {
+    const plan = planWrite(info(), request({ strategy: "merge" }));
+    expect(plan.writeSql).toContain('on conflict ("id") do update set "name" = excluded."name"');
+    expect(plan.writeSql).toContain("returning (xmax = 0) as inserted");
+  });
+
+  it("counts present keys instead of xmax for partitioned tables", () => {
+    const plan = planWrite(info({ partitioned: true }), request({ strategy: "merge" }));
+    expect(plan.writeSql).not.toContain("xmax");
+    expect(plan.writeSql).toContain('exists (select 1 from "s"."t" t where t."id" = s.c1::bigint)');
+  });
+
+  it("overrides GENERATED ALWAYS identities and refuses generated columns", () => {
+    const identity = info({ fields: [field("id", { identity: "a" }), field("name")] });
+    expect(planWrite(identity, request()).writeSql).toContain("overriding system value");
+    const generated = info({ fields: [field("id"), field("name", { generated: true })] });
+    expect(() => planWrite(generated, request())).toThrow(/generated fields/);
+  });
+
+  it("needs the key among the written fields and a key for merge", () => {
+    expect(() =>
+      planWrite(
+        info(),
+        request({ rows: { encoding: "copy_text", fields: ["name"], rowCount: 0, data: new Uint8Array() } }),
+      ),
+    ).toThrow(/not among rows.fields/);
+    expect(() => planWrite(info({ primaryKey: [] }), request({ strategy: "merge", keyFields: [] }))).toThrow(
+      expect.objectContaining({ code: "failed_precondition" }),
+    );
+    expect(planWrite(info({ primaryKey: [] }), request({ keyFields: [] })).keyPositions).toEqual([]);
+  });
+});
+
+describe("validateWriteRequest", () => {
+  it("refuses malformed requests", () => {
+    for (const bad of [
+      { batchId: "" },
+      { strategy: "upsert" },
+      { rejectPolicy: "skip" },
+      { rows: { encoding: "csv", fields: ["id"], rowCount: 0, data: new Uint8Array() } },
+      { rows: { encoding: "copy_text", fields: [], rowCount: 0, data: new Uint8Array() } },
+      { rows: { encoding: "copy_text", fields: ["id"], rowCount: -1, data: new Uint8Array() } },
+    ])
+      expect(() => validateWriteRequest(request(bad as Partial<WriteBatchRequest>))).toThrow(
+        expect.objectContaining({ code: "invalid_argument" }),
+      );
+  });
+});
+
+describe("blaming a field", () => {
+  const pg = (extra: Record<string, string>) =>
+    Object.assign(new Error(extra.message ?? "x"), { name: "PostgresError", code: "23505", ...extra });
+
+  it("uses the error's column, else the key in its detail", () => {
+    expect(blamedField(pg({ column_name: "name" }))).toBe("name");
+    expect(blamedField(pg({ detail: 'Key (parent_id)=(9) is not present in table "p".' }))).toBe("parent_id");
+    expect(blamedField(pg({ detail: "Key (a, b)=(1, 2) already exists." }))).toBe("a, b");
+    expect(blamedField(pg({}))).toBeUndefined();
+  });
+
+  it("matches a unique field type named in the message", () => {
+    const fields = info().fields;
+    expect(fieldByTypeInMessage(fields, new Error("value too long for type character varying(3)"))).toBe(
+      "name",
+    );
+    expect(fieldByTypeInMessage(fields, new Error("numeric field overflow"))).toBeUndefined();
+  });
+});

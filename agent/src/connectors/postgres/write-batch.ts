@@ -1,0 +1,242 @@
+import { DrayError } from "@dray/common";
+import type { RejectedRecord, WriteBatchRequest, WriteBatchResult } from "../../connector.js";
+import { checkCopyLine, parseCopyLine, splitCopyLines } from "./copy-text.js";
+import { type FieldInfo, lookupEntity } from "./entity-catalog.js";
+import { errorDetails, isDataError, sqlStateOf } from "./error-mapping.js";
+import { displayName, validateEntityName, validateFieldList } from "./identifiers.js";
+import { bisectWrite, type RangeCounts } from "./isolation.js";
+import { claimBatch, recordBatch, validateBatchId } from "./ledger.js";
+import type { Session } from "./session.js";
+import { planWrite, STAGE, stageColumn, type WritePlan } from "./write-plan.js";
+
+/** Rejected rows whose guilty field is looked for by test casts (each probe is one statement per field). */
+const MAX_PROBED_REJECTS = 20;
+
+/** Checks the parts of a write request that need no catalog. */
+export function validateWriteRequest(request: WriteBatchRequest): void {
+  validateBatchId(request.batchId);
+  validateEntityName(request.entity);
+  if (request.strategy !== "insert" && request.strategy !== "merge")
+    throw new DrayError("invalid_argument", "strategy must be insert or merge");
+  if (request.rejectPolicy !== "isolate" && request.rejectPolicy !== "fail")
+    throw new DrayError("invalid_argument", "rejectPolicy must be isolate or fail");
+  const rows = request.rows;
+  if (rows?.encoding !== "copy_text") throw new DrayError("invalid_argument", "rows must be copy_text");
+  if (!(rows.data instanceof Uint8Array)) throw new DrayError("invalid_argument", "rows.data must be bytes");
+  if (!Number.isSafeInteger(rows.rowCount) || rows.rowCount < 0)
+    throw new DrayError("invalid_argument", "rows.rowCount must be a non-negative integer");
+  if (validateFieldList("rows.fields", rows.fields).length === 0)
+    throw new DrayError("invalid_argument", "rows.fields must name at least one field");
+  validateFieldList("keyFields", request.keyFields ?? []);
+}
+
+/** A line COPY would refuse, found before sending. */
+export interface MalformedLine {
+  /** 0-based line index in the batch. */
+  index: number;
+  line: Uint8Array;
+  problem: string;
+}
+
+/** The batch split into the lines to load and the malformed ones. */
+export interface PreparedRows {
+  /** Well-formed lines, each `\n`-terminated, ready for COPY. */
+  data: Uint8Array;
+  loadCount: number;
+  malformed: MalformedLine[];
+}
+
+/**
+ * Splits and checks every line before the server sees it, so the COPY into the
+ * staging table cannot fail on data (postgres.js loses such errors) and the
+ * staged ordinals match the lines one to one.
+ *
+ * @throws DrayError `invalid_argument` when `rowCount` disagrees with the data.
+ */
+export function prepareRows(data: Uint8Array, fieldCount: number, rowCount: number): PreparedRows {
+  const lines = splitCopyLines(data);
+  if (lines.length !== rowCount)
+    throw new DrayError(
+      "invalid_argument",
+      `rows.rowCount is ${rowCount} but rows.data holds ${lines.length} lines`,
+    );
+  const malformed: MalformedLine[] = [];
+  const good: Uint8Array[] = [];
+  lines.forEach((line, index) => {
+    const problem = checkCopyLine(line, fieldCount);
+    if (problem === null) good.push(line);
+    else malformed.push({ index, line, problem });
+  });
+  const endsWithNewline = data.length === 0 || data[data.length - 1] === 0x0a;
+  if (malformed.length === 0 && endsWithNewline) return { data, loadCount: good.length, malformed };
+  const parts: Uint8Array[] = [];
+  const newline = Buffer.from("\n");
+  for (const line of good) parts.push(line, newline);
+  return { data: Buffer.concat(parts), loadCount: good.length, malformed };
+}
+
+/** The field a server error blames: its column, or the columns in a `Key (…)=` detail. */
+export function blamedField(error: unknown): string | undefined {
+  const details = errorDetails(error);
+  if (details.column) return details.column;
+  const match = /^Key \((.+?)\)=/.exec(details.detail ?? "");
+  return match?.[1];
+}
+
+async function writeRange(
+  session: Session,
+  plan: WritePlan,
+  first: number,
+  last: number,
+): Promise<RangeCounts> {
+  const rows = await session.query<{ created: string; updated: string }>(plan.writeSql, [first, last]);
+  return { created: Number(rows[0]?.created ?? 0), updated: Number(rows[0]?.updated ?? 0) };
+}
+
+/** Runs `fn` under a savepoint: released on success, rolled back (and released) on failure. */
+async function underSavepoint<T>(session: Session, name: string, fn: () => Promise<T>): Promise<T> {
+  await session.control(`savepoint ${name}`);
+  try {
+    const result = await fn();
+    await session.control(`release savepoint ${name}`);
+    return result;
+  } catch (error) {
+    if (!session.signal.aborted)
+      await session.control(`rollback to savepoint ${name}; release savepoint ${name}`);
+    throw error;
+  }
+}
+
+/** Finds the field whose cast fails for one staged row, trying each field in turn. */
+async function probeCasts(session: Session, plan: WritePlan, ordinal: number): Promise<string | undefined> {
+  for (const [i, field] of plan.fields.entries()) {
+    try {
+      await underSavepoint(session, "dray_probe", () =>
+        session.query(`select ${stageColumn(i)}::${field.castType} from ${STAGE} where dray_ord = $1::int8`, [
+          ordinal,
+        ]),
+      );
+    } catch (error) {
+      if (!isDataError(sqlStateOf(error))) throw error;
+      return field.name;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * For data errors raised by a column's type modifier (e.g. "value too long for
+ * type character varying(3)"): the one field of exactly that type, if unique.
+ */
+export function fieldByTypeInMessage(fields: readonly FieldInfo[], error: unknown): string | undefined {
+  const message = error instanceof Error ? error.message : String(error);
+  const matching = fields.filter((f) => message.includes(`type ${f.type}`));
+  return matching.length === 1 ? matching[0]!.name : undefined;
+}
+
+async function describeRejected(
+  session: Session,
+  plan: WritePlan,
+  ordinal: number,
+  error: unknown,
+  probe: boolean,
+): Promise<RejectedRecord> {
+  const columns = plan.keyPositions.map(stageColumn);
+  const rows =
+    columns.length > 0
+      ? await session.query<Record<string, string | null>>(
+          `select ${columns.join(", ")} from ${STAGE} where dray_ord = $1::int8`,
+          [ordinal],
+        )
+      : [{}];
+  const row = rows[0] ?? {};
+  const sqlState = sqlStateOf(error);
+  let field = blamedField(error);
+  if (field === undefined && probe && sqlState?.startsWith("22"))
+    field = await probeCasts(session, plan, ordinal);
+  if (field === undefined && sqlState?.startsWith("22")) field = fieldByTypeInMessage(plan.fields, error);
+  return {
+    key: columns.map((c) => row[c] ?? "\\N"),
+    ...(field === undefined ? {} : { field }),
+    message: error instanceof Error ? error.message : String(error),
+    ...(sqlState === undefined ? {} : { sqlState }),
+  };
+}
+
+function rejectMalformed(plan: WritePlan, malformed: MalformedLine): RejectedRecord {
+  const values = parseCopyLine(malformed.line);
+  return {
+    key: plan.keyPositions.map((at) => values[at] ?? "\\N"),
+    message: `line ${malformed.index + 1} is not valid COPY text: ${malformed.problem}`,
+    sqlState: "22P04",
+  };
+}
+
+/**
+ * Writes one batch in one transaction: ledger row first (a replay stops
+ * there), COPY into a text staging table, then one INSERT … SELECT (with ON
+ * CONFLICT … DO UPDATE for merge) casting each field to its catalog type. With
+ * `isolate`, a data error bisects the staged rows under savepoints so good rows
+ * commit and bad ones are reported; with `fail` it rolls everything back.
+ */
+export async function writeStagedBatch(
+  session: Session,
+  request: WriteBatchRequest,
+  prepared: PreparedRows,
+): Promise<WriteBatchResult> {
+  const info = await lookupEntity(session, request.entity);
+  const plan = planWrite(info, request);
+  if (request.rejectPolicy === "fail" && prepared.malformed.length > 0) {
+    const first = prepared.malformed[0]!;
+    throw new DrayError(
+      "invalid_argument",
+      `line ${first.index + 1} is not valid COPY text: ${first.problem}`,
+      {
+        details: { sqlState: "22P04", malformedLines: prepared.malformed.length },
+      },
+    );
+  }
+  return session.transaction(async () => {
+    const rowCount = prepared.loadCount + prepared.malformed.length;
+    const recorded = await claimBatch(session, request.batchId, displayName(request.entity), rowCount);
+    // A replay writes nothing and answers with what the first commit recorded (rejected records are not kept).
+    if (recorded) return { alreadyCommitted: true, ...recorded, rejectedRecords: [] };
+    const rejectedRecords = prepared.malformed.map((m) => rejectMalformed(plan, m));
+    let counts: RangeCounts = { created: 0, updated: 0 };
+    if (prepared.loadCount > 0) {
+      await session.query(plan.createStageSql);
+      const [loaded] = await session.copyIn<{ n: string }>(
+        plan.copySql,
+        prepared.data,
+        `select count(*)::int8 as n from ${STAGE}`,
+      );
+      if (Number(loaded?.n) !== prepared.loadCount)
+        throw new DrayError("internal", `staged ${loaded?.n} rows but sent ${prepared.loadCount}`);
+      if (request.rejectPolicy === "fail") {
+        counts = await writeRange(session, plan, 1, prepared.loadCount);
+      } else {
+        // Deferred constraints are checked per statement here, so a bad row fails its own range, not COMMIT.
+        await session.query("set constraints all immediate");
+        let probed = 0;
+        const outcome = await bisectWrite(1, prepared.loadCount, {
+          write: (first, last) =>
+            underSavepoint(session, "dray_range", () => writeRange(session, plan, first, last)),
+          reject: (ordinal, error) =>
+            describeRejected(session, plan, ordinal, error, probed++ < MAX_PROBED_REJECTS),
+          isDataError: (error) => !session.signal.aborted && isDataError(sqlStateOf(error)),
+        });
+        counts = outcome;
+        rejectedRecords.push(...outcome.rejected);
+      }
+    }
+    const result = {
+      alreadyCommitted: false,
+      created: counts.created,
+      updated: counts.updated,
+      rejected: rejectedRecords.length,
+      rejectedRecords,
+    };
+    await recordBatch(session, request.batchId, result);
+    return result;
+  });
+}

@@ -1,0 +1,98 @@
+import { DrayError } from "@dray/common";
+import type { WriteBatchRequest } from "../../connector.js";
+import { type EntityInfo, type FieldInfo, requireFields, resolveKey } from "./entity-catalog.js";
+import { displayName, qualifiedName, quoteIdentifier } from "./identifiers.js";
+
+/** The staging table: one text column per field plus the row's ordinal in the batch. */
+export const STAGE = "pg_temp.dray_stage";
+
+/** The statements of one write, built from catalog names and types only. */
+export interface WritePlan {
+  fields: FieldInfo[];
+  key: FieldInfo[];
+  /** Index of each key field within `fields`. */
+  keyPositions: number[];
+  createStageSql: string;
+  copySql: string;
+  /** Inserts (or merges) staged ordinals `$1..$2`; returns one row `{ created, updated }`. */
+  writeSql: string;
+}
+
+/** Name of the staging column holding field `index` (0-based). */
+export function stageColumn(index: number): string {
+  return `c${index + 1}`;
+}
+
+/**
+ * Resolves fields and key against the catalog and builds the SQL. Merge needs
+ * a key (given, or the primary key) and updates every non-key field; insert
+ * uses the key only to name rejected rows.
+ */
+export function planWrite(info: EntityInfo, request: WriteBatchRequest): WritePlan {
+  const entity = displayName(info.entity);
+  const fields = requireFields(info, request.rows.fields);
+  const generated = fields.filter((f) => f.generated).map((f) => f.name);
+  if (generated.length > 0)
+    throw new DrayError(
+      "invalid_argument",
+      `generated fields of ${entity} cannot be written: ${generated.join(", ")}`,
+    );
+  const key =
+    request.strategy === "merge" || (request.keyFields ?? []).length > 0
+      ? resolveKey(info, request.keyFields)
+      : requireFields(info, info.primaryKey);
+  const keyPositions = key.map((k) => {
+    const at = fields.findIndex((f) => f.name === k.name);
+    if (at < 0)
+      throw new DrayError("invalid_argument", `key field ${JSON.stringify(k.name)} is not among rows.fields`);
+    return at;
+  });
+
+  const target = qualifiedName(info.entity);
+  const columns = fields.map((f) => quoteIdentifier(f.name)).join(", ");
+  const overriding = fields.some((f) => f.identity === "a") ? " overriding system value" : "";
+  const casts = fields.map((f, i) => `${stageColumn(i)}::${f.castType}`).join(", ");
+  const range = "dray_ord between $1::int8 and $2::int8";
+  const insert = `insert into ${target} (${columns})${overriding} select ${casts} from ${STAGE} where ${range} order by dray_ord`;
+  let writeSql: string;
+  if (request.strategy === "insert") {
+    writeSql = `with written as (${insert} returning 1) select count(*)::int8 as created, 0::int8 as updated from written`;
+  } else {
+    const keyNames = new Set(key.map((k) => k.name));
+    const updated = fields.filter((f) => !keyNames.has(f.name));
+    // With nothing but key fields, a no-op update still reports existing rows as updated.
+    const assignments = (updated.length > 0 ? updated : key)
+      .map((f) => `${quoteIdentifier(f.name)} = excluded.${quoteIdentifier(f.name)}`)
+      .join(", ");
+    const merge = `${insert} on conflict (${key.map((k) => quoteIdentifier(k.name)).join(", ")}) do update set ${assignments}`;
+    if (!info.partitioned) {
+      // xmax is 0 on a freshly inserted row version and set on one ON CONFLICT updated.
+      writeSql =
+        `with written as (${merge} returning (xmax = 0) as inserted)` +
+        " select (count(*) filter (where inserted))::int8 as created," +
+        " (count(*) filter (where not inserted))::int8 as updated from written";
+    } else {
+      // RETURNING cannot read xmax of a partitioned table: count the keys already present instead
+      // (same snapshot as the insert; exact unless another writer adds the same keys concurrently).
+      const match = key
+        .map((k, i) => `t.${quoteIdentifier(k.name)} = s.${stageColumn(keyPositions[i]!)}::${k.castType}`)
+        .join(" and ");
+      writeSql =
+        `with present as (select count(*) as n from ${STAGE} s where s.${range}` +
+        ` and exists (select 1 from ${target} t where ${match})),` +
+        ` written as (${merge} returning 1)` +
+        " select (count(*) - (select n from present))::int8 as created, (select n from present)::int8 as updated" +
+        " from written";
+    }
+  }
+  return {
+    fields,
+    key,
+    keyPositions,
+    createStageSql:
+      `create temp table dray_stage (dray_ord int8 generated always as identity, ` +
+      `${fields.map((_, i) => `${stageColumn(i)} text`).join(", ")}) on commit drop`,
+    copySql: `copy ${STAGE} (${fields.map((_, i) => stageColumn(i)).join(", ")}) from stdin`,
+    writeSql,
+  };
+}

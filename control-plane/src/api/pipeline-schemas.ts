@@ -1,0 +1,210 @@
+/** Zod schemas of pipelines and their plans; they also make up the OpenAPI document. */
+import { z } from "@hono/zod-openapi";
+import { MAX_SEARCH_LENGTH } from "../environments/environments-query.js";
+import {
+  DEFAULT_BATCH_BYTES,
+  DEFAULT_BATCH_SIZE,
+  DEFAULT_ENTITY_CONCURRENCY,
+  DEFAULT_MAX_RETRIES_PER_BATCH,
+  DEFAULT_STOP_ON_ERROR,
+  MAX_BATCH_BYTES,
+  MAX_BATCH_SIZE,
+  MAX_ENTITY_CONCURRENCY,
+  MAX_PIPELINE_ENTITIES,
+  MAX_PIPELINE_NAME_LENGTH,
+  MAX_RETRIES_PER_BATCH,
+  MIN_BATCH_BYTES,
+  MIN_BATCH_SIZE,
+  PIPELINE_ACTIONS,
+  WRITE_STRATEGIES,
+} from "../pipelines/pipeline-defaults.js";
+import { Timestamp } from "./schemas.js";
+
+const uuid = z.string().openapi({ format: "uuid" });
+const action = z.enum(PIPELINE_ACTIONS).openapi({ description: "Only copy is supported yet" });
+const writeStrategy = z.enum(WRITE_STRATEGIES).openapi({
+  description:
+    "insert (always add), merge (upsert on the primary key; target-only rows kept), clean (delete the target rows of the selected entities, then load)",
+});
+
+/** Fields of a pipeline body, without defaults (PATCH leaves absent ones as they are). */
+const fields = {
+  name: z.string().trim().min(1).max(MAX_PIPELINE_NAME_LENGTH),
+  sourceEnvironmentId: z
+    .string()
+    .openapi({ format: "uuid", description: "Environment records are read from" }),
+  targetEnvironmentId: z
+    .string()
+    .openapi({ format: "uuid", description: "Environment records are written to" }),
+  action,
+  writeStrategy,
+  entities: z
+    .array(
+      z
+        .string()
+        .max(300)
+        .regex(/^.+\..+$/, "must be schema.table"),
+    )
+    .min(1)
+    .max(MAX_PIPELINE_ENTITIES)
+    .openapi({
+      description:
+        "Selected entities (`schema.table`), each present in the source's entity snapshot, no duplicates",
+      example: ["public.accounts", "public.contacts"],
+    }),
+  batchSize: z
+    .number()
+    .int()
+    .min(MIN_BATCH_SIZE)
+    .max(MAX_BATCH_SIZE)
+    .openapi({ description: "Rows per batch" }),
+  batchBytes: z
+    .number()
+    .int()
+    .min(MIN_BATCH_BYTES)
+    .max(MAX_BATCH_BYTES)
+    .openapi({ description: "Byte budget of a batch's row data (64 KiB … 48 MiB)" }),
+  maxRetriesPerBatch: z
+    .number()
+    .int()
+    .min(0)
+    .max(MAX_RETRIES_PER_BATCH)
+    .openapi({ description: "Retries of a batch after a retryable error" }),
+  stopOnError: z
+    .boolean()
+    .openapi({ description: "true: a batch failing after its retries fails the run; false: it is skipped" }),
+  entityConcurrency: z
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_ENTITY_CONCURRENCY)
+    .openapi({ description: "Entities of one dependency level processed at once" }),
+};
+
+/** Body of POST /pipelines. */
+export const CreatePipeline = z
+  .strictObject({
+    name: fields.name,
+    sourceEnvironmentId: fields.sourceEnvironmentId,
+    targetEnvironmentId: fields.targetEnvironmentId,
+    action: fields.action.default("copy"),
+    writeStrategy: fields.writeStrategy,
+    entities: fields.entities,
+    batchSize: fields.batchSize.default(DEFAULT_BATCH_SIZE),
+    batchBytes: fields.batchBytes.default(DEFAULT_BATCH_BYTES),
+    maxRetriesPerBatch: fields.maxRetriesPerBatch.default(DEFAULT_MAX_RETRIES_PER_BATCH),
+    stopOnError: fields.stopOnError.default(DEFAULT_STOP_ON_ERROR),
+    entityConcurrency: fields.entityConcurrency.default(DEFAULT_ENTITY_CONCURRENCY),
+  })
+  .openapi("CreatePipeline");
+
+/** Body of PATCH /pipelines/{id}: any subset of the fields of POST. */
+export const UpdatePipeline = z
+  .strictObject({
+    name: fields.name.optional(),
+    sourceEnvironmentId: fields.sourceEnvironmentId.optional(),
+    targetEnvironmentId: fields.targetEnvironmentId.optional(),
+    action: fields.action.optional(),
+    writeStrategy: fields.writeStrategy.optional(),
+    entities: fields.entities.optional(),
+    batchSize: fields.batchSize.optional(),
+    batchBytes: fields.batchBytes.optional(),
+    maxRetriesPerBatch: fields.maxRetriesPerBatch.optional(),
+    stopOnError: fields.stopOnError.optional(),
+    entityConcurrency: fields.entityConcurrency.optional(),
+  })
+  .openapi("UpdatePipeline");
+
+/** Query of GET /pipelines. */
+export const ListPipelinesQuery = z.object({
+  search: z
+    .string()
+    .max(MAX_SEARCH_LENGTH)
+    .optional()
+    .openapi({ description: "Case-insensitive text matched anywhere in the name" }),
+});
+
+/** A pipeline as the API shows it. */
+export const Pipeline = z
+  .object({
+    id: uuid,
+    organisationId: uuid,
+    name: z.string(),
+    sourceEnvironmentId: uuid,
+    targetEnvironmentId: uuid,
+    action,
+    writeStrategy,
+    entities: z.array(z.string()),
+    batchSize: z.number().int(),
+    batchBytes: z.number().int(),
+    maxRetriesPerBatch: z.number().int(),
+    stopOnError: z.boolean(),
+    entityConcurrency: z.number().int(),
+    createdAt: Timestamp,
+    updatedAt: Timestamp,
+    running: z.boolean().openapi({ description: "An execution is queued or in progress" }),
+    lastExecution: z
+      .object({
+        id: uuid,
+        status: z.enum(["queued", "in_progress", "completed", "failed", "cancelled"]),
+        pipelineToken: z.string().openapi({ example: "pt-5d0e…" }),
+        createdAt: Timestamp,
+      })
+      .nullable(),
+  })
+  .openapi("Pipeline");
+
+const DeferredReference = z
+  .object({
+    entity: z.string(),
+    reference: z.string(),
+    fields: z.array(z.string()),
+    referencedEntity: z.string(),
+  })
+  .openapi("DeferredReference");
+
+const PlanIssue = z
+  .object({
+    code: z.string(),
+    message: z.string(),
+    entity: z.string().optional(),
+    details: z.unknown().optional(),
+  })
+  .openapi("PlanIssue");
+
+/** Answer of GET /pipelines/{id}/plan. */
+export const PipelinePlan = z
+  .object({
+    levels: z.array(z.array(z.string())).openapi({
+      description: "Topological levels, level 0 first; entities of a level run concurrently",
+    }),
+    deferred: z.array(DeferredReference).openapi({
+      description:
+        "References loaded NULL in pass 1 and back-filled in pass 2 (cycle breaks, self-references)",
+    }),
+    cycles: z.array(z.object({ entities: z.array(z.string()), resolvedBy: z.array(DeferredReference) })),
+    warnings: z.array(PlanIssue),
+    entities: z.array(
+      z.object({
+        entity: z.string(),
+        level: z.number().int().nullable(),
+        estimatedRows: z.number(),
+        primaryKey: z.array(z.string()),
+        missingInTarget: z.boolean(),
+        fieldsMissingInTarget: z.array(z.string()),
+      }),
+    ),
+    estimatedRecords: z.number(),
+    monthlyRecordLimit: z.object({
+      limit: z.number(),
+      used: z.number(),
+      reserved: z.number(),
+      remaining: z.number(),
+      month: z.string().openapi({ description: "YYYY-MM (UTC)", example: "2026-05" }),
+      wouldExceed: z.boolean(),
+    }),
+    blocking: z.array(PlanIssue).openapi({
+      description: "What would stop a run before any record moves (empty when it can run)",
+    }),
+  })
+  .openapi("PipelinePlan");

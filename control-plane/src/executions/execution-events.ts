@@ -1,0 +1,63 @@
+import type { Logger } from "@dray/common";
+import { eq, sql } from "drizzle-orm";
+import type { DrayEvent, EventBus } from "../events/event-bus.js";
+import { subjects } from "../events/subjects.js";
+import type { Db } from "../store/db.js";
+import { executionEvents, executions } from "../store/schema.js";
+import type { EventChannel } from "./execution-vocabulary.js";
+
+/** The execution an event belongs to. */
+export interface EventTarget {
+  executionId: string;
+  organisationId: string;
+}
+
+/** An execution event as stored, served over SSE and published on NATS. */
+export interface ExecutionEvent extends DrayEvent {
+  seq: number;
+  executionId: string;
+}
+
+const SUBJECT: Record<EventChannel, (org: string, id: string) => string> = {
+  status: subjects.executionStatus,
+  progress: subjects.executionProgress,
+  log: subjects.executionLog,
+};
+
+/**
+ * Appends an event: takes the next `seq` of the execution, stores the event
+ * (the SSE endpoint replays from the store), then publishes it on
+ * `dray.<orgId>.executions.<id>.<channel>` with msgId `<executionId>:<seq>`,
+ * so a retried publish is deduplicated by JetStream.
+ */
+export async function appendExecutionEvent(
+  deps: { db: Db; bus: EventBus; logger: Logger },
+  target: EventTarget,
+  channel: EventChannel,
+  body: { type: string } & Record<string, unknown>,
+): Promise<ExecutionEvent> {
+  const event = await deps.db.transaction(async (tx) => {
+    const [row] = await tx
+      .update(executions)
+      .set({ eventSeq: sql`${executions.eventSeq} + 1` })
+      .where(eq(executions.id, target.executionId))
+      .returning({ seq: executions.eventSeq });
+    const seq = row?.seq ?? 0;
+    const stored: ExecutionEvent = {
+      ...body,
+      seq,
+      executionId: target.executionId,
+      at: new Date().toISOString(),
+    };
+    await tx
+      .insert(executionEvents)
+      .values({ executionId: target.executionId, seq, channel, payload: stored });
+    return stored;
+  });
+  await deps.bus
+    .publish(SUBJECT[channel](target.organisationId, target.executionId), event, {
+      msgId: `${target.executionId}:${event.seq}`,
+    })
+    .catch((error) => deps.logger.warn("could not publish an execution event", { error: String(error) }));
+  return event;
+}

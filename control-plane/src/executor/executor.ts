@@ -1,0 +1,228 @@
+import type { Logger } from "@dray/common";
+import { and, eq, sql } from "drizzle-orm";
+import type { EventBus } from "../events/event-bus.js";
+import { sumCounters, throughputOf } from "../executions/execution-math.js";
+import { appendStageLog } from "../executions/stage-log.js";
+import type { AgentSessions } from "../gateway/agent-sessions.js";
+import type { Db } from "../store/db.js";
+import { executions } from "../store/schema.js";
+import {
+  type ClaimedExecution,
+  cancelRequested,
+  claimExecution,
+  finishExecution,
+  renewLease,
+} from "./execution-lease.js";
+import { createJournal } from "./journal.js";
+import { createThrottle, type EntityCounters, etaSeconds } from "./progress-math.js";
+import type { PipelineSettings } from "./run-context.js";
+import { runExecution } from "./run-execution.js";
+
+/** Options of {@link createExecutor}. */
+export interface ExecutorOptions {
+  db: Db;
+  bus: EventBus;
+  sessions: AgentSessions;
+  logger: Logger;
+  /** Name of this replica, written as lease owner. */
+  replicaId: string;
+  /** Lease length; renewed every third of it. A dead replica's runs resume after it. @default 15000 */
+  leaseMs?: number;
+  /** How often to look for queued work when not nudged. @default 1000 */
+  pollMs?: number;
+  /** Executions run at once by this replica. @default 4 */
+  maxConcurrent?: number;
+  /** How often a running execution checks for a cancel request. @default 250 */
+  cancelPollMs?: number;
+  /** Deadline of one agent task. @default 120000 */
+  taskTimeoutMs?: number;
+}
+
+/** The executor of one control-plane replica. */
+export interface Executor {
+  start(): void;
+  /** Looks for queued work now (called when an execution is queued). */
+  nudge(): void;
+  /**
+   * Stops claiming, aborts the runs of this replica and gives their leases
+   * back, so the next control plane resumes them from their checkpoints.
+   */
+  stop(): Promise<void>;
+}
+
+type AbortKind = { kind: "cancel" | "lost" | "shutdown"; message: string };
+
+/**
+ * Claims executions (SKIP LOCKED, with a lease it renews), runs them, and
+ * records their final status. Cancel requests are noticed within `cancelPollMs`.
+ */
+export function createExecutor(options: ExecutorOptions): Executor {
+  const { db, bus, sessions, logger, replicaId } = options;
+  const leaseMs = options.leaseMs ?? 15_000;
+  const pollMs = options.pollMs ?? 1_000;
+  const maxConcurrent = options.maxConcurrent ?? 4;
+  const cancelPollMs = options.cancelPollMs ?? 250;
+  const running = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  let stopped = false;
+  let wake: (() => void) | undefined;
+  let loop: Promise<void> | undefined;
+
+  async function cancelMessage(executionId: string): Promise<string> {
+    const [row] = await db
+      .select({ reason: executions.reason, cancelledBy: executions.cancelledBy })
+      .from(executions)
+      .where(eq(executions.id, executionId));
+    return row?.reason ?? `cancelled by ${row?.cancelledBy?.tokenName ?? "a user"}`;
+  }
+
+  async function run(execution: ClaimedExecution, controller: AbortController) {
+    const log = logger.child({ executionId: execution.id, organisationId: execution.organisationId });
+    const abort = (reason: AbortKind) => {
+      if (!controller.signal.aborted) controller.abort(reason);
+    };
+    const renew = setInterval(
+      async () => {
+        try {
+          const lease = await renewLease(db, execution.id, replicaId, leaseMs);
+          if (!lease.owned) abort({ kind: "lost", message: "the lease was lost" });
+        } catch (error) {
+          log.warn("lease renewal failed", { error: String(error) });
+        }
+      },
+      Math.max(100, Math.floor(leaseMs / 3)),
+    );
+    const watchCancel = setInterval(async () => {
+      try {
+        if (await cancelRequested(db, execution.id)) {
+          abort({ kind: "cancel", message: await cancelMessage(execution.id) });
+        }
+      } catch {}
+    }, cancelPollMs);
+
+    const target = { executionId: execution.id, organisationId: execution.organisationId };
+    const journal = createJournal({ db, bus, logger: log }, target);
+    const counters = new Map<string, EntityCounters>();
+    const throttle = createThrottle(250);
+    const started = Date.now();
+    const onProgress = () => {
+      if (!throttle.ready()) return;
+      const sum = sumCounters([...counters.values()]);
+      const rate = throughputOf(sum.processed, Date.now() - started);
+      void journal.progress({
+        ...sum,
+        throughput: rate,
+        etaSeconds: etaSeconds(sum.processed, sum.total, rate),
+        entities: [...counters.entries()].map(([entity, c]) => ({ entity, ...c })),
+      });
+    };
+    log.info("execution claimed", { attempt: execution.attempts });
+    const outcome = await runExecution(
+      {
+        db,
+        bus,
+        sessions,
+        logger: log,
+        executionId: execution.id,
+        organisationId: execution.organisationId,
+        pipelineToken: execution.pipelineToken,
+        settings: execution.snapshot as PipelineSettings,
+        signal: controller.signal,
+        counters,
+        onProgress,
+        taskTimeoutMs: options.taskTimeoutMs ?? 120_000,
+        journal,
+      },
+      execution,
+    ).finally(() => {
+      clearInterval(renew);
+      clearInterval(watchCancel);
+    });
+    if (outcome.status === "lost") {
+      const reason = controller.signal.reason as AbortKind | undefined;
+      log.info("execution handed over", { why: reason?.message });
+      return;
+    }
+    const finished = await finishExecution(db, execution.id, replicaId, {
+      status: outcome.status,
+      reasonCode:
+        outcome.status === "failed"
+          ? outcome.reasonCode
+          : outcome.status === "cancelled"
+            ? "cancelled_by_user"
+            : null,
+      reason: outcome.status === "completed" ? null : outcome.reason,
+    });
+    if (!finished) return;
+    if (outcome.status === "cancelled") {
+      await appendStageLog(db, {
+        executionId: execution.id,
+        processName: "JobRunner",
+        state: "end",
+        code: "cancelled",
+        description: outcome.reason,
+      }).catch(() => {});
+    }
+    await journal.status(outcome.status, outcome.status === "completed" ? {} : { reason: outcome.reason });
+    log.info("execution finished", { status: outcome.status });
+  }
+
+  async function claimLoop() {
+    while (!stopped) {
+      if (running.size < maxConcurrent) {
+        let claimed: ClaimedExecution | undefined;
+        try {
+          claimed = await claimExecution(db, replicaId, leaseMs);
+        } catch (error) {
+          logger.warn("could not claim executions", { error: String(error) });
+        }
+        if (claimed && !stopped) {
+          const id = claimed.id;
+          const controller = new AbortController();
+          const done = run(claimed, controller)
+            .catch((error) => logger.error("execution crashed", { executionId: id, error: String(error) }))
+            .finally(() => {
+              running.delete(id);
+              wake?.();
+            });
+          running.set(id, { controller, done });
+          continue;
+        }
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, pollMs);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      wake = undefined;
+    }
+  }
+
+  return {
+    start() {
+      loop ??= claimLoop();
+    },
+    nudge() {
+      wake?.();
+    },
+    async stop() {
+      stopped = true;
+      wake?.();
+      await loop;
+      for (const r of running.values()) {
+        r.controller.abort({
+          kind: "shutdown",
+          message: "the control plane is shutting down",
+        } satisfies AbortKind);
+      }
+      await Promise.allSettled([...running.values()].map((r) => r.done));
+      // Give leases back at once so the next control plane resumes without waiting.
+      await db
+        .update(executions)
+        .set({ leaseExpiresAt: sql`now()` })
+        .where(and(eq(executions.leaseOwner, replicaId), eq(executions.status, "in_progress")))
+        .catch(() => {});
+    },
+  };
+}

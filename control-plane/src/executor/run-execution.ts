@@ -1,0 +1,267 @@
+import { DrayError } from "@dray/common";
+import { and, eq, sql } from "drizzle-orm";
+import { sumCounters, throughputOf } from "../executions/execution-math.js";
+import { executionEntities, executions } from "../store/schema.js";
+import { BatchFailed, copyEntity, RecordLimitReached } from "./entity-copier.js";
+import type { ClaimedExecution } from "./execution-lease.js";
+import { PreflightFailed, preflight } from "./preflight.js";
+import { etaSeconds } from "./progress-math.js";
+import type { EntityRunPlan, ExecutionPlan, PipelineSettings, RunContext } from "./run-context.js";
+import { acquireTargetLocks, releaseTargetLocks } from "./target-locks.js";
+
+/** How a run ended. `lost` means another replica owns it now: write nothing more. */
+export type RunOutcome =
+  | { status: "completed" }
+  | { status: "failed"; reasonCode: string; reason: string }
+  | { status: "cancelled"; reason: string }
+  | { status: "lost" };
+
+const STAGE = { intake: "StreamNotifier", runner: "JobRunner" } as const;
+const loaderOf = (plan: ExecutionPlan) =>
+  plan.targetPlatform === "mysql" ? "MysqlLoader" : "PostgresLoader";
+
+/** Runs `fn` over items with at most `limit` at once; the first failure aborts the rest. */
+async function eachLimited<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  const queue = [...items];
+  let failure: unknown;
+  const workers = Array.from({ length: Math.max(1, Math.min(limit, queue.length)) }, async () => {
+    while (queue.length && failure === undefined) {
+      const item = queue.shift()!;
+      try {
+        await fn(item);
+      } catch (error) {
+        failure ??= error;
+      }
+    }
+  });
+  await Promise.all(workers);
+  if (failure !== undefined) throw failure;
+}
+
+async function loadOrPlan(
+  ctx: Omit<RunContext, "plan">,
+  execution: ClaimedExecution,
+): Promise<ExecutionPlan> {
+  const snapshot = execution.snapshot as PipelineSettings & { plan?: ExecutionPlan };
+  if (snapshot.plan) {
+    const rows = await ctx.db
+      .select()
+      .from(executionEntities)
+      .where(eq(executionEntities.executionId, ctx.executionId));
+    for (const r of rows) ctx.counters.set(r.entity, { ...r });
+    await ctx.journal.stage({
+      processName: STAGE.intake,
+      state: "processing",
+      code: "resumed",
+      description: `Resumed (attempt ${execution.attempts}) from the last checkpoints`,
+    });
+    return snapshot.plan;
+  }
+  const { plan, totals } = await preflight(ctx, ctx.settings, execution.confirmed);
+  await ctx.db.transaction(async (tx) => {
+    await tx
+      .update(executions)
+      .set({ snapshot: { ...snapshot, plan } })
+      .where(eq(executions.id, ctx.executionId));
+    await tx
+      .insert(executionEntities)
+      .values(
+        plan.entities.map((e) => ({
+          executionId: ctx.executionId,
+          entity: e.entity,
+          level: e.level,
+          status: "pending" as const,
+          total: totals.get(e.entity) ?? 0,
+        })),
+      )
+      .onConflictDoNothing();
+  });
+  for (const e of plan.entities) {
+    ctx.counters.set(e.entity, {
+      total: totals.get(e.entity) ?? 0,
+      processed: 0,
+      created: 0,
+      updated: 0,
+      skipped: 0,
+      failed: 0,
+    });
+  }
+  const total = [...totals.values()].reduce((a, b) => a + b, 0);
+  await ctx.journal.stage({
+    processName: STAGE.intake,
+    state: "end",
+    code: "end",
+    description: `Preflight passed: ${plan.entities.length} entities in ${plan.levels.length} levels, ${total} records`,
+  });
+  return plan;
+}
+
+async function setEntityStatus(ctx: RunContext, entity: string, status: "in_progress" | "completed") {
+  await ctx.db
+    .update(executionEntities)
+    .set({
+      status,
+      ...(status === "in_progress"
+        ? { startedAt: sql`coalesce(${executionEntities.startedAt}, now())` }
+        : { finishedAt: sql`now()` }),
+    })
+    .where(and(eq(executionEntities.executionId, ctx.executionId), eq(executionEntities.entity, entity)));
+}
+
+/** Moves an entity to the back-fill pass once; its checkpoint restarts from the beginning. */
+async function enterPass2(ctx: RunContext, entity: string) {
+  await ctx.db
+    .update(executionEntities)
+    .set({ pass: 2, checkpoint: null })
+    .where(
+      and(
+        eq(executionEntities.executionId, ctx.executionId),
+        eq(executionEntities.entity, entity),
+        eq(executionEntities.pass, 1),
+      ),
+    );
+}
+
+async function runEntity(ctx: RunContext, entity: EntityRunPlan, pass: 1 | 2) {
+  const [row] = await ctx.db
+    .select({ status: executionEntities.status, pass: executionEntities.pass })
+    .from(executionEntities)
+    .where(
+      and(eq(executionEntities.executionId, ctx.executionId), eq(executionEntities.entity, entity.entity)),
+    );
+  if (row?.status === "completed" || (row && row.pass > pass)) return;
+  if (pass === 2) await enterPass2(ctx, entity.entity);
+  await setEntityStatus(ctx, entity.entity, "in_progress");
+  const loader = loaderOf(ctx.plan);
+  await ctx.journal.stage({
+    processName: loader,
+    state: "begin",
+    code: "begin",
+    entity: entity.entity,
+    description:
+      pass === 1
+        ? `Loading ${entity.entity}`
+        : `Back-filling deferred references of ${entity.entity} (${entity.deferredFields.join(", ")})`,
+  });
+  await copyEntity(ctx, entity, pass);
+  const last = pass === 2 || entity.deferredFields.length === 0;
+  if (last) await setEntityStatus(ctx, entity.entity, "completed");
+  const c = ctx.counters.get(entity.entity)!;
+  await ctx.journal.stage({
+    processName: loader,
+    state: "end",
+    code: "end",
+    entity: entity.entity,
+    description:
+      pass === 1
+        ? `${entity.entity}: ${c.created} created, ${c.updated} updated, ${c.skipped} skipped, ${c.failed} failed`
+        : `${entity.entity}: deferred references back-filled`,
+  });
+}
+
+async function cleanTargets(ctx: RunContext) {
+  const reversed = [...ctx.plan.entities].sort((a, b) => b.level - a.level);
+  for (const e of reversed) {
+    const r = await ctx.sessions.dispatch(
+      ctx.settings.targetEnvironmentId,
+      "cleanEntity",
+      { entity: { schema: e.schema, name: e.name } },
+      { signal: ctx.signal, timeoutMs: 600_000 },
+    );
+    await ctx.journal.stage({
+      processName: loaderOf(ctx.plan),
+      state: "processing",
+      code: "clean",
+      entity: e.entity,
+      description: `Deleted ${r.deleted} rows of ${e.entity} in ${ctx.plan.targetName}`,
+    });
+  }
+}
+
+/**
+ * Runs one claimed execution to its end: preflight (first attempt) or resume,
+ * then every dependency level in order with bounded entity concurrency, then
+ * the back-fill pass for deferred references. Returns how it ended; the caller
+ * records the final status.
+ */
+export async function runExecution(
+  base: Omit<RunContext, "plan">,
+  execution: ClaimedExecution,
+): Promise<RunOutcome> {
+  const started = Date.now();
+  const ctx = base as RunContext;
+  try {
+    if (execution.attempts === 1) {
+      await ctx.journal.status("in_progress");
+      await ctx.journal.stage({
+        processName: STAGE.intake,
+        state: "processing",
+        code: "preflight",
+        description: "Checking environments, entities and the monthly record limit",
+      });
+    }
+    ctx.plan = await loadOrPlan(base, execution);
+    await acquireTargetLocks(ctx);
+    await ctx.journal.stage({
+      processName: STAGE.runner,
+      state: "begin",
+      code: "begin",
+      description: `Running ${ctx.plan.entities.length} entities in ${ctx.plan.levels.length} levels into ${ctx.plan.targetName}`,
+    });
+    const fresh = execution.attempts === 1;
+    if (ctx.settings.writeStrategy === "clean" && fresh) await cleanTargets(ctx);
+    const byName = new Map(ctx.plan.entities.map((e) => [e.entity, e]));
+    for (const level of ctx.plan.levels) {
+      await eachLimited(
+        level.map((n) => byName.get(n)!),
+        ctx.settings.entityConcurrency,
+        (e) => runEntity(ctx, e, 1),
+      );
+    }
+    const deferred = ctx.plan.entities.filter((e) => e.deferredFields.length > 0);
+    await eachLimited(deferred, ctx.settings.entityConcurrency, (e) => runEntity(ctx, e, 2));
+    await ctx.journal.stage({
+      processName: STAGE.runner,
+      state: "end",
+      code: "end",
+      description: "Process completed",
+    });
+    return { status: "completed" };
+  } catch (error) {
+    const reason = ctx.signal.reason as { kind?: string; message?: string } | undefined;
+    if (ctx.signal.aborted && (reason?.kind === "lost" || reason?.kind === "shutdown"))
+      return { status: "lost" };
+    if (ctx.signal.aborted && reason?.kind === "cancel") {
+      return { status: "cancelled", reason: reason.message ?? "cancelled" };
+    }
+    const e = DrayError.from(error);
+    const reasonCode =
+      error instanceof PreflightFailed
+        ? error.reasonCode
+        : error instanceof RecordLimitReached
+          ? "monthly_record_limit"
+          : error instanceof BatchFailed
+            ? "batch_failed"
+            : "internal";
+    await ctx.journal
+      .stage({ processName: STAGE.runner, state: "error", code: reasonCode, description: e.message })
+      .catch(() => {});
+    return { status: "failed", reasonCode, reason: e.message };
+  } finally {
+    await releaseTargetLocks(ctx).catch(() => {});
+    const sum = sumCounters([...ctx.counters.values()]);
+    const rate = throughputOf(sum.processed, Date.now() - started);
+    await ctx.journal
+      .progress({
+        ...sum,
+        throughput: rate,
+        etaSeconds: etaSeconds(sum.processed, sum.total, rate),
+        final: true,
+      })
+      .catch(() => {});
+  }
+}

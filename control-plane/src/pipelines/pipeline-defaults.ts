@@ -1,0 +1,44 @@
+/**
+ * Defaults and bounds of a pipeline's options (batch sizing, retries, concurrency).
+ * The API schema, the service and the executor all read them from here.
+ */
+
+/**
+ * Rows per batch when a pipeline does not say. Chosen by measurement with the
+ * benchmarks in `bench/` (throughput against commit size and memory); tune it
+ * there, not by guesswork, when the executor or the agents change.
+ */
+export const DEFAULT_BATCH_SIZE = 10_000;
+/** Smallest and largest `batchSize`. */
+export const MIN_BATCH_SIZE = 1;
+export const MAX_BATCH_SIZE = 100_000;
+
+/** Byte budget of a batch's row data when a pipeline does not say (8 MiB). */
+export const DEFAULT_BATCH_BYTES = 8 * 1024 * 1024;
+/** Smallest (64 KiB) and largest (48 MiB, under the agent protocol's message limit) `batchBytes`. */
+export const MIN_BATCH_BYTES = 64 * 1024;
+export const MAX_BATCH_BYTES = 48 * 1024 * 1024;
+
+/** Retries of a batch after a retryable error (DESIGN §5: default 4). */
+export const DEFAULT_MAX_RETRIES_PER_BATCH = 4;
+export const MAX_RETRIES_PER_BATCH = 20;
+
+/** Whether a batch that still fails after its retries fails the execution. */
+export const DEFAULT_STOP_ON_ERROR = true;
+
+/** Entities of one dependency level processed at once. */
+export const DEFAULT_ENTITY_CONCURRENCY = 2;
+export const MAX_ENTITY_CONCURRENCY = 16;
+
+/** Longest pipeline name and largest entity selection. */
+export const MAX_PIPELINE_NAME_LENGTH = 100;
+export const MAX_PIPELINE_ENTITIES = 500;
+
+/** Actions a pipeline may name, and the ones supported so far. */
+export const PIPELINE_ACTIONS = ["copy", "transform", "delete"] as const;
+export type PipelineAction = (typeof PIPELINE_ACTIONS)[number];
+export const SUPPORTED_ACTIONS: readonly PipelineAction[] = ["copy"];
+
+/** Write strategies (DESIGN §2). */
+export const WRITE_STRATEGIES = ["insert", "merge", "clean"] as const;
+export type WriteStrategy = (typeof WRITE_STRATEGIES)[number];

@@ -1,0 +1,157 @@
+/**
+ * Checks of a pipeline's settings against the organisation's environments and
+ * the source's entity snapshot, shared by create and update (which checks the
+ * merged result). Every failure names the field and what to do.
+ */
+import { DrayError } from "@dray/common";
+import { and, eq } from "drizzle-orm";
+import { cachedSnapshotOf } from "../environments/entity-snapshots.js";
+import type { EnvironmentRow } from "../environments/environments-service.js";
+import type { SchemaSnapshot } from "../environments/schema-snapshot.js";
+import { isUuid } from "../store/ids.js";
+import type { Db } from "../store/open-store.js";
+import { environments } from "../store/schema.js";
+import { type PipelineAction, SUPPORTED_ACTIONS, type WriteStrategy } from "./pipeline-defaults.js";
+
+/** Every setting of a pipeline, as stored. */
+export interface PipelineSettings {
+  name: string;
+  sourceEnvironmentId: string;
+  targetEnvironmentId: string;
+  action: PipelineAction;
+  writeStrategy: WriteStrategy;
+  entities: string[];
+  batchSize: number;
+  batchBytes: number;
+  maxRetriesPerBatch: number;
+  stopOnError: boolean;
+  entityConcurrency: number;
+}
+
+/** A validation problem at a field path, as in `details.issues` of a 400. */
+interface Issue {
+  path: string;
+  message: string;
+}
+
+function invalid(message: string, issues: Issue[]): DrayError {
+  return new DrayError("invalid_argument", message, { details: { issues } });
+}
+
+/**
+ * The `failed_precondition` error for an environment without a cached entity snapshot.
+ *
+ * @example
+ * if (!cachedSnapshotOf(env)) throw noSnapshot(env);
+ */
+export function noSnapshot(environment: Pick<EnvironmentRow, "id" | "name">): DrayError {
+  return new DrayError(
+    "failed_precondition",
+    `environment ${environment.name} (${environment.id}) has no entity snapshot yet: open ` +
+      `GET /api/v1/environments/${environment.id}/entities (or POST /api/v1/environments/${environment.id}/refresh) ` +
+      `while its agent is connected`,
+    { details: { environmentId: environment.id, reason: "no_entity_snapshot" } },
+  );
+}
+
+async function environmentOf(
+  db: Pick<Db, "select">,
+  organisationId: string,
+  id: string,
+): Promise<EnvironmentRow | undefined> {
+  if (!isUuid(id)) return undefined;
+  const [row] = await db
+    .select()
+    .from(environments)
+    .where(and(eq(environments.id, id), eq(environments.organisationId, organisationId)))
+    .limit(1);
+  return row;
+}
+
+/**
+ * Checks `settings` and returns the two environments and the source snapshot.
+ * Throws `invalid_argument` for an unsupported action, duplicate entities,
+ * environments unknown in the organisation, source = target, different
+ * platforms or entities the source does not have; `failed_precondition` when
+ * the source has no entity snapshot yet.
+ */
+export async function validatePipelineSettings(
+  db: Pick<Db, "select">,
+  organisationId: string,
+  settings: PipelineSettings,
+): Promise<{ source: EnvironmentRow; target: EnvironmentRow; sourceSnapshot: SchemaSnapshot }> {
+  if (!SUPPORTED_ACTIONS.includes(settings.action)) {
+    throw invalid(`action "${settings.action}" is not supported yet: use "copy"`, [
+      { path: "action", message: "not supported yet" },
+    ]);
+  }
+  assertNoDuplicates(settings.entities);
+
+  const [source, target] = await Promise.all([
+    environmentOf(db, organisationId, settings.sourceEnvironmentId),
+    environmentOf(db, organisationId, settings.targetEnvironmentId),
+  ]);
+  const unknown: Issue[] = [];
+  if (!source) unknown.push({ path: "sourceEnvironmentId", message: settings.sourceEnvironmentId });
+  if (!target) unknown.push({ path: "targetEnvironmentId", message: settings.targetEnvironmentId });
+  if (!source || !target) {
+    const issues = unknown.map((u) => ({
+      path: u.path,
+      message: `environment ${u.message} was not found in this organisation`,
+    }));
+    throw invalid(issues.map((i) => `${i.path}: ${i.message}`).join("; "), issues);
+  }
+  if (source.id === target.id) {
+    throw invalid(
+      `sourceEnvironmentId and targetEnvironmentId are the same environment (${source.name}): a pipeline copies between two environments`,
+      [{ path: "targetEnvironmentId", message: "must differ from sourceEnvironmentId" }],
+    );
+  }
+  if (source.platform !== target.platform) {
+    throw invalid(
+      `source environment ${source.name} (${source.platform}) and target environment ${target.name} (${target.platform}) must share a platform`,
+      [
+        {
+          path: "targetEnvironmentId",
+          message: `platform ${target.platform} differs from the source's ${source.platform}`,
+        },
+      ],
+    );
+  }
+
+  const sourceSnapshot = cachedSnapshotOf(source);
+  if (!sourceSnapshot) throw noSnapshot(source);
+  const known = new Set(sourceSnapshot.entities.map((e) => e.entity));
+  const missing = settings.entities.flatMap((entity, i) => (known.has(entity) ? [] : [{ entity, i }]));
+  if (missing.length > 0) {
+    throw invalid(
+      `${missing.length === 1 ? "entity" : "entities"} ${missing.map((m) => m.entity).join(", ")} ` +
+        `${missing.length === 1 ? "does" : "do"} not exist in source environment ${source.name}` +
+        ` (snapshot of ${sourceSnapshot.capturedAt}; refresh it if the schema changed since)`,
+      missing.map((m) => ({
+        path: `entities.${m.i}`,
+        message: `${m.entity} is not in the source's entity snapshot`,
+      })),
+    );
+  }
+  return { source, target, sourceSnapshot };
+}
+
+/** Throws `invalid_argument` naming each entity selected more than once. */
+function assertNoDuplicates(entities: readonly string[]): void {
+  const first = new Map<string, number>();
+  const duplicates = new Set<string>();
+  const issues: Issue[] = [];
+  entities.forEach((entity, i) => {
+    const seen = first.get(entity);
+    if (seen === undefined) {
+      first.set(entity, i);
+      return;
+    }
+    duplicates.add(entity);
+    issues.push({ path: `entities.${i}`, message: `${entity} is already selected at entities.${seen}` });
+  });
+  if (issues.length > 0) {
+    throw invalid(`entities are selected more than once: ${[...duplicates].join(", ")}`, issues);
+  }
+}

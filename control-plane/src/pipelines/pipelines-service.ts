@@ -1,0 +1,226 @@
+/**
+ * Pipelines of an organisation: create, list, read, update, delete. Every
+ * function is scoped to one organisation: a pipeline of another organisation is
+ * `not_found`, exactly like a missing one. Callers check roles first.
+ */
+import { DrayError } from "@dray/common";
+import { and, eq, inArray, sql } from "drizzle-orm";
+import { escapeLikePattern } from "../environments/environments-query.js";
+import { isUuid, newId } from "../store/ids.js";
+import type { Db } from "../store/open-store.js";
+import { isUniqueViolation } from "../store/raw-sql.js";
+import { executions, pipelines } from "../store/schema.js";
+import {
+  DEFAULT_BATCH_BYTES,
+  DEFAULT_BATCH_SIZE,
+  DEFAULT_ENTITY_CONCURRENCY,
+  DEFAULT_MAX_RETRIES_PER_BATCH,
+  DEFAULT_STOP_ON_ERROR,
+} from "./pipeline-defaults.js";
+import { type PipelineSettings, validatePipelineSettings } from "./pipeline-validation.js";
+import type { PipelineRow } from "./pipeline-view.js";
+
+/** Fields of a new pipeline; options left out take their defaults (pipeline-defaults.ts). */
+export type CreatePipelineInput = Pick<
+  PipelineSettings,
+  "name" | "sourceEnvironmentId" | "targetEnvironmentId" | "writeStrategy" | "entities"
+> & {
+  [K in "action" | "batchSize" | "batchBytes" | "maxRetriesPerBatch" | "stopOnError" | "entityConcurrency"]?:
+    | PipelineSettings[K]
+    | undefined;
+};
+
+/** Fields an update may change; the merged result is validated like a new pipeline. */
+export type UpdatePipelineInput = { [K in keyof PipelineSettings]?: PipelineSettings[K] | undefined };
+
+/** The `not_found` error for a pipeline the caller may not see or that does not exist. */
+export function pipelineNotFound(id: string): DrayError {
+  return new DrayError("not_found", `pipeline ${id} was not found`);
+}
+
+function duplicateName(name: string): DrayError {
+  return new DrayError("already_exists", `a pipeline named "${name}" already exists in this organisation`, {
+    details: { name },
+  });
+}
+
+function settingsOf(row: PipelineRow): PipelineSettings {
+  const { name, sourceEnvironmentId, targetEnvironmentId, action, writeStrategy, entities } = row;
+  const { batchSize, batchBytes, maxRetriesPerBatch, stopOnError, entityConcurrency } = row;
+  return {
+    ...{ name, sourceEnvironmentId, targetEnvironmentId, action, writeStrategy, entities: [...entities] },
+    ...{ batchSize, batchBytes, maxRetriesPerBatch, stopOnError, entityConcurrency },
+  };
+}
+
+/** `settings` with the fields `patch` sets (undefined leaves a field as it is). */
+function mergeSettings(settings: PipelineSettings, patch: UpdatePipelineInput): PipelineSettings {
+  const merged: Record<string, unknown> = { ...settings };
+  for (const key of Object.keys(settings)) {
+    const value = patch[key as keyof PipelineSettings];
+    if (value !== undefined) merged[key] = value;
+  }
+  return merged as unknown as PipelineSettings;
+}
+
+/**
+ * Creates a pipeline after {@link validatePipelineSettings}; `already_exists`
+ * for a name taken in the organisation.
+ */
+export async function createPipeline(
+  db: Db,
+  organisationId: string,
+  input: CreatePipelineInput,
+  now: Date,
+): Promise<PipelineRow> {
+  const settings: PipelineSettings = {
+    name: input.name,
+    sourceEnvironmentId: input.sourceEnvironmentId,
+    targetEnvironmentId: input.targetEnvironmentId,
+    action: input.action ?? "copy",
+    writeStrategy: input.writeStrategy,
+    entities: [...input.entities],
+    batchSize: input.batchSize ?? DEFAULT_BATCH_SIZE,
+    batchBytes: input.batchBytes ?? DEFAULT_BATCH_BYTES,
+    maxRetriesPerBatch: input.maxRetriesPerBatch ?? DEFAULT_MAX_RETRIES_PER_BATCH,
+    stopOnError: input.stopOnError ?? DEFAULT_STOP_ON_ERROR,
+    entityConcurrency: input.entityConcurrency ?? DEFAULT_ENTITY_CONCURRENCY,
+  };
+  await validatePipelineSettings(db, organisationId, settings);
+  try {
+    const [row] = await db
+      .insert(pipelines)
+      .values({ id: newId(), organisationId, ...settings, createdAt: now, updatedAt: now })
+      .returning();
+    return row!;
+  } catch (error) {
+    if (isUniqueViolation(error)) throw duplicateName(settings.name);
+    throw error;
+  }
+}
+
+/** The organisation's pipeline with this id, or undefined (also for ids that are not UUIDs). */
+export async function findPipeline(
+  db: Pick<Db, "select">,
+  organisationId: string,
+  id: string,
+): Promise<PipelineRow | undefined> {
+  if (!isUuid(id)) return undefined;
+  const [row] = await db
+    .select()
+    .from(pipelines)
+    .where(and(eq(pipelines.id, id), eq(pipelines.organisationId, organisationId)))
+    .limit(1);
+  return row;
+}
+
+/** The organisation's pipeline with this id; `not_found` otherwise. */
+export async function getPipeline(
+  db: Pick<Db, "select">,
+  organisationId: string,
+  id: string,
+): Promise<PipelineRow> {
+  const row = await findPipeline(db, organisationId, id);
+  if (!row) throw pipelineNotFound(id);
+  return row;
+}
+
+/**
+ * The pipeline an execution is about to run, for the executor; `not_found`
+ * when it is not the organisation's (or no longer exists).
+ *
+ * @example
+ * const pipeline = await loadPipelineForRun(db, execution.organisationId, execution.pipelineId);
+ */
+export function loadPipelineForRun(
+  db: Pick<Db, "select">,
+  organisationId: string,
+  pipelineId: string,
+): Promise<PipelineRow> {
+  return getPipeline(db, organisationId, pipelineId);
+}
+
+/** The organisation's pipelines whose name contains `search` (case-insensitive), A–Z by name. */
+export async function listPipelines(
+  db: Db,
+  organisationId: string,
+  query: { search?: string | undefined } = {},
+): Promise<PipelineRow[]> {
+  const text = query.search?.trim() ?? "";
+  const search =
+    text === "" ? undefined : sql`${pipelines.name} ilike ${`%${escapeLikePattern(text)}%`} escape '\\'`;
+  return db
+    .select()
+    .from(pipelines)
+    .where(and(eq(pipelines.organisationId, organisationId), search))
+    .orderBy(sql`lower(${pipelines.name}) collate "C"`, sql`${pipelines.name} collate "C"`, pipelines.id);
+}
+
+/**
+ * Locks the pipeline row (so no execution can be inserted for it meanwhile: the
+ * insert's foreign-key check waits) and refuses while one is queued or in progress.
+ */
+async function lockIdle(tx: Pick<Db, "select">, organisationId: string, id: string, doing: string) {
+  if (!isUuid(id)) throw pipelineNotFound(id);
+  const [row] = await tx
+    .select()
+    .from(pipelines)
+    .where(and(eq(pipelines.id, id), eq(pipelines.organisationId, organisationId)))
+    .for("update");
+  if (!row) throw pipelineNotFound(id);
+  const [active] = await tx
+    .select({ id: executions.id, status: executions.status })
+    .from(executions)
+    .where(and(eq(executions.pipelineId, id), inArray(executions.status, ["queued", "in_progress"])))
+    .limit(1);
+  if (active) {
+    throw new DrayError(
+      "failed_precondition",
+      `pipeline ${row.name} has an execution ${active.status === "queued" ? "queued" : "in progress"} (${active.id}): ` +
+        `wait for it to finish or cancel it (POST /api/v1/executions/${active.id}/cancel) before you ${doing} the pipeline`,
+      { details: { executionId: active.id, status: active.status } },
+    );
+  }
+  return row;
+}
+
+/**
+ * Updates the given fields. The merged settings are validated like a new
+ * pipeline's; `failed_precondition` while an execution is queued or in progress,
+ * `already_exists` when renaming onto a taken name.
+ */
+export async function updatePipeline(
+  db: Db,
+  organisationId: string,
+  id: string,
+  patch: UpdatePipelineInput,
+  now: Date,
+): Promise<PipelineRow> {
+  try {
+    return await db.transaction(async (tx) => {
+      const current = await lockIdle(tx, organisationId, id, "update");
+      const merged = mergeSettings(settingsOf(current), patch);
+      await validatePipelineSettings(tx, organisationId, merged);
+      const [row] = await tx
+        .update(pipelines)
+        .set({ ...merged, updatedAt: now })
+        .where(and(eq(pipelines.id, id), eq(pipelines.organisationId, organisationId)))
+        .returning();
+      return row!;
+    });
+  } catch (error) {
+    if (isUniqueViolation(error)) throw duplicateName(patch.name ?? "");
+    throw error;
+  }
+}
+
+/**
+ * Deletes a pipeline and, by cascade, its run history; `failed_precondition`
+ * while an execution is queued or in progress.
+ */
+export async function deletePipeline(db: Db, organisationId: string, id: string): Promise<void> {
+  await db.transaction(async (tx) => {
+    await lockIdle(tx, organisationId, id, "delete");
+    await tx.delete(pipelines).where(and(eq(pipelines.id, id), eq(pipelines.organisationId, organisationId)));
+  });
+}

@@ -1,0 +1,200 @@
+import { isDrayError } from "@dray/common";
+import { describe, expect, it } from "vitest";
+import type { EntitySnapshot, SchemaSnapshot } from "../environments/schema-snapshot.js";
+import { assertRunnable, buildRunPlan } from "./run-plan.js";
+
+type Field = EntitySnapshot["fields"][number];
+const field = (name: string, nullable = false, extra: Partial<Field> = {}): Field => ({
+  name,
+  type: "bigint",
+  nullable,
+  hasDefault: false,
+  generated: false,
+  ...extra,
+});
+
+/** `public.<name>` with an `id` key and one field per reference `{ field: [target, nullable] }`. */
+function entity(
+  name: string,
+  refs: Record<string, [string, boolean]> = {},
+  extra: Partial<EntitySnapshot> = {},
+): EntitySnapshot {
+  return {
+    entity: `public.${name}`,
+    schema: "public",
+    name,
+    fields: [field("id"), ...Object.entries(refs).map(([f, [, nullable]]) => field(f, nullable))],
+    primaryKey: ["id"],
+    references: Object.entries(refs).map(([f, [to]]) => ({
+      name: `${name}_${f}_fkey`,
+      fields: [f],
+      referencedEntity: `public.${to}`,
+      referencedFields: ["id"],
+    })),
+    estimatedRows: 10,
+    ...extra,
+  };
+}
+
+const snapshot = (...entities: EntitySnapshot[]): SchemaSnapshot => ({
+  capturedAt: "2026-05-01T10:00:00.000Z",
+  fingerprint: "fp",
+  entities,
+});
+
+const crm = [
+  entity("accounts", { parent_id: ["accounts", true] }, { estimatedRows: 100 }),
+  entity("contacts", { account_id: ["accounts", false] }, { estimatedRows: 200 }),
+  entity("opportunities", { contact_id: ["contacts", false] }, { estimatedRows: -1 }),
+  entity("activities", { opportunity_id: ["opportunities", false] }, { estimatedRows: 400 }),
+];
+const crmNames = ["public.activities", "public.opportunities", "public.contacts", "public.accounts"];
+
+describe("buildRunPlan", () => {
+  it("orders a CRM chain in four levels and defers the nullable self-reference", () => {
+    const plan = buildRunPlan(snapshot(...crm), snapshot(...crm), crmNames, { targetName: "qa" });
+    expect(plan.levels).toEqual([
+      ["public.accounts"],
+      ["public.contacts"],
+      ["public.opportunities"],
+      ["public.activities"],
+    ]);
+    expect(plan.deferred).toEqual([
+      {
+        entity: "public.accounts",
+        reference: "accounts_parent_id_fkey",
+        fields: ["parent_id"],
+        referencedEntity: "public.accounts",
+      },
+    ]);
+    expect(plan.blocking).toEqual([]);
+    expect(plan.warnings).toEqual([]);
+    expect(plan.estimatedRecords).toBe(700);
+    // Entities keep the pipeline's order.
+    expect(plan.entities).toEqual([
+      entry("public.activities", 3, 400),
+      entry("public.opportunities", 2, 0),
+      entry("public.contacts", 1, 200),
+      entry("public.accounts", 0, 100),
+    ]);
+    expect(() => assertRunnable(plan)).not.toThrow();
+  });
+
+  it("warns (without blocking) when the target has no snapshot", () => {
+    const plan = buildRunPlan(snapshot(...crm), null, crmNames, { targetName: "qa" });
+    expect(plan.blocking).toEqual([]);
+    expect(plan.warnings).toEqual([
+      {
+        code: "target_not_checked",
+        message: expect.stringMatching(/^target environment qa has no entity snapshot yet, so compatibility/),
+      },
+    ]);
+    expect(plan.entities.every((e) => !e.missingInTarget && e.fieldsMissingInTarget.length === 0)).toBe(true);
+  });
+
+  it("blocks on an unresolvable cycle instead of throwing", () => {
+    const a = entity("a", { b_id: ["b", false] });
+    const b = entity("b", { a_id: ["a", false] });
+    const plan = buildRunPlan(snapshot(a, b), snapshot(a, b), ["public.a", "public.b"]);
+    expect(plan.levels).toEqual([]);
+    expect(plan.blocking).toEqual([
+      {
+        code: "unresolvable_cycle",
+        message: expect.stringContaining("has no nullable reference to defer"),
+        details: { reason: "unresolvable_cycle", cycle: ["public.a", "public.b"] },
+      },
+    ]);
+    expect(plan.entities.map((e) => e.level)).toEqual([null, null]);
+    let thrown: unknown;
+    try {
+      assertRunnable(plan);
+    } catch (error) {
+      thrown = error;
+    }
+    expect(isDrayError(thrown) && thrown.code).toBe("failed_precondition");
+  });
+
+  it("blocks on a missing primary key and on entities missing in the source", () => {
+    const logs = entity("logs", {}, { primaryKey: [] });
+    const plan = buildRunPlan(snapshot(logs), null, ["public.logs", "public.gone"], { sourceName: "prod" });
+    expect(plan.blocking.map((b) => [b.code, b.entity])).toEqual([
+      ["entity_missing_in_source", "public.gone"],
+      ["missing_primary_key", "public.logs"],
+    ]);
+    expect(plan.blocking[0]!.message).toContain(
+      "entity public.gone does not exist in source environment prod",
+    );
+    expect(plan.entities[1]).toEqual({
+      entity: "public.gone",
+      level: null,
+      estimatedRows: 0,
+      primaryKey: [],
+      missingInTarget: false,
+      fieldsMissingInTarget: [],
+    });
+  });
+
+  it("blocks on entities and fields missing in the target and on required target-only fields", () => {
+    const source = snapshot(entity("accounts"), {
+      ...entity("contacts", { account_id: ["accounts", true] }),
+      fields: [
+        field("id"),
+        field("account_id", true),
+        field("email", true),
+        field("full", true, { generated: true }),
+      ],
+    });
+    const target = snapshot({
+      ...entity("contacts"),
+      fields: [field("id"), field("tenant", false), field("note", false, { hasDefault: true })],
+    });
+    const plan = buildRunPlan(source, target, ["public.accounts", "public.contacts"], { targetName: "qa" });
+    expect(plan.blocking).toEqual([
+      {
+        code: "entity_missing_in_target",
+        entity: "public.accounts",
+        message:
+          "entity public.accounts does not exist in target environment qa: create it there or remove it from the pipeline",
+      },
+      {
+        code: "fields_missing_in_target",
+        entity: "public.contacts",
+        message: expect.stringContaining(
+          "fields account_id, email of public.contacts do not exist in target environment qa",
+        ),
+        details: { fields: ["account_id", "email"] },
+      },
+      {
+        code: "target_field_required",
+        entity: "public.contacts",
+        message: expect.stringContaining("NOT NULL field tenant without a default"),
+        details: { fields: ["tenant"] },
+      },
+    ]);
+    expect(plan.entities.map((e) => [e.entity, e.missingInTarget, e.fieldsMissingInTarget])).toEqual([
+      ["public.accounts", true, []],
+      ["public.contacts", false, ["account_id", "email"]],
+    ]);
+  });
+
+  it("reports references to unselected entities as warnings", () => {
+    const plan = buildRunPlan(snapshot(...crm), null, ["public.contacts"]);
+    expect(plan.blocking).toEqual([]);
+    expect(plan.warnings.map((w) => [w.code, w.entity])).toEqual([
+      ["unselected_reference", "public.contacts"],
+      ["target_not_checked", undefined],
+    ]);
+    expect(plan.warnings[1]!.message).toMatch(/^the target environment has no entity snapshot/);
+  });
+});
+
+function entry(entity: string, level: number, estimatedRows: number) {
+  return {
+    entity,
+    level,
+    estimatedRows,
+    primaryKey: ["id"],
+    missingInTarget: false,
+    fieldsMissingInTarget: [],
+  };
+}

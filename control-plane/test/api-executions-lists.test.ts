@@ -1,0 +1,218 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { recordExecutionError } from "../src/executions/stage-log.js";
+import { executionBatches, executionEntities, newId } from "../src/store/index.js";
+import {
+  type ExecutionsHarness,
+  insertExecution,
+  insertPipeline,
+  openExecutionsHarness,
+} from "./api-executions-fixtures.js";
+import { errorOf } from "./api-test-harness.js";
+
+let x: ExecutionsHarness;
+let org: { id: string; admin: string; operator: string; viewer: string };
+let other: typeof org;
+beforeAll(async () => {
+  x = await openExecutionsHarness();
+  org = await x.h.tenant("lists");
+  other = await x.h.tenant("lists-other");
+});
+afterAll(async () => {
+  await x?.close();
+});
+
+const get = (path: string, token = org.viewer) => x.call("GET", `/api/v1${path}`, { token });
+
+describe("GET /api/v1/executions/:id/errors", () => {
+  it("pages errors oldest first and filters by severity and entity", async () => {
+    const pipeline = await insertPipeline(x.db, org.id, "errs");
+    const row = await insertExecution(x.db, pipeline, { status: "failed" });
+    const written: Awaited<ReturnType<typeof recordExecutionError>>[] = [];
+    for (let i = 0; i < 5; i++) {
+      written.push(
+        await recordExecutionError(x.db, {
+          executionId: row.id,
+          severity: i % 2 === 0 ? "error" : "warning",
+          entity: i < 3 ? "public.orders" : "public.customers",
+          recordKey: [String(100 + i)],
+          field: i === 0 ? "customer_id" : null,
+          code: i === 0 ? "23503" : null,
+          message: `problem ${i}`,
+        }),
+      );
+    }
+    const all = await get(`/executions/${row.id}/errors?pageSize=2&page=2`);
+    expect(all.status).toBe(200);
+    expect(all.body).toEqual({
+      errors: [2, 3].map((i) => ({
+        id: written[i]!.id,
+        at: written[i]!.at.toISOString(),
+        severity: i % 2 === 0 ? "error" : "warning",
+        entity: i < 3 ? "public.orders" : "public.customers",
+        recordKey: [String(100 + i)],
+        field: null,
+        code: null,
+        message: `problem ${i}`,
+      })),
+      page: 2,
+      pageSize: 2,
+      total: 5,
+    });
+    const first = await get(`/executions/${row.id}/errors`);
+    expect(first.body).toMatchObject({ page: 1, pageSize: 50, total: 5 });
+    expect(first.body.errors[0]).toMatchObject({ field: "customer_id", code: "23503", message: "problem 0" });
+    const errorsOfOrders = await get(`/executions/${row.id}/errors?severity=error&entity=public.orders`);
+    expect(errorsOfOrders.body.errors.map((e: { message: string }) => e.message)).toEqual([
+      "problem 0",
+      "problem 2",
+    ]);
+    expect(errorsOfOrders.body.total).toBe(2);
+    expect((await get(`/executions/${row.id}/errors?severity=fatal`)).status).toBe(400);
+    expect((await get(`/executions/${row.id}/errors?page=0`)).status).toBe(400);
+    expect((await get(`/executions/${row.id}/errors?pageSize=501`)).status).toBe(400);
+    expect((await get(`/executions/${row.id}/errors`, other.viewer)).status).toBe(404);
+  });
+});
+
+describe("GET /api/v1/executions/:id/batches", () => {
+  it("pages batches by entity, pass and seq with seed 03's state labels", async () => {
+    const pipeline = await insertPipeline(x.db, org.id, "batches");
+    const row = await insertExecution(x.db, pipeline, { status: "in_progress" });
+    const started = new Date("2026-05-04T10:00:00.000Z");
+    const batch = (
+      entity: string,
+      pass: number,
+      seq: number,
+      state: "in_progress" | "succeeded" | "failed" | "cancelled" | "skipped",
+    ) => ({
+      id: newId(),
+      executionId: row.id,
+      entity,
+      pass,
+      seq,
+      batchId: `${row.id}:${entity}:${pass}:${seq}`,
+      state,
+      startedAt: started,
+    });
+    await x.db.insert(executionBatches).values([
+      batch("public.orders", 1, 2, "in_progress"),
+      batch("public.orders", 2, 1, "skipped"),
+      batch("public.customers", 1, 2, "failed"),
+      {
+        ...batch("public.customers", 1, 1, "succeeded"),
+        cursorFrom: null,
+        cursorTo: ["500"],
+        rows: 500,
+        created: 400,
+        updated: 100,
+        attempts: 1,
+        durationMs: 120,
+        finishedAt: new Date(started.getTime() + 120),
+      },
+      batch("public.orders", 1, 1, "cancelled"),
+    ]);
+    const res = await get(`/executions/${row.id}/batches`);
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ page: 1, pageSize: 50, total: 5 });
+    expect(res.body.batches.map((b: any) => [b.entity, b.pass, b.seq, b.state])).toEqual([
+      ["public.customers", 1, 1, "Succeeded"],
+      ["public.customers", 1, 2, "Failed"],
+      ["public.orders", 1, 1, "Cancelled"],
+      ["public.orders", 1, 2, "In Progress"],
+      ["public.orders", 2, 1, "Skipped"],
+    ]);
+    expect(res.body.batches[0]).toEqual({
+      id: expect.any(String),
+      entity: "public.customers",
+      pass: 1,
+      seq: 1,
+      state: "Succeeded",
+      cursorFrom: null,
+      cursorTo: ["500"],
+      rows: 500,
+      created: 400,
+      updated: 100,
+      rejected: 0,
+      attempts: 1,
+      durationMs: 120,
+      error: null,
+      startedAt: "2026-05-04T10:00:00.000Z",
+      finishedAt: "2026-05-04T10:00:00.120Z",
+    });
+    const orders = await get(`/executions/${row.id}/batches?entity=public.orders&page=2&pageSize=2`);
+    expect(orders.body).toMatchObject({ page: 2, pageSize: 2, total: 3 });
+    expect(orders.body.batches.map((b: any) => b.state)).toEqual(["Skipped"]);
+    expect((await get(`/executions/${row.id}/batches?page=x`)).status).toBe(400);
+    expect((await get(`/executions/${row.id}/batches`, other.admin)).status).toBe(404);
+  });
+});
+
+describe("GET /api/v1/pipelines/:id/executions", () => {
+  it("lists runs newest first with duration, records and who, filtered by status and date range", async () => {
+    const pipeline = await insertPipeline(x.db, org.id, "history");
+    const at = (s: string) => new Date(s);
+    const runs = [
+      await insertExecution(x.db, pipeline, {
+        status: "completed",
+        createdAt: at("2026-04-30T23:59:59.999Z"),
+        startedAt: at("2026-05-01T00:00:00Z"),
+        finishedAt: at("2026-05-01T00:00:03Z"),
+      }),
+      await insertExecution(x.db, pipeline, { status: "failed", createdAt: at("2026-05-01T00:00:00Z") }),
+      await insertExecution(x.db, pipeline, {
+        status: "cancelled",
+        createdAt: at("2026-05-01T23:59:59.999Z"),
+      }),
+      await insertExecution(x.db, pipeline, { status: "completed", createdAt: at("2026-05-02T00:00:00Z") }),
+      await insertExecution(x.db, pipeline, { status: "in_progress", createdAt: at("2026-05-03T12:00:00Z") }),
+    ];
+    await x.db.insert(executionEntities).values([
+      { executionId: runs[0]!.id, entity: "public.a", level: 0, status: "completed", total: 7, processed: 7 },
+      { executionId: runs[0]!.id, entity: "public.b", level: 0, status: "completed", total: 5, processed: 5 },
+    ]);
+    const ids = (body: any) => body.executions.map((e: { id: string }) => e.id);
+    const all = await get(`/pipelines/${pipeline.id}/executions`);
+    expect(all.status).toBe(200);
+    expect(all.body).toMatchObject({ page: 1, pageSize: 20, total: 5 });
+    expect(ids(all.body)).toEqual([4, 3, 2, 1, 0].map((i) => runs[i]!.id));
+    expect(all.body.executions[4]).toEqual({
+      id: runs[0]!.id,
+      pipelineToken: runs[0]!.pipelineToken,
+      status: "completed",
+      createdAt: "2026-04-30T23:59:59.999Z",
+      startedAt: "2026-05-01T00:00:00.000Z",
+      finishedAt: "2026-05-01T00:00:03.000Z",
+      durationMs: 3_000,
+      recordsProcessed: 12,
+      triggeredBy: runs[0]!.triggeredBy,
+    });
+    const page2 = await get(`/pipelines/${pipeline.id}/executions?pageSize=2&page=2`);
+    expect(ids(page2.body)).toEqual([runs[2]!.id, runs[1]!.id]);
+    const failedOrCancelled = await get(`/pipelines/${pipeline.id}/executions?status=failed,cancelled`);
+    expect(ids(failedOrCancelled.body)).toEqual([runs[2]!.id, runs[1]!.id]);
+    expect(failedOrCancelled.body.total).toBe(2);
+    const oneDay = await get(`/pipelines/${pipeline.id}/executions?from=2026-05-01&to=2026-05-01`);
+    expect(ids(oneDay.body)).toEqual([runs[2]!.id, runs[1]!.id]);
+    const datetimes = await get(
+      `/pipelines/${pipeline.id}/executions?from=2026-05-01T23:59:59.999Z&to=2026-05-02T00:00:00Z&status=completed`,
+    );
+    expect(ids(datetimes.body)).toEqual([runs[3]!.id]);
+  });
+
+  it("answers 400 for bad filters and paging, 404 for other tenants' pipelines", async () => {
+    const pipeline = await insertPipeline(x.db, org.id, "history-bad");
+    const bad = async (query: string) => {
+      const res = await get(`/pipelines/${pipeline.id}/executions?${query}`);
+      expect(res.status).toBe(400);
+      return errorOf(res).message;
+    };
+    expect(await bad("status=completed,running")).toContain('status "running"');
+    expect(await bad("from=yesterday")).toContain('from "yesterday"');
+    expect(await bad("to=2026-02-30")).toContain('to "2026-02-30"');
+    expect(await bad("from=2026-05-02&to=2026-05-01")).toContain("after");
+    expect(await bad("pageSize=101")).toContain("pageSize");
+    expect(await bad("page=-1")).toContain("page");
+    expect((await get(`/pipelines/${pipeline.id}/executions`, other.viewer)).status).toBe(404);
+    expect((await get(`/pipelines/zzz/executions`)).status).toBe(404);
+  });
+});

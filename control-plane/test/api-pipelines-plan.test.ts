@@ -1,0 +1,330 @@
+import { eq } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { EntitySnapshot, SchemaSnapshot } from "../src/environments/schema-snapshot.js";
+import { environments, organisations, usage } from "../src/store/index.js";
+import {
+  type ApiHarness,
+  createTestDatabase,
+  errorOf,
+  openApiHarness,
+  TEST_CONFIG,
+} from "./api-test-harness.js";
+
+let database: Awaited<ReturnType<typeof createTestDatabase>>;
+let h: ApiHarness;
+type Tenant = Awaited<ReturnType<ApiHarness["tenant"]>>;
+let org: Tenant;
+let other: Tenant;
+const env = { prod: "", qa: "", fresh: "" };
+
+/** `public.<name>` with an `id` key and one bigint field per reference `{ field: [target, nullable] }`. */
+function entity(name: string, rows: number, refs: Record<string, [string, boolean]> = {}): EntitySnapshot {
+  const field = (f: string, nullable: boolean) => ({
+    name: f,
+    type: "bigint",
+    nullable,
+    hasDefault: false,
+    generated: false,
+  });
+  return {
+    entity: `public.${name}`,
+    schema: "public",
+    name,
+    fields: [field("id", false), ...Object.entries(refs).map(([f, [, nullable]]) => field(f, nullable))],
+    primaryKey: ["id"],
+    references: Object.entries(refs).map(([f, [to]]) => ({
+      name: `${name}_${f}_fkey`,
+      fields: [f],
+      referencedEntity: `public.${to}`,
+      referencedFields: ["id"],
+    })),
+    estimatedRows: rows,
+  };
+}
+
+/** A CRM (accounts ← contacts ← opportunities ← activities, accounts.parent_id self-reference) and two cycles. */
+const crm = [
+  entity("accounts", 100, { parent_id: ["accounts", true] }),
+  entity("contacts", 200, { account_id: ["accounts", false] }),
+  entity("opportunities", 300, { contact_id: ["contacts", false] }),
+  entity("activities", 400, { opportunity_id: ["opportunities", false] }),
+];
+const cycles = [
+  entity("departments", 5, { manager_id: ["employees", true] }),
+  entity("employees", 50, { department_id: ["departments", false] }),
+  entity("eggs", 1, { chicken_id: ["chickens", false] }),
+  entity("chickens", 1, { egg_id: ["eggs", false] }),
+];
+const snapshot = (entities: EntitySnapshot[]): SchemaSnapshot => ({
+  capturedAt: "2026-05-01T10:00:00.000Z",
+  fingerprint: `fp-${entities.length}`,
+  entities,
+});
+const crmNames = ["public.accounts", "public.contacts", "public.opportunities", "public.activities"];
+
+async function createEnvironment(tenant: Tenant, name: string, snap?: SchemaSnapshot): Promise<string> {
+  const res = await h.call("POST", "/api/v1/environments", { token: tenant.operator, json: { name } });
+  const id: string = res.body.environment.id;
+  if (snap) {
+    await h.store.db
+      .update(environments)
+      .set({
+        schemaSnapshot: snap,
+        schemaCapturedAt: new Date(snap.capturedAt),
+        schemaFingerprint: snap.fingerprint,
+      })
+      .where(eq(environments.id, id));
+  }
+  return id;
+}
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  h = await openApiHarness(database.url);
+  org = await h.tenant("plans");
+  other = await h.tenant("plans-other");
+  env.prod = await createEnvironment(org, "prod", snapshot([...crm, ...cycles]));
+  // qa lacks activities, and its contacts lack account_id.
+  const qaContacts = {
+    ...crm[1]!,
+    fields: crm[1]!.fields.filter((f) => f.name !== "account_id"),
+    references: [],
+  };
+  env.qa = await createEnvironment(org, "qa", snapshot([crm[0]!, qaContacts, crm[2]!, ...cycles]));
+  env.fresh = await createEnvironment(org, "fresh");
+});
+afterAll(async () => {
+  await h?.close();
+  await database?.drop();
+});
+
+async function pipeline(name: string, entities: string[], targetEnvironmentId = env.fresh) {
+  const res = await h.call("POST", "/api/v1/pipelines", {
+    token: org.operator,
+    json: { name, sourceEnvironmentId: env.prod, targetEnvironmentId, writeStrategy: "insert", entities },
+  });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  return res.body.id as string;
+}
+const plan = (id: string, token = org.viewer) => h.call("GET", `/api/v1/pipelines/${id}/plan`, { token });
+const entry = (entity: string, level: number | null, estimatedRows: number) => ({
+  entity,
+  level,
+  estimatedRows,
+  primaryKey: ["id"],
+  missingInTarget: false,
+  fieldsMissingInTarget: [],
+});
+
+describe("GET /api/v1/pipelines/{id}/plan", () => {
+  it("plans a CRM chain in four levels with the self-reference deferred, and the record limit", async () => {
+    const id = await pipeline("crm", crmNames);
+    h.clock.now = new Date("2026-05-31T23:59:00.000Z");
+    try {
+      const res = await plan(id);
+      expect(res.status).toBe(200);
+      expect(res.body).toEqual({
+        levels: [["public.accounts"], ["public.contacts"], ["public.opportunities"], ["public.activities"]],
+        deferred: [
+          {
+            entity: "public.accounts",
+            reference: "accounts_parent_id_fkey",
+            fields: ["parent_id"],
+            referencedEntity: "public.accounts",
+          },
+        ],
+        cycles: [],
+        warnings: [
+          {
+            code: "target_not_checked",
+            message: expect.stringContaining("target environment fresh has no entity snapshot yet"),
+          },
+        ],
+        entities: [
+          entry("public.accounts", 0, 100),
+          entry("public.contacts", 1, 200),
+          entry("public.opportunities", 2, 300),
+          entry("public.activities", 3, 400),
+        ],
+        estimatedRecords: 1000,
+        monthlyRecordLimit: {
+          limit: TEST_CONFIG.defaultMonthlyRecordLimit,
+          used: 0,
+          reserved: 0,
+          remaining: TEST_CONFIG.defaultMonthlyRecordLimit,
+          month: "2026-05",
+          wouldExceed: false,
+        },
+        blocking: [],
+      });
+    } finally {
+      h.clock.now = undefined;
+    }
+  });
+
+  it("defers the nullable reference of a two-table cycle", async () => {
+    const res = await plan(await pipeline("departments", ["public.employees", "public.departments"]));
+    expect(res.status).toBe(200);
+    const deferred = {
+      entity: "public.departments",
+      reference: "departments_manager_id_fkey",
+      fields: ["manager_id"],
+      referencedEntity: "public.employees",
+    };
+    expect(res.body).toMatchObject({
+      levels: [["public.departments"], ["public.employees"]],
+      deferred: [deferred],
+      cycles: [{ entities: ["public.departments", "public.employees"], resolvedBy: [deferred] }],
+      blocking: [],
+      entities: [entry("public.employees", 1, 50), entry("public.departments", 0, 5)],
+    });
+  });
+
+  it("reports a cycle without a nullable reference as a blocking item, answering 200", async () => {
+    const res = await plan(await pipeline("eggs", ["public.chickens", "public.eggs"]));
+    expect(res.status).toBe(200);
+    expect(res.body.levels).toEqual([]);
+    expect(res.body.blocking).toEqual([
+      {
+        code: "unresolvable_cycle",
+        message: expect.stringMatching(
+          /^cannot order entities: cycle public\.chickens → public\.eggs → public\.chickens/,
+        ),
+        details: { reason: "unresolvable_cycle", cycle: ["public.chickens", "public.eggs"] },
+      },
+    ]);
+    expect(res.body.entities).toEqual([entry("public.chickens", null, 1), entry("public.eggs", null, 1)]);
+  });
+
+  it("warns about references to unselected entities", async () => {
+    const res = await plan(await pipeline("opportunities only", ["public.opportunities"]));
+    expect(res.status).toBe(200);
+    expect(res.body.blocking).toEqual([]);
+    expect(res.body.warnings).toEqual([
+      {
+        code: "unselected_reference",
+        entity: "public.opportunities",
+        message: expect.stringContaining("public.opportunities references unselected public.contacts"),
+        details: expect.objectContaining({ referencedEntity: "public.contacts", inSourceSnapshot: true }),
+      },
+      expect.objectContaining({ code: "target_not_checked" }),
+    ]);
+  });
+
+  it("blocks on entities and fields missing in the target", async () => {
+    const res = await plan(await pipeline("to qa", crmNames, env.qa));
+    expect(res.status).toBe(200);
+    expect(res.body.warnings).toEqual([]);
+    expect(res.body.blocking).toEqual([
+      {
+        code: "fields_missing_in_target",
+        entity: "public.contacts",
+        message: "field account_id of public.contacts does not exist in target environment qa: add it there",
+        details: { fields: ["account_id"] },
+      },
+      {
+        code: "entity_missing_in_target",
+        entity: "public.activities",
+        message:
+          "entity public.activities does not exist in target environment qa: create it there or remove it from the pipeline",
+      },
+    ]);
+    expect(res.body.entities).toEqual([
+      entry("public.accounts", 0, 100),
+      { ...entry("public.contacts", 1, 200), fieldsMissingInTarget: ["account_id"] },
+      entry("public.opportunities", 2, 300),
+      { ...entry("public.activities", 3, 400), missingInTarget: true },
+    ]);
+  });
+
+  it("computes the monthly record limit from the current UTC month's usage row", async () => {
+    const id = await pipeline("metered", crmNames, env.qa);
+    await h.store.db
+      .update(organisations)
+      .set({ monthlyRecordLimit: 10_000 })
+      .where(eq(organisations.id, org.id));
+    await h.store.db.insert(usage).values([
+      { organisationId: org.id, month: "2026-06", records: 8_500, reserved: 600 },
+      { organisationId: org.id, month: "2026-05", records: 1_000_000, reserved: 0 },
+      { organisationId: other.id, month: "2026-06", records: 9_999, reserved: 0 },
+    ]);
+    h.clock.now = new Date("2026-06-01T00:00:00.000Z");
+    try {
+      let res = await plan(id);
+      expect(res.status).toBe(200);
+      expect(res.body.monthlyRecordLimit).toEqual({
+        limit: 10_000,
+        used: 8_500,
+        reserved: 600,
+        remaining: 900,
+        month: "2026-06",
+        wouldExceed: true,
+      });
+      expect(res.body.blocking.at(-1)).toEqual({
+        code: "monthly_record_limit",
+        message: expect.stringContaining(
+          "estimated at 1000 records but only 900 of the organisation's 10000",
+        ),
+        details: { estimatedRecords: 1000, remaining: 900, month: "2026-06" },
+      });
+
+      await h.store.db
+        .update(usage)
+        .set({ records: 8_000, reserved: 1_000 })
+        .where(eq(usage.month, "2026-06"));
+      res = await plan(id);
+      expect(res.body.monthlyRecordLimit).toMatchObject({
+        used: 8_000,
+        reserved: 1_000,
+        remaining: 1_000,
+        wouldExceed: false,
+      });
+      expect(res.body.blocking.map((b: { code: string }) => b.code)).not.toContain("monthly_record_limit");
+
+      h.clock.now = new Date("2026-07-15T12:00:00.000Z");
+      res = await plan(id);
+      expect(res.body.monthlyRecordLimit).toEqual({
+        limit: 10_000,
+        used: 0,
+        reserved: 0,
+        remaining: 10_000,
+        month: "2026-07",
+        wouldExceed: false,
+      });
+    } finally {
+      h.clock.now = undefined;
+    }
+  });
+
+  it("answers 404 to other organisations and for malformed ids, 409 when the source lost its snapshot", async () => {
+    const id = await pipeline("private plan", ["public.accounts"]);
+    for (const [path, token] of [
+      [id, other.admin],
+      ["not-a-uuid", org.viewer],
+    ] as const) {
+      const res = await plan(path, token);
+      expect(res.status).toBe(404);
+      expect(errorOf(res)).toEqual({ code: "not_found", message: `pipeline ${path} was not found` });
+    }
+    expect((await h.call("GET", `/api/v1/pipelines/${id}/plan`)).status).toBe(401);
+
+    await h.store.db
+      .update(environments)
+      .set({ schemaSnapshot: null, schemaCapturedAt: null })
+      .where(eq(environments.id, env.prod));
+    try {
+      const res = await plan(id);
+      expect(res.status).toBe(409);
+      expect(errorOf(res)).toMatchObject({
+        code: "failed_precondition",
+        message: expect.stringContaining(`environment prod (${env.prod}) has no entity snapshot yet`),
+      });
+    } finally {
+      const snap = snapshot([...crm, ...cycles]);
+      await h.store.db
+        .update(environments)
+        .set({ schemaSnapshot: snap, schemaCapturedAt: new Date(snap.capturedAt) })
+        .where(eq(environments.id, env.prod));
+    }
+  });
+});
