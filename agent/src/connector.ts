@@ -99,7 +99,12 @@ export interface ReadBatchResult {
   done: boolean;
 }
 
-export type WriteStrategy = "insert" | "merge";
+/**
+ * `insert` adds rows (a key conflict is a rejected record); `merge` upserts on
+ * the key; `update` changes rows already present (by key) and inserts nothing
+ * (used to back-fill deferred references).
+ */
+export type WriteStrategy = "insert" | "merge" | "update";
 export type RejectPolicy = "isolate" | "fail";
 
 export interface WriteBatchRequest {

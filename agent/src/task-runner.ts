@@ -17,6 +17,7 @@ import type {
   EntityName,
   ConditionOperator as Operator,
   RowBatch,
+  WriteStrategy as WriteStrategyName,
 } from "./connector.js";
 
 type TaskResultInit = MessageInitShape<typeof TaskResultSchema>;
@@ -33,6 +34,13 @@ const OPERATORS: Record<ConditionOperator, Operator | undefined> = {
   [ConditionOperator.IS_NULL]: "is_null",
   [ConditionOperator.IS_NOT_NULL]: "is_not_null",
   [ConditionOperator.IN]: "in",
+};
+
+const STRATEGIES: Record<WriteStrategy, WriteStrategyName | undefined> = {
+  [WriteStrategy.UNSPECIFIED]: undefined,
+  [WriteStrategy.INSERT]: "insert",
+  [WriteStrategy.MERGE]: "merge",
+  [WriteStrategy.UPDATE]: "update",
 };
 
 function conditions(where: WireCondition[]): Condition[] {
@@ -174,14 +182,14 @@ async function execute(
     case "writeBatch": {
       const w = kind.value;
       if (!w.batchId) throw new DrayError("invalid_argument", "a write batch needs a batch id");
-      if (w.strategy !== WriteStrategy.INSERT && w.strategy !== WriteStrategy.MERGE) {
-        throw new DrayError("invalid_argument", "a write batch needs the strategy insert or merge");
-      }
+      const strategy = STRATEGIES[w.strategy];
+      if (!strategy)
+        throw new DrayError("invalid_argument", "a write batch needs the strategy insert, merge or update");
       const result = await connector.writeBatch(
         {
           batchId: w.batchId,
           entity: entityOf(w.entity),
-          strategy: w.strategy === WriteStrategy.INSERT ? "insert" : "merge",
+          strategy,
           keyFields: [...w.keyFields],
           rows: rowsFromWire(w.rows),
           rejectPolicy: w.rejectPolicy === RejectPolicy.FAIL ? "fail" : "isolate",

@@ -7,7 +7,7 @@ import { and, eq, gt, isNull } from "drizzle-orm";
 import { generateEnrollmentToken, hashToken } from "../auth/tokens.js";
 import { newId } from "../store/ids.js";
 import type { Db } from "../store/open-store.js";
-import { enrollmentTokens, environments } from "../store/schema.js";
+import { enrollmentTokens } from "../store/schema.js";
 
 /** A freshly issued enrollment token; the secret is shown once. */
 export interface IssuedEnrollmentToken {

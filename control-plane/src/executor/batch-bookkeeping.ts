@@ -157,28 +157,31 @@ export async function finalizeBatch(db: Db, outcome: BatchOutcome): Promise<bool
     if (!batch) return false;
     const committed = outcome.state === "succeeded" ? outcome.created + outcome.updated : 0;
     const counted = outcome.countRecords;
-    await tx
-      .update(executionEntities)
-      .set({
-        ...(counted
-          ? {
-              processed: sql`${executionEntities.processed} + ${outcome.created + outcome.updated + outcome.rejected + outcome.failedRecords}`,
-              created: sql`${executionEntities.created} + ${outcome.created}`,
-              updated: sql`${executionEntities.updated} + ${outcome.updated}`,
-              skipped: sql`${executionEntities.skipped} + ${outcome.rejected}`,
-              failed: sql`${executionEntities.failed} + ${outcome.failedRecords}`,
-            }
-          : {}),
-        ...(outcome.advance
-          ? { checkpoint: batch.cursorTo, batches: sql`${executionEntities.batches} + 1` }
-          : {}),
-      })
-      .where(
-        and(
-          eq(executionEntities.executionId, outcome.executionId),
-          eq(executionEntities.entity, outcome.entity),
-        ),
-      );
+    const entityChanges = {
+      ...(counted
+        ? {
+            processed: sql`${executionEntities.processed} + ${outcome.created + outcome.updated + outcome.rejected + outcome.failedRecords}`,
+            created: sql`${executionEntities.created} + ${outcome.created}`,
+            updated: sql`${executionEntities.updated} + ${outcome.updated}`,
+            skipped: sql`${executionEntities.skipped} + ${outcome.rejected}`,
+            failed: sql`${executionEntities.failed} + ${outcome.failedRecords}`,
+          }
+        : {}),
+      ...(outcome.advance
+        ? { checkpoint: batch.cursorTo, batches: sql`${executionEntities.batches} + 1` }
+        : {}),
+    };
+    if (Object.keys(entityChanges).length > 0) {
+      await tx
+        .update(executionEntities)
+        .set(entityChanges)
+        .where(
+          and(
+            eq(executionEntities.executionId, outcome.executionId),
+            eq(executionEntities.entity, outcome.entity),
+          ),
+        );
+    }
     if (batch.month && (batch.reserved > 0 || committed > 0)) {
       await tx
         .insert(usage)

@@ -81,7 +81,11 @@ function read(
 
 function writeTask(ctx: RunContext, entity: EntityRunPlan, pass: Pass, batchId: string, rows: RowBatch) {
   const strategy =
-    pass === 2 || ctx.settings.writeStrategy === "merge" ? WriteStrategy.MERGE : WriteStrategy.INSERT;
+    pass === 2
+      ? WriteStrategy.UPDATE
+      : ctx.settings.writeStrategy === "merge"
+        ? WriteStrategy.MERGE
+        : WriteStrategy.INSERT;
   return {
     batchId,
     entity: { schema: entity.schema, name: entity.name },

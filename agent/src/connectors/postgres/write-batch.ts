@@ -16,8 +16,8 @@ const MAX_PROBED_REJECTS = 20;
 export function validateWriteRequest(request: WriteBatchRequest): void {
   validateBatchId(request.batchId);
   validateEntityName(request.entity);
-  if (request.strategy !== "insert" && request.strategy !== "merge")
-    throw new DrayError("invalid_argument", "strategy must be insert or merge");
+  if (request.strategy !== "insert" && request.strategy !== "merge" && request.strategy !== "update")
+    throw new DrayError("invalid_argument", "strategy must be insert, merge or update");
   if (request.rejectPolicy !== "isolate" && request.rejectPolicy !== "fail")
     throw new DrayError("invalid_argument", "rejectPolicy must be isolate or fail");
   const rows = request.rows;

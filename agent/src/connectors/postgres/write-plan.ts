@@ -38,7 +38,7 @@ export function planWrite(info: EntityInfo, request: WriteBatchRequest): WritePl
       `generated fields of ${entity} cannot be written: ${generated.join(", ")}`,
     );
   const key =
-    request.strategy === "merge" || (request.keyFields ?? []).length > 0
+    request.strategy !== "insert" || (request.keyFields ?? []).length > 0
       ? resolveKey(info, request.keyFields)
       : requireFields(info, info.primaryKey);
   const keyPositions = key.map((k) => {
@@ -57,6 +57,25 @@ export function planWrite(info: EntityInfo, request: WriteBatchRequest): WritePl
   let writeSql: string;
   if (request.strategy === "insert") {
     writeSql = `with written as (${insert} returning 1) select count(*)::int8 as created, 0::int8 as updated from written`;
+  } else if (request.strategy === "update") {
+    // Only rows already present change; no row is inserted, so NOT NULL fields left out are never checked.
+    const keyNames = new Set(key.map((k) => k.name));
+    const assignments = fields
+      .map((f, i) => ({ f, i }))
+      .filter(({ f }) => !keyNames.has(f.name))
+      .map(({ f, i }) => `${quoteIdentifier(f.name)} = s.${stageColumn(i)}::${f.castType}`);
+    if (assignments.length === 0)
+      throw new DrayError(
+        "invalid_argument",
+        `an update of ${entity} needs at least one field besides the key`,
+      );
+    const match = key
+      .map((k, i) => `t.${quoteIdentifier(k.name)} = s.${stageColumn(keyPositions[i]!)}::${k.castType}`)
+      .join(" and ");
+    writeSql =
+      `with written as (update ${target} t set ${assignments.join(", ")} from ${STAGE} s` +
+      ` where s.${range} and ${match} returning 1)` +
+      " select 0::int8 as created, count(*)::int8 as updated from written";
   } else {
     const keyNames = new Set(key.map((k) => k.name));
     const updated = fields.filter((f) => !keyNames.has(f.name));
