@@ -47,9 +47,12 @@ export function createAgent(deps: AgentDeps): Agent {
   const { config, connector, gateway, credentials, logger } = deps;
   const stopController = new AbortController();
   const inFlight = new Map<string, { controller: AbortController; promise: Promise<void> }>();
+  let running = 0;
   let state: AgentState = "starting";
   let heartbeatIntervalMs = 10_000;
   let fingerprint = { value: "", at: 0 };
+  /** When a task last succeeded against the database: proof enough that it is reachable. */
+  let lastDatabaseSuccess = { at: 0, latencyMs: 0 };
   let stopping: Promise<void> | undefined;
   let settle!: { resolve: () => void; reject: (e: unknown) => void };
   const done = new Promise<void>((resolve, reject) => {
@@ -130,6 +133,10 @@ export function createAgent(deps: AgentDeps): Agent {
   }
 
   async function probeDatabase(): Promise<{ reachable: boolean; latencyMs: number; error: string }> {
+    // A busy agent (every connection in a batch) need not queue a probe behind its own work.
+    if (Date.now() - lastDatabaseSuccess.at < heartbeatIntervalMs) {
+      return { reachable: true, latencyMs: lastDatabaseSuccess.latencyMs, error: "" };
+    }
     try {
       const signal = AbortSignal.timeout(Math.min(5_000, Math.max(500, heartbeatIntervalMs / 2)));
       const r = await connector.testConnection(signal);
@@ -137,7 +144,8 @@ export function createAgent(deps: AgentDeps): Agent {
         const d = await connector.describeSchema([], AbortSignal.timeout(30_000)).catch(() => undefined);
         if (d) fingerprint = { value: d.fingerprint, at: Date.now() };
       }
-      return { reachable: true, latencyMs: Math.round(r.databaseLatencyMs), error: "" };
+      lastDatabaseSuccess = { at: Date.now(), latencyMs: Math.round(r.databaseLatencyMs) };
+      return { reachable: true, latencyMs: lastDatabaseSuccess.latencyMs, error: "" };
     } catch (error) {
       return { reachable: false, latencyMs: 0, error: DrayError.from(error).message };
     }
@@ -187,24 +195,35 @@ export function createAgent(deps: AgentDeps): Agent {
   function startTask(task: Task) {
     const controller = new AbortController();
     const started = performance.now();
+    const refusal =
+      state === "draining"
+        ? { code: 14, message: "the agent is draining and takes no new tasks" }
+        : running >= config.maxTasks
+          ? { code: 8, message: "the agent is at its task limit" }
+          : undefined;
+    // `running` counts tasks whose work is not done: a task stops counting before its result
+    // is sent, because the control plane may send the next task as soon as it has the result.
+    if (!refusal) running++;
+    else
+      logger.warn("task refused", {
+        taskId: task.taskId,
+        kind: task.kind.case,
+        reason: refusal.message,
+        running,
+      });
     const promise = (async () => {
-      const outcome =
-        state === "draining"
-          ? {
-              case: "error" as const,
-              value: {
-                code: 14,
-                message: "the agent is draining and takes no new tasks",
-                retryable: true,
-                sqlState: "",
-              },
-            }
-          : inFlight.size > config.maxTasks
-            ? {
-                case: "error" as const,
-                value: { code: 8, message: "the agent is at its task limit", retryable: true, sqlState: "" },
-              }
-            : await runTask(connector, task, controller.signal);
+      let outcome: Awaited<ReturnType<typeof runTask>>;
+      if (refusal) outcome = { case: "error", value: { ...refusal, retryable: true, sqlState: "" } };
+      else {
+        try {
+          outcome = await runTask(connector, task, controller.signal);
+        } finally {
+          running--;
+        }
+      }
+      if (outcome?.case === "result") {
+        lastDatabaseSuccess = { at: Date.now(), latencyMs: lastDatabaseSuccess.latencyMs };
+      }
       await complete(task.taskId, outcome, Math.round(performance.now() - started));
     })().finally(() => inFlight.delete(task.taskId));
     inFlight.set(task.taskId, { controller, promise });

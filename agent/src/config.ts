@@ -29,6 +29,11 @@ const EnvSchema = z.object({
   DRAY_AGENT_MAX_TASKS: z.coerce.number().int().min(1).max(64).default(4),
   /** Connections to the environment's database. */
   DRAY_AGENT_DB_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(6),
+  /**
+   * How write batches are loaded: `copy` (COPY FROM STDIN, fastest) or `insert`
+   * (bound arrays, for servers without COPY FROM STDIN, e.g. PGlite's socket server).
+   */
+  DRAY_AGENT_BULK_LOAD: z.enum(["copy", "insert"]).default("copy"),
   /** How long a graceful stop waits for tasks in flight before cancelling them. */
   DRAY_AGENT_DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(30_000),
   /** PEM CA bundle to trust for the control plane's certificate (TLS). */
@@ -48,6 +53,7 @@ export interface AgentConfig {
   name: string;
   maxTasks: number;
   dbPoolSize: number;
+  bulkLoad: "copy" | "insert";
   drainTimeoutMs: number;
   tls: { caFile?: string; certFile?: string; keyFile?: string };
   logLevel: string;
@@ -81,6 +87,7 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv): AgentConfig {
     name: e.DRAY_AGENT_NAME ?? hostname(),
     maxTasks: e.DRAY_AGENT_MAX_TASKS,
     dbPoolSize: e.DRAY_AGENT_DB_POOL_SIZE,
+    bulkLoad: e.DRAY_AGENT_BULK_LOAD,
     drainTimeoutMs: e.DRAY_AGENT_DRAIN_TIMEOUT_MS,
     tls: {
       ...(e.DRAY_AGENT_TLS_CA_FILE ? { caFile: e.DRAY_AGENT_TLS_CA_FILE } : {}),

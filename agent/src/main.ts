@@ -24,6 +24,7 @@ async function main(): Promise<number> {
   const connector = createPostgresConnector({
     url: config.databaseUrl,
     maxConnections: config.dbPoolSize,
+    staging: config.bulkLoad,
     logger,
   });
   const gateway = await connectGateway(config);

@@ -37,6 +37,10 @@ export interface AgentSession {
   readonly maxConcurrentTasks: number;
   readonly stream: AsyncQueue<MessageInitShape<typeof OpenWorkStreamResponseSchema>>;
   readonly pending: Map<string, PendingTask>;
+  /** Dispatches waiting for one of the agent's task slots. */
+  readonly waiting: (() => void)[];
+  /** Task slots taken (tasks sent or about to be sent). */
+  slotsInUse: number;
   draining: boolean;
 }
 
@@ -51,10 +55,17 @@ export class AgentSessions {
   constructor(private readonly logger: Logger) {}
 
   /** Registers the work stream of an agent, replacing (and closing) an older one of the same environment. */
-  open(info: Omit<AgentSession, "stream" | "pending" | "draining">): AgentSession {
+  open(info: Omit<AgentSession, "stream" | "pending" | "waiting" | "slotsInUse" | "draining">): AgentSession {
     const previous = this.byEnvironment.get(info.environmentId);
     if (previous) this.close(previous, "replaced by a newer work stream");
-    const session: AgentSession = { ...info, stream: new AsyncQueue(), pending: new Map(), draining: false };
+    const session: AgentSession = {
+      ...info,
+      stream: new AsyncQueue(),
+      pending: new Map(),
+      waiting: [],
+      slotsInUse: 0,
+      draining: false,
+    };
     this.byEnvironment.set(info.environmentId, session);
     this.logger.info("agent connected", { agentId: info.agentId, environmentId: info.environmentId });
     return session;
@@ -78,6 +89,7 @@ export class AgentSessions {
       );
     }
     session.pending.clear();
+    for (const wake of session.waiting.splice(0)) wake();
     this.logger.info("agent disconnected", {
       agentId: session.agentId,
       environmentId: session.environmentId,
@@ -135,6 +147,7 @@ export class AgentSessions {
     }
     if (options.signal?.aborted)
       throw new DrayError("cancelled", "the task was cancelled before it was sent");
+    await this.waitForSlot(session, options.signal);
     const taskId = randomUUID();
     const timeoutMs = options.timeoutMs ?? 30_000;
     const deadline = Date.now() + timeoutMs;
@@ -142,7 +155,10 @@ export class AgentSessions {
       const cleanup = () => {
         clearTimeout(timer);
         options.signal?.removeEventListener("abort", onAbort);
-        session.pending.delete(taskId);
+        if (session.pending.delete(taskId)) {
+          session.slotsInUse--;
+          session.waiting.shift()?.();
+        }
       };
       const cancelOnAgent = (reason: string) => {
         session.stream.push({ kind: { case: "cancel", value: { taskId, reason } } });
@@ -193,6 +209,36 @@ export class AgentSessions {
       );
     }
     return result.kind.value as TaskResultOf<K>;
+  }
+
+  /**
+   * Waits until the agent has a free task slot: the control plane never sends
+   * more tasks at once than the agent said it runs (max_concurrent_tasks).
+   */
+  private async waitForSlot(session: AgentSession, signal: AbortSignal | undefined): Promise<void> {
+    const disconnected = () =>
+      new DrayError("unavailable", `the agent of environment "${session.environmentName}" disconnected`, {
+        retryable: true,
+      });
+    while (session.slotsInUse >= session.maxConcurrentTasks) {
+      if (session.stream.isClosed) throw disconnected();
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = () => {
+          const at = session.waiting.indexOf(wake);
+          if (at >= 0) session.waiting.splice(at, 1);
+          reject(new DrayError("cancelled", "the task was cancelled before it was sent"));
+        };
+        const wake = () => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        };
+        session.waiting.push(wake);
+        signal?.addEventListener("abort", onAbort, { once: true });
+      });
+    }
+    if (session.stream.isClosed) throw disconnected();
+    // Taken synchronously after the check, so concurrent dispatches cannot overbook.
+    session.slotsInUse++;
   }
 
   /**

@@ -136,3 +136,12 @@ describe("checkCopyLine", () => {
     expect(checkCopyLine(bytes("\\xff"), 1)).toMatch(/UTF-8/);
   });
 });
+
+describe("textArrayLiteral", () => {
+  it("quotes values, escapes quotes and backslashes, and keeps NULL", async () => {
+    const { textArrayLiteral } = await import("./stage-rows.js");
+    expect(textArrayLiteral(["a", null, 'say "hi"', "back\\slash", ""])).toBe(
+      '{"a",NULL,"say \\"hi\\"","back\\\\slash",""}',
+    );
+  });
+});

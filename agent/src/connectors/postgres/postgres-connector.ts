@@ -20,6 +20,7 @@ import { displayName, validateEntityName, validateFieldList } from "./identifier
 import { readKeysetPage, validateReadRequest } from "./keyset-read.js";
 import { createLedger } from "./ledger.js";
 import { abortable, type Backend, Session, type SessionPools, textParams } from "./session.js";
+import type { StagingMode } from "./stage-rows.js";
 import { type PreparedRows, prepareRows, validateWriteRequest, writeStagedBatch } from "./write-batch.js";
 
 /** Options of {@link createPostgresConnector}. */
@@ -28,6 +29,8 @@ export interface PostgresConnectorOptions {
   url: string;
   /** Pool size. @default 8 */
   maxConnections?: number;
+  /** How write batches reach the staging table. @default "copy" */
+  staging?: StagingMode;
   logger?: Logger;
 }
 
@@ -95,14 +98,14 @@ class PostgresConnector implements Connector {
     return this.run(
       `write ${describe(request?.entity)}`,
       signal,
-      async (session) => {
-        await abortable(this.ensureLedger(), signal, () => {});
-        return writeStagedBatch(session, request, prepared);
-      },
+      (session) => writeStagedBatch(session, request, prepared, this.options.staging ?? "copy"),
       () => {
         validateWriteRequest(request);
         prepared = prepareRows(request.rows.data, request.rows.fields.length, request.rows.rowCount);
       },
+      // Before taking a connection: the ledger is created on its own connection, and waiting
+      // for it while holding one would deadlock a pool whose connections are all writing.
+      () => abortable(this.ensureLedger(), signal, () => {}),
     );
   }
 
@@ -147,12 +150,14 @@ class PostgresConnector implements Connector {
     signal: AbortSignal,
     fn: (session: Session) => Promise<T>,
     check?: () => void,
+    prepare?: () => Promise<void>,
   ): Promise<T> {
     if (this.closed) throw new DrayError("failed_precondition", "the Postgres connector is closed");
     if (!(signal instanceof AbortSignal))
       throw new DrayError("invalid_argument", "an AbortSignal is required");
     try {
       check?.();
+      await prepare?.();
       return await Session.run(this.pools, signal, fn);
     } catch (error) {
       throw toDrayError(error, { aborted: signal.aborted, operation });

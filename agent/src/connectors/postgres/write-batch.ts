@@ -7,6 +7,7 @@ import { displayName, validateEntityName, validateFieldList } from "./identifier
 import { bisectWrite, type RangeCounts } from "./isolation.js";
 import { claimBatch, recordBatch, validateBatchId } from "./ledger.js";
 import type { Session } from "./session.js";
+import { type StagingMode, stageRows } from "./stage-rows.js";
 import { planWrite, STAGE, stageColumn, type WritePlan } from "./write-plan.js";
 
 /** Rejected rows whose guilty field is looked for by test casts (each probe is one statement per field). */
@@ -183,6 +184,7 @@ export async function writeStagedBatch(
   session: Session,
   request: WriteBatchRequest,
   prepared: PreparedRows,
+  staging: StagingMode = "copy",
 ): Promise<WriteBatchResult> {
   const info = await lookupEntity(session, request.entity);
   const plan = planWrite(info, request);
@@ -205,13 +207,7 @@ export async function writeStagedBatch(
     let counts: RangeCounts = { created: 0, updated: 0 };
     if (prepared.loadCount > 0) {
       await session.query(plan.createStageSql);
-      const [loaded] = await session.copyIn<{ n: string }>(
-        plan.copySql,
-        prepared.data,
-        `select count(*)::int8 as n from ${STAGE}`,
-      );
-      if (Number(loaded?.n) !== prepared.loadCount)
-        throw new DrayError("internal", `staged ${loaded?.n} rows but sent ${prepared.loadCount}`);
+      await stageRows(session, plan, prepared.data, prepared.loadCount, staging);
       if (request.rejectPolicy === "fail") {
         counts = await writeRange(session, plan, 1, prepared.loadCount);
       } else {

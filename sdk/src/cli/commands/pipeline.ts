@@ -1,0 +1,132 @@
+import { readFile } from "node:fs/promises";
+import { parse as parseYaml } from "yaml";
+import type { CreatePipeline } from "../../client.js";
+import type { CommandContext } from "../command-context.js";
+import { UsageError } from "../exit-codes.js";
+import { count, table } from "../output.js";
+import { resolveEnvironment, resolvePipeline } from "../resolve.js";
+
+/** Reads a pipeline definition from JSON or YAML; environments may be given by name. */
+async function readDefinition(ctx: CommandContext, file: string): Promise<CreatePipeline> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (error) {
+    throw new UsageError(`cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+  let body: Record<string, unknown>;
+  try {
+    body = (/\.ya?ml$/i.test(file) ? parseYaml(text) : JSON.parse(text)) as Record<string, unknown>;
+  } catch (error) {
+    throw new UsageError(
+      `${file} is not valid ${/\.ya?ml$/i.test(file) ? "YAML" : "JSON"}: ${(error as Error).message}`,
+    );
+  }
+  if (!body || typeof body !== "object") throw new UsageError(`${file} must hold an object`);
+  for (const [key, byName] of [
+    ["sourceEnvironmentId", "source"],
+    ["targetEnvironmentId", "target"],
+  ] as const) {
+    if (!body[key] && typeof body[byName] === "string") {
+      body[key] = (await resolveEnvironment(ctx.client, body[byName] as string)).id;
+      delete body[byName];
+    }
+  }
+  return body as unknown as CreatePipeline;
+}
+
+/** `dray pipeline list|create|show|plan|delete`. */
+export async function pipelineCommand(ctx: CommandContext, [sub, ...rest]: string[]): Promise<number> {
+  const { client, out } = ctx;
+  const need = (usage: string) => {
+    if (!rest[0]) throw new UsageError(`usage: dray pipeline ${usage}`);
+    return rest[0];
+  };
+  switch (sub) {
+    case "list": {
+      const { pipelines } = await client.pipelines.list();
+      if (out.json) {
+        out.data(pipelines);
+        return 0;
+      }
+      if (pipelines.length === 0) {
+        out.line("no pipelines yet: `dray pipeline create <file.yaml>`");
+        return 0;
+      }
+      out.line(
+        table([
+          ["NAME", "STRATEGY", "ENTITIES", "LAST RUN", "ID"],
+          ...pipelines.map((p) => [
+            p.name,
+            p.writeStrategy,
+            String(p.entities.length),
+            p.running ? out.color.blue("running") : (p.lastExecution?.status ?? "never"),
+            p.id,
+          ]),
+        ]),
+      );
+      return 0;
+    }
+    case "create": {
+      const created = await client.pipelines.create(
+        await readDefinition(ctx, need("create <file.json|yaml>")),
+      );
+      if (out.json) {
+        out.data(created);
+        return 0;
+      }
+      out.line(
+        `created pipeline ${out.color.bold(created.name)} (${created.id}); try \`dray pipeline plan ${created.name}\``,
+      );
+      return 0;
+    }
+    case "show": {
+      const p = await resolvePipeline(client, need("show <pipeline>"));
+      if (out.json) {
+        out.data(p);
+        return 0;
+      }
+      out.line(`${out.color.bold(p.name)}  ${p.id}`);
+      out.line(
+        `  ${p.action} with ${p.writeStrategy}, ${p.entities.length} entities, batches of ${count(p.batchSize)} rows`,
+      );
+      out.line(`  entities: ${p.entities.join(", ")}`);
+      out.line(`  retries per batch: ${p.maxRetriesPerBatch}, stop on error: ${p.stopOnError}`);
+      out.line(
+        `  last run: ${p.lastExecution ? `${p.lastExecution.status} (${p.lastExecution.pipelineToken})` : "never"}`,
+      );
+      return 0;
+    }
+    case "plan": {
+      const p = await resolvePipeline(client, need("plan <pipeline>"));
+      const plan = await client.pipelines.plan(p.id);
+      if (out.json) {
+        out.data(plan);
+        return 0;
+      }
+      for (const [i, level] of plan.levels.entries()) out.line(`level ${i}: ${level.join(", ")}`);
+      for (const d of plan.deferred)
+        out.line(out.color.yellow(`deferred: ${d.entity}.${d.fields.join(",")} → back-filled after load`));
+      for (const w of plan.warnings) out.line(out.color.yellow(`warning: ${w.message}`));
+      for (const b of plan.blocking) out.line(out.color.red(`blocking: ${b.message}`));
+      const limit = plan.monthlyRecordLimit;
+      out.line(
+        `about ${count(plan.estimatedRecords)} records; ${count(limit.remaining)} of ${count(limit.limit)} left this month` +
+          (limit.wouldExceed ? out.color.red(" — this run would exceed the limit") : ""),
+      );
+      return plan.blocking.length > 0 ? 1 : 0;
+    }
+    case "delete": {
+      const p = await resolvePipeline(client, need("delete <pipeline>"));
+      await client.pipelines.delete(p.id);
+      if (out.json) {
+        out.data({ deleted: p.id });
+        return 0;
+      }
+      out.line(`deleted pipeline ${p.name}`);
+      return 0;
+    }
+    default:
+      throw new UsageError("usage: dray pipeline list|create|show|plan|delete");
+  }
+}

@@ -1,0 +1,257 @@
+import createFetchClient from "openapi-fetch";
+import type { components, paths } from "./api.js";
+import {
+  DrayApiError,
+  DrayConnectionError,
+  ExecutionCancelledError,
+  ExecutionFailedError,
+} from "./errors.js";
+import { type ExecutionEvent, followEvents } from "./event-stream.js";
+
+type Schemas = components["schemas"];
+export type Organisation = Schemas["Organisation"];
+export type Token = Schemas["Token"];
+export type Environment = Schemas["Environment"];
+export type CreatedEnvironment = Schemas["CreatedEnvironment"];
+export type ConnectionTestResult = Schemas["ConnectionTestResult"];
+export type SchemaSnapshot = Schemas["SchemaSnapshot"];
+export type Pipeline = Schemas["Pipeline"];
+/** Pipeline fields the control plane fills in with defaults when left out. */
+type PipelineDefaults =
+  | "action"
+  | "batchSize"
+  | "batchBytes"
+  | "maxRetriesPerBatch"
+  | "stopOnError"
+  | "entityConcurrency";
+/** The body of a new pipeline: fields with defaults may be left out. */
+export type CreatePipeline = Omit<Schemas["CreatePipeline"], PipelineDefaults> &
+  Partial<Pick<Schemas["CreatePipeline"], PipelineDefaults>>;
+export type UpdatePipeline = Schemas["UpdatePipeline"];
+export type PipelinePlan = Schemas["PipelinePlan"];
+export type Execution = Schemas["Execution"];
+export type StartedExecution = Schemas["StartedExecution"];
+export type ExecutionHistory = Schemas["ExecutionHistory"];
+export type ExecutionErrors = Schemas["ExecutionErrors"];
+export type ExecutionBatches = Schemas["ExecutionBatches"];
+export type StageStatusEntry = Schemas["StageStatusEntry"];
+export type JobSummary = Schemas["JobSummary"];
+export type Usage = Schemas["Usage"];
+
+/** Options of {@link createDrayClient}. */
+export interface DrayClientOptions {
+  /** Control-plane base URL, e.g. `http://127.0.0.1:8080`. */
+  baseUrl: string;
+  /** An API token (`dray_…`). */
+  token: string;
+  /** A fetch implementation. @default globalThis.fetch */
+  fetch?: typeof fetch;
+}
+
+/** Options of {@link DrayClient.pipelines}`.run`. */
+export interface RunOptions {
+  /** Wait until the execution ends; resolves with it, or throws when it failed or was cancelled. */
+  wait?: boolean;
+  /** Confirm a destructive run (clean) against a protected environment. */
+  confirm?: boolean;
+  signal?: AbortSignal;
+  /** Called with every event while waiting. */
+  onEvent?: (event: ExecutionEvent) => void;
+}
+
+const FINAL = new Set(["completed", "failed", "cancelled"]);
+
+/**
+ * A typed client of the Dray control-plane API, generated from its OpenAPI
+ * document. Every method throws {@link DrayApiError} (with the API's `code`)
+ * on an error answer and {@link DrayConnectionError} when the control plane
+ * cannot be reached.
+ *
+ * @example
+ * const dray = createDrayClient({ baseUrl: "http://127.0.0.1:8080", token: process.env.DRAY_TOKEN! });
+ * const execution = await dray.pipelines.run(pipelineId, { wait: true });
+ * console.log(execution.totals.processed);
+ */
+export function createDrayClient(options: DrayClientOptions) {
+  const baseUrl = options.baseUrl.replace(/\/+$/, "");
+  const fetchImpl = options.fetch ?? globalThis.fetch;
+  const http = createFetchClient<paths>({
+    baseUrl,
+    headers: { authorization: `Bearer ${options.token}` },
+    fetch: fetchImpl,
+  });
+
+  async function call<T>(request: Promise<{ data?: T; error?: unknown; response: Response }>): Promise<T> {
+    let result: { data?: T; error?: unknown; response: Response };
+    try {
+      result = await request;
+    } catch (error) {
+      if (error instanceof DrayApiError) throw error;
+      throw new DrayConnectionError(baseUrl, error);
+    }
+    if (result.error !== undefined || !result.response.ok) {
+      const body = result.error as
+        | { error?: { code?: string; message?: string; details?: unknown } }
+        | undefined;
+      throw new DrayApiError(
+        result.response.status,
+        body?.error?.code ?? "unknown",
+        body?.error?.message ?? `HTTP ${result.response.status}`,
+        body?.error?.details,
+      );
+    }
+    return result.data as T;
+  }
+
+  const executions = {
+    /** The execution with per-entity counters, duration, throughput and reason. */
+    get: (id: string) => call(http.GET("/api/v1/executions/{id}", { params: { path: { id } } })),
+    /** Errors and warnings, with record keys. */
+    errors: (
+      id: string,
+      query: { page?: number; pageSize?: number; severity?: "error" | "warning"; entity?: string } = {},
+    ) => call(http.GET("/api/v1/executions/{id}/errors", { params: { path: { id }, query } })),
+    /** Batches with state, cursors, rows and attempts. */
+    batches: (id: string, query: { page?: number; pageSize?: number; entity?: string } = {}) =>
+      call(http.GET("/api/v1/executions/{id}/batches", { params: { path: { id }, query } })),
+    /** Asks the execution to stop; committed batches stay in the target. */
+    cancel: (id: string, reason?: string) =>
+      call(
+        http.POST("/api/v1/executions/{id}/cancel", {
+          params: { path: { id } },
+          body: reason ? { reason } : {},
+        }),
+      ),
+    /**
+     * Live events of an execution (status, progress, stage log, errors) as an
+     * async iterator; reconnects and resumes from the last event id. Ends after
+     * the final status.
+     *
+     * @example
+     * for await (const e of dray.executions.watch(id)) if (e.type === "execution.progress") console.log(e.data.processed);
+     */
+    watch: (id: string, watchOptions: { signal?: AbortSignal; lastEventId?: string } = {}) =>
+      followEvents({
+        url: `${baseUrl}/api/v1/executions/${encodeURIComponent(id)}/events`,
+        token: options.token,
+        fetch: fetchImpl,
+        ...watchOptions,
+      }),
+    /** Waits until the execution ends and returns it. */
+    async wait(
+      id: string,
+      waitOptions: { signal?: AbortSignal; onEvent?: (event: ExecutionEvent) => void } = {},
+    ) {
+      for await (const event of executions.watch(
+        id,
+        waitOptions.signal ? { signal: waitOptions.signal } : {},
+      )) {
+        waitOptions.onEvent?.(event);
+      }
+      let execution = await executions.get(id);
+      while (!FINAL.has(execution.status)) {
+        if (waitOptions.signal?.aborted) break;
+        await new Promise((r) => setTimeout(r, 500));
+        execution = await executions.get(id);
+      }
+      return execution;
+    },
+  };
+
+  return {
+    organisations: {
+      /** Creates an organisation (system admin). */
+      create: (body: Schemas["CreateOrganisation"]) => call(http.POST("/api/v1/organisations", { body })),
+      get: (id: string) => call(http.GET("/api/v1/organisations/{id}", { params: { path: { id } } })),
+      /** Changes the name or the monthly record limit (system admin). */
+      update: (id: string, body: Schemas["UpdateOrganisation"]) =>
+        call(http.PATCH("/api/v1/organisations/{id}", { params: { path: { id } }, body })),
+    },
+    tokens: {
+      /** Creates a token; the secret is in the answer only. */
+      create: (body: Schemas["CreateToken"]) => call(http.POST("/api/v1/tokens", { body })),
+      list: () => call(http.GET("/api/v1/tokens", {})),
+      revoke: (id: string) => call(http.DELETE("/api/v1/tokens/{id}", { params: { path: { id } } })),
+    },
+    environments: {
+      /** Creates an environment and returns its one-time enrollment token. */
+      create: (body: Schemas["CreateEnvironment"]) => call(http.POST("/api/v1/environments", { body })),
+      list: (query: { search?: string; sort?: "name" | "health" | "lastHeartbeat" | "createdAt" } = {}) =>
+        call(http.GET("/api/v1/environments", { params: { query } })),
+      get: (id: string) => call(http.GET("/api/v1/environments/{id}", { params: { path: { id } } })),
+      update: (id: string, body: Schemas["UpdateEnvironment"]) =>
+        call(http.PATCH("/api/v1/environments/{id}", { params: { path: { id } }, body })),
+      delete: (id: string) => call(http.DELETE("/api/v1/environments/{id}", { params: { path: { id } } })),
+      /** Live round trip to the agent and its database. */
+      test: (id: string) => call(http.POST("/api/v1/environments/{id}/test", { params: { path: { id } } })),
+      /** The cached entity snapshot; `refresh` asks the agent again. */
+      entities: (id: string, entityOptions: { refresh?: boolean } = {}) =>
+        call(
+          http.GET("/api/v1/environments/{id}/entities", {
+            params: { path: { id }, query: entityOptions.refresh ? { refresh: "true" } : {} },
+          }),
+        ),
+      /** A new enrollment token, to pair a replacement agent. */
+      enrollmentToken: (id: string) =>
+        call(http.POST("/api/v1/environments/{id}/enrollment-token", { params: { path: { id } } })),
+    },
+    pipelines: {
+      create: (body: CreatePipeline) =>
+        call(http.POST("/api/v1/pipelines", { body: body as Schemas["CreatePipeline"] })),
+      list: (query: { search?: string } = {}) => call(http.GET("/api/v1/pipelines", { params: { query } })),
+      get: (id: string) => call(http.GET("/api/v1/pipelines/{id}", { params: { path: { id } } })),
+      update: (id: string, body: UpdatePipeline) =>
+        call(http.PATCH("/api/v1/pipelines/{id}", { params: { path: { id } }, body })),
+      delete: (id: string) => call(http.DELETE("/api/v1/pipelines/{id}", { params: { path: { id } } })),
+      /** Dependency levels, cycles, warnings, estimates and the effect on the monthly limit, without running. */
+      plan: (id: string) => call(http.GET("/api/v1/pipelines/{id}/plan", { params: { path: { id } } })),
+      /** Run history, newest first. */
+      history: (
+        id: string,
+        query: { status?: string; from?: string; to?: string; page?: number; pageSize?: number } = {},
+      ) => call(http.GET("/api/v1/pipelines/{id}/executions", { params: { path: { id }, query } })),
+      /**
+       * Starts an execution. With `wait`, resolves with the final execution or
+       * throws {@link ExecutionFailedError} / {@link ExecutionCancelledError}.
+       *
+       * @example
+       * const done = await dray.pipelines.run(id, { wait: true, onEvent: (e) => console.log(e.type) });
+       */
+      async run(id: string, runOptions: RunOptions = {}): Promise<Execution | StartedExecution> {
+        const started = await call(
+          http.POST("/api/v1/pipelines/{id}/executions", {
+            params: { path: { id } },
+            body: runOptions.confirm ? { confirm: true } : {},
+          }),
+        );
+        if (!runOptions.wait) return started;
+        const execution = await executions.wait(started.id, {
+          ...(runOptions.signal ? { signal: runOptions.signal } : {}),
+          ...(runOptions.onEvent ? { onEvent: runOptions.onEvent } : {}),
+        });
+        if (execution.status === "failed") throw new ExecutionFailedError(execution);
+        if (execution.status === "cancelled") throw new ExecutionCancelledError(execution);
+        return execution as Execution;
+      },
+    },
+    executions,
+    /** This month's committed records, reservations, limit and remainder. */
+    usage: () => call(http.GET("/api/v1/usage", {})),
+    /** The seed-compatible status API. */
+    status: {
+      /** Stage entries of one job. */
+      byToken: (pipelineToken: string) =>
+        call(
+          http.GET("/api/v1/pipeline/status", { params: { query: { pipelinetoken: pipelineToken } } }),
+        ) as Promise<StageStatusEntry[]>,
+      /** Job summaries of a pipeline, 20 per page, newest first. */
+      byName: (pipelineName: string, page = 1) =>
+        call(
+          http.GET("/api/v1/pipeline/status", { params: { query: { pipelinename: pipelineName, page } } }),
+        ) as Promise<JobSummary[]>,
+    },
+  };
+}
+
+/** The client returned by {@link createDrayClient}. */
+export type DrayClient = ReturnType<typeof createDrayClient>;
