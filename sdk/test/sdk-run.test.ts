@@ -2,6 +2,11 @@
  * The SDK against a real control plane and two real agents: runs a pipeline to
  * completion with run({ wait: true }) and follows its events with watch().
  */
+import { spawn } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { type DrayStack, startDrayStack } from "../../test/support/dray-stack.js";
 import {
@@ -99,5 +104,78 @@ describe("@dray/sdk", () => {
     const unreachable = await offline.usage().catch((e: unknown) => e);
     expect(unreachable).toBeInstanceOf(DrayConnectionError);
     expect((unreachable as DrayConnectionError).code).toBe("unavailable");
+  });
+});
+
+const DRAY_BIN = fileURLToPath(new URL("../bin/dray.js", import.meta.url));
+
+/** Runs the real `dray` CLI and returns its exit code and output. */
+function dray(args: string[], env: Record<string, string> = {}) {
+  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, [DRAY_BIN, ...args], {
+      env: {
+        PATH: process.env.PATH ?? "",
+        HOME: process.env.HOME ?? "/tmp",
+        DRAY_CONFIG_DIR: join(tmpdir(), "dray-cli-test-none"),
+        DRAY_URL: stack.cp.httpUrl,
+        DRAY_TOKEN: stack.apiToken,
+        ...env,
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c) => (stdout += c));
+    child.stderr.on("data", (c) => (stderr += c));
+    child.on("exit", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe("dray CLI", () => {
+  it("creates a pipeline from YAML with environment names and runs it: --json prints the final execution", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "dray-cli-"));
+    try {
+      const file = join(dir, "pipeline.yaml");
+      await writeFile(
+        file,
+        "name: cli-merge\nsource: sdk_src\ntarget: sdk_dst\nwriteStrategy: merge\nentities:\n  - public.accounts\n  - public.contacts\n",
+      );
+      const created = await dray(["pipeline", "create", file, "--json"]);
+      expect(created.code).toBe(0);
+      expect(JSON.parse(created.stdout)).toMatchObject({ name: "cli-merge", sourceEnvironmentId: sourceId });
+      const run = await dray(["run", "cli-merge", "--json"]);
+      expect(run.code).toBe(0);
+      const execution = JSON.parse(run.stdout);
+      expect(execution).toMatchObject({ status: "completed", pipelineName: "cli-merge" });
+      expect(execution.totals.processed).toBe(15_000);
+      const history = await dray(["history", "cli-merge", "--status", "completed", "--json"]);
+      expect(JSON.parse(history.stdout).executions[0].id).toBe(execution.id);
+      const status = await dray(["status", execution.pipelineToken, "--json"]);
+      expect(JSON.parse(status.stdout).map((e: { processName: string }) => e.processName)).toContain(
+        "JobRunner",
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("exits 1 with the reason when the execution fails", async () => {
+    const run = await dray(["run", "sdk-insert-conflict", "--watch"]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/^failed/m);
+    expect(run.stderr).toMatch(/execution failed: .*(duplicate key|already exists)/);
+  });
+
+  it("exits 4 with a clear message when the control plane cannot be reached, and 2 on bad usage", async () => {
+    const down = await dray(["usage"], { DRAY_URL: "http://127.0.0.1:1" });
+    expect(down.code).toBe(4);
+    expect(down.stderr).toMatch(/cannot reach the Dray control plane at http:\/\/127\.0\.0\.1:1/);
+    expect(down.stderr).toMatch(/check that dray-control-plane is running/);
+    const bad = await dray(["run"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/usage: dray run <pipeline>/);
+    const notLoggedIn = await dray(["usage"], { DRAY_URL: "", DRAY_TOKEN: "" });
+    expect(notLoggedIn.code).toBe(2);
+    expect(notLoggedIn.stderr).toMatch(/dray login/);
   });
 });
