@@ -183,6 +183,18 @@ describe("an agent next to a Postgres database", () => {
     expect(env.lastTestLatencyMs).toBe(r.body.roundTripMs);
   });
 
+  it("serves Prometheus metrics: connected agents and environments by health, no tenant labels", async () => {
+    const response = await fetch(`${cp.httpUrl}/metrics`);
+    expect(response.status).toBe(200);
+    const text = await response.text();
+    expect(text).toMatch(/^dray_agents_connected\{service="dray-control-plane"\} 1$/m);
+    expect(text).toMatch(/^dray_environments\{health="healthy",service="dray-control-plane"\} 1$/m);
+    expect(text).toMatch(
+      /^dray_http_requests_total\{method="GET",status="2xx",service="dray-control-plane"\} \d+$/m,
+    );
+    expect(text).not.toContain(orgAId);
+  });
+
   it("keeps tenants apart and answers bad requests with the error shape", async () => {
     const other = await orgB.get(`/api/v1/environments/${environmentId}`);
     expect(other.status).toBe(404);

@@ -13,6 +13,7 @@ import { createEnvironmentAgents } from "./gateway/environment-agents-impl.js";
 import { createGatewayService } from "./gateway/gateway-service.js";
 import { type RunningGrpcServer, startGrpcServer } from "./gateway/grpc-server.js";
 import { createHealthMonitor } from "./health/health-monitor.js";
+import { createMetrics } from "./metrics/metrics.js";
 import { openStore } from "./store/index.js";
 
 /** A running control plane. */
@@ -77,6 +78,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     config,
     bus,
     onExecutionQueued: () => executor.nudge(),
+    metrics: createMetrics({ db: store.db, sessions }),
     readiness: async () => !stopping,
   });
   const http: ServerType = await new Promise((resolve) => {

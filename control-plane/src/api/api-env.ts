@@ -1,9 +1,11 @@
 /** Types shared by the API's route modules. */
+
 import type { Logger } from "@dray/common";
 import type { Principal } from "../auth/roles.js";
 import type { ControlPlaneConfig } from "../config.js";
 import type { EventBus } from "../events/event-bus.js";
 import type { EnvironmentAgents } from "../gateway/environment-agents.js";
+import type { Metrics } from "../metrics/metrics.js";
 import type { Db } from "../store/open-store.js";
 
 /** Hono environment of the API: what middleware puts in the context. */
@@ -33,6 +35,8 @@ export interface ApiDeps {
   bus?: EventBus;
   /** Called after an execution was queued (e.g. to wake the executor). */
   onExecutionQueued?: (executionId: string) => void;
+  /** Prometheus metrics; when given, GET /metrics serves them and every request is counted. */
+  metrics?: Metrics;
 }
 
 /** {@link ApiDeps} with defaults applied, as route modules receive them. */

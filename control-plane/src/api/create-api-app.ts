@@ -53,6 +53,17 @@ export function createApiApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
   app.onError(createErrorHandler(deps.logger));
   app.notFound(notFoundHandler);
   app.use("*", requestId());
+  const metrics = deps.metrics;
+  if (metrics) {
+    app.use("*", async (c, next) => {
+      const started = performance.now();
+      await next();
+      metrics.observeRequest(c.req.method, c.res.status, (performance.now() - started) / 1000);
+    });
+    app.get("/metrics", async (c) =>
+      c.body(await metrics.render(), 200, { "content-type": metrics.contentType }),
+    );
+  }
 
   app.use(
     `${API_BASE_PATH}/*`,

@@ -118,6 +118,18 @@ export class AgentSessions {
     return undefined;
   }
 
+  /** Agents with an open work stream here. */
+  connectedCount(): number {
+    return this.byEnvironment.size;
+  }
+
+  /** Tasks sent to this replica's agents and not answered yet. */
+  tasksInFlight(): number {
+    let n = 0;
+    for (const s of this.byEnvironment.values()) n += s.pending.size;
+    return n;
+  }
+
   /** Number of tasks in flight on the environment's agent. */
   inFlight(environmentId: string): number {
     return this.byEnvironment.get(environmentId)?.pending.size ?? 0;
