@@ -121,7 +121,7 @@ export async function createEnvironment(
 
 /** The organisation's environment with this id, or undefined. */
 export async function findEnvironment(
-  db: Db,
+  db: Pick<Db, "select">,
   organisationId: string,
   id: string,
 ): Promise<EnvironmentRow | undefined> {

@@ -1,10 +1,11 @@
 import { DrayError } from "@dray/common";
 import { and, eq } from "drizzle-orm";
+import { findEnvironment } from "../environments/environments-service.js";
 import type { SchemaSnapshot } from "../environments/schema-snapshot.js";
 import { createEnvironmentAgents } from "../gateway/environment-agents-impl.js";
 import { recordLimitStatus, utcMonth } from "../pipelines/record-limit.js";
 import { buildRunPlan } from "../pipelines/run-plan.js";
-import { environments, organisations, usage } from "../store/schema.js";
+import { type environments, organisations, usage } from "../store/schema.js";
 import type { EntityRunPlan, ExecutionPlan, PipelineSettings, RunContext } from "./run-context.js";
 
 /** A preflight refusal: the execution fails before any record moves. */
@@ -25,10 +26,7 @@ async function loadEnvironment(
   id: string,
   role: string,
 ): Promise<Env> {
-  const [env] = await ctx.db
-    .select()
-    .from(environments)
-    .where(and(eq(environments.id, id), eq(environments.organisationId, ctx.organisationId)));
+  const env = await findEnvironment(ctx.db, ctx.organisationId, id);
   if (!env)
     throw new PreflightFailed("environment_missing", `the ${role} environment (${id}) no longer exists`);
   return env;

@@ -4,13 +4,10 @@
  * merged result). Every failure names the field and what to do.
  */
 import { DrayError } from "@dray/common";
-import { and, eq } from "drizzle-orm";
 import { cachedSnapshotOf } from "../environments/entity-snapshots.js";
-import type { EnvironmentRow } from "../environments/environments-service.js";
+import { type EnvironmentRow, findEnvironment } from "../environments/environments-service.js";
 import type { SchemaSnapshot } from "../environments/schema-snapshot.js";
-import { isUuid } from "../store/ids.js";
 import type { Db } from "../store/open-store.js";
-import { environments } from "../store/schema.js";
 import { type PipelineAction, SUPPORTED_ACTIONS, type WriteStrategy } from "./pipeline-defaults.js";
 
 /** Every setting of a pipeline, as stored. */
@@ -54,20 +51,6 @@ export function noSnapshot(environment: Pick<EnvironmentRow, "id" | "name">): Dr
   );
 }
 
-async function environmentOf(
-  db: Pick<Db, "select">,
-  organisationId: string,
-  id: string,
-): Promise<EnvironmentRow | undefined> {
-  if (!isUuid(id)) return undefined;
-  const [row] = await db
-    .select()
-    .from(environments)
-    .where(and(eq(environments.id, id), eq(environments.organisationId, organisationId)))
-    .limit(1);
-  return row;
-}
-
 /**
  * Checks `settings` and returns the two environments and the source snapshot.
  * Throws `invalid_argument` for an unsupported action, duplicate entities,
@@ -88,8 +71,8 @@ export async function validatePipelineSettings(
   assertNoDuplicates(settings.entities);
 
   const [source, target] = await Promise.all([
-    environmentOf(db, organisationId, settings.sourceEnvironmentId),
-    environmentOf(db, organisationId, settings.targetEnvironmentId),
+    findEnvironment(db, organisationId, settings.sourceEnvironmentId),
+    findEnvironment(db, organisationId, settings.targetEnvironmentId),
   ]);
   const unknown: Issue[] = [];
   if (!source) unknown.push({ path: "sourceEnvironmentId", message: settings.sourceEnvironmentId });
