@@ -23,12 +23,17 @@ export interface DrayStack {
   store: TestDatabase;
   admin: ApiClient;
   api: ApiClient;
+  /** The organisation admin token behind `api`. */
+  apiToken: string;
   organisationId: string;
   adminToken: string;
   env: Record<string, string>;
   addEnvironment(name: string, setupSql?: string): Promise<StackEnvironment>;
-  /** Restarts the control plane process with the same ports and store. */
-  restartControlPlane(signal?: NodeJS.Signals): Promise<void>;
+  /**
+   * Restarts the control plane process with the same ports and store, after
+   * `downMs` without one (agents back off meanwhile).
+   */
+  restartControlPlane(signal?: NodeJS.Signals, downMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -67,6 +72,7 @@ export async function startDrayStack(
   });
   const api = apiClient(cp.httpUrl, token.body.token);
   const environments: StackEnvironment[] = [];
+  const pending = new Set<Promise<StackEnvironment>>();
 
   const stack: DrayStack = {
     get cp() {
@@ -75,54 +81,69 @@ export async function startDrayStack(
     store,
     admin,
     api,
+    apiToken: token.body.token,
     organisationId: org.body.id,
     adminToken,
     env,
-    async addEnvironment(name, setupSql) {
-      const db = await createTestDatabase(baseUrl, `dray_stack_${name.replace(/\W/g, "_")}`);
-      if (setupSql) await db.sql.unsafe(setupSql);
-      const created = await api.post("/api/v1/environments", { name, platform: "postgres" });
-      if (created.status !== 201)
-        throw new Error(`cannot create environment: ${JSON.stringify(created.body)}`);
-      const stateDir = await mkdtemp(join(tmpdir(), `dray-agent-${name}-`));
-      const agentEnv = {
-        DRAY_CONTROL_PLANE_URL: cp.grpcUrl,
-        DRAY_AGENT_DATABASE_URL: db.url,
-        DRAY_AGENT_STATE_DIR: stateDir,
-        DRAY_AGENT_NAME: `agent-${name}`,
-      };
-      const environment: StackEnvironment = {
-        id: created.body.environment.id,
-        name,
-        db,
-        stateDir,
-        agent: startAgentProcess({ ...agentEnv, DRAY_ENROLLMENT_TOKEN: created.body.enrollmentToken }),
-        async restartAgent() {
-          environment.agent = startAgentProcess(agentEnv);
-          return environment.agent;
-        },
-      };
-      environments.push(environment);
-      await eventually(async () => {
-        const r = await api.get(`/api/v1/environments/${environment.id}`);
-        return r.body.health === "healthy" && r.body.agent.connected ? true : undefined;
-      }, 20_000);
-      const entities = await api.post(`/api/v1/environments/${environment.id}/refresh`);
-      if (entities.status !== 200)
-        throw new Error(`cannot describe ${name}: ${JSON.stringify(entities.body)}`);
-      return environment;
+    addEnvironment(name, setupSql) {
+      // close() waits for environments still being added, so none is left behind.
+      const adding = addEnvironment(name, setupSql);
+      pending.add(adding);
+      return adding.finally(() => pending.delete(adding));
     },
-    async restartControlPlane(signal = "SIGTERM") {
+    async restartControlPlane(signal = "SIGTERM", downMs = 0) {
       await cp.stop(signal);
+      if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
       cp = await startControlPlaneProcess(env);
     },
     async close() {
+      await Promise.allSettled([...pending]);
       await Promise.allSettled(environments.map((e) => e.agent.stop("SIGKILL")));
       await cp.stop("SIGTERM");
       await Promise.allSettled([store.drop(), ...environments.map((e) => e.db.drop())]);
       await Promise.allSettled(environments.map((e) => rm(e.stateDir, { recursive: true, force: true })));
     },
   };
+
+  async function addEnvironment(name: string, setupSql?: string): Promise<StackEnvironment> {
+    const db = await createTestDatabase(baseUrl, `dray_stack_${name.replace(/\W/g, "_")}`);
+    if (setupSql) {
+      try {
+        await db.sql.unsafe(setupSql);
+      } catch (error) {
+        await db.drop().catch(() => {});
+        throw error;
+      }
+    }
+    const created = await api.post("/api/v1/environments", { name, platform: "postgres" });
+    if (created.status !== 201) throw new Error(`cannot create environment: ${JSON.stringify(created.body)}`);
+    const stateDir = await mkdtemp(join(tmpdir(), `dray-agent-${name}-`));
+    const agentEnv = {
+      DRAY_CONTROL_PLANE_URL: cp.grpcUrl,
+      DRAY_AGENT_DATABASE_URL: db.url,
+      DRAY_AGENT_STATE_DIR: stateDir,
+      DRAY_AGENT_NAME: `agent-${name}`,
+    };
+    const environment: StackEnvironment = {
+      id: created.body.environment.id,
+      name,
+      db,
+      stateDir,
+      agent: startAgentProcess({ ...agentEnv, DRAY_ENROLLMENT_TOKEN: created.body.enrollmentToken }),
+      async restartAgent() {
+        environment.agent = startAgentProcess(agentEnv);
+        return environment.agent;
+      },
+    };
+    environments.push(environment);
+    await eventually(async () => {
+      const r = await api.get(`/api/v1/environments/${environment.id}`);
+      return r.body.health === "healthy" && r.body.agent.connected ? true : undefined;
+    }, 20_000);
+    const entities = await api.post(`/api/v1/environments/${environment.id}/refresh`);
+    if (entities.status !== 200) throw new Error(`cannot describe ${name}: ${JSON.stringify(entities.body)}`);
+    return environment;
+  }
   return stack;
 }
 

@@ -4,7 +4,7 @@
  * the truth (any replica can serve any client); the bus only nudges the
  * follower early, and the table is polled as a fallback.
  */
-import { and, asc, eq, gt, sql } from "drizzle-orm";
+import { and, asc, eq, gt, lte, sql } from "drizzle-orm";
 import type { EventBus } from "../events/event-bus.js";
 import type { Db } from "../store/db.js";
 import { executionEvents, executions } from "../store/schema.js";
@@ -67,7 +67,12 @@ function createWaker() {
   };
 }
 
-async function hasFinalStatusEvent(db: Db, executionId: string): Promise<boolean> {
+/**
+ * True when a final status event with a seq up to `upToSeq` is stored: one the
+ * follower has already passed. A later one (stored after the rows were read)
+ * must still be yielded, so it does not count.
+ */
+async function hasFinalStatusEvent(db: Db, executionId: string, upToSeq: number): Promise<boolean> {
   const finals = [...FINAL_STATUSES];
   const [row] = await db
     .select({ seq: executionEvents.seq })
@@ -76,6 +81,7 @@ async function hasFinalStatusEvent(db: Db, executionId: string): Promise<boolean
       and(
         eq(executionEvents.executionId, executionId),
         eq(executionEvents.channel, "status"),
+        lte(executionEvents.seq, upToSeq),
         sql`${executionEvents.payload}->>'status' in (${sql.join(
           finals.map((s) => sql`${s}`),
           sql`, `,
@@ -136,7 +142,7 @@ export async function* followExecutionEvents(options: FollowOptions): AsyncGener
       }
       if (rows.length === READ_BATCH) continue;
       if (FINAL_STATUSES.has(state.status) && lastSeq >= state.eventSeq) {
-        if (await hasFinalStatusEvent(db, executionId)) return;
+        if (await hasFinalStatusEvent(db, executionId, lastSeq)) return;
         finalSince ??= Date.now();
         if (Date.now() - finalSince >= graceMs) return;
       }

@@ -5,7 +5,7 @@ import { RejectPolicy, WriteStrategy } from "@dray/proto";
 import { and, desc, eq } from "drizzle-orm";
 import { utcMonth } from "../pipelines/record-limit.js";
 import { executionBatches, executionEntities } from "../store/schema.js";
-import { finalizeBatch, reserveBatch } from "./batch-bookkeeping.js";
+import { type BatchOutcome, finalizeBatch, reserveBatch, updatePendingBatch } from "./batch-bookkeeping.js";
 import { retryDecision } from "./retry-policy.js";
 import type { EntityRunPlan, RunContext } from "./run-context.js";
 
@@ -50,6 +50,11 @@ async function withRetries<T>(
   }
 }
 
+/**
+ * Reads the batch after `after`, with retries. A read that fails for good
+ * fails the run (`BatchFailed`): without it the batch's range is unknown, so
+ * it cannot be skipped.
+ */
 function read(
   ctx: RunContext,
   entity: EntityRunPlan,
@@ -76,7 +81,19 @@ function read(
         maxResultBytes: ctx.settings.batchBytes + 1024 * 1024,
       },
     ),
-  ).then((r) => r.value);
+  ).then(
+    (r) => r.value,
+    (error) => {
+      const e = DrayError.from(error);
+      if (ctx.signal.aborted) throw e;
+      const attempts = (e as { attempts?: number }).attempts ?? 1;
+      throw new BatchFailed(
+        e.code,
+        `reading ${entity.entity} from source environment "${ctx.plan.sourceName}" failed after ${attempts} attempt(s): ${e.message}`,
+        { details: e.details, cause: e },
+      );
+    },
+  );
 }
 
 function writeTask(ctx: RunContext, entity: EntityRunPlan, pass: Pass, batchId: string, rows: RowBatch) {
@@ -97,9 +114,17 @@ function writeTask(ctx: RunContext, entity: EntityRunPlan, pass: Pass, batchId: 
 }
 
 /**
+ * Thrown by {@link write} when a write was interrupted and its fence got no
+ * answer: the write may still commit (e.g. it was in COMMIT), so the batch id
+ * must be finished, not given up.
+ */
+class WriteOutcomeUnknown extends DrayError {}
+
+/**
  * Writes a batch with retries. When the run is cancelled mid-write, a fence
  * (the same batch id with no rows) tells whether the write had committed:
- * the ledger answers with the first commit's counts, or seals the id.
+ * the ledger answers with the first commit's counts, or seals the id. Without
+ * an answer, {@link WriteOutcomeUnknown} is thrown.
  */
 async function write(
   ctx: RunContext,
@@ -135,7 +160,12 @@ async function write(
       )
       .catch(() => undefined);
     if (fence?.alreadyCommitted) return { result: fence, attempts: 1 };
-    throw error;
+    if (fence) throw error;
+    const e = DrayError.from(error);
+    throw new WriteOutcomeUnknown(e.code, `${e.message} (whether the write committed is unknown)`, {
+      details: e.details,
+      cause: e,
+    });
   }
 }
 
@@ -167,14 +197,110 @@ function bump(
   ctx.onProgress();
 }
 
+/** True when the run is being handed over to another owner (shutdown, lost lease), not ended. */
+function handedOver(ctx: RunContext): boolean {
+  const kind = (ctx.signal.reason as { kind?: string } | undefined)?.kind;
+  return ctx.signal.aborted && (kind === "shutdown" || kind === "lost");
+}
+
+/** A reserved batch to write. */
+interface PendingBatch {
+  /** Its execution_batches row. */
+  rowId: string;
+  /** Its ledger id in the target. */
+  batchId: string;
+  seq: number;
+  rows: RowBatch;
+  /** Attempts recorded by earlier owners of the run. */
+  priorAttempts: number;
+  /** What a re-read of a resumed batch found, recorded when it is written now. */
+  reread?: { cursorTo: string[] | null; rows: number; bytes: number };
+}
+
+/**
+ * Writes a reserved batch and settles it in the store, once: succeeded
+ * (counters, checkpoint, usage), skipped (stopOnError=false: the run goes on
+ * after it), failed or cancelled. Returns the write's result, or undefined
+ * when skipped; throws when the entity must stop. A write whose outcome is
+ * unknown while the run is handed over stays in progress: the next owner
+ * finishes it under the same ledger id.
+ */
+async function writeAndSettle(
+  ctx: RunContext,
+  entity: EntityRunPlan,
+  pass: Pass,
+  batch: PendingBatch,
+): Promise<WriteBatchResult | undefined> {
+  const countRecords = pass === 1;
+  const started = performance.now();
+  const settle = (outcome: Omit<BatchOutcome, "batchRowId" | "executionId" | "organisationId" | "entity">) =>
+    finalizeBatch(ctx.db, {
+      batchRowId: batch.rowId,
+      executionId: ctx.executionId,
+      organisationId: ctx.organisationId,
+      entity: entity.entity,
+      ...outcome,
+    });
+  try {
+    const { result, attempts } = await write(ctx, entity, pass, batch.batchId, batch.rows);
+    if (batch.reread && !result.alreadyCommitted) await updatePendingBatch(ctx.db, batch.rowId, batch.reread);
+    await settle({
+      state: "succeeded",
+      created: result.created,
+      updated: result.updated,
+      rejected: result.rejected,
+      failedRecords: 0,
+      attempts: batch.priorAttempts + attempts,
+      durationMs: Math.round(performance.now() - started),
+      advance: true,
+      countRecords,
+    });
+    await recordRejected(ctx, entity, result);
+    if (countRecords) bump(ctx, entity.entity, { ...result, failed: 0 });
+    return result;
+  } catch (error) {
+    const e = DrayError.from(error);
+    if (error instanceof WriteOutcomeUnknown && handedOver(ctx)) throw e;
+    const attempts = batch.priorAttempts + ((e as { attempts?: number }).attempts ?? 1);
+    const cancelled = ctx.signal.aborted;
+    const skip = !cancelled && !ctx.settings.stopOnError;
+    await settle({
+      state: cancelled ? "cancelled" : skip ? "skipped" : "failed",
+      created: 0,
+      updated: 0,
+      rejected: 0,
+      failedRecords: skip && countRecords ? batch.rows.rowCount : 0,
+      attempts,
+      durationMs: Math.round(performance.now() - started),
+      error: e.message,
+      advance: skip,
+      countRecords,
+    });
+    if (cancelled) throw e;
+    const message = `batch ${batch.seq} of ${entity.entity} failed after ${attempts} attempt(s): ${e.message}`;
+    await ctx.journal.error({ severity: "error", entity: entity.entity, code: e.code, message });
+    if (!skip) throw new BatchFailed(e.code, message, { details: e.details, cause: e });
+    if (countRecords)
+      bump(ctx, entity.entity, { created: 0, updated: 0, rejected: 0, failed: batch.rows.rowCount });
+    return undefined;
+  }
+}
+
 /**
  * Copies one entity (one pass) from its checkpoint to the end, in keyset
  * batches: each batch is reserved against the monthly limit, written as one
  * target transaction with its ledger id, and checkpointed. The next read is in
  * flight while the current write commits. A batch left in progress by a dead
  * control plane is finished first, exactly once, thanks to the target ledger.
+ * When `halt` fires (another entity of the run failed), it stops at the next
+ * batch boundary.
  */
-export async function copyEntity(ctx: RunContext, entity: EntityRunPlan, pass: Pass): Promise<void> {
+export async function copyEntity(
+  ctx: RunContext,
+  entity: EntityRunPlan,
+  pass: Pass,
+  halt?: AbortSignal,
+): Promise<void> {
   const where = and(
     eq(executionEntities.executionId, ctx.executionId),
     eq(executionEntities.entity, entity.entity),
@@ -197,40 +323,29 @@ export async function copyEntity(ctx: RunContext, entity: EntityRunPlan, pass: P
   const countRecords = pass === 1;
 
   if (last?.state === "in_progress") {
-    // Resume: re-read the batch's range and write it under the same id.
+    // Resume: re-read the batch's range and write it under the same id (the ledger answers if it committed).
     const again = await read(ctx, entity, pass, last.cursorFrom ?? null);
-    const started = performance.now();
-    const { result, attempts } = await write(ctx, entity, pass, last.batchId, again.rows!);
-    const end = result.alreadyCommitted ? (last.cursorTo ?? null) : (again.last?.values ?? null);
-    if (!result.alreadyCommitted) {
-      await ctx.db
-        .update(executionBatches)
-        .set({ cursorTo: end, rows: again.rows?.rowCount ?? 0 })
-        .where(eq(executionBatches.id, last.id));
-    }
-    await finalizeBatch(ctx.db, {
-      batchRowId: last.id,
-      executionId: ctx.executionId,
-      organisationId: ctx.organisationId,
-      entity: entity.entity,
-      state: "succeeded",
-      created: result.created,
-      updated: result.updated,
-      rejected: result.rejected,
-      failedRecords: 0,
-      attempts: last.attempts + attempts,
-      durationMs: Math.round(performance.now() - started),
-      advance: true,
-      countRecords,
+    const rows = again.rows!;
+    const rereadTo = again.last ? [...again.last.values] : (last.cursorTo ?? null);
+    const result = await writeAndSettle(ctx, entity, pass, {
+      rowId: last.id,
+      batchId: last.batchId,
+      seq: last.seq,
+      rows,
+      priorAttempts: last.attempts,
+      reread: { cursorTo: rereadTo, rows: rows.rowCount, bytes: rows.data.byteLength },
     });
-    await recordRejected(ctx, entity, result);
-    if (countRecords) bump(ctx, entity.entity, { ...result, failed: 0 });
-    cursor = end;
-    if (!result.alreadyCommitted && again.done) return;
+    const written = result !== undefined && !result.alreadyCommitted;
+    cursor = written ? rereadTo : (last.cursorTo ?? null);
+    if (written && again.done) return;
   }
 
   let next: Promise<ReadBatchResult> | undefined = read(ctx, entity, pass, cursor);
+  next.catch(() => {});
   while (next) {
+    if (halt?.aborted) {
+      throw new DrayError("aborted", `${entity.entity} stopped at a batch boundary: the run failed`);
+    }
     const batch = await next;
     next = undefined;
     const rows = batch.rows;
@@ -265,54 +380,7 @@ export async function copyEntity(ctx: RunContext, entity: EntityRunPlan, pass: P
     }
     if (!batch.done) next = read(ctx, entity, pass, cursorTo);
     next?.catch(() => {});
-    const started = performance.now();
-    try {
-      const { result, attempts } = await write(ctx, entity, pass, batchId, rows);
-      await finalizeBatch(ctx.db, {
-        batchRowId,
-        executionId: ctx.executionId,
-        organisationId: ctx.organisationId,
-        entity: entity.entity,
-        state: "succeeded",
-        created: result.created,
-        updated: result.updated,
-        rejected: result.rejected,
-        failedRecords: 0,
-        attempts,
-        durationMs: Math.round(performance.now() - started),
-        advance: true,
-        countRecords,
-      });
-      await recordRejected(ctx, entity, result);
-      if (countRecords) bump(ctx, entity.entity, { ...result, failed: 0 });
-    } catch (error) {
-      const e = DrayError.from(error);
-      const attempts = (e as { attempts?: number }).attempts ?? 1;
-      const cancelled = ctx.signal.aborted;
-      const skip = !cancelled && !ctx.settings.stopOnError;
-      await finalizeBatch(ctx.db, {
-        batchRowId,
-        executionId: ctx.executionId,
-        organisationId: ctx.organisationId,
-        entity: entity.entity,
-        state: cancelled ? "cancelled" : skip ? "skipped" : "failed",
-        created: 0,
-        updated: 0,
-        rejected: 0,
-        failedRecords: skip && countRecords ? rows.rowCount : 0,
-        attempts,
-        durationMs: Math.round(performance.now() - started),
-        error: e.message,
-        advance: skip,
-        countRecords,
-      });
-      if (cancelled) throw e;
-      const message = `batch ${seq} of ${entity.entity} failed after ${attempts} attempt(s): ${e.message}`;
-      await ctx.journal.error({ severity: "error", entity: entity.entity, code: e.code, message });
-      if (!skip) throw new BatchFailed(e.code, message, { details: e.details, cause: e });
-      if (countRecords)
-        bump(ctx, entity.entity, { created: 0, updated: 0, rejected: 0, failed: rows.rowCount });
-    }
+    await writeAndSettle(ctx, entity, pass, { rowId: batchRowId, batchId, seq, rows, priorAttempts: 0 });
     cursor = cursorTo;
   }
 }

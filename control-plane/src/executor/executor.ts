@@ -17,6 +17,7 @@ import { createJournal } from "./journal.js";
 import { createThrottle, type EntityCounters, etaSeconds } from "./progress-math.js";
 import type { PipelineSettings } from "./run-context.js";
 import { runExecution } from "./run-execution.js";
+import { releaseTargetLocks } from "./target-locks.js";
 
 /** Options of {@link createExecutor}. */
 export interface ExecutorOptions {
@@ -115,6 +116,7 @@ export function createExecutor(options: ExecutorOptions): Executor {
         entities: [...counters.entries()].map(([entity, c]) => ({ entity, ...c })),
       });
     };
+    const settings = execution.snapshot as PipelineSettings;
     log.info("execution claimed", { attempt: execution.attempts });
     const outcome = await runExecution(
       {
@@ -125,7 +127,7 @@ export function createExecutor(options: ExecutorOptions): Executor {
         executionId: execution.id,
         organisationId: execution.organisationId,
         pipelineToken: execution.pipelineToken,
-        settings: execution.snapshot as PipelineSettings,
+        settings,
         signal: controller.signal,
         counters,
         onProgress,
@@ -153,6 +155,17 @@ export function createExecutor(options: ExecutorOptions): Executor {
       reason: outcome.status === "completed" ? null : outcome.reason,
     });
     if (!finished) return;
+    await releaseTargetLocks({ db, executionId: execution.id, settings }).catch((error) =>
+      log.warn("could not release the target locks", { error: String(error) }),
+    );
+    const sum = sumCounters([...counters.values()]);
+    const rate = throughputOf(sum.processed, Date.now() - started);
+    await journal.progress({
+      ...sum,
+      throughput: rate,
+      etaSeconds: etaSeconds(sum.processed, sum.total, rate),
+      final: true,
+    });
     if (outcome.status === "cancelled") {
       await appendStageLog(db, {
         executionId: execution.id,

@@ -1,13 +1,11 @@
-import { DrayError } from "@dray/common";
+import { DrayError, sleep } from "@dray/common";
 import { and, eq, sql } from "drizzle-orm";
-import { sumCounters, throughputOf } from "../executions/execution-math.js";
 import { executionEntities, executions } from "../store/schema.js";
 import { BatchFailed, copyEntity, RecordLimitReached } from "./entity-copier.js";
 import type { ClaimedExecution } from "./execution-lease.js";
 import { PreflightFailed, preflight } from "./preflight.js";
-import { etaSeconds } from "./progress-math.js";
 import type { EntityRunPlan, ExecutionPlan, PipelineSettings, RunContext } from "./run-context.js";
-import { acquireTargetLocks, releaseTargetLocks } from "./target-locks.js";
+import { acquireTargetLocks } from "./target-locks.js";
 
 /** How a run ended. `lost` means another replica owns it now: write nothing more. */
 export type RunOutcome =
@@ -17,29 +15,45 @@ export type RunOutcome =
   | { status: "lost" };
 
 const STAGE = { intake: "StreamNotifier", runner: "JobRunner" } as const;
+
 const loaderOf = (plan: ExecutionPlan) =>
   plan.targetPlatform === "mysql" ? "MysqlLoader" : "PostgresLoader";
 
-/** Runs `fn` over items with at most `limit` at once; the first failure aborts the rest. */
+/**
+ * How long a resumed run waits for the agents to (re)connect to this replica
+ * before its first task: agents back off up to 15 s between reconnects, while
+ * a batch's retries give up after a few seconds.
+ */
+export const AGENT_RECONNECT_WAIT_MS = 30_000;
+
+/**
+ * Runs `fn` over items with at most `limit` at once. The first failure is
+ * rethrown once all have stopped: no further item starts, and `halt` (given to
+ * each call) fires so the ones running stop at their next batch boundary
+ * instead of running to their end.
+ */
 async function eachLimited<T>(
   items: readonly T[],
   limit: number,
-  fn: (item: T) => Promise<void>,
+  fn: (item: T, halt: AbortSignal) => Promise<void>,
 ): Promise<void> {
   const queue = [...items];
+  const halt = new AbortController();
   let failure: unknown;
   const workers = Array.from({ length: Math.max(1, Math.min(limit, queue.length)) }, async () => {
-    while (queue.length && failure === undefined) {
+    while (queue.length && !halt.signal.aborted) {
       const item = queue.shift()!;
       try {
-        await fn(item);
+        await fn(item, halt.signal);
       } catch (error) {
-        failure ??= error;
+        if (halt.signal.aborted) continue;
+        failure = error;
+        halt.abort(error);
       }
     }
   });
   await Promise.all(workers);
-  if (failure !== undefined) throw failure;
+  if (halt.signal.aborted) throw failure;
 }
 
 async function loadOrPlan(
@@ -100,6 +114,31 @@ async function loadOrPlan(
   return plan;
 }
 
+/**
+ * A resumed run may start before the agents have reconnected (the control
+ * plane just restarted, or took over from a dead replica): wait, bounded by
+ * {@link AGENT_RECONNECT_WAIT_MS}, until both environments' agents are
+ * connected here. Afterwards the batches' own retries and errors apply.
+ */
+async function awaitAgents(ctx: Omit<RunContext, "plan">, plan: ExecutionPlan | undefined): Promise<void> {
+  const environments = [
+    { role: "source", id: ctx.settings.sourceEnvironmentId, name: plan?.sourceName },
+    { role: "target", id: ctx.settings.targetEnvironmentId, name: plan?.targetName },
+  ];
+  const missing = () => environments.filter((e) => !ctx.sessions.isConnected(e.id));
+  if (missing().length === 0) return;
+  await ctx.journal.stage({
+    processName: STAGE.runner,
+    state: "processing",
+    code: "waiting",
+    description: `Waiting for the agents of ${missing()
+      .map((e) => (e.name ? `${e.role} environment "${e.name}"` : `the ${e.role} environment`))
+      .join(" and ")} to reconnect`,
+  });
+  const until = Date.now() + AGENT_RECONNECT_WAIT_MS;
+  while (missing().length > 0 && Date.now() < until) await sleep(100, ctx.signal);
+}
+
 async function setEntityStatus(ctx: RunContext, entity: string, status: "in_progress" | "completed") {
   await ctx.db
     .update(executionEntities)
@@ -126,7 +165,7 @@ async function enterPass2(ctx: RunContext, entity: string) {
     );
 }
 
-async function runEntity(ctx: RunContext, entity: EntityRunPlan, pass: 1 | 2) {
+async function runEntity(ctx: RunContext, entity: EntityRunPlan, pass: 1 | 2, halt: AbortSignal) {
   const [row] = await ctx.db
     .select({ status: executionEntities.status, pass: executionEntities.pass })
     .from(executionEntities)
@@ -147,7 +186,7 @@ async function runEntity(ctx: RunContext, entity: EntityRunPlan, pass: 1 | 2) {
         ? `Loading ${entity.entity}`
         : `Back-filling deferred references of ${entity.entity} (${entity.deferredFields.join(", ")})`,
   });
-  await copyEntity(ctx, entity, pass);
+  await copyEntity(ctx, entity, pass, halt);
   const last = pass === 2 || entity.deferredFields.length === 0;
   if (last) await setEntityStatus(ctx, entity.entity, "completed");
   const c = ctx.counters.get(entity.entity)!;
@@ -186,13 +225,13 @@ async function cleanTargets(ctx: RunContext) {
  * Runs one claimed execution to its end: preflight (first attempt) or resume,
  * then every dependency level in order with bounded entity concurrency, then
  * the back-fill pass for deferred references. Returns how it ended; the caller
- * records the final status.
+ * records the final status and, once it did, releases the target locks (a run
+ * handed over keeps them: they are its next owner's).
  */
 export async function runExecution(
   base: Omit<RunContext, "plan">,
   execution: ClaimedExecution,
 ): Promise<RunOutcome> {
-  const started = Date.now();
   const ctx = base as RunContext;
   try {
     if (execution.attempts === 1) {
@@ -203,6 +242,9 @@ export async function runExecution(
         code: "preflight",
         description: "Checking environments, entities and the monthly record limit",
       });
+    }
+    if (execution.attempts > 1) {
+      await awaitAgents(base, (execution.snapshot as { plan?: ExecutionPlan }).plan);
     }
     ctx.plan = await loadOrPlan(base, execution);
     await acquireTargetLocks(ctx);
@@ -219,11 +261,11 @@ export async function runExecution(
       await eachLimited(
         level.map((n) => byName.get(n)!),
         ctx.settings.entityConcurrency,
-        (e) => runEntity(ctx, e, 1),
+        (e, halt) => runEntity(ctx, e, 1, halt),
       );
     }
     const deferred = ctx.plan.entities.filter((e) => e.deferredFields.length > 0);
-    await eachLimited(deferred, ctx.settings.entityConcurrency, (e) => runEntity(ctx, e, 2));
+    await eachLimited(deferred, ctx.settings.entityConcurrency, (e, halt) => runEntity(ctx, e, 2, halt));
     await ctx.journal.stage({
       processName: STAGE.runner,
       state: "end",
@@ -251,17 +293,5 @@ export async function runExecution(
       .stage({ processName: STAGE.runner, state: "error", code: reasonCode, description: e.message })
       .catch(() => {});
     return { status: "failed", reasonCode, reason: e.message };
-  } finally {
-    await releaseTargetLocks(ctx).catch(() => {});
-    const sum = sumCounters([...ctx.counters.values()]);
-    const rate = throughputOf(sum.processed, Date.now() - started);
-    await ctx.journal
-      .progress({
-        ...sum,
-        throughput: rate,
-        etaSeconds: etaSeconds(sum.processed, sum.total, rate),
-        final: true,
-      })
-      .catch(() => {});
   }
 }
