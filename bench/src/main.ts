@@ -1,0 +1,212 @@
+/**
+ * `pnpm bench`: Dray against a raw COPY pipe on a generated CRM dataset, at 1×
+ * and 2× the rows. See bench/README.md.
+ */
+import { execFile } from "node:child_process";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { describeMachine, type Machine } from "./machine.js";
+import { accountsFor, type BenchOptions, parseOptions, USAGE } from "./options.js";
+import {
+  cpuTable,
+  flatnessLines,
+  memoryTable,
+  profileTables,
+  renderMarkdown,
+  renderText,
+  throughputTable,
+} from "./report.js";
+import { profileDirFor, runScale, type ScaleResult } from "./run-scale.js";
+
+const BENCH_DIR = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
+const RESULTS = join(BENCH_DIR, "RESULTS.md");
+const DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/postgres";
+const RESULTS_HEADER = `# Bench results
+
+Newest first. Each section is written by \`pnpm bench\` (\`bench/src/main.ts\`) with the command that
+produced it; notes under a section were added by hand. See \`bench/README.md\` for what is measured.
+`;
+
+function commandLine(o: BenchOptions): string {
+  const env = process.env.BENCH_DATABASE_URL ? `BENCH_DATABASE_URL=${process.env.BENCH_DATABASE_URL} ` : "";
+  const args = o.argv.join(" ");
+  if (process.env.npm_lifecycle_event === "bench") return `${env}pnpm bench${args ? ` -- ${args}` : ""}`;
+  return `${env}tsx bench/src/main.ts${args ? ` ${args}` : ""}`;
+}
+
+/** Ctrl-C: run the registered cleanups (stop processes, drop databases), then exit. */
+const cleanups = new Set<() => Promise<void>>();
+let interrupted = false;
+function onInterrupt(cleanup: () => Promise<void>) {
+  cleanups.add(cleanup);
+  return () => cleanups.delete(cleanup);
+}
+for (const signal of ["SIGINT", "SIGTERM"] as const)
+  process.on(signal, () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    process.stderr.write(`\n${signal}: stopping the Dray processes and dropping the databases…\n`);
+    void Promise.allSettled([...cleanups].map((c) => c())).then(() => process.exit(130));
+  });
+
+function markdownSection(
+  o: BenchOptions,
+  machine: Machine,
+  startedAt: Date,
+  elapsedMs: number,
+  results: ScaleResult[],
+): string {
+  const scales = results.map((r) => `${r.label} = ${r.contacts.toLocaleString("en")} contacts`).join(", ");
+  const p = results.find((r) => r.pipeline)?.pipeline;
+  const lines = [
+    `## ${startedAt.toISOString().slice(0, 16).replace("T", " ")} UTC — ${scales}${o.cpuProf ? " (--cpu-prof: timings inflated by profiling)" : ""}`,
+    "",
+    `- Command: \`${commandLine(o)}\` (whole run ${(elapsedMs / 60000).toFixed(1)} min)`,
+    `- Machine: ${machine.nproc} CPUs (${machine.cpu}), ${machine.memory} RAM, ${machine.kernel}; Node ${machine.node}; ${machine.postgres} on 127.0.0.1 (${machine.postgresSettings})`,
+    `- Dray: git ${machine.git}; control plane with a Postgres store on the same server, in-process event bus; two agents with default settings; every process a separate \`node\` running TypeScript through tsx`,
+    `- Pipeline: merge of public.accounts then public.contacts${p ? `, batchSize ${p.batchSize}, batchBytes ${p.batchBytes}, entityConcurrency ${p.entityConcurrency}` : ""}`,
+    `- Data: ${results.map((r) => `${r.label}: ${r.sizes}`).join(" — ")}`,
+    `- Timing: ${o.repeat > 1 ? `each copy timed ${o.repeat} times, the fastest reported (all in "all repeats"); ` : "each copy timed once; "}a CHECKPOINT before each; the target checked equal to the source after each`,
+    `- Disturbance: ${quietSummary(o, results)}`,
+    "",
+    renderMarkdown(throughputTable(results)),
+    "",
+    renderMarkdown(memoryTable(results)),
+    "",
+  ];
+  const flat = flatnessLines(results);
+  if (flat.length)
+    lines.push(
+      "Memory at 1× against 2× (fresh processes at each scale):",
+      "",
+      ...flat.map((l) => `- ${l}`),
+      "",
+    );
+  lines.push(renderMarkdown(cpuTable(results, machine.nproc)), "");
+  for (const r of results)
+    if (r.error)
+      lines.push(
+        `**${r.label} failed** (logs: ${r.logs.map((l) => `\`${l.replace(`${BENCH_DIR}/`, "bench/")}\``).join(", ") || "none"}):`,
+        "",
+        "```",
+        r.error,
+        "```",
+        "",
+      );
+  const profiles = profileTables(results);
+  if (profiles.length) {
+    lines.push("### CPU profiles (self time per function, idle excluded)", "");
+    for (const t of profiles)
+      lines.push(`${t.title.replace(`${BENCH_DIR}/`, "bench/")}:`, "", renderMarkdown(t, false), "");
+  }
+  return `${lines.join("\n").trimEnd()}\n`;
+}
+
+/** How quiet the machine was: the waits before each timed copy and the other load during them. */
+function quietSummary(o: BenchOptions, results: ScaleResult[]): string {
+  const waits = results.flatMap((r) =>
+    Object.entries(r.quiet)
+      .filter(([, q]) => q.waitedMs > 1500)
+      .map(
+        ([phase, q]) =>
+          `${r.label} ${phase} ${(q.waitedMs / 1000).toFixed(0)} s${q.cores >= 0.25 ? ` (still ${q.cores.toFixed(2)} cores busy)` : ""}`,
+      ),
+  );
+  const head =
+    o.quietWaitSeconds > 0
+      ? `before each timed copy the bench waited up to ${o.quietWaitSeconds} s for the machine to be idle (< 0.25 cores busy)${waits.length ? `; it waited: ${waits.join(", ")}` : "; it was"}`
+      : "no wait for an idle machine (--quiet-wait 0)";
+  return `${head}. "other load" is CPU used during a copy by processes not part of it (other sessions' tests and databases); above ~0.1 cores the figure is disturbed.`;
+}
+
+async function record(section: string): Promise<void> {
+  let text = await readFile(RESULTS, "utf8").catch(() => "");
+  if (!text.trim()) text = RESULTS_HEADER;
+  const at = text.search(/^## /m);
+  const next =
+    at < 0 ? `${text.trimEnd()}\n\n${section}` : `${text.slice(0, at)}${section}\n${text.slice(at)}`;
+  await writeFile(RESULTS, next);
+  // Biome formats Markdown too (`pnpm lint` checks it): align the new tables the way it wants.
+  const biome = join(BENCH_DIR, "..", "node_modules", ".bin", "biome");
+  await new Promise<void>((resolve) =>
+    execFile(biome, ["format", "--write", RESULTS], (error, _stdout, stderr) => {
+      if (error)
+        process.stderr.write(`bench: could not format ${RESULTS} with biome: ${stderr || error.message}\n`);
+      resolve();
+    }),
+  );
+}
+
+async function main(): Promise<number> {
+  let options: BenchOptions | "help";
+  try {
+    options = parseOptions(process.argv.slice(2));
+  } catch (error) {
+    process.stderr.write(`bench: ${(error as Error).message}\n`);
+    return 2;
+  }
+  if (options === "help") {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const o = options;
+  const baseUrl = process.env.BENCH_DATABASE_URL || DEFAULT_URL;
+  const startedAt = new Date();
+  const runId = startedAt.toISOString().replace(/[-:]/g, "").replace(/\..*$/, "").replace("T", "-");
+  await mkdir(join(BENCH_DIR, "logs"), { recursive: true });
+  const machine = await describeMachine(baseUrl);
+  const log = (line: string) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
+  log(`bench ${runId}: ${commandLine(o)}`);
+  log(
+    `${machine.nproc} CPUs, ${machine.memory}, ${machine.postgres}, Node ${machine.node}, git ${machine.git}`,
+  );
+
+  const scales = [{ label: "1×", factor: 1 }, ...(o.double ? [{ label: "2×", factor: 2 }] : [])];
+  const results: ScaleResult[] = [];
+  const t0 = performance.now();
+  for (const { label, factor } of scales) {
+    const contacts = o.rows * factor;
+    const tag = factor === 1 ? "1x" : "2x";
+    const result = await runScale({
+      label,
+      baseUrl,
+      contacts,
+      accounts: accountsFor(contacts),
+      batchSize: o.batchSize,
+      keep: o.keep,
+      cpuProf: o.cpuProf,
+      timeoutMs: o.timeoutSeconds * 1000,
+      quietWaitMs: o.quietWaitSeconds * 1000,
+      repeat: o.repeat,
+      logPrefix: join(BENCH_DIR, "logs", `${runId}-${tag}`),
+      profileDir: profileDirFor(BENCH_DIR, runId, tag),
+      log,
+      onInterrupt,
+    });
+    results.push(result);
+    if (o.keep && result.databases.length) log(`[${label}] kept databases: ${result.databases.join(", ")}`);
+    if (result.error) break;
+  }
+  const elapsedMs = performance.now() - t0;
+
+  const out: string[] = ["", renderText(throughputTable(results)), "", renderText(memoryTable(results)), ""];
+  const flat = flatnessLines(results);
+  if (flat.length) out.push("Memory at 1× against 2×:", ...flat.map((l) => `  ${l}`), "");
+  out.push(renderText(cpuTable(results, machine.nproc)), "");
+  for (const t of profileTables(results)) out.push(renderText(t), "");
+  for (const r of results)
+    if (r.error) out.push(`${r.label} FAILED:\n${r.error}\nlogs: ${r.logs.join(", ") || "none"}`, "");
+  out.push(`whole run: ${(elapsedMs / 60000).toFixed(1)} min`);
+  process.stdout.write(`${out.join("\n")}\n`);
+
+  // A run that failed before any Dray process started (bad options, database trouble) is not recorded.
+  const setupFailed = results.length > 0 && results.every((r) => r.error && !r.pipeline);
+  if (o.record && !setupFailed) {
+    await record(markdownSection(o, machine, startedAt, elapsedMs, results));
+    log(`recorded in ${RESULTS}`);
+  } else if (o.record) log("not recorded: the run failed before Dray started");
+  return results.some((r) => r.error) ? 1 : 0;
+}
+
+process.exitCode = await main();

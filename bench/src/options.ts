@@ -1,0 +1,126 @@
+/** Command-line options of `pnpm bench`. */
+
+export interface BenchOptions {
+  /** Contacts rows at 1× (accounts = rows / 100, at least 100). */
+  rows: number;
+  /** Also run at twice the rows, with fresh processes, to see whether memory stays flat. */
+  double: boolean;
+  /** Pipeline batch size; undefined leaves Dray's default. */
+  batchSize: number | undefined;
+  /** Keep the databases (source, target, store) instead of dropping them. */
+  keep: boolean;
+  /** Run the Dray processes with --cpu-prof and print each profile's top self-time functions. */
+  cpuProf: boolean;
+  /** Write the results into bench/RESULTS.md. */
+  record: boolean;
+  /** Give up on one execution after this many seconds. */
+  timeoutSeconds: number;
+  /** Times each copy is timed (the fastest counts). */
+  repeat: number;
+  /** Longest wait, before each timed copy, for the machine to go quiet; 0: do not wait. */
+  quietWaitSeconds: number;
+  /** The arguments as given, for the report. */
+  argv: string[];
+}
+
+export const USAGE = `Usage: pnpm bench [-- options]
+
+  --rows N          contacts rows at 1x (default 1000000; 100k and 1m work too);
+                    accounts = rows/100, at least 100
+  --no-double       skip the run at twice the rows
+  --batch-size N    pipeline batchSize (default: Dray's default)
+  --keep            keep the databases it creates
+  --cpu-prof        run the Dray processes with --cpu-prof (profiles in bench/profiles/)
+                    and print the top 15 self-time functions of each
+  --no-record       do not write bench/RESULTS.md
+  --timeout S       give up on one execution after S seconds (default 600)
+  --repeat N        time each copy N times and report the fastest (default 1)
+  --quiet-wait S    before each timed copy, wait up to S seconds for the machine to be
+                    idle (other sessions' work disturbs the figures; default 60, 0: no wait)
+  --help            this text
+
+Database: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres).`;
+
+/** Parses `100000`, `100k`, `1m`, `1e6`, `1_000_000`. */
+export function parseCount(text: string, what: string): number {
+  const m = /^(\d+(?:\.\d+)?(?:e\d+)?)([km]?)$/i.exec(text.replace(/[_,]/g, ""));
+  if (!m) throw new Error(`${what}: not a number: ${JSON.stringify(text)}`);
+  const unit = m[2]?.toLowerCase() === "k" ? 1_000 : m[2]?.toLowerCase() === "m" ? 1_000_000 : 1;
+  const value = Math.round(Number(m[1]) * unit);
+  if (!Number.isSafeInteger(value) || value < 1) throw new Error(`${what}: must be a positive integer`);
+  return value;
+}
+
+export function parseOptions(args: string[]): BenchOptions | "help" {
+  const argv = args[0] === "--" ? args.slice(1) : [...args];
+  const options: BenchOptions = {
+    rows: 1_000_000,
+    double: true,
+    batchSize: undefined,
+    keep: false,
+    cpuProf: false,
+    record: true,
+    timeoutSeconds: 600,
+    quietWaitSeconds: 60,
+    repeat: 1,
+    argv,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const [flag, inline] = arg.includes("=")
+      ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)]
+      : [arg, undefined];
+    const value = () => {
+      const v = inline ?? argv[++i];
+      if (v === undefined) throw new Error(`${flag} needs a value`);
+      return v;
+    };
+    switch (flag) {
+      case "--":
+        break;
+      case "--rows":
+        options.rows = parseCount(value(), "--rows");
+        break;
+      case "--no-double":
+        options.double = false;
+        break;
+      case "--double":
+        options.double = true;
+        break;
+      case "--batch-size":
+        options.batchSize = parseCount(value(), "--batch-size");
+        break;
+      case "--keep":
+        options.keep = true;
+        break;
+      case "--cpu-prof":
+        options.cpuProf = true;
+        break;
+      case "--no-record":
+        options.record = false;
+        break;
+      case "--timeout":
+        options.timeoutSeconds = parseCount(value(), "--timeout");
+        break;
+      case "--repeat":
+        options.repeat = parseCount(value(), "--repeat");
+        break;
+      case "--quiet-wait": {
+        const v = value();
+        options.quietWaitSeconds = v === "0" ? 0 : parseCount(v, "--quiet-wait");
+        break;
+      }
+      case "--help":
+      case "-h":
+        return "help";
+      default:
+        throw new Error(`unknown option ${JSON.stringify(arg)}\n\n${USAGE}`);
+    }
+  }
+  return options;
+}
+
+/** Accounts generated for `rows` contacts. */
+export function accountsFor(rows: number): number {
+  return Math.max(100, Math.floor(rows / 100));
+}
