@@ -3,9 +3,10 @@ import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SchemaSnapshot } from "../src/environments/schema-snapshot.js";
 import { DEFAULT_BATCH_SIZE } from "../src/pipelines/pipeline-defaults.js";
-import { environments, executions, pipelines } from "../src/store/index.js";
+import { executions, pipelines } from "../src/store/index.js";
 import {
   type ApiHarness,
+  createEnvironmentWithSnapshot,
   createTestDatabase,
   errorOf,
   openApiHarness,
@@ -20,22 +21,8 @@ let other: Tenant;
 /** Environments of `org` (prod and qa have snapshots, bare none) and of `other`. */
 const env = { prod: "", qa: "", bare: "", otherProd: "", otherQa: "" };
 
-async function createEnvironment(tenant: Tenant, name: string, snapshot?: SchemaSnapshot): Promise<string> {
-  const res = await h.call("POST", "/api/v1/environments", { token: tenant.operator, json: { name } });
-  expect(res.status).toBe(201);
-  const id: string = res.body.environment.id;
-  if (snapshot) {
-    await h.store.db
-      .update(environments)
-      .set({
-        schemaSnapshot: snapshot,
-        schemaCapturedAt: new Date(snapshot.capturedAt),
-        schemaFingerprint: snapshot.fingerprint,
-      })
-      .where(eq(environments.id, id));
-  }
-  return id;
-}
+const createEnvironment = (tenant: Tenant, name: string, snapshot?: SchemaSnapshot) =>
+  createEnvironmentWithSnapshot(h, tenant, name, snapshot);
 
 beforeAll(async () => {
   database = await createTestDatabase();

@@ -4,6 +4,7 @@ import type { EntitySnapshot, SchemaSnapshot } from "../src/environments/schema-
 import { environments, organisations, usage } from "../src/store/index.js";
 import {
   type ApiHarness,
+  createEnvironmentWithSnapshot,
   createTestDatabase,
   errorOf,
   openApiHarness,
@@ -62,21 +63,8 @@ const snapshot = (entities: EntitySnapshot[]): SchemaSnapshot => ({
 });
 const crmNames = ["public.accounts", "public.contacts", "public.opportunities", "public.activities"];
 
-async function createEnvironment(tenant: Tenant, name: string, snap?: SchemaSnapshot): Promise<string> {
-  const res = await h.call("POST", "/api/v1/environments", { token: tenant.operator, json: { name } });
-  const id: string = res.body.environment.id;
-  if (snap) {
-    await h.store.db
-      .update(environments)
-      .set({
-        schemaSnapshot: snap,
-        schemaCapturedAt: new Date(snap.capturedAt),
-        schemaFingerprint: snap.fingerprint,
-      })
-      .where(eq(environments.id, id));
-  }
-  return id;
-}
+const createEnvironment = (tenant: Tenant, name: string, snapshot?: SchemaSnapshot) =>
+  createEnvironmentWithSnapshot(h, tenant, name, snapshot);
 
 beforeAll(async () => {
   database = await createTestDatabase();

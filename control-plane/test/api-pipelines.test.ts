@@ -6,6 +6,7 @@ import { DEFAULT_BATCH_SIZE } from "../src/pipelines/pipeline-defaults.js";
 import { environments, pipelines } from "../src/store/index.js";
 import {
   type ApiHarness,
+  createEnvironmentWithSnapshot,
   createTestDatabase,
   errorOf,
   openApiHarness,
@@ -20,22 +21,8 @@ let other: Tenant;
 /** Environments of `org` (prod has a snapshot, qa too, bare none, legacy is mysql) and of `other`. */
 const env = { prod: "", qa: "", bare: "", legacy: "", otherProd: "", otherQa: "" };
 
-async function createEnvironment(tenant: Tenant, name: string, snapshot?: SchemaSnapshot): Promise<string> {
-  const res = await h.call("POST", "/api/v1/environments", { token: tenant.operator, json: { name } });
-  expect(res.status).toBe(201);
-  const id: string = res.body.environment.id;
-  if (snapshot) {
-    await h.store.db
-      .update(environments)
-      .set({
-        schemaSnapshot: snapshot,
-        schemaCapturedAt: new Date(snapshot.capturedAt),
-        schemaFingerprint: snapshot.fingerprint,
-      })
-      .where(eq(environments.id, id));
-  }
-  return id;
-}
+const createEnvironment = (tenant: Tenant, name: string, snapshot?: SchemaSnapshot) =>
+  createEnvironmentWithSnapshot(h, tenant, name, snapshot);
 
 beforeAll(async () => {
   database = await createTestDatabase();

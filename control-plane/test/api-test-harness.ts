@@ -5,13 +5,14 @@
  */
 import { randomBytes } from "node:crypto";
 import { DrayError, type LogFields, type Logger, silentLogger } from "@dray/common";
+import { eq } from "drizzle-orm";
 import postgres from "postgres";
 import { inject } from "vitest";
 import { createApiApp } from "../src/api/index.js";
 import { ensureSystemAdminToken } from "../src/auth/index.js";
 import type { SchemaSnapshot } from "../src/environments/schema-snapshot.js";
 import type { ConnectionTest, EnvironmentAgents } from "../src/gateway/environment-agents.js";
-import { openStore, type Store } from "../src/store/index.js";
+import { environments, openStore, type Store } from "../src/store/index.js";
 
 /** Creates `dray_cp_<random>` next to the test database; `drop()` removes it (forcefully). */
 export async function createTestDatabase(): Promise<{ url: string; name: string; drop(): Promise<void> }> {
@@ -256,4 +257,31 @@ export function errorOf(answer: ApiAnswer): { code: string; message: string; det
     throw new Error(`expected the error shape, got ${answer.status} ${JSON.stringify(answer.body)}`);
   }
   return answer.body.error;
+}
+
+/**
+ * Creates an environment through the API as `tenant`'s operator and, when a
+ * snapshot is given, stores it as the environment's cached entity snapshot
+ * (as if its agent had described the database). Returns the environment id.
+ */
+export async function createEnvironmentWithSnapshot(
+  h: ApiHarness,
+  tenant: { operator: string },
+  name: string,
+  snapshot?: SchemaSnapshot,
+): Promise<string> {
+  const res = await h.call("POST", "/api/v1/environments", { token: tenant.operator, json: { name } });
+  if (res.status !== 201) throw new Error(`cannot create environment ${name}: ${JSON.stringify(res.body)}`);
+  const id: string = res.body.environment.id;
+  if (snapshot) {
+    await h.store.db
+      .update(environments)
+      .set({
+        schemaSnapshot: snapshot,
+        schemaCapturedAt: new Date(snapshot.capturedAt),
+        schemaFingerprint: snapshot.fingerprint,
+      })
+      .where(eq(environments.id, id));
+  }
+  return id;
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { hashSecret, newAgentCredential, parseAgentCredential, secretMatches } from "./agent-credentials.js";
+import { hashToken } from "../auth/tokens.js";
+import { newAgentCredential, parseAgentCredential, secretMatches } from "./agent-credentials.js";
 
 describe("agent credentials", () => {
   it("round-trips a credential through the authorization header", () => {
@@ -15,6 +16,6 @@ describe("agent credentials", () => {
     expect(parseAgentCredential(undefined)).toBeUndefined();
     expect(parseAgentCredential("Bearer nope")).toBeUndefined();
     expect(parseAgentCredential(`Basic ${randomUUID()}.abcdefghijklmnopqrstuvwxyz`)).toBeUndefined();
-    expect(secretMatches("wrong-secret-wrong-secret", hashSecret("right-secret-right-secret"))).toBe(false);
+    expect(secretMatches("wrong-secret-wrong-secret", hashToken("right-secret-right-secret"))).toBe(false);
   });
 });

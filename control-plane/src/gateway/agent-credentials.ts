@@ -1,12 +1,10 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
-import { hashToken as hashSecret } from "../auth/tokens.js";
-
-export { hashSecret };
+import { hashToken } from "../auth/tokens.js";
 
 /** A new agent credential `<agentId>.<secret>` (256 random bits). */
 export function newAgentCredential(agentId: string): { credential: string; hash: string } {
   const secret = randomBytes(32).toString("base64url");
-  return { credential: `${agentId}.${secret}`, hash: hashSecret(secret) };
+  return { credential: `${agentId}.${secret}`, hash: hashToken(secret) };
 }
 
 /** Splits `Bearer <agentId>.<secret>`; undefined when malformed. */
@@ -21,7 +19,7 @@ export function parseAgentCredential(
 
 /** Constant-time comparison of a presented secret with a stored hash. */
 export function secretMatches(secret: string, storedHash: string): boolean {
-  const a = Buffer.from(hashSecret(secret), "hex");
+  const a = Buffer.from(hashToken(secret), "hex");
   const b = Buffer.from(storedHash, "hex");
   return a.length === b.length && timingSafeEqual(a, b);
 }

@@ -1,8 +1,9 @@
 import { DrayError } from "@dray/common";
 import { and, eq, gt, isNull, sql } from "drizzle-orm";
+import { hashToken } from "../auth/tokens.js";
 import type { Db } from "../store/db.js";
 import { agents, enrollmentTokens, environments } from "../store/schema.js";
-import { hashSecret, newAgentCredential, secretMatches } from "./agent-credentials.js";
+import { newAgentCredential, secretMatches } from "./agent-credentials.js";
 
 /** The agent behind a verified credential. */
 export interface AuthenticatedAgent {
@@ -38,7 +39,7 @@ export function createAgentDirectory(db: Db) {
       enrollmentToken: string,
       description: AgentDescription,
     ): Promise<AuthenticatedAgent & { credential: string }> {
-      const tokenHash = hashSecret(enrollmentToken);
+      const tokenHash = hashToken(enrollmentToken);
       return db.transaction(async (tx) => {
         const [row] = await tx
           .update(enrollmentTokens)

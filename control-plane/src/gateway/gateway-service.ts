@@ -1,4 +1,4 @@
-import { DRAY_VERSION, DrayError, grpcStatusOf, isDrayError, type Logger } from "@dray/common";
+import { DrayError, grpcStatusOf, isDrayError, type Logger } from "@dray/common";
 import { type AgentGatewayDefinition, type AgentInfo, Platform } from "@dray/proto";
 import { type CallContext, ServerError, type ServiceImplementation, Status } from "nice-grpc";
 import type { HealthMonitor } from "../health/health-monitor.js";
@@ -141,6 +141,3 @@ export function createGatewayService(
     }),
   };
 }
-
-/** Version string the gateway reports in logs. */
-export const GATEWAY_VERSION = DRAY_VERSION;
