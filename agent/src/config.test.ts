@@ -16,6 +16,13 @@ describe("loadAgentConfig", () => {
       loadAgentConfig({ ...base, DRAY_CONTROL_PLANE_URL: "https://cp.example:443" }).controlPlane.tls,
     ).toBe(true);
   });
+  it("reads and loads in bulk with COPY unless told otherwise", () => {
+    expect(loadAgentConfig(base)).toMatchObject({ bulkLoad: "copy", bulkRead: "copy" });
+    expect(loadAgentConfig({ ...base, DRAY_AGENT_BULK_READ: "select" }).bulkRead).toBe("select");
+    expect(() => loadAgentConfig({ ...base, DRAY_AGENT_BULK_READ: "cursor" })).toThrow(
+      /DRAY_AGENT_BULK_READ/,
+    );
+  });
   it("lists every problem by variable name", () => {
     expect(() => loadAgentConfig({ DRAY_CONTROL_PLANE_URL: "ftp://x" })).toThrow(
       /DRAY_CONTROL_PLANE_URL[\s\S]*DRAY_AGENT_DATABASE_URL/,

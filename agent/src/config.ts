@@ -34,6 +34,12 @@ const EnvSchema = z.object({
    * (bound arrays, for servers without COPY FROM STDIN, e.g. PGlite's socket server).
    */
   DRAY_AGENT_BULK_LOAD: z.enum(["copy", "insert"]).default("copy"),
+  /**
+   * How read pages are read: `copy` (COPY TO STDOUT, the server's bytes forwarded
+   * as they are; cheapest) or `select` (rows decoded and re-encoded by the agent,
+   * for servers or proxies without COPY TO STDOUT).
+   */
+  DRAY_AGENT_BULK_READ: z.enum(["copy", "select"]).default("copy"),
   /** How long a graceful stop waits for tasks in flight before cancelling them. */
   DRAY_AGENT_DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(30_000),
   /** PEM CA bundle to trust for the control plane's certificate (TLS). */
@@ -54,6 +60,7 @@ export interface AgentConfig {
   maxTasks: number;
   dbPoolSize: number;
   bulkLoad: "copy" | "insert";
+  bulkRead: "copy" | "select";
   drainTimeoutMs: number;
   tls: { caFile?: string; certFile?: string; keyFile?: string };
   logLevel: string;
@@ -88,6 +95,7 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv): AgentConfig {
     maxTasks: e.DRAY_AGENT_MAX_TASKS,
     dbPoolSize: e.DRAY_AGENT_DB_POOL_SIZE,
     bulkLoad: e.DRAY_AGENT_BULK_LOAD,
+    bulkRead: e.DRAY_AGENT_BULK_READ,
     drainTimeoutMs: e.DRAY_AGENT_DRAIN_TIMEOUT_MS,
     tls: {
       ...(e.DRAY_AGENT_TLS_CA_FILE ? { caFile: e.DRAY_AGENT_TLS_CA_FILE } : {}),

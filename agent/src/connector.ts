@@ -83,6 +83,8 @@ export interface ReadBatchRequest {
   keyFields: string[];
   /** Read rows strictly after this key position (text form of each key field); null = from the start. */
   after?: string[] | null;
+  /** Read no row after this key position (inclusive); null = no bound. Used to re-read one batch's exact range. */
+  until?: string[] | null;
   maxRows: number;
   /** Byte budget for `rows.data`; the read stops early to stay within it (at least one row is returned). */
   maxBytes: number;
@@ -115,6 +117,12 @@ export interface WriteBatchRequest {
   keyFields: string[];
   rows: RowBatch;
   rejectPolicy: RejectPolicy;
+  /**
+   * Commit only after this batch (same target) has committed: wait for its
+   * transaction to end, then fail with a retryable `aborted` error if it did
+   * not commit. Keeps committed batches in order with several writes in flight.
+   */
+  previousBatchId?: string;
 }
 
 export interface RejectedRecord {

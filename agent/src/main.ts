@@ -25,6 +25,7 @@ async function main(): Promise<number> {
     url: config.databaseUrl,
     maxConnections: config.dbPoolSize,
     staging: config.bulkLoad,
+    readMethod: config.bulkRead,
     logger,
   });
   const gateway = await connectGateway(config);

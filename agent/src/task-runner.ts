@@ -92,7 +92,7 @@ export async function runTask(connector: Connector, task: Task, signal: AbortSig
     if (e.code === "cancelled" && Date.now() >= deadlineMs && deadlineMs > 0) {
       e = new DrayError("deadline_exceeded", "the task's deadline passed", { retryable: true });
     }
-    const details = e.details as { sqlState?: string } | undefined;
+    const details = e.details as { sqlState?: string; reason?: string } | undefined;
     return {
       case: "error",
       value: {
@@ -100,6 +100,7 @@ export async function runTask(connector: Connector, task: Task, signal: AbortSig
         message: e.message,
         retryable: e.retryable,
         sqlState: typeof details?.sqlState === "string" ? details.sqlState : "",
+        reason: typeof details?.reason === "string" ? details.reason : "",
       },
     };
   } finally {
@@ -156,6 +157,7 @@ async function execute(
           fields: [...r.fields],
           keyFields: [...r.keyFields],
           after: r.after ? [...r.after.values] : null,
+          until: r.until ? [...r.until.values] : null,
           maxRows: r.maxRows || 10_000,
           maxBytes: budget,
           where: conditions(r.where),
@@ -193,6 +195,7 @@ async function execute(
           keyFields: [...w.keyFields],
           rows: rowsFromWire(w.rows),
           rejectPolicy: w.rejectPolicy === RejectPolicy.FAIL ? "fail" : "isolate",
+          ...(w.previousBatchId ? { previousBatchId: w.previousBatchId } : {}),
         },
         signal,
       );

@@ -11,6 +11,7 @@ import type {
   Condition,
   Connector,
   EntityName,
+  ReadBatchRequest,
   ReadBatchResult,
   RowBatch,
   WriteBatchRequest,
@@ -513,6 +514,145 @@ export function runConnectorContract(name: string, harness: ConnectorHarness): v
           ),
         );
         expect(stray.code).toBe("invalid_argument");
+      });
+
+      describe("until", () => {
+        const read = (extra: Partial<ReadBatchRequest>) =>
+          c.readBatch(
+            {
+              entity: entity("r_wide"),
+              fields: ["id"],
+              keyFields: ["id"],
+              maxRows: 100,
+              maxBytes: 1 << 20,
+              ...extra,
+            },
+            never(),
+          );
+        const firstValues = (page: ReadBatchResult) => parseCopy(page.rows.data).map((r) => r[0]);
+
+        it("reads after a position up to another, inclusive", async () => {
+          const range = await read({ after: ["10"], until: ["14"] });
+          expect(firstValues(range)).toEqual(["11", "12", "13", "14"]);
+          expect(range.rows.rowCount).toBe(4);
+          expect(range.last).toEqual(["14"]);
+          expect(range.done).toBe(true);
+          const beyond = await read({ after: ["28"], until: ["1000"] });
+          expect(firstValues(beyond)).toEqual(["29", "30"]);
+          expect(beyond.done).toBe(true);
+        });
+
+        it("reads from the start up to a position", async () => {
+          const head = await read({ until: ["3"] });
+          expect(firstValues(head)).toEqual(["1", "2", "3"]);
+          expect(head.last).toEqual(["3"]);
+          expect(head.done).toBe(true);
+          const nothing = await read({ until: ["0"] });
+          expect(nothing).toMatchObject({ last: null, done: true, rows: { rowCount: 0 } });
+        });
+
+        it("returns no rows when until equals after", async () => {
+          const empty = await read({ after: ["7"], until: ["7"] });
+          expect(empty.rows.rowCount).toBe(0);
+          expect(empty.rows.data.length).toBe(0);
+          expect(empty.last).toBeNull();
+          expect(empty.done).toBe(true);
+        });
+
+        it("is done only once a read ends short of maxRows within the byte budget", async () => {
+          const partial = await read({ after: ["10"], until: ["14"], maxRows: 3 });
+          expect(firstValues(partial)).toEqual(["11", "12", "13"]);
+          expect(partial.done).toBe(false);
+          const rest = await read({ after: partial.last, until: ["14"], maxRows: 3 });
+          expect(firstValues(rest)).toEqual(["14"]);
+          expect(rest.done).toBe(true);
+          // Exactly maxRows rows in range: the end is seen by the next (empty) read.
+          const exact = await read({ after: ["10"], until: ["14"], maxRows: 4 });
+          expect(exact.rows.rowCount).toBe(4);
+          expect(exact.done).toBe(false);
+          const after = await read({ after: exact.last, until: ["14"], maxRows: 4 });
+          expect(after).toMatchObject({ last: null, done: true, rows: { rowCount: 0 } });
+          // Trimmed by the byte budget: not done, whatever the bound.
+          const trimmed = await read({
+            fields: ["id", "body"],
+            after: ["10"],
+            until: ["14"],
+            maxBytes: 1200,
+          });
+          expect(firstValues(trimmed)).toEqual(["11", "12"]);
+          expect(trimmed.done).toBe(false);
+          expect(trimmed.last).toEqual(["12"]);
+        });
+
+        it("combines with conditions", async () => {
+          const page = await read({
+            after: ["10"],
+            until: ["20"],
+            where: [{ field: "id", operator: "in", values: ["5", "12", "20", "21"] }],
+          });
+          expect(firstValues(page)).toEqual(["12", "20"]);
+          expect(page.done).toBe(true);
+        });
+
+        it("bounds composite keys as a row, key fields read or not", async () => {
+          await ctx.exec(
+            `create table ${t("r_pair")} (a integer not null, b varchar(40) not null, v text, primary key (a, b))`,
+          );
+          await ctx.insertRows(
+            "r_pair",
+            ["a", "b", "v"],
+            [
+              ["1", "a", "v1"],
+              ["1", "b", "v2"],
+              ["2", "a", "v3"],
+              ["2", "b", "v4"],
+              ["2", "c", "v5"],
+              ["3", "a", "v6"],
+            ],
+          );
+          const pair = (extra: Partial<ReadBatchRequest>) =>
+            c.readBatch(
+              { entity: entity("r_pair"), keyFields: ["a", "b"], maxRows: 100, maxBytes: 1 << 20, ...extra },
+              never(),
+            );
+          const range = await pair({ after: ["1", "b"], until: ["2", "b"] });
+          expect(parseCopy(range.rows.data)).toEqual([
+            ["2", "a", "v3"],
+            ["2", "b", "v4"],
+          ]);
+          expect(range.last).toEqual(["2", "b"]);
+          expect(range.done).toBe(true);
+          // (2, c) sorts after (2, bb); (2, b) before it.
+          const between = await pair({ fields: ["v"], after: ["1", "a"], until: ["2", "bb"] });
+          expect(parseCopy(between.rows.data)).toEqual([["v2"], ["v3"], ["v4"]]);
+          expect(between.last).toEqual(["2", "b"]);
+          const head = await pair({ fields: ["v"], until: ["1", "zzz"], maxRows: 1 });
+          expect(parseCopy(head.rows.data)).toEqual([["v1"]]);
+          expect(head).toMatchObject({ last: ["1", "a"], done: false });
+          const same = await pair({ after: ["2", "a"], until: ["2", "a"] });
+          expect(same).toMatchObject({ last: null, done: true, rows: { rowCount: 0 } });
+        });
+
+        it("refuses an until that does not fit the key", async () => {
+          for (const request of [
+            { until: ["1", "2"] },
+            { until: [] },
+            { until: ["1\0"] },
+            { until: "5" as unknown as string[] },
+            { until: [5] as unknown as string[] },
+          ]) {
+            const error = await rejection(read(request));
+            expect(error.code).toBe("invalid_argument");
+            expect(error.retryable).toBe(false);
+          }
+          const composite = await rejection(
+            c.readBatch(
+              { entity: entity("r_pair"), keyFields: ["a", "b"], until: ["1"], maxRows: 1, maxBytes: 100 },
+              never(),
+            ),
+          );
+          expect(composite.code).toBe("invalid_argument");
+        });
       });
 
       it("refuses a table without a key", async () => {

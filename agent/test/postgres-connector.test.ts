@@ -5,10 +5,14 @@
  * settings.
  */
 import { randomBytes } from "node:crypto";
+import type { Logger } from "@dray/common";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import type { Connector } from "../src/connector.js";
-import { createPostgresConnector } from "../src/connectors/postgres/index.js";
+import type { Connector, ReadBatchRequest, ReadBatchResult } from "../src/connector.js";
+import { settingPlaceholder, settingsStatement } from "../src/connectors/postgres/copy-read.js";
+import type { FieldInfo } from "../src/connectors/postgres/entity-catalog.js";
+import { createPostgresConnector, type PostgresConnectorOptions } from "../src/connectors/postgres/index.js";
+import { buildKeysetQuery } from "../src/connectors/postgres/keyset-read.js";
 import { type ContractContext, parseCopy, rowBatch, runConnectorContract } from "./connector-contract.js";
 
 const SCHEMA = "app";
@@ -25,6 +29,9 @@ class PostgresTestDatabase {
   private admin!: postgres.Sql;
   private connectors: Connector[] = [];
 
+  /** `options` apply to every connector made here. */
+  constructor(private readonly options: Partial<PostgresConnectorOptions> = {}) {}
+
   /** Creates the database; `defaults` become its per-database settings (ALTER DATABASE … SET). */
   async create(defaults: Record<string, string> = {}): Promise<void> {
     const base = inject("databaseUrl");
@@ -39,8 +46,13 @@ class PostgresTestDatabase {
     await this.sql.unsafe(`create schema ${SCHEMA}`);
   }
 
-  connector(): Connector {
-    const connector = createPostgresConnector({ url: this.url, maxConnections: 6 });
+  connector(options: Partial<PostgresConnectorOptions> = {}): Connector {
+    const connector = createPostgresConnector({
+      url: this.url,
+      maxConnections: 6,
+      ...this.options,
+      ...options,
+    });
     this.connectors.push(connector);
     return connector;
   }
@@ -114,14 +126,17 @@ class PostgresTestDatabase {
   }
 }
 
-const contractDb = new PostgresTestDatabase();
-runConnectorContract("postgres", {
-  async setup() {
-    await contractDb.create();
-    return contractDb.context();
-  },
-  teardown: () => contractDb.drop(),
-});
+// The contract once per way of reading pages: both must pass it unchanged.
+for (const readMethod of ["copy", "select"] as const) {
+  const contractDb = new PostgresTestDatabase({ readMethod });
+  runConnectorContract(`postgres, ${readMethod} reads`, {
+    async setup() {
+      await contractDb.create();
+      return contractDb.context();
+    },
+    teardown: () => contractDb.drop(),
+  });
+}
 
 describe("postgres connector specifics", () => {
   const db = new PostgresTestDatabase();
@@ -153,39 +168,41 @@ describe("postgres connector specifics", () => {
   });
   afterAll(() => db.drop());
 
-  it("encodes pages byte for byte like the server's COPY TO", async () => {
-    const page = await connector.readBatch(
-      { entity: entity("exotic"), keyFields: ["id"], maxRows: 100, maxBytes: 1 << 20 },
-      never(),
-    );
-    expect(page.rows.rowCount).toBe(4);
-    expect(page.done).toBe(true);
-    expect(page.rows.fields).not.toContain("gen");
-    // Reference bytes from the server's own COPY on a connection with the same session settings
-    // (a small result, which postgres.js streams safely).
-    const reference = postgres(db.url, {
-      max: 1,
-      onnotice: () => {},
-      connection: {
-        DateStyle: "ISO",
-        TimeZone: "UTC",
-        IntervalStyle: "postgres",
-        extra_float_digits: 3,
-        bytea_output: "hex",
-      },
-    });
-    try {
-      const columns = page.rows.fields.map(quote).join(", ");
-      const stream = await reference
-        .unsafe(`copy (select ${columns} from ${SCHEMA}.exotic order by id) to stdout`)
-        .readable();
-      const chunks: Buffer[] = [];
-      for await (const chunk of stream) chunks.push(chunk as Buffer);
-      expect(Buffer.from(page.rows.data).toString("utf8")).toBe(Buffer.concat(chunks).toString("utf8"));
-    } finally {
-      await reference.end();
-    }
-  });
+  it.each(["copy", "select"] as const)(
+    "encodes pages byte for byte like the server's COPY TO (%s reads)",
+    async (readMethod) => {
+      const page = await db
+        .connector({ readMethod })
+        .readBatch({ entity: entity("exotic"), keyFields: ["id"], maxRows: 100, maxBytes: 1 << 20 }, never());
+      expect(page.rows.rowCount).toBe(4);
+      expect(page.done).toBe(true);
+      expect(page.rows.fields).not.toContain("gen");
+      // Reference bytes from the server's own COPY on a connection with the same session settings
+      // (a small result, which postgres.js streams safely).
+      const reference = postgres(db.url, {
+        max: 1,
+        onnotice: () => {},
+        connection: {
+          DateStyle: "ISO",
+          TimeZone: "UTC",
+          IntervalStyle: "postgres",
+          extra_float_digits: 3,
+          bytea_output: "hex",
+        },
+      });
+      try {
+        const columns = page.rows.fields.map(quote).join(", ");
+        const stream = await reference
+          .unsafe(`copy (select ${columns} from ${SCHEMA}.exotic order by id) to stdout`)
+          .readable();
+        const chunks: Buffer[] = [];
+        for await (const chunk of stream) chunks.push(chunk as Buffer);
+        expect(Buffer.from(page.rows.data).toString("utf8")).toBe(Buffer.concat(chunks).toString("utf8"));
+      } finally {
+        await reference.end();
+      }
+    },
+  );
 
   it("round-trips exotic types and skips generated columns", async () => {
     const page = await connector.readBatch(
@@ -236,6 +253,93 @@ describe("postgres connector specifics", () => {
       (r) => `${r.a}/${r.b}`,
     );
     expect(seen).toEqual(expected);
+  });
+
+  it("reads the same bytes, cursors and done flags with COPY and with SELECT", async () => {
+    await db.sql.unsafe(
+      `create table ${SCHEMA}.pairs (a int not null, b text not null, body text, primary key (a, b))`,
+    );
+    await db.sql.unsafe(
+      `insert into ${SCHEMA}.pairs select g % 5, 'k' || g || E'\\t\\\\', repeat('x', g) from generate_series(1, 80) g`,
+    );
+    const copy = db.connector({ readMethod: "copy" });
+    const select = db.connector({ readMethod: "select" });
+    const requests: ReadBatchRequest[] = [
+      { entity: entity("exotic"), keyFields: ["id"], maxRows: 100, maxBytes: 1 << 20 },
+      { entity: entity("exotic"), keyFields: ["id"], maxRows: 2, maxBytes: 1 << 20 },
+      {
+        entity: entity("exotic"),
+        fields: ["iv", "b", "d"],
+        keyFields: ["id"],
+        maxRows: 3,
+        maxBytes: 1 << 20,
+      },
+      {
+        entity: entity("exotic"),
+        fields: ["id", "j"],
+        nullFields: ["id"],
+        keyFields: [],
+        maxRows: 9,
+        maxBytes: 99,
+      },
+      {
+        entity: entity("exotic"),
+        keyFields: ["id"],
+        after: ["1"],
+        until: ["3"],
+        maxRows: 9,
+        maxBytes: 1 << 20,
+      },
+      {
+        entity: entity("exotic"),
+        keyFields: ["id"],
+        maxRows: 9,
+        maxBytes: 1 << 20,
+        where: [
+          { field: "tz", operator: "gt", values: ["2024-03-10 07:04:56.788"] },
+          { field: "flag", operator: "is_not_null", values: [] },
+        ],
+      },
+      {
+        entity: entity("exotic"),
+        keyFields: ["id"],
+        maxRows: 9,
+        maxBytes: 1 << 20,
+        where: [{ field: "u", operator: "in", values: ["a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"] }],
+      },
+      ...[1, 150, 1000, 1 << 20].flatMap((maxBytes): ReadBatchRequest[] => [
+        { entity: entity("pairs"), keyFields: ["a", "b"], maxRows: 30, maxBytes },
+        {
+          entity: entity("pairs"),
+          fields: ["body"],
+          keyFields: [],
+          after: ["1", "k1"],
+          maxRows: 30,
+          maxBytes,
+        },
+        {
+          entity: entity("pairs"),
+          fields: ["b", "body"],
+          nullFields: ["b"],
+          keyFields: ["a", "b"],
+          after: ["2", "k12\t\\"],
+          until: ["3", "k3"],
+          maxRows: 10,
+          maxBytes,
+        },
+      ]),
+    ];
+    for (const request of requests) {
+      const [fromCopy, fromSelect] = await Promise.all([
+        copy.readBatch(request, never()),
+        select.readBatch(request, never()),
+      ]);
+      expect(Buffer.from(fromCopy.rows.data).equals(Buffer.from(fromSelect.rows.data))).toBe(true);
+      expect({ ...fromCopy, rows: { ...fromCopy.rows, data: null } }).toEqual({
+        ...fromSelect,
+        rows: { ...fromSelect.rows, data: null },
+      });
+    }
   });
 
   it("runs sessions with the deterministic settings and the agent's application name", async () => {
@@ -470,5 +574,210 @@ describe("postgres connector specifics", () => {
     } finally {
       await nowhere.close();
     }
+  });
+});
+
+describe("postgres COPY reads", () => {
+  const db = new PostgresTestDatabase({ readMethod: "copy" });
+  const never = () => new AbortController().signal;
+  const entity = (name: string) => ({ schema: SCHEMA, name });
+  const debugMessages: string[] = [];
+  const logger: Logger = {
+    debug: (message) => debugMessages.push(message),
+    info: () => {},
+    warn: () => {},
+    error: () => {},
+    child: () => logger,
+  };
+  /** Fails fast instead of at the test timeout when a read hangs. */
+  const within = <T>(promise: Promise<T>, ms: number, what: string): Promise<T> =>
+    Promise.race([
+      promise,
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} hung`)), ms).unref()),
+    ]);
+  const agentSessions = async (where: string) => {
+    const [row] = await db.sql.unsafe(
+      `select count(*)::int as n from pg_stat_activity
+       where datname = current_database() and application_name = 'dray-agent' and ${where}`,
+    );
+    return Number(row!.n);
+  };
+
+  beforeAll(async () => {
+    await db.create();
+    // 200 000 rows of ~200 bytes: 10 000-row pages of ~2 MB.
+    await db.sql.unsafe(
+      `create table ${SCHEMA}.big (id bigint primary key, n int not null, body text not null)`,
+    );
+    await db.sql.unsafe(
+      `insert into ${SCHEMA}.big select g, g % 1000, md5(g::text) || repeat('y', 150) || E'\\\\' from generate_series(1, 200000) g`,
+    );
+    await db.sql.unsafe(`analyze ${SCHEMA}.big`);
+  });
+  afterAll(() => db.drop());
+
+  it("reads many large pages in a row on one connection without hanging", async () => {
+    // One connection: every COPY, and every statement after it, runs on the same socket.
+    const connector = db.connector({ maxConnections: 1 });
+    let after: string[] | null = null;
+    let rows = 0;
+    for (let page = 0; page < 20; page++) {
+      const result: ReadBatchResult = await within(
+        connector.readBatch(
+          { entity: entity("big"), keyFields: ["id"], after, maxRows: 10_000, maxBytes: 64 << 20 },
+          never(),
+        ),
+        15_000,
+        `page ${page}`,
+      );
+      expect(result.rows.rowCount).toBe(10_000);
+      expect(result.rows.data.length).toBeGreaterThan(1_900_000);
+      expect(result.last).toEqual([String((page + 1) * 10_000)]);
+      expect(result.done).toBe(false);
+      rows += result.rows.rowCount;
+      after = result.last;
+      expect(await within(connector.count(entity("big"), [], never()), 15_000, "count")).toBe(200_000);
+    }
+    expect(rows).toBe(200_000);
+    const end = await connector.readBatch(
+      { entity: entity("big"), keyFields: ["id"], after, maxRows: 10_000, maxBytes: 64 << 20 },
+      never(),
+    );
+    expect(end).toMatchObject({ last: null, done: true, rows: { rowCount: 0 } });
+  });
+
+  it("reads pages that arrive in one socket read (past the stream's buffer) without hanging", async () => {
+    // ~30 KB: the whole COPY, CopyDone and ReadyForQuery come in one read, which used to leave the socket paused.
+    const connector = db.connector({ maxConnections: 1 });
+    for (let page = 0; page < 20; page++) {
+      const result = await within(
+        connector.readBatch(
+          {
+            entity: entity("big"),
+            keyFields: ["id"],
+            after: [String(page * 150)],
+            maxRows: 150,
+            maxBytes: 1 << 20,
+          },
+          never(),
+        ),
+        5_000,
+        `page ${page}`,
+      );
+      expect(result.rows.rowCount).toBe(150);
+    }
+  });
+
+  it("leaves the session usable when a COPY is cancelled midway", async () => {
+    const connector = db.connector({ maxConnections: 1 });
+    let cancelled = 0;
+    for (const delay of [0, 1, 3, 6, 10, 20, 40, 80]) {
+      const controller = new AbortController();
+      const pending = connector.readBatch(
+        { entity: entity("big"), keyFields: ["id"], maxRows: 200_000, maxBytes: 64 << 20 },
+        controller.signal,
+      );
+      setTimeout(() => controller.abort(), delay);
+      const outcome = await within(
+        pending.then(
+          (page) => ({ page }),
+          (error: unknown) => ({ error }),
+        ),
+        15_000,
+        `read aborted after ${delay} ms`,
+      );
+      if ("error" in outcome) {
+        expect(outcome.error).toMatchObject({ code: "cancelled" });
+        cancelled++;
+      } else {
+        expect(outcome.page.rows.rowCount).toBe(200_000);
+      }
+      expect(await agentSessions("state <> 'idle'")).toBe(0);
+      const next = await within(
+        connector.readBatch(
+          { entity: entity("big"), keyFields: ["id"], after: ["199990"], maxRows: 100, maxBytes: 1 << 20 },
+          never(),
+        ),
+        5_000,
+        "the read after a cancel",
+      );
+      expect(next).toMatchObject({ done: true, last: ["200000"], rows: { rowCount: 10 } });
+    }
+    expect(cancelled).toBeGreaterThan(0);
+  });
+
+  it("stops a COPY on the server once the rows past the byte budget are not worth draining", async () => {
+    await db.sql.unsafe(`create table ${SCHEMA}.huge (id bigint primary key, body text not null)`);
+    // 40 rows of 256 KiB (stored compressed): 10 MiB of COPY text for one page.
+    await db.sql.unsafe(
+      `insert into ${SCHEMA}.huge select g, repeat(md5(g::text), 8192) from generate_series(1, 40) g`,
+    );
+    const connector = createPostgresConnector({ url: db.url, maxConnections: 1, logger });
+    try {
+      debugMessages.length = 0;
+      const page = await within(
+        connector.readBatch(
+          { entity: entity("huge"), keyFields: ["id"], maxRows: 40, maxBytes: 600_000 },
+          never(),
+        ),
+        15_000,
+        "the oversized read",
+      );
+      expect(page.rows.rowCount).toBe(2);
+      expect(page.rows.data.length).toBe(2 * (1 + 1 + 262_144 + 1));
+      expect(page).toMatchObject({ last: ["2"], done: false });
+      expect(debugMessages).toContain("cancelling the running statement");
+      expect(await agentSessions("state <> 'idle'")).toBe(0);
+      // A page within budget is drained, not cancelled, and the session carries on.
+      debugMessages.length = 0;
+      const next = await connector.readBatch(
+        { entity: entity("huge"), keyFields: ["id"], after: page.last, maxRows: 3, maxBytes: 600_000 },
+        never(),
+      );
+      expect(next).toMatchObject({ last: ["4"], done: false, rows: { rowCount: 2 } });
+      expect(debugMessages).not.toContain("cancelling the running statement");
+      expect(await connector.count(entity("huge"), [], never())).toBe(40);
+    } finally {
+      await connector.close();
+    }
+  });
+
+  it("keeps the key range an index condition of the primary key", async () => {
+    const id: FieldInfo = {
+      name: "id",
+      type: "bigint",
+      castType: "bigint",
+      notNull: true,
+      hasDefault: false,
+      generated: false,
+      identity: "",
+    };
+    const n: FieldInfo = { ...id, name: "n", type: "integer", castType: "integer" };
+    const query = buildKeysetQuery(
+      {
+        entity: entity("big"),
+        keyFields: ["id"],
+        after: ["100000"],
+        until: ["150000"],
+        maxRows: 10_000,
+        maxBytes: 1 << 20,
+        where: [{ field: "n", operator: "gte", values: ["10"] }],
+      },
+      [id, n],
+      [id],
+      (name) => (name === "n" ? n : id),
+      new Set(),
+      settingPlaceholder,
+    );
+    const setup = settingsStatement(query.params)!;
+    const plan = await db.sql.begin(async (tx) => {
+      await tx.unsafe(setup.text, setup.params.map(String));
+      const [row] = await tx.unsafe(`explain (format json) ${query.sql}`);
+      return JSON.stringify(row);
+    });
+    expect(plan).toContain('"Index Name":"big_pkey"');
+    expect(plan).toMatch(
+      /"Index Cond":"\(\(id > \(current_setting\('dray\.p1'::text\)\)::bigint\) AND \(id <= /,
+    );
   });
 });

@@ -269,7 +269,13 @@ export class AgentSessions {
             outcome.error.message || "the agent reported an error",
             {
               retryable: outcome.error.retryable,
-              details: outcome.error.sqlState ? { sqlState: outcome.error.sqlState } : undefined,
+              details:
+                outcome.error.sqlState || outcome.error.reason
+                  ? {
+                      ...(outcome.error.sqlState ? { sqlState: outcome.error.sqlState } : {}),
+                      ...(outcome.error.reason ? { reason: outcome.error.reason } : {}),
+                    }
+                  : undefined,
             },
           ),
         );

@@ -89,6 +89,24 @@ describe("conditionSql", () => {
     );
   });
 
+  it("writes placeholders with a custom renderer that sees each value", () => {
+    const params = new BoundParams((index, value) => (value === null ? "null" : `setting(${index})`));
+    const sql = conditionsSql(
+      [
+        { field: "id", operator: "gt", values: ["1"] },
+        { field: "name", operator: "in", values: ["a", "b"] },
+      ],
+      resolve,
+      params,
+    );
+    expect(sql).toEqual([
+      '"id" > setting(1)::bigint',
+      '"name" = any(array(select pg_catalog.json_array_elements_text(setting(2)::text::json)::character varying))',
+    ]);
+    expect(params.add(null)).toBe("null");
+    expect(params.values).toEqual(["1", '["a","b"]', null]);
+  });
+
   it("builds one term directly", () => {
     expect(conditionSql({ field: "id", operator: "eq", values: ["3"] }, fields.id!, new BoundParams())).toBe(
       '"id" = $1::bigint',

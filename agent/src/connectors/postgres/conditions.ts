@@ -2,14 +2,29 @@ import { DrayError } from "@dray/common";
 import type { Condition, ConditionOperator } from "../../connector.js";
 import { quoteIdentifier, validateIdentifier } from "./identifiers.js";
 
-/** Collects bound parameter values and hands out their `$n` placeholders. */
+/**
+ * Writes the SQL that stands for the parameter at 1-based `index` with `value`:
+ * a `$n` placeholder by default. It must never put the value itself into SQL.
+ */
+export type Placeholder = (index: number, value: unknown) => string;
+
+/** `$1`, `$2`, …: placeholders of the extended query protocol. */
+export const dollarPlaceholder: Placeholder = (index) => `$${index}`;
+
+/**
+ * Collects bound parameter values and hands out their placeholders (`$n`
+ * unless another {@link Placeholder} is given, e.g. a session setting for COPY,
+ * which takes no parameters).
+ */
 export class BoundParams {
   readonly values: unknown[] = [];
+
+  constructor(private readonly placeholder: Placeholder = dollarPlaceholder) {}
 
   /** Adds a value; returns its placeholder. */
   add(value: unknown): string {
     this.values.push(value);
-    return `$${this.values.length}`;
+    return this.placeholder(this.values.length, value);
   }
 }
 

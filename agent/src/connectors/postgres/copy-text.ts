@@ -157,6 +157,141 @@ export function splitCopyLines(data: Uint8Array): Uint8Array[] {
   return lines;
 }
 
+/** Bytes {@link checkCopyText} stops at: 1 = field separator, 2 = line end, 3 = refused raw, 4 = escape. */
+const SCAN_CLASS = (() => {
+  const table = new Uint8Array(256);
+  table[TAB] = 1;
+  table[LF] = 2;
+  table[CR] = 3;
+  table[0] = 3;
+  table[BACKSLASH] = 4;
+  return table;
+})();
+
+/**
+ * Escaped bytes after which a line needs the full {@link checkCopyLine}: the
+ * `\.` marker, an escaped NUL, and octal or `\x` escapes (which may decode to
+ * NUL or to bytes that are not UTF-8).
+ */
+const SUSPECT_ESCAPE = (() => {
+  const table = new Uint8Array(256);
+  for (const byte of [DOT, 0, 0x78, 0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37]) table[byte] = 1;
+  return table;
+})();
+
+const NO_WORDS = new Uint32Array(0);
+
+/** A line of a buffer that COPY FROM would refuse. */
+export interface CopyLineProblem {
+  /** 0-based line index. */
+  index: number;
+  /** Offset of the line's first byte in the buffer. */
+  start: number;
+  /** Offset just past the line's last byte, its newline excluded. */
+  end: number;
+  /** What {@link checkCopyLine} says about the line. */
+  problem: string;
+}
+
+/** What {@link checkCopyText} found in a buffer. */
+export interface CopyTextCheck {
+  /** Lines, counted as {@link splitCopyLines} counts them. */
+  lineCount: number;
+  /** The refused lines in order; empty when every line is well formed. */
+  malformed: CopyLineProblem[];
+}
+
+/**
+ * Checks every line of a COPY text buffer for `fieldCount` fields with the
+ * same verdicts and messages as {@link checkCopyLine}, in one scan and without
+ * slicing the buffer into lines: a byte loop counts lines and fields and notes
+ * lines with a raw CR or NUL, a lone trailing backslash or an escape that needs
+ * decoding; UTF-8 is checked once over the whole buffer (a newline cannot sit
+ * inside a multi-byte sequence, so the buffer is valid exactly when every line
+ * is). Only noted lines — and every line, when the buffer is not UTF-8 — are
+ * then looked at one by one.
+ *
+ * @example
+ * checkCopyText(Buffer.from("1\ta\n2\n"), 2)
+ * // { lineCount: 2, malformed: [{ index: 1, start: 4, end: 5, problem: "line has 1 fields, expected 2" }] }
+ */
+export function checkCopyText(data: Uint8Array, fieldCount: number): CopyTextCheck {
+  const length = data.length;
+  const offset = data.byteOffset;
+  // Noted lines as flat (index, start, end) triples.
+  const noted: number[] = [];
+  let lineCount = 0;
+  let start = 0;
+  let fields = 1;
+  let suspect = false;
+  // Aligned 32-bit words with no byte below 0x20 and no backslash hold nothing to look at:
+  // they are skipped four bytes at a time (the bit tests are exact whatever the byte order).
+  const head = (4 - (offset & 3)) & 3;
+  const words =
+    length >= head + 4 ? new Uint32Array(data.buffer, offset + head, (length - head) >>> 2) : NO_WORDS;
+  let i = 0;
+  while (i < length) {
+    let until = i + 1;
+    if (((offset + i) & 3) === 0 && i + 4 <= length) {
+      const word = words[(i - head) >>> 2]!;
+      const backslashes = word ^ 0x5c5c5c5c;
+      if (
+        ((((word - 0x20202020) & ~word) | ((backslashes - 0x01010101) & ~backslashes)) & 0x80808080) ===
+        0
+      ) {
+        i += 4;
+        continue;
+      }
+      until = i + 4;
+    }
+    for (; i < until; i++) {
+      const kind = SCAN_CLASS[data[i]!]!;
+      if (kind === 0) continue;
+      if (kind === 1) {
+        fields++;
+      } else if (kind === 2) {
+        if (suspect || fields !== fieldCount) noted.push(lineCount, start, i);
+        lineCount++;
+        start = i + 1;
+        fields = 1;
+        suspect = false;
+      } else if (kind === 3) {
+        suspect = true;
+      } else if (i + 1 >= length || data[i + 1] === LF) {
+        // A backslash ending the line; its newline is the next byte looked at.
+        suspect = true;
+      } else if (SUSPECT_ESCAPE[data[++i]!] === 1) {
+        suspect = true;
+      }
+    }
+  }
+  if (start < length) {
+    if (suspect || fields !== fieldCount) noted.push(lineCount, start, length);
+    lineCount++;
+  }
+  const utf8 = isUtf8(data);
+  if (noted.length === 0 && utf8) return { lineCount, malformed: [] };
+  const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const malformed: CopyLineProblem[] = [];
+  const check = (index: number, lineStart: number, lineEnd: number) => {
+    const problem = checkCopyLine(bytes.subarray(lineStart, lineEnd), fieldCount);
+    if (problem !== null) malformed.push({ index, start: lineStart, end: lineEnd, problem });
+  };
+  if (utf8) {
+    for (let at = 0; at < noted.length; at += 3) check(noted[at]!, noted[at + 1]!, noted[at + 2]!);
+    return { lineCount, malformed };
+  }
+  // Not UTF-8 somewhere: every line is a suspect.
+  let lineStart = 0;
+  for (let index = 0; index < lineCount; index++) {
+    const newline = bytes.indexOf(LF, lineStart);
+    const lineEnd = newline === -1 ? length : newline;
+    check(index, lineStart, lineEnd);
+    lineStart = lineEnd + 1;
+  }
+  return { lineCount, malformed };
+}
+
 function hexValue(byte: number | undefined): number {
   if (byte === undefined) return -1;
   if (byte >= 0x30 && byte <= 0x39) return byte - 0x30;

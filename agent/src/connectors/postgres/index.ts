@@ -15,3 +15,4 @@ export { isDataError, sqlStateOf, toDrayError } from "./error-mapping.js";
 export { quoteIdentifier, validateIdentifier } from "./identifiers.js";
 export { LEDGER_TABLE } from "./ledger.js";
 export { createPostgresConnector, type PostgresConnectorOptions } from "./postgres-connector.js";
+export type { ReadMethod } from "./read-batch.js";

@@ -66,6 +66,51 @@ describe("buildKeysetQuery", () => {
       /after has 2 values/,
     );
   });
+
+  it("bounds the page with until, inclusive, after the cursor", () => {
+    const query = buildKeysetQuery(request({ after: ["41"], until: ["50"] }), [a, b], [a], resolve);
+    expect(query.sql).toBe(
+      'select "a", "b" from "s"."t""x" where "a" > $1::integer and "a" <= $2::integer order by "a" limit $3::int8',
+    );
+    expect(query.params).toEqual(["41", "50", 100]);
+    const only = buildKeysetQuery(request({ until: ["50"] }), [a], [a], resolve);
+    expect(only.sql).toBe('select "a" from "s"."t""x" where "a" <= $1::integer order by "a" limit $2::int8');
+  });
+
+  it("bounds composite keys as a row", () => {
+    const query = buildKeysetQuery(
+      request({ keyFields: ["a", "b"], until: ["1", "x'y"] }),
+      [a, b],
+      [a, b],
+      resolve,
+    );
+    expect(query.sql).toBe(
+      'select "a", "b" from "s"."t""x" where ("a", "b") <= ($1::integer, $2::text) order by "a", "b" limit $3::int8',
+    );
+    expect(query.params).toEqual(["1", "x'y", 100]);
+    expect(() =>
+      buildKeysetQuery(request({ keyFields: ["a", "b"], until: ["1"] }), [a, b], [a, b], resolve),
+    ).toThrow(
+      expect.objectContaining({
+        code: "invalid_argument",
+        message: expect.stringMatching(/until has 1 values/),
+      }),
+    );
+  });
+
+  it("counts the trailing key columns", () => {
+    expect(buildKeysetQuery(request(), [a, b], [a], resolve).columnCount).toBe(2);
+    expect(buildKeysetQuery(request(), [b], [a], resolve).columnCount).toBe(2);
+    expect(buildKeysetQuery(request(), [a], [a], resolve, new Set(["a"])).columnCount).toBe(2);
+  });
+
+  it("writes placeholders with the given renderer", () => {
+    const query = buildKeysetQuery(request({ after: ["41"] }), [a], [a], resolve, new Set(), (n) => `:p${n}`);
+    expect(query.sql).toBe(
+      'select "a" from "s"."t""x" where "a" > :p1::integer order by "a" limit :p2::int8',
+    );
+    expect(query.params).toEqual(["41", 100]);
+  });
 });
 
 describe("validateReadRequest", () => {
@@ -75,13 +120,17 @@ describe("validateReadRequest", () => {
       { maxRows: 1.5 },
       { maxBytes: 0 },
       { after: ["a\0"] },
+      { until: ["a\0"] },
+      { until: "a" },
+      { until: [1] },
       { fields: ["a", "a"] },
       { entity: { schema: "", name: "t" } },
     ])
       expect(() => validateReadRequest(request(bad as Partial<ReadBatchRequest>))).toThrow(
         expect.objectContaining({ code: "invalid_argument" }),
       );
-    expect(() => validateReadRequest(request({ after: null }))).not.toThrow();
+    expect(() => validateReadRequest(request({ after: null, until: null }))).not.toThrow();
+    expect(() => validateReadRequest(request({ after: ["1"], until: ["2"] }))).not.toThrow();
   });
 });
 

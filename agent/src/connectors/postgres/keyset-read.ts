@@ -1,6 +1,6 @@
 import { DrayError } from "@dray/common";
 import type { ReadBatchRequest, ReadBatchResult } from "../../connector.js";
-import { BoundParams, conditionsSql } from "./conditions.js";
+import { BoundParams, conditionsSql, dollarPlaceholder, type Placeholder } from "./conditions.js";
 import { CopyTextBuilder } from "./copy-text.js";
 import { type FieldInfo, lookupEntity, requireFields, resolveKey } from "./entity-catalog.js";
 import { qualifiedName, quoteIdentifier, validateEntityName, validateFieldList } from "./identifiers.js";
@@ -15,28 +15,58 @@ export function validateReadRequest(request: ReadBatchRequest): void {
     throw new DrayError("invalid_argument", "maxBytes must be a positive integer");
   if (request.fields !== undefined) validateFieldList("fields", request.fields);
   if (request.nullFields !== undefined) validateFieldList("nullFields", request.nullFields);
-  if (request.after !== undefined && request.after !== null) {
-    if (!Array.isArray(request.after) || request.after.some((v) => typeof v !== "string" || v.includes("\0")))
-      throw new DrayError("invalid_argument", "after must be a list of key values (strings without NUL)");
-  }
+  validateKeyPosition("after", request.after);
+  validateKeyPosition("until", request.until);
+}
+
+/** A key position (`after`, `until`) is absent, null, or a list of strings without NUL. */
+function validateKeyPosition(name: "after" | "until", position: unknown): void {
+  if (position === undefined || position === null) return;
+  if (!Array.isArray(position) || position.some((v) => typeof v !== "string" || v.includes("\0")))
+    throw new DrayError("invalid_argument", `${name} must be a list of key values (strings without NUL)`);
 }
 
 /** The SELECT of one keyset page and where the key values sit in its rows. */
 export interface KeysetQuery {
   sql: string;
   params: unknown[];
-  /** Fields returned in `rows.data`, in order. */
+  /** Fields returned in `rows.data`, in order: the first columns of each result row. */
   fields: string[];
+  /** Columns of each result row: the fields, then key fields selected for `last` only. */
+  columnCount: number;
   /** Column index of each key field in the result rows. */
   keyPositions: number[];
 }
 
+/** `(k1, k2) > ($1::T1, $2::T2)` (one field: `k > $1::T`), or null without a position. */
+function keyComparison(
+  name: "after" | "until",
+  position: readonly string[] | null | undefined,
+  key: readonly FieldInfo[],
+  params: BoundParams,
+): string | null {
+  if (position === undefined || position === null) return null;
+  if (position.length !== key.length)
+    throw new DrayError(
+      "invalid_argument",
+      `${name} has ${position.length} values but the key has ${key.length} fields`,
+    );
+  const operator = name === "after" ? ">" : "<=";
+  const columns = key.map((k) => quoteIdentifier(k.name));
+  const values = key.map((k, i) => `${params.add(position[i])}::${k.castType}`);
+  return key.length === 1
+    ? `${columns[0]} ${operator} ${values[0]}`
+    : `(${columns.join(", ")}) ${operator} (${values.join(", ")})`;
+}
+
 /**
- * Builds `SELECT fields FROM t WHERE (k1, k2) > ($1::T1, $2::T2) AND … ORDER BY
- * k1, k2 LIMIT $n`: a keyset page, never OFFSET. Every value (cursor, filters,
- * limit) is a bound parameter; types come from the catalog. Fields in `nulled`
- * are selected as NULL. Key fields that are not among the requested fields (or
- * are nulled) are selected after them, for `last` only.
+ * Builds `SELECT fields FROM t WHERE (k1, k2) > ($1::T1, $2::T2) AND (k1, k2)
+ * <= ($3::T1, $4::T2) AND … ORDER BY k1, k2 LIMIT $n`: a keyset page after
+ * `after` and up to `until` (inclusive), never OFFSET. Every value (cursor,
+ * bound, filters, limit) is a bound parameter, written by `placeholder`; types
+ * come from the catalog. Fields in `nulled` are selected as NULL. Key fields
+ * that are not among the requested fields (or are nulled) are selected after
+ * them, for `last` only.
  */
 export function buildKeysetQuery(
   request: ReadBatchRequest,
@@ -44,8 +74,9 @@ export function buildKeysetQuery(
   key: readonly FieldInfo[],
   resolve: (name: string) => FieldInfo,
   nulled: ReadonlySet<string> = new Set(),
+  placeholder: Placeholder = dollarPlaceholder,
 ): KeysetQuery {
-  const params = new BoundParams();
+  const params = new BoundParams(placeholder);
   const selected = fields.map((f) => (nulled.has(f.name) ? "null" : quoteIdentifier(f.name)));
   const keyPositions = key.map((k) => {
     const at = fields.findIndex((f) => f.name === k.name);
@@ -53,20 +84,10 @@ export function buildKeysetQuery(
     selected.push(quoteIdentifier(k.name));
     return selected.length - 1;
   });
-  const where: string[] = [];
-  const after = request.after ?? null;
-  if (after !== null) {
-    if (after.length !== key.length)
-      throw new DrayError(
-        "invalid_argument",
-        `after has ${after.length} values but the key has ${key.length} fields`,
-      );
-    const columns = key.map((k) => quoteIdentifier(k.name));
-    const values = key.map((k, i) => `${params.add(after[i])}::${k.castType}`);
-    where.push(
-      key.length === 1 ? `${columns[0]} > ${values[0]}` : `(${columns.join(", ")}) > (${values.join(", ")})`,
-    );
-  }
+  const where = [
+    keyComparison("after", request.after, key, params),
+    keyComparison("until", request.until, key, params),
+  ].filter((term): term is string => term !== null);
   where.push(...conditionsSql(request.where, resolve, params));
   const sql = [
     `select ${selected.join(", ")}`,
@@ -77,7 +98,13 @@ export function buildKeysetQuery(
   ]
     .filter(Boolean)
     .join(" ");
-  return { sql, params: params.values, fields: fields.map((f) => f.name), keyPositions };
+  return {
+    sql,
+    params: params.values,
+    fields: fields.map((f) => f.name),
+    columnCount: selected.length,
+    keyPositions,
+  };
 }
 
 /**
@@ -108,13 +135,21 @@ export function encodePage(
   return { data: builder.toBuffer(), rowCount: kept, last, trimmed };
 }
 
+/** What a keyset read takes from the catalog: the fields to read, the key, the nulled fields. */
+export interface KeysetPlan {
+  fields: FieldInfo[];
+  key: FieldInfo[];
+  nulled: ReadonlySet<string>;
+  /** The catalog entry of a field named in a condition; throws `not_found`. */
+  resolve: (name: string) => FieldInfo;
+}
+
 /**
- * Reads one keyset page. Values arrive in the server's text output format
- * (identical to what COPY TO writes, session settings included) and are
- * escaped to COPY text here; postgres.js's COPY TO stream is not used because
- * it can leave the connection's socket paused after a large COPY.
+ * Looks the entity up and checks the request against it: the fields (every
+ * non-generated one when none are named), the key, and `nullFields` (which
+ * must be among the fields read).
  */
-export async function readKeysetPage(session: Session, request: ReadBatchRequest): Promise<ReadBatchResult> {
+export async function planKeysetRead(session: Session, request: ReadBatchRequest): Promise<KeysetPlan> {
   const info = await lookupEntity(session, request.entity);
   const fields = request.fields?.length
     ? requireFields(info, request.fields)
@@ -125,9 +160,23 @@ export async function readKeysetPage(session: Session, request: ReadBatchRequest
   const stray = [...nulled].filter((name) => !names.has(name));
   if (stray.length > 0)
     throw new DrayError("invalid_argument", `nullFields must be among the fields read: ${stray.join(", ")}`);
-  const query = buildKeysetQuery(request, fields, key, (name) => requireFields(info, [name])[0]!, nulled);
+  return { fields, key, nulled, resolve: (name) => requireFields(info, [name])[0]! };
+}
+
+/**
+ * Reads one keyset page with a plain SELECT. Values arrive in the server's
+ * text output format (identical to what COPY TO writes, session settings
+ * included) and are escaped to COPY text here. The fallback of the COPY read
+ * (copy-read.ts), for servers without COPY TO STDOUT.
+ */
+export async function selectKeysetPage(
+  session: Session,
+  request: ReadBatchRequest,
+  plan: KeysetPlan,
+): Promise<ReadBatchResult> {
+  const query = buildKeysetQuery(request, plan.fields, plan.key, plan.resolve, plan.nulled);
   const rows = await session.rawRows(query.sql, query.params);
-  const page = encodePage(rows, fields.length, query.keyPositions, request.maxBytes);
+  const page = encodePage(rows, query.fields.length, query.keyPositions, request.maxBytes);
   return {
     rows: { encoding: "copy_text", fields: query.fields, rowCount: page.rowCount, data: page.data },
     last: page.last,

@@ -17,8 +17,9 @@ import { deleteAllRows, deleteRowsByKey } from "./delete-rows.js";
 import { describeSchema } from "./describe-schema.js";
 import { toDrayError } from "./error-mapping.js";
 import { displayName, validateEntityName, validateFieldList } from "./identifiers.js";
-import { readKeysetPage, validateReadRequest } from "./keyset-read.js";
+import { validateReadRequest } from "./keyset-read.js";
 import { createLedger } from "./ledger.js";
+import { type ReadMethod, readBatch } from "./read-batch.js";
 import { abortable, type Backend, Session, type SessionPools, textParams } from "./session.js";
 import type { StagingMode } from "./stage-rows.js";
 import { type PreparedRows, prepareRows, validateWriteRequest, writeStagedBatch } from "./write-batch.js";
@@ -31,6 +32,8 @@ export interface PostgresConnectorOptions {
   maxConnections?: number;
   /** How write batches reach the staging table. @default "copy" */
   staging?: StagingMode;
+  /** How read pages are read: COPY TO STDOUT, or SELECT for servers without it. @default "copy" */
+  readMethod?: ReadMethod;
   logger?: Logger;
 }
 
@@ -88,7 +91,7 @@ class PostgresConnector implements Connector {
     return this.run(
       `read ${describe(request?.entity)}`,
       signal,
-      (session) => readKeysetPage(session, request),
+      (session) => readBatch(session, request, this.options.readMethod ?? "copy"),
       () => validateReadRequest(request),
     );
   }
@@ -204,8 +207,9 @@ function describe(entity: EntityName | undefined): string {
 
 /**
  * A {@link Connector} for PostgreSQL (postgres.js pool). Reads are keyset pages
- * encoded as COPY text; writes go through a COPY-loaded staging table in one
- * transaction with the `dray.batch_ledger` entry.
+ * in COPY text, read with COPY TO STDOUT (or SELECT, see `readMethod`); writes
+ * go through a COPY-loaded staging table in one transaction with the
+ * `dray.batch_ledger` entry.
  *
  * @example
  * const connector = createPostgresConnector({ url: "postgres://dray@db:5432/app" });
@@ -219,5 +223,7 @@ export function createPostgresConnector(options: PostgresConnectorOptions): Conn
     (!Number.isSafeInteger(options.maxConnections) || options.maxConnections < 1)
   )
     throw new DrayError("invalid_argument", "maxConnections must be a positive integer");
+  if (options.readMethod !== undefined && options.readMethod !== "copy" && options.readMethod !== "select")
+    throw new DrayError("invalid_argument", 'readMethod must be "copy" or "select"');
   return new PostgresConnector({ ...options, logger: options.logger ?? silentLogger });
 }

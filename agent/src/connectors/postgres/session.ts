@@ -1,5 +1,6 @@
 import { abortReason, type Logger, throwIfAborted } from "@dray/common";
 import type postgres from "postgres";
+import { drainCopyOut } from "./copy-out-stream.js";
 
 /** The server process behind a session, as pg_stat_activity names it. */
 export interface Backend {
@@ -10,6 +11,12 @@ export interface Backend {
 
 /** A raw result row: each value as the server's text bytes, `null` for NULL. */
 export type RawRow = (Buffer | null)[];
+
+/** One statement with its bound parameters (see {@link textParams}). */
+export interface Statement {
+  text: string;
+  params: readonly unknown[];
+}
 
 /** What sessions need from the connector. */
 export interface SessionPools {
@@ -133,6 +140,31 @@ export class Session {
   }
 
   /**
+   * Runs `COPY … TO STDOUT` (simple protocol: the statement takes no
+   * parameters) and hands each data message to `onData` as it arrives; the
+   * server sends one per row. Resolves once the COPY has ended, rejects with
+   * its error; either way the connection is left ready for the next statement
+   * (see copy-out-stream.ts). An abort cancels the COPY on the server.
+   */
+  copyOut(copySql: string, onData: (message: Buffer) => void): Promise<void> {
+    return this.guard(async () => {
+      const stream = await this.conn.unsafe(copySql).readable();
+      await drainCopyOut(stream, onData);
+    });
+  }
+
+  /**
+   * Cancels the statement running now on the server, without aborting the
+   * session (e.g. a COPY whose remaining rows are not wanted): the statement
+   * fails with SQLSTATE 57014, and the session waits until the cancel has been
+   * delivered before it issues anything else.
+   */
+  cancelStatement(reason: string): void {
+    this.pools.logger.debug("cancelling the running statement", { reason, pid: this.backend.pid });
+    this.startCancel();
+  }
+
+  /**
    * Runs `COPY ... FROM STDIN`, sends `data` in chunks and then `verifySql` on
    * the same connection, returning its rows. postgres.js never settles a COPY
    * whose server error arrives after the end of data, so completion is judged
@@ -171,10 +203,12 @@ export class Session {
 
   /**
    * Runs `fn` inside BEGIN … COMMIT. Any failure (including an abort) rolls
-   * back before it propagates; COMMIT itself is not cancelled.
+   * back before it propagates; COMMIT itself is not cancelled. `setup`, when
+   * given, is the transaction's first statement, sent together with BEGIN (one
+   * round trip for both).
    */
-  async transaction<T>(fn: () => Promise<T>): Promise<T> {
-    await this.query("begin");
+  async transaction<T>(fn: () => Promise<T>, setup?: Statement | null): Promise<T> {
+    await this.begin(setup);
     let result: T;
     try {
       result = await fn();
@@ -184,6 +218,26 @@ export class Session {
     }
     await this.conn.unsafe("commit");
     return result;
+  }
+
+  /** BEGIN, pipelined with `setup` when given; a failed `setup` rolls back. */
+  private async begin(setup: Statement | null | undefined): Promise<void> {
+    if (!setup) {
+      await this.query("begin");
+      return;
+    }
+    throwIfAborted(this.signal);
+    try {
+      await this.guard(() =>
+        Promise.all([
+          this.conn.unsafe("begin"),
+          this.conn.unsafe(setup.text, textParams(this.conn, setup.params)),
+        ]),
+      );
+    } catch (error) {
+      await this.rollbackQuietly();
+      throw error;
+    }
   }
 
   /** Runs one statement; returns the row count the server reported (e.g. rows deleted). */
@@ -218,17 +272,24 @@ export class Session {
    */
   private async guard<T>(start: () => Settleable<T>): Promise<T> {
     throwIfAborted(this.signal);
-    const onAbort = () => {
-      this.cancelling ??= this.pools.cancelBackend(this.backend).catch((error) => {
-        this.pools.logger.warn("cancel failed", { error: String(error), pid: this.backend.pid });
-      });
-    };
+    const onAbort = () => this.startCancel();
     this.signal.addEventListener("abort", onAbort, { once: true });
     try {
       return await start();
     } finally {
       this.signal.removeEventListener("abort", onAbort);
-      if (this.cancelling) await this.cancelling;
+      if (this.cancelling) {
+        await this.cancelling;
+        // A cancel of one statement (cancelStatement) is over; an abort's stays for the rollback.
+        if (!this.signal.aborted) this.cancelling = undefined;
+      }
     }
+  }
+
+  /** Cancels the running statement from a separate connection, once until it has been delivered. */
+  private startCancel(): void {
+    this.cancelling ??= this.pools.cancelBackend(this.backend).catch((error) => {
+      this.pools.logger.warn("cancel failed", { error: String(error), pid: this.backend.pid });
+    });
   }
 }

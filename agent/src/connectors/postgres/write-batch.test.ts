@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { WriteBatchRequest } from "../../connector.js";
 import type { EntityInfo, FieldInfo } from "./entity-catalog.js";
 import { blamedField, fieldByTypeInMessage, prepareRows, validateWriteRequest } from "./write-batch.js";
-import { planWrite } from "./write-plan.js";
+import { changedCondition, planWrite } from "./write-plan.js";
 
 const field = (name: string, extra: Partial<FieldInfo> = {}): FieldInfo => ({
   name,
@@ -53,6 +53,39 @@ describe("prepareRows", () => {
     ]);
   });
 
+  it("passes a clean view into a larger buffer through, and only appends a missing final newline", () => {
+    const view = Buffer.from("xx1\ta\n2\tb\nyy").subarray(2, 10);
+    expect(prepareRows(view, 2, 2).data).toBe(view);
+    const open = prepareRows(Buffer.from("1\ta\n2\tb"), 2, 2);
+    expect(Buffer.from(open.data).toString()).toBe("1\ta\n2\tb\n");
+    expect(open).toMatchObject({ loadCount: 2, malformed: [] });
+  });
+
+  it("drops lines with a CR, invalid UTF-8 or a short last line, keeping the rest in order", () => {
+    const data = Buffer.concat([
+      Buffer.from("1\ta\n2\tb\r\n3\t"),
+      Buffer.from([0xff]),
+      Buffer.from("\n4\td\n5\te\n6"),
+    ]);
+    const prepared = prepareRows(data, 2, 6);
+    expect(Buffer.from(prepared.data).toString()).toBe("1\ta\n4\td\n5\te\n");
+    expect(prepared.loadCount).toBe(3);
+    expect(
+      prepared.malformed.map((m) => [m.index, Buffer.from(m.line).toString("latin1"), m.problem]),
+    ).toEqual([
+      [1, "2\tb\r", "raw carriage return in data (must be escaped as \\r)"],
+      [2, "3\t\xff", "line is not valid UTF-8"],
+      [5, "6", "line has 1 fields, expected 2"],
+    ]);
+  });
+
+  it("loads nothing when every line is malformed", () => {
+    const prepared = prepareRows(Buffer.from("1\n2\n"), 2, 2);
+    expect(prepared.data).toHaveLength(0);
+    expect(prepared.loadCount).toBe(0);
+    expect(prepared.malformed).toHaveLength(2);
+  });
+
   it("refuses a row count that disagrees with the data", () => {
     expect(() => prepareRows(Buffer.from("1\ta\n"), 2, 2)).toThrow(
       /rowCount is 2 but rows.data holds 1 lines/,
@@ -68,7 +101,7 @@ describe("planWrite", () => {
     );
     expect(plan.copySql).toBe("copy pg_temp.dray_stage (c1, c2) from stdin");
     expect(plan.writeSql).toContain(
-      'insert into "s"."t" ("id", "name") select c1::bigint, c2::character varying from pg_temp.dray_stage where dray_ord between $1::int8 and $2::int8',
+      'insert into "s"."t" as dray_t ("id", "name") select c1::bigint, c2::character varying from pg_temp.dray_stage where dray_ord between $1::int8 and $2::int8',
     );
     expect(plan.writeSql).not.toContain("on conflict");
     expect(plan.keyPositions).toEqual([0]);
@@ -78,6 +111,23 @@ describe("planWrite", () => {
     const plan = planWrite(info(), request({ strategy: "merge" }));
     expect(plan.writeSql).toContain('on conflict ("id") do update set "name" = excluded."name"');
     expect(plan.writeSql).toContain("returning (xmax = 0) as inserted");
+  });
+
+  it("leaves rows equal to their source alone, comparing each type safely", () => {
+    const plan = planWrite(info(), request({ strategy: "merge" }));
+    expect(plan.writeSql).toContain(
+      'do update set "name" = excluded."name" where (dray_t."name" collate "C") is distinct from (excluded."name" collate "C")',
+    );
+    // Unchanged rows are not returned: updated = rows in the range minus those inserted.
+    expect(plan.writeSql).toContain("$2::int8 - $1::int8 + 1 - count(*) filter (where inserted)");
+    const fields = [
+      { name: "n", type: "numeric(10,2)", castType: "numeric" },
+      { name: "at", type: "timestamp with time zone", castType: "timestamp with time zone" },
+      { name: "doc", type: "json", castType: "json" },
+    ].map((f) => ({ ...f, notNull: false, hasDefault: false, generated: false, identity: "" }));
+    expect(changedCondition(fields)).toBe(
+      '(dray_t."n"::text, dray_t."at", dray_t."doc"::text) is distinct from (excluded."n"::text, excluded."at", excluded."doc"::text)',
+    );
   });
 
   it("counts present keys instead of xmax for partitioned tables", () => {

@@ -1,6 +1,8 @@
 import { DrayError } from "@dray/common";
 import type { RejectedRecord, WriteBatchRequest, WriteBatchResult } from "../../connector.js";
-import { checkCopyLine, parseCopyLine, splitCopyLines } from "./copy-text.js";
+import { awaitPreviousBatch, lockOwnBatch } from "./commit-order.js";
+import { checkCopyText, parseCopyLine } from "./copy-text.js";
+import { tryDirectCopy } from "./direct-copy.js";
 import { type FieldInfo, lookupEntity } from "./entity-catalog.js";
 import { errorDetails, isDataError, sqlStateOf } from "./error-mapping.js";
 import { displayName, validateEntityName, validateFieldList } from "./identifiers.js";
@@ -16,6 +18,7 @@ const MAX_PROBED_REJECTS = 20;
 /** Checks the parts of a write request that need no catalog. */
 export function validateWriteRequest(request: WriteBatchRequest): void {
   validateBatchId(request.batchId);
+  if (request.previousBatchId !== undefined) validateBatchId(request.previousBatchId);
   validateEntityName(request.entity);
   if (request.strategy !== "insert" && request.strategy !== "merge" && request.strategy !== "update")
     throw new DrayError("invalid_argument", "strategy must be insert, merge or update");
@@ -48,32 +51,42 @@ export interface PreparedRows {
 }
 
 /**
- * Splits and checks every line before the server sees it, so the COPY into the
- * staging table cannot fail on data (postgres.js loses such errors) and the
- * staged ordinals match the lines one to one.
+ * Checks every line before the server sees it, so the COPY into the staging
+ * table cannot fail on data (postgres.js loses such errors) and the staged
+ * ordinals match the lines one to one. One scan over the buffer
+ * ({@link checkCopyText}); clean data ending with a newline (the common case)
+ * is passed through as is, otherwise the good lines are copied out,
+ * `\n`-terminated.
  *
  * @throws DrayError `invalid_argument` when `rowCount` disagrees with the data.
  */
 export function prepareRows(data: Uint8Array, fieldCount: number, rowCount: number): PreparedRows {
-  const lines = splitCopyLines(data);
-  if (lines.length !== rowCount)
+  const { lineCount, malformed: problems } = checkCopyText(data, fieldCount);
+  if (lineCount !== rowCount)
     throw new DrayError(
       "invalid_argument",
-      `rows.rowCount is ${rowCount} but rows.data holds ${lines.length} lines`,
+      `rows.rowCount is ${rowCount} but rows.data holds ${lineCount} lines`,
     );
-  const malformed: MalformedLine[] = [];
-  const good: Uint8Array[] = [];
-  lines.forEach((line, index) => {
-    const problem = checkCopyLine(line, fieldCount);
-    if (problem === null) good.push(line);
-    else malformed.push({ index, line, problem });
-  });
+  const loadCount = lineCount - problems.length;
   const endsWithNewline = data.length === 0 || data[data.length - 1] === 0x0a;
-  if (malformed.length === 0 && endsWithNewline) return { data, loadCount: good.length, malformed };
+  if (problems.length === 0 && endsWithNewline) return { data, loadCount, malformed: [] };
+  const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const malformed: MalformedLine[] = problems.map(({ index, start, end, problem }) => ({
+    index,
+    line: bytes.subarray(start, end),
+    problem,
+  }));
+  // The good lines are the runs between malformed ones, newlines included.
   const parts: Uint8Array[] = [];
-  const newline = Buffer.from("\n");
-  for (const line of good) parts.push(line, newline);
-  return { data: Buffer.concat(parts), loadCount: good.length, malformed };
+  let from = 0;
+  for (const { start, end } of problems) {
+    if (start > from) parts.push(bytes.subarray(from, start));
+    from = end + 1;
+  }
+  if (from < bytes.length) parts.push(bytes.subarray(from));
+  const last = parts[parts.length - 1];
+  if (last !== undefined && last[last.length - 1] !== 0x0a) parts.push(Buffer.from("\n"));
+  return { data: Buffer.concat(parts), loadCount, malformed };
 }
 
 /** The field a server error blames: its column, or the columns in a `Key (…)=` detail. */
@@ -179,12 +192,18 @@ function rejectMalformed(plan: WritePlan, malformed: MalformedLine): RejectedRec
  * CONFLICT … DO UPDATE for merge) casting each field to its catalog type. With
  * `isolate`, a data error bisects the staged rows under savepoints so good rows
  * commit and bad ones are reported; with `fail` it rolls everything back.
+ *
+ * With `copy` staging, a batch that cannot meet existing rows is first tried
+ * as a plain COPY into the target ({@link tryDirectCopy}); if that is not
+ * possible or fails, it is undone and the staged path above runs as usual, so
+ * the outcome is the same either way. `directCopy: false` skips that attempt.
  */
 export async function writeStagedBatch(
   session: Session,
   request: WriteBatchRequest,
   prepared: PreparedRows,
   staging: StagingMode = "copy",
+  directCopy = true,
 ): Promise<WriteBatchResult> {
   const info = await lookupEntity(session, request.entity);
   const plan = planWrite(info, request);
@@ -205,7 +224,11 @@ export async function writeStagedBatch(
     if (recorded) return { alreadyCommitted: true, ...recorded, rejectedRecords: [] };
     const rejectedRecords = prepared.malformed.map((m) => rejectMalformed(plan, m));
     let counts: RangeCounts = { created: 0, updated: 0 };
-    if (prepared.loadCount > 0) {
+    const direct =
+      staging === "copy" && directCopy ? await tryDirectCopy(session, info, plan, request, prepared) : null;
+    if (direct !== null) {
+      counts = direct;
+    } else if (prepared.loadCount > 0) {
       await session.query(plan.createStageSql);
       await stageRows(session, plan, prepared.data, prepared.loadCount, staging);
       if (request.rejectPolicy === "fail") {
@@ -232,7 +255,9 @@ export async function writeStagedBatch(
       rejected: rejectedRecords.length,
       rejectedRecords,
     };
+    // With a predecessor in flight, commit only after it has (committed batches stay in key order).
+    if (request.previousBatchId) await awaitPreviousBatch(session, request.previousBatchId);
     await recordBatch(session, request.batchId, result);
     return result;
-  });
+  }, lockOwnBatch(request.batchId));
 }

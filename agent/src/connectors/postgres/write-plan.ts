@@ -18,6 +18,41 @@ export interface WritePlan {
   writeSql: string;
 }
 
+/** Alias of the target table in writes (the existing row in ON CONFLICT … DO UPDATE … WHERE). */
+const TARGET_ALIAS = "dray_t";
+
+/**
+ * Types whose equality means identical text, compared as they are (cheap);
+ * text types are compared under the "C" collation (bytewise, whatever the
+ * column's collation). Any other type is compared through its text form, so
+ * "equal" never hides a difference the target would keep (e.g. numeric 1.0
+ * and 1.00, or json whitespace).
+ */
+const NATIVE_EQUALITY = new Set([
+  "bigint",
+  "integer",
+  "smallint",
+  "boolean",
+  "date",
+  "timestamp without time zone",
+  "timestamp with time zone",
+  "uuid",
+  "bytea",
+]);
+const TEXT_TYPES = new Set(["text", "character varying", "character"]);
+
+/** True when any of `fields` differs between the existing row and the proposed one (`excluded`). */
+export function changedCondition(fields: readonly FieldInfo[]): string {
+  const pairs = fields.map((f) => {
+    const name = quoteIdentifier(f.name);
+    const [mine, theirs] = [`${TARGET_ALIAS}.${name}`, `excluded.${name}`];
+    if (NATIVE_EQUALITY.has(f.castType)) return [mine, theirs];
+    if (TEXT_TYPES.has(f.castType)) return [`${mine} collate "C"`, `${theirs} collate "C"`];
+    return [`${mine}::text`, `${theirs}::text`];
+  });
+  return `(${pairs.map((p) => p[0]).join(", ")}) is distinct from (${pairs.map((p) => p[1]).join(", ")})`;
+}
+
 /** Name of the staging column holding field `index` (0-based). */
 export function stageColumn(index: number): string {
   return `c${index + 1}`;
@@ -53,7 +88,7 @@ export function planWrite(info: EntityInfo, request: WriteBatchRequest): WritePl
   const overriding = fields.some((f) => f.identity === "a") ? " overriding system value" : "";
   const casts = fields.map((f, i) => `${stageColumn(i)}::${f.castType}`).join(", ");
   const range = "dray_ord between $1::int8 and $2::int8";
-  const insert = `insert into ${target} (${columns})${overriding} select ${casts} from ${STAGE} where ${range} order by dray_ord`;
+  const insert = `insert into ${target} as ${TARGET_ALIAS} (${columns})${overriding} select ${casts} from ${STAGE} where ${range} order by dray_ord`;
   let writeSql: string;
   if (request.strategy === "insert") {
     writeSql = `with written as (${insert} returning 1) select count(*)::int8 as created, 0::int8 as updated from written`;
@@ -83,13 +118,16 @@ export function planWrite(info: EntityInfo, request: WriteBatchRequest): WritePl
     const assignments = (updated.length > 0 ? updated : key)
       .map((f) => `${quoteIdentifier(f.name)} = excluded.${quoteIdentifier(f.name)}`)
       .join(", ");
-    const merge = `${insert} on conflict (${key.map((k) => quoteIdentifier(k.name)).join(", ")}) do update set ${assignments}`;
+    // A row equal to its source is not rewritten (no dead tuple, no WAL); it still counts as updated.
+    const changed = updated.length > 0 ? ` where ${changedCondition(updated)}` : "";
+    const merge = `${insert} on conflict (${key.map((k) => quoteIdentifier(k.name)).join(", ")}) do update set ${assignments}${changed}`;
     if (!info.partitioned) {
-      // xmax is 0 on a freshly inserted row version and set on one ON CONFLICT updated.
+      // xmax is 0 on a freshly inserted row version; rows left as they were are not returned, so
+      // updated = the range's rows minus those inserted.
       writeSql =
         `with written as (${merge} returning (xmax = 0) as inserted)` +
         " select (count(*) filter (where inserted))::int8 as created," +
-        " (count(*) filter (where not inserted))::int8 as updated from written";
+        " ($2::int8 - $1::int8 + 1 - count(*) filter (where inserted))::int8 as updated from written";
     } else {
       // RETURNING cannot read xmax of a partitioned table: count the keys already present instead
       // (same snapshot as the insert; exact unless another writer adds the same keys concurrently).
@@ -100,7 +138,7 @@ export function planWrite(info: EntityInfo, request: WriteBatchRequest): WritePl
         `with present as (select count(*) as n from ${STAGE} s where s.${range}` +
         ` and exists (select 1 from ${target} t where ${match})),` +
         ` written as (${merge} returning 1)` +
-        " select (count(*) - (select n from present))::int8 as created, (select n from present)::int8 as updated" +
+        " select ($2::int8 - $1::int8 + 1 - (select n from present))::int8 as created, (select n from present)::int8 as updated" +
         " from written";
     }
   }

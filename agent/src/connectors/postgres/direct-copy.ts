@@ -1,0 +1,67 @@
+import type { WriteBatchRequest } from "../../connector.js";
+import { planDirectCopy, probeParams } from "./direct-copy-plan.js";
+import type { EntityInfo } from "./entity-catalog.js";
+import type { RangeCounts } from "./isolation.js";
+import type { Session } from "./session.js";
+import type { PreparedRows } from "./write-batch.js";
+import type { WritePlan } from "./write-plan.js";
+
+const SAVEPOINT = "dray_direct";
+
+/**
+ * The fast path of a write: inside the batch's transaction, after the ledger
+ * claim, COPY the rows straight into the target — no staging table, no
+ * INSERT … SELECT — when that cannot change the outcome. Taken for `insert`
+ * and `merge` when no line is malformed, the first and last lines have
+ * non-NULL keys, no row of the target lies between those keys (batches come in
+ * ascending key order from keyset reads; this is a heuristic, the unique
+ * index is the guard) and nothing in the catalog makes COPY differ from the
+ * staged statement (see `planDirectCopy`). Every row is then new, so
+ * `created` is the row count.
+ *
+ * Probe and COPY run under a savepoint. When anything fails there — a key
+ * that does not cast, a unique violation from a row outside the range or a
+ * concurrent writer, a bad value, a foreign key checked immediately — it is
+ * rolled back and null is returned: the caller's staged path then writes the
+ * batch and handles each error exactly as it does without this path. With
+ * `isolate`, constraints are made immediate first (as the staged path does),
+ * so a deferred violation fails the COPY here rather than the COMMIT.
+ *
+ * @returns the counts when the batch was written, null when the staged path must write it.
+ * @throws the abort reason (or the statement's error) once the signal has
+ *   fired: nothing is rolled back here, the transaction's owner rolls back.
+ */
+export async function tryDirectCopy(
+  session: Session,
+  info: EntityInfo,
+  plan: WritePlan,
+  request: WriteBatchRequest,
+  rows: PreparedRows,
+): Promise<RangeCounts | null> {
+  if (rows.loadCount === 0 || rows.malformed.length > 0) return null;
+  const direct = planDirectCopy(info, plan, request.strategy);
+  if (direct === null) return null;
+  const params = probeParams(plan, direct, rows.data);
+  if (params === null) return null;
+  const immediate = request.rejectPolicy === "isolate" ? "set constraints all immediate; " : "";
+  await session.control(`${immediate}savepoint ${SAVEPOINT}`);
+  try {
+    const [probe] = await session.query<{ taken: boolean; blocked: boolean }>(direct.probeSql, params);
+    if (probe === undefined || probe.taken || probe.blocked) {
+      await session.control(`release savepoint ${SAVEPOINT}`);
+      return null;
+    }
+    // The follow-up statement fails when the COPY did (the transaction is then aborted).
+    await session.copyIn(direct.copySql, rows.data, `release savepoint ${SAVEPOINT}`);
+    return { created: rows.loadCount, updated: 0 };
+  } catch (error) {
+    if (session.signal.aborted) throw error;
+    try {
+      await session.control(`rollback to savepoint ${SAVEPOINT}; release savepoint ${SAVEPOINT}`);
+    } catch {
+      // The connection is unusable: report what failed first.
+      throw error;
+    }
+    return null;
+  }
+}
