@@ -191,11 +191,16 @@ describe("cancelling a run", () => {
     expect(await usage()).toMatchObject({ used: usedBefore + committed, reserved: 0 });
 
     const batches = await allPages(stack.api, `/api/v1/executions/${run.id}/batches`, "batches");
-    expect(batches.map((b) => [b.seq, b.state, b.created])).toEqual([
+    // With two writes in flight, the batch sent behind the sleeping one waited for it and is cancelled with it.
+    expect(batches.slice(0, 3).map((b) => [b.seq, b.state, b.created])).toEqual([
       [1, "Succeeded", EVENT_BATCH],
       [2, "Succeeded", EVENT_BATCH],
       [3, "Cancelled", 0],
     ]);
+    expect(batches.slice(3).map((b) => [b.state, b.created])).toEqual(
+      batches.slice(3).map(() => ["Cancelled", 0]),
+    );
+    expect(batches.length).toBeLessThanOrEqual(4);
     expect(batches[2].cursorFrom).toEqual([String(2 * EVENT_BATCH)]);
 
     const stages = await stack.api.get(`/api/v1/pipeline/status?pipelinetoken=${run.pipelineToken}`);

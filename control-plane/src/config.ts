@@ -46,6 +46,8 @@ const EnvSchema = z.object({
   DRAY_LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
   /** Lease of a running execution; a replica that dies is replaced after it expires. */
   DRAY_EXECUTION_LEASE_MS: z.coerce.number().int().min(1000).max(600_000).default(15_000),
+  /** Write batches of one entity in flight at once (1 = one at a time); commits are settled in order. */
+  DRAY_EXECUTION_WRITES_IN_FLIGHT: z.coerce.number().int().min(1).max(8).default(2),
   /** Name of this replica in logs and leases. Defaults to host:pid. */
   DRAY_REPLICA_ID: optionalString,
 });
@@ -66,6 +68,8 @@ export interface ControlPlaneConfig {
   logLevel: string;
   replicaId: string;
   executionLeaseMs: number;
+  /** Write batches of one entity in flight at once. */
+  writesInFlight: number;
 }
 
 /**
@@ -104,5 +108,6 @@ export function loadConfig(env: NodeJS.ProcessEnv, defaults: { replicaId: string
     logLevel: e.DRAY_LOG_LEVEL,
     replicaId: e.DRAY_REPLICA_ID ?? defaults.replicaId,
     executionLeaseMs: e.DRAY_EXECUTION_LEASE_MS,
+    writesInFlight: e.DRAY_EXECUTION_WRITES_IN_FLIGHT,
   };
 }

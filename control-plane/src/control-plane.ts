@@ -67,6 +67,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     logger: logger.child({ component: "executor" }),
     replicaId: config.replicaId,
     leaseMs: config.executionLeaseMs,
+    writesInFlight: config.writesInFlight,
   });
   executor.start();
 

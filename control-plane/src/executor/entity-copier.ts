@@ -6,6 +6,7 @@ import { and, desc, eq } from "drizzle-orm";
 import { utcMonth } from "../pipelines/record-limit.js";
 import { executionBatches, executionEntities } from "../store/schema.js";
 import { type BatchOutcome, finalizeBatch, reserveBatch, updatePendingBatch } from "./batch-bookkeeping.js";
+import { chainOrder } from "./batch-chain.js";
 import { retryDecision } from "./retry-policy.js";
 import type { EntityRunPlan, RunContext } from "./run-context.js";
 
@@ -31,13 +32,14 @@ async function withRetries<T>(
   ctx: RunContext,
   what: string,
   attempt: (n: number) => Promise<T>,
+  signal: AbortSignal = ctx.signal,
 ): Promise<{ value: T; attempts: number }> {
   for (let n = 0; ; n++) {
     try {
       return { value: await attempt(n), attempts: n + 1 };
     } catch (error) {
       const e = DrayError.from(error);
-      if (ctx.signal.aborted) throw e;
+      if (signal.aborted) throw e;
       const decision = retryDecision(e, n, ctx.settings.maxRetriesPerBatch);
       if (!decision.retry) throw Object.assign(e, { attempts: n + 1 });
       ctx.logger.warn("retrying", { what, attempt: n + 1, inMs: decision.delayMs, error: e.message });
@@ -45,7 +47,7 @@ async function withRetries<T>(
         severity: "warning",
         message: `${what} failed (attempt ${n + 1}), retrying: ${e.message}`,
       });
-      await sleep(decision.delayMs, ctx.signal);
+      await sleep(decision.delayMs, signal);
     }
   }
 }
@@ -60,8 +62,12 @@ function read(
   entity: EntityRunPlan,
   pass: Pass,
   after: string[] | null,
+  until: string[] | null = null,
+  resuming = false,
 ): Promise<ReadBatchResult> {
   const shape = passShape(entity, pass);
+  // A resumed batch is re-read in one piece when it can be: twice the usual row budget.
+  const maxRows = resuming ? ctx.settings.batchSize * 2 : ctx.settings.batchSize;
   return withRetries(ctx, `reading ${entity.entity}`, () =>
     ctx.sessions.dispatch(
       ctx.settings.sourceEnvironmentId,
@@ -71,7 +77,8 @@ function read(
         fields: shape.fields,
         keyFields: entity.keyFields,
         ...(after ? { after: { values: after } } : {}),
-        maxRows: ctx.settings.batchSize,
+        ...(until ? { until: { values: until } } : {}),
+        maxRows,
         maxBytes: BigInt(ctx.settings.batchBytes),
         nullFields: shape.nullFields,
       },
@@ -96,7 +103,14 @@ function read(
   );
 }
 
-function writeTask(ctx: RunContext, entity: EntityRunPlan, pass: Pass, batchId: string, rows: RowBatch) {
+function writeTask(
+  ctx: RunContext,
+  entity: EntityRunPlan,
+  pass: Pass,
+  batchId: string,
+  rows: RowBatch,
+  previousBatchId = "",
+) {
   const strategy =
     pass === 2
       ? WriteStrategy.UPDATE
@@ -110,6 +124,7 @@ function writeTask(ctx: RunContext, entity: EntityRunPlan, pass: Pass, batchId: 
     keyFields: entity.keyFields,
     rows,
     rejectPolicy: ctx.settings.stopOnError ? RejectPolicy.FAIL : RejectPolicy.ISOLATE,
+    previousBatchId,
   };
 }
 
@@ -120,48 +135,89 @@ function writeTask(ctx: RunContext, entity: EntityRunPlan, pass: Pass, batchId: 
  */
 class WriteOutcomeUnknown extends DrayError {}
 
+/** True for the agent's answer that a write's `previousBatchId` had not committed (see proto/README.md §6). */
+function previousNotCommitted(error: unknown): boolean {
+  const e = DrayError.from(error);
+  return (
+    e.code === "aborted" &&
+    (e.details as { reason?: string } | undefined)?.reason === "previous_batch_not_committed"
+  );
+}
+
+/** The batch written just before, still in flight when the next one starts. */
+interface Predecessor {
+  batchId: string;
+  seq: number;
+  outcome: Promise<WriteOutcome>;
+}
+
 /**
- * Writes a batch with retries. When the run is cancelled mid-write, a fence
- * (the same batch id with no rows) tells whether the write had committed:
- * the ledger answers with the first commit's counts, or seals the id. Without
- * an answer, {@link WriteOutcomeUnknown} is thrown.
+ * Writes a batch with retries. With a `previous` batch in flight, the agent
+ * commits this one only after that one has committed; if it answers `aborted`
+ * (the predecessor had not committed), this waits for the predecessor's
+ * outcome and tries once more without it, uncounted — unless the predecessor
+ * failed and `stopOnError` is set, when this batch is not written at all.
+ *
+ * When the run is cancelled mid-write, a fence (the same batch id with no rows)
+ * tells whether it had committed: the ledger answers with the first commit's
+ * counts, or seals the id. Without an answer, {@link WriteOutcomeUnknown} is
+ * thrown. When the run is handed over, the batch is left in progress
+ * ({@link WriteOutcomeUnknown}) for the next owner, which finishes it under the
+ * same ledger id.
  */
 async function write(
   ctx: RunContext,
   entity: EntityRunPlan,
   pass: Pass,
-  batchId: string,
-  rows: RowBatch,
+  batch: { batchId: string; rows: RowBatch },
+  signal: AbortSignal,
+  previous?: Predecessor,
 ): Promise<{ result: WriteBatchResult; attempts: number }> {
-  try {
-    const { value, attempts } = await withRetries(ctx, `writing ${entity.entity}`, () =>
-      ctx.sessions.dispatch(
-        ctx.settings.targetEnvironmentId,
-        "writeBatch",
-        writeTask(ctx, entity, pass, batchId, rows),
-        {
-          signal: ctx.signal,
-          timeoutMs: ctx.taskTimeoutMs,
-        },
-      ),
+  let waitFor = previous;
+  const send = () =>
+    ctx.sessions.dispatch(
+      ctx.settings.targetEnvironmentId,
+      "writeBatch",
+      writeTask(ctx, entity, pass, batch.batchId, batch.rows, waitFor?.batchId),
+      { signal, timeoutMs: ctx.taskTimeoutMs },
     );
+  const attempt = async () => {
+    try {
+      return await send();
+    } catch (error) {
+      if (!waitFor || signal.aborted || !previousNotCommitted(error)) throw error;
+      const before = await waitFor.outcome;
+      if (!before.ok && ctx.settings.stopOnError)
+        throw new DrayError("cancelled", `not written: batch ${waitFor.seq} before it failed`, {
+          retryable: false,
+        });
+      waitFor = undefined;
+      return send();
+    }
+  };
+  try {
+    const { value, attempts } = await withRetries(ctx, `writing ${entity.entity}`, attempt, signal);
     return { result: value, attempts };
   } catch (error) {
-    if (!ctx.signal.aborted) throw error;
-    const empty: RowBatch = { ...rows, rowCount: 0, data: new Uint8Array() } as RowBatch;
+    if (!signal.aborted) throw error;
+    const e = DrayError.from(error);
+    // Handed over (shutdown, lost lease): no fence; the next owner finishes the batch under its id.
+    if (handedOver(ctx))
+      throw new WriteOutcomeUnknown(e.code, `${e.message} (left to the next owner of the run)`, {
+        details: e.details,
+        cause: e,
+      });
+    const empty: RowBatch = { ...batch.rows, rowCount: 0, data: new Uint8Array() } as RowBatch;
     const fence = await ctx.sessions
       .dispatch(
         ctx.settings.targetEnvironmentId,
         "writeBatch",
-        writeTask(ctx, entity, pass, batchId, empty),
-        {
-          timeoutMs: 5_000,
-        },
+        writeTask(ctx, entity, pass, batch.batchId, empty),
+        { timeoutMs: 5_000 },
       )
       .catch(() => undefined);
     if (fence?.alreadyCommitted) return { result: fence, attempts: 1 };
     if (fence) throw error;
-    const e = DrayError.from(error);
     throw new WriteOutcomeUnknown(e.code, `${e.message} (whether the write committed is unknown)`, {
       details: e.details,
       cause: e,
@@ -217,32 +273,55 @@ interface PendingBatch {
   reread?: { cursorTo: string[] | null; rows: number; bytes: number };
 }
 
-/**
- * Writes a reserved batch and settles it in the store, once: succeeded
- * (counters, checkpoint, usage), skipped (stopOnError=false: the run goes on
- * after it), failed or cancelled. Returns the write's result, or undefined
- * when skipped; throws when the entity must stop. A write whose outcome is
- * unknown while the run is handed over stays in progress: the next owner
- * finishes it under the same ledger id.
- */
-async function writeAndSettle(
+/** How a write ended: its result, or the error it failed with for good. */
+type WriteOutcome =
+  | { ok: true; result: WriteBatchResult; attempts: number; durationMs: number }
+  | { ok: false; error: unknown; durationMs: number };
+
+/** Starts writing a batch; the promise never rejects (the outcome says how it went). */
+function startWrite(
   ctx: RunContext,
   entity: EntityRunPlan,
   pass: Pass,
   batch: PendingBatch,
+  signal: AbortSignal = ctx.signal,
+  previous?: Predecessor,
+): Promise<WriteOutcome> {
+  const started = performance.now();
+  const took = () => Math.round(performance.now() - started);
+  return write(ctx, entity, pass, batch, signal, previous).then(
+    ({ result, attempts }): WriteOutcome => ({ ok: true, result, attempts, durationMs: took() }),
+    (error): WriteOutcome => ({ ok: false, error, durationMs: took() }),
+  );
+}
+
+/**
+ * Settles a written batch in the store, once: succeeded (counters, checkpoint,
+ * usage), skipped (stopOnError=false: the run goes on after it), failed or
+ * cancelled. Returns the write's result, or undefined when skipped; throws
+ * when the entity must stop. A write whose outcome is unknown while the run is
+ * handed over stays in progress: the next owner finishes it under the same
+ * ledger id.
+ */
+async function settleWrite(
+  ctx: RunContext,
+  entity: EntityRunPlan,
+  pass: Pass,
+  batch: PendingBatch,
+  outcome: WriteOutcome,
+  signal: AbortSignal = ctx.signal,
 ): Promise<WriteBatchResult | undefined> {
   const countRecords = pass === 1;
-  const started = performance.now();
-  const settle = (outcome: Omit<BatchOutcome, "batchRowId" | "executionId" | "organisationId" | "entity">) =>
+  const settle = (o: Omit<BatchOutcome, "batchRowId" | "executionId" | "organisationId" | "entity">) =>
     finalizeBatch(ctx.db, {
       batchRowId: batch.rowId,
       executionId: ctx.executionId,
       organisationId: ctx.organisationId,
       entity: entity.entity,
-      ...outcome,
+      ...o,
     });
-  try {
-    const { result, attempts } = await write(ctx, entity, pass, batch.batchId, batch.rows);
+  if (outcome.ok) {
+    const { result, attempts } = outcome;
     if (batch.reread && !result.alreadyCommitted) await updatePendingBatch(ctx.db, batch.rowId, batch.reread);
     await settle({
       state: "succeeded",
@@ -251,49 +330,185 @@ async function writeAndSettle(
       rejected: result.rejected,
       failedRecords: 0,
       attempts: batch.priorAttempts + attempts,
-      durationMs: Math.round(performance.now() - started),
+      durationMs: outcome.durationMs,
       advance: true,
       countRecords,
     });
     await recordRejected(ctx, entity, result);
     if (countRecords) bump(ctx, entity.entity, { ...result, failed: 0 });
     return result;
-  } catch (error) {
-    const e = DrayError.from(error);
-    if (error instanceof WriteOutcomeUnknown && handedOver(ctx)) throw e;
-    const attempts = batch.priorAttempts + ((e as { attempts?: number }).attempts ?? 1);
-    const cancelled = ctx.signal.aborted;
-    const skip = !cancelled && !ctx.settings.stopOnError;
-    await settle({
-      state: cancelled ? "cancelled" : skip ? "skipped" : "failed",
-      created: 0,
-      updated: 0,
-      rejected: 0,
-      failedRecords: skip && countRecords ? batch.rows.rowCount : 0,
-      attempts,
-      durationMs: Math.round(performance.now() - started),
-      error: e.message,
-      advance: skip,
-      countRecords,
-    });
-    if (cancelled) throw e;
-    const message = `batch ${batch.seq} of ${entity.entity} failed after ${attempts} attempt(s): ${e.message}`;
-    await ctx.journal.error({ severity: "error", entity: entity.entity, code: e.code, message });
-    if (!skip) throw new BatchFailed(e.code, message, { details: e.details, cause: e });
-    if (countRecords)
-      bump(ctx, entity.entity, { created: 0, updated: 0, rejected: 0, failed: batch.rows.rowCount });
-    return undefined;
   }
+  const e = DrayError.from(outcome.error);
+  if (outcome.error instanceof WriteOutcomeUnknown && handedOver(ctx)) throw e;
+  const attempts = batch.priorAttempts + ((e as { attempts?: number }).attempts ?? 1);
+  const cancelled = signal.aborted;
+  const skip = !cancelled && !ctx.settings.stopOnError;
+  await settle({
+    state: cancelled ? "cancelled" : skip ? "skipped" : "failed",
+    created: 0,
+    updated: 0,
+    rejected: 0,
+    failedRecords: skip && countRecords ? batch.rows.rowCount : 0,
+    attempts,
+    durationMs: outcome.durationMs,
+    error: e.message,
+    advance: skip,
+    countRecords,
+  });
+  if (cancelled) throw e;
+  const message = `batch ${batch.seq} of ${entity.entity} failed after ${attempts} attempt(s): ${e.message}`;
+  await ctx.journal.error({ severity: "error", entity: entity.entity, code: e.code, message });
+  if (!skip) throw new BatchFailed(e.code, message, { details: e.details, cause: e });
+  if (countRecords)
+    bump(ctx, entity.entity, { created: 0, updated: 0, rejected: 0, failed: batch.rows.rowCount });
+  return undefined;
 }
 
 /**
- * Copies one entity (one pass) from its checkpoint to the end, in keyset
- * batches: each batch is reserved against the monthly limit, written as one
- * target transaction with its ledger id, and checkpointed. The next read is in
- * flight while the current write commits. A batch left in progress by a dead
- * control plane is finished first, exactly once, thanks to the target ledger.
- * When `halt` fires (another entity of the run failed), it stops at the next
- * batch boundary.
+ * The writes of one entity in flight, settled strictly in the order they were
+ * started, so the entity's checkpoint only ever moves over a contiguous run of
+ * finished batches. After the first batch that stops the entity, later ones
+ * are still settled by their own outcome (a write that committed is counted),
+ * except on a hand-over, where they stay in progress for the next owner.
+ */
+class WriteWindow {
+  private readonly queue: { batch: PendingBatch; outcome: Promise<WriteOutcome> }[] = [];
+  private last: (Predecessor & { ok?: boolean }) | undefined;
+  /** Aborts the writes still in flight once a batch fails for good. */
+  private readonly abort = new AbortController();
+  private readonly signal: AbortSignal;
+  /** The first error that stopped the entity. */
+  stopped: DrayError | undefined;
+
+  constructor(
+    private readonly ctx: RunContext,
+    private readonly entity: EntityRunPlan,
+    private readonly pass: Pass,
+  ) {
+    this.signal = AbortSignal.any([ctx.signal, this.abort.signal]);
+  }
+
+  /** Starts writing `batch` after the previous one; call {@link settleUntil} first to bound the window. */
+  start(batch: PendingBatch): void {
+    // A predecessor that already committed needs no waiting for.
+    const previous = this.last?.ok === true ? undefined : this.last;
+    const outcome = startWrite(this.ctx, this.entity, this.pass, batch, this.signal, previous);
+    const started: Predecessor & { ok?: boolean } = { batchId: batch.batchId, seq: batch.seq, outcome };
+    outcome.then((o) => {
+      started.ok = o.ok;
+    });
+    this.last = started;
+    this.queue.push({ batch, outcome });
+  }
+
+  /** Settles the oldest writes until at most `inFlight` remain. Never throws; see {@link stopped}. */
+  async settleUntil(inFlight: number): Promise<void> {
+    while (this.queue.length > inFlight) {
+      const { batch, outcome } = this.queue.shift()!;
+      const done = await outcome;
+      if (this.stopped && handedOver(this.ctx)) continue;
+      try {
+        await settleWrite(this.ctx, this.entity, this.pass, batch, done, this.signal);
+      } catch (error) {
+        if (error instanceof BatchFailed)
+          this.abort.abort(new DrayError("cancelled", `an earlier batch of ${this.entity.entity} failed`));
+        this.stop(error);
+      }
+    }
+  }
+
+  /** Records why the entity stops (the first reason wins). */
+  stop(error: unknown): void {
+    this.stopped ??= DrayError.from(error);
+  }
+}
+
+/** Where copying one range of an entity stands. */
+interface RangeState {
+  seq: number;
+  cursor: string[] | null;
+}
+
+/**
+ * Copies the keyset range (`state.cursor`, `until`] of one entity (to the end
+ * when `until` is null) in batches: each batch is reserved against the monthly
+ * limit, written as one target transaction with its ledger id, and settled in
+ * order. The next read is in flight while writes commit, and up to
+ * `ctx.writesInFlight` writes run at once. When `halt` fires (another entity of
+ * the run failed), it stops at the next batch boundary.
+ */
+async function copyRange(
+  ctx: RunContext,
+  entity: EntityRunPlan,
+  pass: Pass,
+  state: RangeState,
+  until: string[] | null,
+  halt?: AbortSignal,
+): Promise<void> {
+  const countRecords = pass === 1;
+  const window = new WriteWindow(ctx, entity, pass);
+  const inFlight = Math.max(1, ctx.writesInFlight);
+  let next: Promise<ReadBatchResult> | undefined = read(ctx, entity, pass, state.cursor, until);
+  next.catch(() => {});
+  try {
+    while (next && !window.stopped) {
+      if (halt?.aborted) {
+        throw new DrayError("aborted", `${entity.entity} stopped at a batch boundary: the run failed`);
+      }
+      const batch = await next;
+      next = undefined;
+      const rows = batch.rows;
+      if (!rows || rows.rowCount === 0) break;
+      const cursorTo = batch.last?.values ? [...batch.last.values] : null;
+      // Make room in the window before reserving, so a batch is never reserved after the entity stopped.
+      await window.settleUntil(inFlight - 1);
+      if (window.stopped) break;
+      state.seq += 1;
+      const seq = state.seq;
+      const batchRowId = randomUUID();
+      const batchId = `${ctx.executionId}:${entity.entity}:${pass}:${seq}`;
+      const reserved = await reserveBatch(ctx.db, {
+        id: batchRowId,
+        executionId: ctx.executionId,
+        organisationId: ctx.organisationId,
+        entity: entity.entity,
+        pass,
+        seq,
+        batchId,
+        cursorFrom: state.cursor,
+        cursorTo,
+        rows: rows.rowCount,
+        bytes: rows.data.byteLength,
+        reserve: countRecords ? rows.rowCount : 0,
+        month: utcMonth(new Date()),
+      });
+      if (!reserved.ok) {
+        throw new RecordLimitReached(
+          `monthly record limit reached: ${reserved.used} of ${reserved.limit} records used this month` +
+            `${reserved.reserved ? ` (${reserved.reserved} reserved by runs in flight)` : ""}, and the next batch of ` +
+            `${entity.entity} needs ${reserved.needed}. Committed batches stay in the target; raise the limit ` +
+            "(PATCH /api/v1/organisations/:id) and run again to continue.",
+          { ...reserved, entity: entity.entity },
+        );
+      }
+      state.cursor = cursorTo;
+      if (!batch.done) next = read(ctx, entity, pass, cursorTo, until);
+      next?.catch(() => {});
+      window.start({ rowId: batchRowId, batchId, seq, rows, priorAttempts: 0 });
+    }
+  } catch (error) {
+    window.stop(error);
+  }
+  await window.settleUntil(0);
+  if (window.stopped) throw window.stopped;
+}
+
+/**
+ * Copies one entity (one pass) from its checkpoint to the end. Batches left
+ * in progress by a dead control plane are finished first, in key order and
+ * exactly once thanks to the target ledger: each one's range is re-read
+ * (bounded by its recorded end) and written under its ledger id; a range that
+ * no longer fits one batch is completed by extra batches before going on.
  */
 export async function copyEntity(
   ctx: RunContext,
@@ -305,82 +520,52 @@ export async function copyEntity(
     eq(executionEntities.executionId, ctx.executionId),
     eq(executionEntities.entity, entity.entity),
   );
-  const [state] = await ctx.db.select().from(executionEntities).where(where);
-  let cursor: string[] | null = state?.pass === pass ? (state.checkpoint ?? null) : null;
+  const [entityRow] = await ctx.db.select().from(executionEntities).where(where);
+  const checkpoint = entityRow?.pass === pass ? (entityRow.checkpoint ?? null) : null;
+  const ofPass = and(
+    eq(executionBatches.executionId, ctx.executionId),
+    eq(executionBatches.entity, entity.entity),
+    eq(executionBatches.pass, pass),
+  );
   const [last] = await ctx.db
-    .select()
+    .select({ seq: executionBatches.seq })
     .from(executionBatches)
-    .where(
-      and(
-        eq(executionBatches.executionId, ctx.executionId),
-        eq(executionBatches.entity, entity.entity),
-        eq(executionBatches.pass, pass),
-      ),
-    )
+    .where(ofPass)
     .orderBy(desc(executionBatches.seq))
     .limit(1);
-  let seq = last?.seq ?? 0;
-  const countRecords = pass === 1;
+  const state: RangeState = { seq: last?.seq ?? 0, cursor: checkpoint };
+  const unfinished = await ctx.db
+    .select()
+    .from(executionBatches)
+    .where(and(ofPass, eq(executionBatches.state, "in_progress")));
 
-  if (last?.state === "in_progress") {
-    // Resume: re-read the batch's range and write it under the same id (the ledger answers if it committed).
-    const again = await read(ctx, entity, pass, last.cursorFrom ?? null);
+  for (const left of chainOrder(unfinished, checkpoint)) {
+    const again = await read(ctx, entity, pass, left.cursorFrom ?? null, left.cursorTo ?? null, true);
     const rows = again.rows!;
-    const rereadTo = again.last ? [...again.last.values] : (last.cursorTo ?? null);
-    const result = await writeAndSettle(ctx, entity, pass, {
-      rowId: last.id,
-      batchId: last.batchId,
-      seq: last.seq,
+    // A complete re-read covers the batch's whole recorded range, so its end stays the recorded one.
+    const rereadTo = again.done || !again.last ? (left.cursorTo ?? null) : [...again.last.values];
+    const pending: PendingBatch = {
+      rowId: left.id,
+      batchId: left.batchId,
+      seq: left.seq,
       rows,
-      priorAttempts: last.attempts,
+      priorAttempts: left.attempts,
       reread: { cursorTo: rereadTo, rows: rows.rowCount, bytes: rows.data.byteLength },
-    });
-    const written = result !== undefined && !result.alreadyCommitted;
-    cursor = written ? rereadTo : (last.cursorTo ?? null);
-    if (written && again.done) return;
-  }
-
-  let next: Promise<ReadBatchResult> | undefined = read(ctx, entity, pass, cursor);
-  next.catch(() => {});
-  while (next) {
-    if (halt?.aborted) {
-      throw new DrayError("aborted", `${entity.entity} stopped at a batch boundary: the run failed`);
-    }
-    const batch = await next;
-    next = undefined;
-    const rows = batch.rows;
-    if (!rows || rows.rowCount === 0) return;
-    const cursorTo = batch.last?.values ? [...batch.last.values] : null;
-    seq += 1;
-    const batchRowId = randomUUID();
-    const batchId = `${ctx.executionId}:${entity.entity}:${pass}:${seq}`;
-    const reserved = await reserveBatch(ctx.db, {
-      id: batchRowId,
-      executionId: ctx.executionId,
-      organisationId: ctx.organisationId,
-      entity: entity.entity,
+    };
+    const result = await settleWrite(
+      ctx,
+      entity,
       pass,
-      seq,
-      batchId,
-      cursorFrom: cursor,
-      cursorTo,
-      rows: rows.rowCount,
-      bytes: rows.data.byteLength,
-      reserve: countRecords ? rows.rowCount : 0,
-      month: utcMonth(new Date()),
-    });
-    if (!reserved.ok) {
-      throw new RecordLimitReached(
-        `monthly record limit reached: ${reserved.used} of ${reserved.limit} records used this month` +
-          `${reserved.reserved ? ` (${reserved.reserved} reserved by runs in flight)` : ""}, and the next batch of ` +
-          `${entity.entity} needs ${reserved.needed}. Committed batches stay in the target; raise the limit ` +
-          "(PATCH /api/v1/organisations/:id) and run again to continue.",
-        { ...reserved, entity: entity.entity },
-      );
+      pending,
+      await startWrite(ctx, entity, pass, pending),
+    );
+    const rewritten = result !== undefined && !result.alreadyCommitted;
+    state.cursor = rewritten ? rereadTo : (left.cursorTo ?? null);
+    if (rewritten && !again.done && left.cursorTo) {
+      // The range grew since it was first read: copy the rest of it before going on.
+      await copyRange(ctx, entity, pass, state, left.cursorTo, halt);
     }
-    if (!batch.done) next = read(ctx, entity, pass, cursorTo);
-    next?.catch(() => {});
-    await writeAndSettle(ctx, entity, pass, { rowId: batchRowId, batchId, seq, rows, priorAttempts: 0 });
-    cursor = cursorTo;
+    state.cursor = left.cursorTo ?? state.cursor;
   }
+  await copyRange(ctx, entity, pass, state, null, halt);
 }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { chainOrder } from "./batch-chain.js";
 import { createThrottle, etaSeconds } from "./progress-math.js";
 import { retryDecision } from "./retry-policy.js";
 
@@ -30,5 +31,23 @@ describe("progress math", () => {
     expect(throttle.ready()).toBe(false);
     t = 260;
     expect(throttle.ready()).toBe(true);
+  });
+});
+
+describe("chainOrder", () => {
+  const b = (seq: number, from: string | null, to: string) => ({
+    seq,
+    cursorFrom: from === null ? null : [from],
+    cursorTo: [to],
+  });
+  it("follows the cursor chain from the checkpoint, whatever the seq order", () => {
+    const batches = [b(7, "30", "40"), b(5, "10", "20"), b(9, "20", "30")];
+    expect(chainOrder(batches, ["10"]).map((x) => x.seq)).toEqual([5, 9, 7]);
+  });
+  it("starts from the beginning when there is no checkpoint", () => {
+    expect(chainOrder([b(2, "5", "9"), b(1, null, "5")], null).map((x) => x.seq)).toEqual([1, 2]);
+  });
+  it("falls back to seq order for batches off the chain", () => {
+    expect(chainOrder([b(4, "90", "99"), b(3, "50", "60")], ["10"]).map((x) => x.seq)).toEqual([3, 4]);
   });
 });

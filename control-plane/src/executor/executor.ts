@@ -37,6 +37,8 @@ export interface ExecutorOptions {
   cancelPollMs?: number;
   /** Deadline of one agent task. @default 120000 */
   taskTimeoutMs?: number;
+  /** Write batches of one entity in flight at once. @default 2 */
+  writesInFlight?: number;
 }
 
 /** The executor of one control-plane replica. */
@@ -132,6 +134,7 @@ export function createExecutor(options: ExecutorOptions): Executor {
         counters,
         onProgress,
         taskTimeoutMs: options.taskTimeoutMs ?? 120_000,
+        writesInFlight: options.writesInFlight ?? 2,
         journal,
       },
       execution,

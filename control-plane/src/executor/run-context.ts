@@ -90,5 +90,7 @@ export interface RunContext {
   onProgress(): void;
   /** Deadline for one agent task. */
   taskTimeoutMs: number;
+  /** Write batches of one entity in flight at once (commits are settled in order). */
+  writesInFlight: number;
   journal: Journal;
 }
