@@ -49,6 +49,8 @@ beforeAll(async () => {
     targetEnvironmentId: target.id,
     writeStrategy: "merge",
     entities: CRM_ENTITIES,
+    // Smaller than the default, so every entity spans several batches (two in flight at a time).
+    batchSize: 10_000,
   });
   nats = await collectNats(inject("natsUrl"), `dray.${stack.organisationId}.executions.*.>`);
 }, 120_000);

@@ -5,6 +5,9 @@ import { type Channel, type Client, createChannel, createClientFactory, Metadata
 import type { AgentConfig } from "./config.js";
 
 /** A typed client of the agent gateway plus its channel. */
+/** HTTP/2 receive window asked of the control plane (the default is 64 KiB). */
+const FLOW_CONTROL_WINDOW_BYTES = 16 * 1024 * 1024;
+
 export interface GatewayConnection {
   client: Client<AgentGatewayDefinition>;
   channel: Channel;
@@ -32,6 +35,8 @@ export async function connectGateway(
     "grpc.keepalive_permit_without_calls": 1,
     "grpc.initial_reconnect_backoff_ms": 250,
     "grpc.max_reconnect_backoff_ms": 5_000,
+    // Receive window (stream and connection): a whole write batch arrives without waiting for window updates.
+    "grpc-node.flow_control_window": FLOW_CONTROL_WINDOW_BYTES,
   });
   let credential: string | undefined;
   const client = createClientFactory()

@@ -76,7 +76,7 @@ describe("POST /api/v1/pipelines", () => {
       running: false,
       lastExecution: null,
     });
-    expect(DEFAULT_BATCH_SIZE).toBe(10_000);
+    expect(DEFAULT_BATCH_SIZE).toBe(50_000);
     const [row] = await rowsNamed("defaults");
     expect(row).toMatchObject({
       id: res.body.id,
@@ -84,7 +84,7 @@ describe("POST /api/v1/pipelines", () => {
       action: "copy",
       writeStrategy: "merge",
       entities: ["public.customers", "public.orders"],
-      batchSize: 10_000,
+      batchSize: 50_000,
       batchBytes: 8_388_608,
       maxRetriesPerBatch: 4,
       stopOnError: true,

@@ -686,7 +686,7 @@ export interface components {
             entities: string[];
             /**
              * @description Rows per batch
-             * @default 10000
+             * @default 50000
              */
             batchSize: number;
             /**
