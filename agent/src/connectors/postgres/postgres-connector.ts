@@ -30,7 +30,7 @@ export interface PostgresConnectorOptions {
   url: string;
   /** Pool size. @default 8 */
   maxConnections?: number;
-  /** How write batches reach the staging table. @default "copy" */
+  /** How write batches reach the staging table (`insert` also turns off the plain-COPY path). @default "copy" */
   staging?: StagingMode;
   /** How read pages are read: COPY TO STDOUT, or SELECT for servers without it. @default "copy" */
   readMethod?: ReadMethod;
@@ -208,8 +208,9 @@ function describe(entity: EntityName | undefined): string {
 /**
  * A {@link Connector} for PostgreSQL (postgres.js pool). Reads are keyset pages
  * in COPY text, read with COPY TO STDOUT (or SELECT, see `readMethod`); writes
- * go through a COPY-loaded staging table in one transaction with the
- * `dray.batch_ledger` entry.
+ * are one transaction with the `dray.batch_ledger` entry: a plain COPY into the
+ * table when the batch's key range is empty, otherwise (or when that fails) a
+ * COPY-loaded staging table and one INSERT … SELECT.
  *
  * @example
  * const connector = createPostgresConnector({ url: "postgres://dray@db:5432/app" });
