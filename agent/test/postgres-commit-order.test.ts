@@ -5,28 +5,20 @@
  * when the predecessor did not commit. Against a real PostgreSQL, in a
  * database of this file's own.
  */
-import { randomBytes } from "node:crypto";
 import { DrayError } from "@dray/common";
-import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { Connector, WriteBatchRequest } from "../src/connector.js";
-import { createPostgresConnector } from "../src/connectors/postgres/index.js";
 import { rowBatch } from "./connector-contract.js";
+import { createOwnDatabase, type OwnDatabase } from "./support/own-database.js";
 
-const name = `dray_t_${randomBytes(6).toString("hex")}`;
-let admin: postgres.Sql;
-let sql: postgres.Sql;
+let db: OwnDatabase;
+let sql: OwnDatabase["sql"];
 let connector: Connector;
 
 beforeAll(async () => {
-  const base = inject("databaseUrl");
-  admin = postgres(base, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`create database "${name}"`);
-  const url = new URL(base);
-  url.pathname = `/${name}`;
-  sql = postgres(url.toString(), { max: 2, onnotice: () => {} });
-  // Writing id 13 (or 1013, …) sleeps, so the batch holding it stays open while the next one is sent.
-  await sql.unsafe(`
+  db = await createOwnDatabase(
+    inject("databaseUrl"),
+    `
     create table items (id int8 primary key, label text not null);
     create function slow_item() returns trigger language plpgsql as $$
     begin
@@ -34,16 +26,12 @@ beforeAll(async () => {
       return new;
     end $$;
     create trigger slow_item before insert on items for each row execute function slow_item();
-  `);
-  connector = createPostgresConnector({ url: url.toString(), maxConnections: 6 });
+  `,
+  );
+  ({ sql, connector } = db);
 });
 
-afterAll(async () => {
-  await connector?.close();
-  await sql?.end({ timeout: 5 });
-  await admin?.unsafe(`drop database if exists "${name}" with (force)`);
-  await admin?.end({ timeout: 5 });
-});
+afterAll(async () => db?.drop());
 
 function batch(batchId: string, ids: number[], extra: Partial<WriteBatchRequest> = {}): WriteBatchRequest {
   return {

@@ -4,40 +4,29 @@
  * alone would hide (numeric scale, json text), and counts both as updated.
  * Against a real PostgreSQL, in a database of this file's own.
  */
-import { randomBytes } from "node:crypto";
-import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { Connector, WriteBatchRequest } from "../src/connector.js";
-import { createPostgresConnector } from "../src/connectors/postgres/index.js";
 import { rowBatch } from "./connector-contract.js";
+import { createOwnDatabase, type OwnDatabase } from "./support/own-database.js";
 
-const name = `dray_t_${randomBytes(6).toString("hex")}`;
-let admin: postgres.Sql;
-let sql: postgres.Sql;
+let db: OwnDatabase;
+let sql: OwnDatabase["sql"];
 let connector: Connector;
 
 beforeAll(async () => {
-  const base = inject("databaseUrl");
-  admin = postgres(base, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`create database "${name}"`);
-  const url = new URL(base);
-  url.pathname = `/${name}`;
-  sql = postgres(url.toString(), { max: 2, onnotice: () => {} });
-  await sql.unsafe(`
+  db = await createOwnDatabase(
+    inject("databaseUrl"),
+    `
     create collation ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
     create table items (id int8 primary key, label text collate ci, price numeric(10,2), doc json);
     insert into items values (1, 'same', 1.50, '{"a":1}'), (2, 'Case', 2.00, '{"a":2}'),
       (3, 'scale', 3.5, '{"a":3}'), (4, 'json', 4.00, '{"a":4}');
-  `);
-  connector = createPostgresConnector({ url: url.toString(), maxConnections: 2 });
+  `,
+  );
+  ({ sql, connector } = db);
 });
 
-afterAll(async () => {
-  await connector?.close();
-  await sql?.end({ timeout: 5 });
-  await admin?.unsafe(`drop database if exists "${name}" with (force)`);
-  await admin?.end({ timeout: 5 });
-});
+afterAll(async () => db?.drop());
 
 function merge(batchId: string, rows: (string | null)[][]): WriteBatchRequest {
   return {

@@ -4,7 +4,7 @@
  * and the `last` cursor, in pure code over bytes.
  */
 import { DrayError } from "@dray/common";
-import { parseCopyLine } from "./copy-text.js";
+import { parseCopyLine, withRoom } from "./copy-text.js";
 
 const TAB = 0x09;
 const LF = 0x0a;
@@ -143,11 +143,6 @@ export class CopyPageCollector {
   }
 
   private ensure(extra: number): void {
-    if (this.length + extra <= this.buffer.length) return;
-    let capacity = this.buffer.length * 2;
-    while (capacity < this.length + extra) capacity *= 2;
-    const next = Buffer.allocUnsafe(capacity);
-    this.buffer.copy(next, 0, 0, this.length);
-    this.buffer = next;
+    this.buffer = withRoom(this.buffer, this.length, extra);
   }
 }

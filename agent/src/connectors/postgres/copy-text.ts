@@ -114,13 +114,21 @@ export class CopyTextBuilder {
   }
 
   private ensure(extra: number): void {
-    if (this.length + extra <= this.buffer.length) return;
-    let capacity = this.buffer.length * 2;
-    while (capacity < this.length + extra) capacity *= 2;
-    const next = Buffer.allocUnsafe(capacity);
-    this.buffer.copy(next, 0, 0, this.length);
-    this.buffer = next;
+    this.buffer = withRoom(this.buffer, this.length, extra);
   }
+}
+
+/**
+ * `buffer` when it has room for `extra` more bytes after the first `used`;
+ * otherwise a buffer of at least double the size holding those `used` bytes.
+ */
+export function withRoom(buffer: Buffer, used: number, extra: number): Buffer {
+  if (used + extra <= buffer.length) return buffer;
+  let capacity = Math.max(1, buffer.length * 2);
+  while (capacity < used + extra) capacity *= 2;
+  const next = Buffer.allocUnsafe(capacity);
+  buffer.copy(next, 0, 0, used);
+  return next;
 }
 
 /**
