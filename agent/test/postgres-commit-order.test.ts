@@ -103,4 +103,17 @@ describe("previousBatchId", () => {
     expect(second).toMatchObject({ code: "aborted", retryable: true });
     expect(await ids(40, 41)).toEqual([]);
   });
+
+  it("refuses rows under an id a fence sealed, writing nothing", async () => {
+    const fence = await write({ ...batch("e1", []), rows: rowBatch(["id", "label"], []) });
+    expect(fence).toMatchObject({ alreadyCommitted: false, created: 0 });
+    const error = await write(batch("e1", [51, 52])).catch((e) => e);
+    expect(error).toMatchObject({ code: "failed_precondition", details: { reason: "batch_sealed" } });
+    expect(await ids(51, 52)).toEqual([]);
+    // A replayed fence still answers as before.
+    expect(await write({ ...batch("e1", []), rows: rowBatch(["id", "label"], []) })).toMatchObject({
+      alreadyCommitted: true,
+      created: 0,
+    });
+  });
 });

@@ -21,6 +21,10 @@ beforeAll(async () => {
     create table items (id int8 primary key, label text collate ci, price numeric(10,2), doc json);
     insert into items values (1, 'same', 1.50, '{"a":1}'), (2, 'Case', 2.00, '{"a":2}'),
       (3, 'scale', 3.5, '{"a":3}'), (4, 'json', 4.00, '{"a":4}');
+    create table parts (id int8 primary key, label text) partition by range (id);
+    create table parts_low partition of parts for values from (0) to (100);
+    create table parts_high partition of parts for values from (100) to (1000);
+    insert into parts values (1, 'one'), (150, 'one fifty');
   `,
   );
   ({ sql, connector } = db);
@@ -48,6 +52,38 @@ const versions = async () =>
   );
 
 describe("merge of rows already in the target", () => {
+  it("counts a partitioned re-run with nothing changed as all updated, in one result row", async () => {
+    const request = (batchId: string, rows: string[][]): WriteBatchRequest => ({
+      ...merge(batchId, []),
+      entity: { schema: "public", name: "parts" },
+      rows: rowBatch(["id", "label"], rows),
+    });
+    const signal = new AbortController().signal;
+    const unchanged = await connector.writeBatch(
+      request("p1", [
+        ["1", "one"],
+        ["150", "one fifty"],
+      ]),
+      signal,
+    );
+    expect(unchanged).toMatchObject({ created: 0, updated: 2, rejected: 0 });
+    const mixed = await connector.writeBatch(
+      request("p2", [
+        ["1", "uno"],
+        ["2", "two"],
+        ["150", "one fifty"],
+      ]),
+      signal,
+    );
+    expect(mixed).toMatchObject({ created: 1, updated: 2, rejected: 0 });
+    const rows = await sql`select id::text, label from parts order by parts.id`;
+    expect(rows.map((r) => [r.id, r.label])).toEqual([
+      ["1", "uno"],
+      ["2", "two"],
+      ["150", "one fifty"],
+    ]);
+  });
+
   it("rewrites only rows that differ, and counts every matched row as updated", async () => {
     const before = await versions();
     const result = await connector.writeBatch(

@@ -94,18 +94,6 @@ export async function reserveBatch(
   });
 }
 
-/** Replaces what an in-progress batch will write (after re-reading it on resume). */
-export async function updatePendingBatch(
-  db: Db,
-  batchRowId: string,
-  read: { cursorTo: string[] | null; rows: number; bytes: number },
-): Promise<void> {
-  await db
-    .update(executionBatches)
-    .set({ cursorTo: read.cursorTo, rows: read.rows, bytes: read.bytes })
-    .where(and(eq(executionBatches.id, batchRowId), eq(executionBatches.state, "in_progress")));
-}
-
 /** The outcome of a batch, applied once to batch, entity counters, checkpoint and usage. */
 export interface BatchOutcome {
   batchRowId: string;
@@ -125,6 +113,8 @@ export interface BatchOutcome {
   advance: boolean;
   /** Add created/updated/skipped to the entity counters (false for back-fill passes). */
   countRecords: boolean;
+  /** What a re-read of a resumed batch found and wrote now: recorded in the same transaction. */
+  reread?: { cursorTo: string[] | null; rows: number; bytes: number };
 }
 
 /**
@@ -146,6 +136,7 @@ export async function finalizeBatch(db: Db, outcome: BatchOutcome): Promise<bool
         durationMs: outcome.durationMs,
         error: outcome.error ?? null,
         finishedAt: sql`now()`,
+        ...(outcome.reread ?? {}),
       })
       .where(and(eq(executionBatches.id, outcome.batchRowId), eq(executionBatches.state, "in_progress")))
       .returning({
@@ -198,4 +189,41 @@ export async function finalizeBatch(db: Db, outcome: BatchOutcome): Promise<bool
     }
     return true;
   });
+}
+
+/**
+ * Settles every batch of an execution still in progress as cancelled (no
+ * records counted, reservations released): called when a run ends failed or
+ * cancelled, so nothing stays reserved or in progress. Returns how many.
+ */
+export async function releaseUnfinishedBatches(
+  db: Db,
+  execution: { executionId: string; organisationId: string },
+  reason: string,
+): Promise<number> {
+  const left = await db
+    .select({ id: executionBatches.id, entity: executionBatches.entity, pass: executionBatches.pass })
+    .from(executionBatches)
+    .where(
+      and(eq(executionBatches.executionId, execution.executionId), eq(executionBatches.state, "in_progress")),
+    );
+  for (const batch of left) {
+    await finalizeBatch(db, {
+      batchRowId: batch.id,
+      executionId: execution.executionId,
+      organisationId: execution.organisationId,
+      entity: batch.entity,
+      state: "cancelled",
+      created: 0,
+      updated: 0,
+      rejected: 0,
+      failedRecords: 0,
+      attempts: 0,
+      durationMs: 0,
+      error: reason,
+      advance: false,
+      countRecords: batch.pass === 1,
+    });
+  }
+  return left.length;
 }

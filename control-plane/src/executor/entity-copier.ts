@@ -5,7 +5,7 @@ import { RejectPolicy, WriteStrategy } from "@dray/proto";
 import { and, desc, eq } from "drizzle-orm";
 import { utcMonth } from "../pipelines/record-limit.js";
 import { executionBatches, executionEntities } from "../store/schema.js";
-import { type BatchOutcome, finalizeBatch, reserveBatch, updatePendingBatch } from "./batch-bookkeeping.js";
+import { type BatchOutcome, finalizeBatch, reserveBatch } from "./batch-bookkeeping.js";
 import { chainOrder } from "./batch-chain.js";
 import { retryDecision } from "./retry-policy.js";
 import type { EntityRunPlan, RunContext } from "./run-context.js";
@@ -142,6 +142,11 @@ function previousNotCommitted(error: unknown): boolean {
     e.code === "aborted" &&
     (e.details as { reason?: string } | undefined)?.reason === "previous_batch_not_committed"
   );
+}
+
+/** True for the agent's answer that a batch id was sealed by a cancel fence before its rows committed. */
+function batchSealed(error: unknown): boolean {
+  return (DrayError.from(error).details as { reason?: string } | undefined)?.reason === "batch_sealed";
 }
 
 /** The batch written just before, still in flight when the next one starts. */
@@ -322,8 +327,8 @@ async function settleWrite(
     });
   if (outcome.ok) {
     const { result, attempts } = outcome;
-    if (batch.reread && !result.alreadyCommitted) await updatePendingBatch(ctx.db, batch.rowId, batch.reread);
     await settle({
+      ...(batch.reread && !result.alreadyCommitted ? { reread: batch.reread } : {}),
       state: "succeeded",
       created: result.created,
       updated: result.updated,
@@ -339,7 +344,8 @@ async function settleWrite(
     return result;
   }
   const e = DrayError.from(outcome.error);
-  if (outcome.error instanceof WriteOutcomeUnknown && handedOver(ctx)) throw e;
+  // Handed over: whatever happened to the write, the next owner finishes the batch under its id.
+  if (handedOver(ctx)) throw e;
   const attempts = batch.priorAttempts + ((e as { attempts?: number }).attempts ?? 1);
   const cancelled = signal.aborted;
   const skip = !cancelled && !ctx.settings.stopOnError;
@@ -379,6 +385,8 @@ class WriteWindow {
   private readonly signal: AbortSignal;
   /** The first error that stopped the entity. */
   stopped: DrayError | undefined;
+  /** A batch could not be settled (e.g. the store failed): settle nothing after it. */
+  private unsettled = false;
 
   constructor(
     private readonly ctx: RunContext,
@@ -390,8 +398,9 @@ class WriteWindow {
 
   /** Starts writing `batch` after the previous one; call {@link settleUntil} first to bound the window. */
   start(batch: PendingBatch): void {
-    // A predecessor that already committed needs no waiting for.
-    const previous = this.last?.ok === true ? undefined : this.last;
+    // A predecessor that committed needs no waiting for; nor one given up on when the run goes on after it.
+    const settled = this.last?.ok === true || (this.last?.ok === false && !this.ctx.settings.stopOnError);
+    const previous = settled ? undefined : this.last;
     const outcome = startWrite(this.ctx, this.entity, this.pass, batch, this.signal, previous);
     const started: Predecessor & { ok?: boolean } = { batchId: batch.batchId, seq: batch.seq, outcome };
     outcome.then((o) => {
@@ -406,12 +415,15 @@ class WriteWindow {
     while (this.queue.length > inFlight) {
       const { batch, outcome } = this.queue.shift()!;
       const done = await outcome;
-      if (this.stopped && handedOver(this.ctx)) continue;
+      // After a hand-over, or a batch that could not be settled, later batches stay in progress: settling
+      // them would move the checkpoint past an unsettled one. The next owner, or the run's end, settles them.
+      if (this.stopped && (handedOver(this.ctx) || this.unsettled)) continue;
       try {
         await settleWrite(this.ctx, this.entity, this.pass, batch, done, this.signal);
       } catch (error) {
         if (error instanceof BatchFailed)
           this.abort.abort(new DrayError("cancelled", `an earlier batch of ${this.entity.entity} failed`));
+        else if (!this.signal.aborted) this.unsettled = true;
         this.stop(error);
       }
     }
@@ -539,7 +551,13 @@ export async function copyEntity(
     .from(executionBatches)
     .where(and(ofPass, eq(executionBatches.state, "in_progress")));
 
+  const at = (cursor: string[] | null) => JSON.stringify(cursor);
   for (const left of chainOrder(unfinished, checkpoint)) {
+    if (left.cursorFrom && at(left.cursorFrom) !== at(state.cursor)) {
+      // A gap before this batch (an earlier batch settled without being written): copy it first.
+      await copyRange(ctx, entity, pass, state, left.cursorFrom, halt);
+      state.cursor = left.cursorFrom;
+    }
     const again = await read(ctx, entity, pass, left.cursorFrom ?? null, left.cursorTo ?? null, true);
     const rows = again.rows!;
     // A complete re-read covers the batch's whole recorded range, so its end stays the recorded one.
@@ -552,13 +570,30 @@ export async function copyEntity(
       priorAttempts: left.attempts,
       reread: { cursorTo: rereadTo, rows: rows.rowCount, bytes: rows.data.byteLength },
     };
-    const result = await settleWrite(
-      ctx,
-      entity,
-      pass,
-      pending,
-      await startWrite(ctx, entity, pass, pending),
-    );
+    const outcome = await startWrite(ctx, entity, pass, pending);
+    if (!outcome.ok && batchSealed(outcome.error)) {
+      // A cancel fence sealed this id before the write committed: its rows go in under new ids.
+      await finalizeBatch(ctx.db, {
+        batchRowId: left.id,
+        executionId: ctx.executionId,
+        organisationId: ctx.organisationId,
+        entity: entity.entity,
+        state: "cancelled",
+        created: 0,
+        updated: 0,
+        rejected: 0,
+        failedRecords: 0,
+        attempts: left.attempts,
+        durationMs: 0,
+        error: "sealed before it committed; its range was written again as new batches",
+        advance: false,
+        countRecords: pass === 1,
+      });
+      if (left.cursorTo) await copyRange(ctx, entity, pass, state, left.cursorTo, halt);
+      state.cursor = left.cursorTo ?? state.cursor;
+      continue;
+    }
+    const result = await settleWrite(ctx, entity, pass, pending, outcome);
     const rewritten = result !== undefined && !result.alreadyCommitted;
     state.cursor = rewritten ? rereadTo : (left.cursorTo ?? null);
     if (rewritten && !again.done && left.cursorTo) {

@@ -1,6 +1,7 @@
 import { DrayError, sleep } from "@dray/common";
 import { and, eq, sql } from "drizzle-orm";
 import { executionEntities, executions } from "../store/schema.js";
+import { releaseUnfinishedBatches } from "./batch-bookkeeping.js";
 import { BatchFailed, copyEntity, RecordLimitReached } from "./entity-copier.js";
 import type { ClaimedExecution } from "./execution-lease.js";
 import { PreflightFailed, preflight } from "./preflight.js";
@@ -277,9 +278,15 @@ export async function runExecution(
     const reason = ctx.signal.reason as { kind?: string; message?: string } | undefined;
     if (ctx.signal.aborted && (reason?.kind === "lost" || reason?.kind === "shutdown"))
       return { status: "lost" };
+    const release = (why: string) =>
+      releaseUnfinishedBatches(ctx.db, ctx, why).catch((e) =>
+        ctx.logger.warn("could not release unfinished batches", { error: String(e) }),
+      );
     if (ctx.signal.aborted && reason?.kind === "cancel") {
+      await release("not finished: the run was cancelled");
       return { status: "cancelled", reason: reason.message ?? "cancelled" };
     }
+    await release("not finished: the run failed");
     const e = DrayError.from(error);
     const reasonCode =
       error instanceof PreflightFailed

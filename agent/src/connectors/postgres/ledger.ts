@@ -57,8 +57,8 @@ export function validateBatchId(batchId: unknown): string {
 
 /**
  * Inserts the batch's ledger row as the first write of the transaction.
- * Returns null when this transaction claimed the batch, or the counts recorded
- * when it first committed if the id is already there. A concurrent writer of
+ * Returns null when this transaction claimed the batch, or the counts (and row
+ * count) recorded when it first committed if the id is already there. A concurrent writer of
  * the same id blocks on the primary key until this transaction ends, then sees
  * the committed row (or takes over after a rollback).
  */
@@ -67,15 +67,15 @@ export async function claimBatch(
   batchId: string,
   entity: string,
   rowCount: number,
-): Promise<BatchCounts | null> {
+): Promise<(BatchCounts & { rowCount: number }) | null> {
   const claimed = await session.query(
     `insert into ${LEDGER_TABLE} (batch_id, entity, row_count, created, updated, rejected)
      values ($1::text, $2::text, $3::int4, 0, 0, 0) on conflict (batch_id) do nothing returning batch_id`,
     [batchId, entity, rowCount],
   );
   if (claimed.length === 1) return null;
-  const [recorded] = await session.query<BatchCounts>(
-    `select created, updated, rejected from ${LEDGER_TABLE} where batch_id = $1::text`,
+  const [recorded] = await session.query<BatchCounts & { row_count: number }>(
+    `select created, updated, rejected, row_count from ${LEDGER_TABLE} where batch_id = $1::text`,
     [batchId],
   );
   if (!recorded) throw new DrayError("internal", `ledger row of batch ${batchId} vanished`);
@@ -83,6 +83,7 @@ export async function claimBatch(
     created: Number(recorded.created),
     updated: Number(recorded.updated),
     rejected: Number(recorded.rejected),
+    rowCount: Number(recorded.row_count),
   };
 }
 

@@ -126,7 +126,7 @@ describe("planWrite", () => {
       { name: "doc", type: "json", castType: "json" },
     ].map((f) => ({ ...f, notNull: false, hasDefault: false, generated: false, identity: "" }));
     expect(changedCondition(fields)).toBe(
-      '(dray_t."n"::text, dray_t."at", dray_t."doc"::text) is distinct from (excluded."n"::text, excluded."at", excluded."doc"::text)',
+      '(dray_t."n"::text collate "C", dray_t."at", dray_t."doc"::text collate "C") is distinct from (excluded."n"::text collate "C", excluded."at", excluded."doc"::text collate "C")',
     );
   });
 

@@ -221,7 +221,17 @@ export async function writeStagedBatch(
     const rowCount = prepared.loadCount + prepared.malformed.length;
     const recorded = await claimBatch(session, request.batchId, displayName(request.entity), rowCount);
     // A replay writes nothing and answers with what the first commit recorded (rejected records are not kept).
-    if (recorded) return { alreadyCommitted: true, ...recorded, rejectedRecords: [] };
+    if (recorded) {
+      // A cancel fence seals an id with no rows: rows sent under it now were never written.
+      if (recorded.rowCount === 0 && rowCount > 0)
+        throw new DrayError(
+          "failed_precondition",
+          `batch ${request.batchId} was sealed by a cancel before it committed; send its rows under a new batch id`,
+          { details: { reason: "batch_sealed" } },
+        );
+      const { created, updated, rejected } = recorded;
+      return { alreadyCommitted: true, created, updated, rejected, rejectedRecords: [] };
+    }
     const rejectedRecords = prepared.malformed.map((m) => rejectMalformed(plan, m));
     let counts: RangeCounts = { created: 0, updated: 0 };
     const direct =

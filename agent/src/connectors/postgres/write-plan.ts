@@ -48,7 +48,7 @@ export function changedCondition(fields: readonly FieldInfo[]): string {
     const [mine, theirs] = [`${TARGET_ALIAS}.${name}`, `excluded.${name}`];
     if (NATIVE_EQUALITY.has(f.castType)) return [mine, theirs];
     if (TEXT_TYPES.has(f.castType)) return [`${mine} collate "C"`, `${theirs} collate "C"`];
-    return [`${mine}::text`, `${theirs}::text`];
+    return [`${mine}::text collate "C"`, `${theirs}::text collate "C"`];
   });
   return `(${pairs.map((p) => p[0]).join(", ")}) is distinct from (${pairs.map((p) => p[1]).join(", ")})`;
 }
@@ -139,7 +139,7 @@ export function planWrite(info: EntityInfo, request: WriteBatchRequest): WritePl
         ` and exists (select 1 from ${target} t where ${match})),` +
         ` written as (${merge} returning 1)` +
         " select ($2::int8 - $1::int8 + 1 - (select n from present))::int8 as created, (select n from present)::int8 as updated" +
-        " from written";
+        " from (select count(*) from written) as w";
     }
   }
   return {

@@ -1034,7 +1034,8 @@ export type TaskError = Message<"dray.agent.v1.TaskError"> & {
   /**
    * A machine-readable reason within the code, when there is one:
    * "previous_batch_not_committed" (ABORTED) for a write whose
-   * previous_batch_id had not committed.
+   * previous_batch_id had not committed; "batch_sealed" (FAILED_PRECONDITION)
+   * for rows sent under a batch id that a fence sealed before it committed.
    *
    * @generated from field: string reason = 5;
    */
