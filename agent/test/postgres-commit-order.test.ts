@@ -16,9 +16,13 @@ let sql: OwnDatabase["sql"];
 let connector: Connector;
 
 beforeAll(async () => {
+  // The database defaults to REPEATABLE READ: the agent's transactions must not depend on the default.
   db = await createOwnDatabase(
     inject("databaseUrl"),
     `
+    do $$ begin
+      execute format('alter database %I set default_transaction_isolation = %L', current_database(), 'repeatable read');
+    end $$;
     create table items (id int8 primary key, label text not null);
     create function slow_item() returns trigger language plpgsql as $$
     begin

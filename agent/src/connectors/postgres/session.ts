@@ -68,6 +68,13 @@ export function textParams(sql: postgres.Sql, params: readonly unknown[]): never
   ) as never[];
 }
 
+/**
+ * Every transaction runs READ COMMITTED whatever the database's default: each
+ * statement then sees what committed before it, which the commit order of
+ * writes in flight relies on (see commit-order.ts).
+ */
+const BEGIN = "begin isolation level read committed";
+
 const IDENTIFY_SQL =
   "select pg_backend_pid() as pid, backend_start::text as started from pg_catalog.pg_stat_activity where pid = pg_backend_pid()";
 
@@ -223,14 +230,14 @@ export class Session {
   /** BEGIN, pipelined with `setup` when given; a failed `setup` rolls back. */
   private async begin(setup: Statement | null | undefined): Promise<void> {
     if (!setup) {
-      await this.query("begin");
+      await this.query(BEGIN);
       return;
     }
     throwIfAborted(this.signal);
     try {
       await this.guard(() =>
         Promise.all([
-          this.conn.unsafe("begin"),
+          this.conn.unsafe(BEGIN),
           this.conn.unsafe(setup.text, textParams(this.conn, setup.params)),
         ]),
       );
