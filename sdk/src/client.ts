@@ -6,7 +6,7 @@ import {
   ExecutionCancelledError,
   ExecutionFailedError,
 } from "./errors.js";
-import { type ExecutionEvent, followEvents } from "./event-stream.js";
+import { type ExecutionEvent, FINAL_STATUSES, followEvents } from "./event-stream.js";
 
 type Schemas = components["schemas"];
 export type Organisation = Schemas["Organisation"];
@@ -59,8 +59,6 @@ export interface RunOptions {
   onEvent?: (event: ExecutionEvent) => void;
 }
 
-const FINAL = new Set(["completed", "failed", "cancelled"]);
-
 /**
  * A typed client of the Dray control-plane API, generated from its OpenAPI
  * document. Every method throws {@link DrayApiError} (with the API's `code`)
@@ -86,7 +84,6 @@ export function createDrayClient(options: DrayClientOptions) {
     try {
       result = await request;
     } catch (error) {
-      if (error instanceof DrayApiError) throw error;
       throw new DrayConnectionError(baseUrl, error);
     }
     if (result.error !== undefined || !result.response.ok) {
@@ -149,7 +146,7 @@ export function createDrayClient(options: DrayClientOptions) {
         waitOptions.onEvent?.(event);
       }
       let execution = await executions.get(id);
-      while (!FINAL.has(execution.status)) {
+      while (!FINAL_STATUSES.has(execution.status)) {
         if (waitOptions.signal?.aborted) break;
         await new Promise((r) => setTimeout(r, 500));
         execution = await executions.get(id);

@@ -10,7 +10,8 @@ export interface ExecutionEvent {
   data: Record<string, unknown> & { seq?: number; status?: string };
 }
 
-const FINAL = new Set(["completed", "failed", "cancelled"]);
+/** Execution statuses after which nothing changes any more. */
+export const FINAL_STATUSES: ReadonlySet<string> = new Set(["completed", "failed", "cancelled"]);
 
 /**
  * Reads `GET /executions/:id/events` as an async iterator. When the connection
@@ -68,7 +69,7 @@ export async function* followEvents(options: {
           if (message.id) lastEventId = message.id;
           const data = JSON.parse(message.data) as ExecutionEvent["data"];
           yield { id: message.id ?? "", type: message.event ?? String(data.type ?? "message"), data };
-          if (data.type === "execution.status" && FINAL.has(String(data.status))) return;
+          if (data.type === "execution.status" && FINAL_STATUSES.has(String(data.status))) return;
         }
       }
       // The server ends the stream only once the execution is final and every event was sent.

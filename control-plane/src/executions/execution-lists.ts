@@ -3,10 +3,11 @@
  * history (newest first, filtered by status and createdAt range).
  */
 import { and, asc, count, desc, eq, gte, inArray, lt, lte, type SQL, sum } from "drizzle-orm";
+import { getPipeline } from "../pipelines/pipelines-service.js";
 import type { Db } from "../store/db.js";
 import { executionBatches, executionEntities, executionErrors, executions } from "../store/schema.js";
 import { durationMsOf } from "./execution-math.js";
-import { type Actor, requireExecution, requirePipeline } from "./execution-records.js";
+import { type Actor, requireExecution } from "./execution-records.js";
 import { BATCH_STATE_LABELS, type ExecutionStatus } from "./execution-vocabulary.js";
 import type { CreatedRange } from "./history-filter.js";
 
@@ -123,7 +124,7 @@ export async function listPipelineExecutions(
   paging: Paging,
   now: Date,
 ): Promise<Page<"executions", ExecutionSummary>> {
-  await requirePipeline(db, organisationId, pipelineId);
+  await getPipeline(db, organisationId, pipelineId);
   const conditions: SQL[] = [eq(executions.pipelineId, pipelineId)];
   if (filter.statuses) conditions.push(inArray(executions.status, filter.statuses));
   if (filter.range.from) conditions.push(gte(executions.createdAt, filter.range.from));

@@ -8,7 +8,7 @@ import { and, eq } from "drizzle-orm";
 import type { Principal } from "../auth/roles.js";
 import type { Db } from "../store/db.js";
 import { isUuid } from "../store/ids.js";
-import { apiTokens, executions, pipelines } from "../store/schema.js";
+import { apiTokens, executions, type pipelines } from "../store/schema.js";
 
 /** A stored execution. */
 export type ExecutionRow = typeof executions.$inferSelect;
@@ -24,23 +24,6 @@ export interface Actor {
 /** The `not_found` error of an execution. */
 export function executionNotFound(id: string): DrayError {
   return new DrayError("not_found", `execution ${id} was not found`);
-}
-
-/** The `not_found` error of a pipeline. */
-export function pipelineNotFound(id: string): DrayError {
-  return new DrayError("not_found", `pipeline ${id} was not found`);
-}
-
-/** The organisation's pipeline, or `not_found`. */
-export async function requirePipeline(db: Db, organisationId: string, id: string): Promise<PipelineRow> {
-  if (!isUuid(id)) throw pipelineNotFound(id);
-  const [row] = await db
-    .select()
-    .from(pipelines)
-    .where(and(eq(pipelines.id, id), eq(pipelines.organisationId, organisationId)))
-    .limit(1);
-  if (!row) throw pipelineNotFound(id);
-  return row;
 }
 
 /** The organisation's execution, or `not_found`. */

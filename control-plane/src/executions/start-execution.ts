@@ -8,12 +8,14 @@ import { randomUUID } from "node:crypto";
 import { DrayError, type Logger } from "@dray/common";
 import { and, eq, inArray } from "drizzle-orm";
 import type { EventBus } from "../events/event-bus.js";
+import type { PipelineSettings } from "../pipelines/pipeline-validation.js";
+import { getPipeline } from "../pipelines/pipelines-service.js";
 import type { Db } from "../store/db.js";
 import { newId } from "../store/ids.js";
 import { isUniqueViolation } from "../store/raw-sql.js";
 import { executions } from "../store/schema.js";
 import { appendExecutionEvent } from "./execution-events.js";
-import { type Actor, type PipelineRow, requirePipeline } from "./execution-records.js";
+import type { Actor, PipelineRow } from "./execution-records.js";
 import { STAGES } from "./execution-vocabulary.js";
 import { appendStageLog, type StageLogRow, stageLogEvent } from "./stage-log.js";
 
@@ -32,7 +34,7 @@ export interface StartedExecution {
 }
 
 /** The pipeline settings frozen into an execution's `snapshot`. */
-export function pipelineSnapshot(pipeline: PipelineRow) {
+export function pipelineSnapshot(pipeline: PipelineRow): PipelineSettings {
   return {
     name: pipeline.name,
     sourceEnvironmentId: pipeline.sourceEnvironmentId,
@@ -82,7 +84,7 @@ export async function startExecution(
   input: { confirm?: boolean | undefined; actor: Actor },
   now: Date,
 ): Promise<StartedExecution> {
-  const pipeline = await requirePipeline(deps.db, organisationId, pipelineId);
+  const pipeline = await getPipeline(deps.db, organisationId, pipelineId);
   let created: { id: string; pipelineToken: string; entry: StageLogRow } | undefined;
   // A unique violation whose winner finished in between is retried once.
   for (let attempt = 0; attempt < 2 && !created; attempt++) {

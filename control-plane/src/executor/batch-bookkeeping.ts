@@ -192,6 +192,40 @@ export async function finalizeBatch(db: Db, outcome: BatchOutcome): Promise<bool
 }
 
 /**
+ * Settles an in-progress batch as cancelled without anything written: no
+ * records counted, no checkpoint move, its reservation released.
+ */
+export function cancelBatch(
+  db: Db,
+  batch: {
+    batchRowId: string;
+    executionId: string;
+    organisationId: string;
+    entity: string;
+    pass: number;
+    attempts?: number;
+  },
+  reason: string,
+): Promise<boolean> {
+  return finalizeBatch(db, {
+    batchRowId: batch.batchRowId,
+    executionId: batch.executionId,
+    organisationId: batch.organisationId,
+    entity: batch.entity,
+    state: "cancelled",
+    created: 0,
+    updated: 0,
+    rejected: 0,
+    failedRecords: 0,
+    attempts: batch.attempts ?? 0,
+    durationMs: 0,
+    error: reason,
+    advance: false,
+    countRecords: batch.pass === 1,
+  });
+}
+
+/**
  * Settles every batch of an execution still in progress as cancelled (no
  * records counted, reservations released): called when a run ends failed or
  * cancelled, so nothing stays reserved or in progress. Returns how many.
@@ -208,22 +242,11 @@ export async function releaseUnfinishedBatches(
       and(eq(executionBatches.executionId, execution.executionId), eq(executionBatches.state, "in_progress")),
     );
   for (const batch of left) {
-    await finalizeBatch(db, {
-      batchRowId: batch.id,
-      executionId: execution.executionId,
-      organisationId: execution.organisationId,
-      entity: batch.entity,
-      state: "cancelled",
-      created: 0,
-      updated: 0,
-      rejected: 0,
-      failedRecords: 0,
-      attempts: 0,
-      durationMs: 0,
-      error: reason,
-      advance: false,
-      countRecords: batch.pass === 1,
-    });
+    await cancelBatch(
+      db,
+      { ...execution, batchRowId: batch.id, entity: batch.entity, pass: batch.pass },
+      reason,
+    );
   }
   return left.length;
 }

@@ -5,7 +5,7 @@ import { RejectPolicy, WriteStrategy } from "@dray/proto";
 import { and, desc, eq } from "drizzle-orm";
 import { utcMonth } from "../pipelines/record-limit.js";
 import { executionBatches, executionEntities } from "../store/schema.js";
-import { type BatchOutcome, finalizeBatch, reserveBatch } from "./batch-bookkeeping.js";
+import { type BatchOutcome, cancelBatch, finalizeBatch, reserveBatch } from "./batch-bookkeeping.js";
 import { chainOrder } from "./batch-chain.js";
 import { retryDecision } from "./retry-policy.js";
 import type { EntityRunPlan, RunContext } from "./run-context.js";
@@ -573,22 +573,11 @@ export async function copyEntity(
     const outcome = await startWrite(ctx, entity, pass, pending);
     if (!outcome.ok && batchSealed(outcome.error)) {
       // A cancel fence sealed this id before the write committed: its rows go in under new ids.
-      await finalizeBatch(ctx.db, {
-        batchRowId: left.id,
-        executionId: ctx.executionId,
-        organisationId: ctx.organisationId,
-        entity: entity.entity,
-        state: "cancelled",
-        created: 0,
-        updated: 0,
-        rejected: 0,
-        failedRecords: 0,
-        attempts: left.attempts,
-        durationMs: 0,
-        error: "sealed before it committed; its range was written again as new batches",
-        advance: false,
-        countRecords: pass === 1,
-      });
+      await cancelBatch(
+        ctx.db,
+        { ...left, batchRowId: left.id, organisationId: ctx.organisationId, entity: entity.entity },
+        "sealed before it committed; its range was written again as new batches",
+      );
       if (left.cursorTo) await copyRange(ctx, entity, pass, state, left.cursorTo, halt);
       state.cursor = left.cursorTo ?? state.cursor;
       continue;

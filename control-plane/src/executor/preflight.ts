@@ -1,11 +1,11 @@
 import { DrayError } from "@dray/common";
-import { and, eq } from "drizzle-orm";
 import { findEnvironment } from "../environments/environments-service.js";
 import type { SchemaSnapshot } from "../environments/schema-snapshot.js";
 import { createEnvironmentAgents } from "../gateway/environment-agents-impl.js";
+import { readRecordUsage } from "../pipelines/pipeline-plan.js";
 import { recordLimitStatus, utcMonth } from "../pipelines/record-limit.js";
 import { buildRunPlan } from "../pipelines/run-plan.js";
-import { type environments, organisations, usage } from "../store/schema.js";
+import type { environments } from "../store/schema.js";
 import type { EntityRunPlan, ExecutionPlan, PipelineSettings, RunContext } from "./run-context.js";
 
 /** A preflight refusal: the execution fails before any record moves. */
@@ -135,20 +135,8 @@ export async function preflight(
   const totals = new Map(counts);
   const needed = counts.reduce((sum, [, n]) => sum + n, 0);
 
-  const [org] = await ctx.db
-    .select({ limit: organisations.monthlyRecordLimit })
-    .from(organisations)
-    .where(eq(organisations.id, ctx.organisationId));
   const month = utcMonth(new Date());
-  const [used] = await ctx.db
-    .select({ records: usage.records, reserved: usage.reserved })
-    .from(usage)
-    .where(and(eq(usage.organisationId, ctx.organisationId), eq(usage.month, month)));
-  const limit = recordLimitStatus(
-    { limit: org?.limit ?? 0, used: used?.records ?? 0, reserved: used?.reserved ?? 0 },
-    month,
-    needed,
-  );
+  const limit = recordLimitStatus(await readRecordUsage(ctx.db, ctx.organisationId, month), month, needed);
   if (limit.wouldExceed) {
     throw new PreflightFailed(
       "monthly_record_limit",

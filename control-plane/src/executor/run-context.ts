@@ -1,23 +1,9 @@
 import type { Logger } from "@dray/common";
 import type { EventBus } from "../events/event-bus.js";
 import type { AgentSessions } from "../gateway/agent-sessions.js";
+import type { PipelineSettings } from "../pipelines/pipeline-validation.js";
 import type { Db } from "../store/db.js";
 import type { EntityCounters } from "./progress-math.js";
-
-/** Pipeline settings frozen into the execution when it was started. */
-export interface PipelineSettings {
-  name: string;
-  sourceEnvironmentId: string;
-  targetEnvironmentId: string;
-  action: "copy" | "transform" | "delete";
-  writeStrategy: "insert" | "merge" | "clean";
-  entities: string[];
-  batchSize: number;
-  batchBytes: number;
-  maxRetriesPerBatch: number;
-  stopOnError: boolean;
-  entityConcurrency: number;
-}
 
 /** How one entity is read and written, fixed at preflight. */
 export interface EntityRunPlan {
@@ -94,3 +80,5 @@ export interface RunContext {
   writesInFlight: number;
   journal: Journal;
 }
+
+export type { PipelineSettings };

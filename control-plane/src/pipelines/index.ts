@@ -26,7 +26,6 @@ export {
   findPipeline,
   getPipeline,
   listPipelines,
-  loadPipelineForRun,
   pipelineNotFound,
   type UpdatePipelineInput,
   updatePipeline,

@@ -125,21 +125,6 @@ export async function getPipeline(
   return row;
 }
 
-/**
- * The pipeline an execution is about to run, for the executor; `not_found`
- * when it is not the organisation's (or no longer exists).
- *
- * @example
- * const pipeline = await loadPipelineForRun(db, execution.organisationId, execution.pipelineId);
- */
-export function loadPipelineForRun(
-  db: Pick<Db, "select">,
-  organisationId: string,
-  pipelineId: string,
-): Promise<PipelineRow> {
-  return getPipeline(db, organisationId, pipelineId);
-}
-
 /** The organisation's pipelines whose name contains `search` (case-insensitive), A–Z by name. */
 export async function listPipelines(
   db: Db,

@@ -24,7 +24,7 @@ import type { Session, Statement } from "./session.js";
  * cheaper than a cancel (a round trip on the control connection and an aborted
  * transaction) while little is left; a page of huge rows is stopped early.
  */
-export const COPY_DISCARD_LIMIT_BYTES = 1 << 20;
+const COPY_DISCARD_LIMIT_BYTES = 1 << 20;
 
 /** SQLSTATE of a statement cancelled on request (`query_canceled`). */
 const QUERY_CANCELED = "57014";
