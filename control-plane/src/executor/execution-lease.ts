@@ -52,14 +52,13 @@ export async function claimExecution(
 /**
  * Extends the lease. Returns false when this replica no longer owns the
  * execution (another took it over, or it reached a final status elsewhere).
- * Also reports whether a cancel was requested.
  */
 export async function renewLease(
   db: Db,
   executionId: string,
   replicaId: string,
   leaseMs: number,
-): Promise<{ owned: boolean; cancelRequested: boolean }> {
+): Promise<{ owned: boolean }> {
   const [row] = await db
     .update(executions)
     .set({ leaseExpiresAt: sql`now() + make_interval(secs => ${leaseMs / 1000})` })
@@ -70,17 +69,20 @@ export async function renewLease(
         eq(executions.status, "in_progress"),
       ),
     )
-    .returning({ cancelRequestedAt: executions.cancelRequestedAt });
-  return { owned: Boolean(row), cancelRequested: Boolean(row?.cancelRequestedAt) };
+    .returning({ id: executions.id });
+  return { owned: Boolean(row) };
 }
 
-/** True when a cancel was requested for the execution. */
-export async function cancelRequested(db: Db, executionId: string): Promise<boolean> {
+/**
+ * The reason of a cancel requested for the execution (set with the request by
+ * `cancelExecution`), or undefined when none was requested.
+ */
+export async function cancelRequested(db: Db, executionId: string): Promise<string | undefined> {
   const [row] = await db
-    .select({ id: executions.id })
+    .select({ reason: executions.reason })
     .from(executions)
     .where(and(eq(executions.id, executionId), isNotNull(executions.cancelRequestedAt)));
-  return Boolean(row);
+  return row ? (row.reason ?? "cancelled") : undefined;
 }
 
 /**

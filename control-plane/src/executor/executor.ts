@@ -70,14 +70,6 @@ export function createExecutor(options: ExecutorOptions): Executor {
   let wake: (() => void) | undefined;
   let loop: Promise<void> | undefined;
 
-  async function cancelMessage(executionId: string): Promise<string> {
-    const [row] = await db
-      .select({ reason: executions.reason, cancelledBy: executions.cancelledBy })
-      .from(executions)
-      .where(eq(executions.id, executionId));
-    return row?.reason ?? `cancelled by ${row?.cancelledBy?.tokenName ?? "a user"}`;
-  }
-
   async function run(execution: ClaimedExecution, controller: AbortController) {
     const log = logger.child({ executionId: execution.id, organisationId: execution.organisationId });
     const abort = (reason: AbortKind) => {
@@ -96,9 +88,8 @@ export function createExecutor(options: ExecutorOptions): Executor {
     );
     const watchCancel = setInterval(async () => {
       try {
-        if (await cancelRequested(db, execution.id)) {
-          abort({ kind: "cancel", message: await cancelMessage(execution.id) });
-        }
+        const reason = await cancelRequested(db, execution.id);
+        if (reason !== undefined) abort({ kind: "cancel", message: reason });
       } catch {}
     }, cancelPollMs);
 
