@@ -2,6 +2,7 @@
  * The control plane's configuration: every variable is read here, once, and
  * validated; nothing deeper reads process.env.
  */
+import { accessSync, constants, statSync } from "node:fs";
 import { z } from "zod";
 
 const optionalString = z
@@ -26,6 +27,11 @@ const EnvSchema = z.object({
   DRAY_GRPC_PORT: port(7070),
   /** Address both servers bind to. */
   DRAY_BIND_HOST: z.string().default("127.0.0.1"),
+  /** Allows binding beyond loopback without TLS (e.g. on a private network behind a TLS proxy). */
+  DRAY_ALLOW_INSECURE_BIND: z
+    .enum(["true", "false", "1", "0", ""])
+    .default("false")
+    .transform((v) => v === "true" || v === "1"),
   /** System-admin token. Unset: one is generated on first start and printed once. */
   DRAY_ADMIN_TOKEN: optionalString.refine((v) => v === undefined || v.length >= 24, {
     message: "must be at least 24 characters",
@@ -35,6 +41,11 @@ const EnvSchema = z.object({
   /** TLS for the agent gateway: certificate chain and key (PEM files). Both or neither. */
   DRAY_GRPC_TLS_CERT_FILE: optionalString,
   DRAY_GRPC_TLS_KEY_FILE: optionalString,
+  /** Mutual TLS for the agent gateway: agents must present a certificate chaining to this CA (PEM). */
+  DRAY_GRPC_TLS_CLIENT_CA_FILE: optionalString,
+  /** TLS (HTTPS) for the HTTP API: certificate chain and key (PEM files). Both or neither. */
+  DRAY_HTTP_TLS_CERT_FILE: optionalString,
+  DRAY_HTTP_TLS_KEY_FILE: optionalString,
   /** Hours an enrollment token stays valid. */
   DRAY_ENROLLMENT_TOKEN_TTL_HOURS: z.coerce
     .number()
@@ -62,7 +73,10 @@ export interface ControlPlaneConfig {
   bindHost: string;
   adminToken: string | undefined;
   heartbeatIntervalMs: number;
-  grpcTls: { certFile: string; keyFile: string } | undefined;
+  /** TLS of the agent gateway; with `clientCaFile`, agents must present a certificate chaining to it. */
+  grpcTls: { certFile: string; keyFile: string; clientCaFile?: string } | undefined;
+  /** TLS of the HTTP API (HTTPS); unset: plain HTTP. */
+  httpTls: { certFile: string; keyFile: string } | undefined;
   enrollmentTokenTtlMs: number;
   defaultMonthlyRecordLimit: number;
   logLevel: string;
@@ -85,10 +99,41 @@ export function loadConfig(env: NodeJS.ProcessEnv, defaults: { replicaId: string
     throw new Error(`invalid control-plane configuration:\n${lines.join("\n")}`);
   }
   const e = parsed.data;
-  if (Boolean(e.DRAY_GRPC_TLS_CERT_FILE) !== Boolean(e.DRAY_GRPC_TLS_KEY_FILE)) {
-    throw new Error(
-      "invalid control-plane configuration:\n  DRAY_GRPC_TLS_CERT_FILE and DRAY_GRPC_TLS_KEY_FILE must be set together",
-    );
+  const problems = [
+    ...pairProblems(
+      "DRAY_GRPC_TLS_CERT_FILE",
+      e.DRAY_GRPC_TLS_CERT_FILE,
+      "DRAY_GRPC_TLS_KEY_FILE",
+      e.DRAY_GRPC_TLS_KEY_FILE,
+    ),
+    ...pairProblems(
+      "DRAY_HTTP_TLS_CERT_FILE",
+      e.DRAY_HTTP_TLS_CERT_FILE,
+      "DRAY_HTTP_TLS_KEY_FILE",
+      e.DRAY_HTTP_TLS_KEY_FILE,
+    ),
+    ...(e.DRAY_GRPC_TLS_CLIENT_CA_FILE && !e.DRAY_GRPC_TLS_CERT_FILE
+      ? [
+          "DRAY_GRPC_TLS_CLIENT_CA_FILE: needs DRAY_GRPC_TLS_CERT_FILE and DRAY_GRPC_TLS_KEY_FILE (mutual TLS needs TLS)",
+        ]
+      : []),
+    ...(!isLoopbackHost(e.DRAY_BIND_HOST) &&
+    !e.DRAY_ALLOW_INSECURE_BIND &&
+    !(e.DRAY_HTTP_TLS_CERT_FILE && e.DRAY_GRPC_TLS_CERT_FILE)
+      ? [
+          `DRAY_BIND_HOST: ${e.DRAY_BIND_HOST} is reachable beyond this machine, so both servers need TLS: set DRAY_HTTP_TLS_CERT_FILE/DRAY_HTTP_TLS_KEY_FILE and DRAY_GRPC_TLS_CERT_FILE/DRAY_GRPC_TLS_KEY_FILE, or bind 127.0.0.1 behind a TLS proxy (or set DRAY_ALLOW_INSECURE_BIND=true to accept plain text)`,
+        ]
+      : []),
+    ...fileProblems({
+      DRAY_GRPC_TLS_CERT_FILE: e.DRAY_GRPC_TLS_CERT_FILE,
+      DRAY_GRPC_TLS_KEY_FILE: e.DRAY_GRPC_TLS_KEY_FILE,
+      DRAY_GRPC_TLS_CLIENT_CA_FILE: e.DRAY_GRPC_TLS_CLIENT_CA_FILE,
+      DRAY_HTTP_TLS_CERT_FILE: e.DRAY_HTTP_TLS_CERT_FILE,
+      DRAY_HTTP_TLS_KEY_FILE: e.DRAY_HTTP_TLS_KEY_FILE,
+    }),
+  ];
+  if (problems.length > 0) {
+    throw new Error(`invalid control-plane configuration:\n${problems.map((p) => `  ${p}`).join("\n")}`);
   }
   return {
     databaseUrl: e.DRAY_DATABASE_URL,
@@ -101,7 +146,15 @@ export function loadConfig(env: NodeJS.ProcessEnv, defaults: { replicaId: string
     heartbeatIntervalMs: e.DRAY_HEARTBEAT_INTERVAL_MS,
     grpcTls:
       e.DRAY_GRPC_TLS_CERT_FILE && e.DRAY_GRPC_TLS_KEY_FILE
-        ? { certFile: e.DRAY_GRPC_TLS_CERT_FILE, keyFile: e.DRAY_GRPC_TLS_KEY_FILE }
+        ? {
+            certFile: e.DRAY_GRPC_TLS_CERT_FILE,
+            keyFile: e.DRAY_GRPC_TLS_KEY_FILE,
+            ...(e.DRAY_GRPC_TLS_CLIENT_CA_FILE ? { clientCaFile: e.DRAY_GRPC_TLS_CLIENT_CA_FILE } : {}),
+          }
+        : undefined,
+    httpTls:
+      e.DRAY_HTTP_TLS_CERT_FILE && e.DRAY_HTTP_TLS_KEY_FILE
+        ? { certFile: e.DRAY_HTTP_TLS_CERT_FILE, keyFile: e.DRAY_HTTP_TLS_KEY_FILE }
         : undefined,
     enrollmentTokenTtlMs: e.DRAY_ENROLLMENT_TOKEN_TTL_HOURS * 3_600_000,
     defaultMonthlyRecordLimit: e.DRAY_DEFAULT_MONTHLY_RECORD_LIMIT,
@@ -110,4 +163,40 @@ export function loadConfig(env: NodeJS.ProcessEnv, defaults: { replicaId: string
     executionLeaseMs: e.DRAY_EXECUTION_LEASE_MS,
     writesInFlight: e.DRAY_EXECUTION_WRITES_IN_FLIGHT,
   };
+}
+
+/** A problem when only one of a pair of variables is set. */
+function pairProblems(
+  a: string,
+  aValue: string | undefined,
+  b: string,
+  bValue: string | undefined,
+): string[] {
+  return Boolean(aValue) === Boolean(bValue) ? [] : [`${a} and ${b} must be set together`];
+}
+
+/** A problem for each named file that is missing, not a regular file, or not readable. */
+function fileProblems(files: Record<string, string | undefined>): string[] {
+  const problems: string[] = [];
+  for (const [name, path] of Object.entries(files)) {
+    if (path === undefined) continue;
+    try {
+      if (!statSync(path).isFile()) {
+        problems.push(`${name}: ${path} is not a file`);
+        continue;
+      }
+      accessSync(path, constants.R_OK);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      problems.push(
+        `${name}: cannot read ${path} (${code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : (code ?? "error")})`,
+      );
+    }
+  }
+  return problems;
+}
+
+/** True for addresses only this machine can reach (`localhost`, `127.x.x.x`, `::1`). */
+export function isLoopbackHost(host: string): boolean {
+  return host === "localhost" || host === "::1" || host === "[::1]" || host.startsWith("127.");
 }

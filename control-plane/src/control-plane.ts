@@ -1,8 +1,10 @@
+import { readFile } from "node:fs/promises";
+import { createServer as createHttpsServer, type ServerOptions as HttpsServerOptions } from "node:https";
 import type { Logger } from "@dray/common";
 import { type ServerType, serve } from "@hono/node-server";
 import { createApiApp } from "./api/index.js";
 import { ensureSystemAdminToken } from "./auth/index.js";
-import type { ControlPlaneConfig } from "./config.js";
+import { type ControlPlaneConfig, isLoopbackHost } from "./config.js";
 import type { EventBus } from "./events/event-bus.js";
 import { createMemoryEventBus } from "./events/memory-event-bus.js";
 import { createNatsEventBus } from "./events/nats-event-bus.js";
@@ -26,6 +28,66 @@ export interface ControlPlane {
   bus: EventBus;
   /** Stops serving, closes agent streams, the bus and the store. Idempotent. */
   stop(): Promise<void>;
+}
+
+/** Options of {@link startHttpServer}. */
+export interface HttpServerOptions {
+  host: string;
+  port: number;
+  /** HTTPS with this certificate chain and key (PEM files); unset: plain HTTP. */
+  tls?: { certFile: string; keyFile: string };
+  /** Extra options of Node's HTTP(S) server (e.g. `maxHeaderSize`). */
+  serverOptions?: HttpsServerOptions;
+}
+
+/**
+ * Serves `fetch` over HTTP, or HTTPS when `tls` is given, and resolves once listening.
+ *
+ * @example
+ * const server = await startHttpServer(app.fetch, { host: "127.0.0.1", port: 0 });
+ */
+export async function startHttpServer(
+  fetch: (request: Request, env: unknown) => Response | Promise<Response>,
+  options: HttpServerOptions,
+): Promise<ServerType> {
+  const tlsOptions = options.tls
+    ? { cert: await readFile(options.tls.certFile), key: await readFile(options.tls.keyFile) }
+    : undefined;
+  return new Promise((resolve, reject) => {
+    const server = serve(
+      {
+        fetch,
+        port: options.port,
+        hostname: options.host,
+        ...(tlsOptions
+          ? { createServer: createHttpsServer, serverOptions: { ...options.serverOptions, ...tlsOptions } }
+          : options.serverOptions
+            ? { serverOptions: options.serverOptions }
+            : {}),
+      },
+      () => resolve(server),
+    );
+    server.once("error", reject);
+  });
+}
+
+/** Warns when a server listens beyond this machine without TLS (allowed only with DRAY_ALLOW_INSECURE_BIND). */
+function warnIfExposed(config: ControlPlaneConfig, logger: Logger): void {
+  if (isLoopbackHost(config.bindHost)) return;
+  if (!config.httpTls)
+    logger.warn(
+      "the HTTP API listens beyond loopback without TLS: set DRAY_HTTP_TLS_CERT_FILE and DRAY_HTTP_TLS_KEY_FILE",
+      {
+        bindHost: config.bindHost,
+      },
+    );
+  if (!config.grpcTls)
+    logger.warn(
+      "the agent gateway listens beyond loopback without TLS: set DRAY_GRPC_TLS_CERT_FILE and DRAY_GRPC_TLS_KEY_FILE",
+      {
+        bindHost: config.bindHost,
+      },
+    );
 }
 
 /**
@@ -82,14 +144,17 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     metrics: createMetrics({ db: store.db, sessions }),
     readiness: async () => !stopping,
   });
-  const http: ServerType = await new Promise((resolve) => {
-    const server = serve({ fetch: app.fetch, port: config.httpPort, hostname: config.bindHost }, () =>
-      resolve(server),
-    );
+  const http = await startHttpServer(app.fetch, {
+    host: config.bindHost,
+    port: config.httpPort,
+    ...(config.httpTls ? { tls: config.httpTls } : {}),
   });
   const address = http.address();
   const httpPort = typeof address === "object" && address ? address.port : config.httpPort;
-  logger.info("http api listening", { address: `${config.bindHost}:${httpPort}` });
+  logger.info("http api listening", {
+    address: `${config.httpTls ? "https" : "http"}://${config.bindHost}:${httpPort}`,
+  });
+  warnIfExposed(config, logger);
 
   let stopped: Promise<void> | undefined;
   return {

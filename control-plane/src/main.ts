@@ -22,6 +22,8 @@ async function main(): Promise<number> {
     version: DRAY_VERSION,
     store: config.databaseUrl ? "postgres" : `pglite (${config.dataDir})`,
     events: config.natsUrl ? "nats" : "in-process",
+    httpTls: Boolean(config.httpTls),
+    grpcTls: config.grpcTls ? (config.grpcTls.clientCaFile ? "mutual" : "server") : "off",
   });
   let controlPlane: Awaited<ReturnType<typeof startControlPlane>>;
   try {
@@ -37,7 +39,7 @@ async function main(): Promise<number> {
     );
   }
   process.stdout.write(
-    `dray-control-plane ready: http://${config.bindHost}:${controlPlane.httpPort} (API), ${config.bindHost}:${controlPlane.grpcPort} (agent gateway)\n`,
+    `dray-control-plane ready: ${config.httpTls ? "https" : "http"}://${config.bindHost}:${controlPlane.httpPort} (API), ${config.grpcTls ? "https" : "http"}://${config.bindHost}:${controlPlane.grpcPort} (agent gateway${config.grpcTls?.clientCaFile ? ", mutual TLS" : config.grpcTls ? ", TLS" : ""})\n`,
   );
 
   await new Promise<void>((resolve) => {

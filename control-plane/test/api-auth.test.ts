@@ -102,6 +102,18 @@ describe("authentication", () => {
     expect401(await h.call("GET", "/api/v1/environments", { token: env.body.enrollmentToken }));
   });
 
+  it("answers 401 invalid (not 500, not missing) for a token far too long", async () => {
+    for (const token of ["x".repeat(600), ".".repeat(8_000), "\n".repeat(3)]) {
+      const res = await h.call("GET", "/api/v1/environments", {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect401(res);
+      expect(errorOf(res).message, JSON.stringify(token.slice(0, 5))).toMatch(/not valid|missing/);
+    }
+    const long = await h.call("GET", "/api/v1/environments", { token: "x".repeat(600) });
+    expect(errorOf(long).message).toContain("not valid");
+  });
+
   it("answers 401 for a revoked token", async () => {
     const org = await h.tenant("auth-revoked");
     expect((await h.call("GET", "/api/v1/environments", { token: org.viewer })).status).toBe(200);
@@ -207,5 +219,51 @@ describe("ensureSystemAdminToken", () => {
     expect((await h.call("GET", "/api/v1/tokens", { token: configured })).status).toBe(401);
     // The generated token is not a DRAY_ADMIN_TOKEN bootstrap and stays valid.
     expect((await h.call("GET", "/api/v1/tokens", { token: h.systemToken })).status).toBe(200);
+  });
+});
+
+describe("failed-authentication rate limit (issue 9)", () => {
+  // app.request() has no socket: the address comes from the Node bindings, as @hono/node-server passes them.
+  const from = (address: string, token: string | undefined, path = "/api/v1/environments") =>
+    h.app.request(
+      path,
+      { headers: token === undefined ? {} : { authorization: `Bearer ${token}` } },
+      { incoming: { socket: { remoteAddress: address, remotePort: 40_000, remoteFamily: "IPv4" } } },
+    );
+
+  it("answers 429 with Retry-After after 30 invalid tokens from one address, sparing tokens that worked from it", async () => {
+    const org = await h.tenant("auth-limit");
+    const attacker = "203.0.113.7";
+    // A working client shares the address: its token succeeded from there before the failures.
+    expect((await from(attacker, org.viewer)).status).toBe(200);
+    for (let i = 0; i < 30; i++) {
+      const res = await from(attacker, `dray_wrong${i}`);
+      expect(res.status).toBe(401);
+    }
+    const limited = await from(attacker, "dray_wrong-again");
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect(Number(limited.headers.get("retry-after"))).toBeLessThanOrEqual(60);
+    const body = (await limited.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe("resource_exhausted");
+    expect(body.error.message).toContain("too many failed authentications");
+
+    // A valid token not seen from the address waits too (no lookup, so no oracle for guesses)...
+    expect((await from(attacker, org.operator)).status).toBe(429);
+    // ...but the client whose token already worked from there is not locked out.
+    expect((await from(attacker, org.viewer)).status).toBe(200);
+
+    // Another address, and in-process calls without an address, are not affected.
+    expect((await from("203.0.113.8", org.viewer)).status).toBe(200);
+    expect((await h.call("GET", "/api/v1/environments", { token: "dray_wrong" })).status).toBe(401);
+    expect((await h.call("GET", "/api/v1/environments", { token: org.viewer })).status).toBe(200);
+  });
+
+  it("never counts successful authentications", async () => {
+    const org = await h.tenant("auth-limit-ok");
+    for (let i = 0; i < 100; i++) expect((await from("198.51.100.1", org.viewer)).status).toBe(200);
+    // A missing token is refused without a lookup and is not counted either.
+    for (let i = 0; i < 40; i++) expect((await from("198.51.100.2", undefined)).status).toBe(401);
+    expect((await from("198.51.100.2", org.viewer)).status).toBe(200);
   });
 });

@@ -439,7 +439,10 @@ export interface components {
             /** @enum {string} */
             role: "system" | "admin" | "operator" | "viewer";
             organisationId: string | null;
-            /** @description First characters of the token, to tell tokens apart */
+            /**
+             * @description A non-secret label to tell tokens apart: `dray_` and the next 4 characters of a generated token, or `(chosen)` for a token the operator chose (DRAY_ADMIN_TOKEN), of which nothing is stored
+             * @example dray_AbCd
+             */
             tokenPrefix: string;
             /**
              * Format: date-time
@@ -456,6 +459,12 @@ export interface components {
              * @example 2026-05-01T12:00:00.000Z
              */
             revokedAt: string | null;
+            /**
+             * Format: date-time
+             * @description When the token stops working; null: never
+             * @example 2026-05-01T12:00:00.000Z
+             */
+            expiresAt: string | null;
         };
         CreateToken: {
             name: string;
@@ -466,6 +475,11 @@ export interface components {
              * @description Required for the system admin; defaults to the caller's organisation
              */
             organisationId?: string;
+            /**
+             * Format: date-time
+             * @description When the token stops working (in the future); omit for a token that does not expire
+             */
+            expiresAt?: string;
         };
         CreatedEnvironment: {
             environment: components["schemas"]["Environment"];
@@ -1227,6 +1241,10 @@ export interface operations {
             query?: {
                 /** @description System admin only: list one organisation's tokens */
                 organisationId?: string;
+                /** @description Tokens per page (default 50, at most 200) */
+                limit?: number;
+                /** @description `next` of the previous page, to continue the list */
+                cursor?: string;
             };
             header?: never;
             path?: never;
@@ -1234,7 +1252,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Tokens, oldest first, revoked ones included */
+            /** @description A page of tokens, oldest first, revoked ones included */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1242,7 +1260,18 @@ export interface operations {
                 content: {
                     "application/json": {
                         tokens: components["schemas"]["Token"][];
+                        /** @description Cursor of the next page; null on the last page */
+                        next: string | null;
                     };
+                };
+            };
+            /** @description Invalid request (`invalid_argument`): the message names the offending fields */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description Missing, invalid or revoked bearer token (`unauthenticated`) */

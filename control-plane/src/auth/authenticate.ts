@@ -14,6 +14,7 @@ const MAX_TOKEN_LENGTH = 512;
 /**
  * The principal of an active (not revoked) API token, or undefined. Refreshes
  * the token's `last_used_at` when it is older than {@link LAST_USED_RESOLUTION_MS}.
+ * Throws `unauthenticated` saying when a token expired (see {@link tokenExpired}).
  *
  * @example
  * const principal = await authenticateToken(db, bearer, new Date());
@@ -27,11 +28,13 @@ export async function authenticateToken(db: Db, token: string, now: Date): Promi
       organisationId: apiTokens.organisationId,
       lastUsedAt: apiTokens.lastUsedAt,
       revokedAt: apiTokens.revokedAt,
+      expiresAt: apiTokens.expiresAt,
     })
     .from(apiTokens)
     .where(eq(apiTokens.tokenHash, hashToken(token)))
     .limit(1);
   if (!row || row.revokedAt !== null) return undefined;
+  if (row.expiresAt !== null && row.expiresAt.getTime() <= now.getTime()) throw tokenExpired(row.expiresAt);
   if (!row.lastUsedAt || now.getTime() - row.lastUsedAt.getTime() >= LAST_USED_RESOLUTION_MS) {
     await db.update(apiTokens).set({ lastUsedAt: now }).where(eq(apiTokens.id, row.id));
   }
@@ -43,8 +46,21 @@ export async function authenticateToken(db: Db, token: string, now: Date): Promi
  * header is missing or uses another scheme.
  */
 export function bearerTokenOf(header: string | undefined): string | undefined {
-  const match = header ? /^Bearer[ ]+(\S+)[ ]*$/i.exec(header) : null;
+  if (!header) return undefined;
+  // Length first: a value too long to be a token is not scanned, but still reported as an invalid token.
+  if (header.length > MAX_TOKEN_LENGTH + 64)
+    return header.slice(0, 7).toLowerCase() === "bearer " ? header.slice(7) : undefined;
+  const match = /^Bearer[ ]+(\S+)[ ]*$/i.exec(header);
   return match?.[1];
+}
+
+/** The `unauthenticated` error for a token past its `expiresAt`. */
+export function tokenExpired(expiresAt: Date): DrayError {
+  return new DrayError(
+    "unauthenticated",
+    `the bearer token expired at ${expiresAt.toISOString()}: ask an organisation admin for a new token (POST /api/v1/tokens)`,
+    { details: { expiresAt: expiresAt.toISOString() } },
+  );
 }
 
 /** The `unauthenticated` error the API answers (401, `WWW-Authenticate: Bearer`). */

@@ -61,5 +61,8 @@ describe("bearerTokenOf", () => {
     expect(bearerTokenOf("Bearer")).toBeUndefined();
     expect(bearerTokenOf("Bearer a b")).toBeUndefined();
     expect(bearerTokenOf(undefined)).toBeUndefined();
+    // A value too long to be a token is passed on (and then refused as invalid), not scanned.
+    expect(bearerTokenOf(`Bearer ${"x".repeat(10_000)}`)).toHaveLength(10_000);
+    expect(bearerTokenOf(`Basic ${"x".repeat(10_000)}`)).toBeUndefined();
   });
 });

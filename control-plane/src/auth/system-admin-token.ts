@@ -46,7 +46,14 @@ export async function ensureSystemAdminToken(
         })
         .onConflictDoUpdate({
           target: apiTokens.tokenHash,
-          set: { role: "system", organisationId: null, name: BOOTSTRAP_TOKEN_NAME, revokedAt: null },
+          set: {
+            role: "system",
+            organisationId: null,
+            name: BOOTSTRAP_TOKEN_NAME,
+            revokedAt: null,
+            expiresAt: null,
+            tokenPrefix: displayPrefixOf(configuredToken),
+          },
         });
       const rotated = await tx
         .update(apiTokens)

@@ -1,11 +1,12 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import {
-  DISPLAY_PREFIX_LENGTH,
+  CHOSEN_TOKEN_LABEL,
   displayPrefixOf,
   generateApiToken,
   generateEnrollmentToken,
   hashToken,
+  isGeneratedApiToken,
   randomBase62,
 } from "./tokens.js";
 
@@ -37,9 +38,20 @@ describe("hashToken", () => {
 });
 
 describe("displayPrefixOf", () => {
-  it("keeps only the first characters", () => {
+  it("keeps the dray_ marker and 4 characters of a generated token", () => {
     const token = generateApiToken();
-    expect(displayPrefixOf(token)).toBe(token.slice(0, DISPLAY_PREFIX_LENGTH));
-    expect(displayPrefixOf(token)).toHaveLength(12);
+    expect(displayPrefixOf(token)).toBe(token.slice(0, 9));
+    expect(displayPrefixOf(token)).toMatch(/^dray_[0-9A-Za-z]{4}$/);
+    expect(isGeneratedApiToken(token)).toBe(true);
+  });
+  it("keeps nothing of a chosen token, even one that starts with dray_", () => {
+    for (const chosen of [
+      "an-admin-token-of-my-choosing",
+      "dray_my-own-admin-token-chosen",
+      `dray_${"a".repeat(42)}!`,
+    ]) {
+      expect(displayPrefixOf(chosen)).toBe(CHOSEN_TOKEN_LABEL);
+      expect(isGeneratedApiToken(chosen)).toBe(false);
+    }
   });
 });

@@ -18,4 +18,15 @@ describe("agent credentials", () => {
     expect(parseAgentCredential(`Basic ${randomUUID()}.abcdefghijklmnopqrstuvwxyz`)).toBeUndefined();
     expect(secretMatches("wrong-secret-wrong-secret", hashToken("right-secret-right-secret"))).toBe(false);
   });
+  it("rejects agent ids that are not UUIDs before they reach the store", () => {
+    const secret = "abcdefghijklmnopqrstuvwxyz";
+    for (const agentId of ["-".repeat(36), "0".repeat(36), "x", "", `${randomUUID()}x`, "g".repeat(36)]) {
+      expect(parseAgentCredential(`Bearer ${agentId}.${secret}`)).toBeUndefined();
+    }
+    expect(parseAgentCredential("Bearer x.y")).toBeUndefined();
+    expect(parseAgentCredential(`Bearer ${randomUUID()}.short`)).toBeUndefined();
+    expect(parseAgentCredential(`Bearer ${randomUUID()}.${"a".repeat(129)}`)).toBeUndefined();
+    expect(parseAgentCredential(`Bearer ${randomUUID()}.${"a".repeat(30)}\u0000`)).toBeUndefined();
+    expect(parseAgentCredential(`Bearer ${randomUUID()}.${".".repeat(100_000)}`)).toBeUndefined();
+  });
 });

@@ -2,6 +2,7 @@ import { DrayError } from "@dray/common";
 import { and, eq, gt, isNull, sql } from "drizzle-orm";
 import { hashToken } from "../auth/tokens.js";
 import type { Db } from "../store/db.js";
+import { isUuid } from "../store/ids.js";
 import { agents, enrollmentTokens, environments } from "../store/schema.js";
 import { newAgentCredential, secretMatches } from "./agent-credentials.js";
 
@@ -22,6 +23,12 @@ export interface AgentDescription {
 }
 
 const CACHE_MS = 5_000;
+
+const invalidCredential = () =>
+  new DrayError(
+    "unauthenticated",
+    "this agent's credential is not valid (the agent was replaced, or its environment deleted): create a new enrollment token and restart the agent with DRAY_ENROLLMENT_TOKEN",
+  );
 
 /**
  * Enrollment and credential checks against the store. Verified credentials are
@@ -102,6 +109,7 @@ export function createAgentDirectory(db: Db) {
 
     /** Verifies a credential; rejects `unauthenticated` with a message saying how to re-enroll. */
     async authenticate(agentId: string, secret: string): Promise<AuthenticatedAgent> {
+      if (!isUuid(agentId)) throw invalidCredential();
       const cached = cache.get(agentId);
       if (cached && cached.until > Date.now() && secretMatches(secret, cached.secretHash))
         return cached.agent;
@@ -119,10 +127,7 @@ export function createAgentDirectory(db: Db) {
         .where(eq(agents.id, agentId));
       if (!row || row.revokedAt || !secretMatches(secret, row.credentialHash)) {
         cache.delete(agentId);
-        throw new DrayError(
-          "unauthenticated",
-          "this agent's credential is not valid (the agent was replaced, or its environment deleted): create a new enrollment token and restart the agent with DRAY_ENROLLMENT_TOKEN",
-        );
+        throw invalidCredential();
       }
       const agent = {
         agentId: row.agentId,

@@ -1,6 +1,8 @@
 import { DrayError, grpcStatusOf, isDrayError, type Logger } from "@dray/common";
 import { type AgentGatewayDefinition, type AgentInfo, Platform } from "@dray/proto";
 import { type CallContext, ServerError, type ServiceImplementation, Status } from "nice-grpc";
+import { type FailedAuthLimiter, peerAddress, sharedFailedAuthLimiter } from "../auth/failed-auth-limiter.js";
+import { credentialFingerprint } from "../auth/tokens.js";
 import type { HealthMonitor } from "../health/health-monitor.js";
 import { parseAgentCredential } from "./agent-credentials.js";
 import type { AgentDirectory, AuthenticatedAgent } from "./agent-directory.js";
@@ -13,7 +15,15 @@ export interface GatewayServiceDeps {
   health: HealthMonitor;
   logger: Logger;
   heartbeatIntervalMs: number;
+  /** Failed credential and enrollment checks per peer address. @default the process's shared limiter (also the HTTP API's) */
+  failedAuthLimiter?: FailedAuthLimiter;
 }
+
+/** Longest enrollment token looked at (they are 52 characters). */
+const MAX_ENROLLMENT_TOKEN_LENGTH = 256;
+
+/** Codes whose messages may carry internals (driver or SQL text): the agent gets a generic message. */
+const HIDDEN_CODES: ReadonlySet<string> = new Set(["internal", "unknown", "data_loss"]);
 
 function platformName(platform: Platform): "postgres" | "mysql" {
   if (platform === Platform.POSTGRES) return "postgres";
@@ -21,11 +31,21 @@ function platformName(platform: Platform): "postgres" | "mysql" {
   throw new DrayError("invalid_argument", "the agent did not say which database platform it serves");
 }
 
-/** Converts anything thrown into a gRPC ServerError carrying the DrayError's code. */
-function toServerError(error: unknown, logger: Logger): ServerError {
+/**
+ * Converts anything thrown into a gRPC ServerError carrying the DrayError's
+ * code. Anything that is not a DrayError, and internal codes, are logged and
+ * answered with a generic message: driver or SQL text never reaches the caller.
+ */
+export function toServerError(error: unknown, logger: Logger): ServerError {
   if (error instanceof ServerError) return error;
   const e = DrayError.from(error);
-  if (!isDrayError(error)) logger.error("gateway call failed", { error: e.message });
+  if (!isDrayError(error) || HIDDEN_CODES.has(e.code)) {
+    logger.error("gateway call failed", { code: e.code, error: e.message });
+    return new ServerError(
+      grpcStatusOf(e.code) as Status,
+      "internal error in the control plane; the details are in its log",
+    );
+  }
   return new ServerError(grpcStatusOf(e.code) as Status, e.message);
 }
 
@@ -37,16 +57,50 @@ export function createGatewayService(
   deps: GatewayServiceDeps,
 ): ServiceImplementation<AgentGatewayDefinition> {
   const { directory, sessions, health, logger, heartbeatIntervalMs } = deps;
+  const limiter = deps.failedAuthLimiter ?? sharedFailedAuthLimiter();
 
-  async function authenticate(context: CallContext): Promise<AuthenticatedAgent> {
-    const parsed = parseAgentCredential(context.metadata.get("authorization"));
-    if (!parsed) {
+  /**
+   * Refuses a peer with too many failed checks (RESOURCE_EXHAUSTED) before any
+   * lookup, unless `fingerprint` already succeeded from it.
+   */
+  function checkNotLimited(address: string | undefined, fingerprint?: string): void {
+    const retryAfter =
+      address === undefined ? 0 : limiter.retryAfterSeconds(address, Date.now(), fingerprint);
+    if (retryAfter > 0) {
       throw new ServerError(
-        Status.UNAUTHENTICATED,
-        "missing or malformed agent credential (authorization: Bearer <credential>)",
+        Status.RESOURCE_EXHAUSTED,
+        `too many failed authentications from this address: retry in ${retryAfter} s`,
       );
     }
-    return directory.authenticate(parsed.agentId, parsed.secret);
+  }
+
+  /** Counts a failed check of the peer and logs it once, at debug level, without the credential. */
+  function failed(address: string | undefined, reason: string, method: string): void {
+    if (address !== undefined) limiter.recordFailure(address, Date.now());
+    logger.debug("agent authentication refused", { peer: address ?? "unknown", method, reason });
+  }
+
+  async function authenticate(context: CallContext, method: string): Promise<AuthenticatedAgent> {
+    const address = peerAddress(context.peer);
+    const parsed = parseAgentCredential(context.metadata.get("authorization"));
+    const fingerprint = parsed ? credentialFingerprint(parsed.secret) : undefined;
+    checkNotLimited(address, fingerprint);
+    if (!parsed) {
+      failed(address, "missing or malformed credential", method);
+      throw new ServerError(
+        Status.UNAUTHENTICATED,
+        "missing or malformed agent credential (authorization: Bearer <agent id>.<secret>)",
+      );
+    }
+    try {
+      const agent = await directory.authenticate(parsed.agentId, parsed.secret);
+      if (address !== undefined && fingerprint !== undefined) limiter.recordSuccess(address, fingerprint);
+      return agent;
+    } catch (error) {
+      if (isDrayError(error) && error.code === "unauthenticated")
+        failed(address, "unknown or revoked credential", method);
+      throw error;
+    }
   }
 
   const wrap =
@@ -60,17 +114,27 @@ export function createGatewayService(
     };
 
   return {
-    enroll: wrap(async (request) => {
-      if (!request.enrollmentToken) {
+    enroll: wrap(async (request, context) => {
+      const address = peerAddress(context.peer);
+      checkNotLimited(address);
+      if (!request.enrollmentToken || request.enrollmentToken.length > MAX_ENROLLMENT_TOKEN_LENGTH) {
+        failed(address, "missing or malformed enrollment token", "enroll");
         throw new DrayError("unauthenticated", "an enrollment token is required (DRAY_ENROLLMENT_TOKEN)");
       }
       const info: AgentInfo | undefined = request.agent;
-      const agent = await directory.enroll(request.enrollmentToken, {
-        name: info?.name || info?.hostname || "agent",
-        hostname: info?.hostname ?? "",
-        version: info?.version || "unknown",
-        platform: platformName(info?.platform ?? Platform.UNSPECIFIED),
-      });
+      let agent: Awaited<ReturnType<AgentDirectory["enroll"]>>;
+      try {
+        agent = await directory.enroll(request.enrollmentToken, {
+          name: info?.name || info?.hostname || "agent",
+          hostname: info?.hostname ?? "",
+          version: info?.version || "unknown",
+          platform: platformName(info?.platform ?? Platform.UNSPECIFIED),
+        });
+      } catch (error) {
+        if (isDrayError(error) && error.code === "unauthenticated")
+          failed(address, "invalid enrollment token", "enroll");
+        throw error;
+      }
       logger.info("agent enrolled", { agentId: agent.agentId, environmentId: agent.environmentId });
       return {
         agentId: agent.agentId,
@@ -81,7 +145,7 @@ export function createGatewayService(
     }),
 
     heartbeat: wrap(async (request, context) => {
-      const agent = await authenticate(context);
+      const agent = await authenticate(context, "heartbeat");
       await directory.touch(agent.agentId, {
         version: request.agent?.version ?? "",
         name: request.agent?.name ?? "",
@@ -103,7 +167,7 @@ export function createGatewayService(
     async *openWorkStream(request, context) {
       let agent: AuthenticatedAgent;
       try {
-        agent = await authenticate(context);
+        agent = await authenticate(context, "openWorkStream");
       } catch (error) {
         throw toServerError(error, logger);
       }
@@ -122,7 +186,7 @@ export function createGatewayService(
     },
 
     completeTask: wrap(async (request, context) => {
-      const agent = await authenticate(context);
+      const agent = await authenticate(context, "completeTask");
       const outcome = request.outcome;
       const accepted = sessions.complete(agent.agentId, request.taskId, {
         ...(outcome.case === "result" ? { result: outcome.value } : {}),
@@ -132,7 +196,7 @@ export function createGatewayService(
     }),
 
     drain: wrap(async (request, context) => {
-      const agent = await authenticate(context);
+      const agent = await authenticate(context, "drain");
       sessions.markDraining(agent.agentId);
       await directory.touch(agent.agentId, { version: "", name: "", draining: true });
       await health.recordDrain(agent.environmentId);

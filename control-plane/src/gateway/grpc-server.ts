@@ -9,7 +9,8 @@ import { createServer, type Server, type ServiceImplementation } from "nice-grpc
 export interface GrpcServerOptions {
   host: string;
   port: number;
-  tls?: { certFile: string; keyFile: string };
+  /** TLS; with `clientCaFile`, clients must present a certificate chaining to that CA (mutual TLS). */
+  tls?: { certFile: string; keyFile: string; clientCaFile?: string | undefined };
   logger: Logger;
 }
 
@@ -38,18 +39,12 @@ export async function startGrpcServer(
     "grpc.http2.min_ping_interval_without_data_ms": 5_000,
   });
   server.add(agentGatewayDefinition, service);
-  const credentials = options.tls
-    ? ServerCredentials.createSsl(null, [
-        {
-          cert_chain: await readFile(options.tls.certFile),
-          private_key: await readFile(options.tls.keyFile),
-        },
-      ])
-    : ServerCredentials.createInsecure();
+  const credentials = options.tls ? await serverCredentials(options.tls) : ServerCredentials.createInsecure();
   const port = await server.listen(`${options.host}:${options.port}`, credentials);
   options.logger.info("agent gateway listening", {
     address: `${options.host}:${port}`,
     tls: Boolean(options.tls),
+    mutualTls: Boolean(options.tls?.clientCaFile),
   });
   return {
     port,
@@ -63,4 +58,18 @@ export async function startGrpcServer(
       }
     },
   };
+}
+
+/**
+ * TLS credentials of the gateway. With a client CA, a client certificate is
+ * required and must chain to it: the handshake of any other client fails.
+ */
+export async function serverCredentials(
+  tls: NonNullable<GrpcServerOptions["tls"]>,
+): Promise<ServerCredentials> {
+  const keyCertPairs = [
+    { cert_chain: await readFile(tls.certFile), private_key: await readFile(tls.keyFile) },
+  ];
+  if (!tls.clientCaFile) return ServerCredentials.createSsl(null, keyCertPairs);
+  return ServerCredentials.createSsl(await readFile(tls.clientCaFile), keyCertPairs, true);
 }

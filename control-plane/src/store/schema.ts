@@ -43,15 +43,22 @@ export const apiTokens = pgTable(
     name: text("name").notNull(),
     role: text("role", { enum: ["system", "admin", "operator", "viewer"] }).notNull(),
     tokenHash: text("token_hash").notNull(),
-    /** First characters of the token, safe to show so users can tell tokens apart. */
+    /**
+     * A short, non-secret label to tell tokens apart: `dray_` and the next 4
+     * characters of a generated token, `(chosen)` for a token chosen by the operator.
+     */
     tokenPrefix: text("token_prefix").notNull(),
     createdAt: createdAt(),
     lastUsedAt: ts("last_used_at"),
     revokedAt: ts("revoked_at"),
+    /** After this instant the token is refused (401); null: it does not expire. */
+    expiresAt: ts("expires_at"),
   },
   (t) => [
     uniqueIndex("api_tokens_hash_idx").on(t.tokenHash),
     index("api_tokens_org_idx").on(t.organisationId),
+    /** Keyset pages of GET /tokens: (created_at, id). */
+    index("api_tokens_org_created_idx").on(t.organisationId, t.createdAt, t.id),
   ],
 );
 

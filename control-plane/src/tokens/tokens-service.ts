@@ -3,13 +3,14 @@
  * secret is returned once, at creation.
  */
 import { DrayError } from "@dray/common";
-import { and, asc, eq, isNull, type SQL } from "drizzle-orm";
+import { and, asc, eq, isNull, type SQL, sql } from "drizzle-orm";
 import { type OrganisationRole, type Principal, type Role, requireOrganisationRole } from "../auth/roles.js";
 import { displayPrefixOf, generateApiToken, hashToken } from "../auth/tokens.js";
 import { findOrganisation, organisationNotFound } from "../organisations/organisations-service.js";
 import { isUuid, newId } from "../store/ids.js";
 import type { Db } from "../store/open-store.js";
 import { apiTokens } from "../store/schema.js";
+import { decodeTokensCursor, encodeTokensCursor } from "./tokens-cursor.js";
 
 /** A token as the API lists it: never the hash or the secret. */
 export interface TokenView {
@@ -21,7 +22,12 @@ export interface TokenView {
   createdAt: string;
   lastUsedAt: string | null;
   revokedAt: string | null;
+  /** When the token stops working; null: never. */
+  expiresAt: string | null;
 }
+
+/** Default and largest page of {@link listTokens}. */
+export const TOKENS_PAGE = { default: 50, max: 200 } as const;
 
 type TokenRow = typeof apiTokens.$inferSelect;
 
@@ -38,6 +44,7 @@ export function toTokenView(row: TokenRow): TokenView {
     createdAt: row.createdAt.toISOString(),
     lastUsedAt: iso(row.lastUsedAt),
     revokedAt: iso(row.revokedAt),
+    expiresAt: iso(row.expiresAt),
   };
 }
 
@@ -78,9 +85,20 @@ async function targetOrganisation(
 export async function createToken(
   db: Db,
   principal: Principal,
-  input: { name: string; role: OrganisationRole; organisationId?: string | undefined },
+  input: {
+    name: string;
+    role: OrganisationRole;
+    organisationId?: string | undefined;
+    expiresAt?: string | undefined;
+  },
   now: Date,
 ): Promise<TokenView & { token: string }> {
+  const expiresAt = input.expiresAt === undefined ? null : new Date(input.expiresAt);
+  if (expiresAt !== null && !(expiresAt.getTime() > now.getTime())) {
+    throw new DrayError("invalid_argument", "invalid request body: expiresAt: must be in the future", {
+      details: { issues: [{ path: "expiresAt", message: "must be in the future" }] },
+    });
+  }
   const organisationId = await targetOrganisation(db, principal, input.organisationId);
   const token = generateApiToken();
   const [row] = await db
@@ -93,36 +111,61 @@ export async function createToken(
       tokenHash: hashToken(token),
       tokenPrefix: displayPrefixOf(token),
       createdAt: now,
+      expiresAt,
     })
     .returning();
   return { ...toTokenView(row!), token };
 }
 
+/** One page of {@link listTokens}; `next` continues it, null on the last page. */
+export interface TokensPage {
+  tokens: TokenView[];
+  next: string | null;
+}
+
 /**
- * Tokens the caller manages, oldest first, revoked ones included: an
- * organisation admin sees its organisation's; the system admin sees every token,
- * or one organisation's with `organisationId`.
+ * Tokens the caller manages, oldest first (by creation, then id), revoked ones
+ * included, one keyset page at a time: an organisation admin sees its
+ * organisation's; the system admin sees every token, or one organisation's with
+ * `organisationId`.
  */
 export async function listTokens(
   db: Db,
   principal: Principal,
-  organisationId?: string,
-): Promise<TokenView[]> {
-  let where: SQL | undefined;
+  query: {
+    organisationId?: string | undefined;
+    limit?: number | undefined;
+    cursor?: string | undefined;
+  } = {},
+): Promise<TokensPage> {
+  const { organisationId } = query;
+  const limit = Math.min(Math.max(1, query.limit ?? TOKENS_PAGE.default), TOKENS_PAGE.max);
+  const after = query.cursor === undefined ? undefined : decodeTokensCursor(query.cursor);
+  let scope: SQL | undefined;
   if (principal.role === "system") {
-    if (organisationId !== undefined && !isUuid(organisationId)) return [];
-    where = organisationId === undefined ? undefined : eq(apiTokens.organisationId, organisationId);
+    if (organisationId !== undefined && !isUuid(organisationId)) return { tokens: [], next: null };
+    scope = organisationId === undefined ? undefined : eq(apiTokens.organisationId, organisationId);
   } else {
     const own = requireOrganisationRole(principal, "admin");
     if (organisationId !== undefined && organisationId !== own) throw organisationNotFound(organisationId);
-    where = eq(apiTokens.organisationId, own);
+    scope = eq(apiTokens.organisationId, own);
   }
+  // The cursor names the last token seen; its exact created_at (microseconds) is read in the same query.
+  const keyset =
+    after === undefined
+      ? undefined
+      : sql`(${apiTokens.createdAt}, ${apiTokens.id}) > (select t.created_at, t.id from api_tokens t where t.id = ${after})`;
   const rows = await db
     .select()
     .from(apiTokens)
-    .where(where)
-    .orderBy(asc(apiTokens.createdAt), asc(apiTokens.id));
-  return rows.map(toTokenView);
+    .where(and(scope, keyset))
+    .orderBy(asc(apiTokens.createdAt), asc(apiTokens.id))
+    .limit(limit + 1);
+  const page = rows.slice(0, limit);
+  return {
+    tokens: page.map(toTokenView),
+    next: rows.length > limit ? encodeTokensCursor(page[page.length - 1]!.id) : null,
+  };
 }
 
 /**
