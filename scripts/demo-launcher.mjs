@@ -1,6 +1,11 @@
 #!/usr/bin/env node
 // `npm run demo` on a fresh clone: makes sure pnpm and the dependencies are
 // installed (from the local store when offline), then runs scripts/demo.ts.
+//
+// Signals: the demo runs in a process group of its own, so a terminal's Ctrl-C
+// (SIGINT to the whole foreground group, and often passed on once more by npm)
+// reaches it only through this launcher, which passes on the first signal
+// exactly once and ignores the rest while the demo stops.
 import { execSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -32,10 +37,14 @@ if (!existsSync(join(root, "node_modules", ".modules.yaml"))) {
 const child = spawn(
   process.execPath,
   ["--import", "tsx", join(root, "scripts", "demo.ts"), ...process.argv.slice(2)],
-  {
-    cwd: root,
-    stdio: "inherit",
-  },
+  { cwd: root, stdio: "inherit", detached: true },
 );
-for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => child.kill(signal));
-child.on("exit", (code) => process.exit(code ?? 1));
+let forwarded = false;
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.on(signal, () => {
+    if (forwarded || child.exitCode !== null) return;
+    forwarded = true;
+    child.kill(signal);
+  });
+}
+child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

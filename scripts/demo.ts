@@ -3,8 +3,16 @@
  * two demo environments whose databases are embedded too (PGlite served over
  * the Postgres protocol, or databases on DRAY_DEMO_DATABASE_URL's server), two
  * real dray-agent processes, a seeded CRM dataset, and a pipeline run through
- * the `dray` CLI with live progress. State lives in ./.dray; a second start
- * reuses it and does not seed twice.
+ * the `dray` CLI with live progress. State lives in ./.dray (or
+ * DRAY_DEMO_DIR); a second start reuses it and neither seeds nor copies again.
+ *
+ * Signals: every child gets exactly one signal, from this process. The agents
+ * run in process groups of their own, so a terminal's Ctrl-C (SIGINT to the
+ * foreground group) reaches them only as the one SIGTERM sent here; repeated
+ * signals while stopping are ignored. "stopped." is printed last.
+ *
+ * Settings for tests: DRAY_DEMO_DIR (state directory), DRAY_DEMO_SCALE (seed
+ * size, 1 = 67,000 rows).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -18,7 +26,9 @@ import { PGlite } from "@electric-sql/pglite";
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
 
 const root = resolve(import.meta.dirname, "..");
-const dataDir = join(root, ".dray");
+const dataDir = process.env.DRAY_DEMO_DIR ? resolve(process.env.DRAY_DEMO_DIR) : join(root, ".dray");
+/** The demo organisation's monthly record limit: generous, so that restarts and reruns never run out. */
+const DEMO_MONTHLY_RECORD_LIMIT = 100_000_000;
 const demoDir = join(dataDir, "demo");
 const stateFile = join(demoDir, "state.json");
 
@@ -28,6 +38,8 @@ interface DemoState {
   token?: string;
   environments: Partial<Record<"source" | "target", { id: string; enrollmentToken?: string }>>;
   pipelineId?: string;
+  /** Set once the first start's copy completed: later starts do not copy again. */
+  copiedAt?: string;
 }
 
 async function freePort(preferred: number): Promise<number> {
@@ -68,19 +80,41 @@ const SCHEMA = `
     kind text not null, note text, happened_at timestamptz not null);
 `;
 
-/** Tens of thousands of CRM rows with references, seeded once into the source. */
-const SEED = `
+/** Rows per table of the CRM seed at a scale (1 = 67,000 rows in all). */
+function seedCounts(scale: number) {
+  const n = (rows: number, least: number) => Math.max(least, Math.round(rows * scale));
+  const accounts = n(2000, 60);
+  const contacts = n(20000, 10);
+  const opportunities = n(15000, 10);
+  const activities = n(30000, 10);
+  return {
+    accounts,
+    contacts,
+    opportunities,
+    activities,
+    total: accounts + contacts + opportunities + activities,
+  };
+}
+
+/** CRM rows with references, seeded once into the source (DRAY_DEMO_SCALE scales it, for tests). */
+function seedSql(c: ReturnType<typeof seedCounts>): string {
+  return `
   insert into accounts select g, 'Account ' || g, (array['retail','energy','health','software'])[g % 4 + 1],
     case when g > 50 then g % 50 + 1 end, timestamptz '2026-01-01' + g * interval '1 minute'
-    from generate_series(1, 2000) g;
-  insert into contacts select g, g % 2000 + 1, 'person' || g || '@example.com', 'First' || g, 'Last' || g, g % 7 <> 0
-    from generate_series(1, 20000) g;
-  insert into opportunities select g, g % 2000 + 1, case when g % 5 = 0 then null else g % 20000 + 1 end,
-    (g % 1000) * 12.5, (array['lead','qualified','won','lost'])[g % 4 + 1] from generate_series(1, 15000) g;
-  insert into activities select g, g % 15000 + 1, (array['call','email','meeting'])[g % 3 + 1],
+    from generate_series(1, ${c.accounts}) g;
+  insert into contacts select g, g % ${c.accounts} + 1, 'person' || g || '@example.com', 'First' || g, 'Last' || g, g % 7 <> 0
+    from generate_series(1, ${c.contacts}) g;
+  insert into opportunities select g, g % ${c.accounts} + 1, case when g % 5 = 0 then null else g % ${c.contacts} + 1 end,
+    (g % 1000) * 12.5, (array['lead','qualified','won','lost'])[g % 4 + 1] from generate_series(1, ${c.opportunities}) g;
+  insert into activities select g, g % ${c.opportunities} + 1, (array['call','email','meeting'])[g % 3 + 1],
     case when g % 3 = 0 then null else 'note ' || g end, timestamptz '2026-02-01' + g * interval '1 second'
-    from generate_series(1, 30000) g;
+    from generate_series(1, ${c.activities}) g;
 `;
+}
+
+const scale = Number(process.env.DRAY_DEMO_SCALE ?? "1");
+const counts = seedCounts(Number.isFinite(scale) && scale > 0 ? scale : 1);
+const SEED = seedSql(counts);
 
 interface DemoDatabase {
   url: string;
@@ -111,7 +145,7 @@ async function demoDatabase(name: string, preferredPort: number, seed: boolean):
   await pglite.exec(SCHEMA);
   const seeded = await pglite.query<{ n: number }>("select count(*)::int as n from accounts");
   if (seed && seeded.rows[0]?.n === 0) {
-    console.log(`seeding the ${name} database (67,000 CRM rows) …`);
+    console.log(`seeding the ${name} database (${counts.total.toLocaleString("en")} CRM rows) …`);
     await pglite.exec(SEED);
   }
   const port = await freePort(preferredPort);
@@ -135,6 +169,8 @@ function startAgent(
   const external = Boolean(process.env.DRAY_DEMO_DATABASE_URL);
   return spawn(process.execPath, [join(root, "agent", "bin", "dray-agent.js")], {
     cwd: root,
+    // A process group of its own: a terminal's Ctrl-C does not reach it, only our one SIGTERM does.
+    detached: true,
     stdio: ["ignore", "ignore", "inherit"],
     env: {
       ...process.env,
@@ -153,7 +189,48 @@ function startAgent(
   });
 }
 
+/** The first stop request (SIGINT, SIGTERM or SIGHUP); later ones are ignored. */
+function stopRequests() {
+  let requested: NodeJS.Signals | undefined;
+  let notify: (signal: NodeJS.Signals) => void = () => {};
+  const promise = new Promise<NodeJS.Signals>((done) => {
+    notify = done;
+  });
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    process.on(signal, () => {
+      if (requested) return;
+      requested = signal;
+      notify(signal);
+    });
+  }
+  return {
+    promise,
+    get requested() {
+      return requested;
+    },
+  };
+}
+
+/** Waits for a child's exit (at once when it already exited). */
+function exited(child: ChildProcess): Promise<void> {
+  return child.exitCode !== null || child.signalCode !== null
+    ? Promise.resolve()
+    : new Promise((done) => child.once("exit", () => done()));
+}
+
 async function main() {
+  const stop = stopRequests();
+  const cleanups: (() => Promise<void>)[] = [];
+  const shutdown = async () => {
+    console.log("\nstopping …");
+    for (const cleanup of cleanups.reverse()) {
+      await cleanup().catch((error: unknown) =>
+        console.error(`while stopping: ${error instanceof Error ? error.message : String(error)}`),
+      );
+    }
+    console.log("stopped.");
+  };
+
   await mkdir(demoDir, { recursive: true });
   const state: DemoState = existsSync(stateFile)
     ? JSON.parse(await readFile(stateFile, "utf8"))
@@ -166,6 +243,11 @@ async function main() {
     source: await demoDatabase("source", 54329, true),
     target: await demoDatabase("target", 54330, false),
   };
+  cleanups.push(async () => {
+    await databases.source.close();
+    await databases.target.close();
+  });
+  if (stop.requested) return shutdown();
 
   // 2. The control plane, embedded: PGlite store and in-process bus.
   const logger = createPinoLogger({
@@ -183,12 +265,17 @@ async function main() {
     { replicaId: "demo" },
   );
   const cp = await startControlPlane(config, logger);
+  cleanups.push(() => cp.stop());
   const base = `http://127.0.0.1:${cp.httpPort}`;
   const gateway = `http://127.0.0.1:${cp.grpcPort}`;
+  if (stop.requested) return shutdown();
 
-  // 3. Organisation, token and environments, once.
+  // 3. Organisation (with a generous limit), token and environments, once.
   if (!state.organisationId) {
-    const org = await api(base, state.adminToken, "POST", "/api/v1/organisations", { name: "Demo" });
+    const org = await api(base, state.adminToken, "POST", "/api/v1/organisations", {
+      name: "Demo",
+      monthlyRecordLimit: DEMO_MONTHLY_RECORD_LIMIT,
+    });
     const token = await api(base, state.adminToken, "POST", "/api/v1/tokens", {
       name: "demo",
       role: "admin",
@@ -197,6 +284,14 @@ async function main() {
     state.organisationId = org.id;
     state.token = token.token;
     await save();
+  } else {
+    // Demo state from an older version may have the default limit: raise it.
+    const org = await api(base, state.adminToken, "GET", `/api/v1/organisations/${state.organisationId}`);
+    if (org.monthlyRecordLimit < DEMO_MONTHLY_RECORD_LIMIT) {
+      await api(base, state.adminToken, "PATCH", `/api/v1/organisations/${state.organisationId}`, {
+        monthlyRecordLimit: DEMO_MONTHLY_RECORD_LIMIT,
+      });
+    }
   }
   const token = state.token!;
   for (const name of ["source", "target"] as const) {
@@ -210,14 +305,26 @@ async function main() {
     await save();
   }
 
-  // 4. Two real agent processes, one next to each database.
+  // 4. Two real agent processes, one next to each database; each gets one SIGTERM at the stop.
   const agents = (["source", "target"] as const).map((name) =>
     startAgent(name, gateway, databases[name].url, state.environments[name]?.enrollmentToken),
   );
+  const stopAgents = async () => {
+    for (const agent of agents)
+      if (agent.exitCode === null && agent.signalCode === null) agent.kill("SIGTERM");
+    await Promise.all(agents.map(exited));
+  };
+  cleanups.push(stopAgents);
+  // Should this process end without its shutdown (an error), the agents must not outlive it.
+  process.once("exit", () => {
+    for (const agent of agents)
+      if (agent.exitCode === null && agent.signalCode === null) agent.kill("SIGTERM");
+  });
   for (const name of ["source", "target"] as const) {
     const id = state.environments[name]!.id;
     const started = Date.now();
     for (;;) {
+      if (stop.requested) return shutdown();
       const env = await api(base, token, "GET", `/api/v1/environments/${id}`);
       if (env.health === "healthy" && env.agent.connected) break;
       if (Date.now() - started > 60_000)
@@ -228,8 +335,9 @@ async function main() {
     delete state.environments[name]!.enrollmentToken;
   }
   await save();
+  if (stop.requested) return shutdown();
 
-  // 5. A pipeline over the CRM entities, once, then a run through the CLI with its progress bars.
+  // 5. A pipeline over the CRM entities, once, and its first run through the CLI with progress bars.
   if (!state.pipelineId) {
     const pipeline = await api(base, token, "POST", "/api/v1/pipelines", {
       name: "demo-crm",
@@ -243,13 +351,43 @@ async function main() {
     await save();
   }
   const cliEnv = { ...process.env, DRAY_URL: base, DRAY_TOKEN: token };
-  console.log("\n$ dray run demo-crm --watch\n");
-  const cli = spawn(process.execPath, [join(root, "sdk", "bin", "dray.js"), "run", "demo-crm", "--watch"], {
-    cwd: root,
-    stdio: "inherit",
-    env: cliEnv,
-  });
-  const cliExit = await new Promise<number | null>((r) => cli.once("exit", r));
+  let cliExit: number | null = 0;
+  // A first copy interrupted by a stop resumes by itself: it is followed, not started again.
+  const pipeline = await api(base, token, "GET", `/api/v1/pipelines/${state.pipelineId}`);
+  const last = pipeline.lastExecution as { status: string; pipelineToken: string; createdAt: string } | null;
+  if (!state.copiedAt && last?.status === "completed") {
+    state.copiedAt = last.createdAt;
+    await save();
+  }
+  if (!state.copiedAt && pipeline.running) {
+    console.log(
+      `\nthe first demo copy, interrupted by the last stop, resumes by itself (${last?.pipelineToken}).` +
+        `\nFollow it with: pnpm exec dray status ${last?.pipelineToken}   (see below for DRAY_URL and DRAY_TOKEN)`,
+    );
+  } else if (!state.copiedAt) {
+    console.log("\n$ dray run demo-crm --watch\n");
+    const cli = spawn(process.execPath, [join(root, "sdk", "bin", "dray.js"), "run", "demo-crm", "--watch"], {
+      cwd: root,
+      // Its own process group too: the stop reaches it once, from here (it then stops watching).
+      detached: true,
+      stdio: "inherit",
+      env: cliEnv,
+    });
+    void stop.promise.then(() => {
+      if (cli.exitCode === null && cli.signalCode === null) cli.kill("SIGINT");
+    });
+    cliExit = await new Promise<number | null>((r) => cli.once("exit", r));
+    if (cliExit === 0 && !stop.requested) {
+      state.copiedAt = new Date().toISOString();
+      await save();
+    }
+  } else {
+    console.log(
+      `\nreusing ${dataDir}: the demo copy already ran on ${state.copiedAt}, so it is not run again.` +
+        "\nRun it again yourself with: pnpm exec dray run demo-crm --watch (see below for DRAY_URL and DRAY_TOKEN)",
+    );
+  }
+  if (stop.requested) return shutdown();
 
   const line = "─".repeat(76);
   console.log(
@@ -264,25 +402,27 @@ async function main() {
   console.log("   pnpm exec dray pipeline plan demo-crm");
   console.log("   pnpm exec dray run demo-crm --watch      # again: every row is an update now");
   console.log("   pnpm exec dray history demo-crm");
+  console.log(
+    ` record limit   ${DEMO_MONTHLY_RECORD_LIMIT.toLocaleString("en")} records a month. Only the system admin can change it:`,
+  );
+  console.log(
+    `   curl -X PATCH ${base}/api/v1/organisations/${state.organisationId} -H 'content-type: application/json' \\`,
+  );
+  console.log(
+    `     -H "authorization: Bearer $(node -p 'require(${JSON.stringify(stateFile)}).adminToken')" \\`,
+  );
+  console.log(`     -d '{"monthlyRecordLimit": 200000000}'`);
   console.log(` state          ${dataDir} (delete it to start over)`);
   console.log(`${line}\n Ctrl-C stops everything.\n`);
 
-  await new Promise<void>((done) => {
-    process.once("SIGINT", () => done());
-    process.once("SIGTERM", () => done());
-  });
-  console.log("\nstopping …");
-  for (const agent of agents) agent.kill("SIGTERM");
-  await Promise.all(
-    agents.map((a) => new Promise((r) => (a.exitCode === null ? a.once("exit", r) : r(null)))),
-  );
-  await cp.stop();
-  await databases.source.close();
-  await databases.target.close();
-  console.log("stopped.");
+  await stop.promise;
+  await shutdown();
 }
 
-main().catch((error) => {
-  console.error(`demo failed: ${error instanceof Error ? error.message : String(error)}`);
-  process.exit(1);
-});
+main().then(
+  () => process.exit(0),
+  (error) => {
+    console.error(`demo failed: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  },
+);

@@ -218,7 +218,7 @@ describe("GET /api/v1/pipeline/status?pipelinename=…&page=…", () => {
     expect(latest).toMatchObject({ process: "JobRunner", status: "end" });
     expect(oldest).toMatchObject({ process: "JobRunner", status: "end" });
     expect(failed).toMatchObject({ process: "JobRunner", status: "error" });
-    expect(cancelled).toMatchObject({ process: "JobRunner", status: "end" });
+    expect(cancelled).toMatchObject({ process: "JobRunner", status: "cancelled" });
     for (const [j, run] of [
       [latest, runs[3]!],
       [oldest, runs[0]!],

@@ -1,11 +1,21 @@
 /**
  * @module @dray/common
  * What every Dray process shares: the error type and code set, the logger
- * interface, backoff and abort helpers.
+ * interface, backoff and abort helpers, entity names.
  */
 export { abortReason, linkedAbortController, sleep, throwIfAborted } from "./abort.js";
 export { type BackoffOptions, backoffDelay } from "./backoff.js";
 export { DrayError, type DrayErrorOptions, isDrayError } from "./dray-error.js";
+export {
+  type EntityNameParts,
+  formatEntityName,
+  formatEntityNamePart,
+  MAX_ENTITY_NAME_LENGTH,
+  MAX_ENTITY_PART_LENGTH,
+  normaliseEntityName,
+  parseEntityName,
+  partNeedsQuotes,
+} from "./entity-name.js";
 export { codeOfGrpcStatus, ERROR_CODES, type ErrorCode, grpcStatusOf, httpStatusOf } from "./error-codes.js";
 export {
   createPinoLogger,

@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import { createServer as createHttpsServer, type ServerOptions as HttpsServerOptions } from "node:https";
 import type { Logger } from "@dray/common";
 import { type ServerType, serve } from "@hono/node-server";
+import { API_SERVER_OPTIONS, answerClientErrors } from "./api/http-server-options.js";
 import { createApiApp } from "./api/index.js";
 import { ensureSystemAdminToken } from "./auth/index.js";
 import { type ControlPlaneConfig, isLoopbackHost } from "./config.js";
@@ -148,7 +149,9 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     host: config.bindHost,
     port: config.httpPort,
     ...(config.httpTls ? { tls: config.httpTls } : {}),
+    serverOptions: { ...API_SERVER_OPTIONS },
   });
+  answerClientErrors(http);
   const address = http.address();
   const httpPort = typeof address === "object" && address ? address.port : config.httpPort;
   logger.info("http api listening", {

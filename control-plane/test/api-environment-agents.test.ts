@@ -95,6 +95,76 @@ describe("POST /api/v1/environments/:id/test", () => {
   });
 });
 
+describe("POST /api/v1/environments/:id/test: rate limit per environment", () => {
+  it("allows one test in flight per environment, answering 429 with Retry-After meanwhile", async () => {
+    const id = await newEnvironment();
+    const other = await newEnvironment();
+    h.agents.connected.add(id);
+    h.agents.connected.add(other);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const original = h.agents.testConnection;
+    h.agents.testConnection = async (environmentId: string) => {
+      if (environmentId === id) await gate;
+      return original.call(h.agents, environmentId);
+    };
+    try {
+      const first = h.call("POST", `/api/v1/environments/${id}/test`, { token: a.operator });
+      await new Promise((r) => setTimeout(r, 50));
+      const second = await h.call("POST", `/api/v1/environments/${id}/test`, { token: a.operator });
+      expect(second.status).toBe(429);
+      expect(second.headers.get("retry-after")).toBe("1");
+      expect(errorOf(second)).toMatchObject({
+        code: "resource_exhausted",
+        message: "a connection test of this environment is already running: wait for its answer, then retry",
+      });
+      // another environment is not held up
+      expect((await h.call("POST", `/api/v1/environments/${other}/test`, { token: a.operator })).status).toBe(
+        200,
+      );
+      release();
+      expect((await first).status).toBe(200);
+      expect((await h.call("POST", `/api/v1/environments/${id}/test`, { token: a.operator })).status).toBe(
+        200,
+      );
+    } finally {
+      h.agents.testConnection = original;
+    }
+  });
+
+  it("allows 6 tests per minute per environment, then 429 until the minute has passed", async () => {
+    const id = await newEnvironment();
+    h.agents.connected.add(id);
+    const start = new Date("2026-07-01T10:00:00.000Z");
+    h.clock.now = start;
+    try {
+      for (let i = 0; i < 6; i++) {
+        h.clock.now = new Date(start.getTime() + i * 1_000);
+        expect((await h.call("POST", `/api/v1/environments/${id}/test`, { token: a.operator })).status).toBe(
+          200,
+        );
+      }
+      h.clock.now = new Date(start.getTime() + 20_000);
+      const refused = await h.call("POST", `/api/v1/environments/${id}/test`, { token: a.operator });
+      expect(refused.status).toBe(429);
+      expect(refused.headers.get("retry-after")).toBe("40");
+      expect(errorOf(refused).message).toBe(
+        "this environment's connection was tested 6 times in the last 60 s, the most allowed: retry in 40 s",
+      );
+      // a minute after the first test it has left the window: one more fits, then the window is full again
+      h.clock.now = new Date(start.getTime() + 60_000);
+      expect((await h.call("POST", `/api/v1/environments/${id}/test`, { token: a.operator })).status).toBe(
+        200,
+      );
+      expect((await h.call("POST", `/api/v1/environments/${id}/test`, { token: a.operator })).status).toBe(
+        429,
+      );
+    } finally {
+      h.clock.now = undefined;
+    }
+  });
+});
+
 describe("GET /api/v1/environments/:id/entities and POST …/refresh", () => {
   it("answers 503 when there is no snapshot and no agent", async () => {
     const id = await newEnvironment();

@@ -166,7 +166,12 @@ describe("POST /api/v1/environments", () => {
     }
     const huge = await create({ name: "big", application: "x".repeat(1024 * 1024) });
     expect(huge.status).toBe(400);
-    expect(errorOf(huge).message).toBe("request body is larger than 1 MiB");
+    expect(errorOf(huge).message).toBe(
+      "invalid request body: application: Too big: expected string to have <=200 characters",
+    );
+    const tooBig = await create({ name: "big", application: "x".repeat(5 * 1024 * 1024) });
+    expect(tooBig.status).toBe(413);
+    expect(errorOf(tooBig).message).toBe("request body is larger than 4 MiB");
     const password = await create({ name: "secret", url: "postgres://app:hunter2@db:5432/app" });
     expect(password.status).toBe(400);
     expect(errorOf(password).message).toContain("must not contain a password");

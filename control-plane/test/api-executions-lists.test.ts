@@ -57,7 +57,21 @@ describe("GET /api/v1/executions/:id/errors", () => {
       page: 2,
       pageSize: 2,
       total: 5,
+      next: expect.any(String),
     });
+    // `next` continues by keyset from where a page ends; the last page has next null
+    const rest = await get(`/executions/${row.id}/errors?pageSize=2&cursor=${all.body.next}`);
+    expect(rest.body.errors.map((e: { id: number }) => e.id)).toEqual([written[4]!.id]);
+    expect(rest.body.next).toBeNull();
+    const pages: number[][] = [];
+    let next: string | null = null;
+    do {
+      const res = await get(`/executions/${row.id}/errors?pageSize=2${next ? `&cursor=${next}` : ""}`);
+      pages.push(res.body.errors.map((e: { id: number }) => e.id));
+      next = res.body.next;
+    } while (next !== null && pages.length < 10);
+    expect(pages).toEqual([[0, 1], [2, 3], [4]].map((p) => p.map((i) => written[i]!.id)));
+    expect((await get(`/executions/${row.id}/errors?cursor=%00`)).status).toBe(400);
     const first = await get(`/executions/${row.id}/errors`);
     expect(first.body).toMatchObject({ page: 1, pageSize: 50, total: 5 });
     expect(first.body.errors[0]).toMatchObject({ field: "customer_id", code: "23503", message: "problem 0" });
@@ -142,6 +156,15 @@ describe("GET /api/v1/executions/:id/batches", () => {
     const orders = await get(`/executions/${row.id}/batches?entity=public.orders&page=2&pageSize=2`);
     expect(orders.body).toMatchObject({ page: 2, pageSize: 2, total: 3 });
     expect(orders.body.batches.map((b: any) => b.state)).toEqual(["Skipped"]);
+    expect(orders.body.next).toBeNull();
+    const seen: string[] = [];
+    let next: string | null = null;
+    do {
+      const page = await get(`/executions/${row.id}/batches?pageSize=2${next ? `&cursor=${next}` : ""}`);
+      seen.push(...page.body.batches.map((b: any) => `${b.entity}:${b.pass}:${b.seq}`));
+      next = page.body.next;
+    } while (next !== null && seen.length < 20);
+    expect(seen).toEqual(res.body.batches.map((b: any) => `${b.entity}:${b.pass}:${b.seq}`));
     expect((await get(`/executions/${row.id}/batches?page=x`)).status).toBe(400);
     expect((await get(`/executions/${row.id}/batches`, other.admin)).status).toBe(404);
   });
@@ -197,6 +220,55 @@ describe("GET /api/v1/pipelines/:id/executions", () => {
       `/pipelines/${pipeline.id}/executions?from=2026-05-01T23:59:59.999Z&to=2026-05-02T00:00:00Z&status=completed`,
     );
     expect(ids(datetimes.body)).toEqual([runs[3]!.id]);
+  });
+
+  it("follows `next` cursors through the history with no repeat and no gap, ties included", async () => {
+    const pipeline = await insertPipeline(x.db, org.id, "history-cursor");
+    const t0 = Date.parse("2026-05-01T00:00:00.000Z");
+    const runs = [];
+    // 23 runs, three per instant: the cursor must tell runs of the same instant apart
+    for (let i = 0; i < 23; i++) {
+      runs.push(
+        await insertExecution(x.db, pipeline, {
+          status: i % 5 === 0 ? "failed" : "completed",
+          createdAt: new Date(t0 + Math.floor(i / 3) * 1_000),
+        }),
+      );
+    }
+    const whole = await get(`/pipelines/${pipeline.id}/executions?pageSize=100`);
+    expect(whole.body).toMatchObject({ total: 23, next: null });
+    const order = whole.body.executions.map((e: { id: string }) => e.id);
+    const seen: string[] = [];
+    let next: string | null = null;
+    let pages = 0;
+    do {
+      const cursor: string = next === null ? "" : `&cursor=${next}`;
+      const res = await get(`/pipelines/${pipeline.id}/executions?pageSize=4${cursor}`);
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      seen.push(...res.body.executions.map((e: { id: string }) => e.id));
+      next = res.body.next;
+      pages++;
+    } while (next !== null && pages < 20);
+    expect(pages).toBe(6);
+    expect(seen).toEqual(order);
+    // the offset pages carry a next cursor that continues where they end
+    const page2 = await get(`/pipelines/${pipeline.id}/executions?pageSize=5&page=2`);
+    const after = await get(`/pipelines/${pipeline.id}/executions?pageSize=5&cursor=${page2.body.next}`);
+    expect(after.body.executions.map((e: { id: string }) => e.id)).toEqual(order.slice(10, 15));
+    // filters apply across the cursor pages
+    const failed = await get(`/pipelines/${pipeline.id}/executions?status=failed&pageSize=2`);
+    const failedNext = await get(
+      `/pipelines/${pipeline.id}/executions?status=failed&pageSize=2&cursor=${failed.body.next}`,
+    );
+    expect(
+      [...failed.body.executions, ...failedNext.body.executions].map((e: { status: string }) => e.status),
+    ).toEqual(["failed", "failed", "failed", "failed"]);
+    const bad = await get(`/pipelines/${pipeline.id}/executions?cursor=nope!`);
+    expect(bad.status).toBe(400);
+    expect(errorOf(bad).message).toContain("cursor");
+    const both = await get(`/pipelines/${pipeline.id}/executions?page=2&cursor=${page2.body.next}`);
+    expect(both.status).toBe(400);
+    expect(errorOf(both).message).toBe("give either page or cursor, not both");
   });
 
   it("answers 400 for bad filters and paging, 404 for other tenants' pipelines", async () => {

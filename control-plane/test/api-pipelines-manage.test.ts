@@ -206,6 +206,23 @@ describe("PATCH /api/v1/pipelines/{id}", () => {
     });
   });
 
+  it("fetches a new source's snapshot from its connected agent when none is cached yet", async () => {
+    const created = (await create(body({ name: "switch source" }))).body;
+    const fresh = await createEnvironment(org, "fresh-source");
+    const refused = await patch(created.id, { sourceEnvironmentId: fresh });
+    expect(refused.status).toBe(409);
+    expect(errorOf(refused).message).toContain("no agent of it is connected");
+    h.agents.connected.add(fresh);
+    try {
+      const res = await patch(created.id, { sourceEnvironmentId: fresh });
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      expect(res.body.sourceEnvironmentId).toBe(fresh);
+      expect(h.agents.calls).toContainEqual({ method: "describeSchema", environmentId: fresh });
+    } finally {
+      h.agents.connected.delete(fresh);
+    }
+  });
+
   it("answers 409 failed_precondition while an execution is queued or in progress", async () => {
     const { body: created } = await create(body({ name: "busy" }));
     const running = await insertExecution(created.id, "in_progress");

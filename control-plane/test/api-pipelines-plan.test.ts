@@ -99,6 +99,7 @@ const entry = (entity: string, level: number | null, estimatedRows: number) => (
   entity,
   level,
   estimatedRows,
+  estimateSource: "statistics",
   primaryKey: ["id"],
   missingInTarget: false,
   fieldsMissingInTarget: [],
@@ -314,5 +315,74 @@ describe("GET /api/v1/pipelines/{id}/plan", () => {
         .set({ schemaSnapshot: snap, schemaCapturedAt: new Date(snap.capturedAt) })
         .where(eq(environments.id, env.prod));
     }
+  });
+
+  it("fetches missing snapshots of both sides from their connected agents", async () => {
+    const source = await createEnvironment(org, "plan-source");
+    const target = await createEnvironment(org, "plan-target");
+    h.agents.snapshot = snapshot(crm);
+    h.agents.connected.add(source);
+    h.agents.connected.add(target);
+    try {
+      const res = await h.call("POST", "/api/v1/pipelines", {
+        token: org.operator,
+        json: {
+          name: "both fetched",
+          sourceEnvironmentId: source,
+          targetEnvironmentId: target,
+          writeStrategy: "insert",
+          entities: crmNames,
+        },
+      });
+      expect(res.status, JSON.stringify(res.body)).toBe(201);
+      const answer = await plan(res.body.id);
+      expect(answer.status).toBe(200);
+      expect(answer.body.warnings).toEqual([]);
+      expect(answer.body.blocking).toEqual([]);
+      expect(h.agents.calls).toContainEqual({ method: "describeSchema", environmentId: target });
+      const [stored] = await h.store.db.select().from(environments).where(eq(environments.id, target));
+      expect(stored!.schemaCapturedAt).not.toBeNull();
+    } finally {
+      h.agents.connected.delete(source);
+      h.agents.connected.delete(target);
+    }
+  });
+
+  it("labels each estimate and checks the limit against counts of never-analysed tables", async () => {
+    // The agent counted tables the planner never analysed: 67,000 rows, not "about 0".
+    const counted = (name: string, rows: number, estimateSource: string) =>
+      Object.assign(entity(name, rows), { estimateSource });
+    const source = await createEnvironment(
+      org,
+      "unanalysed",
+      snapshot([counted("accounts", 2_000, "exact"), counted("contacts", 65_000, "sampled")]),
+    );
+    const res = await h.call("POST", "/api/v1/pipelines", {
+      token: org.operator,
+      json: {
+        name: "unanalysed",
+        sourceEnvironmentId: source,
+        targetEnvironmentId: env.fresh,
+        writeStrategy: "insert",
+        entities: ["public.accounts", "public.contacts"],
+      },
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    const answer = await plan(res.body.id);
+    expect(answer.status).toBe(200);
+    expect(
+      answer.body.entities.map((e: { estimatedRows: number; estimateSource: string }) => [
+        e.estimatedRows,
+        e.estimateSource,
+      ]),
+    ).toEqual([
+      [2_000, "exact"],
+      [65_000, "sampled"],
+    ]);
+    expect(answer.body.estimatedRecords).toBe(67_000);
+    expect(answer.body.monthlyRecordLimit.wouldExceed).toBe(true);
+    const blocked = answer.body.blocking.find((b: { code: string }) => b.code === "monthly_record_limit");
+    expect(blocked.message).toContain(`PATCH /api/v1/organisations/${org.id}`);
+    expect(blocked.message).toContain("system administrator");
   });
 });

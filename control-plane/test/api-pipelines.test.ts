@@ -275,15 +275,55 @@ describe("POST /api/v1/pipelines", () => {
     expect(await rowsNamed("taken")).toHaveLength(2);
   });
 
-  it("answers 409 failed_precondition when the source has no entity snapshot yet", async () => {
+  it("answers 409 failed_precondition when the source has no entity snapshot yet and no connected agent", async () => {
     const res = await create(body({ name: "no-snapshot", sourceEnvironmentId: env.bare }));
     expect(res.status).toBe(409);
     const error = errorOf(res);
     expect(error.code).toBe("failed_precondition");
     expect(error.message).toContain(`environment bare (${env.bare}) has no entity snapshot yet`);
-    expect(error.message).toContain(`GET /api/v1/environments/${env.bare}/entities`);
-    expect(error.message).toContain("while its agent is connected");
+    expect(error.message).toContain("no agent of it is connected: start its dray-agent");
+    expect(error.details).toEqual({ environmentId: env.bare, reason: "no_entity_snapshot" });
     expect(await rowsNamed("no-snapshot")).toEqual([]);
+    expect(h.agents.calls.filter((c) => c.environmentId === env.bare)).toEqual([]);
+  });
+
+  it("fetches the source's snapshot from its connected agent when none is cached yet", async () => {
+    const fresh = await createEnvironment(org, "fresh-source");
+    h.agents.connected.add(fresh);
+    try {
+      const res = await create(body({ name: "right after healthy", sourceEnvironmentId: fresh }));
+      expect(res.status, JSON.stringify(res.body)).toBe(201);
+      expect(res.body.sourceEnvironmentId).toBe(fresh);
+      expect(h.agents.calls).toContainEqual({ method: "describeSchema", environmentId: fresh });
+      const [stored] = await h.store.db.select().from(environments).where(eq(environments.id, fresh));
+      expect(stored!.schemaFingerprint).toBe(h.agents.snapshot.fingerprint);
+      expect((stored!.schemaSnapshot as SchemaSnapshot).entities.map((e) => e.entity)).toEqual([
+        "public.customers",
+        "public.orders",
+      ]);
+      // The snapshot is cached now: a second pipeline does not ask the agent again.
+      const asked = h.agents.calls.length;
+      expect((await create(body({ name: "second", sourceEnvironmentId: fresh }))).status).toBe(201);
+      expect(h.agents.calls.length).toBe(asked);
+    } finally {
+      h.agents.connected.delete(fresh);
+    }
+  });
+
+  it("still checks the entities against the fetched snapshot", async () => {
+    const fresh = await createEnvironment(org, "fresh-source-2");
+    h.agents.connected.add(fresh);
+    try {
+      const res = await create(
+        body({ name: "unknown entity", sourceEnvironmentId: fresh, entities: ["public.nope"] }),
+      );
+      expect(res.status).toBe(400);
+      expect(errorOf(res).message).toContain(
+        "public.nope does not exist in source environment fresh-source-2",
+      );
+    } finally {
+      h.agents.connected.delete(fresh);
+    }
   });
 
   it("needs the operator role", async () => {

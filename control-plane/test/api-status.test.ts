@@ -1,7 +1,7 @@
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { appendStageLog } from "../src/executions/stage-log.js";
-import { executions } from "../src/store/index.js";
+import { executionEntities, executions } from "../src/store/index.js";
 import {
   type ExecutionsHarness,
   insertExecution,
@@ -215,6 +215,93 @@ describe("GET /api/v1/pipeline/status?pipelinename=", () => {
       status: null,
       endTime: "2026-04-01T00:25:05Z",
     });
+  });
+
+  it("never shows a failed or cancelled job with the status of a successful one", async () => {
+    const pipeline = await insertPipeline(x.db, org.id, "outcomes");
+    const base = Date.parse("2026-04-02T00:00:00Z");
+    const jobs: Record<string, string> = {};
+    for (const [i, outcome] of (["completed", "failed", "cancelled"] as const).entries()) {
+      const at = new Date(base + i * 60_000);
+      const row = await insertExecution(x.db, pipeline, {
+        status: outcome,
+        createdAt: at,
+        startedAt: at,
+        finishedAt: new Date(at.getTime() + 2_000),
+        updatedAt: at,
+      });
+      // Every job's last stage entry is an "end", as the runner writes for each of them.
+      await appendStageLog(x.db, {
+        executionId: row.id,
+        processName: "JobRunner",
+        state: "end",
+        code: outcome === "completed" ? "end" : outcome,
+        description: `Process ${outcome}`,
+        at: new Date(at.getTime() + 2_000),
+      });
+      jobs[row.pipelineToken] = outcome;
+    }
+    const res = await status("pipelinename=outcomes");
+    expect(res.status).toBe(200);
+    const byOutcome = Object.fromEntries(
+      res.body.map((j: { pipelineToken: string; status: string }) => [jobs[j.pipelineToken], j.status]),
+    );
+    expect(byOutcome).toEqual({ completed: "end", failed: "error", cancelled: "cancelled" });
+    for (const job of res.body) expect(sorted(Object.keys(job))).toEqual(sorted(SEED_SUMMARY_KEYS));
+  });
+
+  it("shows no entity in progress once an execution is cancelled", async () => {
+    const pipeline = await insertPipeline(x.db, org.id, "cancelled-midway");
+    const row = await insertExecution(x.db, pipeline, { status: "in_progress", startedAt: new Date() });
+    await x.db.insert(executionEntities).values([
+      {
+        executionId: row.id,
+        entity: "public.customers",
+        level: 0,
+        status: "completed",
+        total: 5,
+        processed: 5,
+      },
+      {
+        executionId: row.id,
+        entity: "public.orders",
+        level: 1,
+        status: "in_progress",
+        total: 10,
+        processed: 4,
+      },
+      { executionId: row.id, entity: "public.items", level: 2, status: "pending", total: 10 },
+    ]);
+    const cancel = await x.call("POST", `/api/v1/executions/${row.id}/cancel`, { token: org.operator });
+    expect(cancel.status).toBe(202);
+    // The executor notices the request and records the final status.
+    await x.db
+      .update(executions)
+      .set({ status: "cancelled", finishedAt: new Date() })
+      .where(eq(executions.id, row.id));
+    const view = await x.call("GET", `/api/v1/executions/${row.id}`, { token: org.viewer });
+    expect(view.status).toBe(200);
+    expect(view.body.entities.map((e: { entity: string; status: string }) => [e.entity, e.status])).toEqual([
+      ["public.customers", "completed"],
+      ["public.orders", "cancelled"],
+      ["public.items", "cancelled"],
+    ]);
+  });
+
+  it("finishes the entity rows of a queued execution it cancels", async () => {
+    const pipeline = await insertPipeline(x.db, org.id, "cancelled-queued");
+    const row = await insertExecution(x.db, pipeline, { status: "queued" });
+    await x.db.insert(executionEntities).values([
+      { executionId: row.id, entity: "public.customers", level: 0, status: "in_progress", total: 5 },
+      { executionId: row.id, entity: "public.orders", level: 1, status: "pending", total: 10 },
+    ]);
+    const cancel = await x.call("POST", `/api/v1/executions/${row.id}/cancel`, { token: org.operator });
+    expect(cancel.body.status).toBe("cancelled");
+    const stored = await x.db
+      .select({ status: executionEntities.status })
+      .from(executionEntities)
+      .where(eq(executionEntities.executionId, row.id));
+    expect(stored.map((e) => e.status)).toEqual(["cancelled", "cancelled"]);
   });
 
   it("answers [] for an unknown name or another organisation's pipeline", async () => {

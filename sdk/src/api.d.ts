@@ -13,7 +13,7 @@ export interface paths {
         };
         /**
          * Server-sent events of an execution: replay after Last-Event-ID, then live until it ends
-         * @description Each message has `id` = seq, `event` = the payload's `type` and `data` = the JSON payload. A comment ping is sent every 15 s. The token may be given as `?token=` for browsers' EventSource.
+         * @description Each message has `id` = seq, `event` = the payload's `type` and `data` = the JSON payload. A comment ping is sent every 15 s. The token may be given as `?token=` for browsers' EventSource. A token may hold 20 streams at once and an organisation 100 (per control-plane replica); past that the answer is 429 `resource_exhausted` with `Retry-After`.
          */
         get: operations["streamExecutionEvents"];
         put?: never;
@@ -101,7 +101,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List the organisation's environments, optionally searched and sorted */
+        /**
+         * List the organisation's environments, optionally searched and sorted, a page at a time
+         * @description Pages of `limit` environments (default 50, at most 200). When `next` is not null, pass it as `cursor` (with the same `search` and `sort`) to get the next page.
+         */
         get: operations["listEnvironments"];
         put?: never;
         /** Create an environment and its first enrollment token (operator) */
@@ -140,7 +143,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Live round trip to the environment's database through its agent (operator) */
+        /**
+         * Live round trip to the environment's database through its agent (operator)
+         * @description At most one test per environment runs at a time, and at most 6 start per minute; past that the answer is 429 `resource_exhausted` with `Retry-After`.
+         */
         post: operations["testEnvironmentConnection"];
         delete?: never;
         options?: never;
@@ -206,12 +212,15 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List the organisation's pipelines by name, optionally searched */
+        /**
+         * List the organisation's pipelines by name, optionally searched, a page at a time
+         * @description Pages of `limit` pipelines (default 50, at most 200). When `next` is not null, pass it as `cursor` (with the same `search`) to get the next page.
+         */
         get: operations["listPipelines"];
         put?: never;
         /**
          * Create a pipeline (operator)
-         * @description Both environments must belong to the organisation and share a platform; every entity must be in the source's cached entity snapshot (409 `failed_precondition` when the source has none yet).
+         * @description Both environments must belong to the organisation and share a platform; every entity must be in the source's entity snapshot. A missing snapshot is fetched from the source's connected agent; 409 `failed_precondition` only when there is none and no agent of the source is connected.
          */
         post: operations["createPipeline"];
         delete?: never;
@@ -253,8 +262,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * The plan of a run, computed from the cached entity snapshots without running anything
-         * @description Dependency levels, deferred references, warnings and per-entity details. Whatever would stop a run (unresolvable cycle, missing primary key, entities or fields missing in the target, monthly record limit) is listed in `blocking`; the answer is still 200. When the target has no snapshot, compatibility is a warning.
+         * The plan of a run, computed from the entity snapshots without running anything
+         * @description Dependency levels, deferred references, warnings and per-entity details. Whatever would stop a run (unresolvable cycle, missing primary key, entities or fields missing in the target, monthly record limit) is listed in `blocking`; the answer is still 200. A missing snapshot is fetched from the connected agent; when the target has none and no agent, compatibility is a warning.
          */
         get: operations["getPipelinePlan"];
         put?: never;
@@ -272,7 +281,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A pipeline's run history, newest first, by status and createdAt range */
+        /**
+         * A pipeline's run history, newest first, by status and createdAt range
+         * @description Pages of `pageSize` runs (default 20, at most 100) by `page`, or by cursor: pass the answer's `next` as `cursor` (with the same filters) for the page after it; `next` is null on the last page.
+         */
         get: operations["listPipelineExecutions"];
         put?: never;
         /** Start a run of the pipeline (operator); 409 while one is queued or in progress */
@@ -324,7 +336,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** An execution's errors and warnings, oldest first */
+        /**
+         * An execution's errors and warnings, oldest first
+         * @description Pages of `pageSize` by `page`, or by cursor: pass the answer's `next` as `cursor` (with the same filters) for the page after it; `next` is null on the last page.
+         */
         get: operations["listExecutionErrors"];
         put?: never;
         post?: never;
@@ -341,7 +356,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** An execution's batches by entity, pass and sequence */
+        /**
+         * An execution's batches by entity, pass and sequence
+         * @description Pages of `pageSize` by `page`, or by cursor: pass the answer's `next` as `cursor` (with the same filter) for the page after it; `next` is null on the last page.
+         */
         get: operations["listExecutionBatches"];
         put?: never;
         post?: never;
@@ -556,6 +574,11 @@ export interface components {
             url?: string | null;
             protected?: boolean;
         };
+        EnvironmentPage: {
+            environments: components["schemas"]["Environment"][];
+            /** @description Cursor of the next page (pass it as `cursor`), or null on the last page */
+            next: string | null;
+        };
         UpdateEnvironment: {
             name?: string;
             application?: string | null;
@@ -605,6 +628,11 @@ export interface components {
                 referencedFields: string[];
             }[];
             estimatedRows: number;
+            /**
+             * @description Where estimatedRows comes from (statistics when absent)
+             * @enum {string}
+             */
+            estimateSource?: "statistics" | "exact" | "sampled";
         };
         EnrollmentToken: {
             /** @description dray_enr_…; single use; give it to dray-agent */
@@ -691,13 +719,16 @@ export interface components {
              */
             writeStrategy: "insert" | "merge" | "clean";
             /**
-             * @description Selected entities (`schema.table`), each present in the source's entity snapshot, no duplicates
+             * @description Selected entities, each present in the source's entity snapshot, no duplicates. Each is a name (`schema.table`, with a part that contains `.` or `"` double-quoted: `"sch.ema".t`) or `{ schema, table }`; the pipeline stores and shows the canonical name
              * @example [
              *       "public.accounts",
              *       "public.contacts"
              *     ]
              */
-            entities: string[];
+            entities: (string | {
+                schema: string;
+                table: string;
+            })[];
             /**
              * @description Rows per batch
              * @default 50000
@@ -724,6 +755,11 @@ export interface components {
              */
             entityConcurrency: number;
         };
+        PipelinePage: {
+            pipelines: components["schemas"]["Pipeline"][];
+            /** @description Cursor of the next page (pass it as `cursor`), or null on the last page */
+            next: string | null;
+        };
         UpdatePipeline: {
             name?: string;
             /**
@@ -747,13 +783,16 @@ export interface components {
              */
             writeStrategy?: "insert" | "merge" | "clean";
             /**
-             * @description Selected entities (`schema.table`), each present in the source's entity snapshot, no duplicates
+             * @description Selected entities, each present in the source's entity snapshot, no duplicates. Each is a name (`schema.table`, with a part that contains `.` or `"` double-quoted: `"sch.ema".t`) or `{ schema, table }`; the pipeline stores and shows the canonical name
              * @example [
              *       "public.accounts",
              *       "public.contacts"
              *     ]
              */
-            entities?: string[];
+            entities?: (string | {
+                schema: string;
+                table: string;
+            })[];
             /** @description Rows per batch */
             batchSize?: number;
             /** @description Byte budget of a batch's row data (64 KiB … 48 MiB) */
@@ -779,6 +818,11 @@ export interface components {
                 entity: string;
                 level: number | null;
                 estimatedRows: number;
+                /**
+                 * @description Where estimatedRows comes from: planner statistics, an exact count or a sampled estimate (for tables never analysed), or unknown
+                 * @enum {string}
+                 */
+                estimateSource: "statistics" | "exact" | "sampled" | "unknown";
                 primaryKey: string[];
                 missingInTarget: boolean;
                 fieldsMissingInTarget: string[];
@@ -890,6 +934,10 @@ export interface components {
         CancelExecution: {
             reason?: string;
         };
+        ExecutionErrorsPage: components["schemas"]["ExecutionErrors"] & {
+            /** @description Cursor of the next page (pass it as `cursor`), or null on the last page */
+            next: string | null;
+        };
         ExecutionErrors: {
             errors: {
                 id: number;
@@ -909,6 +957,10 @@ export interface components {
             page: number;
             pageSize: number;
             total: number;
+        };
+        ExecutionBatchesPage: components["schemas"]["ExecutionBatches"] & {
+            /** @description Cursor of the next page (pass it as `cursor`), or null on the last page */
+            next: string | null;
         };
         ExecutionBatches: {
             batches: {
@@ -942,6 +994,10 @@ export interface components {
             page: number;
             pageSize: number;
             total: number;
+        };
+        ExecutionHistoryPage: components["schemas"]["ExecutionHistory"] & {
+            /** @description Cursor of the next page (pass it as `cursor`), or null on the last page */
+            next: string | null;
         };
         ExecutionHistory: {
             executions: {
@@ -1000,7 +1056,10 @@ export interface components {
             endTime: string | null;
             /** @example 2m 5s */
             totalTime: string | null;
-            /** @example end */
+            /**
+             * @description The last stage entry's state; `error` for a failed job, `cancelled` for a cancelled one
+             * @example end
+             */
             status: string | null;
         };
         Usage: {
@@ -1075,6 +1134,17 @@ export interface operations {
             /** @description No such resource in the caller's organisation (`not_found`) */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many at once or too often (`resource_exhausted`): the message says which limit; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1417,6 +1487,10 @@ export interface operations {
                 search?: string;
                 /** @description name (A–Z, default), health (healthy, unhealthy, unknown), lastHeartbeat (most recent first), createdAt (newest first) */
                 sort?: "name" | "health" | "lastHeartbeat" | "createdAt";
+                /** @description Items per page, 1–200 (default 50) */
+                limit?: number;
+                /** @description The `next` of the previous page; omit it for the first page */
+                cursor?: string;
             };
             header?: never;
             path?: never;
@@ -1424,15 +1498,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The environments */
+            /** @description A page of environments */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        environments: components["schemas"]["Environment"][];
-                    };
+                    "application/json": components["schemas"]["EnvironmentPage"];
                 };
             };
             /** @description Invalid request (`invalid_argument`): the message names the offending fields */
@@ -1738,6 +1810,17 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Too many at once or too often (`resource_exhausted`): the message says which limit; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description The environment's agent is not connected (`unavailable`) */
             503: {
                 headers: {
@@ -1931,6 +2014,10 @@ export interface operations {
             query?: {
                 /** @description Case-insensitive text matched anywhere in the name */
                 search?: string;
+                /** @description Items per page, 1–200 (default 50) */
+                limit?: number;
+                /** @description The `next` of the previous page; omit it for the first page */
+                cursor?: string;
             };
             header?: never;
             path?: never;
@@ -1938,15 +2025,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The pipelines */
+            /** @description A page of pipelines */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        pipelines: components["schemas"]["Pipeline"][];
-                    };
+                    "application/json": components["schemas"]["PipelinePage"];
                 };
             };
             /** @description Invalid request (`invalid_argument`): the message names the offending fields */
@@ -2285,6 +2370,8 @@ export interface operations {
                 page?: number;
                 /** @description Items per page (max 100) */
                 pageSize?: number;
+                /** @description The `next` of the previous page; omit it for the first page */
+                cursor?: string;
             };
             header?: never;
             path: {
@@ -2300,7 +2387,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ExecutionHistory"];
+                    "application/json": components["schemas"]["ExecutionHistoryPage"];
                 };
             };
             /** @description Invalid request (`invalid_argument`): the message names the offending fields */
@@ -2536,11 +2623,14 @@ export interface operations {
         parameters: {
             query?: {
                 severity?: "error" | "warning";
+                /** @description `schema.table`; a part that contains `.` or `"` is double-quoted with quotes doubled (`"sch.ema".t`, `sch."ema.t"`). The fully quoted form `"schema"."table"` is accepted too; an unquoted name with more than one dot is ambiguous and refused. Names are exact (never case-folded). */
                 entity?: string;
                 /** @description 1-based page */
                 page?: number;
                 /** @description Items per page (max 500) */
                 pageSize?: number;
+                /** @description The `next` of the previous page; omit it for the first page */
+                cursor?: string;
             };
             header?: never;
             path: {
@@ -2556,7 +2646,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ExecutionErrors"];
+                    "application/json": components["schemas"]["ExecutionErrorsPage"];
                 };
             };
             /** @description Invalid request (`invalid_argument`): the message names the offending fields */
@@ -2600,11 +2690,14 @@ export interface operations {
     listExecutionBatches: {
         parameters: {
             query?: {
+                /** @description `schema.table`; a part that contains `.` or `"` is double-quoted with quotes doubled (`"sch.ema".t`, `sch."ema.t"`). The fully quoted form `"schema"."table"` is accepted too; an unquoted name with more than one dot is ambiguous and refused. Names are exact (never case-folded). */
                 entity?: string;
                 /** @description 1-based page */
                 page?: number;
                 /** @description Items per page (max 500) */
                 pageSize?: number;
+                /** @description The `next` of the previous page; omit it for the first page */
+                cursor?: string;
             };
             header?: never;
             path: {
@@ -2620,7 +2713,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ExecutionBatches"];
+                    "application/json": components["schemas"]["ExecutionBatchesPage"];
                 };
             };
             /** @description Invalid request (`invalid_argument`): the message names the offending fields */
@@ -2666,7 +2759,7 @@ export interface operations {
             query?: {
                 pipelinetoken?: string;
                 pipelinename?: string;
-                /** @description Page of job summaries (20 per page), with pipelinename */
+                /** @description Page: 20 job summaries per page with pipelinename, 500 stage entries per page with pipelinetoken */
                 page?: number;
             };
             header?: never;

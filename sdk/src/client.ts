@@ -7,6 +7,7 @@ import {
   ExecutionFailedError,
 } from "./errors.js";
 import { type ExecutionEvent, FINAL_STATUSES, followEvents } from "./event-stream.js";
+import { eachItem } from "./pages.js";
 
 type Schemas = components["schemas"];
 export type Organisation = Schemas["Organisation"];
@@ -31,12 +32,39 @@ export type UpdatePipeline = Schemas["UpdatePipeline"];
 export type PipelinePlan = Schemas["PipelinePlan"];
 export type Execution = Schemas["Execution"];
 export type StartedExecution = Schemas["StartedExecution"];
-export type ExecutionHistory = Schemas["ExecutionHistory"];
-export type ExecutionErrors = Schemas["ExecutionErrors"];
-export type ExecutionBatches = Schemas["ExecutionBatches"];
+export type ExecutionHistory = Schemas["ExecutionHistoryPage"];
+export type ExecutionErrors = Schemas["ExecutionErrorsPage"];
+export type ExecutionBatches = Schemas["ExecutionBatchesPage"];
 export type StageStatusEntry = Schemas["StageStatusEntry"];
 export type JobSummary = Schemas["JobSummary"];
 export type Usage = Schemas["Usage"];
+/** Query of the environments list (`limit` 1–200, default 50; `cursor` = the previous page's `next`). */
+export type ListEnvironmentsQuery = NonNullable<paths["/api/v1/environments"]["get"]["parameters"]["query"]>;
+/** Query of the tokens list (`limit` 1–200, default 50; `cursor` = the previous page's `next`). */
+export type ListTokensQuery = NonNullable<paths["/api/v1/tokens"]["get"]["parameters"]["query"]>;
+/** Query of the pipelines list (`limit` 1–200, default 50; `cursor` = the previous page's `next`). */
+export type ListPipelinesQuery = NonNullable<paths["/api/v1/pipelines"]["get"]["parameters"]["query"]>;
+
+/** Filters of the run history; `pageSize` is the size of each page fetched (1–100, default 20). */
+export interface HistoryQuery {
+  status?: string;
+  from?: string;
+  to?: string;
+  pageSize?: number;
+}
+
+/** Filters of an execution's errors; `pageSize` is the size of each page fetched (1–500, default 50). */
+export interface ErrorsQuery {
+  severity?: "error" | "warning";
+  entity?: string;
+  pageSize?: number;
+}
+
+/** Filter of an execution's batches; `pageSize` is the size of each page fetched (1–500, default 50). */
+export interface BatchesQuery {
+  entity?: string;
+  pageSize?: number;
+}
 
 /** Options of {@link createDrayClient}. */
 export interface DrayClientOptions {
@@ -103,14 +131,30 @@ export function createDrayClient(options: DrayClientOptions) {
   const executions = {
     /** The execution with per-entity counters, duration, throughput and reason. */
     get: (id: string) => call(http.GET("/api/v1/executions/{id}", { params: { path: { id } } })),
-    /** Errors and warnings, with record keys. */
-    errors: (
-      id: string,
-      query: { page?: number; pageSize?: number; severity?: "error" | "warning"; entity?: string } = {},
-    ) => call(http.GET("/api/v1/executions/{id}/errors", { params: { path: { id }, query } })),
-    /** Batches with state, cursors, rows and attempts. */
-    batches: (id: string, query: { page?: number; pageSize?: number; entity?: string } = {}) =>
+    /** A page of errors and warnings, with record keys, and the `next` cursor (null on the last page). */
+    errors: (id: string, query: ErrorsQuery & { page?: number; cursor?: string } = {}) =>
+      call(http.GET("/api/v1/executions/{id}/errors", { params: { path: { id }, query } })),
+    /** Every error and warning matching the query, oldest first, page after page (an async iterator). */
+    errorsAll: (id: string, query: ErrorsQuery = {}) =>
+      eachItem("errors", (cursor) =>
+        call(
+          http.GET("/api/v1/executions/{id}/errors", {
+            params: { path: { id }, query: { ...query, ...(cursor ? { cursor } : {}) } },
+          }),
+        ),
+      ),
+    /** A page of batches with state, cursors, rows and attempts, and the `next` cursor. */
+    batches: (id: string, query: BatchesQuery & { page?: number; cursor?: string } = {}) =>
       call(http.GET("/api/v1/executions/{id}/batches", { params: { path: { id }, query } })),
+    /** Every batch (of `entity`, when given), page after page (an async iterator). */
+    batchesAll: (id: string, query: BatchesQuery = {}) =>
+      eachItem("batches", (cursor) =>
+        call(
+          http.GET("/api/v1/executions/{id}/batches", {
+            params: { path: { id }, query: { ...query, ...(cursor ? { cursor } : {}) } },
+          }),
+        ),
+      ),
     /** Asks the execution to stop; committed batches stay in the target. */
     cancel: (id: string, reason?: string) =>
       call(
@@ -167,14 +211,37 @@ export function createDrayClient(options: DrayClientOptions) {
     tokens: {
       /** Creates a token; the secret is in the answer only. */
       create: (body: Schemas["CreateToken"]) => call(http.POST("/api/v1/tokens", { body })),
-      list: () => call(http.GET("/api/v1/tokens", {})),
+      /** One page of tokens (`limit`, default 50) and the `next` cursor (null on the last page). */
+      list: (query: ListTokensQuery = {}) => call(http.GET("/api/v1/tokens", { params: { query } })),
+      /** Every token of the organisation, page after page. */
+      listAll: (query: Omit<ListTokensQuery, "cursor"> = {}) =>
+        eachItem("tokens", (cursor) =>
+          call(
+            http.GET("/api/v1/tokens", { params: { query: { ...query, ...(cursor ? { cursor } : {}) } } }),
+          ),
+        ),
       revoke: (id: string) => call(http.DELETE("/api/v1/tokens/{id}", { params: { path: { id } } })),
     },
     environments: {
       /** Creates an environment and returns its one-time enrollment token. */
       create: (body: Schemas["CreateEnvironment"]) => call(http.POST("/api/v1/environments", { body })),
-      list: (query: { search?: string; sort?: "name" | "health" | "lastHeartbeat" | "createdAt" } = {}) =>
+      /** One page of environments (`limit`, default 50) and the `next` cursor (null on the last page). */
+      list: (query: ListEnvironmentsQuery = {}) =>
         call(http.GET("/api/v1/environments", { params: { query } })),
+      /**
+       * Every environment matching the query, page after page.
+       *
+       * @example
+       * for await (const env of dray.environments.listAll({ sort: "health" })) console.log(env.name, env.health);
+       */
+      listAll: (query: Omit<ListEnvironmentsQuery, "cursor"> = {}) =>
+        eachItem("environments", (cursor) =>
+          call(
+            http.GET("/api/v1/environments", {
+              params: { query: { ...query, ...(cursor ? { cursor } : {}) } },
+            }),
+          ),
+        ),
       get: (id: string) => call(http.GET("/api/v1/environments/{id}", { params: { path: { id } } })),
       update: (id: string, body: Schemas["UpdateEnvironment"]) =>
         call(http.PATCH("/api/v1/environments/{id}", { params: { path: { id } }, body })),
@@ -195,18 +262,33 @@ export function createDrayClient(options: DrayClientOptions) {
     pipelines: {
       create: (body: CreatePipeline) =>
         call(http.POST("/api/v1/pipelines", { body: body as Schemas["CreatePipeline"] })),
-      list: (query: { search?: string } = {}) => call(http.GET("/api/v1/pipelines", { params: { query } })),
+      /** One page of pipelines (`limit`, default 50) and the `next` cursor (null on the last page). */
+      list: (query: ListPipelinesQuery = {}) => call(http.GET("/api/v1/pipelines", { params: { query } })),
+      /** Every pipeline matching the query, page after page (an async iterator). */
+      listAll: (query: Omit<ListPipelinesQuery, "cursor"> = {}) =>
+        eachItem("pipelines", (cursor) =>
+          call(
+            http.GET("/api/v1/pipelines", { params: { query: { ...query, ...(cursor ? { cursor } : {}) } } }),
+          ),
+        ),
       get: (id: string) => call(http.GET("/api/v1/pipelines/{id}", { params: { path: { id } } })),
       update: (id: string, body: UpdatePipeline) =>
         call(http.PATCH("/api/v1/pipelines/{id}", { params: { path: { id } }, body })),
       delete: (id: string) => call(http.DELETE("/api/v1/pipelines/{id}", { params: { path: { id } } })),
       /** Dependency levels, cycles, warnings, estimates and the effect on the monthly limit, without running. */
       plan: (id: string) => call(http.GET("/api/v1/pipelines/{id}/plan", { params: { path: { id } } })),
-      /** Run history, newest first. */
-      history: (
-        id: string,
-        query: { status?: string; from?: string; to?: string; page?: number; pageSize?: number } = {},
-      ) => call(http.GET("/api/v1/pipelines/{id}/executions", { params: { path: { id }, query } })),
+      /** One page of the run history, newest first, with the `next` cursor (null on the last page). */
+      history: (id: string, query: HistoryQuery & { page?: number; cursor?: string } = {}) =>
+        call(http.GET("/api/v1/pipelines/{id}/executions", { params: { path: { id }, query } })),
+      /** Every run of the history matching the query, newest first, page after page (an async iterator). */
+      historyAll: (id: string, query: HistoryQuery = {}) =>
+        eachItem("executions", (cursor) =>
+          call(
+            http.GET("/api/v1/pipelines/{id}/executions", {
+              params: { path: { id }, query: { ...query, ...(cursor ? { cursor } : {}) } },
+            }),
+          ),
+        ),
       /**
        * Starts an execution. With `wait`, resolves with the final execution or
        * throws {@link ExecutionFailedError} / {@link ExecutionCancelledError}.

@@ -18,3 +18,4 @@ export {
   ExecutionFailedError,
 } from "./errors.js";
 export type { ExecutionEvent } from "./event-stream.js";
+export { type CursorPage, collect, eachItem } from "./pages.js";

@@ -13,6 +13,7 @@ import { environmentsRoutes } from "./environments-routes.js";
 import { createErrorHandler, errorResponse, notFoundHandler, validationHook } from "./errors.js";
 import { executionEventsRoutes, executionsRoutes } from "./executions-routes.js";
 import { healthRoutes } from "./health-routes.js";
+import { inputGuard, urlGuard } from "./input-guard.js";
 import { organisationsRoutes } from "./organisations-routes.js";
 import { pipelinesRoutes } from "./pipelines-routes.js";
 import { statusRoutes } from "./status-routes.js";
@@ -24,8 +25,12 @@ export const API_BASE_PATH = "/api/v1";
 /** Path of the OpenAPI 3.1 document (served without authentication). */
 export const OPENAPI_PATH = `${API_BASE_PATH}/openapi.json`;
 
-/** Largest accepted request body. */
-export const MAX_BODY_BYTES = 1024 * 1024;
+/**
+ * Largest accepted request body (413 past it). Large enough that a body with
+ * a 1 MiB string, even one JSON escapes to twice its size, reaches validation
+ * and gets a 400 naming the field.
+ */
+export const MAX_BODY_BYTES = 4 * 1024 * 1024;
 
 /** The OpenAPI document's `info`. */
 export const OPENAPI_INFO = {
@@ -70,9 +75,18 @@ export function createApiApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
     bodyLimit({
       maxSize: MAX_BODY_BYTES,
       onError: (c) =>
-        errorResponse(c, new DrayError("invalid_argument", "request body is larger than 1 MiB")),
+        errorResponse(
+          c,
+          new DrayError(
+            "invalid_argument",
+            `request body is larger than ${MAX_BODY_BYTES / 1024 / 1024} MiB`,
+          ),
+          413,
+        ),
     }),
   );
+  // A NUL in a JSON body answers 400 before any route (the SSE route included) sees it.
+  app.use(`${API_BASE_PATH}/*`, inputGuard());
   // The SSE route authenticates itself (bearer or ?token= for EventSource): mounted before the bearer middleware.
   app.route(API_BASE_PATH, executionEventsRoutes(routeDeps));
   const authenticate = createAuthMiddleware<ApiEnv>({ db: deps.db, now: routeDeps.now });
@@ -95,5 +109,8 @@ export function createApiApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
   app.route(API_BASE_PATH, statusRoutes(routeDeps));
   app.route(API_BASE_PATH, usageRoutes(routeDeps));
   app.doc31(OPENAPI_PATH, OPENAPI_INFO);
+  // Over-long paths and query values, and NULs in the query, answer 400 before routing decodes the URL.
+  const dispatch = app.fetch;
+  app.fetch = (request, env, executionCtx) => urlGuard(request.url) ?? dispatch(request, env, executionCtx);
   return app;
 }

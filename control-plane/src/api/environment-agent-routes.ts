@@ -2,15 +2,19 @@
  * /api/v1/environments/{id}/…: what goes through the environment's agent
  * (connection test, entity snapshot) and re-pairing it (new enrollment token).
  */
+
+import { DrayError } from "@dray/common";
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { requireOrganisationRole } from "../auth/roles.js";
 import { testEnvironmentConnection } from "../environments/connection-test.js";
+import { ConnectionTestLimiter, type ConnectionTestLimits } from "../environments/connection-test-limiter.js";
 import { getEntitySnapshot } from "../environments/entity-snapshots.js";
 import { getEnvironment, renewEnrollmentToken } from "../environments/environments-service.js";
 import type { ApiEnv, RouteDeps } from "./api-env.js";
 import { ConnectionTestResult, EnrollmentToken, SchemaSnapshot } from "./environment-schemas.js";
 import { createRouter } from "./router.js";
 import { bearerSecurity, errorResponses, IdParams, jsonResponse } from "./schemas.js";
+import { tooManyRequestsResponse, withRetryAfter } from "./too-many-requests.js";
 
 const tags = ["environments"];
 
@@ -26,12 +30,16 @@ const testRoute = createRoute({
   path: "/environments/{id}/test",
   operationId: "testEnvironmentConnection",
   summary: "Live round trip to the environment's database through its agent (operator)",
+  description:
+    "At most one test per environment runs at a time, and at most 6 start per minute; past that the answer " +
+    "is 429 `resource_exhausted` with `Retry-After`.",
   tags,
   security: bearerSecurity,
   request: { params: IdParams },
   responses: {
     200: jsonResponse(ConnectionTestResult, "The connection works"),
     ...errorResponses(401, 403, 404, 503),
+    ...tooManyRequestsResponse,
   },
 });
 
@@ -74,18 +82,38 @@ const enrollmentTokenRoute = createRoute({
   responses: { 201: jsonResponse(EnrollmentToken, "The enrollment token"), ...errorResponses(401, 403, 404) },
 });
 
+/** Options of {@link environmentAgentRoutes}, for tests; production uses the defaults. */
+export interface EnvironmentAgentRouteOptions {
+  /** Connection tests per environment. @default one in flight, 6 per minute */
+  connectionTests?: ConnectionTestLimits;
+}
+
 /** Agent-backed routes of environments. */
-export function environmentAgentRoutes(deps: RouteDeps): OpenAPIHono<ApiEnv> {
+export function environmentAgentRoutes(
+  deps: RouteDeps,
+  options: EnvironmentAgentRouteOptions = {},
+): OpenAPIHono<ApiEnv> {
   const app = createRouter();
+  const connectionTests = new ConnectionTestLimiter(options.connectionTests);
 
   app.openapi(testRoute, async (c) => {
     const organisationId = requireOrganisationRole(c.get("principal"), "operator");
     const environment = await getEnvironment(deps.db, organisationId, c.req.valid("param").id);
-    const result = await testEnvironmentConnection(deps.db, deps.agents, environment, {
-      now: deps.now,
-      signal: c.req.raw.signal,
-    });
-    return c.json(result, 200);
+    let done: () => void;
+    try {
+      done = connectionTests.admit(environment.id, deps.now().getTime());
+    } catch (error) {
+      throw withRetryAfter(c, DrayError.from(error));
+    }
+    try {
+      const result = await testEnvironmentConnection(deps.db, deps.agents, environment, {
+        now: deps.now,
+        signal: c.req.raw.signal,
+      });
+      return c.json(result, 200);
+    } finally {
+      done();
+    }
   });
 
   app.openapi(entitiesRoute, async (c) => {

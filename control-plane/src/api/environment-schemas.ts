@@ -131,6 +131,9 @@ export const EntitySnapshot = z
       }),
     ),
     estimatedRows: z.number(),
+    estimateSource: z.enum(["statistics", "exact", "sampled"]).optional().openapi({
+      description: "Where estimatedRows comes from (statistics when absent)",
+    }),
   })
   .openapi("EntitySnapshot");
 

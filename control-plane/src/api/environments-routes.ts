@@ -17,6 +17,7 @@ import {
   ListEnvironmentsQuery,
   UpdateEnvironment,
 } from "./environment-schemas.js";
+import { nextField, pageQuery } from "./pagination.js";
 import { createRouter } from "./router.js";
 import { bearerSecurity, errorResponses, IdParams, jsonBody, jsonResponse } from "./schemas.js";
 
@@ -40,12 +41,18 @@ const listEnvironmentsRoute = createRoute({
   method: "get",
   path: "/environments",
   operationId: "listEnvironments",
-  summary: "List the organisation's environments, optionally searched and sorted",
+  summary: "List the organisation's environments, optionally searched and sorted, a page at a time",
+  description:
+    "Pages of `limit` environments (default 50, at most 200). When `next` is not null, pass it as `cursor` " +
+    "(with the same `search` and `sort`) to get the next page.",
   tags,
   security: bearerSecurity,
-  request: { query: ListEnvironmentsQuery },
+  request: { query: ListEnvironmentsQuery.extend(pageQuery) },
   responses: {
-    200: jsonResponse(z.object({ environments: z.array(Environment) }), "The environments"),
+    200: jsonResponse(
+      z.object({ environments: z.array(Environment), ...nextField }).openapi("EnvironmentPage"),
+      "A page of environments",
+    ),
     ...errorResponses(400, 401, 403),
   },
 });
@@ -120,8 +127,9 @@ export function environmentsRoutes(deps: RouteDeps): OpenAPIHono<ApiEnv> {
 
   app.openapi(listEnvironmentsRoute, async (c) => {
     const organisationId = requireOrganisationRole(c.get("principal"), "viewer");
-    const rows = await listEnvironments(deps.db, organisationId, c.req.valid("query"));
-    return c.json({ environments: rows.map(view) }, 200);
+    const { limit, cursor, ...query } = c.req.valid("query");
+    const page = await listEnvironments(deps.db, organisationId, query, { limit, cursor });
+    return c.json({ environments: page.environments.map(view), next: page.next }, 200);
   });
 
   app.openapi(getEnvironmentRoute, async (c) => {

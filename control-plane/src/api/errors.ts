@@ -18,9 +18,12 @@ export interface ErrorBody {
 /** Codes whose messages may carry internals: the caller gets a generic message instead. */
 const HIDDEN_CODES: ReadonlySet<ErrorCode> = new Set(["internal", "unknown", "data_loss"]);
 
-/** The error answer for a DrayError (adds `WWW-Authenticate: Bearer` to 401s). */
-export function errorResponse(c: Context, error: DrayError): Response {
-  const status = httpStatusOf(error.code) as ContentfulStatusCode;
+/**
+ * The error answer for a DrayError (adds `WWW-Authenticate: Bearer` to 401s).
+ * `status` overrides the code's usual HTTP status (e.g. 413 for a body over the limit).
+ */
+export function errorResponse(c: Context, error: DrayError, status?: ContentfulStatusCode): Response {
+  status ??= httpStatusOf(error.code) as ContentfulStatusCode;
   const body: ErrorBody = { error: { code: error.code, message: error.message } };
   if (error.details !== undefined) body.error.details = error.details;
   if (error.code === "unauthenticated") c.header("WWW-Authenticate", 'Bearer realm="dray"');
@@ -87,8 +90,10 @@ export function createErrorHandler(logger: Logger): ErrorHandler<ApiEnv> {
 }
 
 /** The app's `notFound`: 404 `not_found` naming the route. */
-export const notFoundHandler: NotFoundHandler<ApiEnv> = (c) =>
-  errorResponse(c, new DrayError("not_found", `no route for ${c.req.method} ${c.req.path}`));
+export const notFoundHandler: NotFoundHandler<ApiEnv> = (c) => {
+  const path = c.req.path.length > 200 ? `${c.req.path.slice(0, 200)}…` : c.req.path;
+  return errorResponse(c, new DrayError("not_found", `no route for ${c.req.method} ${path}`));
+};
 
 const TARGET_NAMES: Record<string, string> = {
   json: "request body",

@@ -2,7 +2,8 @@
 import { z } from "@hono/zod-openapi";
 import { MAX_CANCEL_REASON_LENGTH } from "../executions/cancel-execution.js";
 import { EXECUTION_STATUSES } from "../executions/execution-vocabulary.js";
-import { Timestamp } from "./schemas.js";
+import { MAX_DATE_PARAM_LENGTH, MAX_STATUS_FILTER_LENGTH } from "../executions/history-filter.js";
+import { EntityNameText, Timestamp } from "./schemas.js";
 
 const uuid = z.string().openapi({ format: "uuid" });
 const pageParam = z.coerce
@@ -98,7 +99,7 @@ export const Execution = z
 /** Query of GET /executions/{id}/errors. */
 export const ErrorsQuery = z.object({
   severity: z.enum(["error", "warning"]).optional(),
-  entity: z.string().max(300).optional(),
+  entity: EntityNameText.optional(),
   page: pageParam,
   pageSize: pageSizeParam(50, 500),
 });
@@ -124,7 +125,7 @@ export const ExecutionErrors = z
 
 /** Query of GET /executions/{id}/batches. */
 export const BatchesQuery = z.object({
-  entity: z.string().max(300).optional(),
+  entity: EntityNameText.optional(),
   page: pageParam,
   pageSize: pageSizeParam(50, 500),
 });
@@ -160,11 +161,17 @@ export const ExecutionBatches = z
 export const HistoryQuery = z.object({
   status: z
     .string()
+    .max(MAX_STATUS_FILTER_LENGTH)
     .optional()
     .openapi({ description: "Comma list of statuses", example: "failed,cancelled" }),
-  from: z.string().optional().openapi({ description: "ISO date or datetime; createdAt at or after it" }),
+  from: z
+    .string()
+    .max(MAX_DATE_PARAM_LENGTH)
+    .optional()
+    .openapi({ description: "ISO date or datetime; createdAt at or after it" }),
   to: z
     .string()
+    .max(MAX_DATE_PARAM_LENGTH)
     .optional()
     .openapi({ description: "ISO date (whole day) or datetime; createdAt at or before it" }),
   page: pageParam,
@@ -195,10 +202,12 @@ export const ExecutionHistory = z
 export const EventsQuery = z.object({
   lastEventId: z
     .string()
+    .max(32)
     .optional()
     .openapi({ description: "Resume after this seq (like the Last-Event-ID header)" }),
   token: z
     .string()
+    .max(1024)
     .optional()
     .openapi({ description: "API token, for EventSource (which cannot send headers)" }),
 });
@@ -207,7 +216,10 @@ export const EventsQuery = z.object({
 export const PipelineStatusQuery = z.object({
   pipelinetoken: z.string().min(1).max(200).optional(),
   pipelinename: z.string().min(1).max(200).optional(),
-  page: pageParam.openapi({ description: "Page of job summaries (20 per page), with pipelinename" }),
+  page: pageParam.openapi({
+    description:
+      "Page: 20 job summaries per page with pipelinename, 500 stage entries per page with pipelinetoken",
+  }),
 });
 
 /** One stage entry of a job (seed 02). */
@@ -239,7 +251,10 @@ export const JobSummary = z
     startTime: z.string().nullable(),
     endTime: z.string().nullable(),
     totalTime: z.string().nullable().openapi({ example: "2m 5s" }),
-    status: z.string().nullable().openapi({ example: "end" }),
+    status: z.string().nullable().openapi({
+      example: "end",
+      description: "The last stage entry's state; `error` for a failed job, `cancelled` for a cancelled one",
+    }),
   })
   .openapi("JobSummary");
 

@@ -6,10 +6,12 @@ import { DrayError } from "@dray/common";
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
 import { streamSSE } from "hono/streaming";
-import { authenticateToken, bearerTokenOf, unauthenticated } from "../auth/authenticate.js";
+import { authenticateRequest } from "../auth/auth-middleware.js";
+import { bearerTokenOf } from "../auth/authenticate.js";
 import { requireOrganisationRole } from "../auth/roles.js";
 import { cancelExecution } from "../executions/cancel-execution.js";
 import { followExecutionEvents } from "../executions/event-stream.js";
+import { ExecutionEventHub, type ExecutionEventHubOptions } from "../executions/execution-event-hub.js";
 import {
   listExecutionBatches,
   listExecutionErrors,
@@ -19,10 +21,13 @@ import { actorOf, requireExecution } from "../executions/execution-records.js";
 import { executionView } from "../executions/execution-view.js";
 import { parseCreatedRange, parseStatusFilter } from "../executions/history-filter.js";
 import { startExecution } from "../executions/start-execution.js";
+import { type StreamSlotLimits, StreamSlots } from "../executions/stream-slots.js";
 import type { ApiEnv, RouteDeps } from "./api-env.js";
 import * as s from "./execution-schemas.js";
+import { nextField, pageQuery } from "./pagination.js";
 import { createRouter } from "./router.js";
 import { bearerSecurity, errorResponses, IdParams, jsonResponse } from "./schemas.js";
+import { tooManyRequestsResponse, withRetryAfter } from "./too-many-requests.js";
 
 const tags = ["executions"];
 const optionalBody = <T extends typeof s.StartExecution | typeof s.CancelExecution>(schema: T) => ({
@@ -74,11 +79,14 @@ const errorsRoute = createRoute({
   path: "/executions/{id}/errors",
   operationId: "listExecutionErrors",
   summary: "An execution's errors and warnings, oldest first",
+  description:
+    "Pages of `pageSize` by `page`, or by cursor: pass the answer's `next` as `cursor` (with the same filters) " +
+    "for the page after it; `next` is null on the last page.",
   tags,
   security: bearerSecurity,
-  request: { params: IdParams, query: s.ErrorsQuery },
+  request: { params: IdParams, query: s.ErrorsQuery.extend({ cursor: pageQuery.cursor }) },
   responses: {
-    200: jsonResponse(s.ExecutionErrors, "A page of errors"),
+    200: jsonResponse(s.ExecutionErrors.extend(nextField).openapi("ExecutionErrorsPage"), "A page of errors"),
     ...errorResponses(400, 401, 403, 404),
   },
 });
@@ -88,11 +96,17 @@ const batchesRoute = createRoute({
   path: "/executions/{id}/batches",
   operationId: "listExecutionBatches",
   summary: "An execution's batches by entity, pass and sequence",
+  description:
+    "Pages of `pageSize` by `page`, or by cursor: pass the answer's `next` as `cursor` (with the same filter) " +
+    "for the page after it; `next` is null on the last page.",
   tags,
   security: bearerSecurity,
-  request: { params: IdParams, query: s.BatchesQuery },
+  request: { params: IdParams, query: s.BatchesQuery.extend({ cursor: pageQuery.cursor }) },
   responses: {
-    200: jsonResponse(s.ExecutionBatches, "A page of batches"),
+    200: jsonResponse(
+      s.ExecutionBatches.extend(nextField).openapi("ExecutionBatchesPage"),
+      "A page of batches",
+    ),
     ...errorResponses(400, 401, 403, 404),
   },
 });
@@ -102,11 +116,14 @@ const historyRoute = createRoute({
   path: "/pipelines/{id}/executions",
   operationId: "listPipelineExecutions",
   summary: "A pipeline's run history, newest first, by status and createdAt range",
+  description:
+    "Pages of `pageSize` runs (default 20, at most 100) by `page`, or by cursor: pass the answer's `next` as " +
+    "`cursor` (with the same filters) for the page after it; `next` is null on the last page.",
   tags,
   security: bearerSecurity,
-  request: { params: IdParams, query: s.HistoryQuery },
+  request: { params: IdParams, query: s.HistoryQuery.extend({ cursor: pageQuery.cursor }) },
   responses: {
-    200: jsonResponse(s.ExecutionHistory, "A page of runs"),
+    200: jsonResponse(s.ExecutionHistory.extend(nextField).openapi("ExecutionHistoryPage"), "A page of runs"),
     ...errorResponses(400, 401, 403, 404),
   },
 });
@@ -118,7 +135,9 @@ const eventsRoute = createRoute({
   summary: "Server-sent events of an execution: replay after Last-Event-ID, then live until it ends",
   description:
     "Each message has `id` = seq, `event` = the payload's `type` and `data` = the JSON payload. A comment " +
-    "ping is sent every 15 s. The token may be given as `?token=` for browsers' EventSource.",
+    "ping is sent every 15 s. The token may be given as `?token=` for browsers' EventSource. A token may hold " +
+    "20 streams at once and an organisation 100 (per control-plane replica); past that the answer is 429 " +
+    "`resource_exhausted` with `Retry-After`.",
   tags,
   security: bearerSecurity,
   request: { params: IdParams, query: s.EventsQuery },
@@ -128,6 +147,7 @@ const eventsRoute = createRoute({
       content: { "text/event-stream": { schema: { type: "string" } } },
     },
     ...errorResponses(400, 401, 403, 404),
+    ...tooManyRequestsResponse,
   },
 });
 
@@ -171,17 +191,20 @@ export function executionsRoutes(deps: RouteDeps): OpenAPIHono<ApiEnv> {
 
   app.openapi(errorsRoute, async (c) => {
     const organisationId = requireOrganisationRole(c.get("principal"), "viewer");
-    const { page, pageSize, ...filter } = c.req.valid("query");
+    const { page, pageSize, cursor, ...filter } = c.req.valid("query");
     const id = c.req.valid("param").id;
-    return c.json(await listExecutionErrors(deps.db, organisationId, id, filter, { page, pageSize }), 200);
+    return c.json(
+      await listExecutionErrors(deps.db, organisationId, id, filter, { page, pageSize, cursor }),
+      200,
+    );
   });
 
   app.openapi(batchesRoute, async (c) => {
     const organisationId = requireOrganisationRole(c.get("principal"), "viewer");
-    const { page, pageSize, entity } = c.req.valid("query");
+    const { page, pageSize, entity, cursor } = c.req.valid("query");
     const id = c.req.valid("param").id;
     return c.json(
-      await listExecutionBatches(deps.db, organisationId, id, { entity }, { page, pageSize }),
+      await listExecutionBatches(deps.db, organisationId, id, { entity }, { page, pageSize, cursor }),
       200,
     );
   });
@@ -193,7 +216,7 @@ export function executionsRoutes(deps: RouteDeps): OpenAPIHono<ApiEnv> {
       statuses: parseStatusFilter(query.status),
       range: parseCreatedRange(query.from, query.to),
     };
-    const paging = { page: query.page, pageSize: query.pageSize };
+    const paging = { page: query.page, pageSize: query.pageSize, cursor: query.cursor };
     const id = c.req.valid("param").id;
     return c.json(await listPipelineExecutions(deps.db, organisationId, id, filter, paging, deps.now()), 200);
   });
@@ -214,31 +237,58 @@ export function parseLastEventId(value: string | undefined): number {
 function bearerOrQueryToken(deps: RouteDeps): MiddlewareHandler<ApiEnv> {
   return async (c, next) => {
     const token = bearerTokenOf(c.req.header("authorization")) ?? c.req.query("token");
-    if (!token) throw unauthenticated("missing");
-    const principal = await authenticateToken(deps.db, token, deps.now());
-    if (!principal) throw unauthenticated("invalid");
+    const principal = await authenticateRequest(c, token, { db: deps.db, now: deps.now() });
     c.set("principal", principal);
     await next();
   };
 }
 
+/** Options of {@link executionEventsRoutes}, for tests; production uses the defaults. */
+export interface ExecutionEventsRouteOptions {
+  /** Caps on concurrent streams. @default 20 per token, 100 per organisation */
+  limits?: StreamSlotLimits;
+  /** Poll interval, final grace and a store-read hook of the shared feeds. */
+  feed?: Omit<ExecutionEventHubOptions, "db" | "bus">;
+  /** Keep-alive ping interval. @default 15000 */
+  pingMs?: number;
+}
+
 /**
  * The SSE route. It authenticates itself (header or `?token=`), so mount it
  * under /api/v1 BEFORE the app-wide bearer middleware, which it then never reaches.
+ * All streams of one execution share one store poll ({@link ExecutionEventHub}),
+ * and open streams are capped per token and per organisation ({@link StreamSlots}).
  */
-export function executionEventsRoutes(deps: RouteDeps): OpenAPIHono<ApiEnv> {
+export function executionEventsRoutes(
+  deps: RouteDeps,
+  options: ExecutionEventsRouteOptions = {},
+): OpenAPIHono<ApiEnv> {
   const app = createRouter();
+  const hub = new ExecutionEventHub({ ...options.feed, db: deps.db, bus: deps.bus });
+  const slots = new StreamSlots(options.limits);
   app.use("/executions/:id/events", bearerOrQueryToken(deps));
   app.openapi(eventsRoute, async (c) => {
-    const organisationId = requireOrganisationRole(c.get("principal"), "viewer");
+    const principal = c.get("principal");
+    const organisationId = requireOrganisationRole(principal, "viewer");
     const { id } = c.req.valid("param");
     await requireExecution(deps.db, organisationId, id);
     const afterSeq = parseLastEventId(c.req.header("last-event-id") ?? c.req.valid("query").lastEventId);
+    let slot: ReturnType<StreamSlots["take"]>;
+    try {
+      slot = slots.take(principal.tokenId, organisationId);
+    } catch (error) {
+      throw withRetryAfter(c, DrayError.from(error));
+    }
     return streamSSE(c, async (stream) => {
       const abort = new AbortController();
       stream.onAbort(() => abort.abort());
       const events = followExecutionEvents({
-        ...{ db: deps.db, bus: deps.bus, organisationId, executionId: id, afterSeq, signal: abort.signal },
+        hub,
+        organisationId,
+        executionId: id,
+        afterSeq,
+        signal: abort.signal,
+        ...(options.pingMs === undefined ? {} : { pingMs: options.pingMs }),
       });
       try {
         for await (const item of events) {
@@ -258,6 +308,7 @@ export function executionEventsRoutes(deps: RouteDeps): OpenAPIHono<ApiEnv> {
         });
       } finally {
         abort.abort();
+        slot.release();
       }
     });
   });

@@ -18,7 +18,7 @@ import {
   PIPELINE_ACTIONS,
   WRITE_STRATEGIES,
 } from "../pipelines/pipeline-defaults.js";
-import { Timestamp } from "./schemas.js";
+import { EntityNameInput, Timestamp } from "./schemas.js";
 
 const uuid = z.string().openapi({ format: "uuid" });
 const action = z.enum(PIPELINE_ACTIONS).openapi({ description: "Only copy is supported yet" });
@@ -39,17 +39,14 @@ const fields = {
   action,
   writeStrategy,
   entities: z
-    .array(
-      z
-        .string()
-        .max(300)
-        .regex(/^.+\..+$/, "must be schema.table"),
-    )
+    .array(EntityNameInput)
     .min(1)
     .max(MAX_PIPELINE_ENTITIES)
     .openapi({
       description:
-        "Selected entities (`schema.table`), each present in the source's entity snapshot, no duplicates",
+        "Selected entities, each present in the source's entity snapshot, no duplicates. Each is a name " +
+        '(`schema.table`, with a part that contains `.` or `"` double-quoted: `"sch.ema".t`) or ' +
+        "`{ schema, table }`; the pipeline stores and shows the canonical name",
       example: ["public.accounts", "public.contacts"],
     }),
   batchSize: z
@@ -189,6 +186,11 @@ export const PipelinePlan = z
         entity: z.string(),
         level: z.number().int().nullable(),
         estimatedRows: z.number(),
+        estimateSource: z.enum(["statistics", "exact", "sampled", "unknown"]).openapi({
+          description:
+            "Where estimatedRows comes from: planner statistics, an exact count or a sampled estimate (for tables " +
+            "never analysed), or unknown",
+        }),
         primaryKey: z.array(z.string()),
         missingInTarget: z.boolean(),
         fieldsMissingInTarget: z.array(z.string()),

@@ -3,14 +3,15 @@ import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { requireOrganisationRole } from "../auth/roles.js";
 import { getPipelinePlan } from "../pipelines/pipeline-plan.js";
 import { toPipelineViews } from "../pipelines/pipeline-view.js";
+import { listPipelinesPage } from "../pipelines/pipelines-list.js";
 import {
   createPipeline,
   deletePipeline,
   getPipeline,
-  listPipelines,
   updatePipeline,
 } from "../pipelines/pipelines-service.js";
 import type { ApiEnv, RouteDeps } from "./api-env.js";
+import { nextField, pageQuery } from "./pagination.js";
 import {
   CreatePipeline,
   ListPipelinesQuery,
@@ -30,7 +31,8 @@ const createPipelineRoute = createRoute({
   summary: "Create a pipeline (operator)",
   description:
     "Both environments must belong to the organisation and share a platform; every entity must be in the " +
-    "source's cached entity snapshot (409 `failed_precondition` when the source has none yet).",
+    "source's entity snapshot. A missing snapshot is fetched from the source's connected agent; 409 " +
+    "`failed_precondition` only when there is none and no agent of the source is connected.",
   tags,
   security: bearerSecurity,
   request: { body: jsonBody(CreatePipeline) },
@@ -44,12 +46,18 @@ const listPipelinesRoute = createRoute({
   method: "get",
   path: "/pipelines",
   operationId: "listPipelines",
-  summary: "List the organisation's pipelines by name, optionally searched",
+  summary: "List the organisation's pipelines by name, optionally searched, a page at a time",
+  description:
+    "Pages of `limit` pipelines (default 50, at most 200). When `next` is not null, pass it as `cursor` " +
+    "(with the same `search`) to get the next page.",
   tags,
   security: bearerSecurity,
-  request: { query: ListPipelinesQuery },
+  request: { query: ListPipelinesQuery.extend(pageQuery) },
   responses: {
-    200: jsonResponse(z.object({ pipelines: z.array(Pipeline) }), "The pipelines"),
+    200: jsonResponse(
+      z.object({ pipelines: z.array(Pipeline), ...nextField }).openapi("PipelinePage"),
+      "A page of pipelines",
+    ),
     ...errorResponses(400, 401, 403),
   },
 });
@@ -100,11 +108,12 @@ const planRoute = createRoute({
   method: "get",
   path: "/pipelines/{id}/plan",
   operationId: "getPipelinePlan",
-  summary: "The plan of a run, computed from the cached entity snapshots without running anything",
+  summary: "The plan of a run, computed from the entity snapshots without running anything",
   description:
     "Dependency levels, deferred references, warnings and per-entity details. Whatever would stop a run " +
     "(unresolvable cycle, missing primary key, entities or fields missing in the target, monthly record limit) " +
-    "is listed in `blocking`; the answer is still 200. When the target has no snapshot, compatibility is a warning.",
+    "is listed in `blocking`; the answer is still 200. A missing snapshot is fetched from the connected agent; " +
+    "when the target has none and no agent, compatibility is a warning.",
   tags,
   security: bearerSecurity,
   request: { params: IdParams },
@@ -122,15 +131,16 @@ export function pipelinesRoutes(deps: RouteDeps): OpenAPIHono<ApiEnv> {
 
   app.openapi(createPipelineRoute, async (c) => {
     const organisationId = requireOrganisationRole(c.get("principal"), "operator");
-    const row = await createPipeline(deps.db, organisationId, c.req.valid("json"), deps.now());
+    const row = await createPipeline(deps.db, organisationId, c.req.valid("json"), deps.now(), deps.agents);
     deps.logger.info("pipeline created", { organisationId, pipelineId: row.id, name: row.name });
     return c.json(await view(row), 201);
   });
 
   app.openapi(listPipelinesRoute, async (c) => {
     const organisationId = requireOrganisationRole(c.get("principal"), "viewer");
-    const rows = await listPipelines(deps.db, organisationId, c.req.valid("query"));
-    return c.json({ pipelines: await toPipelineViews(deps.db, rows) }, 200);
+    const { limit, cursor, ...query } = c.req.valid("query");
+    const page = await listPipelinesPage(deps.db, organisationId, query, { limit, cursor });
+    return c.json({ pipelines: await toPipelineViews(deps.db, page.pipelines), next: page.next }, 200);
   });
 
   app.openapi(getPipelineRoute, async (c) => {
@@ -146,6 +156,7 @@ export function pipelinesRoutes(deps: RouteDeps): OpenAPIHono<ApiEnv> {
       c.req.valid("param").id,
       c.req.valid("json"),
       deps.now(),
+      deps.agents,
     );
     deps.logger.info("pipeline updated", { organisationId, pipelineId: row.id });
     return c.json(await view(row), 200);
@@ -161,7 +172,10 @@ export function pipelinesRoutes(deps: RouteDeps): OpenAPIHono<ApiEnv> {
 
   app.openapi(planRoute, async (c) => {
     const organisationId = requireOrganisationRole(c.get("principal"), "viewer");
-    return c.json(await getPipelinePlan(deps.db, organisationId, c.req.valid("param").id, deps.now()), 200);
+    return c.json(
+      await getPipelinePlan(deps.db, organisationId, c.req.valid("param").id, deps.now(), deps.agents),
+      200,
+    );
   });
 
   return app;

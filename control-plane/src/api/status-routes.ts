@@ -44,7 +44,7 @@ export function statusRoutes(deps: RouteDeps): OpenAPIHono<ApiEnv> {
       );
     }
     if (pipelinetoken !== undefined) {
-      return c.json(await stageStatusByToken(deps.db, organisationId, pipelinetoken), 200);
+      return c.json(await stageStatusByToken(deps.db, organisationId, pipelinetoken, page), 200);
     }
     return c.json(await jobSummariesByName(deps.db, organisationId, pipelinename!, page), 200);
   });

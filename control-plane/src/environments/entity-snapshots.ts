@@ -3,6 +3,7 @@
  * `environments.schema_snapshot`, fetched through the agent when missing or
  * when a refresh is asked for.
  */
+import { isDrayError } from "@dray/common";
 import { and, eq } from "drizzle-orm";
 import type { EnvironmentAgents } from "../gateway/environment-agents.js";
 import type { Db } from "../store/open-store.js";
@@ -45,4 +46,31 @@ export async function getEntitySnapshot(
       and(eq(environments.id, environment.id), eq(environments.organisationId, environment.organisationId)),
     );
   return snapshot;
+}
+
+/**
+ * The environment's snapshot for a check that needs one (pipeline validation,
+ * plan): the cached one; else, when `agents` is given and the environment's
+ * agent is connected, a fresh one fetched from it and cached; else undefined.
+ * An agent that disconnects during the fetch (`unavailable`) also gives
+ * undefined; other agent errors are thrown.
+ *
+ * @example
+ * const snapshot = await ensureEntitySnapshot(db, agents, source, { now: () => new Date() });
+ * if (!snapshot) throw noSnapshot(source);
+ */
+export async function ensureEntitySnapshot(
+  db: Db,
+  agents: EnvironmentAgents | undefined,
+  environment: EnvironmentRow,
+  options: { now: () => Date; signal?: AbortSignal | undefined },
+): Promise<SchemaSnapshot | undefined> {
+  const cached = cachedSnapshotOf(environment);
+  if (cached || !agents?.isConnected(environment.id)) return cached;
+  try {
+    return await getEntitySnapshot(db, agents, environment, { ...options, refresh: true });
+  } catch (error) {
+    if (isDrayError(error) && error.code === "unavailable") return undefined;
+    throw error;
+  }
 }

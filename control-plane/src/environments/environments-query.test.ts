@@ -71,3 +71,16 @@ describe("environmentOrderBy", () => {
     expect(orderSql("createdAt")).toBe(`"environments"."created_at" desc, ${byName}`);
   });
 });
+
+describe("pathological input", () => {
+  it("answers a 1 MiB sort value without echoing it", () => {
+    let message = "";
+    try {
+      parseEnvironmentSort(`${".".repeat(1024 * 1024)}\n`);
+    } catch (e) {
+      if (isDrayError(e)) message = e.message;
+    }
+    expect(message).toContain("sort must be one of");
+    expect(message.length).toBeLessThan(200);
+  });
+});

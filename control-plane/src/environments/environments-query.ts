@@ -15,7 +15,7 @@ export const MAX_SEARCH_LENGTH = 200;
 
 /**
  * The sort named by a query parameter; undefined or empty means `name`.
- * Throws `invalid_argument` listing the valid values otherwise.
+ * Throws `invalid_argument` listing the valid values otherwise (a long value is cut short in the message).
  *
  * @example
  * parseEnvironmentSort("health") // "health"
@@ -25,7 +25,7 @@ export function parseEnvironmentSort(value: string | undefined): EnvironmentSort
   if ((ENVIRONMENT_SORTS as readonly string[]).includes(value)) return value as EnvironmentSort;
   throw new DrayError(
     "invalid_argument",
-    `sort must be one of ${ENVIRONMENT_SORTS.join(", ")} (got "${value}")`,
+    `sort must be one of ${ENVIRONMENT_SORTS.join(", ")} (got "${value.length > 40 ? `${value.slice(0, 40)}…` : value}")`,
     {
       details: { issues: [{ path: "sort", message: `expected one of ${ENVIRONMENT_SORTS.join(", ")}` }] },
     },

@@ -6,16 +6,14 @@
  */
 import { DrayError } from "@dray/common";
 import { and, asc, eq, or } from "drizzle-orm";
+import { decodeCursor, keysetAfter, keysetColumns, keysetOrderBy, pageOf } from "../api/pagination.js";
 import { isUuid, newId } from "../store/ids.js";
 import type { Db } from "../store/open-store.js";
 import { isUniqueViolation } from "../store/raw-sql.js";
 import { environments, pipelines } from "../store/schema.js";
 import { type IssuedEnrollmentToken, issueEnrollmentToken } from "./enrollment.js";
-import {
-  environmentOrderBy,
-  environmentSearchCondition,
-  parseEnvironmentSort,
-} from "./environments-query.js";
+import { environmentKeyset } from "./environments-keyset.js";
+import { environmentSearchCondition, parseEnvironmentSort } from "./environments-query.js";
 
 /** A stored environment. */
 export type EnvironmentRow = typeof environments.$inferSelect;
@@ -141,21 +139,40 @@ export async function getEnvironment(db: Db, organisationId: string, id: string)
   return row;
 }
 
+/** Which page of a list: at most `limit` items, after the `cursor` of the previous page. */
+export interface PageRequest {
+  limit: number;
+  cursor?: string | undefined;
+}
+
 /**
- * The organisation's environments matching `search` (name, application or url,
- * case-insensitive), in `sort` order (see environments-query.ts).
+ * A page of the organisation's environments matching `search` (name,
+ * application or url, case-insensitive), in `sort` order (see
+ * environments-query.ts), with the cursor of the next page (null on the last).
+ * Keyset pagination: pages neither repeat nor skip rows when others are added.
+ * Throws `invalid_argument` for a malformed cursor or one of another sort.
  */
 export async function listEnvironments(
   db: Db,
   organisationId: string,
-  query: { search?: string | undefined; sort?: string | undefined } = {},
-): Promise<EnvironmentRow[]> {
-  const orderBy = environmentOrderBy(parseEnvironmentSort(query.sort));
-  return db
-    .select()
+  query: { search?: string | undefined; sort?: string | undefined },
+  page: PageRequest,
+): Promise<{ environments: EnvironmentRow[]; next: string | null }> {
+  const sort = parseEnvironmentSort(query.sort);
+  const keys = environmentKeyset(sort);
+  const list = `environments:${sort}`;
+  const after =
+    page.cursor === undefined ? undefined : keysetAfter(keys, decodeCursor(page.cursor, list, keys.length));
+  const rows = await db
+    .select({ row: environments, position: keysetColumns(keys) })
     .from(environments)
-    .where(and(eq(environments.organisationId, organisationId), environmentSearchCondition(query.search)))
-    .orderBy(...orderBy);
+    .where(
+      and(eq(environments.organisationId, organisationId), environmentSearchCondition(query.search), after),
+    )
+    .orderBy(...keysetOrderBy(keys))
+    .limit(page.limit + 1);
+  const { items, next } = pageOf(rows, page.limit, list, (r) => r.position);
+  return { environments: items.map((r) => r.row), next };
 }
 
 /** Updates the given fields; `already_exists` when renaming onto a taken name. */

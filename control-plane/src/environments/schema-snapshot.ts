@@ -14,4 +14,6 @@ export interface EntitySnapshot {
   primaryKey: string[];
   references: { name: string; fields: string[]; referencedEntity: string; referencedFields: string[] }[];
   estimatedRows: number;
+  /** Where `estimatedRows` comes from (absent in snapshots stored before it existed: statistics). */
+  estimateSource?: "statistics" | "exact" | "sampled";
 }

@@ -5,8 +5,8 @@
  * `cancelled`. A final execution cannot be cancelled.
  */
 import { DrayError } from "@dray/common";
-import { eq } from "drizzle-orm";
-import { executions } from "../store/schema.js";
+import { and, eq, inArray } from "drizzle-orm";
+import { executionEntities, executions } from "../store/schema.js";
 import { appendExecutionEvent } from "./execution-events.js";
 import { type Actor, type ExecutionRow, requireExecution } from "./execution-records.js";
 import { FINAL_STATUSES, REASON_CODES, STAGES } from "./execution-vocabulary.js";
@@ -58,6 +58,16 @@ export async function cancelExecution(
         })
         .where(eq(executions.id, id))
         .returning();
+      // A queued execution handed back by a stopped executor may have entity rows: none stays unfinished.
+      await tx
+        .update(executionEntities)
+        .set({ status: "cancelled", finishedAt: now })
+        .where(
+          and(
+            eq(executionEntities.executionId, id),
+            inArray(executionEntities.status, ["pending", "in_progress"]),
+          ),
+        );
       const entry = await appendStageLog(tx, {
         executionId: id,
         processName: STAGES.jobRunner,

@@ -2,7 +2,17 @@
  * Paged lists of an execution's errors and batches, and a pipeline's run
  * history (newest first, filtered by status and createdAt range).
  */
-import { and, asc, count, desc, eq, gte, inArray, lt, lte, type SQL, sum } from "drizzle-orm";
+
+import { DrayError } from "@dray/common";
+import { and, count, eq, gte, inArray, lt, lte, type SQL, sql, sum } from "drizzle-orm";
+import {
+  decodeCursor,
+  type KeysetKey,
+  keysetAfter,
+  keysetColumns,
+  keysetOrderBy,
+  pageOf,
+} from "../api/pagination.js";
 import { getPipeline } from "../pipelines/pipelines-service.js";
 import type { Db } from "../store/db.js";
 import { executionBatches, executionEntities, executionErrors, executions } from "../store/schema.js";
@@ -21,31 +31,66 @@ export interface Paging {
 export type Page<K extends string, T> = { [key in K]: T[] } & Paging & { total: number };
 
 const offsetOf = (p: Paging) => (p.page - 1) * p.pageSize;
+
+/** {@link Paging} with the keyset cursor of a previous answer's `next` (then `page` must be 1). */
+export type CursorPaging = Paging & { cursor?: string | undefined };
+
+/**
+ * Where a page starts: after the cursor's position (keyset), or at the page's
+ * offset when no cursor is given. Throws `invalid_argument` naming `cursor`
+ * for a malformed one, or one given together with a page other than 1.
+ */
+function windowOf(paging: CursorPaging, keys: KeysetKey[], list: string): { after?: SQL; offset: number } {
+  if (paging.cursor === undefined) return { offset: offsetOf(paging) };
+  const after = keysetAfter(keys, decodeCursor(paging.cursor, list, keys.length));
+  if (paging.page !== 1) {
+    throw new DrayError("invalid_argument", "give either page or cursor, not both", {
+      details: { issues: [{ path: "cursor", message: "cannot be combined with page" }] },
+    });
+  }
+  return { after, offset: 0 };
+}
+
+const ERROR_KEYS: KeysetKey[] = [{ expr: sql`${executionErrors.id}`, dir: "asc" }];
+const ERROR_LIST = "errors:id";
+const BATCH_KEYS: KeysetKey[] = [
+  { expr: sql`${executionBatches.entity}`, dir: "asc" },
+  { expr: sql`${executionBatches.pass}`, dir: "asc" },
+  { expr: sql`${executionBatches.seq}`, dir: "asc" },
+  { expr: sql`${executionBatches.id}`, dir: "asc" },
+];
+const BATCH_LIST = "batches:entity";
 const iso = (date: Date | null) => (date ? date.toISOString() : null);
 
-/** The organisation's execution errors, oldest first, by severity and/or entity. */
+/**
+ * The organisation's execution errors, oldest first, by severity and/or
+ * entity; `next` is the cursor of the following page (null on the last).
+ */
 export async function listExecutionErrors(
   db: Db,
   organisationId: string,
   id: string,
   filter: { severity?: "error" | "warning" | undefined; entity?: string | undefined },
-  paging: Paging,
+  paging: CursorPaging,
 ) {
   await requireExecution(db, organisationId, id);
   const conditions: SQL[] = [eq(executionErrors.executionId, id)];
   if (filter.severity) conditions.push(eq(executionErrors.severity, filter.severity));
   if (filter.entity) conditions.push(eq(executionErrors.entity, filter.entity));
   const where = and(...conditions);
-  const [rows, [counted]] = await Promise.all([
+  const window = windowOf(paging, ERROR_KEYS, ERROR_LIST);
+  const [fetched, [counted]] = await Promise.all([
     db
-      .select()
+      .select({ row: executionErrors, position: keysetColumns(ERROR_KEYS) })
       .from(executionErrors)
-      .where(where)
-      .orderBy(asc(executionErrors.id))
-      .limit(paging.pageSize)
-      .offset(offsetOf(paging)),
+      .where(and(where, window.after))
+      .orderBy(...keysetOrderBy(ERROR_KEYS))
+      .limit(paging.pageSize + 1)
+      .offset(window.offset),
     db.select({ total: count() }).from(executionErrors).where(where),
   ]);
+  const { items, next } = pageOf(fetched, paging.pageSize, ERROR_LIST, (r) => r.position);
+  const rows = items.map((r) => r.row);
   const errors = rows.map((r) => ({
     id: r.id,
     at: r.at.toISOString(),
@@ -56,31 +101,37 @@ export async function listExecutionErrors(
     code: r.code,
     message: r.message,
   }));
-  return { errors, ...paging, total: Number(counted?.total ?? 0) };
+  return { errors, page: paging.page, pageSize: paging.pageSize, total: Number(counted?.total ?? 0), next };
 }
 
-/** The organisation's execution batches, by entity, pass and seq, with seed 03's state labels. */
+/**
+ * The organisation's execution batches, by entity, pass and seq, with seed
+ * 03's state labels; `next` is the cursor of the following page (null on the last).
+ */
 export async function listExecutionBatches(
   db: Db,
   organisationId: string,
   id: string,
   filter: { entity?: string | undefined },
-  paging: Paging,
+  paging: CursorPaging,
 ) {
   await requireExecution(db, organisationId, id);
   const conditions: SQL[] = [eq(executionBatches.executionId, id)];
   if (filter.entity) conditions.push(eq(executionBatches.entity, filter.entity));
   const where = and(...conditions);
-  const [rows, [counted]] = await Promise.all([
+  const window = windowOf(paging, BATCH_KEYS, BATCH_LIST);
+  const [fetched, [counted]] = await Promise.all([
     db
-      .select()
+      .select({ row: executionBatches, position: keysetColumns(BATCH_KEYS) })
       .from(executionBatches)
-      .where(where)
-      .orderBy(asc(executionBatches.entity), asc(executionBatches.pass), asc(executionBatches.seq))
-      .limit(paging.pageSize)
-      .offset(offsetOf(paging)),
+      .where(and(where, window.after))
+      .orderBy(...keysetOrderBy(BATCH_KEYS))
+      .limit(paging.pageSize + 1)
+      .offset(window.offset),
     db.select({ total: count() }).from(executionBatches).where(where),
   ]);
+  const { items, next } = pageOf(fetched, paging.pageSize, BATCH_LIST, (r) => r.position);
+  const rows = items.map((r) => r.row);
   const batches = rows.map((r) => ({
     id: r.id,
     entity: r.entity,
@@ -99,7 +150,7 @@ export async function listExecutionBatches(
     startedAt: r.startedAt.toISOString(),
     finishedAt: iso(r.finishedAt),
   }));
-  return { batches, ...paging, total: Number(counted?.total ?? 0) };
+  return { batches, page: paging.page, pageSize: paging.pageSize, total: Number(counted?.total ?? 0), next };
 }
 
 /** One run in a pipeline's history. */
@@ -115,15 +166,27 @@ export interface ExecutionSummary {
   triggeredBy: Actor;
 }
 
-/** The run history of the organisation's pipeline, newest first. */
+/** Sort keys of the run history: newest first (exact to the microsecond), then by id. */
+const HISTORY_KEYS: KeysetKey[] = [
+  { expr: sql`extract(epoch from ${executions.createdAt})`, dir: "desc" },
+  { expr: sql`${executions.id}`, dir: "desc" },
+];
+const HISTORY_LIST = "executions:createdAt";
+
+/**
+ * The run history of the organisation's pipeline, newest first. `page` pages
+ * by offset as before; `cursor` (the `next` of a previous answer) pages by
+ * keyset instead and then `page` must be 1. `next` is the cursor of the page
+ * after this one, or null on the last page.
+ */
 export async function listPipelineExecutions(
   db: Db,
   organisationId: string,
   pipelineId: string,
   filter: { statuses?: ExecutionStatus[] | undefined; range: CreatedRange },
-  paging: Paging,
+  paging: CursorPaging,
   now: Date,
-): Promise<Page<"executions", ExecutionSummary>> {
+): Promise<Page<"executions", ExecutionSummary> & { next: string | null }> {
   await getPipeline(db, organisationId, pipelineId);
   const conditions: SQL[] = [eq(executions.pipelineId, pipelineId)];
   if (filter.statuses) conditions.push(inArray(executions.status, filter.statuses));
@@ -131,16 +194,19 @@ export async function listPipelineExecutions(
   if (filter.range.before) conditions.push(lt(executions.createdAt, filter.range.before));
   if (filter.range.until) conditions.push(lte(executions.createdAt, filter.range.until));
   const where = and(...conditions);
-  const [rows, [counted]] = await Promise.all([
+  const window = windowOf(paging, HISTORY_KEYS, HISTORY_LIST);
+  const [fetched, [counted]] = await Promise.all([
     db
-      .select()
+      .select({ row: executions, position: keysetColumns(HISTORY_KEYS) })
       .from(executions)
-      .where(where)
-      .orderBy(desc(executions.createdAt), desc(executions.id))
-      .limit(paging.pageSize)
-      .offset(offsetOf(paging)),
+      .where(and(where, window.after))
+      .orderBy(...keysetOrderBy(HISTORY_KEYS))
+      .limit(paging.pageSize + 1)
+      .offset(window.offset),
     db.select({ total: count() }).from(executions).where(where),
   ]);
+  const { items: page, next } = pageOf(fetched, paging.pageSize, HISTORY_LIST, (r) => r.position);
+  const rows = page.map((r) => r.row);
   const processed = new Map<string, number>();
   if (rows.length > 0) {
     const sums = await db
@@ -166,5 +232,11 @@ export async function listPipelineExecutions(
     recordsProcessed: processed.get(r.id) ?? 0,
     triggeredBy: r.triggeredBy,
   }));
-  return { executions: items, ...paging, total: Number(counted?.total ?? 0) };
+  return {
+    executions: items,
+    page: paging.page,
+    pageSize: paging.pageSize,
+    total: Number(counted?.total ?? 0),
+    next,
+  };
 }

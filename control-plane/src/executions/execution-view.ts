@@ -46,6 +46,20 @@ export interface ExecutionView {
 
 const iso = (date: Date | null) => (date ? date.toISOString() : null);
 
+/**
+ * An entity's status as shown: an entity left `pending` or `in_progress` by a
+ * failed or cancelled execution shows the execution's final status, so that
+ * nothing of a finished run looks like it is still running.
+ *
+ * @example
+ * entityStatusOf("in_progress", "cancelled") // "cancelled"
+ * entityStatusOf("completed", "cancelled") // "completed"
+ */
+export function entityStatusOf(entity: string, execution: ExecutionStatus): string {
+  const unfinished = entity === "pending" || entity === "in_progress";
+  return unfinished && (execution === "failed" || execution === "cancelled") ? execution : entity;
+}
+
 /** Builds the view of a stored execution and its entity rows. Pure. */
 export function toExecutionView(
   row: ExecutionRow,
@@ -57,7 +71,7 @@ export function toExecutionView(
     .map((e) => ({
       entity: e.entity,
       level: e.level,
-      status: e.status,
+      status: entityStatusOf(e.status, row.status),
       pass: e.pass,
       total: e.total,
       processed: e.processed,
@@ -65,7 +79,7 @@ export function toExecutionView(
       updated: e.updated,
       skipped: e.skipped,
       failed: e.failed,
-      percent: percentOf(e.processed, e.total, e.status),
+      percent: percentOf(e.processed, e.total, entityStatusOf(e.status, row.status)),
     }))
     .sort((a, b) => a.level - b.level || (a.entity < b.entity ? -1 : a.entity > b.entity ? 1 : 0));
   const totals = sumCounters(entityViews);

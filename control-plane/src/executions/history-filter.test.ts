@@ -68,3 +68,26 @@ describe("parseCreatedRange", () => {
     );
   });
 });
+
+describe("pathological input", () => {
+  it("checks lengths before any pattern and never echoes long values", () => {
+    const huge = `${".".repeat(1024 * 1024)}\n`;
+    for (const fn of [
+      () => parseStatusFilter(huge),
+      () => parseStatusFilter(",".repeat(1024 * 1024)),
+      () => parseDateParam("from", huge),
+      () => parseDateParam("to", `2026-05-01T${"1".repeat(1024 * 1024)}`),
+      () => parseCreatedRange(huge, undefined),
+    ]) {
+      const e = errorOf(fn);
+      expect(e.code).toBe("invalid_argument");
+      expect(e.message.length).toBeLessThan(200);
+      expect(e.message).toContain("must be at most");
+    }
+  });
+
+  it("cuts a bad value short in the message", () => {
+    const e = errorOf(() => parseStatusFilter(`failed,${"x".repeat(150)}`));
+    expect(e.message).toContain(`status "${"x".repeat(40)}…"`);
+  });
+});

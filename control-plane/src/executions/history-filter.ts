@@ -1,10 +1,31 @@
 /**
  * Filters of the run history (GET /pipelines/:id/executions): a comma list of
  * statuses and a createdAt range of ISO dates or datetimes. Pure; bad input is
- * an `invalid_argument` DrayError naming the value.
+ * an `invalid_argument` DrayError naming the value. Lengths are checked before
+ * any pattern, and the patterns are anchored with bounded repetitions (linear).
  */
 import { DrayError } from "@dray/common";
 import { EXECUTION_STATUSES, type ExecutionStatus } from "./execution-vocabulary.js";
+
+/** Longest accepted `status` filter (every status, comma-separated, fits with room to spare). */
+export const MAX_STATUS_FILTER_LENGTH = 200;
+/** Longest accepted `from` / `to` value (a datetime with nanoseconds and an offset fits). */
+export const MAX_DATE_PARAM_LENGTH = 64;
+
+/** User text for a message: at most 40 characters, then an ellipsis. */
+function shown(value: string): string {
+  return value.length > 40 ? `${value.slice(0, 40)}…` : value;
+}
+
+function tooLong(name: string, max: number): DrayError {
+  return new DrayError(
+    "invalid_argument",
+    `invalid query parameters: ${name}: must be at most ${max} characters`,
+    {
+      details: { issues: [{ path: name, message: `must be at most ${max} characters` }] },
+    },
+  );
+}
 
 /** A createdAt range: `from` inclusive, `before` exclusive, `until` inclusive. */
 export interface CreatedRange {
@@ -21,6 +42,7 @@ export interface CreatedRange {
  */
 export function parseStatusFilter(value: string | undefined): ExecutionStatus[] | undefined {
   if (value === undefined) return undefined;
+  if (value.length > MAX_STATUS_FILTER_LENGTH) throw tooLong("status", MAX_STATUS_FILTER_LENGTH);
   const parts = value
     .split(",")
     .map((s) => s.trim())
@@ -30,8 +52,8 @@ export function parseStatusFilter(value: string | undefined): ExecutionStatus[] 
     if (!(EXECUTION_STATUSES as readonly string[]).includes(part)) {
       throw new DrayError(
         "invalid_argument",
-        `invalid query parameters: status "${part}" is not one of ${EXECUTION_STATUSES.join(", ")}`,
-        { details: { issues: [{ path: "status", message: `unknown status "${part}"` }] } },
+        `invalid query parameters: status "${shown(part)}" is not one of ${EXECUTION_STATUSES.join(", ")}`,
+        { details: { issues: [{ path: "status", message: `unknown status "${shown(part)}"` }] } },
       );
     }
   }
@@ -54,7 +76,7 @@ function validCalendarDate(y: string, m: string, d: string): boolean {
 function badDate(name: string, value: string): DrayError {
   return new DrayError(
     "invalid_argument",
-    `invalid query parameters: ${name} "${value}" is not an ISO date (2026-05-01) or datetime (2026-05-01T12:00:00Z)`,
+    `invalid query parameters: ${name} "${shown(value)}" is not an ISO date (2026-05-01) or datetime (2026-05-01T12:00:00Z)`,
     { details: { issues: [{ path: name, message: "not an ISO date or datetime" }] } },
   );
 }
@@ -64,6 +86,7 @@ function badDate(name: string, value: string): DrayError {
  * it carries an offset).
  */
 export function parseDateParam(name: string, value: string): { at: Date; dateOnly: boolean } {
+  if (value.length > MAX_DATE_PARAM_LENGTH) throw tooLong(name, MAX_DATE_PARAM_LENGTH);
   const trimmed = value.trim();
   const date = DATE.exec(trimmed);
   if (date) {
@@ -94,9 +117,13 @@ export function parseCreatedRange(from: string | undefined, to: string | undefin
   }
   const end = range.before ?? range.until;
   if (range.from && end && (range.before ? end <= range.from : end < range.from)) {
-    throw new DrayError("invalid_argument", `invalid query parameters: from "${from}" is after to "${to}"`, {
-      details: { issues: [{ path: "from", message: "after to" }] },
-    });
+    throw new DrayError(
+      "invalid_argument",
+      `invalid query parameters: from "${shown(from ?? "")}" is after to "${shown(to ?? "")}"`,
+      {
+        details: { issues: [{ path: "from", message: "after to" }] },
+      },
+    );
   }
   return range;
 }

@@ -8,7 +8,13 @@ import { and, asc, desc, eq, inArray } from "drizzle-orm";
 import type { Db } from "../store/db.js";
 import { executionLog, executions, pipelines } from "../store/schema.js";
 import type { StageState } from "./execution-vocabulary.js";
-import { formatTotalTime, isoSeconds, isoSecondsOrNull } from "./status-format.js";
+import {
+  formatTotalTime,
+  isoSeconds,
+  isoSecondsOrNull,
+  type JobStatus,
+  jobStatusOf,
+} from "./status-format.js";
 
 /** Job summaries per page of the by-name query. */
 export const STATUS_PAGE_SIZE = 20;
@@ -39,17 +45,23 @@ export interface JobSummary {
   startTime: string | null;
   endTime: string | null;
   totalTime: string | null;
-  status: StageState | null;
+  /** The last stage entry's state; `error` for a failed job, `cancelled` for a cancelled one. */
+  status: JobStatus | null;
 }
+
+/** Stage entries per page of `GET /pipeline/status?pipelinetoken=` (`page` selects further ones). */
+export const STAGE_PAGE_SIZE = 500;
 
 /**
  * The stage entries of the organisation's job with this pipeline token, oldest
- * first; `not_found` for an unknown token or one of another organisation.
+ * first, {@link STAGE_PAGE_SIZE} per `page`; `not_found` for an unknown token or
+ * one of another organisation.
  */
 export async function stageStatusByToken(
   db: Db,
   organisationId: string,
   pipelineToken: string,
+  page = 1,
 ): Promise<StageStatusEntry[]> {
   const [job] = await db
     .select({ id: executions.id, pipeline: pipelines.name })
@@ -62,7 +74,9 @@ export async function stageStatusByToken(
     .select()
     .from(executionLog)
     .where(eq(executionLog.executionId, job.id))
-    .orderBy(asc(executionLog.id));
+    .orderBy(asc(executionLog.id))
+    .limit(STAGE_PAGE_SIZE)
+    .offset((page - 1) * STAGE_PAGE_SIZE);
   return entries.map((e) => ({
     id: e.id,
     dateTime: isoSeconds(e.at),
@@ -132,7 +146,7 @@ export async function jobSummariesByName(
       startTime: isoSecondsOrNull(job.startedAt),
       endTime: isoSecondsOrNull(job.finishedAt),
       totalTime: job.finishedAt ? formatTotalTime(job.finishedAt.getTime() - from.getTime()) : null,
-      status: entry?.state ?? null,
+      status: jobStatusOf(job.status, entry?.state ?? null),
     };
   });
 }

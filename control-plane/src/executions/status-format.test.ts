@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formatTotalTime, isoSeconds, isoSecondsOrNull } from "./status-format.js";
+import { formatTotalTime, isoSeconds, isoSecondsOrNull, jobStatusOf } from "./status-format.js";
 
 describe("isoSeconds", () => {
   it("drops the milliseconds, keeping UTC", () => {
@@ -27,5 +27,20 @@ describe("formatTotalTime", () => {
   });
   it("never goes negative (clock skew)", () => {
     expect(formatTotalTime(-5_000)).toBe("0s");
+  });
+});
+
+describe("jobStatusOf", () => {
+  it("keeps the last stage state for queued, running and completed jobs", () => {
+    expect(jobStatusOf("completed", "end")).toBe("end");
+    expect(jobStatusOf("completed", null)).toBeNull();
+    expect(jobStatusOf("in_progress", "processing")).toBe("processing");
+    expect(jobStatusOf("queued", "begin")).toBe("begin");
+  });
+  it("never shows a failed or cancelled job like a successful one", () => {
+    expect(jobStatusOf("failed", "end")).toBe("error");
+    expect(jobStatusOf("failed", null)).toBe("error");
+    expect(jobStatusOf("cancelled", "end")).toBe("cancelled");
+    expect(jobStatusOf("cancelled", "processing")).toBe("cancelled");
   });
 });

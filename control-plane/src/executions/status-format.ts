@@ -1,7 +1,8 @@
 /**
  * Formatting of the seed-compatible status API (seed 02): timestamps without
- * milliseconds and human durations. Pure.
+ * milliseconds, human durations and job statuses. Pure.
  */
+import type { ExecutionStatus, StageState } from "./execution-vocabulary.js";
 
 /**
  * An ISO-8601 UTC timestamp without milliseconds, as the seed shows them.
@@ -35,4 +36,24 @@ export function formatTotalTime(ms: number): string {
   if (hours > 0) return `${hours}h ${minutes}m ${seconds}s`;
   if (minutes > 0) return `${minutes}m ${seconds}s`;
   return `${seconds}s`;
+}
+
+/** A job summary's `status`: a stage state, or `cancelled` for a cancelled job. */
+export type JobStatus = StageState | "cancelled";
+
+/**
+ * The `status` of a job summary (seed 02, by pipeline name): the state of the
+ * job's last stage entry while it is queued, running or completed, but
+ * `error` for a failed job and `cancelled` for a cancelled one, so that
+ * neither reads like a success (`end`).
+ *
+ * @example
+ * jobStatusOf("completed", "end") // "end"
+ * jobStatusOf("failed", "end") // "error"
+ * jobStatusOf("cancelled", "end") // "cancelled"
+ */
+export function jobStatusOf(execution: ExecutionStatus, lastState: StageState | null): JobStatus | null {
+  if (execution === "failed") return "error";
+  if (execution === "cancelled") return "cancelled";
+  return lastState;
 }

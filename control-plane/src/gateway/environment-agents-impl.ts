@@ -1,12 +1,16 @@
+import { formatEntityName } from "@dray/common";
 import type { Entity } from "@dray/proto";
 import type { EntitySnapshot, SchemaSnapshot } from "../environments/schema-snapshot.js";
 import type { AgentSessions } from "./agent-sessions.js";
 import type { EnvironmentAgents } from "./environment-agents.js";
 
-/** Converts a described entity from the wire into the stored snapshot shape. */
+/**
+ * Converts a described entity from the wire into the stored snapshot shape;
+ * `entity` and `referencedEntity` are canonical names (see formatEntityName).
+ */
 export function entitySnapshotOf(entity: Entity): EntitySnapshot {
   return {
-    entity: `${entity.schema}.${entity.name}`,
+    entity: formatEntityName({ schema: entity.schema, table: entity.name }),
     schema: entity.schema,
     name: entity.name,
     fields: entity.fields.map((f) => ({
@@ -20,11 +24,20 @@ export function entitySnapshotOf(entity: Entity): EntitySnapshot {
     references: entity.references.map((r) => ({
       name: r.name,
       fields: [...r.fields],
-      referencedEntity: `${r.referencedEntity?.schema}.${r.referencedEntity?.name}`,
+      referencedEntity: formatEntityName({
+        schema: r.referencedEntity?.schema ?? "",
+        table: r.referencedEntity?.name ?? "",
+      }),
       referencedFields: [...r.referencedFields],
     })),
     estimatedRows: Number(entity.estimatedRows),
+    ...(isLabelledEstimate(entity.estimateSource) ? { estimateSource: entity.estimateSource } : {}),
   };
+}
+
+/** A non-default `estimate_source` label of the wire (empty means statistics). */
+function isLabelledEstimate(label: string): label is "exact" | "sampled" {
+  return label === "exact" || label === "sampled";
 }
 
 /** {@link EnvironmentAgents} over the agent gateway's sessions. */

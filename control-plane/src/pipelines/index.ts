@@ -25,7 +25,6 @@ export {
   deletePipeline,
   findPipeline,
   getPipeline,
-  listPipelines,
   pipelineNotFound,
   type UpdatePipelineInput,
   updatePipeline,

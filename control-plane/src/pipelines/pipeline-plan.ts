@@ -4,13 +4,20 @@
  * organisation's monthly record limit.
  */
 import { and, eq } from "drizzle-orm";
-import { cachedSnapshotOf } from "../environments/entity-snapshots.js";
+import { ensureEntitySnapshot } from "../environments/entity-snapshots.js";
 import { getEnvironment } from "../environments/environments-service.js";
+import type { EnvironmentAgents } from "../gateway/environment-agents.js";
 import type { Db } from "../store/open-store.js";
 import { organisations, usage } from "../store/schema.js";
 import { noSnapshot } from "./pipeline-validation.js";
 import { getPipeline } from "./pipelines-service.js";
-import { type RecordLimitStatus, type RecordUsage, recordLimitStatus, utcMonth } from "./record-limit.js";
+import {
+  type RecordLimitStatus,
+  type RecordUsage,
+  raiseLimitHint,
+  recordLimitStatus,
+  utcMonth,
+} from "./record-limit.js";
 import { BLOCKING_CODES, buildRunPlan, type RunPlan } from "./run-plan.js";
 
 /** The plan endpoint's answer. */
@@ -47,22 +54,28 @@ export async function readRecordUsage(
  * The plan of the organisation's pipeline `id` at `now`. Problems that would
  * stop a run (including an estimate over the remaining monthly records) are in
  * `blocking`; `not_found` for an unknown pipeline, `failed_precondition` when
- * the source has no entity snapshot.
+ * the source has no entity snapshot and no connected agent. With `agents`, a
+ * missing snapshot of either side is first fetched from its connected agent.
  */
 export async function getPipelinePlan(
   db: Db,
   organisationId: string,
   id: string,
   now: Date,
+  agents?: EnvironmentAgents,
 ): Promise<PipelinePlan> {
   const pipeline = await getPipeline(db, organisationId, id);
   const [source, target] = await Promise.all([
     getEnvironment(db, organisationId, pipeline.sourceEnvironmentId),
     getEnvironment(db, organisationId, pipeline.targetEnvironmentId),
   ]);
-  const sourceSnapshot = cachedSnapshotOf(source);
+  const clock = { now: () => now };
+  const [sourceSnapshot, targetSnapshot] = await Promise.all([
+    ensureEntitySnapshot(db, agents, source, clock),
+    ensureEntitySnapshot(db, agents, target, clock),
+  ]);
   if (!sourceSnapshot) throw noSnapshot(source);
-  const plan = buildRunPlan(sourceSnapshot, cachedSnapshotOf(target) ?? null, pipeline.entities, {
+  const plan = buildRunPlan(sourceSnapshot, targetSnapshot ?? null, pipeline.entities, {
     sourceName: source.name,
     targetName: target.name,
   });
@@ -77,7 +90,8 @@ export async function getPipelinePlan(
       code: BLOCKING_CODES.monthlyRecordLimit,
       message:
         `the run is estimated at ${plan.estimatedRecords} records but only ${limit.remaining} of the ` +
-        `organisation's ${limit.limit} monthly records remain for ${month}: raise the limit, select fewer entities or wait for next month`,
+        `organisation's ${limit.limit} monthly records remain for ${month}. Select fewer entities, wait for next ` +
+        `month, or ${raiseLimitHint(organisationId)}`,
       details: { estimatedRecords: plan.estimatedRecords, remaining: limit.remaining, month },
     });
   }

@@ -36,17 +36,19 @@ function invalid(message: string, issues: Issue[]): DrayError {
 }
 
 /**
- * The `failed_precondition` error for an environment without a cached entity snapshot.
+ * The `failed_precondition` error for an environment without a cached entity
+ * snapshot whose agent is not connected (with a connected agent the snapshot
+ * is fetched instead, see `ensureEntitySnapshot`).
  *
  * @example
- * if (!cachedSnapshotOf(env)) throw noSnapshot(env);
+ * if (!(await ensureEntitySnapshot(db, agents, env, { now }))) throw noSnapshot(env);
  */
 export function noSnapshot(environment: Pick<EnvironmentRow, "id" | "name">): DrayError {
   return new DrayError(
     "failed_precondition",
-    `environment ${environment.name} (${environment.id}) has no entity snapshot yet: open ` +
-      `GET /api/v1/environments/${environment.id}/entities (or POST /api/v1/environments/${environment.id}/refresh) ` +
-      `while its agent is connected`,
+    `environment ${environment.name} (${environment.id}) has no entity snapshot yet and no agent of it is ` +
+      `connected: start its dray-agent (paired with the environment's enrollment token) and retry once the ` +
+      `environment is healthy; the snapshot is then fetched from the agent automatically`,
     { details: { environmentId: environment.id, reason: "no_entity_snapshot" } },
   );
 }
@@ -56,7 +58,8 @@ export function noSnapshot(environment: Pick<EnvironmentRow, "id" | "name">): Dr
  * Throws `invalid_argument` for an unsupported action, duplicate entities,
  * environments unknown in the organisation, source = target, different
  * platforms or entities the source does not have; `failed_precondition` when
- * the source has no entity snapshot yet.
+ * the source has no entity snapshot yet (fetch it first with
+ * `ensureEntitySnapshot` when its agent is connected).
  */
 export async function validatePipelineSettings(
   db: Pick<Db, "select">,

@@ -4,8 +4,10 @@
  * `not_found`, exactly like a missing one. Callers check roles first.
  */
 import { DrayError } from "@dray/common";
-import { and, eq, inArray, sql } from "drizzle-orm";
-import { escapeLikePattern } from "../environments/environments-query.js";
+import { and, eq, inArray } from "drizzle-orm";
+import { ensureEntitySnapshot } from "../environments/entity-snapshots.js";
+import { findEnvironment } from "../environments/environments-service.js";
+import type { EnvironmentAgents } from "../gateway/environment-agents.js";
 import { isUuid, newId } from "../store/ids.js";
 import type { Db } from "../store/open-store.js";
 import { isUniqueViolation } from "../store/raw-sql.js";
@@ -64,14 +66,34 @@ function mergeSettings(settings: PipelineSettings, patch: UpdatePipelineInput): 
 }
 
 /**
+ * Fetches the source environment's entity snapshot from its connected agent
+ * when none is cached yet, so that a pipeline can be created right after its
+ * environments turn healthy. Does nothing for an unknown environment (the
+ * validation reports it) or without `agents`.
+ */
+async function prefetchSourceSnapshot(
+  db: Db,
+  organisationId: string,
+  sourceEnvironmentId: string,
+  agents: EnvironmentAgents | undefined,
+  now: Date,
+): Promise<void> {
+  if (!agents) return;
+  const source = await findEnvironment(db, organisationId, sourceEnvironmentId);
+  if (source) await ensureEntitySnapshot(db, agents, source, { now: () => now });
+}
+
+/**
  * Creates a pipeline after {@link validatePipelineSettings}; `already_exists`
- * for a name taken in the organisation.
+ * for a name taken in the organisation. With `agents`, a missing source
+ * snapshot is first fetched from the source's connected agent.
  */
 export async function createPipeline(
   db: Db,
   organisationId: string,
   input: CreatePipelineInput,
   now: Date,
+  agents?: EnvironmentAgents,
 ): Promise<PipelineRow> {
   const settings: PipelineSettings = {
     name: input.name,
@@ -86,6 +108,7 @@ export async function createPipeline(
     stopOnError: input.stopOnError ?? DEFAULT_STOP_ON_ERROR,
     entityConcurrency: input.entityConcurrency ?? DEFAULT_ENTITY_CONCURRENCY,
   };
+  await prefetchSourceSnapshot(db, organisationId, settings.sourceEnvironmentId, agents, now);
   await validatePipelineSettings(db, organisationId, settings);
   try {
     const [row] = await db
@@ -125,22 +148,6 @@ export async function getPipeline(
   return row;
 }
 
-/** The organisation's pipelines whose name contains `search` (case-insensitive), A–Z by name. */
-export async function listPipelines(
-  db: Db,
-  organisationId: string,
-  query: { search?: string | undefined } = {},
-): Promise<PipelineRow[]> {
-  const text = query.search?.trim() ?? "";
-  const search =
-    text === "" ? undefined : sql`${pipelines.name} ilike ${`%${escapeLikePattern(text)}%`} escape '\\'`;
-  return db
-    .select()
-    .from(pipelines)
-    .where(and(eq(pipelines.organisationId, organisationId), search))
-    .orderBy(sql`lower(${pipelines.name}) collate "C"`, sql`${pipelines.name} collate "C"`, pipelines.id);
-}
-
 /**
  * Locks the pipeline row (so no execution can be inserted for it meanwhile: the
  * insert's foreign-key check waits) and refuses while one is queued or in progress.
@@ -172,7 +179,8 @@ async function lockIdle(tx: Pick<Db, "select">, organisationId: string, id: stri
 /**
  * Updates the given fields. The merged settings are validated like a new
  * pipeline's; `failed_precondition` while an execution is queued or in progress,
- * `already_exists` when renaming onto a taken name.
+ * `already_exists` when renaming onto a taken name. With `agents`, a missing
+ * source snapshot is first fetched from the source's connected agent.
  */
 export async function updatePipeline(
   db: Db,
@@ -180,7 +188,13 @@ export async function updatePipeline(
   id: string,
   patch: UpdatePipelineInput,
   now: Date,
+  agents?: EnvironmentAgents,
 ): Promise<PipelineRow> {
+  if (agents) {
+    const sourceId =
+      patch.sourceEnvironmentId ?? (await findPipeline(db, organisationId, id))?.sourceEnvironmentId;
+    if (sourceId) await prefetchSourceSnapshot(db, organisationId, sourceId, agents, now);
+  }
   try {
     return await db.transaction(async (tx) => {
       const current = await lockIdle(tx, organisationId, id, "update");

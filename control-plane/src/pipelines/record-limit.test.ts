@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { recordLimitStatus, remainingRecords, utcMonth } from "./record-limit.js";
+import { raiseLimitHint, recordLimitStatus, remainingRecords, utcMonth } from "./record-limit.js";
 
 describe("utcMonth", () => {
   it("formats the UTC month with two digits", () => {
@@ -44,5 +44,14 @@ describe("recordLimitStatus", () => {
 
   it("lets an empty run through even when nothing remains", () => {
     expect(recordLimitStatus({ limit: 10, used: 10, reserved: 0 }, "2026-05", 0).wouldExceed).toBe(false);
+  });
+});
+
+describe("raiseLimitHint", () => {
+  it("names who can raise the limit and the exact call", () => {
+    const hint = raiseLimitHint("org-1");
+    expect(hint).toContain("system administrator");
+    expect(hint).toContain('PATCH /api/v1/organisations/org-1 with {"monthlyRecordLimit": <records>}');
+    expect(hint).toContain("organisation tokens cannot change it");
   });
 });

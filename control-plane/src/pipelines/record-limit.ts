@@ -60,3 +60,19 @@ export function recordLimitStatus(usage: RecordUsage, month: string, estimated: 
     wouldExceed: estimated > remaining,
   };
 }
+
+/**
+ * How to raise an organisation's monthly record limit, for messages: only the
+ * system administrator may (organisation tokens, admin ones included, get 403
+ * from that endpoint), so the hint names who and the exact call.
+ *
+ * @example
+ * raiseLimitHint("0b6c…") // "ask the Dray system administrator to raise the limit: …"
+ */
+export function raiseLimitHint(organisationId: string): string {
+  return (
+    "ask the Dray system administrator to raise the limit (organisation tokens cannot change it): " +
+    `PATCH /api/v1/organisations/${organisationId} with {"monthlyRecordLimit": <records>} ` +
+    "and the system-admin token"
+  );
+}

@@ -1,7 +1,7 @@
 import { isDrayError } from "@dray/common";
 import { describe, expect, it } from "vitest";
 import type { EntitySnapshot, SchemaSnapshot } from "../environments/schema-snapshot.js";
-import { assertRunnable, buildRunPlan } from "./run-plan.js";
+import { assertRunnable, buildRunPlan, estimateSourceOf } from "./run-plan.js";
 
 type Field = EntitySnapshot["fields"][number];
 const field = (name: string, nullable = false, extra: Partial<Field> = {}): Field => ({
@@ -68,12 +68,18 @@ describe("buildRunPlan", () => {
       },
     ]);
     expect(plan.blocking).toEqual([]);
-    expect(plan.warnings).toEqual([]);
+    expect(plan.warnings).toEqual([
+      {
+        code: "estimate_unknown",
+        message: expect.stringContaining("could not estimate the rows of public.opportunities"),
+        details: { entities: ["public.opportunities"] },
+      },
+    ]);
     expect(plan.estimatedRecords).toBe(700);
     // Entities keep the pipeline's order.
     expect(plan.entities).toEqual([
       entry("public.activities", 3, 400),
-      entry("public.opportunities", 2, 0),
+      { ...entry("public.opportunities", 2, 0), estimateSource: "unknown" },
       entry("public.contacts", 1, 200),
       entry("public.accounts", 0, 100),
     ]);
@@ -86,8 +92,11 @@ describe("buildRunPlan", () => {
     expect(plan.warnings).toEqual([
       {
         code: "target_not_checked",
-        message: expect.stringMatching(/^target environment qa has no entity snapshot yet, so compatibility/),
+        message: expect.stringMatching(
+          /^target environment qa has no entity snapshot yet and no agent of it is connected, so compatibility/,
+        ),
       },
+      expect.objectContaining({ code: "estimate_unknown" }),
     ]);
     expect(plan.entities.every((e) => !e.missingInTarget && e.fieldsMissingInTarget.length === 0)).toBe(true);
   });
@@ -128,6 +137,7 @@ describe("buildRunPlan", () => {
       entity: "public.gone",
       level: null,
       estimatedRows: 0,
+      estimateSource: "unknown",
       primaryKey: [],
       missingInTarget: false,
       fieldsMissingInTarget: [],
@@ -188,11 +198,30 @@ describe("buildRunPlan", () => {
   });
 });
 
+describe("estimateSourceOf", () => {
+  it("keeps the agent's label, defaults to statistics and marks a missing estimate unknown", () => {
+    const labelled = (estimateSource: string) => ({ estimatedRows: 67_000, estimateSource });
+    expect(estimateSourceOf(labelled("exact"))).toBe("exact");
+    expect(estimateSourceOf(labelled("sampled"))).toBe("sampled");
+    expect(estimateSourceOf(labelled("guessed"))).toBe("statistics");
+    expect(estimateSourceOf({ estimatedRows: 12 })).toBe("statistics");
+    expect(estimateSourceOf({ estimatedRows: -1 })).toBe("unknown");
+  });
+
+  it("shows the label of each planned entity", () => {
+    const counted = Object.assign(entity("contacts", {}), { estimatedRows: 67_000, estimateSource: "exact" });
+    const plan = buildRunPlan(snapshot(counted), null, ["public.contacts"]);
+    expect(plan.entities[0]).toMatchObject({ estimatedRows: 67_000, estimateSource: "exact" });
+    expect(plan.estimatedRecords).toBe(67_000);
+  });
+});
+
 function entry(entity: string, level: number, estimatedRows: number) {
   return {
     entity,
     level,
     estimatedRows,
+    estimateSource: "statistics",
     primaryKey: ["id"],
     missingInTarget: false,
     fieldsMissingInTarget: [],

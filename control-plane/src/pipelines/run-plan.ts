@@ -32,6 +32,29 @@ export interface PlanIssue {
   details?: unknown;
 }
 
+/**
+ * Where an entity's estimated rows come from: the planner's `statistics`, an
+ * `exact` count or a `sampled` estimate (the agent counts tables never
+ * analysed), or `unknown` when there is no estimate (counted as 0).
+ */
+export type EstimateSource = "statistics" | "exact" | "sampled" | "unknown";
+
+const ESTIMATE_SOURCES: ReadonlySet<string> = new Set(["statistics", "exact", "sampled"]);
+
+/**
+ * The estimate source of a snapshot entity: as the agent labelled it, else
+ * `statistics` (agents that do not label only send statistics); `unknown` for -1.
+ *
+ * @example
+ * estimateSourceOf({ estimatedRows: 67000, estimateSource: "exact" }) // "exact"
+ * estimateSourceOf({ estimatedRows: -1 }) // "unknown"
+ */
+export function estimateSourceOf(entity: Pick<EntitySnapshot, "estimatedRows">): EstimateSource {
+  if (entity.estimatedRows < 0) return "unknown";
+  const label = (entity as { estimateSource?: unknown }).estimateSource;
+  return typeof label === "string" && ESTIMATE_SOURCES.has(label) ? (label as EstimateSource) : "statistics";
+}
+
 /** What the plan says about one selected entity. */
 export interface RunPlanEntity {
   entity: string;
@@ -39,6 +62,8 @@ export interface RunPlanEntity {
   level: number | null;
   /** The source's estimate; 0 when unknown. */
   estimatedRows: number;
+  /** Where `estimatedRows` comes from. */
+  estimateSource: EstimateSource;
   primaryKey: string[];
   /** True when the target snapshot lacks the entity (false when the target was not checked). */
   missingInTarget: boolean;
@@ -131,8 +156,18 @@ export function buildRunPlan(
     warnings.push({
       code: "target_not_checked",
       message:
-        `${targetEnv} has no entity snapshot yet, so compatibility could not be checked: open ` +
-        `GET /api/v1/environments/:id/entities (or POST …/refresh) while its agent is connected`,
+        `${targetEnv} has no entity snapshot yet and no agent of it is connected, so compatibility ` +
+        `could not be checked: start its dray-agent and ask for the plan again`,
+    });
+  }
+  const unknown = selected.filter((e) => e.estimatedRows < 0).map((e) => e.entity);
+  if (unknown.length > 0) {
+    warnings.push({
+      code: "estimate_unknown",
+      message:
+        `the source could not estimate the rows of ${unknown.join(", ")} (counted as 0 here): the monthly ` +
+        `record limit is checked again with exact counts when the run starts`,
+      details: { entities: unknown },
     });
   }
 
@@ -143,6 +178,7 @@ export function buildRunPlan(
       entity: name,
       level: levelOf.get(name) ?? null,
       estimatedRows: from ? Math.max(0, from.estimatedRows) : 0,
+      estimateSource: from ? estimateSourceOf(from) : "unknown",
       primaryKey: from ? [...from.primaryKey] : [],
       missingInTarget: targetByName !== undefined && to === undefined,
       fieldsMissingInTarget: [],

@@ -14,6 +14,7 @@ export interface CommandContext {
     from?: string;
     to?: string;
     page?: string;
+    limit?: string;
     reason?: string;
   };
   env: NodeJS.ProcessEnv;

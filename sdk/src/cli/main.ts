@@ -24,7 +24,8 @@ usage: dray <command> [arguments] [--json]
   pipeline show|plan|delete <pipeline> details, the dependency plan, or delete
   run <pipeline> [--watch] [--confirm] start an execution; --watch shows live progress per entity
   status <pipelineToken>               the stage log of one run
-  history <pipeline> [--status s] [--from d] [--to d] [--page n]
+  history <pipeline> [--status s] [--from d] [--to d] [--limit n | --all | --page n]
+                                       the newest runs (20 unless --limit), or all of them
   cancel <execution> [--reason text]   stop a run; committed batches stay
   usage                                records used this month against the limit
 
@@ -45,6 +46,8 @@ const OPTIONS = {
   from: { type: "string" },
   to: { type: "string" },
   page: { type: "string" },
+  limit: { type: "string" },
+  all: { type: "boolean" },
   reason: { type: "string" },
 } as const;
 

@@ -17,3 +17,12 @@ export async function countRows(
   const rows = await session.query<{ n: string }>(sql, params.values);
   return Number(rows[0]?.n ?? 0);
 }
+
+/**
+ * `select count(*)` of an entity known to exist (e.g. just read from the
+ * catalog), without conditions and without a catalog lookup.
+ */
+export async function countAllRows(session: Session, entity: EntityName): Promise<number> {
+  const rows = await session.query<{ n: string }>(`select count(*)::int8 as n from ${qualifiedName(entity)}`);
+  return Number(rows[0]?.n ?? 0);
+}

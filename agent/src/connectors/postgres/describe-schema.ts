@@ -2,7 +2,16 @@ import { createHash } from "node:crypto";
 import { DrayError } from "@dray/common";
 import type { EntityDescription, ReferenceDescription, SchemaDescription } from "../../connector.js";
 import { LEDGER_SCHEMA, validateIdentifier } from "./identifiers.js";
+import {
+  type EstimateSource,
+  EXACT_COUNT_BUDGET_PAGES,
+  estimatePlan,
+  estimateRows,
+} from "./row-estimates.js";
 import type { Session } from "./session.js";
+
+/** An entity as described, with where its row estimate comes from. */
+export type DescribedEntity = EntityDescription & { estimateSource: EstimateSource };
 
 /**
  * Tables (relkind r) and partitioned tables (p) of user schemas; partitions
@@ -15,6 +24,11 @@ select
   n.nspname as schema,
   c.relname as name,
   c.reltuples::float8 as reltuples,
+  (case when c.relkind = 'p'
+     then coalesce((select sum(pg_catalog.pg_relation_size(pt.relid))
+                    from pg_catalog.pg_partition_tree(c.oid) pt), 0)
+     else pg_catalog.pg_relation_size(c.oid) end
+   / pg_catalog.current_setting('block_size')::int8)::float8 as pages,
   coalesce((
     select json_agg(json_build_object(
       'name', a.attname,
@@ -56,6 +70,8 @@ interface DescribeRow {
   schema: string;
   name: string;
   reltuples: number;
+  /** Pages on disk (of every partition for a partitioned table); absent in unit tests' rows. */
+  pages?: number;
   fields: EntityDescription["fields"];
   constraints: {
     name: string;
@@ -118,14 +134,19 @@ export function stableStringify(value: unknown): string {
  * structure does.
  */
 export function fingerprintOf(entities: readonly EntityDescription[]): string {
-  const structure = entities.map(({ estimatedRows: _estimate, ...rest }) => rest);
+  const structure = entities.map(({ estimatedRows: _estimate, ...rest }) => {
+    const { estimateSource: _source, ...structural } = rest as typeof rest & { estimateSource?: unknown };
+    return structural;
+  });
   return createHash("sha256").update(stableStringify(structure)).digest("hex");
 }
 
 /**
  * Describes the tables of `schemas` (all user schemas when empty) through
  * pg_catalog: columns in attnum order, primary keys and foreign keys (composite
- * and self-referencing ones included) and planner row estimates.
+ * and self-referencing ones included) and row estimates: the planner's
+ * statistics, or for a table never analysed an exact count (small table) or a
+ * sampled estimate (large one); each entity says which (`estimateSource`).
  */
 export async function describeSchema(
   session: Session,
@@ -136,5 +157,36 @@ export async function describeSchema(
   for (const schema of schemas) validateIdentifier("schema", schema);
   const rows = await session.query<DescribeRow>(DESCRIBE_SQL, [JSON.stringify(schemas)]);
   const entities = buildEntities(rows);
-  return { entities, fingerprint: fingerprintOf(entities) };
+  const fingerprint = fingerprintOf(entities);
+  const statsOf = new Map(rows.map((r) => [`${r.schema}\u0000${r.name}`, r]));
+  const described: DescribedEntity[] = [];
+  const budget = { exactPagesLeft: EXACT_COUNT_BUDGET_PAGES };
+  for (const entity of entities) {
+    const row = statsOf.get(`${entity.schema}\u0000${entity.name}`);
+    described.push(await withEstimate(session, entity, row, budget));
+  }
+  return { entities: described, fingerprint };
+}
+
+/**
+ * `entity` with its best row estimate. A table that cannot be counted (e.g. no
+ * SELECT privilege) keeps the statistics' value; an abort is rethrown.
+ */
+async function withEstimate(
+  session: Session,
+  entity: EntityDescription,
+  row: DescribeRow | undefined,
+  budget: { exactPagesLeft: number },
+): Promise<DescribedEntity> {
+  const stats = { reltuples: row?.reltuples ?? -1, pages: Number(row?.pages ?? 0) };
+  const plan = estimatePlan(stats, budget.exactPagesLeft);
+  if (plan.source === "statistics") return { ...entity, estimateSource: "statistics" };
+  if (plan.source === "exact") budget.exactPagesLeft -= stats.pages;
+  try {
+    const { rows, source } = await estimateRows(session, entity, stats, budget.exactPagesLeft + stats.pages);
+    return { ...entity, estimatedRows: rows, estimateSource: source };
+  } catch (error) {
+    if (session.signal.aborted) throw error;
+    return { ...entity, estimateSource: "statistics" };
+  }
 }

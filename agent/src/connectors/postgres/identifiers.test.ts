@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
+  displayName,
   qualifiedName,
   quoteIdentifier,
   validateEntityName,
@@ -53,5 +54,14 @@ describe("validateEntityName and validateFieldList", () => {
     expect(validateFieldList("fields", ["a", "b"])).toEqual(["a", "b"]);
     expect(() => validateFieldList("fields", ["a", "a"])).toThrow(/twice/);
     expect(() => validateFieldList("fields", ["a", ""])).toThrow();
+  });
+});
+
+describe("displayName", () => {
+  it("names tables whose parts hold dots or quotes unambiguously", () => {
+    expect(displayName({ schema: "public", name: "users" })).toBe("public.users");
+    expect(displayName({ schema: "sch.ema", name: "t" })).toBe('"sch.ema".t');
+    expect(displayName({ schema: "sch", name: "ema.t" })).toBe('sch."ema.t"');
+    expect(displayName({ schema: "s", name: 'a"b' })).toBe('s."a""b"');
   });
 });

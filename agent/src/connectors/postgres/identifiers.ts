@@ -1,4 +1,4 @@
-import { DrayError } from "@dray/common";
+import { DrayError, formatEntityName } from "@dray/common";
 import type { EntityName } from "../../connector.js";
 
 /** PostgreSQL truncates identifiers longer than this many bytes (NAMEDATALEN - 1). */
@@ -44,9 +44,16 @@ export function qualifiedName(entity: EntityName): string {
   return `${quoteIdentifier(entity.schema)}.${quoteIdentifier(entity.name)}`;
 }
 
-/** `schema.name` for messages and the ledger (not for SQL). */
+/**
+ * The canonical entity name for messages and the ledger (not for SQL):
+ * `schema.name`, with a part that holds `.` or `"` double-quoted, so that two
+ * tables never share a name.
+ *
+ * @example
+ * displayName({ schema: "sch.ema", name: "t" }) // '"sch.ema".t'
+ */
 export function displayName(entity: EntityName): string {
-  return `${entity.schema}.${entity.name}`;
+  return formatEntityName({ schema: entity.schema, table: entity.name });
 }
 
 /**

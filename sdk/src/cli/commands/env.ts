@@ -1,3 +1,4 @@
+import { collect } from "../../pages.js";
 import type { CommandContext } from "../command-context.js";
 import { UsageError } from "../exit-codes.js";
 import { count, table } from "../output.js";
@@ -10,8 +11,8 @@ export async function envCommand(ctx: CommandContext, [sub, ...rest]: string[]):
   const { client, out } = ctx;
   switch (sub) {
     case "list": {
-      const { environments } = await client.environments.list(
-        ctx.flags.search ? { search: ctx.flags.search } : {},
+      const environments = await collect(
+        client.environments.listAll(ctx.flags.search ? { search: ctx.flags.search } : {}),
       );
       if (out.json) {
         out.data(environments);

@@ -1,10 +1,19 @@
 import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
 import type { CreatePipeline } from "../../client.js";
+import { collect } from "../../pages.js";
 import type { CommandContext } from "../command-context.js";
 import { UsageError } from "../exit-codes.js";
 import { count, table } from "../output.js";
 import { resolveEnvironment, resolvePipeline } from "../resolve.js";
+
+/** How `dray pipeline plan` names where a row estimate comes from. */
+const ESTIMATE_LABELS: Record<string, string> = {
+  statistics: "planner statistics",
+  exact: "exact count",
+  sampled: "sampled estimate",
+  unknown: "no estimate",
+};
 
 /** Reads a pipeline definition from JSON or YAML; environments may be given by name. */
 async function readDefinition(ctx: CommandContext, file: string): Promise<CreatePipeline> {
@@ -44,7 +53,7 @@ export async function pipelineCommand(ctx: CommandContext, [sub, ...rest]: strin
   };
   switch (sub) {
     case "list": {
-      const { pipelines } = await client.pipelines.list();
+      const pipelines = await collect(client.pipelines.listAll());
       if (out.json) {
         out.data(pipelines);
         return 0;
@@ -109,6 +118,8 @@ export async function pipelineCommand(ctx: CommandContext, [sub, ...rest]: strin
         out.line(out.color.yellow(`deferred: ${d.entity}.${d.fields.join(",")} → back-filled after load`));
       for (const w of plan.warnings) out.line(out.color.yellow(`warning: ${w.message}`));
       for (const b of plan.blocking) out.line(out.color.red(`blocking: ${b.message}`));
+      for (const e of plan.entities)
+        out.line(`  ${e.entity}: ${count(e.estimatedRows)} rows (${ESTIMATE_LABELS[e.estimateSource]})`);
       const limit = plan.monthlyRecordLimit;
       out.line(
         `about ${count(plan.estimatedRecords)} records; ${count(limit.remaining)} of ${count(limit.limit)} left this month` +

@@ -1,4 +1,4 @@
-import type { Execution } from "../../client.js";
+import type { Execution, ExecutionHistory } from "../../client.js";
 import type { CommandContext } from "../command-context.js";
 import { EXIT, UsageError } from "../exit-codes.js";
 import { count, duration, table } from "../output.js";
@@ -23,28 +23,55 @@ export async function statusCommand(ctx: CommandContext, [token]: string[]): Pro
   return EXIT.ok;
 }
 
-/** `dray history <pipeline> [--status s] [--from d] [--to d] [--page n]`. */
+/** Runs `dray history` shows unless `--limit`, `--all` or `--page` says otherwise. */
+const HISTORY_DEFAULT_LIMIT = 20;
+
+/**
+ * `dray history <pipeline> [--status s] [--from d] [--to d] [--limit n | --all | --page n]`:
+ * the newest `--limit` runs (default 20), every run with `--all` (following the
+ * pages), or one page of 20 with `--page`.
+ */
 export async function historyCommand(ctx: CommandContext, [ref]: string[]): Promise<number> {
   if (!ref)
     throw new UsageError(
-      "usage: dray history <pipeline> [--status failed,cancelled] [--from 2026-01-01] [--to 2026-01-31]",
+      "usage: dray history <pipeline> [--status failed,cancelled] [--from 2026-01-01] [--to 2026-01-31] [--limit n | --all | --page n]",
     );
+  const limit = ctx.flags.limit === undefined ? HISTORY_DEFAULT_LIMIT : Number(ctx.flags.limit);
+  if (!Number.isInteger(limit) || limit < 1)
+    throw new UsageError("--limit must be a whole number of at least 1");
   const pipeline = await resolvePipeline(ctx.client, ref);
-  const query = {
+  const filter = {
     ...(ctx.flags.status ? { status: ctx.flags.status } : {}),
     ...(ctx.flags.from ? { from: ctx.flags.from } : {}),
     ...(ctx.flags.to ? { to: ctx.flags.to } : {}),
-    ...(ctx.flags.page ? { page: Number(ctx.flags.page) } : {}),
   };
-  const history = await ctx.client.pipelines.history(pipeline.id, query);
+  let runs: ExecutionHistory["executions"];
+  let footer: string;
+  if (ctx.flags.page) {
+    const history = await ctx.client.pipelines.history(pipeline.id, {
+      ...filter,
+      page: Number(ctx.flags.page),
+    });
+    runs = history.executions;
+    footer = `page ${history.page}, ${history.total} runs in all`;
+  } else {
+    runs = [];
+    const all = Boolean(ctx.flags.all);
+    const pageSize = all ? 100 : Math.min(100, limit);
+    for await (const run of ctx.client.pipelines.historyAll(pipeline.id, { ...filter, pageSize })) {
+      if (!all && runs.length >= limit) break;
+      runs.push(run);
+    }
+    footer = all ? `${runs.length} runs` : `the newest ${runs.length} runs (--limit n or --all for more)`;
+  }
   if (ctx.out.json) {
-    ctx.out.data(history);
+    ctx.out.data({ executions: runs });
     return EXIT.ok;
   }
   ctx.out.line(
     table([
       ["STARTED", "STATUS", "DURATION", "RECORDS", "BY", "TOKEN"],
-      ...history.executions.map((e) => [
+      ...runs.map((e) => [
         e.createdAt,
         e.status,
         duration(e.durationMs),
@@ -54,7 +81,7 @@ export async function historyCommand(ctx: CommandContext, [ref]: string[]): Prom
       ]),
     ]),
   );
-  ctx.out.line(ctx.out.color.grey(`page ${history.page}, ${history.total} runs in all`));
+  ctx.out.line(ctx.out.color.grey(footer));
   return EXIT.ok;
 }
 
