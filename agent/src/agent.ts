@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { backoffDelay, DRAY_VERSION, DrayError, type Logger, sleep } from "@dray/common";
-import { Platform, type Task } from "@dray/proto";
+import { ErrorCode, Platform, type Task } from "@dray/proto";
 import { ClientError, Status } from "nice-grpc";
 import type { AgentConfig } from "./config.js";
 import type { Connector } from "./connector.js";
@@ -35,11 +35,29 @@ export interface Agent {
 }
 
 const SCHEMA_FINGERPRINT_EVERY_MS = 60_000;
+/** How often an unreachable database is probed between heartbeats. */
+const RECOVERY_PROBE_EVERY_MS = 1_000;
 
 /** A signal that aborts after `ms`, or earlier with `parent`. Every call to the gateway has one. */
 function within(ms: number, parent?: AbortSignal): AbortSignal {
   const timeout = AbortSignal.timeout(ms);
   return parent ? AbortSignal.any([timeout, parent]) : timeout;
+}
+
+/**
+ * Waits until every promise has settled or `ms` have passed, whichever comes
+ * first; resolves `true` on timeout. The timer never outlives the wait.
+ */
+export async function settleWithin(promises: Promise<unknown>[], ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(true), ms);
+  });
+  try {
+    return await Promise.race([Promise.allSettled(promises).then(() => false), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Creates an agent. Only main.ts wires it to signals. */
@@ -53,6 +71,14 @@ export function createAgent(deps: AgentDeps): Agent {
   let fingerprint = { value: "", at: 0 };
   /** When a task last succeeded against the database: proof enough that it is reachable. */
   let lastDatabaseSuccess = { at: 0, latencyMs: 0 };
+  /** When a task last failed because the database could not be reached. */
+  let lastDatabaseFailure = 0;
+  /** The schema fingerprint being refreshed, if it is. */
+  let describing: Promise<void> | undefined;
+  /** What the last heartbeat said about the database. */
+  let reportedReachable = true;
+  /** Ends the heartbeat loop's wait early (the database just became unreachable). */
+  let wakeHeartbeat = () => {};
   let stopping: Promise<void> | undefined;
   let settle!: { resolve: () => void; reject: (e: unknown) => void };
   const done = new Promise<void>((resolve, reject) => {
@@ -133,21 +159,51 @@ export function createAgent(deps: AgentDeps): Agent {
   }
 
   async function probeDatabase(): Promise<{ reachable: boolean; latencyMs: number; error: string }> {
-    // A busy agent (every connection in a batch) need not queue a probe behind its own work.
-    if (Date.now() - lastDatabaseSuccess.at < heartbeatIntervalMs) {
+    // A busy agent (every connection in a batch) need not queue a probe behind its own work,
+    // unless a task has failed to reach the database since its last success.
+    if (
+      Date.now() - lastDatabaseSuccess.at < heartbeatIntervalMs &&
+      lastDatabaseFailure < lastDatabaseSuccess.at
+    ) {
       return { reachable: true, latencyMs: lastDatabaseSuccess.latencyMs, error: "" };
     }
     try {
       const signal = AbortSignal.timeout(Math.min(5_000, Math.max(500, heartbeatIntervalMs / 2)));
       const r = await connector.testConnection(signal);
-      if (Date.now() - fingerprint.at > SCHEMA_FINGERPRINT_EVERY_MS) {
-        const d = await connector.describeSchema([], AbortSignal.timeout(30_000)).catch(() => undefined);
-        if (d) fingerprint = { value: d.fingerprint, at: Date.now() };
+      // The schema fingerprint is refreshed beside the heartbeat, never in its way: describing
+      // a large schema can take seconds, and a heartbeat must say "reachable" at once.
+      if (Date.now() - fingerprint.at > SCHEMA_FINGERPRINT_EVERY_MS && !describing) {
+        describing = connector
+          .describeSchema([], AbortSignal.timeout(30_000))
+          .then((d) => {
+            fingerprint = { value: d.fingerprint, at: Date.now() };
+          })
+          .catch(() => {})
+          .finally(() => {
+            describing = undefined;
+          });
       }
       lastDatabaseSuccess = { at: Date.now(), latencyMs: Math.round(r.databaseLatencyMs) };
       return { reachable: true, latencyMs: lastDatabaseSuccess.latencyMs, error: "" };
     } catch (error) {
-      return { reachable: false, latencyMs: 0, error: DrayError.from(error).message };
+      const message = DrayError.from(error).message;
+      logger.debug("database probe failed", { error: message });
+      return { reachable: false, latencyMs: 0, error: message };
+    }
+  }
+
+  /**
+   * Waits one heartbeat interval. While the database is reported unreachable it
+   * is probed every second meanwhile, and the wait ends as soon as it answers,
+   * so its return is reported at once rather than at the next interval.
+   */
+  async function pause(signal: AbortSignal) {
+    if (reportedReachable) return sleep(heartbeatIntervalMs, signal).catch(() => {});
+    const until = Date.now() + heartbeatIntervalMs;
+    while (!signal.aborted && Date.now() < until) {
+      await sleep(Math.min(RECOVERY_PROBE_EVERY_MS, until - Date.now()), signal).catch(() => {});
+      if (signal.aborted || Date.now() >= until) return;
+      if ((await probeDatabase()).reachable) return;
     }
   }
 
@@ -168,12 +224,21 @@ export function createAgent(deps: AgentDeps): Agent {
           { signal: within(Math.max(2_000, heartbeatIntervalMs), stopController.signal) },
         );
         if (response.heartbeatIntervalMs) heartbeatIntervalMs = response.heartbeatIntervalMs;
+        if (db.reachable !== reportedReachable)
+          logger[db.reachable ? "info" : "warn"](
+            db.reachable ? "the database is reachable again" : "the database is unreachable",
+            db.reachable ? {} : { error: db.error },
+          );
+        reportedReachable = db.reachable;
       } catch (error) {
         if (stopController.signal.aborted) return;
         if (isAuthError(error)) return fail(new DrayError("unauthenticated", (error as ClientError).details));
         logger.warn("heartbeat failed", { error: String(error) });
       }
-      await sleep(heartbeatIntervalMs, stopController.signal).catch(() => {});
+      const wake = new AbortController();
+      wakeHeartbeat = () => wake.abort();
+      await pause(AbortSignal.any([stopController.signal, wake.signal]));
+      wakeHeartbeat = () => {};
     }
   }
 
@@ -223,6 +288,13 @@ export function createAgent(deps: AgentDeps): Agent {
       }
       if (outcome?.case === "result") {
         lastDatabaseSuccess = { at: Date.now(), latencyMs: lastDatabaseSuccess.latencyMs };
+        // Back after an outage: say so now rather than at the next interval.
+        if (!reportedReachable) wakeHeartbeat();
+      } else if (!refusal && outcome?.case === "error" && outcome.value.code === ErrorCode.UNAVAILABLE) {
+        // The database went away under a task: probe it and tell the control plane now,
+        // not at the next interval.
+        lastDatabaseFailure = Date.now();
+        if (reportedReachable) wakeHeartbeat();
       }
       await complete(task.taskId, outcome, Math.round(performance.now() - started));
     })().finally(() => inFlight.delete(task.taskId));
@@ -295,10 +367,9 @@ export function createAgent(deps: AgentDeps): Agent {
             tasks: pending.length,
             timeoutMs: config.drainTimeoutMs,
           });
-          const timedOut = await Promise.race([
-            Promise.allSettled(pending).then(() => false),
-            sleep(config.drainTimeoutMs).then(() => true),
-          ]);
+          // The timer is cleared as soon as the tasks settle: a pending timer would keep the
+          // process alive for the whole drain timeout after the last result was sent.
+          const timedOut = await settleWithin(pending, config.drainTimeoutMs);
           if (timedOut) {
             for (const t of inFlight.values())
               t.controller.abort(new DrayError("cancelled", "the agent is shutting down"));

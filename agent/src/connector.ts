@@ -58,8 +58,13 @@ export interface EntityDescription extends EntityName {
   /** Empty when the table has no primary key (it can then not be read by keyset). */
   primaryKey: string[];
   references: ReferenceDescription[];
-  /** Planner estimate from catalog statistics; -1 when unknown. */
+  /** Row estimate; -1 when unknown. */
   estimatedRows: number;
+  /**
+   * Where `estimatedRows` comes from: planner statistics (the default), an exact
+   * count or a sampled estimate (for tables never analysed).
+   */
+  estimateSource?: "statistics" | "exact" | "sampled";
 }
 
 export interface SchemaDescription {

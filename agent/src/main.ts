@@ -7,7 +7,11 @@ import { createAgent } from "./agent.js";
 import { loadAgentConfig } from "./config.js";
 import { createPostgresConnector } from "./connectors/postgres/index.js";
 import { createCredentialStore } from "./credential-store.js";
+import { installDriverGuard } from "./driver-guard.js";
 import { connectGateway } from "./gateway-client.js";
+
+/** How long the process may linger after the agent has stopped. */
+const EXIT_GRACE_MS = 2_000;
 
 async function main(): Promise<number> {
   let config: ReturnType<typeof loadAgentConfig>;
@@ -21,6 +25,7 @@ async function main(): Promise<number> {
     agent: config.name,
   });
   logger.info("starting", { version: DRAY_VERSION, controlPlane: config.controlPlane.address });
+  installDriverGuard(logger);
   const connector = createPostgresConnector({
     url: config.databaseUrl,
     maxConnections: config.dbPoolSize,
@@ -65,3 +70,6 @@ async function main(): Promise<number> {
 }
 
 process.exitCode = await main();
+// Everything is closed by now; should a stray handle keep the event loop alive, exit anyway
+// (the timer itself does not keep the process alive).
+setTimeout(() => process.exit(), EXIT_GRACE_MS).unref();

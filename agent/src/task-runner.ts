@@ -136,6 +136,7 @@ async function execute(
               primaryKey: e.primaryKey,
               references: e.references,
               estimatedRows: BigInt(Math.trunc(e.estimatedRows)),
+              estimateSource: e.estimateSource ?? "statistics",
             })),
           },
         },

@@ -19,8 +19,41 @@ export const SESSION_SETTINGS = {
   bytea_output: "hex",
 } as const;
 
+/**
+ * Server-side limits sent with every connection, so no session outlives its
+ * use when the agent or the network goes away: a statement runs at most
+ * 10 minutes (a write batch takes seconds; a task's own deadline is shorter
+ * and cancels it first), and a transaction left idle for a minute (the agent
+ * never waits between the statements of one) is ended by the server, freeing
+ * its locks. The URL may override them (`?statement_timeout=…`).
+ */
+export const TIMEOUT_SETTINGS = {
+  statement_timeout: 600_000,
+  idle_in_transaction_session_timeout: 60_000,
+} as const;
+
+/** Seconds of silence before TCP keepalive probes start on a connection. */
+export const KEEPALIVE_SECONDS = 15;
+
+/**
+ * Delay in seconds before a closed connection of the pool reconnects, by
+ * failures so far: short and capped, so a database that comes back is used
+ * within a second or two (postgres.js's default grows to 20 s).
+ */
+export function reconnectDelaySeconds(retries: number): number {
+  return Math.min(0.05 * 2 ** Math.max(0, retries), 1);
+}
+
+/** Hooks of {@link createPool} into the driver's connection events. */
+export interface PoolHooks {
+  /** Called with the driver's connection id and each statement's text as it is sent. */
+  onStatement?(connectionId: number, text: string): void;
+  /** Called with the driver's connection id when that connection's socket has closed. */
+  onClose?(connectionId: number): void;
+}
+
 /** Options of {@link createPool}. */
-export interface PoolOptions {
+export interface PoolOptions extends PoolHooks {
   url: string;
   max: number;
   logger: Logger;
@@ -49,7 +82,13 @@ export function withoutSessionOverrides(url: string): string {
  */
 function noDelaySocket(options: { host: string[]; port: number[]; path?: string | false }): net.Socket {
   if (options.path) return net.connect(options.path);
-  return net.connect({ host: options.host[0], port: options.port[0] ?? 5432, noDelay: true });
+  return net.connect({
+    host: options.host[0],
+    port: options.port[0] ?? 5432,
+    noDelay: true,
+    keepAlive: true,
+    keepAliveInitialDelay: KEEPALIVE_SECONDS * 1000,
+  });
 }
 
 /**
@@ -63,10 +102,20 @@ export function createPool(options: PoolOptions): postgres.Sql {
     idle_timeout: 60,
     connect_timeout: options.connectTimeoutSeconds ?? 10,
     prepare: false,
-    connection: SESSION_SETTINGS,
+    connection: { ...TIMEOUT_SETTINGS, ...SESSION_SETTINGS },
+    keep_alive: KEEPALIVE_SECONDS,
+    backoff: reconnectDelaySeconds,
     onnotice: (notice: postgres.Notice) =>
       options.logger.debug("postgres notice", { message: notice.message, code: notice.code }),
     socket: noDelaySocket,
+    ...(options.onStatement
+      ? {
+          debug: (connectionId: number, text: unknown) => {
+            if (typeof text === "string") options.onStatement!(connectionId, text);
+          },
+        }
+      : {}),
+    ...(options.onClose ? { onclose: (connectionId: number) => options.onClose!(connectionId) } : {}),
   };
   return postgres(
     withoutSessionOverrides(options.url),

@@ -42,6 +42,61 @@ const CONNECTION_FAILURES = new Set([
   "CONNECT_TIMEOUT",
 ]);
 
+/** Stream codes seen when the connection under a COPY stream went away. */
+const STREAM_FAILURES = new Set([
+  "ERR_STREAM_DESTROYED",
+  "ERR_STREAM_WRITE_AFTER_END",
+  "ERR_STREAM_PREMATURE_CLOSE",
+]);
+
+/**
+ * True for the TypeError postgres.js 3.4.x throws when it writes to a
+ * connection whose socket is already gone (`socket` is null after close;
+ * porsager/postgres#1066, #1154, #1208). It means the connection was lost.
+ */
+export function isDriverLostSocketError(error: unknown): boolean {
+  if (!(error instanceof TypeError)) return false;
+  if (
+    !/\(reading '(write|end|setKeepAlive|removeListener|resume|pause)'\)|null is not an object/.test(
+      error.message,
+    )
+  )
+    return false;
+  return typeof error.stack === "string" && /postgres[\\/]src[\\/]connection\.js/.test(error.stack);
+}
+
+/**
+ * True when `error` means the connection itself failed (refused, reset,
+ * closed, timed out, the server ending the session): the server may be fine on a
+ * new connection, and this connection must not be used again.
+ */
+export function isConnectionFailure(error: unknown): boolean {
+  if (isDrayError(error))
+    return error.code === "unavailable" && (error.details as { lost?: unknown })?.lost === true;
+  if (isDriverLostSocketError(error)) return true;
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== "string") return false;
+  // (Stream codes are left out: a COPY stream the session destroyed itself reports them too;
+  // a lost connection under a stream is seen from the driver's own error and close.)
+  if (CONNECTION_FAILURES.has(code)) return true;
+  // The server ended the session: shutting down, crashed, or a class 08 connection exception.
+  const sqlState = sqlStateOf(error);
+  return (
+    sqlState === "57P01" ||
+    sqlState === "57P02" ||
+    sqlState === "57P03" ||
+    sqlState?.startsWith("08") === true
+  );
+}
+
+/** The error a statement gets when its connection was lost before or while it ran. */
+export function connectionLost(reason: string): DrayError {
+  return new DrayError("unavailable", `the connection to the database was lost: ${reason}`, {
+    retryable: true,
+    details: { lost: true },
+  });
+}
+
 /**
  * The SQLSTATE of a server error, or of postgres.js's own "cancelled before it
  * was sent" error (`57014`); undefined for socket and driver errors.
@@ -109,6 +164,14 @@ export function toDrayError(error: unknown, context: ErrorContext = {}): DrayErr
     // Connection refused / reset / closed / timed out: the database or network may come back.
     if (typeof code === "string" && CONNECTION_FAILURES.has(code))
       return make("unavailable", true, message, error);
+    // A COPY stream or a driver write that found its connection gone: the connection was lost.
+    if ((typeof code === "string" && STREAM_FAILURES.has(code)) || isDriverLostSocketError(error))
+      return make(
+        "unavailable",
+        true,
+        `${context.operation ? `${context.operation}: ` : ""}the connection to the database was lost`,
+        error,
+      );
     // Our pool was ended (close() was called): no retry on this connector can succeed.
     if (code === "CONNECTION_ENDED") return make("failed_precondition", false, message, error);
     // SCRAM signature mismatch: the server could not prove it knows the password.

@@ -15,10 +15,11 @@ import { createPool } from "./connection-options.js";
 import { countRows } from "./count-rows.js";
 import { deleteAllRows, deleteRowsByKey } from "./delete-rows.js";
 import { describeSchema } from "./describe-schema.js";
-import { toDrayError } from "./error-mapping.js";
+import { isConnectionFailure, toDrayError } from "./error-mapping.js";
 import { displayName, validateEntityName, validateFieldList } from "./identifiers.js";
 import { validateReadRequest } from "./keyset-read.js";
 import { createLedger } from "./ledger.js";
+import { PoolKeeper } from "./pool-keeper.js";
 import { type ReadMethod, readBatch } from "./read-batch.js";
 import { abortable, type Backend, Session, type SessionPools, textParams } from "./session.js";
 import type { StagingMode } from "./stage-rows.js";
@@ -45,16 +46,24 @@ const CANCEL_SQL =
 
 class PostgresConnector implements Connector {
   readonly platform = "postgres" as const;
-  private readonly sql: postgres.Sql;
+  private readonly keeper: PoolKeeper;
   private control: postgres.Sql | undefined;
   private ledgerReady: Promise<void> | undefined;
   private closed = false;
   private readonly pools: SessionPools;
 
   constructor(private readonly options: PostgresConnectorOptions & { logger: Logger }) {
-    this.sql = createPool({ url: options.url, max: options.maxConnections ?? 8, logger: options.logger });
+    this.keeper = new PoolKeeper(
+      (hooks) =>
+        createPool({ url: options.url, max: options.maxConnections ?? 8, logger: options.logger, ...hooks }),
+      options.logger,
+    );
+    const keeper = this.keeper;
     this.pools = {
-      sql: this.sql,
+      keeper,
+      get sql() {
+        return keeper.currentPool();
+      },
       logger: options.logger,
       cancelBackend: (backend) => this.cancelBackend(backend),
     };
@@ -141,7 +150,7 @@ class PostgresConnector implements Connector {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.all([this.sql.end({ timeout: 5 }), this.control?.end({ timeout: 1 })]);
+    await Promise.all([this.keeper.close(), this.control?.end({ timeout: 1 })]);
   }
 
   /**
@@ -190,11 +199,19 @@ class PostgresConnector implements Connector {
     const timeout = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, CANCEL_WAIT_MS);
     });
+    const control = this.control;
     try {
       await Promise.race([
-        this.control.unsafe(CANCEL_SQL, textParams(this.control, [backend.pid, backend.started])),
+        control.unsafe(CANCEL_SQL, textParams(control, [backend.pid, backend.started])),
         timeout,
       ]);
+    } catch (error) {
+      // A control pool that lost its connection is replaced rather than reused (see pool-keeper.ts).
+      if (isConnectionFailure(error) && this.control === control) {
+        this.control = undefined;
+        control.end({ timeout: 1 }).catch(() => {});
+      }
+      throw error;
     } finally {
       clearTimeout(timer);
     }

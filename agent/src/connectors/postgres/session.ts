@@ -1,6 +1,8 @@
 import { abortReason, type Logger, throwIfAborted } from "@dray/common";
 import type postgres from "postgres";
 import { drainCopyOut } from "./copy-out-stream.js";
+import { connectionLost, isConnectionFailure } from "./error-mapping.js";
+import { ConnectionLink, type PoolKeeper, type PoolLease } from "./pool-keeper.js";
 
 /** The server process behind a session, as pg_stat_activity names it. */
 export interface Backend {
@@ -20,8 +22,10 @@ export interface Statement {
 
 /** What sessions need from the connector. */
 export interface SessionPools {
-  /** The main pool. */
+  /** The main pool (the keeper's current one when there is a keeper). */
   sql: postgres.Sql;
+  /** Keeps the main pool and replaces it after connection failures; without it `sql` is used as is. */
+  keeper?: PoolKeeper;
   /** Sends a cancel for `backend` and resolves once the server has signalled it. */
   cancelBackend(backend: Backend): Promise<void>;
   logger: Logger;
@@ -79,12 +83,41 @@ const IDENTIFY_SQL =
   "select pg_backend_pid() as pid, backend_start::text as started from pg_catalog.pg_stat_activity where pid = pg_backend_pid()";
 
 /**
+ * How long a statement may go on after its abort and the server-side cancel:
+ * past that the server or the network is gone, and the connection is given up.
+ */
+export const STUCK_AFTER_CANCEL_MS = 3_000;
+
+/** How long an aborted call waits for its session's identifying read to finish. */
+const IDENTIFY_WAIT_MS = 2_000;
+
+/** Waits until `promise` settles or `ms` pass, whichever is first; never rejects. */
+async function settledWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    promise.then(
+      () => {},
+      () => {},
+    ),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
+  clearTimeout(timer);
+}
+
+/**
  * One reserved connection for the span of one connector call. Every statement
  * runs through {@link Session.guard}: when the call's AbortSignal fires, the
  * running statement is cancelled on the server (pg_cancel_backend from a
  * separate control connection) and the session waits until the cancel has been
  * delivered before it issues anything else — so a late cancel can never hit the
  * rollback or the next user of the connection.
+ *
+ * A connection that is lost (its socket closed, or a statement failed at the
+ * connection level) is never written to again nor released to the pool: every
+ * later statement of the session fails at once with a retryable `unavailable`,
+ * and the pool is replaced for the sessions that follow.
  */
 export class Session {
   private cancelling: Promise<void> | undefined;
@@ -94,7 +127,13 @@ export class Session {
     readonly backend: Backend,
     readonly signal: AbortSignal,
     private readonly pools: SessionPools,
+    private readonly lease: PoolLease,
   ) {}
+
+  /** The link to the connection's fate. */
+  private get link(): ConnectionLink {
+    return this.lease.link;
+  }
 
   /**
    * Reserves a connection, runs `fn` with a session on it and releases it. The
@@ -105,16 +144,31 @@ export class Session {
     signal: AbortSignal,
     fn: (session: Session) => Promise<T>,
   ): Promise<T> {
-    const conn = await abortable(pools.sql.reserve(), signal, (late) => late.release());
+    const lease = pools.keeper ? pools.keeper.acquire() : fixedLease(pools.sql);
+    let conn: postgres.ReservedSql;
+    try {
+      conn = await abortable(lease.sql.reserve(), signal, (late) => late.release());
+    } catch (error) {
+      if (isConnectionFailure(error)) lease.retire(String(error));
+      lease.release();
+      throw error;
+    }
     let pending: Promise<unknown> = Promise.resolve();
     try {
-      const identify = conn.unsafe<Backend[]>(IDENTIFY_SQL);
+      const identify = conn.unsafe<Backend[]>(lease.mark + IDENTIFY_SQL);
       pending = identify.then(
         () => {},
         () => {},
       );
-      // Identifying is one short catalog read; on abort it is left to finish rather than cancelled.
-      const rows = await abortable(Promise.resolve(identify), signal, () => {});
+      // Identifying is one short catalog read; on abort it is left to finish rather than
+      // cancelled, and the call waits (briefly) for that, so it leaves no statement running.
+      let rows: Backend[];
+      try {
+        rows = await abortable(whileConnected(Promise.resolve(identify), lease.link), signal, () => {});
+      } catch (error) {
+        await settledWithin(whileConnected(pending, lease.link), IDENTIFY_WAIT_MS);
+        throw error;
+      }
       const row = rows[0];
       if (!row) throw new Error("could not identify the session's backend process");
       const session = new Session(
@@ -122,10 +176,24 @@ export class Session {
         { pid: Number(row.pid), started: String(row.started) },
         signal,
         pools,
+        lease,
       );
       return await fn(session);
+    } catch (error) {
+      if (isConnectionFailure(error)) {
+        lease.link.markLost(String(error));
+        lease.retire(String(error));
+      }
+      throw error;
     } finally {
-      pending.then(() => conn.release());
+      // A lost connection is already back in the driver's hands (as closed); releasing it
+      // would put a dead connection among the open ones.
+      const done = () => {
+        if (lease.link.lost === undefined) conn.release();
+        lease.release();
+      };
+      if (lease.link.lost !== undefined) done();
+      else whileConnected(pending, lease.link).then(done, done);
     }
   }
 
@@ -184,15 +252,22 @@ export class Session {
     stream.on("error", (error) => {
       streamError ??= error;
     });
-    const onAbort = () => stream.destroy(abortReason(this.signal));
+    const onAbort = () => {
+      if (this.link.lost === undefined) stream.destroy(abortReason(this.signal));
+    };
     this.signal.addEventListener("abort", onAbort, { once: true });
     try {
       for (let at = 0; at < data.length; at += chunkBytes) {
+        this.throwIfLost();
         const chunk = data.subarray(at, Math.min(data.length, at + chunkBytes));
-        await new Promise<void>((resolve, reject) =>
-          stream.write(chunk, (error) => (error ? reject(error) : resolve())),
+        await whileConnected(
+          new Promise<void>((resolve, reject) =>
+            stream.write(chunk, (error) => (error ? reject(error) : resolve())),
+          ),
+          this.link,
         );
       }
+      this.throwIfLost();
       throwIfAborted(this.signal);
       // From here on an abort cancels the COPY (or the follow-up) on the server instead.
       this.signal.removeEventListener("abort", onAbort);
@@ -200,8 +275,10 @@ export class Session {
       // Let the writable run its final step (sends CopyDone) before the next statement is queued.
       await new Promise((resolve) => setImmediate(resolve));
     } catch (error) {
-      if (!stream.destroyed) stream.destroy(error instanceof Error ? error : new Error(String(error)));
-      throw streamError ?? error;
+      this.noteFailure(streamError ?? error);
+      if (!stream.destroyed && this.link.lost === undefined)
+        stream.destroy(error instanceof Error ? error : new Error(String(error)));
+      throw this.link.lost !== undefined ? connectionLost(this.link.lost) : (streamError ?? error);
     } finally {
       this.signal.removeEventListener("abort", onAbort);
     }
@@ -223,7 +300,13 @@ export class Session {
       await this.rollbackQuietly();
       throw error;
     }
-    await this.conn.unsafe("commit");
+    this.throwIfLost();
+    try {
+      await whileConnected(Promise.resolve(this.conn.unsafe("commit")), this.link);
+    } catch (error) {
+      this.noteFailure(error);
+      throw error;
+    }
     return result;
   }
 
@@ -260,16 +343,37 @@ export class Session {
 
   /** Runs a simple-protocol statement that must not be cancelled (savepoint bookkeeping). */
   async control(text: string): Promise<void> {
-    await this.conn.unsafe(text);
+    this.throwIfLost();
+    try {
+      await whileConnected(Promise.resolve(this.conn.unsafe(text)), this.link);
+    } catch (error) {
+      this.noteFailure(error);
+      throw error;
+    }
   }
 
   private async rollbackQuietly(): Promise<void> {
     if (this.cancelling) await this.cancelling;
+    // On a lost connection there is nothing to roll back: the server ends the transaction itself.
+    if (this.link.lost !== undefined) return;
     try {
-      await this.conn.unsafe("rollback");
+      await whileConnected(Promise.resolve(this.conn.unsafe("rollback")), this.link);
     } catch (error) {
+      this.noteFailure(error);
       this.pools.logger.warn("rollback failed", { error: String(error), pid: this.backend.pid });
     }
+  }
+
+  /** Throws the retryable `unavailable` error when the connection is lost. */
+  private throwIfLost(): void {
+    if (this.link.lost !== undefined) throw connectionLost(this.link.lost);
+  }
+
+  /** Marks the connection lost (and the pool for replacement) when `error` is a connection failure. */
+  private noteFailure(error: unknown): void {
+    if (!isConnectionFailure(error)) return;
+    this.link.markLost(String(error));
+    this.lease.retire(String(error));
   }
 
   /**
@@ -279,11 +383,37 @@ export class Session {
    */
   private async guard<T>(start: () => Settleable<T>): Promise<T> {
     throwIfAborted(this.signal);
-    const onAbort = () => this.startCancel();
+    this.throwIfLost();
+    let giveUp: NodeJS.Timeout | undefined;
+    let stuck: ((error: unknown) => void) | undefined;
+    let settled = false;
+    const onAbort = () => {
+      this.startCancel();
+      // A statement that neither ends nor fails after its cancel has a dead server or network
+      // behind it: give the connection up rather than let the call outlive it.
+      void this.cancelling?.then(() => {
+        if (settled) return;
+        giveUp = setTimeout(() => {
+          this.link.markLost("a statement did not stop after it was cancelled");
+          this.lease.retire("a statement did not stop after it was cancelled");
+          stuck?.(abortReason(this.signal));
+        }, STUCK_AFTER_CANCEL_MS);
+      });
+    };
     this.signal.addEventListener("abort", onAbort, { once: true });
     try {
-      return await start();
+      const running = Promise.resolve(start());
+      const gaveUp = new Promise<never>((_, reject) => {
+        stuck = reject;
+      });
+      return await Promise.race([whileConnected(running, this.link), gaveUp]);
+    } catch (error) {
+      this.noteFailure(error);
+      throw error;
     } finally {
+      settled = true;
+      clearTimeout(giveUp);
+      stuck = undefined;
       this.signal.removeEventListener("abort", onAbort);
       if (this.cancelling) {
         await this.cancelling;
@@ -299,4 +429,23 @@ export class Session {
       this.pools.logger.warn("cancel failed", { error: String(error), pid: this.backend.pid });
     });
   }
+}
+
+/**
+ * Settles like `promise`, or rejects with a retryable `unavailable` as soon as
+ * the connection is lost: a statement on a connection whose socket closed may
+ * never settle in postgres.js 3.4.x.
+ */
+export function whileConnected<T>(promise: Promise<T>, link: ConnectionLink): Promise<T> {
+  let unsubscribe = () => {};
+  const lost = new Promise<never>((_, reject) => {
+    unsubscribe = link.onLost((reason) => reject(connectionLost(reason)));
+  });
+  lost.catch(() => {});
+  return Promise.race([promise, lost]).finally(() => unsubscribe());
+}
+
+/** A lease on a pool that is never replaced (no keeper): losses are still detected from errors. */
+function fixedLease(sql: postgres.Sql): PoolLease {
+  return { sql, link: new ConnectionLink(), mark: "", retire: () => {}, release: () => {} };
 }
