@@ -60,6 +60,20 @@ describe("tables whose names hold dots", () => {
     const plan = await stack.api.get(`/api/v1/pipelines/${pipelineId}/plan`);
     expect(plan.status).toBe(200);
     expect(plan.body.levels).toEqual([[PARENT], [CHILD]]);
+    // The tables were never analysed: the agent counted them, and the label travels to the plan.
+    expect(
+      plan.body.entities.map((e: { entity: string; estimatedRows: number; estimateSource: string }) => [
+        e.entity,
+        e.estimatedRows,
+        e.estimateSource,
+      ]),
+    ).toEqual(
+      expect.arrayContaining([
+        [PARENT, 300, "exact"],
+        [CHILD, 500, "exact"],
+      ]),
+    );
+    expect(plan.body.estimatedRecords).toBe(800);
     const run = await startRun(stack.api, pipelineId);
     const view = await waitForExecution(stack.api, run.id, 60_000);
     expect(view.status, JSON.stringify(view.reason)).toBe("completed");

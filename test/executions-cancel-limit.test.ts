@@ -86,7 +86,9 @@ describe("the monthly record limit", () => {
     const month = new Date().toISOString().slice(0, 7);
     expect(view.reason).toContain(`0 of ${LEDGER_ROWS - 1} records used in ${month}`);
     expect(view.reason).toContain(`this run needs ${LEDGER_ROWS}`);
-    expect(view.reason).toMatch(/Raise the limit/);
+    expect(view.reason).toMatch(
+      /Select fewer entities, or ask the Dray system administrator to raise the limit/,
+    );
     expect(await countRows(target.db.sql, "ledger_entries")).toBe(0);
     expect(await allPages(stack.api, `/api/v1/executions/${run.id}/batches`, "batches")).toEqual([]);
     expect(view.totals).toMatchObject({ processed: 0, created: 0 });

@@ -131,6 +131,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     replicaId: config.replicaId,
     leaseMs: config.executionLeaseMs,
     writesInFlight: config.writesInFlight,
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
   });
   executor.start();
 

@@ -17,6 +17,12 @@ export interface StackEnvironment {
   restartAgent(): Promise<DrayProcess>;
 }
 
+/** Options of {@link DrayStack.addEnvironment}. */
+export interface AddEnvironmentOptions {
+  /** Server (any database URL on it) where the environment's database is created. @default the stack's */
+  baseUrl?: string;
+}
+
 /** A control plane, an organisation with an admin token, and helpers to add environments. */
 export interface DrayStack {
   cp: Awaited<ReturnType<typeof startControlPlaneProcess>>;
@@ -28,7 +34,11 @@ export interface DrayStack {
   organisationId: string;
   adminToken: string;
   env: Record<string, string>;
-  addEnvironment(name: string, setupSql?: string): Promise<StackEnvironment>;
+  /**
+   * Adds an environment with a fresh database (on the stack's server, or on
+   * `options.baseUrl`, e.g. a second cluster a fault test stops) and a real agent.
+   */
+  addEnvironment(name: string, setupSql?: string, options?: AddEnvironmentOptions): Promise<StackEnvironment>;
   /**
    * Restarts the control plane process with the same ports and store, after
    * `downMs` without one (agents back off meanwhile).
@@ -53,7 +63,9 @@ export async function startDrayStack(
     DRAY_DATABASE_URL: store.url,
     DRAY_NATS_URL: natsUrl,
     DRAY_ADMIN_TOKEN: adminToken,
-    DRAY_HEARTBEAT_INTERVAL_MS: String(options.heartbeatMs ?? 1000),
+    // The production default: an agent that is away is waited for until its environment would turn
+    // unhealthy (3 intervals + ¼), so a shorter interval would fail runs whose agents restart.
+    DRAY_HEARTBEAT_INTERVAL_MS: String(options.heartbeatMs ?? 10_000),
     DRAY_EXECUTION_LEASE_MS: String(options.leaseMs ?? 3000),
     DRAY_HTTP_PORT: String(await freePort()),
     DRAY_GRPC_PORT: String(await freePort()),
@@ -85,9 +97,9 @@ export async function startDrayStack(
     organisationId: org.body.id,
     adminToken,
     env,
-    addEnvironment(name, setupSql) {
+    addEnvironment(name, setupSql, addOptions) {
       // close() waits for environments still being added, so none is left behind.
-      const adding = addEnvironment(name, setupSql);
+      const adding = addEnvironment(name, setupSql, addOptions);
       pending.add(adding);
       return adding.finally(() => pending.delete(adding));
     },
@@ -105,8 +117,15 @@ export async function startDrayStack(
     },
   };
 
-  async function addEnvironment(name: string, setupSql?: string): Promise<StackEnvironment> {
-    const db = await createTestDatabase(baseUrl, `dray_stack_${name.replace(/\W/g, "_")}`);
+  async function addEnvironment(
+    name: string,
+    setupSql?: string,
+    addOptions: AddEnvironmentOptions = {},
+  ): Promise<StackEnvironment> {
+    const db = await createTestDatabase(
+      addOptions.baseUrl ?? baseUrl,
+      `dray_stack_${name.replace(/\W/g, "_")}`,
+    );
     if (setupSql) {
       try {
         await db.sql.unsafe(setupSql);

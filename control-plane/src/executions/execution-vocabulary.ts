@@ -13,6 +13,7 @@ export const FINAL_STATUSES: ReadonlySet<ExecutionStatus> = new Set(["completed"
 export const REASON_CODES = {
   environmentUnhealthy: "environment_unhealthy",
   agentNotConnected: "agent_not_connected",
+  agentUnavailable: "agent_unavailable",
   entityMissing: "entity_missing",
   planFailed: "plan_failed",
   monthlyRecordLimit: "monthly_record_limit",

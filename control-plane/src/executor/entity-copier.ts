@@ -3,7 +3,8 @@ import { DrayError, sleep } from "@dray/common";
 import type { ReadBatchResult, RowBatch, WriteBatchResult } from "@dray/proto";
 import { RejectPolicy, WriteStrategy } from "@dray/proto";
 import { and, desc, eq } from "drizzle-orm";
-import { utcMonth } from "../pipelines/record-limit.js";
+import { isAgentAway } from "../gateway/agent-sessions.js";
+import { raiseLimitHint, utcMonth } from "../pipelines/record-limit.js";
 import { executionBatches, executionEntities } from "../store/schema.js";
 import { type BatchOutcome, cancelBatch, finalizeBatch, reserveBatch } from "./batch-bookkeeping.js";
 import { chainOrder } from "./batch-chain.js";
@@ -28,18 +29,78 @@ function passShape(entity: EntityRunPlan, pass: Pass) {
   return { fields: [...entity.keyFields, ...entity.deferredFields], nullFields: [] as string[] };
 }
 
+/**
+ * Thrown when the agent of an environment stayed away (disconnected, draining
+ * or never connected) for longer than the time that marks its environment
+ * unhealthy: the run fails with reason `agent_unavailable`, naming it.
+ */
+export class AgentUnavailable extends BatchFailed {}
+
+/** Uncounted waits for an agent in one call of {@link withRetries}, so a flapping agent cannot loop forever. */
+const MAX_AGENT_WAITS = 20;
+
+/** The role and name of an environment of the run. */
+function environmentLabel(ctx: RunContext, environmentId: string): string {
+  if (environmentId === ctx.settings.sourceEnvironmentId)
+    return `source environment "${ctx.plan.sourceName}"`;
+  if (environmentId === ctx.settings.targetEnvironmentId)
+    return `target environment "${ctx.plan.targetName}"`;
+  return `environment ${environmentId}`;
+}
+
+/**
+ * Waits for the agent of `environmentId` after a task found it away, without
+ * counting an attempt. Throws {@link AgentUnavailable} once it has been away
+ * for `ctx.agentAwayLimitMs` (counted from when it left).
+ */
+async function waitForAgent(ctx: RunContext, environmentId: string, what: string, signal: AbortSignal) {
+  const label = environmentLabel(ctx, environmentId);
+  const absence = ctx.sessions.absence(environmentId);
+  if (absence) {
+    const leftS = Math.max(0, Math.round((absence.since + ctx.agentAwayLimitMs - Date.now()) / 1000));
+    ctx.logger.warn("waiting for an agent", { what, environmentId, leftS });
+    await ctx.journal.error({
+      severity: "warning",
+      message: `${what}: the agent of ${label} is away; waiting up to ${leftS} s more for it to come back`,
+    });
+  }
+  try {
+    await ctx.sessions.waitForAgent(environmentId, ctx.agentAwayLimitMs, signal);
+  } catch (error) {
+    const e = DrayError.from(error);
+    if (signal.aborted || e.code === "cancelled") throw e;
+    const details = e.details as { agentId?: string; awayMs?: number } | undefined;
+    const seconds = Math.round((details?.awayMs ?? ctx.agentAwayLimitMs) / 1000);
+    const agent = details?.agentId ? ` (agent ${details.agentId})` : "";
+    throw new AgentUnavailable(
+      "unavailable",
+      `the agent of ${label}${agent} has been away for ${seconds} s, which marks its environment unhealthy: ` +
+        "start it again (dray-agent with the same state directory) and re-run the pipeline",
+      { details: { ...(e.details as object), environmentId }, cause: e, retryable: false },
+    );
+  }
+}
+
 async function withRetries<T>(
   ctx: RunContext,
   what: string,
   attempt: (n: number) => Promise<T>,
   signal: AbortSignal = ctx.signal,
 ): Promise<{ value: T; attempts: number }> {
-  for (let n = 0; ; n++) {
+  let waits = 0;
+  for (let n = 0; ; ) {
     try {
       return { value: await attempt(n), attempts: n + 1 };
     } catch (error) {
       const e = DrayError.from(error);
-      if (signal.aborted) throw e;
+      if (signal.aborted || e instanceof AgentUnavailable) throw Object.assign(e, { attempts: n + 1 });
+      const environmentId = (e.details as { environmentId?: string } | undefined)?.environmentId;
+      if (isAgentAway(e) && environmentId && waits < MAX_AGENT_WAITS) {
+        // An agent that is away is a condition to wait for, not a failed attempt.
+        waits++;
+        await waitForAgent(ctx, environmentId, what, signal);
+        continue;
+      }
       const decision = retryDecision(e, n, ctx.settings.maxRetriesPerBatch);
       if (!decision.retry) throw Object.assign(e, { attempts: n + 1 });
       ctx.logger.warn("retrying", { what, attempt: n + 1, inMs: decision.delayMs, error: e.message });
@@ -48,6 +109,7 @@ async function withRetries<T>(
         message: `${what} failed (attempt ${n + 1}), retrying: ${e.message}`,
       });
       await sleep(decision.delayMs, signal);
+      n++;
     }
   }
 }
@@ -92,7 +154,7 @@ function read(
     (r) => r.value,
     (error) => {
       const e = DrayError.from(error);
-      if (ctx.signal.aborted) throw e;
+      if (ctx.signal.aborted || e instanceof AgentUnavailable) throw e;
       const attempts = (e as { attempts?: number }).attempts ?? 1;
       throw new BatchFailed(
         e.code,
@@ -348,7 +410,9 @@ async function settleWrite(
   if (handedOver(ctx)) throw e;
   const attempts = batch.priorAttempts + ((e as { attempts?: number }).attempts ?? 1);
   const cancelled = signal.aborted;
-  const skip = !cancelled && !ctx.settings.stopOnError;
+  // An agent that stayed away stops the run: skipping would give up every batch after it too.
+  const away = e instanceof AgentUnavailable;
+  const skip = !cancelled && !away && !ctx.settings.stopOnError;
   await settle({
     state: cancelled ? "cancelled" : skip ? "skipped" : "failed",
     created: 0,
@@ -357,13 +421,14 @@ async function settleWrite(
     failedRecords: skip && countRecords ? batch.rows.rowCount : 0,
     attempts,
     durationMs: outcome.durationMs,
-    error: e.message,
+    error: away ? `${e.message} (whether this batch committed is unknown)` : e.message,
     advance: skip,
     countRecords,
   });
   if (cancelled) throw e;
   const message = `batch ${batch.seq} of ${entity.entity} failed after ${attempts} attempt(s): ${e.message}`;
   await ctx.journal.error({ severity: "error", entity: entity.entity, code: e.code, message });
+  if (away) throw e;
   if (!skip) throw new BatchFailed(e.code, message, { details: e.details, cause: e });
   if (countRecords)
     bump(ctx, entity.entity, { created: 0, updated: 0, rejected: 0, failed: batch.rows.rowCount });
@@ -498,8 +563,8 @@ async function copyRange(
         throw new RecordLimitReached(
           `monthly record limit reached: ${reserved.used} of ${reserved.limit} records used this month` +
             `${reserved.reserved ? ` (${reserved.reserved} reserved by runs in flight)` : ""}, and the next batch of ` +
-            `${entity.entity} needs ${reserved.needed}. Committed batches stay in the target; raise the limit ` +
-            "(PATCH /api/v1/organisations/:id) and run again to continue.",
+            `${entity.entity} needs ${reserved.needed}. Committed batches stay in the target; ` +
+            `${raiseLimitHint(ctx.organisationId)}, then run again to continue.`,
           { ...reserved, entity: entity.entity },
         );
       }

@@ -1,6 +1,6 @@
 import { and, asc, eq, inArray, isNotNull, lt, or, sql } from "drizzle-orm";
 import type { Db } from "../store/db.js";
-import { executions } from "../store/schema.js";
+import { executionEntities, executions } from "../store/schema.js";
 
 /** A claimed execution row. */
 export type ClaimedExecution = typeof executions.$inferSelect;
@@ -99,24 +99,39 @@ export async function finishExecution(
     reason?: string | null;
   },
 ): Promise<boolean> {
-  const rows = await db
-    .update(executions)
-    .set({
-      status: outcome.status,
-      reasonCode: outcome.reasonCode ?? null,
-      reason: outcome.reason ?? null,
-      finishedAt: sql`now()`,
-      leaseOwner: null,
-      leaseExpiresAt: null,
-      updatedAt: sql`now()`,
-    })
-    .where(
-      and(
-        eq(executions.id, executionId),
-        eq(executions.leaseOwner, replicaId),
-        inArray(executions.status, ["in_progress"]),
-      ),
-    )
-    .returning({ id: executions.id });
-  return rows.length > 0;
+  return db.transaction(async (tx) => {
+    const rows = await tx
+      .update(executions)
+      .set({
+        status: outcome.status,
+        reasonCode: outcome.reasonCode ?? null,
+        reason: outcome.reason ?? null,
+        finishedAt: sql`now()`,
+        leaseOwner: null,
+        leaseExpiresAt: null,
+        updatedAt: sql`now()`,
+      })
+      .where(
+        and(
+          eq(executions.id, executionId),
+          eq(executions.leaseOwner, replicaId),
+          inArray(executions.status, ["in_progress"]),
+        ),
+      )
+      .returning({ id: executions.id });
+    if (rows.length === 0) return false;
+    // A failed or cancelled run leaves no entity shown as pending or running.
+    if (outcome.status !== "completed") {
+      await tx
+        .update(executionEntities)
+        .set({ status: outcome.status, finishedAt: sql`now()` })
+        .where(
+          and(
+            eq(executionEntities.executionId, executionId),
+            inArray(executionEntities.status, ["pending", "in_progress"]),
+          ),
+        );
+    }
+    return true;
+  });
 }

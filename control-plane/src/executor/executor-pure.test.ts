@@ -1,15 +1,28 @@
 import { describe, expect, it } from "vitest";
 import { chainOrder } from "./batch-chain.js";
 import { createThrottle, etaSeconds } from "./progress-math.js";
-import { retryDecision } from "./retry-policy.js";
+import { minimumRetrySpanMs, retryDecision, retryDelayMs } from "./retry-policy.js";
 
 describe("retryDecision", () => {
   const retryable = { code: "unavailable" as const, retryable: true };
   it("retries retryable errors with growing delays until the limit", () => {
-    const delays = [0, 1, 2, 3].map((a) => retryDecision(retryable, a, 4, () => 0.5));
+    const delays = [0, 1, 2, 3].map((a) => retryDecision(retryable, a, 4, () => 0));
     expect(delays.every((d) => d.retry)).toBe(true);
-    expect(delays.map((d) => (d.retry ? d.delayMs : 0))).toEqual([250, 500, 1000, 2000]);
+    expect(delays.map((d) => (d.retry ? d.delayMs : 0))).toEqual([2000, 4000, 8000, 16000]);
     expect(retryDecision(retryable, 4, 4)).toEqual({ retry: false });
+  });
+  it("spans at least 30 s over the default 4 retries, whatever the jitter", () => {
+    expect(minimumRetrySpanMs(4)).toBe(30_000);
+    for (const r of [0, 0.3, 0.999]) {
+      const total = [0, 1, 2, 3].reduce((sum, a) => sum + retryDelayMs(a, () => r), 0);
+      expect(total).toBeGreaterThanOrEqual(30_000);
+      expect(total).toBeLessThanOrEqual(30_000 * 1.25);
+    }
+  });
+  it("adds jitter on top and caps each delay at 30 s (+ jitter)", () => {
+    expect(retryDelayMs(0, () => 1)).toBe(2500);
+    expect(retryDelayMs(10, () => 0)).toBe(30_000);
+    expect(retryDelayMs(10, () => 1)).toBe(37_500);
   });
   it("never retries data errors or cancellations", () => {
     expect(retryDecision({ code: "failed_precondition", retryable: false }, 0, 4)).toEqual({ retry: false });

@@ -4,6 +4,7 @@ import type { EventBus } from "../events/event-bus.js";
 import { sumCounters, throughputOf } from "../executions/execution-math.js";
 import { appendStageLog } from "../executions/stage-log.js";
 import type { AgentSessions } from "../gateway/agent-sessions.js";
+import { DEFAULT_HEARTBEAT_INTERVAL_MS, staleAfterMs } from "../health/health-rules.js";
 import type { Db } from "../store/db.js";
 import { executions } from "../store/schema.js";
 import {
@@ -39,6 +40,12 @@ export interface ExecutorOptions {
   taskTimeoutMs?: number;
   /** Write batches of one entity in flight at once. @default 2 */
   writesInFlight?: number;
+  /**
+   * Heartbeat interval of the agents; a task waits for an agent that is away
+   * as long as it takes its environment to turn unhealthy (`staleAfterMs`).
+   * @default 10000
+   */
+  heartbeatIntervalMs?: number;
 }
 
 /** The executor of one control-plane replica. */
@@ -126,6 +133,7 @@ export function createExecutor(options: ExecutorOptions): Executor {
         onProgress,
         taskTimeoutMs: options.taskTimeoutMs ?? 120_000,
         writesInFlight: options.writesInFlight ?? 2,
+        agentAwayLimitMs: staleAfterMs(options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS),
         journal,
       },
       execution,

@@ -3,7 +3,7 @@ import { findEnvironment } from "../environments/environments-service.js";
 import type { SchemaSnapshot } from "../environments/schema-snapshot.js";
 import { createEnvironmentAgents } from "../gateway/environment-agents-impl.js";
 import { readRecordUsage } from "../pipelines/pipeline-plan.js";
-import { recordLimitStatus, utcMonth } from "../pipelines/record-limit.js";
+import { raiseLimitHint, recordLimitStatus, utcMonth } from "../pipelines/record-limit.js";
 import { buildRunPlan } from "../pipelines/run-plan.js";
 import type { environments } from "../store/schema.js";
 import type { EntityRunPlan, ExecutionPlan, PipelineSettings, RunContext } from "./run-context.js";
@@ -142,7 +142,7 @@ export async function preflight(
       "monthly_record_limit",
       `monthly record limit: ${limit.used} of ${limit.limit} records used in ${month}` +
         `${limit.reserved ? ` and ${limit.reserved} reserved by runs in flight` : ""}; this run needs ${needed}. ` +
-        "Raise the limit (PATCH /api/v1/organisations/:id) or select fewer entities.",
+        `Select fewer entities, or ${raiseLimitHint(ctx.organisationId)}.`,
       { used: limit.used, limit: limit.limit, reserved: limit.reserved, needed, month },
     );
   }

@@ -76,6 +76,12 @@ export interface RunContext {
   onProgress(): void;
   /** Deadline for one agent task. */
   taskTimeoutMs: number;
+  /**
+   * How long a task waits for an agent that is away (disconnected, draining)
+   * before the run fails with `agent_unavailable`: the time after which its
+   * environment turns unhealthy (health-rules.ts `staleAfterMs`).
+   */
+  agentAwayLimitMs: number;
   /** Write batches of one entity in flight at once (commits are settled in order). */
   writesInFlight: number;
   journal: Journal;

@@ -1,8 +1,9 @@
 import { DrayError, sleep } from "@dray/common";
 import { and, eq, sql } from "drizzle-orm";
+import { REASON_CODES } from "../executions/execution-vocabulary.js";
 import { executionEntities, executions } from "../store/schema.js";
 import { releaseUnfinishedBatches } from "./batch-bookkeeping.js";
-import { BatchFailed, copyEntity, RecordLimitReached } from "./entity-copier.js";
+import { AgentUnavailable, BatchFailed, copyEntity, RecordLimitReached } from "./entity-copier.js";
 import type { ClaimedExecution } from "./execution-lease.js";
 import { PreflightFailed, preflight } from "./preflight.js";
 import type { EntityRunPlan, ExecutionPlan, PipelineSettings, RunContext } from "./run-context.js";
@@ -292,10 +293,12 @@ export async function runExecution(
       error instanceof PreflightFailed
         ? error.reasonCode
         : error instanceof RecordLimitReached
-          ? "monthly_record_limit"
-          : error instanceof BatchFailed
-            ? "batch_failed"
-            : "internal";
+          ? REASON_CODES.monthlyRecordLimit
+          : error instanceof AgentUnavailable
+            ? REASON_CODES.agentUnavailable
+            : error instanceof BatchFailed
+              ? REASON_CODES.batchFailed
+              : REASON_CODES.internal;
     await ctx.journal
       .stage({ processName: STAGE.runner, state: "error", code: reasonCode, description: e.message })
       .catch(() => {});

@@ -1,6 +1,6 @@
 import { silentLogger } from "@dray/common";
 import { describe, expect, it } from "vitest";
-import { AgentSessions } from "./agent-sessions.js";
+import { AgentSessions, isAgentAway } from "./agent-sessions.js";
 
 function openSession(sessions: AgentSessions, maxConcurrentTasks: number) {
   return sessions.open({
@@ -78,5 +78,49 @@ describe("AgentSessions.dispatch", () => {
     sessions.close(session, "test");
     await expect(inFlight).rejects.toMatchObject({ code: "unavailable" });
     await expect(queued).rejects.toMatchObject({ code: "unavailable" });
+  });
+});
+
+describe("AgentSessions.waitForAgent", () => {
+  it("marks the errors of an away agent, and waits for the agent to come back", async () => {
+    const sessions = new AgentSessions(silentLogger);
+    const session = openSession(sessions, 1);
+    const inFlight = sessions.dispatch("e1", "testConnection", {}, { timeoutMs: 5_000 });
+    sessions.close(session, "killed");
+    const lost = await inFlight.catch((e) => e);
+    expect(isAgentAway(lost)).toBe(true);
+    expect(lost.details).toMatchObject({ environmentId: "e1" });
+    const none = await sessions.dispatch("e1", "testConnection", {}).catch((e) => e);
+    expect(isAgentAway(none)).toBe(true);
+
+    const started = Date.now();
+    const back = sessions.waitForAgent("e1", 5_000);
+    setTimeout(() => openSession(sessions, 1), 100);
+    await expect(back).resolves.toMatchObject({ agentId: "a1", environmentName: "qa" });
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(sessions.absence("e1")).toBeUndefined();
+  });
+
+  it("gives up once the agent has been away for the limit, counted from when it left", async () => {
+    const sessions = new AgentSessions(silentLogger);
+    sessions.close(openSession(sessions, 1), "killed");
+    await new Promise((r) => setTimeout(r, 150));
+    const started = Date.now();
+    const error = await sessions.waitForAgent("e1", 300).catch((e) => e);
+    expect(Date.now() - started).toBeLessThan(290);
+    expect(error).toMatchObject({ code: "unavailable", retryable: false });
+    expect(error.details).toMatchObject({ reason: "agent_unavailable", environmentId: "e1", agentId: "a1" });
+    expect(error.message).toMatch(/environment "qa" has been away for/);
+  });
+
+  it("treats a draining agent as away, and stops waiting on cancel", async () => {
+    const sessions = new AgentSessions(silentLogger);
+    openSession(sessions, 1);
+    sessions.markDraining("a1");
+    expect(isAgentAway(await sessions.dispatch("e1", "testConnection", {}).catch((e) => e))).toBe(true);
+    const controller = new AbortController();
+    const waiting = sessions.waitForAgent("e1", 60_000, controller.signal);
+    setTimeout(() => controller.abort(), 50);
+    await expect(waiting).rejects.toMatchObject({ code: "cancelled" });
   });
 });

@@ -28,6 +28,25 @@ interface PendingTask {
   reject: (error: DrayError) => void;
 }
 
+/** Marker in `details.reason` of the errors meaning "no usable agent right now" (none, gone, draining). */
+export const AGENT_AWAY = "agent_away";
+
+/** True for an error of {@link AgentSessions} meaning the environment's agent is away (not the agent's own error). */
+export function isAgentAway(error: unknown): boolean {
+  return (
+    error instanceof DrayError && (error.details as { reason?: string } | undefined)?.reason === AGENT_AWAY
+  );
+}
+
+/** Where an environment's agent went, while it is away. */
+export interface AgentAbsence {
+  /** When it disconnected or announced its drain (or, when it never connected here, when that was first noticed). */
+  since: number;
+  /** The agent that left, when known. */
+  agentId: string | undefined;
+  environmentName: string | undefined;
+}
+
 /** One connected agent and its work stream. */
 export interface AgentSession {
   readonly agentId: string;
@@ -51,6 +70,10 @@ export interface AgentSession {
  */
 export class AgentSessions {
   private readonly byEnvironment = new Map<string, AgentSession>();
+  /** Environments whose agent left (disconnected or draining), since when. */
+  private readonly absences = new Map<string, AgentAbsence>();
+  /** Waiters woken whenever an agent opens its work stream. */
+  private readonly arrivals = new Set<() => void>();
 
   constructor(private readonly logger: Logger) {}
 
@@ -67,14 +90,18 @@ export class AgentSessions {
       draining: false,
     };
     this.byEnvironment.set(info.environmentId, session);
+    this.absences.delete(info.environmentId);
+    for (const wake of [...this.arrivals]) wake();
     this.logger.info("agent connected", { agentId: info.agentId, environmentId: info.environmentId });
     return session;
   }
 
   /** Closes a session: its stream ends and every task in flight fails `unavailable` (retryable). */
   close(session: AgentSession, reason: string): void {
-    if (this.byEnvironment.get(session.environmentId) === session)
+    if (this.byEnvironment.get(session.environmentId) === session) {
       this.byEnvironment.delete(session.environmentId);
+      this.markAway(session);
+    }
     session.stream.close();
     for (const [taskId, pending] of session.pending) {
       pending.reject(
@@ -83,7 +110,7 @@ export class AgentSessions {
           `the agent of environment "${session.environmentName}" disconnected: ${reason}`,
           {
             retryable: true,
-            details: { taskId },
+            details: { taskId, reason: AGENT_AWAY, environmentId: session.environmentId },
           },
         ),
       );
@@ -112,10 +139,84 @@ export class AgentSessions {
     for (const s of this.byEnvironment.values()) {
       if (s.agentId === agentId) {
         s.draining = true;
+        this.markAway(s);
         return s;
       }
     }
     return undefined;
+  }
+
+  /** Records that the session's agent left, keeping the earliest time of an absence already recorded. */
+  private markAway(session: AgentSession): void {
+    if (this.absences.has(session.environmentId)) return;
+    this.absences.set(session.environmentId, {
+      since: Date.now(),
+      agentId: session.agentId,
+      environmentName: session.environmentName,
+    });
+  }
+
+  /**
+   * Since when the environment's agent has been away, or undefined when it is
+   * connected. An environment never seen here counts as away from the first
+   * time this is asked.
+   */
+  absence(environmentId: string): AgentAbsence | undefined {
+    if (this.isConnected(environmentId)) return undefined;
+    let absence = this.absences.get(environmentId);
+    if (!absence) {
+      absence = { since: Date.now(), agentId: undefined, environmentName: undefined };
+      this.absences.set(environmentId, absence);
+    }
+    return absence;
+  }
+
+  /**
+   * Waits until an agent of the environment is connected (and not draining).
+   * Resolves with the absence it waited out (undefined when none); rejects
+   * `unavailable` (not retryable, `details.reason` "agent_unavailable") once the
+   * agent has been away for `awayLimitMs`, counted from when it left, or
+   * `cancelled` when the signal aborts.
+   */
+  async waitForAgent(
+    environmentId: string,
+    awayLimitMs: number,
+    signal?: AbortSignal,
+  ): Promise<AgentAbsence | undefined> {
+    const absence = this.absence(environmentId);
+    if (!absence) return undefined;
+    for (;;) {
+      if (signal?.aborted) throw new DrayError("cancelled", "cancelled while waiting for the agent");
+      if (this.isConnected(environmentId)) return absence;
+      const awayMs = Date.now() - absence.since;
+      const left = awayLimitMs - awayMs;
+      if (left <= 0) {
+        throw new DrayError(
+          "unavailable",
+          `the agent of environment "${absence.environmentName ?? environmentId}" has been away for ${Math.round(awayMs / 1000)} s`,
+          {
+            retryable: false,
+            details: {
+              reason: "agent_unavailable",
+              environmentId,
+              agentId: absence.agentId,
+              awayMs,
+            },
+          },
+        );
+      }
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          this.arrivals.delete(done);
+          signal?.removeEventListener("abort", done);
+          resolve();
+        };
+        const timer = setTimeout(done, left);
+        this.arrivals.add(done);
+        signal?.addEventListener("abort", done, { once: true });
+      });
+    }
   }
 
   /** Agents with an open work stream here. */
@@ -154,12 +255,24 @@ export class AgentSessions {
         session
           ? "the environment's agent is shutting down; wait for it to reconnect, then retry"
           : "the environment has no connected agent: start dray-agent with its enrollment token (or check that it is running and can reach the control plane), then retry",
-        { retryable: true, details: { environmentId } },
+        { retryable: true, details: { environmentId, reason: AGENT_AWAY } },
       );
     }
     if (options.signal?.aborted)
       throw new DrayError("cancelled", "the task was cancelled before it was sent");
     await this.waitForSlot(session, options.signal);
+    if (session.stream.isClosed) {
+      // The agent left while this dispatch took its slot: the task would never be answered.
+      session.slotsInUse--;
+      throw new DrayError(
+        "unavailable",
+        `the agent of environment "${session.environmentName}" disconnected`,
+        {
+          retryable: true,
+          details: { reason: AGENT_AWAY, environmentId },
+        },
+      );
+    }
     const taskId = randomUUID();
     const timeoutMs = options.timeoutMs ?? 30_000;
     const deadline = Date.now() + timeoutMs;
@@ -231,6 +344,7 @@ export class AgentSessions {
     const disconnected = () =>
       new DrayError("unavailable", `the agent of environment "${session.environmentName}" disconnected`, {
         retryable: true,
+        details: { reason: AGENT_AWAY, environmentId: session.environmentId },
       });
     while (session.slotsInUse >= session.maxConcurrentTasks) {
       if (session.stream.isClosed) throw disconnected();

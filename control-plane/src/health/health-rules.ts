@@ -2,6 +2,9 @@
 
 export type Health = "healthy" | "unhealthy" | "unknown";
 
+/** Heartbeat interval agents are told to use when none is configured (DRAY_HEARTBEAT_INTERVAL_MS). */
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 10_000;
+
 /** Heartbeats that may be missed before an environment turns unhealthy. */
 export const MISSED_HEARTBEATS_ALLOWED = 3;
 

@@ -1,0 +1,80 @@
+/**
+ * Fault: the target agent is killed (SIGKILL) mid-run and started again 5 s
+ * later. A run with default pipeline settings waits for the agent instead of
+ * spending its batch retries, then completes exactly once (an agent that
+ * stays away: faults-agent-away.test.ts).
+ */
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { eventually } from "./support/api-client.js";
+import { type DrayStack, type StackEnvironment, startDrayStack } from "./support/dray-stack.js";
+import { countRows, startRun, tableDigests, waitForAgentSleep } from "./support/executions.js";
+import { FAULT_DATA, FAULT_SCHEMA, FAULT_SIZE, FAULT_TABLES, slowWrites } from "./support/fault-dataset.js";
+import {
+  defaultPipeline,
+  expectExactCopy,
+  expectWaitedForAgent,
+  FAULT_HEARTBEAT_MS,
+  killAgent,
+  pause,
+  restartAgent,
+  startAgent,
+  usedRecords,
+  waitForCommitted,
+} from "./support/fault-stack.js";
+
+let stack: DrayStack;
+let source: StackEnvironment;
+let sourceDigests: Awaited<ReturnType<typeof tableDigests>>;
+
+beforeAll(async () => {
+  stack = await startDrayStack(inject("databaseUrl"), inject("natsUrl"), { heartbeatMs: FAULT_HEARTBEAT_MS });
+  source = await stack.addEnvironment("shop-prod", `${FAULT_SCHEMA}${FAULT_DATA}`);
+  sourceDigests = await tableDigests(source.db.sql, FAULT_TABLES);
+}, 90_000);
+
+afterAll(async () => stack?.close());
+
+describe("kill -9 of the target agent, restarted 5 s later", () => {
+  it("the run waits for the agent and completes: target = source, no duplicate, usage = committed rows", async () => {
+    const target = await stack.addEnvironment("shop-qa", `${FAULT_SCHEMA}${slowWrites(0.5)}`);
+    const pipelineId = await defaultPipeline(stack.api, "fault-kill-target", source, target);
+    const usedBefore = await usedRecords(stack.api);
+    const run = await startRun(stack.api, pipelineId);
+    await waitForCommitted(stack.api, run.id, 30_000);
+    await restartAgent(target, "SIGKILL", 5_000);
+    await expectExactCopy(stack, run.id, sourceDigests, target, usedBefore);
+    await expectWaitedForAgent(stack.api, run.id, "shop-qa");
+  }, 150_000);
+});
+
+/** In the target: committing the batch that holds order 60000 (the second of orders) sleeps 4 s. */
+const SLOW_COMMIT = `
+  create function fault_slow_commit() returns trigger language plpgsql as $$
+  begin
+    perform pg_sleep(4);
+    return null;
+  end $$;
+  create constraint trigger fault_slow_commit after insert or update on orders deferrable initially deferred
+    for each row when (new.id = 60000) execute function fault_slow_commit();
+`;
+
+describe("kill -9 of the target agent while its write commits", () => {
+  it("the batch that committed without an answer is resolved once by the ledger when the agent is back", async () => {
+    const target = await stack.addEnvironment("shop-commit", `${FAULT_SCHEMA}${SLOW_COMMIT}`);
+    const pipelineId = await defaultPipeline(stack.api, "fault-kill-in-commit", source, target);
+    const usedBefore = await usedRecords(stack.api);
+    const run = await startRun(stack.api, pipelineId);
+    await waitForAgentSleep(target.db.sql, 90_000);
+    await killAgent(target, "SIGKILL");
+    // The server finishes the COMMIT on its own: the rows are in, the control plane was never told.
+    const committed = await eventually(async () => {
+      const n = await countRows(target.db.sql, "orders");
+      return n === FAULT_SIZE.orders ? n : undefined;
+    }, 15_000);
+    expect(committed).toBe(FAULT_SIZE.orders);
+    await pause(3_000);
+    await startAgent(target);
+    await expectExactCopy(stack, run.id, sourceDigests, target, usedBefore);
+    await expectWaitedForAgent(stack.api, run.id, "shop-commit");
+  }, 150_000);
+});
