@@ -173,5 +173,12 @@ describe("CLI list commands follow the pages", () => {
     expect([ids.length, new Set(ids).size]).toEqual([RUNS, RUNS]);
     const page = await cli(["history", "pipe-000", "--page", "3"]);
     expect(page.out).toContain(`page 3, ${RUNS} runs in all`);
+    // The "more" hint only when more runs exist.
+    expect((await cli(["history", "pipe-000"])).out).toContain(
+      "the newest 20 runs (--limit n or --all for more)",
+    );
+    const every = await cli(["history", "pipe-000", "--limit", String(RUNS)]);
+    expect(every.out).toContain(`${RUNS} runs`);
+    expect(every.out).not.toContain("for more");
   });
 });

@@ -58,11 +58,17 @@ export async function historyCommand(ctx: CommandContext, [ref]: string[]): Prom
     runs = [];
     const all = Boolean(ctx.flags.all);
     const pageSize = all ? 100 : Math.min(100, limit);
+    let more = false;
     for await (const run of ctx.client.pipelines.historyAll(pipeline.id, { ...filter, pageSize })) {
-      if (!all && runs.length >= limit) break;
+      if (!all && runs.length >= limit) {
+        more = true;
+        break;
+      }
       runs.push(run);
     }
-    footer = all ? `${runs.length} runs` : `the newest ${runs.length} runs (--limit n or --all for more)`;
+    footer = more
+      ? `the newest ${runs.length} runs (--limit n or --all for more)`
+      : `${runs.length} run${runs.length === 1 ? "" : "s"}`;
   }
   if (ctx.out.json) {
     ctx.out.data({ executions: runs });
