@@ -1,7 +1,8 @@
 /**
  * Failures end to end: rejected records are reported one by one and skipped
  * when stopOnError is false (the run completes), fail the run when it is true,
- * and a source environment that is unhealthy at start fails the run at once.
+ * and a source environment that is unhealthy at start (its agent already away
+ * for longer than the time preflight would wait for it) fails the run at once.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { eventually } from "./support/api-client.js";

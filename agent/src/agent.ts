@@ -174,7 +174,7 @@ export function createAgent(deps: AgentDeps): Agent {
       // a large schema can take seconds, and a heartbeat must say "reachable" at once.
       if (Date.now() - fingerprint.at > SCHEMA_FINGERPRINT_EVERY_MS && !describing) {
         describing = connector
-          .describeSchema([], AbortSignal.timeout(30_000))
+          .describeSchema([], AbortSignal.timeout(30_000), { estimates: false })
           .then((d) => {
             fingerprint = { value: d.fingerprint, at: Date.now() };
           })

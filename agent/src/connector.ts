@@ -156,8 +156,16 @@ export interface Connector {
   readonly platform: "postgres" | "mysql";
   /** Live round trip to the database. */
   testConnection(signal: AbortSignal): Promise<TestConnectionResult>;
-  /** Describes entities through the catalogs; `schemas` empty = every user schema (never the ledger schema `dray`). */
-  describeSchema(schemas: string[], signal: AbortSignal): Promise<SchemaDescription>;
+  /**
+   * Describes entities through the catalogs; `schemas` empty = every user schema (never the ledger schema `dray`).
+   * With `estimates: false` only the planner statistics are used (no count or sample of
+   * never-analysed tables): for a schema fingerprint, which ignores estimates anyway.
+   */
+  describeSchema(
+    schemas: string[],
+    signal: AbortSignal,
+    options?: { estimates?: boolean },
+  ): Promise<SchemaDescription>;
   count(entity: EntityName, where: Condition[], signal: AbortSignal): Promise<number>;
   readBatch(request: ReadBatchRequest, signal: AbortSignal): Promise<ReadBatchResult>;
   /**

@@ -66,6 +66,17 @@ describe("describeSchema on tables never analysed", () => {
     expect(large.estimatedRows).toBeLessThan(150000 * 1.2);
   });
 
+  it("neither counts nor samples with estimates: false (the heartbeat's fingerprint refresh)", async () => {
+    const full = await connector.describeSchema([SCHEMA], never());
+    const quick = await connector.describeSchema([SCHEMA], never(), { estimates: false });
+    expect(quick.fingerprint).toBe(full.fingerprint);
+    const byName = new Map(quick.entities.map((e) => [e.name, e as DescribedEntity]));
+    // statistics only: the never-analysed tables keep the catalog's "unknown"
+    for (const table of ["small", "large", "empty"])
+      expect(byName.get(table), table).toMatchObject({ estimateSource: "statistics", estimatedRows: -1 });
+    expect(byName.get("analysed")).toMatchObject({ estimatedRows: 500, estimateSource: "statistics" });
+  });
+
   it("keeps the fingerprint independent of how rows were estimated", async () => {
     const before = await connector.describeSchema([SCHEMA], never());
     await sql.unsafe(`analyze ${SCHEMA}.small`);

@@ -251,6 +251,18 @@ describe("GET /api/v1/pipelines/:id/executions", () => {
     } while (next !== null && pages < 20);
     expect(pages).toBe(6);
     expect(seen).toEqual(order);
+    // a well-formed cursor whose values do not fit their keys is a 400, never a cast error (500)
+    const first = await get(`/pipelines/${pipeline.id}/executions?pageSize=4`);
+    const [list, position] = JSON.parse(Buffer.from(first.body.next, "base64url").toString("utf8"));
+    for (const forged of [
+      ["zzz", position[1]],
+      [position[0], "zzz"],
+      [position[0], null],
+    ]) {
+      const cursor = Buffer.from(JSON.stringify([list, forged])).toString("base64url");
+      const res = await get(`/pipelines/${pipeline.id}/executions?pageSize=4&cursor=${cursor}`);
+      expect(res.status, JSON.stringify(forged)).toBe(400);
+    }
     // the offset pages carry a next cursor that continues where they end
     const page2 = await get(`/pipelines/${pipeline.id}/executions?pageSize=5&page=2`);
     const after = await get(`/pipelines/${pipeline.id}/executions?pageSize=5&cursor=${page2.body.next}`);

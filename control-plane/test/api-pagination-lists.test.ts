@@ -66,6 +66,11 @@ afterAll(async () => {
   await database?.drop();
 });
 
+/** The list name and position inside a cursor the API gave. */
+function forgedParts(cursor: string): [string, (string | null)[]] {
+  return JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
+}
+
 async function get(path: string, token = org.viewer) {
   const res = await h.call("GET", path, { token });
   return res;
@@ -140,6 +145,33 @@ describe("GET /api/v1/environments pages", () => {
     const res = await get(`/api/v1/environments?sort=health&cursor=${nameCursor}`);
     expect(res.status).toBe(400);
     expect(errorOf(res).message).toContain("another list or sort order");
+  });
+
+  it("answers 400, never 500, to a well-formed cursor whose values do not fit their keys", async () => {
+    const lists = [
+      ...["name", "health", "lastHeartbeat", "createdAt"].map(
+        (sort) => `/api/v1/environments?sort=${sort}&limit=2`,
+      ),
+      "/api/v1/pipelines?limit=2",
+    ];
+    for (const path of lists) {
+      const first = await get(path);
+      expect(first.status, path).toBe(200);
+      const [list, values] = forgedParts(first.body.next as string);
+      for (let i = 0; i < values.length; i++) {
+        for (const junk of ["zzz", "1e5", "12-34", "", "a\u0000b", null]) {
+          const forged = [...values];
+          forged[i] = junk;
+          const cursor = Buffer.from(JSON.stringify([list, forged])).toString("base64url");
+          const url = new URL(path, "http://dray.test");
+          url.searchParams.set("cursor", cursor);
+          const res = await get(`${url.pathname}${url.search}`);
+          // A junk value that happens to fit its key (a text key takes any text) is a valid position.
+          expect([200, 400], `${path} value ${i} = ${JSON.stringify(junk)}`).toContain(res.status);
+          if (res.status === 400) expect(JSON.stringify(errorOf(res).details)).toContain("cursor");
+        }
+      }
+    }
   });
 
   it("shows a tenant only its own environments, page after page", async () => {

@@ -183,6 +183,26 @@ describe("shared execution feed", () => {
 });
 
 describe("GET /api/v1/executions/:id/events: one poll, capped streams", () => {
+  it("treats a Last-Event-ID beyond the stored events as 'from now', so it cannot stall the other streams", async () => {
+    const row = await runningExecution("feed-future-id", 2);
+    const future = await x.app.request(`/api/v1/executions/${row.id}/events`, {
+      headers: { authorization: `Bearer ${org.viewer}`, "last-event-id": "999999999999999" },
+    });
+    expect(future.status).toBe(200);
+    const futureRead = readSse(future, { timeoutMs: 5_000 });
+    await sleep(100);
+    const plain = await open(row.id, org.viewer);
+    const plainRead = readSse(plain, { timeoutMs: 5_000 });
+    await sleep(100);
+    await append(row.id, "progress", { type: "execution.progress" });
+    await complete(row.id);
+    const [a, b] = await Promise.all([futureRead, plainRead]);
+    // both streams see the new events and end on the final status well before the 5 s timeout
+    expect(a.messages.map((m) => m.id)).toEqual(["3", "4"]);
+    expect(b.messages.map((m) => m.id)).toEqual(["1", "2", "3", "4"]);
+    expect([a.ended, b.ended]).toEqual([true, true]);
+  });
+
   it(`answers 429 with Retry-After past ${MAX_STREAMS_PER_TOKEN} streams of one token, and frees a slot on disconnect`, async () => {
     const row = await runningExecution("cap-token");
     const token = await newViewerToken("cap-token viewer");

@@ -222,7 +222,8 @@ export async function startRunAndWait(api: ApiClient, pipelineId: string, commit
  * Waits for the run to end and asserts what every fault must leave: the run
  * completed; the target equals the source (count and md5 per table); no
  * duplicated key; usage grew by exactly the committed rows (the whole
- * dataset, once); no batch left in progress.
+ * dataset, once: `total` rows, for a file that copies a smaller one); no
+ * batch left in progress.
  */
 export async function expectExactCopy(
   stack: DrayStack,
@@ -231,6 +232,7 @@ export async function expectExactCopy(
   target: StackEnvironment,
   usedBefore: number,
   timeoutMs = 150_000,
+  total: number = FAULT_TOTAL,
 ): Promise<any> {
   const view = await waitForExecution(stack.api, runId, timeoutMs);
   expect({ status: view.status, reasonCode: view.reasonCode, reason: view.reason }).toEqual({
@@ -249,10 +251,10 @@ export async function expectExactCopy(
     (sum, e) => sum + e.created + e.updated,
     0,
   );
-  expect(committed).toBe(FAULT_TOTAL);
+  expect(committed).toBe(total);
   const usage = (await stack.api.get("/api/v1/usage")).body;
   expect({ used: usage.used - usedBefore, reserved: usage.reserved }).toEqual({
-    used: FAULT_TOTAL,
+    used: total,
     reserved: 0,
   });
   const batches = await allPages(stack.api, `/api/v1/executions/${runId}/batches`, "batches");

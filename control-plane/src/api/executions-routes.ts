@@ -271,8 +271,13 @@ export function executionEventsRoutes(
     const principal = c.get("principal");
     const organisationId = requireOrganisationRole(principal, "viewer");
     const { id } = c.req.valid("param");
-    await requireExecution(deps.db, organisationId, id);
-    const afterSeq = parseLastEventId(c.req.header("last-event-id") ?? c.req.valid("query").lastEventId);
+    const execution = await requireExecution(deps.db, organisationId, id);
+    // A Last-Event-ID beyond the events that exist means "from now": clamped, so it cannot
+    // start the shared feed past events the other streams of this execution still need.
+    const afterSeq = Math.min(
+      parseLastEventId(c.req.header("last-event-id") ?? c.req.valid("query").lastEventId),
+      execution.eventSeq,
+    );
     let slot: ReturnType<StreamSlots["take"]>;
     try {
       slot = slots.take(principal.tokenId, organisationId);

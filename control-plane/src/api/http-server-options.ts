@@ -15,6 +15,9 @@ export interface ClientErrorSource {
   on(event: "clientError", listener: (error: Error, socket: Duplex) => void): unknown;
 }
 
+/** How long a client may take to send its request line and headers. */
+export const HEADERS_TIMEOUT_MS = 10_000;
+
 /** Largest accepted request line plus headers. */
 export const MAX_REQUEST_HEAD_BYTES = 4 * 1024 * 1024;
 
@@ -26,7 +29,12 @@ export const MAX_REQUEST_HEAD_BYTES = 4 * 1024 * 1024;
  * const server = serve({ fetch: app.fetch, port, hostname, serverOptions: { ...API_SERVER_OPTIONS } });
  * answerClientErrors(server);
  */
-export const API_SERVER_OPTIONS = { maxHeaderSize: MAX_REQUEST_HEAD_BYTES } as const;
+export const API_SERVER_OPTIONS = {
+  maxHeaderSize: MAX_REQUEST_HEAD_BYTES,
+  // A client must send its whole head within this (Node's default is 60 s), so a slow
+  // client holds a large head's buffer only briefly.
+  headersTimeout: HEADERS_TIMEOUT_MS,
+} as const;
 
 /** What to answer a request Node could not take. */
 export interface ClientErrorAnswer {

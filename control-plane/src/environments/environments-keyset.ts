@@ -13,7 +13,7 @@ import type { EnvironmentSort } from "./environments-query.js";
 const byName: KeysetKey[] = [
   { expr: sql`lower(${environments.name}) collate "C"`, dir: "asc" },
   { expr: sql`${environments.name} collate "C"`, dir: "asc" },
-  { expr: sql`${environments.id}`, dir: "asc" },
+  { expr: sql`${environments.id}`, dir: "asc", kind: "uuid" },
 ];
 
 /**
@@ -31,16 +31,25 @@ export function environmentKeyset(sort: EnvironmentSort): KeysetKey[] {
       return [
         {
           expr: sql`(case ${environments.health} when 'healthy' then 0 when 'unhealthy' then 1 else 2 end)`,
+          kind: "number",
           dir: "asc",
         },
         ...byName,
       ];
     case "lastHeartbeat":
       return [
-        { expr: sql`extract(epoch from ${environments.lastHeartbeatAt})`, dir: "desc", nullable: true },
+        {
+          expr: sql`extract(epoch from ${environments.lastHeartbeatAt})`,
+          dir: "desc",
+          nullable: true,
+          kind: "number",
+        },
         ...byName,
       ];
     case "createdAt":
-      return [{ expr: sql`extract(epoch from ${environments.createdAt})`, dir: "desc" }, ...byName];
+      return [
+        { expr: sql`extract(epoch from ${environments.createdAt})`, dir: "desc", kind: "number" },
+        ...byName,
+      ];
   }
 }

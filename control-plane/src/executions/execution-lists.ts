@@ -51,13 +51,13 @@ function windowOf(paging: CursorPaging, keys: KeysetKey[], list: string): { afte
   return { after, offset: 0 };
 }
 
-const ERROR_KEYS: KeysetKey[] = [{ expr: sql`${executionErrors.id}`, dir: "asc" }];
+const ERROR_KEYS: KeysetKey[] = [{ expr: sql`${executionErrors.id}`, dir: "asc", kind: "number" }];
 const ERROR_LIST = "errors:id";
 const BATCH_KEYS: KeysetKey[] = [
   { expr: sql`${executionBatches.entity}`, dir: "asc" },
-  { expr: sql`${executionBatches.pass}`, dir: "asc" },
-  { expr: sql`${executionBatches.seq}`, dir: "asc" },
-  { expr: sql`${executionBatches.id}`, dir: "asc" },
+  { expr: sql`${executionBatches.pass}`, dir: "asc", kind: "number" },
+  { expr: sql`${executionBatches.seq}`, dir: "asc", kind: "number" },
+  { expr: sql`${executionBatches.id}`, dir: "asc", kind: "uuid" },
 ];
 const BATCH_LIST = "batches:entity";
 const iso = (date: Date | null) => (date ? date.toISOString() : null);
@@ -168,8 +168,8 @@ export interface ExecutionSummary {
 
 /** Sort keys of the run history: newest first (exact to the microsecond), then by id. */
 const HISTORY_KEYS: KeysetKey[] = [
-  { expr: sql`extract(epoch from ${executions.createdAt})`, dir: "desc" },
-  { expr: sql`${executions.id}`, dir: "desc" },
+  { expr: sql`extract(epoch from ${executions.createdAt})`, dir: "desc", kind: "number" },
+  { expr: sql`${executions.id}`, dir: "desc", kind: "uuid" },
 ];
 const HISTORY_LIST = "executions:createdAt";
 

@@ -1,11 +1,14 @@
 import { DrayError } from "@dray/common";
+import { and, eq, sql } from "drizzle-orm";
 import { findEnvironment } from "../environments/environments-service.js";
 import type { SchemaSnapshot } from "../environments/schema-snapshot.js";
+import { isAgentAway } from "../gateway/agent-sessions.js";
 import { createEnvironmentAgents } from "../gateway/environment-agents-impl.js";
 import { readRecordUsage } from "../pipelines/pipeline-plan.js";
 import { raiseLimitHint, recordLimitStatus, utcMonth } from "../pipelines/record-limit.js";
 import { buildRunPlan } from "../pipelines/run-plan.js";
-import type { environments } from "../store/schema.js";
+import { environments } from "../store/schema.js";
+import { type EnvironmentObservation, retryWhileAway, waitUntilReady } from "./agent-readiness.js";
 import type { EntityRunPlan, ExecutionPlan, PipelineSettings, RunContext } from "./run-context.js";
 
 /** A preflight refusal: the execution fails before any record moves. */
@@ -32,43 +35,122 @@ async function loadEnvironment(
   return env;
 }
 
-function checkHealthy(env: Env, role: string, connected: boolean) {
-  if (env.health !== "healthy") {
-    const why =
-      env.health === "unknown"
-        ? "its agent has never reported"
-        : `it is unhealthy: ${env.healthReason ?? "no reason recorded"}`;
+/** Waits for an agent that is away this many times at most per task, so a flapping agent cannot loop forever. */
+const MAX_AGENT_WAITS = 20;
+
+type PreflightContext = Pick<
+  RunContext,
+  "db" | "sessions" | "organisationId" | "signal" | "journal" | "logger" | "agentAwayLimitMs"
+>;
+
+/** One environment of the run, as preflight refers to it. */
+interface RunEnvironment {
+  role: "source" | "target";
+  id: string;
+  name: string;
+}
+
+/** Reads the environment's health and its agent's connection now (the heartbeat age by the store's clock). */
+async function observe(ctx: PreflightContext, env: RunEnvironment): Promise<EnvironmentObservation> {
+  const [row] = await ctx.db
+    .select({
+      name: environments.name,
+      health: environments.health,
+      healthReason: environments.healthReason,
+      databaseReachable: environments.databaseReachable,
+      heartbeatAgeMs: sql<
+        number | null
+      >`(extract(epoch from (now() - ${environments.lastHeartbeatAt})) * 1000)::float8`,
+    })
+    .from(environments)
+    .where(and(eq(environments.id, env.id), eq(environments.organisationId, ctx.organisationId)));
+  if (!row)
     throw new PreflightFailed(
-      "environment_unhealthy",
-      `${role} environment "${env.name}" is not healthy (${why}). Check that its agent is running, then run again.`,
-      { environmentId: env.id, health: env.health },
+      "environment_missing",
+      `the ${env.role} environment (${env.id}) no longer exists`,
     );
-  }
-  if (!connected) {
-    throw new PreflightFailed(
-      "agent_not_connected",
-      `${role} environment "${env.name}" has no agent connected to this control plane. Check that dray-agent is running and can reach the gateway.`,
-      { environmentId: env.id },
-    );
+  const connected = ctx.sessions.isConnected(env.id);
+  const session = ctx.sessions.get(env.id);
+  return {
+    role: env.role,
+    id: env.id,
+    name: row.name,
+    health: row.health,
+    healthReason: row.healthReason,
+    databaseReachable: row.databaseReachable,
+    heartbeatAgeMs: row.heartbeatAgeMs === null ? null : Math.max(0, Number(row.heartbeatAgeMs)),
+    connected,
+    ...(connected && session ? { connectedForMs: Date.now() - session.openedAt } : {}),
+    ...(connected ? {} : { agentId: ctx.sessions.absence(env.id)?.agentId }),
+  };
+}
+
+/**
+ * Waits until the environment's agent is connected and its environment
+ * healthy (see {@link agentReadiness}): an agent that is briefly away (killed
+ * and restarted, draining) is waited for, as the copier does, until its
+ * environment would turn unhealthy. Throws {@link PreflightFailed} otherwise.
+ * `waited` is true when a task of the run already found the agent away.
+ */
+async function awaitAgent(ctx: PreflightContext, env: RunEnvironment, waited: boolean): Promise<void> {
+  const failure = await waitUntilReady(() => observe(ctx, env), ctx.agentAwayLimitMs, {
+    signal: ctx.signal,
+    waited,
+    onWait: async (o, forMs) => {
+      const leftS = Math.max(1, Math.round(forMs / 1000));
+      const label = `${env.role} environment "${o.name}"`;
+      ctx.logger.warn("preflight waits for an agent", { environmentId: env.id, leftS });
+      await ctx.journal.stage({
+        processName: "StreamNotifier",
+        state: "processing",
+        code: "waiting",
+        description: `Waiting up to ${leftS} s for the agent of ${label} to come back`,
+      });
+      await ctx.journal.error({
+        severity: "warning",
+        message: `preflight: the agent of ${label} is away; waiting up to ${leftS} s more for it to come back`,
+      });
+    },
+  });
+  if (failure) {
+    throw new PreflightFailed(failure.reasonCode, failure.message, {
+      environmentId: env.id,
+      role: env.role,
+    });
   }
 }
 
 /**
+ * Runs one task on the environment's agent; when the agent turns out to be
+ * away, waits for it ({@link awaitAgent}) and sends the task again.
+ */
+async function onAgent<T>(ctx: PreflightContext, env: RunEnvironment, task: () => Promise<T>): Promise<T> {
+  return retryWhileAway(task, {
+    isAway: isAgentAway,
+    waitForAgent: () => awaitAgent(ctx, env, true),
+    signal: ctx.signal,
+    maxWaits: MAX_AGENT_WAITS,
+  });
+}
+
+/**
  * Checks everything before a record moves (DESIGN.md §5 step 1): both
- * environments healthy with connected agents, entities present on both sides
+ * environments healthy with connected agents (an agent that is briefly away
+ * is waited for, as long as the copier would wait for it mid-run), entities present on both sides
  * (described live), a computable plan, the estimated records within the
  * organisation's remaining monthly records, and confirmation for a clean of a
  * protected target. Returns the plan and the exact row count per entity.
  */
 export async function preflight(
-  ctx: Pick<RunContext, "db" | "sessions" | "organisationId" | "signal">,
+  ctx: PreflightContext,
   settings: PipelineSettings,
   confirmed: boolean,
 ): Promise<{ plan: ExecutionPlan; totals: Map<string, number> }> {
   const source = await loadEnvironment(ctx, settings.sourceEnvironmentId, "source");
   const target = await loadEnvironment(ctx, settings.targetEnvironmentId, "target");
-  checkHealthy(source, "source", ctx.sessions.isConnected(source.id));
-  checkHealthy(target, "target", ctx.sessions.isConnected(target.id));
+  const sourceEnv: RunEnvironment = { role: "source", id: source.id, name: source.name };
+  const targetEnv: RunEnvironment = { role: "target", id: target.id, name: target.name };
+  await Promise.all([awaitAgent(ctx, sourceEnv, false), awaitAgent(ctx, targetEnv, false)]);
   if (settings.writeStrategy === "clean" && target.protected && !confirmed) {
     throw new PreflightFailed(
       "confirmation_required",
@@ -81,10 +163,11 @@ export async function preflight(
   let targetSnapshot: SchemaSnapshot;
   try {
     [sourceSnapshot, targetSnapshot] = await Promise.all([
-      agents.describeSchema(source.id, ctx.signal),
-      agents.describeSchema(target.id, ctx.signal),
+      onAgent(ctx, sourceEnv, () => agents.describeSchema(source.id, ctx.signal)),
+      onAgent(ctx, targetEnv, () => agents.describeSchema(target.id, ctx.signal)),
     ]);
   } catch (error) {
+    if (error instanceof PreflightFailed || ctx.signal.aborted) throw error;
     const e = DrayError.from(error);
     throw new PreflightFailed("agent_not_connected", `could not describe the environments: ${e.message}`);
   }
@@ -122,14 +205,14 @@ export async function preflight(
 
   const counts = await Promise.all(
     entities.map((e) =>
-      ctx.sessions
-        .dispatch(
+      onAgent(ctx, sourceEnv, () =>
+        ctx.sessions.dispatch(
           source.id,
           "count",
           { entity: { schema: e.schema, name: e.name }, where: [] },
           { signal: ctx.signal, timeoutMs: 120_000 },
-        )
-        .then((r) => [e.entity, Number(r.count)] as const),
+        ),
+      ).then((r) => [e.entity, Number(r.count)] as const),
     ),
   );
   const totals = new Map(counts);

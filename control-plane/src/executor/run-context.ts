@@ -79,7 +79,8 @@ export interface RunContext {
   /**
    * How long a task waits for an agent that is away (disconnected, draining)
    * before the run fails with `agent_unavailable`: the time after which its
-   * environment turns unhealthy (health-rules.ts `staleAfterMs`).
+   * environment turns unhealthy (health-rules.ts `staleAfterMs`). Preflight
+   * counts it from the agent's last heartbeat, the copier from when it left.
    */
   agentAwayLimitMs: number;
   /** Write batches of one entity in flight at once (commits are settled in order). */

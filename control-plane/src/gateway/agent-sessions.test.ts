@@ -123,4 +123,14 @@ describe("AgentSessions.waitForAgent", () => {
     setTimeout(() => controller.abort(), 50);
     await expect(waiting).rejects.toMatchObject({ code: "cancelled" });
   });
+
+  it("records when each work stream opened, so preflight can tell a fresh connection from an old one", async () => {
+    const sessions = new AgentSessions(silentLogger);
+    const first = openSession(sessions, 1);
+    await new Promise((r) => setTimeout(r, 30));
+    const second = openSession(sessions, 1);
+    expect(second.openedAt - first.openedAt).toBeGreaterThanOrEqual(25);
+    expect(sessions.get("e1")).toBe(second);
+    expect(Math.abs(Date.now() - second.openedAt)).toBeLessThan(1_000);
+  });
 });

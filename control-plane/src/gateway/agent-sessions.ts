@@ -54,6 +54,8 @@ export interface AgentSession {
   readonly organisationId: string;
   readonly environmentName: string;
   readonly maxConcurrentTasks: number;
+  /** When the work stream opened (ms since the epoch, this process's clock). */
+  readonly openedAt: number;
   readonly stream: AsyncQueue<MessageInitShape<typeof OpenWorkStreamResponseSchema>>;
   readonly pending: Map<string, PendingTask>;
   /** Dispatches waiting for one of the agent's task slots. */
@@ -78,11 +80,14 @@ export class AgentSessions {
   constructor(private readonly logger: Logger) {}
 
   /** Registers the work stream of an agent, replacing (and closing) an older one of the same environment. */
-  open(info: Omit<AgentSession, "stream" | "pending" | "waiting" | "slotsInUse" | "draining">): AgentSession {
+  open(
+    info: Omit<AgentSession, "openedAt" | "stream" | "pending" | "waiting" | "slotsInUse" | "draining">,
+  ): AgentSession {
     const previous = this.byEnvironment.get(info.environmentId);
     if (previous) this.close(previous, "replaced by a newer work stream");
     const session: AgentSession = {
       ...info,
+      openedAt: Date.now(),
       stream: new AsyncQueue(),
       pending: new Map(),
       waiting: [],

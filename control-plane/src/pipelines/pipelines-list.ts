@@ -20,7 +20,7 @@ import type { PipelineRow } from "./pipeline-view.js";
 const KEYS: KeysetKey[] = [
   { expr: sql`lower(${pipelines.name}) collate "C"`, dir: "asc" },
   { expr: sql`${pipelines.name} collate "C"`, dir: "asc" },
-  { expr: sql`${pipelines.id}`, dir: "asc" },
+  { expr: sql`${pipelines.id}`, dir: "asc", kind: "uuid" },
 ];
 const LIST = "pipelines:name";
 

@@ -151,6 +151,7 @@ export function fingerprintOf(entities: readonly EntityDescription[]): string {
 export async function describeSchema(
   session: Session,
   schemas: readonly string[],
+  options: { estimates?: boolean } = {},
 ): Promise<SchemaDescription> {
   if (!Array.isArray(schemas))
     throw new DrayError("invalid_argument", "schemas must be a list of schema names");
@@ -158,6 +159,9 @@ export async function describeSchema(
   const rows = await session.query<DescribeRow>(DESCRIBE_SQL, [JSON.stringify(schemas)]);
   const entities = buildEntities(rows);
   const fingerprint = fingerprintOf(entities);
+  if (options.estimates === false) {
+    return { entities: entities.map((e) => ({ ...e, estimateSource: "statistics" as const })), fingerprint };
+  }
   const statsOf = new Map(rows.map((r) => [`${r.schema}\u0000${r.name}`, r]));
   const described: DescribedEntity[] = [];
   const budget = { exactPagesLeft: EXACT_COUNT_BUDGET_PAGES };

@@ -83,8 +83,12 @@ class PostgresConnector implements Connector {
     });
   }
 
-  describeSchema(schemas: string[], signal: AbortSignal): Promise<SchemaDescription> {
-    return this.run("describe schema", signal, (session) => describeSchema(session, schemas));
+  describeSchema(
+    schemas: string[],
+    signal: AbortSignal,
+    options: { estimates?: boolean } = {},
+  ): Promise<SchemaDescription> {
+    return this.run("describe schema", signal, (session) => describeSchema(session, schemas, options));
   }
 
   count(entity: EntityName, where: Condition[], signal: AbortSignal): Promise<number> {
