@@ -3,8 +3,12 @@
  * used by the control plane under test). The run completes exactly once and
  * the events of the outage reach NATS once it is back. The control plane also
  * starts while NATS is down, exits promptly on SIGTERM while NATS is down, and
- * publishes the events it queued meanwhile when NATS returns.
+ * the events of a run made meanwhile reach NATS once it returns, each once and
+ * in order, even when that control plane was killed (-9) before: the store is
+ * the outbox and the restarted control plane republishes them.
  */
+import { jetstream } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { eventually } from "./support/api-client.js";
 import {
@@ -69,7 +73,7 @@ describe("NATS stopped for 20 s mid-run", () => {
 });
 
 describe("the control plane while NATS is down", () => {
-  it("exits promptly on SIGTERM, starts, runs, and publishes the queued events when NATS returns", async () => {
+  it("exits promptly on SIGTERM, starts, runs; after a kill -9 and NATS back, every status event reaches NATS once", async () => {
     await nats.stop();
     const stopping = Date.now();
     const exit = await stack.cp.stop("SIGTERM");
@@ -93,11 +97,48 @@ describe("the control plane while NATS is down", () => {
     expect(view.status).toBe("completed");
     expect(await lastStoredEvent(nats.url, statusSubject(run.id)).catch(() => undefined)).toBeUndefined();
 
+    // kill -9 while NATS is still down: nothing of the run is left in that process's memory.
+    // The store is the outbox, so the next control plane publishes every stored event.
+    await stack.cp.stop("SIGKILL");
     await nats.start();
-    const last = await eventually(async () => {
-      const e = await lastStoredEvent(nats.url, statusSubject(run.id));
-      return e?.status === "completed" ? e : undefined;
+    await stack.restartControlPlane("SIGTERM");
+    const stored = (
+      await stack.store.sql<{ seq: string }[]>`
+        select seq from execution_events where execution_id = ${run.id} and channel = 'status' order by seq`
+    ).map((r) => Number(r.seq));
+    expect(stored.length).toBeGreaterThan(1);
+    const seqs = await eventually(async () => {
+      const got = await storedEventSeqs(nats.url, statusSubject(run.id));
+      return got.length >= stored.length ? got : undefined;
     }, 30_000);
+    // Each status event once, in order.
+    expect(seqs).toEqual(stored);
+    const last = await lastStoredEvent(nats.url, statusSubject(run.id));
     expect(last).toMatchObject({ type: "execution.status", status: "completed", executionId: run.id });
+    const [left] = await stack.store.sql<{ n: number }[]>`
+      select count(*)::int as n from execution_events where execution_id = ${run.id} and published_at is null`;
+    expect(left?.n).toBe(0);
   }, 150_000);
 });
+
+/** The `seq` of every event stored in DRAY_EVENTS on `subject`, in stream order (an ordered consumer). */
+async function storedEventSeqs(natsUrl: string, subject: string): Promise<number[]> {
+  const nc = await connect({ servers: natsUrl });
+  try {
+    const consumer = await jetstream(nc).consumers.get("DRAY_EVENTS", { filter_subjects: subject });
+    const seqs: number[] = [];
+    for (;;) {
+      const batch = await consumer.fetch({ max_messages: 1_000, expires: 1_000 });
+      let got = 0;
+      for await (const m of batch) {
+        got++;
+        seqs.push(m.json<{ seq: number }>().seq);
+      }
+      if (got === 0) return seqs;
+    }
+  } catch {
+    return [];
+  } finally {
+    await nc.close();
+  }
+}

@@ -7,6 +7,7 @@ import { createApiApp } from "./api/index.js";
 import { ensureSystemAdminToken } from "./auth/index.js";
 import { type ControlPlaneConfig, isLoopbackHost } from "./config.js";
 import type { EventBus } from "./events/event-bus.js";
+import { createEventRepublisher, type EventRepublisher } from "./events/event-republisher.js";
 import { createMemoryEventBus } from "./events/memory-event-bus.js";
 import { createNatsEventBus } from "./events/nats-event-bus.js";
 import { createExecutor, type Executor } from "./executor/executor.js";
@@ -93,7 +94,7 @@ function warnIfExposed(config: ControlPlaneConfig, logger: Logger): void {
 
 /**
  * Starts every part of the control plane: store (with migrations), event bus,
- * agent gateway, health monitor and HTTP API.
+ * agent gateway, health monitor, executor, event republisher and HTTP API.
  */
 export async function startControlPlane(config: ControlPlaneConfig, logger: Logger): Promise<ControlPlane> {
   const store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger });
@@ -134,6 +135,12 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     heartbeatIntervalMs: config.heartbeatIntervalMs,
   });
   executor.start();
+  // The store is the outbox of execution events: what NATS did not acknowledge is sent from there.
+  // The in-process bus of embedded mode acknowledges every publish, so it needs none.
+  const republisher: EventRepublisher | undefined = config.natsUrl
+    ? createEventRepublisher({ db: store.db, bus, logger: logger.child({ component: "events" }) })
+    : undefined;
+  republisher?.start();
 
   let stopping = false;
   const app = createApiApp({
@@ -172,6 +179,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
         stopping = true;
         await executor.stop();
         await health.stop();
+        await republisher?.stop();
         sessions.closeAll("control plane shutting down");
         await Promise.allSettled([
           grpc.stop(3_000),

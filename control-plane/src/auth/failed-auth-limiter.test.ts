@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { createFailedAuthLimiter, peerAddress } from "./failed-auth-limiter.js";
+import { createFailedAuthLimiter, limitKeyOf, peerAddress } from "./failed-auth-limiter.js";
 
 describe("failed-auth limiter", () => {
   it("blocks an address after maxFailures within the window, until the window ends", () => {
@@ -38,6 +38,24 @@ describe("failed-auth limiter", () => {
     expect(limiter.size()).toBe(100);
     expect(limiter.retryAfterSeconds("10.0.0.0", 1_000)).toBe(0);
     expect(limiter.retryAfterSeconds("10.0.3.231", 1_000)).toBeGreaterThan(0);
+  });
+});
+
+describe("limitKeyOf", () => {
+  it("limits IPv4 (also IPv4-mapped) per address and IPv6 per /64", () => {
+    expect(limitKeyOf("10.0.0.7")).toBe("10.0.0.7");
+    expect(limitKeyOf("::ffff:10.0.0.7")).toBe("10.0.0.7");
+    expect(limitKeyOf("2001:db8:1:2:aaaa::1")).toBe("2001:db8:1:2::/64");
+    expect(limitKeyOf("2001:0DB8:0001:0002:ffff:1:2:3")).toBe("2001:db8:1:2::/64");
+    expect(limitKeyOf("::1")).toBe("0:0:0:0::/64");
+    expect(limitKeyOf("fe80::1%eth0")).toBe("fe80:0:0:0::/64");
+  });
+
+  it("counts the failures of one /64 together, whatever the host part", () => {
+    const limiter = createFailedAuthLimiter({ maxFailures: 3, windowMs: 60_000 });
+    for (let i = 1; i <= 3; i++) limiter.recordFailure(`2001:db8:1:2::${i}`, 0);
+    expect(limiter.retryAfterSeconds("2001:db8:1:2:ffff::9", 1_000)).toBeGreaterThan(0);
+    expect(limiter.retryAfterSeconds("2001:db8:1:3::1", 1_000)).toBe(0);
   });
 });
 

@@ -84,18 +84,21 @@ export function createFailedAuthLimiter(options: FailedAuthLimiterOptions = {}):
   };
 
   return {
-    retryAfterSeconds(address, nowMs, credential) {
+    retryAfterSeconds(peer, nowMs, credential) {
+      const address = limitKeyOf(peer);
       const entry = current(address, nowMs);
       if (!entry || entry.failures < maxFailures) return 0;
       if (credential !== undefined && known.get(address)?.includes(credential)) return 0;
       return Math.max(1, Math.ceil((entry.startedMs + windowMs - nowMs) / 1000));
     },
-    recordFailure(address, nowMs) {
+    recordFailure(peer, nowMs) {
+      const address = limitKeyOf(peer);
       const entry = current(address, nowMs);
       if (entry) entry.failures += 1;
       else setNewest(windows, address, { startedMs: nowMs, failures: 1 }, maxAddresses);
     },
-    recordSuccess(address, credential) {
+    recordSuccess(peer, credential) {
+      const address = limitKeyOf(peer);
       const list = known.get(address) ?? [];
       if (list.includes(credential)) return;
       const next = [...list, credential].slice(-knownPerAddress);
@@ -103,6 +106,29 @@ export function createFailedAuthLimiter(options: FailedAuthLimiterOptions = {}):
     },
     size: () => windows.size,
   };
+}
+
+/**
+ * The key an address is limited under: an IPv4 address as it is (also when
+ * IPv4-mapped, `::ffff:a.b.c.d`), an IPv6 address by its /64 prefix, since one
+ * client usually holds a whole /64 and could otherwise rotate through it.
+ *
+ * @example
+ * limitKeyOf("2001:db8:1:2:aaaa::1") // "2001:db8:1:2::/64"
+ * limitKeyOf("::ffff:10.0.0.7")     // "10.0.0.7"
+ */
+export function limitKeyOf(address: string): string {
+  if (!address.includes(":")) return address;
+  const lower = address.toLowerCase();
+  if (lower.startsWith("::ffff:") && lower.includes(".")) return lower.slice(7);
+  const [head = "", tail = ""] = lower.split("%")[0]!.split("::");
+  const headGroups = head === "" ? [] : head.split(":");
+  const tailGroups = tail === "" ? [] : tail.split(":");
+  const hasGap = lower.includes("::");
+  const missing = hasGap ? Math.max(0, 8 - headGroups.length - tailGroups.length) : 0;
+  const groups = [...headGroups, ...Array<string>(missing).fill("0"), ...tailGroups];
+  const prefix = groups.slice(0, 4).map((g) => g.replace(/^0+/, "") || "0");
+  return `${prefix.join(":")}::/64`;
 }
 
 let shared: FailedAuthLimiter | undefined;

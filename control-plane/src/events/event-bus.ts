@@ -14,6 +14,12 @@ export interface DrayEvent {
 export interface PublishOptions {
   /** Deduplication id: a second publish with the same id within the window is dropped. */
   msgId?: string;
+  /**
+   * The event is kept in the store, which republishes it (events/event-republisher.ts):
+   * the bus does not queue it in memory while NATS is unreachable or refusing,
+   * and answers `false` at once instead.
+   */
+  stored?: boolean;
 }
 
 /** A live subscription; `unsubscribe()` ends it. */
@@ -22,9 +28,18 @@ export interface Subscription {
 }
 
 export interface EventBus {
-  /** Publishes durably (JetStream) and resolves once stored. */
-  publish(subject: string, event: DrayEvent, options?: PublishOptions): Promise<void>;
+  /**
+   * Publishes durably (JetStream). Resolves `true` once NATS (or the in-process
+   * bus) acknowledged the event, `false` when it was only queued or dropped.
+   * Never rejects.
+   */
+  publish(subject: string, event: DrayEvent, options?: PublishOptions): Promise<boolean>;
   /** Live subscription to a subject pattern (`*` one token, `>` the rest). */
   subscribe(subject: string, handler: (subject: string, event: DrayEvent) => void): Subscription;
+  /**
+   * Calls `listener` each time the bus (re)connects to NATS, so stored events
+   * can be republished at once; returns the unsubscribe. Absent on in-process buses.
+   */
+  onConnected?(listener: () => void): () => void;
   close(): Promise<void>;
 }

@@ -14,7 +14,7 @@ export function createMemoryEventBus(options: { dedupeWindowMs?: number } = {}):
       if (opts?.msgId) {
         const now = Date.now();
         for (const [id, at] of seen) if (now - at > window) seen.delete(id);
-        if (seen.has(opts.msgId)) return;
+        if (seen.has(opts.msgId)) return true;
         seen.set(opts.msgId, now);
       }
       for (const h of handlers) {
@@ -25,6 +25,7 @@ export function createMemoryEventBus(options: { dedupeWindowMs?: number } = {}):
           // A subscriber's failure never breaks the publisher.
         }
       }
+      return true;
     },
     subscribe(pattern: string, handler: (subject: string, event: DrayEvent) => void): Subscription {
       const entry = { pattern, handler };

@@ -139,6 +139,34 @@ describe("the NATS event bus while NATS is down", () => {
     expect(await storedCount(nats.url, "dray.test.outage")).toBe(3);
   }, 40_000);
 
+  it("never queues a stored event while NATS is down: it answers false at once", async () => {
+    await nats.stop();
+    await eventually(
+      async () =>
+        (await bus!.publish("dray.test.stored", event(0), { msgId: "stored-probe", stored: true }))
+          ? undefined
+          : true,
+      10_000,
+    );
+    const publishing = Date.now();
+    for (let n = 1; n <= 3; n++)
+      expect(await bus!.publish("dray.test.stored", event(n), { msgId: `stored-${n}`, stored: true })).toBe(
+        false,
+      );
+    expect(Date.now() - publishing).toBeLessThan(200);
+    await nats.start();
+    // Once connected again, a stored event is acknowledged (true); the ones refused earlier never arrive.
+    await eventually(
+      async () =>
+        (await bus!.publish("dray.test.stored", event(4), { msgId: "stored-4", stored: true }))
+          ? true
+          : undefined,
+      20_000,
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await storedCount(nats.url, "dray.test.stored")).toBe(1);
+  }, 40_000);
+
   it("closes promptly while NATS is down", async () => {
     await nats.stop();
     await bus!.publish("dray.test.closing", event(1));
@@ -154,16 +182,27 @@ describe("PublishOutbox", () => {
     const outbox = new PublishOutbox(2, (n) => drops.push(n));
     const item = (s: string) => ({ subject: s, payload: "{}", msgId: s });
     const a = outbox.push(item("a"));
-    outbox.push(item("b"));
+    const b = outbox.push(item("b"));
     outbox.push(item("c"));
-    await a; // dropped: resolved
+    expect(await a).toBe(false); // dropped: resolved, not published
     expect(drops).toEqual([1]);
     expect(outbox.peek()?.subject).toBe("b");
     outbox.settle(outbox.peek()!);
+    expect(await b).toBe(true);
     expect(outbox.peek()?.subject).toBe("c");
     const d = outbox.push(item("d"));
     outbox.releaseWaiters();
-    await d;
+    expect(await d).toBe(false);
     expect(outbox.size).toBe(2);
+  });
+
+  it("lets stored events leave the queue when waiters are released", async () => {
+    const outbox = new PublishOutbox(10);
+    const plain = outbox.push({ subject: "plain", payload: "{}", msgId: "p" });
+    const stored = outbox.push({ subject: "stored", payload: "{}", msgId: "s", stored: true });
+    outbox.releaseWaiters();
+    expect([await plain, await stored]).toEqual([false, false]);
+    expect(outbox.size).toBe(1);
+    expect(outbox.peek()?.subject).toBe("plain");
   });
 });

@@ -92,10 +92,12 @@ function wakeableSleep() {
  *   connecting);
  * - `publish` puts the event in an in-memory outbox that one pump publishes in
  *   order (acknowledged, deduplicated by msgId, so a re-sent event is stored
- *   once); it resolves once the event is stored, or at once while NATS is
- *   unreachable, and never rejects. Queued events are published when NATS
- *   returns (execution events are also kept in the store, so SSE and a
- *   resumed run never depend on NATS);
+ *   once); it resolves `true` once the event is stored, or `false` at once
+ *   while NATS is unreachable, and never rejects. Queued events (health
+ *   events) are published when NATS returns. Events published with
+ *   `stored: true` (execution events) are never queued while NATS is away:
+ *   the store is their outbox and the republisher sends them
+ *   (event-republisher.ts);
  * - `close` gives queued events a short chance, then closes the connection
  *   without waiting for an unreachable server.
  *
@@ -121,6 +123,7 @@ export async function createNatsEventBus(
     handler: (subject: string, event: DrayEvent) => void;
     sub?: NatsSubscription;
   }>();
+  const connectedListeners = new Set<() => void>();
   const pumpSleep = wakeableSleep();
   const connectSleep = wakeableSleep();
   let firstConnection: () => void = () => {};
@@ -153,6 +156,13 @@ export async function createNatsEventBus(
         logger.info("nats reachable again: publishing queued events", { queued: outbox.size });
       outageLogged = false;
       pumpSleep.wake();
+      for (const listener of connectedListeners) {
+        try {
+          listener();
+        } catch (error) {
+          logger.warn("nats connected listener failed", { error: String(error) });
+        }
+      }
     } else {
       // Nobody waits for NATS while it is away: the events stay queued.
       outbox.releaseWaiters();
@@ -226,18 +236,20 @@ export async function createNatsEventBus(
       }
       try {
         await publishOne(item);
-        outbox.settle(item);
+        outbox.settle(item, true);
         failures = 0;
       } catch (error) {
         failures++;
         streamReady = false;
+        // A stored event is republished from the store: it never holds the queue.
+        if (item.stored) outbox.settle(item, false);
         // NATS answers but does not store (no JetStream, a timeout): publishers stop waiting for it.
         outbox.releaseWaiters();
         if (failures === 1) logger.warn("could not publish an event; will retry", { error: String(error) });
         if (failures >= MAX_TRIES_OF_ONE_EVENT) {
           // One event NATS keeps refusing (e.g. over its size limit) must not hold back the others.
           logger.warn("dropped an event NATS kept refusing", { subject: item.subject, error: String(error) });
-          outbox.settle(item);
+          outbox.settle(item, false);
           failures = 0;
           continue;
         }
@@ -262,11 +274,25 @@ export async function createNatsEventBus(
     logger.warn("nats unreachable at start: starting without it; events are queued until it is up", { url });
 
   return {
-    publish(subject: string, event: DrayEvent, opts?: PublishOptions) {
-      if (closed) return Promise.resolve();
-      const done = outbox.push({ subject, payload: JSON.stringify(event), msgId: opts?.msgId });
+    publish(subject: string, event: DrayEvent, opts?: PublishOptions): Promise<boolean> {
+      if (closed) return Promise.resolve(false);
+      // A stored event is not kept in memory while NATS is away: the store republishes it.
+      if (opts?.stored && !connected) return Promise.resolve(false);
+      // After a failed publish nobody waits; the pump still tries (a success ends the failures),
+      // and a stored event it drops on failure is republished from the store.
+      const live = connected && failures === 0;
+      const done = outbox.push({
+        subject,
+        payload: JSON.stringify(event),
+        msgId: opts?.msgId,
+        ...(opts?.stored ? { stored: true } : {}),
+      });
       pumpSleep.wake();
-      return connected && failures === 0 ? done : Promise.resolve();
+      return live ? done : Promise.resolve(false);
+    },
+    onConnected(listener: () => void): () => void {
+      connectedListeners.add(listener);
+      return () => connectedListeners.delete(listener);
     },
     subscribe(subject: string, handler: (subject: string, event: DrayEvent) => void): Subscription {
       const entry: {

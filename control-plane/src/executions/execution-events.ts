@@ -1,7 +1,7 @@
 import type { Logger } from "@dray/common";
-import { eq, sql } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import type { DrayEvent, EventBus } from "../events/event-bus.js";
-import { subjects } from "../events/subjects.js";
+import { executionEventMsgId, executionEventSubject } from "../events/subjects.js";
 import type { Db } from "../store/db.js";
 import { executionEvents, executions } from "../store/schema.js";
 import type { EventChannel } from "./execution-vocabulary.js";
@@ -18,17 +18,14 @@ export interface ExecutionEvent extends DrayEvent {
   executionId: string;
 }
 
-const SUBJECT: Record<EventChannel, (org: string, id: string) => string> = {
-  status: subjects.executionStatus,
-  progress: subjects.executionProgress,
-  log: subjects.executionLog,
-};
-
 /**
  * Appends an event: takes the next `seq` of the execution, stores the event
  * (the SSE endpoint replays from the store), then publishes it on
  * `dray.<orgId>.executions.<id>.<channel>` with msgId `<executionId>:<seq>`,
- * so a retried publish is deduplicated by JetStream.
+ * so a retried publish is deduplicated by JetStream. The store is the outbox:
+ * the row is marked published once NATS acknowledged it; otherwise (NATS
+ * away, or this process dies first) the republisher sends it later
+ * (events/event-republisher.ts).
  */
 export async function appendExecutionEvent(
   deps: { db: Db; bus: EventBus; logger: Logger },
@@ -54,10 +51,24 @@ export async function appendExecutionEvent(
       .values({ executionId: target.executionId, seq, channel, payload: stored });
     return stored;
   });
-  await deps.bus
-    .publish(SUBJECT[channel](target.organisationId, target.executionId), event, {
-      msgId: `${target.executionId}:${event.seq}`,
+  const published = await deps.bus
+    .publish(executionEventSubject(channel, target.organisationId, target.executionId), event, {
+      msgId: executionEventMsgId(target.executionId, event.seq),
+      stored: true,
     })
-    .catch((error) => deps.logger.warn("could not publish an execution event", { error: String(error) }));
+    .catch((error) => {
+      deps.logger.warn("could not publish an execution event", { error: String(error) });
+      return false;
+    });
+  if (published) {
+    await deps.db
+      .update(executionEvents)
+      .set({ publishedAt: sql`now()` })
+      .where(and(eq(executionEvents.executionId, target.executionId), eq(executionEvents.seq, event.seq)))
+      .catch((error) =>
+        // The republisher sends it again; JetStream drops the duplicate by msgId.
+        deps.logger.warn("could not mark an execution event published", { error: String(error) }),
+      );
+  }
   return event;
 }

@@ -353,8 +353,16 @@ export const executionEvents = pgTable(
     channel: text("channel", { enum: ["status", "progress", "log"] }).notNull(),
     payload: jsonb("payload").notNull(),
     at: ts("at").notNull().defaultNow(),
+    /**
+     * When NATS acknowledged the event; null while it is still to be published
+     * (the store is the outbox: see events/event-republisher.ts).
+     */
+    publishedAt: ts("published_at"),
   },
-  (t) => [primaryKey({ columns: [t.executionId, t.seq] })],
+  (t) => [
+    primaryKey({ columns: [t.executionId, t.seq] }),
+    index("execution_events_unpublished_idx").on(t.executionId, t.seq).where(sql`published_at is null`),
+  ],
 );
 
 /** Committed created+updated records per organisation and UTC month (`YYYY-MM`). */

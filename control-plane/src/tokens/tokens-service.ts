@@ -3,14 +3,21 @@
  * secret is returned once, at creation.
  */
 import { DrayError } from "@dray/common";
-import { and, asc, eq, isNull, type SQL, sql } from "drizzle-orm";
+import { and, eq, isNull, type SQL, sql } from "drizzle-orm";
+import {
+  decodeCursor,
+  type KeysetKey,
+  keysetAfter,
+  keysetColumns,
+  keysetOrderBy,
+  pageOf,
+} from "../api/pagination.js";
 import { type OrganisationRole, type Principal, type Role, requireOrganisationRole } from "../auth/roles.js";
 import { displayPrefixOf, generateApiToken, hashToken } from "../auth/tokens.js";
 import { findOrganisation, organisationNotFound } from "../organisations/organisations-service.js";
 import { isUuid, newId } from "../store/ids.js";
 import type { Db } from "../store/open-store.js";
 import { apiTokens } from "../store/schema.js";
-import { decodeTokensCursor, encodeTokensCursor } from "./tokens-cursor.js";
 
 /** A token as the API lists it: never the hash or the secret. */
 export interface TokenView {
@@ -25,6 +32,13 @@ export interface TokenView {
   /** When the token stops working; null: never. */
   expiresAt: string | null;
 }
+
+/** The order of {@link listTokens} (creation, microseconds included, then id), as keyset keys. */
+const TOKEN_KEYS: KeysetKey[] = [
+  { expr: sql`extract(epoch from ${apiTokens.createdAt})`, dir: "asc", kind: "number" },
+  { expr: sql`${apiTokens.id}`, dir: "asc", kind: "uuid" },
+];
+const TOKEN_LIST = "tokens";
 
 /** Default and largest page of {@link listTokens}. */
 export const TOKENS_PAGE = { default: 50, max: 200 } as const;
@@ -140,7 +154,10 @@ export async function listTokens(
 ): Promise<TokensPage> {
   const { organisationId } = query;
   const limit = Math.min(Math.max(1, query.limit ?? TOKENS_PAGE.default), TOKENS_PAGE.max);
-  const after = query.cursor === undefined ? undefined : decodeTokensCursor(query.cursor);
+  const after =
+    query.cursor === undefined
+      ? undefined
+      : keysetAfter(TOKEN_KEYS, decodeCursor(query.cursor, TOKEN_LIST, TOKEN_KEYS.length));
   let scope: SQL | undefined;
   if (principal.role === "system") {
     if (organisationId !== undefined && !isUuid(organisationId)) return { tokens: [], next: null };
@@ -150,22 +167,14 @@ export async function listTokens(
     if (organisationId !== undefined && organisationId !== own) throw organisationNotFound(organisationId);
     scope = eq(apiTokens.organisationId, own);
   }
-  // The cursor names the last token seen; its exact created_at (microseconds) is read in the same query.
-  const keyset =
-    after === undefined
-      ? undefined
-      : sql`(${apiTokens.createdAt}, ${apiTokens.id}) > (select t.created_at, t.id from api_tokens t where t.id = ${after})`;
   const rows = await db
-    .select()
+    .select({ row: apiTokens, position: keysetColumns(TOKEN_KEYS) })
     .from(apiTokens)
-    .where(and(scope, keyset))
-    .orderBy(asc(apiTokens.createdAt), asc(apiTokens.id))
+    .where(and(scope, after))
+    .orderBy(...keysetOrderBy(TOKEN_KEYS))
     .limit(limit + 1);
-  const page = rows.slice(0, limit);
-  return {
-    tokens: page.map(toTokenView),
-    next: rows.length > limit ? encodeTokensCursor(page[page.length - 1]!.id) : null,
-  };
+  const { items, next } = pageOf(rows, limit, TOKEN_LIST, (r) => r.position);
+  return { tokens: items.map((r) => toTokenView(r.row)), next };
 }
 
 /**
