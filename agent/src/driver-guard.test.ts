@@ -1,6 +1,10 @@
 import { silentLogger } from "@dray/common";
 import { describe, expect, it } from "vitest";
-import { isConnectionFailure, isDriverLostSocketError } from "./connectors/postgres/error-mapping.js";
+import {
+  isConnectionFailure,
+  isDriverLostSocketError,
+  isDriverTypeFetchFailure,
+} from "./connectors/postgres/error-mapping.js";
 import { installDriverGuard, triage } from "./driver-guard.js";
 
 /** The error postgres.js 3.4.9 throws from nextWrite on a closed connection, as Node reports it. */
@@ -10,7 +14,28 @@ function nullSocketWrite(): TypeError {
   return error;
 }
 
+/** The rejection of postgres.js's unawaited array-type lookup when its new connection dies. */
+function typeFetchOnClosedConnection(): Error {
+  return Object.assign(new Error("write CONNECTION_CLOSED 127.0.0.1:5432"), {
+    code: "CONNECTION_CLOSED",
+    query:
+      "\n      select b.oid, b.typarray\n      from pg_catalog.pg_type a\n      left join pg_catalog.pg_type b on b.oid = a.typelem\n",
+  });
+}
+
 describe("the driver guard", () => {
+  it("tolerates the driver's unawaited type lookup on a connection that died, and nothing like it", () => {
+    expect(isDriverTypeFetchFailure(typeFetchOnClosedConnection())).toBe(true);
+    expect(triage(typeFetchOnClosedConnection())).toBe("ignore");
+    const ours = Object.assign(new Error("write CONNECTION_CLOSED"), {
+      code: "CONNECTION_CLOSED",
+      query: "select 1",
+    });
+    expect(triage(ours)).toBe("exit");
+    const syntax = Object.assign(typeFetchOnClosedConnection(), { code: "42601" });
+    expect(triage(syntax)).toBe("exit");
+  });
+
   it("recognises only the driver's write to a closed socket", () => {
     expect(isDriverLostSocketError(nullSocketWrite())).toBe(true);
     expect(isConnectionFailure(nullSocketWrite())).toBe(true);

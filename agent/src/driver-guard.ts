@@ -8,11 +8,14 @@
  * uncaught error still ends the process, as Node would.
  */
 import type { Logger } from "@dray/common";
-import { isDriverLostSocketError } from "./connectors/postgres/error-mapping.js";
+import { isDriverLostSocketError, isDriverTypeFetchFailure } from "./connectors/postgres/error-mapping.js";
 
-/** What the guard does with an uncaught error: `ignore` the driver's lost-socket write, else `exit`. */
+/**
+ * What the guard does with an uncaught error: `ignore` the driver's lost-socket
+ * write and its unawaited array-type lookup on a connection that died, else `exit`.
+ */
 export function triage(error: unknown): "ignore" | "exit" {
-  return isDriverLostSocketError(error) ? "ignore" : "exit";
+  return isDriverLostSocketError(error) || isDriverTypeFetchFailure(error) ? "ignore" : "exit";
 }
 
 /**
@@ -26,7 +29,7 @@ export function installDriverGuard(
 ): () => void {
   const onError = (kind: string) => (error: unknown) => {
     if (triage(error) === "ignore") {
-      logger.warn("ignored a write of the Postgres driver on a connection already closed", {
+      logger.warn("ignored an error of the Postgres driver on a connection already closed", {
         error: String(error),
       });
       return;

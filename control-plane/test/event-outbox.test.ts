@@ -295,6 +295,45 @@ describe("execution events while NATS is down", () => {
     );
   }, 60_000);
 
+  it("never lets a later event of an execution overtake one NATS refused", async () => {
+    const { executionIds } = await seedExecutions(2);
+    const [refused, fine] = executionIds as [string, string];
+    await store.db.insert(executionEvents).values(
+      executionIds.flatMap((executionId) =>
+        [1, 2, 3].map((seq) => ({
+          executionId,
+          seq,
+          channel: "status" as const,
+          payload: { type: "test.event", at: new Date().toISOString(), executionId, seq },
+          at: new Date(Date.now() - 60_000),
+        })),
+      ),
+    );
+    // A bus that refuses seq 2 of one execution once (as JetStream does while it starts).
+    const sent: string[] = [];
+    let refusedOnce = false;
+    const bus: EventBus = {
+      async publish(_subject, _event, options) {
+        const key = options?.msgId ?? "";
+        if (key === `${refused}:2` && !refusedOnce) {
+          refusedOnce = true;
+          return false;
+        }
+        sent.push(key);
+        return true;
+      },
+      subscribe: () => ({ unsubscribe() {} }),
+      close: async () => {},
+    };
+    const republisher = createEventRepublisher({ db: store.db, bus, logger: silentLogger, graceMs: 0 });
+    expect(await republisher.runOnce()).toBe(4); // refused:1, fine:1..3; refused:3 waits behind refused:2
+    const of = (id: string) => sent.filter((k) => k.startsWith(`${id}:`));
+    expect([of(refused), of(fine)]).toEqual([[`${refused}:1`], [`${fine}:1`, `${fine}:2`, `${fine}:3`]]);
+    expect(await republisher.runOnce()).toBe(2);
+    expect(of(refused)).toEqual([`${refused}:1`, `${refused}:2`, `${refused}:3`]);
+    expect(await unpublished(executionIds)).toBe(0);
+  });
+
   it("stops promptly while NATS is down, with unpublished events waiting", async () => {
     const { organisationId, executionIds } = await seedExecutions(1);
     const bus = await newBus();

@@ -121,15 +121,21 @@ export function createEventRepublisher(options: EventRepublisherOptions): EventR
           where published_at is null and execution_id in ${ids} and seq <= ${maxSeq}`),
       ).map((r) => ({ executionId: r.execution_id, seq: Number(r.seq) }));
       const ready = inOrderPrefix(claimed, unpublished);
-      const results = await Promise.all(
-        ready.map((e) =>
-          bus.publish(executionEventSubject(e.channel, e.organisationId, e.executionId), e.payload, {
-            msgId: executionEventMsgId(e.executionId, e.seq),
-            stored: true,
-          }),
-        ),
-      );
-      const acked = ready.filter((_, i) => results[i]);
+      // One at a time, in seq order: an event of an execution is sent only when every earlier
+      // one was acknowledged, so a publish refused (e.g. JetStream not ready yet right after
+      // NATS restarts) can never let a later event of that execution overtake it.
+      const acked: typeof ready = [];
+      const stalled = new Set<string>();
+      for (const e of ready) {
+        if (stalled.has(e.executionId)) continue;
+        const ok = await bus.publish(
+          executionEventSubject(e.channel, e.organisationId, e.executionId),
+          e.payload,
+          { msgId: executionEventMsgId(e.executionId, e.seq), stored: true },
+        );
+        if (ok) acked.push(e);
+        else stalled.add(e.executionId);
+      }
       if (acked.length > 0) {
         const keys = sql.join(
           acked.map((e) => sql`(${e.executionId}::uuid, ${e.seq}::bigint)`),

@@ -66,6 +66,23 @@ export function isDriverLostSocketError(error: unknown): boolean {
 }
 
 /**
+ * True for the rejection of postgres.js 3.4.x's array-type lookup on a new
+ * connection (`fetchArrayTypes`, started from `ReadyForQuery` and never
+ * awaited) when that connection dies during it: nobody can catch it, and the
+ * next connection looks the types up again.
+ */
+export function isDriverTypeFetchFailure(error: unknown): boolean {
+  const e = error as { code?: unknown; query?: unknown } | null;
+  return (
+    typeof e?.query === "string" &&
+    e.query.includes("pg_catalog.pg_type") &&
+    e.query.includes("typarray") &&
+    typeof e.code === "string" &&
+    (e.code.startsWith("CONNECTION_") || e.code.startsWith("E"))
+  );
+}
+
+/**
  * True when `error` means the connection itself failed (refused, reset,
  * closed, timed out, the server ending the session): the server may be fine on a
  * new connection, and this connection must not be used again.
