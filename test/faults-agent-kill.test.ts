@@ -4,32 +4,31 @@
  * spending its batch retries, then completes exactly once (an agent that
  * stays away: faults-agent-away.test.ts).
  */
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventually } from "./support/api-client.js";
-import { type DrayStack, type StackEnvironment, startDrayStack } from "./support/dray-stack.js";
-import { countRows, startRun, tableDigests, waitForAgentSleep } from "./support/executions.js";
-import { FAULT_DATA, FAULT_SCHEMA, FAULT_SIZE, FAULT_TABLES, slowWrites } from "./support/fault-dataset.js";
+import type { DrayStack, StackEnvironment } from "./support/dray-stack.js";
+import { countRows, startRun, waitForAgentSleep } from "./support/executions.js";
+import { FAULT_SCHEMA, FAULT_SIZE, slowWrites } from "./support/fault-dataset.js";
 import {
   defaultPipeline,
   expectExactCopy,
   expectWaitedForAgent,
-  FAULT_HEARTBEAT_MS,
+  type FaultSource,
   killAgent,
   pause,
   restartAgent,
   startAgent,
+  startFaultSource,
   usedRecords,
   waitForCommitted,
 } from "./support/fault-stack.js";
 
 let stack: DrayStack;
 let source: StackEnvironment;
-let sourceDigests: Awaited<ReturnType<typeof tableDigests>>;
+let sourceDigests: FaultSource["sourceDigests"];
 
 beforeAll(async () => {
-  stack = await startDrayStack(inject("databaseUrl"), inject("natsUrl"), { heartbeatMs: FAULT_HEARTBEAT_MS });
-  source = await stack.addEnvironment("shop-prod", `${FAULT_SCHEMA}${FAULT_DATA}`);
-  sourceDigests = await tableDigests(source.db.sql, FAULT_TABLES);
+  ({ stack, source, sourceDigests } = await startFaultSource());
 }, 90_000);
 
 afterAll(async () => stack?.close());

@@ -3,29 +3,28 @@
  * tasks in flight, takes no new ones, and exits), then started again. The run
  * waits for it rather than spending batch retries, and completes exactly once.
  */
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { type DrayStack, type StackEnvironment, startDrayStack } from "./support/dray-stack.js";
-import { startRun, tableDigests } from "./support/executions.js";
-import { FAULT_DATA, FAULT_SCHEMA, FAULT_TABLES, slowWrites } from "./support/fault-dataset.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { DrayStack, StackEnvironment } from "./support/dray-stack.js";
+import { startRun } from "./support/executions.js";
+import { FAULT_SCHEMA, slowWrites } from "./support/fault-dataset.js";
 import {
   defaultPipeline,
   expectExactCopy,
   expectWaitedForAgent,
-  FAULT_HEARTBEAT_MS,
+  type FaultSource,
   killAgent,
   startAgent,
+  startFaultSource,
   usedRecords,
   waitForCommitted,
 } from "./support/fault-stack.js";
 
 let stack: DrayStack;
 let source: StackEnvironment;
-let sourceDigests: Awaited<ReturnType<typeof tableDigests>>;
+let sourceDigests: FaultSource["sourceDigests"];
 
 beforeAll(async () => {
-  stack = await startDrayStack(inject("databaseUrl"), inject("natsUrl"), { heartbeatMs: FAULT_HEARTBEAT_MS });
-  source = await stack.addEnvironment("shop-prod", `${FAULT_SCHEMA}${FAULT_DATA}`);
-  sourceDigests = await tableDigests(source.db.sql, FAULT_TABLES);
+  ({ stack, source, sourceDigests } = await startFaultSource());
 }, 90_000);
 
 afterAll(async () => stack?.close());

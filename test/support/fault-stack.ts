@@ -12,10 +12,10 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import { expect } from "vitest";
+import { expect, inject } from "vitest";
 import type { ApiClient } from "./api-client.js";
 import type { DrayStack, StackEnvironment } from "./dray-stack.js";
-import { waitForExecution } from "./dray-stack.js";
+import { startDrayStack, waitForExecution } from "./dray-stack.js";
 import {
   allPages,
   createPipeline,
@@ -24,7 +24,7 @@ import {
   type TableDigest,
   tableDigests,
 } from "./executions.js";
-import { FAULT_ENTITIES, FAULT_TABLES, FAULT_TOTAL } from "./fault-dataset.js";
+import { FAULT_DATA, FAULT_ENTITIES, FAULT_SCHEMA, FAULT_TABLES, FAULT_TOTAL } from "./fault-dataset.js";
 import { type DrayProcess, freePort } from "./processes.js";
 
 const run = promisify(execFile);
@@ -306,4 +306,27 @@ export async function waitForAgents(api: ApiClient, environments: StackEnvironme
       await pause(200);
     }
   }
+}
+
+/** A fault file's stack: the production heartbeat, and the source environment with the fault dataset. */
+export interface FaultSource {
+  stack: DrayStack;
+  source: StackEnvironment;
+  /** Count and md5 per table of the source, to compare targets with. */
+  sourceDigests: Awaited<ReturnType<typeof tableDigests>>;
+}
+
+/**
+ * Starts a control plane (10 s heartbeat) and the `shop-prod` source with the
+ * 300k-row fault dataset, and takes the source's digests.
+ *
+ * @example
+ * beforeAll(async () => void ({ stack, source, sourceDigests } = await startFaultSource()), 90_000);
+ */
+export async function startFaultSource(): Promise<FaultSource> {
+  const stack = await startDrayStack(inject("databaseUrl"), inject("natsUrl"), {
+    heartbeatMs: FAULT_HEARTBEAT_MS,
+  });
+  const source = await stack.addEnvironment("shop-prod", `${FAULT_SCHEMA}${FAULT_DATA}`);
+  return { stack, source, sourceDigests: await tableDigests(source.db.sql, FAULT_TABLES) };
 }
