@@ -235,10 +235,19 @@ export function createAgent(deps: AgentDeps): Agent {
         if (isAuthError(error)) return fail(new DrayError("unauthenticated", (error as ClientError).details));
         logger.warn("heartbeat failed", { error: String(error) });
       }
+      // One controller per pause, woken by a stop or an early heartbeat. Not AbortSignal.any:
+      // on Node 20 a signal combined with the long-lived stop signal may never be collected.
       const wake = new AbortController();
+      const onStop = () => wake.abort();
+      stopController.signal.addEventListener("abort", onStop, { once: true });
+      if (stopController.signal.aborted) wake.abort();
       wakeHeartbeat = () => wake.abort();
-      await pause(AbortSignal.any([stopController.signal, wake.signal]));
-      wakeHeartbeat = () => {};
+      try {
+        await pause(wake.signal);
+      } finally {
+        stopController.signal.removeEventListener("abort", onStop);
+        wakeHeartbeat = () => {};
+      }
     }
   }
 
