@@ -12,6 +12,8 @@ import { jetstream } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { and, eq, isNull, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { OwnNats } from "../../test/support/own-nats.js";
+import { freePort } from "../../test/support/processes.js";
 import type { EventBus } from "../src/events/event-bus.js";
 import { createEventRepublisher } from "../src/events/event-republisher.js";
 import { createNatsEventBus } from "../src/events/nats-event-bus.js";
@@ -29,7 +31,6 @@ import {
   type Store,
 } from "../src/store/index.js";
 import { createTestDatabase } from "./api-test-harness.js";
-import { freePort, OwnNats } from "./own-nats.js";
 
 let database: Awaited<ReturnType<typeof createTestDatabase>>;
 let store: Store;

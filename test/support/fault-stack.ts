@@ -4,8 +4,7 @@
  * cluster — never the shared ones), agent kill/start, and the run-and-verify
  * steps every fault shares.
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { once } from "node:events";
+import { execFile } from "node:child_process";
 import { chown, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -36,62 +35,7 @@ export const FAULT_HEARTBEAT_MS = 10_000;
 /** Sleeps `ms`. */
 export const pause = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** A NATS server with JetStream of one test file, on a free port, that the test may stop and start. */
-export interface OwnNats {
-  url: string;
-  port: number;
-  start(): Promise<void>;
-  /** Stops it (SIGKILL by default: an outage, not a goodbye). */
-  stop(signal?: NodeJS.Signals): Promise<void>;
-  /** Stops it and removes its storage. */
-  remove(): Promise<void>;
-}
-
-/** Starts a NATS server of the test's own (`/usr/sbin/nats-server -js`) and waits until it is ready. */
-export async function startOwnNats(): Promise<OwnNats> {
-  const port = await freePort();
-  const dir = await mkdtemp(join(tmpdir(), "dray-fault-nats-"));
-  let child: ChildProcess | undefined;
-  const running = () => child !== undefined && child.exitCode === null && child.signalCode === null;
-  const nats: OwnNats = {
-    url: `nats://127.0.0.1:${port}`,
-    port,
-    async start() {
-      if (running()) return;
-      const c = spawn("/usr/sbin/nats-server", ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir], {
-        stdio: ["ignore", "ignore", "pipe"],
-      });
-      child = c;
-      let text = "";
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`nats-server did not start:\n${text}`)), 15_000);
-        c.stderr!.on("data", (b: Buffer) => {
-          text += b.toString();
-          if (text.includes("Server is ready")) {
-            clearTimeout(timer);
-            resolve();
-          }
-        });
-        c.once("exit", () => {
-          clearTimeout(timer);
-          reject(new Error(`nats-server exited:\n${text}`));
-        });
-      });
-    },
-    async stop(signal = "SIGKILL") {
-      if (!running()) return;
-      const c = child!;
-      c.kill(signal);
-      await once(c, "exit");
-    },
-    async remove() {
-      await nats.stop();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-  await nats.start();
-  return nats;
-}
+export { OwnNats, startOwnNats } from "./own-nats.js";
 
 /** A PostgreSQL 15 cluster of one test file (temp dir, free port, trust auth), that the test may stop and start. */
 export interface OwnPostgres {

@@ -1,63 +1,16 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { once } from "node:events";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { silentLogger } from "@dray/common";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { OwnNats } from "../../../test/support/own-nats.js";
+import { freePort } from "../../../test/support/processes.js";
 import type { DrayEvent, EventBus } from "./event-bus.js";
 import { createNatsEventBus } from "./nats-event-bus.js";
 import { PublishOutbox } from "./publish-outbox.js";
 import { EVENTS_STREAM } from "./subjects.js";
-
-/** A NATS server of this test only (never the shared one), so it can be stopped and started. */
-class OwnNats {
-  private child: ChildProcess | undefined;
-  constructor(
-    readonly port: number,
-    private readonly dir: string,
-  ) {}
-  get url() {
-    return `nats://127.0.0.1:${this.port}`;
-  }
-  async start() {
-    const child = spawn(
-      "/usr/sbin/nats-server",
-      ["-a", "127.0.0.1", "-p", String(this.port), "-js", "-sd", this.dir],
-      { stdio: ["ignore", "ignore", "pipe"] },
-    );
-    this.child = child;
-    let text = "";
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`nats-server did not start: ${text}`)), 10_000);
-      child.stderr!.on("data", (b: Buffer) => {
-        text += b.toString();
-        if (text.includes("Server is ready")) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-    });
-  }
-  async stop() {
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    child.kill("SIGKILL");
-    await once(child, "exit");
-  }
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const address = server.address();
-  server.close();
-  await once(server, "close");
-  return typeof address === "object" && address ? address.port : 0;
-}
 
 const event = (n: number): DrayEvent => ({ type: "test.event", at: new Date().toISOString(), n });
 

@@ -1,10 +1,13 @@
 /**
  * A nats-server (JetStream) of one test file only, never the shared one, so a
- * test can stop and start it; plus a free-port helper.
+ * test can stop and start it. Used by the event-bus tests and the fault suite.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { createServer } from "node:net";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freePort } from "./processes.js";
 
 /** A nats-server on `port`, with JetStream storing under `dir` unless told otherwise. */
 export class OwnNats {
@@ -23,8 +26,9 @@ export class OwnNats {
     const child = this.child;
     return !!child && child.exitCode === null && child.signalCode === null;
   }
-  /** Starts it and resolves once it is ready. */
+  /** Starts it (unless it runs) and resolves once it is ready; rejects if it exits first. */
   async start(): Promise<void> {
+    if (this.running) return;
     const child = spawn(
       "/usr/sbin/nats-server",
       ["-a", "127.0.0.1", "-p", String(this.port), ...(this.withJetStream ? ["-js", "-sd", this.dir] : [])],
@@ -33,7 +37,7 @@ export class OwnNats {
     this.child = child;
     let text = "";
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`nats-server did not start: ${text}`)), 10_000);
+      const timer = setTimeout(() => reject(new Error(`nats-server did not start:\n${text}`)), 15_000);
       child.stderr!.on("data", (b: Buffer) => {
         text += b.toString();
         if (text.includes("Server is ready")) {
@@ -41,23 +45,29 @@ export class OwnNats {
           resolve();
         }
       });
+      child.once("exit", () => {
+        clearTimeout(timer);
+        reject(new Error(`nats-server exited:\n${text}`));
+      });
     });
   }
-  /** Kills it (SIGKILL) and waits for its exit. */
-  async stop(): Promise<void> {
+  /** Stops it (SIGKILL by default: an outage, not a goodbye) and waits for its exit. */
+  async stop(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
     const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    child.kill("SIGKILL");
+    if (!child || !this.running) return;
+    child.kill(signal);
     await once(child, "exit");
+  }
+  /** Stops it and removes its storage. */
+  async remove(): Promise<void> {
+    await this.stop();
+    await rm(this.dir, { recursive: true, force: true });
   }
 }
 
-/** A TCP port free on 127.0.0.1 right now. */
-export async function freePort(): Promise<number> {
-  const server = createServer().listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const address = server.address();
-  server.close();
-  await once(server, "close");
-  return typeof address === "object" && address ? address.port : 0;
+/** Starts a nats-server with JetStream of the test's own, on a free port and a new storage dir. */
+export async function startOwnNats(): Promise<OwnNats> {
+  const nats = new OwnNats(await freePort(), await mkdtemp(join(tmpdir(), "dray-own-nats-")));
+  await nats.start();
+  return nats;
 }
