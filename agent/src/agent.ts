@@ -1,5 +1,5 @@
 import { hostname } from "node:os";
-import { backoffDelay, DRAY_VERSION, DrayError, type Logger, sleep } from "@dray/common";
+import { backoffDelay, DRAY_VERSION, DrayError, type Logger, settleWithin, sleep } from "@dray/common";
 import { ErrorCode, Platform, type Task } from "@dray/proto";
 import { ClientError, Status } from "nice-grpc";
 import type { AgentConfig } from "./config.js";
@@ -42,22 +42,6 @@ const RECOVERY_PROBE_EVERY_MS = 1_000;
 function within(ms: number, parent?: AbortSignal): AbortSignal {
   const timeout = AbortSignal.timeout(ms);
   return parent ? AbortSignal.any([timeout, parent]) : timeout;
-}
-
-/**
- * Waits until every promise has settled or `ms` have passed, whichever comes
- * first; resolves `true` on timeout. The timer never outlives the wait.
- */
-export async function settleWithin(promises: Promise<unknown>[], ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(true), ms);
-  });
-  try {
-    return await Promise.race([Promise.allSettled(promises).then(() => false), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Creates an agent. Only main.ts wires it to signals. */

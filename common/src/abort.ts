@@ -60,3 +60,23 @@ export function linkedAbortController(...parents: (AbortSignal | undefined)[]): 
     },
   };
 }
+
+/**
+ * Waits until every promise has settled (fulfilled or rejected) or `ms` have
+ * passed, whichever comes first; never rejects. Resolves `true` when time ran
+ * out first. The timer is always cleared, so it never keeps a process alive.
+ *
+ * @example
+ * const timedOut = await settleWithin(tasksInFlight, 30_000);
+ */
+export async function settleWithin(promises: readonly Promise<unknown>[], ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(true), ms);
+  });
+  try {
+    return await Promise.race([Promise.allSettled(promises).then(() => false), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

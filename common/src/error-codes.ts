@@ -23,6 +23,12 @@ export const ERROR_CODES = [
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
+/**
+ * Codes whose messages may carry internals (driver text, SQL): every boundary
+ * (HTTP API, agent gateway) answers these with a generic message and logs the real one.
+ */
+export const HIDDEN_ERROR_CODES: ReadonlySet<ErrorCode> = new Set(["internal", "unknown", "data_loss"]);
+
 /** gRPC numeric status for each code (1…16), as on the wire. */
 export function grpcStatusOf(code: ErrorCode): number {
   return ERROR_CODES.indexOf(code) + 1;

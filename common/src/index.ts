@@ -3,7 +3,7 @@
  * What every Dray process shares: the error type and code set, the logger
  * interface, backoff and abort helpers, entity names.
  */
-export { abortReason, linkedAbortController, sleep, throwIfAborted } from "./abort.js";
+export { abortReason, linkedAbortController, settleWithin, sleep, throwIfAborted } from "./abort.js";
 export { type BackoffOptions, backoffDelay } from "./backoff.js";
 export { DrayError, type DrayErrorOptions, isDrayError } from "./dray-error.js";
 export {
@@ -16,7 +16,14 @@ export {
   parseEntityName,
   partNeedsQuotes,
 } from "./entity-name.js";
-export { codeOfGrpcStatus, ERROR_CODES, type ErrorCode, grpcStatusOf, httpStatusOf } from "./error-codes.js";
+export {
+  codeOfGrpcStatus,
+  ERROR_CODES,
+  type ErrorCode,
+  grpcStatusOf,
+  HIDDEN_ERROR_CODES,
+  httpStatusOf,
+} from "./error-codes.js";
 export {
   createPinoLogger,
   type LogFields,

@@ -3,7 +3,14 @@
  * with the HTTP status of the code (httpStatusOf). Every failure path ends here:
  * thrown DrayErrors, Hono's HTTPExceptions, validation failures and bugs.
  */
-import { DrayError, type ErrorCode, httpStatusOf, isDrayError, type Logger } from "@dray/common";
+import {
+  DrayError,
+  type ErrorCode,
+  HIDDEN_ERROR_CODES,
+  httpStatusOf,
+  isDrayError,
+  type Logger,
+} from "@dray/common";
 import type { Hook } from "@hono/zod-openapi";
 import type { Context, ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
@@ -14,9 +21,6 @@ import type { ApiEnv } from "./api-env.js";
 export interface ErrorBody {
   error: { code: ErrorCode; message: string; details?: unknown };
 }
-
-/** Codes whose messages may carry internals: the caller gets a generic message instead. */
-const HIDDEN_CODES: ReadonlySet<ErrorCode> = new Set(["internal", "unknown", "data_loss"]);
 
 /**
  * The error answer for a DrayError (adds `WWW-Authenticate: Bearer` to 401s).
@@ -69,7 +73,7 @@ export function createErrorHandler(logger: Logger): ErrorHandler<ApiEnv> {
     if (isDrayError(err)) error = err;
     else if (err instanceof HTTPException) error = fromHttpException(err);
     else error = DrayError.from(err);
-    if (HIDDEN_CODES.has(error.code)) {
+    if (HIDDEN_ERROR_CODES.has(error.code)) {
       logger.error("request failed", {
         requestId,
         method: c.req.method,

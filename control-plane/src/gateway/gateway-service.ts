@@ -1,4 +1,4 @@
-import { DrayError, grpcStatusOf, isDrayError, type Logger } from "@dray/common";
+import { DrayError, grpcStatusOf, HIDDEN_ERROR_CODES, isDrayError, type Logger } from "@dray/common";
 import { type AgentGatewayDefinition, type AgentInfo, Platform } from "@dray/proto";
 import { type CallContext, ServerError, type ServiceImplementation, Status } from "nice-grpc";
 import { type FailedAuthLimiter, peerAddress, sharedFailedAuthLimiter } from "../auth/failed-auth-limiter.js";
@@ -22,9 +22,6 @@ export interface GatewayServiceDeps {
 /** Longest enrollment token looked at (they are 52 characters). */
 const MAX_ENROLLMENT_TOKEN_LENGTH = 256;
 
-/** Codes whose messages may carry internals (driver or SQL text): the agent gets a generic message. */
-const HIDDEN_CODES: ReadonlySet<string> = new Set(["internal", "unknown", "data_loss"]);
-
 function platformName(platform: Platform): "postgres" | "mysql" {
   if (platform === Platform.POSTGRES) return "postgres";
   if (platform === Platform.MYSQL) return "mysql";
@@ -39,7 +36,7 @@ function platformName(platform: Platform): "postgres" | "mysql" {
 export function toServerError(error: unknown, logger: Logger): ServerError {
   if (error instanceof ServerError) return error;
   const e = DrayError.from(error);
-  if (!isDrayError(error) || HIDDEN_CODES.has(e.code)) {
+  if (!isDrayError(error) || HIDDEN_ERROR_CODES.has(e.code)) {
     logger.error("gateway call failed", { code: e.code, error: e.message });
     return new ServerError(
       grpcStatusOf(e.code) as Status,

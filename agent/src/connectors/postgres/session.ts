@@ -1,4 +1,4 @@
-import { abortReason, type Logger, throwIfAborted } from "@dray/common";
+import { abortReason, type Logger, settleWithin, throwIfAborted } from "@dray/common";
 import type postgres from "postgres";
 import { drainCopyOut } from "./copy-out-stream.js";
 import { connectionLost, isConnectionFailure } from "./error-mapping.js";
@@ -91,21 +91,6 @@ export const STUCK_AFTER_CANCEL_MS = 3_000;
 /** How long an aborted call waits for its session's identifying read to finish. */
 const IDENTIFY_WAIT_MS = 2_000;
 
-/** Waits until `promise` settles or `ms` pass, whichever is first; never rejects. */
-async function settledWithin(promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    promise.then(
-      () => {},
-      () => {},
-    ),
-    new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, ms);
-    }),
-  ]);
-  clearTimeout(timer);
-}
-
 /**
  * One reserved connection for the span of one connector call. Every statement
  * runs through {@link Session.guard}: when the call's AbortSignal fires, the
@@ -166,7 +151,7 @@ export class Session {
       try {
         rows = await abortable(whileConnected(Promise.resolve(identify), lease.link), signal, () => {});
       } catch (error) {
-        await settledWithin(whileConnected(pending, lease.link), IDENTIFY_WAIT_MS);
+        await settleWithin([whileConnected(pending, lease.link)], IDENTIFY_WAIT_MS);
         throw error;
       }
       const row = rows[0];
