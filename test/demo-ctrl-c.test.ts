@@ -59,7 +59,9 @@ interface DemoRun {
 
 /** The demo launcher in a pseudo-terminal, with the demo's state in this test's directory. */
 function startDemo(): DemoRun {
-  const child = spawn("script", ["-qfec", "node scripts/demo-launcher.mjs", "/dev/null"], {
+  // `script` runs its command through $SHELL; `exec` hands the terminal to the launcher, so a
+  // non-interactive dash (CI's /bin/sh) does not also take the SIGINT and exit with 130.
+  const child = spawn("script", ["-qfec", "exec node scripts/demo-launcher.mjs", "/dev/null"], {
     cwd: root,
     stdio: ["pipe", "pipe", "pipe"],
     env: {
