@@ -65,7 +65,21 @@ export interface EntityDescription extends EntityName {
    * count or a sampled estimate (for tables never analysed).
    */
   estimateSource?: "statistics" | "exact" | "sampled";
+  /**
+   * The fields that identify a row: the primary key, else the unique key whose
+   * fields are all NOT NULL (fewest fields, then index name); empty when the
+   * table has neither (it can then be inserted and cleaned, not merged).
+   */
+  rowKey?: string[];
+  /**
+   * `partitioned` (written through it; its partitions are not entities) or
+   * `inheritance_parent` (read, counted and cleaned with ONLY); `table` otherwise.
+   */
+  kind?: EntityKind;
 }
+
+/** What kind of table an entity is. */
+export type EntityKind = "table" | "partitioned" | "inheritance_parent";
 
 export interface SchemaDescription {
   /** Sorted by schema, then name. */
@@ -128,6 +142,49 @@ export interface WriteBatchRequest {
    * not commit. Keeps committed batches in order with several writes in flight.
    */
   previousBatchId?: string;
+  /**
+   * False or absent: triggers and rules of the target are off during the write
+   * (session_replication_role = replica) and the agent checks the foreign keys
+   * of the written fields itself. True: they fire.
+   */
+  fireTriggers?: boolean;
+  /** Foreign keys (constraint names) this write does not check: validated later by {@link Connector.finishEntity}. */
+  uncheckedReferences?: string[];
+}
+
+/** What to do once an entity is loaded. */
+export interface FinishEntityRequest {
+  entity: EntityName;
+  /** Move the sequences of the entity's fields (owned, identity, or in a default) up to each field's maximum. */
+  moveSequences: boolean;
+  /** Foreign keys (constraint names) to validate, reporting each violating row by `keyFields`. */
+  checkReferences: string[];
+  keyFields: string[];
+}
+
+/** One sequence looked at by {@link Connector.finishEntity}. */
+export interface SequenceMove {
+  /** Qualified name, quoted where needed. */
+  sequence: string;
+  field: string;
+  /** Values as text (int8). */
+  before: string;
+  after: string;
+  moved: boolean;
+}
+
+/** A row whose foreign key has no referenced row. */
+export interface ReferenceViolation {
+  reference: string;
+  key: string[];
+  message: string;
+}
+
+export interface FinishEntityResult {
+  sequences: SequenceMove[];
+  /** At most 1,000 listed. */
+  violations: ReferenceViolation[];
+  violationCount: number;
 }
 
 export interface RejectedRecord {
@@ -178,6 +235,8 @@ export interface Connector {
   writeBatch(request: WriteBatchRequest, signal: AbortSignal): Promise<WriteBatchResult>;
   /** Deletes every row of the entity in one transaction; returns the count. */
   cleanEntity(entity: EntityName, signal: AbortSignal): Promise<number>;
+  /** Moves sequences and validates references once an entity is loaded. */
+  finishEntity(request: FinishEntityRequest, signal: AbortSignal): Promise<FinishEntityResult>;
   /** Deletes the rows with these keys; returns the count. */
   deleteRecords(
     entity: EntityName,

@@ -137,6 +137,8 @@ async function execute(
               references: e.references,
               estimatedRows: BigInt(Math.trunc(e.estimatedRows)),
               estimateSource: e.estimateSource ?? "statistics",
+              rowKey: e.rowKey ?? e.primaryKey,
+              kind: e.kind ?? "table",
             })),
           },
         },
@@ -197,6 +199,8 @@ async function execute(
           rows: rowsFromWire(w.rows),
           rejectPolicy: w.rejectPolicy === RejectPolicy.FAIL ? "fail" : "isolate",
           ...(w.previousBatchId ? { previousBatchId: w.previousBatchId } : {}),
+          fireTriggers: w.fireTriggers,
+          uncheckedReferences: [...w.uncheckedReferences],
         },
         signal,
       );
@@ -231,6 +235,24 @@ async function execute(
         signal,
       );
       return { kind: { case: "deleteRecords", value: { deleted: BigInt(deleted) } } };
+    }
+    case "finishEntity": {
+      const f = kind.value;
+      const result = await connector.finishEntity(
+        {
+          entity: entityOf(f.entity),
+          moveSequences: f.moveSequences,
+          checkReferences: [...f.checkReferences],
+          keyFields: [...f.keyFields],
+        },
+        signal,
+      );
+      return {
+        kind: {
+          case: "finishEntity",
+          value: { ...result, violationCount: BigInt(result.violationCount) },
+        },
+      };
     }
     case undefined:
       throw new DrayError("unimplemented", "the task has no kind this agent knows: upgrade the agent");

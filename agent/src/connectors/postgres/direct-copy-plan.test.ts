@@ -18,7 +18,13 @@ const info: EntityInfo = {
   fields: [field("id"), field("kind", "text"), field("label", "text")],
   primaryKey: ["id"],
   uniqueKeys: [["id"], ["kind", "id"]],
+  uniqueIndexes: [
+    { name: "pk", columns: ["id"], primary: true },
+    { name: "kind_id", columns: ["kind", "id"], primary: false },
+  ],
   partitioned: false,
+  inheritanceParent: false,
+  hasRules: false,
 };
 const request = (extra: Partial<WriteBatchRequest> = {}): WriteBatchRequest => ({
   batchId: "b1",

@@ -1,6 +1,6 @@
 import { DrayError } from "@dray/common";
 import type { EntityName } from "../../connector.js";
-import { displayName, validateFieldList } from "./identifiers.js";
+import { displayName, qualifiedName, validateFieldList } from "./identifiers.js";
 import type { Session } from "./session.js";
 
 /** One column of an entity as the catalog describes it. */
@@ -32,13 +32,21 @@ export interface EntityInfo {
   primaryKey: string[];
   /** Column sets of valid, non-partial unique indexes on plain columns (primary key included). */
   uniqueKeys: string[][];
+  /** The same indexes with their names, primary key first, then by name. */
+  uniqueIndexes: { name: string; columns: string[]; primary: boolean }[];
   /** A partitioned table (relkind p): RETURNING cannot read its system columns. */
   partitioned: boolean;
+  /** A plain table other tables inherit from: read, counted and cleaned with ONLY. */
+  inheritanceParent: boolean;
+  /** The table has rewrite rules (never written through: writes run with rules off). */
+  hasRules: boolean;
 }
 
 const LOOKUP_SQL = `
 select
   c.relkind = 'p' as partitioned,
+  (c.relkind = 'r' and exists (select 1 from pg_catalog.pg_inherits ih where ih.inhparent = c.oid)) as inheritance_parent,
+  c.relhasrules as has_rules,
   coalesce((
     select json_agg(json_build_object(
       'name', a.attname,
@@ -52,6 +60,7 @@ select
     where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped), '[]') as fields,
   coalesce((
     select json_agg(json_build_object(
+      'name', ic.relname,
       'primary', i.indisprimary,
       'columns', (
         select json_agg(a.attname order by k.ord)
@@ -59,6 +68,7 @@ select
         join pg_catalog.pg_attribute a on a.attrelid = c.oid and a.attnum = k.attnum
         where k.ord <= i.indnkeyatts)))
     from pg_catalog.pg_index i
+    join pg_catalog.pg_class ic on ic.oid = i.indexrelid
     where i.indrelid = c.oid and i.indisunique and i.indisvalid
       and i.indpred is null and i.indexprs is null), '[]') as unique_keys
 from pg_catalog.pg_class c
@@ -67,8 +77,10 @@ where n.nspname = $1::text and c.relname = $2::text and c.relkind in ('r', 'p')`
 
 interface LookupRow {
   partitioned: boolean;
+  inheritance_parent: boolean;
+  has_rules: boolean;
   fields: FieldInfo[];
-  unique_keys: { primary: boolean; columns: string[] | null }[];
+  unique_keys: { name: string; primary: boolean; columns: string[] | null }[];
 }
 
 /**
@@ -80,16 +92,42 @@ export async function lookupEntity(session: Session, entity: EntityName): Promis
   const rows = await session.query<LookupRow>(LOOKUP_SQL, [entity.schema, entity.name]);
   const row = rows[0];
   if (!row) throw new DrayError("not_found", `entity ${displayName(entity)} was not found`);
-  const keys = row.unique_keys.filter((k): k is { primary: boolean; columns: string[] } =>
-    Array.isArray(k.columns),
-  );
+  const keys = row.unique_keys
+    .filter((k): k is { name: string; primary: boolean; columns: string[] } => Array.isArray(k.columns))
+    .sort((a, b) => Number(b.primary) - Number(a.primary) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return {
     entity,
     fields: row.fields,
     primaryKey: keys.find((k) => k.primary)?.columns ?? [],
     uniqueKeys: keys.map((k) => k.columns),
+    uniqueIndexes: keys,
     partitioned: row.partitioned === true,
+    inheritanceParent: row.inheritance_parent === true,
+    hasRules: row.has_rules === true,
   };
+}
+
+/**
+ * The table as a FROM/DELETE target of its own rows only: `only "s"."t"` for a
+ * plain table (never the rows of tables inheriting from it), the bare name for
+ * a partitioned table (its rows live in its partitions).
+ */
+export function ownRowsSql(info: Pick<EntityInfo, "entity" | "partitioned">): string {
+  return info.partitioned ? qualifiedName(info.entity) : `only ${qualifiedName(info.entity)}`;
+}
+
+/**
+ * The fields that identify a row: the primary key, else the unique index whose
+ * fields are all NOT NULL (fewest fields, then index name); empty when none.
+ */
+export function rowKeyOf(info: Pick<EntityInfo, "fields" | "uniqueIndexes">): string[] {
+  const notNull = new Set(info.fields.filter((f) => f.notNull).map((f) => f.name));
+  const primary = info.uniqueIndexes.find((k) => k.primary);
+  if (primary) return [...primary.columns];
+  const usable = info.uniqueIndexes
+    .filter((k) => k.columns.every((c) => notNull.has(c)))
+    .sort((a, b) => a.columns.length - b.columns.length || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return usable[0] ? [...usable[0].columns] : [];
 }
 
 /**
@@ -121,9 +159,13 @@ export function resolveKey(info: EntityInfo, keyFields: readonly string[] | unde
   const names = validateFieldList("keyFields", keyFields ?? []);
   const entity = displayName(info.entity);
   if (names.length === 0) {
-    if (info.primaryKey.length === 0)
-      throw new DrayError("failed_precondition", `${entity} has no primary key and no key fields were given`);
-    return requireFields(info, info.primaryKey);
+    const rowKey = rowKeyOf(info);
+    if (rowKey.length === 0)
+      throw new DrayError(
+        "failed_precondition",
+        `${entity} has no primary key and no unique key of NOT NULL fields, and no key fields were given`,
+      );
+    return requireFields(info, rowKey);
   }
   const fields = requireFields(info, names);
   const nullable = fields.filter((f) => !f.notNull).map((f) => f.name);

@@ -4,6 +4,8 @@ import type {
   Condition,
   Connector,
   EntityName,
+  FinishEntityRequest,
+  FinishEntityResult,
   ReadBatchRequest,
   ReadBatchResult,
   SchemaDescription,
@@ -15,6 +17,7 @@ import { createPool } from "./connection-options.js";
 import { countRows } from "./count-rows.js";
 import { deleteAllRows, deleteRowsByKey } from "./delete-rows.js";
 import { describeSchema } from "./describe-schema.js";
+import { finishEntity } from "./finish-entity.js";
 import { isConnectionFailure, toDrayError } from "./error-mapping.js";
 import { displayName, validateEntityName, validateFieldList } from "./identifiers.js";
 import { validateReadRequest } from "./keyset-read.js";
@@ -131,6 +134,18 @@ class PostgresConnector implements Connector {
       signal,
       (session) => deleteAllRows(session, entity),
       () => validateEntityName(entity),
+    );
+  }
+
+  finishEntity(request: FinishEntityRequest, signal: AbortSignal): Promise<FinishEntityResult> {
+    return this.run(
+      `finish ${describe(request?.entity)}`,
+      signal,
+      (session) => finishEntity(session, request),
+      () => {
+        validateEntityName(request.entity);
+        validateFieldList("keyFields", request.keyFields ?? []);
+      },
     );
   }
 

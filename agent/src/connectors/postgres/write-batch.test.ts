@@ -22,7 +22,10 @@ const info = (extra: Partial<EntityInfo> = {}): EntityInfo => ({
   ],
   primaryKey: ["id"],
   uniqueKeys: [["id"]],
+  uniqueIndexes: [{ name: "t_pkey", columns: ["id"], primary: true }],
   partitioned: false,
+  inheritanceParent: false,
+  hasRules: false,
   ...extra,
 });
 const request = (extra: Partial<WriteBatchRequest> = {}): WriteBatchRequest => ({

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dray/agent/v1/agent.proto.
  */
 export const file_dray_agent_v1_agent: GenFile = /*@__PURE__*/
-  fileDesc("ChlkcmF5L2FnZW50L3YxL2FnZW50LnByb3RvEg1kcmF5LmFnZW50LnYxImcKCUFnZW50SW5mbxIMCgRuYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSKQoIcGxhdGZvcm0YAyABKA4yFy5kcmF5LmFnZW50LnYxLlBsYXRmb3JtEhAKCGhvc3RuYW1lGAQgASgJIlIKDUVucm9sbFJlcXVlc3QSGAoQZW5yb2xsbWVudF90b2tlbhgBIAEoCRInCgVhZ2VudBgCIAEoCzIYLmRyYXkuYWdlbnQudjEuQWdlbnRJbmZvIm0KDkVucm9sbFJlc3BvbnNlEhAKCGFnZW50X2lkGAEgASgJEhYKDmVudmlyb25tZW50X2lkGAIgASgJEhIKCmNyZWRlbnRpYWwYAyABKAkSHQoVaGVhcnRiZWF0X2ludGVydmFsX21zGAQgASgNItMBChBIZWFydGJlYXRSZXF1ZXN0EicKBWFnZW50GAEgASgLMhguZHJheS5hZ2VudC52MS5BZ2VudEluZm8SGgoSZGF0YWJhc2VfcmVhY2hhYmxlGAIgASgIEhsKE2RhdGFiYXNlX2xhdGVuY3lfbXMYAyABKA0SFgoOZGF0YWJhc2VfZXJyb3IYBCABKAkSGgoSc2NoZW1hX2ZpbmdlcnByaW50GAUgASgJEhcKD3Rhc2tzX2luX2ZsaWdodBgGIAEoDRIQCghkcmFpbmluZxgHIAEoCCIyChFIZWFydGJlYXRSZXNwb25zZRIdChVoZWFydGJlYXRfaW50ZXJ2YWxfbXMYASABKA0iXgoVT3BlbldvcmtTdHJlYW1SZXF1ZXN0EicKBWFnZW50GAEgASgLMhguZHJheS5hZ2VudC52MS5BZ2VudEluZm8SHAoUbWF4X2NvbmN1cnJlbnRfdGFza3MYAiABKA0icgoWT3BlbldvcmtTdHJlYW1SZXNwb25zZRIjCgR0YXNrGAEgASgLMhMuZHJheS5hZ2VudC52MS5UYXNrSAASKwoGY2FuY2VsGAIgASgLMhkuZHJheS5hZ2VudC52MS5DYW5jZWxUYXNrSABCBgoEa2luZCLYAwoEVGFzaxIPCgd0YXNrX2lkGAEgASgJEhgKEGRlYWRsaW5lX3VuaXhfbXMYAiABKAMSGAoQbWF4X3Jlc3VsdF9ieXRlcxgDIAEoBBI8Cg90ZXN0X2Nvbm5lY3Rpb24YCiABKAsyIS5kcmF5LmFnZW50LnYxLlRlc3RDb25uZWN0aW9uVGFza0gAEjwKD2Rlc2NyaWJlX3NjaGVtYRgLIAEoCzIhLmRyYXkuYWdlbnQudjEuRGVzY3JpYmVTY2hlbWFUYXNrSAASKQoFY291bnQYDCABKAsyGC5kcmF5LmFnZW50LnYxLkNvdW50VGFza0gAEjIKCnJlYWRfYmF0Y2gYDSABKAsyHC5kcmF5LmFnZW50LnYxLlJlYWRCYXRjaFRhc2tIABI0Cgt3cml0ZV9iYXRjaBgOIAEoCzIdLmRyYXkuYWdlbnQudjEuV3JpdGVCYXRjaFRhc2tIABI2CgxjbGVhbl9lbnRpdHkYDyABKAsyHi5kcmF5LmFnZW50LnYxLkNsZWFuRW50aXR5VGFza0gAEjoKDmRlbGV0ZV9yZWNvcmRzGBAgASgLMiAuZHJheS5hZ2VudC52MS5EZWxldGVSZWNvcmRzVGFza0gAQgYKBGtpbmQiLQoKQ2FuY2VsVGFzaxIPCgd0YXNrX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSIpCglFbnRpdHlSZWYSDgoGc2NoZW1hGAEgASgJEgwKBG5hbWUYAiABKAkiGAoGQ3Vyc29yEg4KBnZhbHVlcxgBIAMoCSJeCglDb25kaXRpb24SDQoFZmllbGQYASABKAkSMgoIb3BlcmF0b3IYAiABKA4yIC5kcmF5LmFnZW50LnYxLkNvbmRpdGlvbk9wZXJhdG9yEg4KBnZhbHVlcxgDIAMoCSJpCghSb3dCYXRjaBIsCghlbmNvZGluZxgBIAEoDjIaLmRyYXkuYWdlbnQudjEuUm93RW5jb2RpbmcSDgoGZmllbGRzGAIgAygJEhEKCXJvd19jb3VudBgDIAEoDRIMCgRkYXRhGAQgASgMIhQKElRlc3RDb25uZWN0aW9uVGFzayJiChRUZXN0Q29ubmVjdGlvblJlc3VsdBIbChNkYXRhYmFzZV9sYXRlbmN5X21zGAEgASgNEhYKDnNlcnZlcl92ZXJzaW9uGAIgASgJEhUKDWRhdGFiYXNlX25hbWUYAyABKAkiJQoSRGVzY3JpYmVTY2hlbWFUYXNrEg8KB3NjaGVtYXMYASADKAkiXQoFRmllbGQSDAoEbmFtZRgBIAEoCRIMCgR0eXBlGAIgASgJEhAKCG51bGxhYmxlGAMgASgIEhMKC2hhc19kZWZhdWx0GAQgASgIEhEKCWdlbmVyYXRlZBgFIAEoCCJ5CglSZWZlcmVuY2USDAoEbmFtZRgBIAEoCRIOCgZmaWVsZHMYAiADKAkSMwoRcmVmZXJlbmNlZF9lbnRpdHkYAyABKAsyGC5kcmF5LmFnZW50LnYxLkVudGl0eVJlZhIZChFyZWZlcmVuY2VkX2ZpZWxkcxgEIAMoCSLAAQoGRW50aXR5Eg4KBnNjaGVtYRgBIAEoCRIMCgRuYW1lGAIgASgJEiQKBmZpZWxkcxgDIAMoCzIULmRyYXkuYWdlbnQudjEuRmllbGQSEwoLcHJpbWFyeV9rZXkYBCADKAkSLAoKcmVmZXJlbmNlcxgFIAMoCzIYLmRyYXkuYWdlbnQudjEuUmVmZXJlbmNlEhYKDmVzdGltYXRlZF9yb3dzGAYgASgDEhcKD2VzdGltYXRlX3NvdXJjZRgHIAEoCSJUChREZXNjcmliZVNjaGVtYVJlc3VsdBInCghlbnRpdGllcxgBIAMoCzIVLmRyYXkuYWdlbnQudjEuRW50aXR5EhMKC2ZpbmdlcnByaW50GAIgASgJIl4KCUNvdW50VGFzaxIoCgZlbnRpdHkYASABKAsyGC5kcmF5LmFnZW50LnYxLkVudGl0eVJlZhInCgV3aGVyZRgCIAMoCzIYLmRyYXkuYWdlbnQudjEuQ29uZGl0aW9uIhwKC0NvdW50UmVzdWx0Eg0KBWNvdW50GAEgASgDIowCCg1SZWFkQmF0Y2hUYXNrEigKBmVudGl0eRgBIAEoCzIYLmRyYXkuYWdlbnQudjEuRW50aXR5UmVmEg4KBmZpZWxkcxgCIAMoCRISCgprZXlfZmllbGRzGAMgAygJEiQKBWFmdGVyGAQgASgLMhUuZHJheS5hZ2VudC52MS5DdXJzb3ISEAoIbWF4X3Jvd3MYBSABKA0SEQoJbWF4X2J5dGVzGAYgASgEEicKBXdoZXJlGAcgAygLMhguZHJheS5hZ2VudC52MS5Db25kaXRpb24SEwoLbnVsbF9maWVsZHMYCCADKAkSJAoFdW50aWwYCSABKAsyFS5kcmF5LmFnZW50LnYxLkN1cnNvciJrCg9SZWFkQmF0Y2hSZXN1bHQSJQoEcm93cxgBIAEoCzIXLmRyYXkuYWdlbnQudjEuUm93QmF0Y2gSIwoEbGFzdBgCIAEoCzIVLmRyYXkuYWdlbnQudjEuQ3Vyc29yEgwKBGRvbmUYAyABKAgihgIKDldyaXRlQmF0Y2hUYXNrEhAKCGJhdGNoX2lkGAEgASgJEigKBmVudGl0eRgCIAEoCzIYLmRyYXkuYWdlbnQudjEuRW50aXR5UmVmEi4KCHN0cmF0ZWd5GAMgASgOMhwuZHJheS5hZ2VudC52MS5Xcml0ZVN0cmF0ZWd5EhIKCmtleV9maWVsZHMYBCADKAkSJQoEcm93cxgFIAEoCzIXLmRyYXkuYWdlbnQudjEuUm93QmF0Y2gSMgoNcmVqZWN0X3BvbGljeRgGIAEoDjIbLmRyYXkuYWdlbnQudjEuUmVqZWN0UG9saWN5EhkKEXByZXZpb3VzX2JhdGNoX2lkGAcgASgJIlAKDlJlamVjdGVkUmVjb3JkEgsKA2tleRgBIAMoCRINCgVmaWVsZBgCIAEoCRIPCgdtZXNzYWdlGAMgASgJEhEKCXNxbF9zdGF0ZRgEIAEoCSKaAQoQV3JpdGVCYXRjaFJlc3VsdBIZChFhbHJlYWR5X2NvbW1pdHRlZBgBIAEoCBIPCgdjcmVhdGVkGAIgASgNEg8KB3VwZGF0ZWQYAyABKA0SEAoIcmVqZWN0ZWQYBCABKA0SNwoQcmVqZWN0ZWRfcmVjb3JkcxgFIAMoCzIdLmRyYXkuYWdlbnQudjEuUmVqZWN0ZWRSZWNvcmQiOwoPQ2xlYW5FbnRpdHlUYXNrEigKBmVudGl0eRgBIAEoCzIYLmRyYXkuYWdlbnQudjEuRW50aXR5UmVmIiQKEUNsZWFuRW50aXR5UmVzdWx0Eg8KB2RlbGV0ZWQYASABKAMidgoRRGVsZXRlUmVjb3Jkc1Rhc2sSKAoGZW50aXR5GAEgASgLMhguZHJheS5hZ2VudC52MS5FbnRpdHlSZWYSEgoKa2V5X2ZpZWxkcxgCIAMoCRIjCgRrZXlzGAMgAygLMhUuZHJheS5hZ2VudC52MS5DdXJzb3IiJgoTRGVsZXRlUmVjb3Jkc1Jlc3VsdBIPCgdkZWxldGVkGAEgASgDInoKCVRhc2tFcnJvchImCgRjb2RlGAEgASgOMhguZHJheS5hZ2VudC52MS5FcnJvckNvZGUSDwoHbWVzc2FnZRgCIAEoCRIRCglyZXRyeWFibGUYAyABKAgSEQoJc3FsX3N0YXRlGAQgASgJEg4KBnJlYXNvbhgFIAEoCSKnAwoKVGFza1Jlc3VsdBI+Cg90ZXN0X2Nvbm5lY3Rpb24YCiABKAsyIy5kcmF5LmFnZW50LnYxLlRlc3RDb25uZWN0aW9uUmVzdWx0SAASPgoPZGVzY3JpYmVfc2NoZW1hGAsgASgLMiMuZHJheS5hZ2VudC52MS5EZXNjcmliZVNjaGVtYVJlc3VsdEgAEisKBWNvdW50GAwgASgLMhouZHJheS5hZ2VudC52MS5Db3VudFJlc3VsdEgAEjQKCnJlYWRfYmF0Y2gYDSABKAsyHi5kcmF5LmFnZW50LnYxLlJlYWRCYXRjaFJlc3VsdEgAEjYKC3dyaXRlX2JhdGNoGA4gASgLMh8uZHJheS5hZ2VudC52MS5Xcml0ZUJhdGNoUmVzdWx0SAASOAoMY2xlYW5fZW50aXR5GA8gASgLMiAuZHJheS5hZ2VudC52MS5DbGVhbkVudGl0eVJlc3VsdEgAEjwKDmRlbGV0ZV9yZWNvcmRzGBAgASgLMiIuZHJheS5hZ2VudC52MS5EZWxldGVSZWNvcmRzUmVzdWx0SABCBgoEa2luZCKeAQoTQ29tcGxldGVUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEisKBnJlc3VsdBgCIAEoCzIZLmRyYXkuYWdlbnQudjEuVGFza1Jlc3VsdEgAEikKBWVycm9yGAMgASgLMhguZHJheS5hZ2VudC52MS5UYXNrRXJyb3JIABITCgtkdXJhdGlvbl9tcxgEIAEoDUIJCgdvdXRjb21lIigKFENvbXBsZXRlVGFza1Jlc3BvbnNlEhAKCGFjY2VwdGVkGAEgASgIIh4KDERyYWluUmVxdWVzdBIOCgZyZWFzb24YASABKAkiDwoNRHJhaW5SZXNwb25zZSpPCghQbGF0Zm9ybRIYChRQTEFURk9STV9VTlNQRUNJRklFRBAAEhUKEVBMQVRGT1JNX1BPU1RHUkVTEAESEgoOUExBVEZPUk1fTVlTUUwQAiq7AgoRQ29uZGl0aW9uT3BlcmF0b3ISIgoeQ09ORElUSU9OX09QRVJBVE9SX1VOU1BFQ0lGSUVEEAASGQoVQ09ORElUSU9OX09QRVJBVE9SX0VREAESGgoWQ09ORElUSU9OX09QRVJBVE9SX05FURACEhkKFUNPTkRJVElPTl9PUEVSQVRPUl9MVBADEhoKFkNPTkRJVElPTl9PUEVSQVRPUl9MVEUQBBIZChVDT05ESVRJT05fT1BFUkFUT1JfR1QQBRIaChZDT05ESVRJT05fT1BFUkFUT1JfR1RFEAYSHgoaQ09ORElUSU9OX09QRVJBVE9SX0lTX05VTEwQBxIiCh5DT05ESVRJT05fT1BFUkFUT1JfSVNfTk9UX05VTEwQCBIZChVDT05ESVRJT05fT1BFUkFUT1JfSU4QCSpHCgtSb3dFbmNvZGluZxIcChhST1dfRU5DT0RJTkdfVU5TUEVDSUZJRUQQABIaChZST1dfRU5DT0RJTkdfQ09QWV9URVhUEAEqfwoNV3JpdGVTdHJhdGVneRIeChpXUklURV9TVFJBVEVHWV9VTlNQRUNJRklFRBAAEhkKFVdSSVRFX1NUUkFURUdZX0lOU0VSVBABEhgKFFdSSVRFX1NUUkFURUdZX01FUkdFEAISGQoVV1JJVEVfU1RSQVRFR1lfVVBEQVRFEAMqYAoMUmVqZWN0UG9saWN5Eh0KGVJFSkVDVF9QT0xJQ1lfVU5TUEVDSUZJRUQQABIZChVSRUpFQ1RfUE9MSUNZX0lTT0xBVEUQARIWChJSRUpFQ1RfUE9MSUNZX0ZBSUwQAiqABAoJRXJyb3JDb2RlEhoKFkVSUk9SX0NPREVfVU5TUEVDSUZJRUQQABIYChRFUlJPUl9DT0RFX0NBTkNFTExFRBABEhYKEkVSUk9SX0NPREVfVU5LTk9XThACEh8KG0VSUk9SX0NPREVfSU5WQUxJRF9BUkdVTUVOVBADEiAKHEVSUk9SX0NPREVfREVBRExJTkVfRVhDRUVERUQQBBIYChRFUlJPUl9DT0RFX05PVF9GT1VORBAFEh0KGUVSUk9SX0NPREVfQUxSRUFEWV9FWElTVFMQBhIgChxFUlJPUl9DT0RFX1BFUk1JU1NJT05fREVOSUVEEAcSIQodRVJST1JfQ09ERV9SRVNPVVJDRV9FWEhBVVNURUQQCBIiCh5FUlJPUl9DT0RFX0ZBSUxFRF9QUkVDT05ESVRJT04QCRIWChJFUlJPUl9DT0RFX0FCT1JURUQQChIbChdFUlJPUl9DT0RFX09VVF9PRl9SQU5HRRALEhwKGEVSUk9SX0NPREVfVU5JTVBMRU1FTlRFRBAMEhcKE0VSUk9SX0NPREVfSU5URVJOQUwQDRIaChZFUlJPUl9DT0RFX1VOQVZBSUxBQkxFEA4SGAoURVJST1JfQ09ERV9EQVRBX0xPU1MQDxIeChpFUlJPUl9DT0RFX1VOQVVUSEVOVElDQVRFRBAQMqoDChNBZ2VudEdhdGV3YXlTZXJ2aWNlEkUKBkVucm9sbBIcLmRyYXkuYWdlbnQudjEuRW5yb2xsUmVxdWVzdBodLmRyYXkuYWdlbnQudjEuRW5yb2xsUmVzcG9uc2USTgoJSGVhcnRiZWF0Eh8uZHJheS5hZ2VudC52MS5IZWFydGJlYXRSZXF1ZXN0GiAuZHJheS5hZ2VudC52MS5IZWFydGJlYXRSZXNwb25zZRJfCg5PcGVuV29ya1N0cmVhbRIkLmRyYXkuYWdlbnQudjEuT3BlbldvcmtTdHJlYW1SZXF1ZXN0GiUuZHJheS5hZ2VudC52MS5PcGVuV29ya1N0cmVhbVJlc3BvbnNlMAESVwoMQ29tcGxldGVUYXNrEiIuZHJheS5hZ2VudC52MS5Db21wbGV0ZVRhc2tSZXF1ZXN0GiMuZHJheS5hZ2VudC52MS5Db21wbGV0ZVRhc2tSZXNwb25zZRJCCgVEcmFpbhIbLmRyYXkuYWdlbnQudjEuRHJhaW5SZXF1ZXN0GhwuZHJheS5hZ2VudC52MS5EcmFpblJlc3BvbnNlYgZwcm90bzM");
+  fileDesc("ChlkcmF5L2FnZW50L3YxL2FnZW50LnByb3RvEg1kcmF5LmFnZW50LnYxImcKCUFnZW50SW5mbxIMCgRuYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSKQoIcGxhdGZvcm0YAyABKA4yFy5kcmF5LmFnZW50LnYxLlBsYXRmb3JtEhAKCGhvc3RuYW1lGAQgASgJIlIKDUVucm9sbFJlcXVlc3QSGAoQZW5yb2xsbWVudF90b2tlbhgBIAEoCRInCgVhZ2VudBgCIAEoCzIYLmRyYXkuYWdlbnQudjEuQWdlbnRJbmZvIm0KDkVucm9sbFJlc3BvbnNlEhAKCGFnZW50X2lkGAEgASgJEhYKDmVudmlyb25tZW50X2lkGAIgASgJEhIKCmNyZWRlbnRpYWwYAyABKAkSHQoVaGVhcnRiZWF0X2ludGVydmFsX21zGAQgASgNItMBChBIZWFydGJlYXRSZXF1ZXN0EicKBWFnZW50GAEgASgLMhguZHJheS5hZ2VudC52MS5BZ2VudEluZm8SGgoSZGF0YWJhc2VfcmVhY2hhYmxlGAIgASgIEhsKE2RhdGFiYXNlX2xhdGVuY3lfbXMYAyABKA0SFgoOZGF0YWJhc2VfZXJyb3IYBCABKAkSGgoSc2NoZW1hX2ZpbmdlcnByaW50GAUgASgJEhcKD3Rhc2tzX2luX2ZsaWdodBgGIAEoDRIQCghkcmFpbmluZxgHIAEoCCIyChFIZWFydGJlYXRSZXNwb25zZRIdChVoZWFydGJlYXRfaW50ZXJ2YWxfbXMYASABKA0iXgoVT3BlbldvcmtTdHJlYW1SZXF1ZXN0EicKBWFnZW50GAEgASgLMhguZHJheS5hZ2VudC52MS5BZ2VudEluZm8SHAoUbWF4X2NvbmN1cnJlbnRfdGFza3MYAiABKA0icgoWT3BlbldvcmtTdHJlYW1SZXNwb25zZRIjCgR0YXNrGAEgASgLMhMuZHJheS5hZ2VudC52MS5UYXNrSAASKwoGY2FuY2VsGAIgASgLMhkuZHJheS5hZ2VudC52MS5DYW5jZWxUYXNrSABCBgoEa2luZCKSBAoEVGFzaxIPCgd0YXNrX2lkGAEgASgJEhgKEGRlYWRsaW5lX3VuaXhfbXMYAiABKAMSGAoQbWF4X3Jlc3VsdF9ieXRlcxgDIAEoBBI8Cg90ZXN0X2Nvbm5lY3Rpb24YCiABKAsyIS5kcmF5LmFnZW50LnYxLlRlc3RDb25uZWN0aW9uVGFza0gAEjwKD2Rlc2NyaWJlX3NjaGVtYRgLIAEoCzIhLmRyYXkuYWdlbnQudjEuRGVzY3JpYmVTY2hlbWFUYXNrSAASKQoFY291bnQYDCABKAsyGC5kcmF5LmFnZW50LnYxLkNvdW50VGFza0gAEjIKCnJlYWRfYmF0Y2gYDSABKAsyHC5kcmF5LmFnZW50LnYxLlJlYWRCYXRjaFRhc2tIABI0Cgt3cml0ZV9iYXRjaBgOIAEoCzIdLmRyYXkuYWdlbnQudjEuV3JpdGVCYXRjaFRhc2tIABI2CgxjbGVhbl9lbnRpdHkYDyABKAsyHi5kcmF5LmFnZW50LnYxLkNsZWFuRW50aXR5VGFza0gAEjoKDmRlbGV0ZV9yZWNvcmRzGBAgASgLMiAuZHJheS5hZ2VudC52MS5EZWxldGVSZWNvcmRzVGFza0gAEjgKDWZpbmlzaF9lbnRpdHkYESABKAsyHy5kcmF5LmFnZW50LnYxLkZpbmlzaEVudGl0eVRhc2tIAEIGCgRraW5kIi0KCkNhbmNlbFRhc2sSDwoHdGFza19pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiKQoJRW50aXR5UmVmEg4KBnNjaGVtYRgBIAEoCRIMCgRuYW1lGAIgASgJIhgKBkN1cnNvchIOCgZ2YWx1ZXMYASADKAkiXgoJQ29uZGl0aW9uEg0KBWZpZWxkGAEgASgJEjIKCG9wZXJhdG9yGAIgASgOMiAuZHJheS5hZ2VudC52MS5Db25kaXRpb25PcGVyYXRvchIOCgZ2YWx1ZXMYAyADKAkiaQoIUm93QmF0Y2gSLAoIZW5jb2RpbmcYASABKA4yGi5kcmF5LmFnZW50LnYxLlJvd0VuY29kaW5nEg4KBmZpZWxkcxgCIAMoCRIRCglyb3dfY291bnQYAyABKA0SDAoEZGF0YRgEIAEoDCIUChJUZXN0Q29ubmVjdGlvblRhc2siYgoUVGVzdENvbm5lY3Rpb25SZXN1bHQSGwoTZGF0YWJhc2VfbGF0ZW5jeV9tcxgBIAEoDRIWCg5zZXJ2ZXJfdmVyc2lvbhgCIAEoCRIVCg1kYXRhYmFzZV9uYW1lGAMgASgJIiUKEkRlc2NyaWJlU2NoZW1hVGFzaxIPCgdzY2hlbWFzGAEgAygJIl0KBUZpZWxkEgwKBG5hbWUYASABKAkSDAoEdHlwZRgCIAEoCRIQCghudWxsYWJsZRgDIAEoCBITCgtoYXNfZGVmYXVsdBgEIAEoCBIRCglnZW5lcmF0ZWQYBSABKAgieQoJUmVmZXJlbmNlEgwKBG5hbWUYASABKAkSDgoGZmllbGRzGAIgAygJEjMKEXJlZmVyZW5jZWRfZW50aXR5GAMgASgLMhguZHJheS5hZ2VudC52MS5FbnRpdHlSZWYSGQoRcmVmZXJlbmNlZF9maWVsZHMYBCADKAki3wEKBkVudGl0eRIOCgZzY2hlbWEYASABKAkSDAoEbmFtZRgCIAEoCRIkCgZmaWVsZHMYAyADKAsyFC5kcmF5LmFnZW50LnYxLkZpZWxkEhMKC3ByaW1hcnlfa2V5GAQgAygJEiwKCnJlZmVyZW5jZXMYBSADKAsyGC5kcmF5LmFnZW50LnYxLlJlZmVyZW5jZRIWCg5lc3RpbWF0ZWRfcm93cxgGIAEoAxIXCg9lc3RpbWF0ZV9zb3VyY2UYByABKAkSDwoHcm93X2tleRgIIAMoCRIMCgRraW5kGAkgASgJIlQKFERlc2NyaWJlU2NoZW1hUmVzdWx0EicKCGVudGl0aWVzGAEgAygLMhUuZHJheS5hZ2VudC52MS5FbnRpdHkSEwoLZmluZ2VycHJpbnQYAiABKAkiXgoJQ291bnRUYXNrEigKBmVudGl0eRgBIAEoCzIYLmRyYXkuYWdlbnQudjEuRW50aXR5UmVmEicKBXdoZXJlGAIgAygLMhguZHJheS5hZ2VudC52MS5Db25kaXRpb24iHAoLQ291bnRSZXN1bHQSDQoFY291bnQYASABKAMijAIKDVJlYWRCYXRjaFRhc2sSKAoGZW50aXR5GAEgASgLMhguZHJheS5hZ2VudC52MS5FbnRpdHlSZWYSDgoGZmllbGRzGAIgAygJEhIKCmtleV9maWVsZHMYAyADKAkSJAoFYWZ0ZXIYBCABKAsyFS5kcmF5LmFnZW50LnYxLkN1cnNvchIQCghtYXhfcm93cxgFIAEoDRIRCgltYXhfYnl0ZXMYBiABKAQSJwoFd2hlcmUYByADKAsyGC5kcmF5LmFnZW50LnYxLkNvbmRpdGlvbhITCgtudWxsX2ZpZWxkcxgIIAMoCRIkCgV1bnRpbBgJIAEoCzIVLmRyYXkuYWdlbnQudjEuQ3Vyc29yImsKD1JlYWRCYXRjaFJlc3VsdBIlCgRyb3dzGAEgASgLMhcuZHJheS5hZ2VudC52MS5Sb3dCYXRjaBIjCgRsYXN0GAIgASgLMhUuZHJheS5hZ2VudC52MS5DdXJzb3ISDAoEZG9uZRgDIAEoCCK7AgoOV3JpdGVCYXRjaFRhc2sSEAoIYmF0Y2hfaWQYASABKAkSKAoGZW50aXR5GAIgASgLMhguZHJheS5hZ2VudC52MS5FbnRpdHlSZWYSLgoIc3RyYXRlZ3kYAyABKA4yHC5kcmF5LmFnZW50LnYxLldyaXRlU3RyYXRlZ3kSEgoKa2V5X2ZpZWxkcxgEIAMoCRIlCgRyb3dzGAUgASgLMhcuZHJheS5hZ2VudC52MS5Sb3dCYXRjaBIyCg1yZWplY3RfcG9saWN5GAYgASgOMhsuZHJheS5hZ2VudC52MS5SZWplY3RQb2xpY3kSGQoRcHJldmlvdXNfYmF0Y2hfaWQYByABKAkSFQoNZmlyZV90cmlnZ2VycxgIIAEoCBIcChR1bmNoZWNrZWRfcmVmZXJlbmNlcxgJIAMoCSJQCg5SZWplY3RlZFJlY29yZBILCgNrZXkYASADKAkSDQoFZmllbGQYAiABKAkSDwoHbWVzc2FnZRgDIAEoCRIRCglzcWxfc3RhdGUYBCABKAkimgEKEFdyaXRlQmF0Y2hSZXN1bHQSGQoRYWxyZWFkeV9jb21taXR0ZWQYASABKAgSDwoHY3JlYXRlZBgCIAEoDRIPCgd1cGRhdGVkGAMgASgNEhAKCHJlamVjdGVkGAQgASgNEjcKEHJlamVjdGVkX3JlY29yZHMYBSADKAsyHS5kcmF5LmFnZW50LnYxLlJlamVjdGVkUmVjb3JkIjsKD0NsZWFuRW50aXR5VGFzaxIoCgZlbnRpdHkYASABKAsyGC5kcmF5LmFnZW50LnYxLkVudGl0eVJlZiIkChFDbGVhbkVudGl0eVJlc3VsdBIPCgdkZWxldGVkGAEgASgDInYKEURlbGV0ZVJlY29yZHNUYXNrEigKBmVudGl0eRgBIAEoCzIYLmRyYXkuYWdlbnQudjEuRW50aXR5UmVmEhIKCmtleV9maWVsZHMYAiADKAkSIwoEa2V5cxgDIAMoCzIVLmRyYXkuYWdlbnQudjEuQ3Vyc29yIiYKE0RlbGV0ZVJlY29yZHNSZXN1bHQSDwoHZGVsZXRlZBgBIAEoAyKCAQoQRmluaXNoRW50aXR5VGFzaxIoCgZlbnRpdHkYASABKAsyGC5kcmF5LmFnZW50LnYxLkVudGl0eVJlZhIWCg5tb3ZlX3NlcXVlbmNlcxgCIAEoCBIYChBjaGVja19yZWZlcmVuY2VzGAMgAygJEhIKCmtleV9maWVsZHMYBCADKAkiXQoMU2VxdWVuY2VNb3ZlEhAKCHNlcXVlbmNlGAEgASgJEg0KBWZpZWxkGAIgASgJEg4KBmJlZm9yZRgDIAEoCRINCgVhZnRlchgEIAEoCRINCgVtb3ZlZBgFIAEoCCJFChJSZWZlcmVuY2VWaW9sYXRpb24SEQoJcmVmZXJlbmNlGAEgASgJEgsKA2tleRgCIAMoCRIPCgdtZXNzYWdlGAMgASgJIpQBChJGaW5pc2hFbnRpdHlSZXN1bHQSLgoJc2VxdWVuY2VzGAEgAygLMhsuZHJheS5hZ2VudC52MS5TZXF1ZW5jZU1vdmUSNQoKdmlvbGF0aW9ucxgCIAMoCzIhLmRyYXkuYWdlbnQudjEuUmVmZXJlbmNlVmlvbGF0aW9uEhcKD3Zpb2xhdGlvbl9jb3VudBgDIAEoBCJ6CglUYXNrRXJyb3ISJgoEY29kZRgBIAEoDjIYLmRyYXkuYWdlbnQudjEuRXJyb3JDb2RlEg8KB21lc3NhZ2UYAiABKAkSEQoJcmV0cnlhYmxlGAMgASgIEhEKCXNxbF9zdGF0ZRgEIAEoCRIOCgZyZWFzb24YBSABKAki4wMKClRhc2tSZXN1bHQSPgoPdGVzdF9jb25uZWN0aW9uGAogASgLMiMuZHJheS5hZ2VudC52MS5UZXN0Q29ubmVjdGlvblJlc3VsdEgAEj4KD2Rlc2NyaWJlX3NjaGVtYRgLIAEoCzIjLmRyYXkuYWdlbnQudjEuRGVzY3JpYmVTY2hlbWFSZXN1bHRIABIrCgVjb3VudBgMIAEoCzIaLmRyYXkuYWdlbnQudjEuQ291bnRSZXN1bHRIABI0CgpyZWFkX2JhdGNoGA0gASgLMh4uZHJheS5hZ2VudC52MS5SZWFkQmF0Y2hSZXN1bHRIABI2Cgt3cml0ZV9iYXRjaBgOIAEoCzIfLmRyYXkuYWdlbnQudjEuV3JpdGVCYXRjaFJlc3VsdEgAEjgKDGNsZWFuX2VudGl0eRgPIAEoCzIgLmRyYXkuYWdlbnQudjEuQ2xlYW5FbnRpdHlSZXN1bHRIABI8Cg5kZWxldGVfcmVjb3JkcxgQIAEoCzIiLmRyYXkuYWdlbnQudjEuRGVsZXRlUmVjb3Jkc1Jlc3VsdEgAEjoKDWZpbmlzaF9lbnRpdHkYESABKAsyIS5kcmF5LmFnZW50LnYxLkZpbmlzaEVudGl0eVJlc3VsdEgAQgYKBGtpbmQingEKE0NvbXBsZXRlVGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIrCgZyZXN1bHQYAiABKAsyGS5kcmF5LmFnZW50LnYxLlRhc2tSZXN1bHRIABIpCgVlcnJvchgDIAEoCzIYLmRyYXkuYWdlbnQudjEuVGFza0Vycm9ySAASEwoLZHVyYXRpb25fbXMYBCABKA1CCQoHb3V0Y29tZSIoChRDb21wbGV0ZVRhc2tSZXNwb25zZRIQCghhY2NlcHRlZBgBIAEoCCIeCgxEcmFpblJlcXVlc3QSDgoGcmVhc29uGAEgASgJIg8KDURyYWluUmVzcG9uc2UqTwoIUGxhdGZvcm0SGAoUUExBVEZPUk1fVU5TUEVDSUZJRUQQABIVChFQTEFURk9STV9QT1NUR1JFUxABEhIKDlBMQVRGT1JNX01ZU1FMEAIquwIKEUNvbmRpdGlvbk9wZXJhdG9yEiIKHkNPTkRJVElPTl9PUEVSQVRPUl9VTlNQRUNJRklFRBAAEhkKFUNPTkRJVElPTl9PUEVSQVRPUl9FURABEhoKFkNPTkRJVElPTl9PUEVSQVRPUl9ORVEQAhIZChVDT05ESVRJT05fT1BFUkFUT1JfTFQQAxIaChZDT05ESVRJT05fT1BFUkFUT1JfTFRFEAQSGQoVQ09ORElUSU9OX09QRVJBVE9SX0dUEAUSGgoWQ09ORElUSU9OX09QRVJBVE9SX0dURRAGEh4KGkNPTkRJVElPTl9PUEVSQVRPUl9JU19OVUxMEAcSIgoeQ09ORElUSU9OX09QRVJBVE9SX0lTX05PVF9OVUxMEAgSGQoVQ09ORElUSU9OX09QRVJBVE9SX0lOEAkqRwoLUm93RW5jb2RpbmcSHAoYUk9XX0VOQ09ESU5HX1VOU1BFQ0lGSUVEEAASGgoWUk9XX0VOQ09ESU5HX0NPUFlfVEVYVBABKn8KDVdyaXRlU3RyYXRlZ3kSHgoaV1JJVEVfU1RSQVRFR1lfVU5TUEVDSUZJRUQQABIZChVXUklURV9TVFJBVEVHWV9JTlNFUlQQARIYChRXUklURV9TVFJBVEVHWV9NRVJHRRACEhkKFVdSSVRFX1NUUkFURUdZX1VQREFURRADKmAKDFJlamVjdFBvbGljeRIdChlSRUpFQ1RfUE9MSUNZX1VOU1BFQ0lGSUVEEAASGQoVUkVKRUNUX1BPTElDWV9JU09MQVRFEAESFgoSUkVKRUNUX1BPTElDWV9GQUlMEAIqgAQKCUVycm9yQ29kZRIaChZFUlJPUl9DT0RFX1VOU1BFQ0lGSUVEEAASGAoURVJST1JfQ09ERV9DQU5DRUxMRUQQARIWChJFUlJPUl9DT0RFX1VOS05PV04QAhIfChtFUlJPUl9DT0RFX0lOVkFMSURfQVJHVU1FTlQQAxIgChxFUlJPUl9DT0RFX0RFQURMSU5FX0VYQ0VFREVEEAQSGAoURVJST1JfQ09ERV9OT1RfRk9VTkQQBRIdChlFUlJPUl9DT0RFX0FMUkVBRFlfRVhJU1RTEAYSIAocRVJST1JfQ09ERV9QRVJNSVNTSU9OX0RFTklFRBAHEiEKHUVSUk9SX0NPREVfUkVTT1VSQ0VfRVhIQVVTVEVEEAgSIgoeRVJST1JfQ09ERV9GQUlMRURfUFJFQ09ORElUSU9OEAkSFgoSRVJST1JfQ09ERV9BQk9SVEVEEAoSGwoXRVJST1JfQ09ERV9PVVRfT0ZfUkFOR0UQCxIcChhFUlJPUl9DT0RFX1VOSU1QTEVNRU5URUQQDBIXChNFUlJPUl9DT0RFX0lOVEVSTkFMEA0SGgoWRVJST1JfQ09ERV9VTkFWQUlMQUJMRRAOEhgKFEVSUk9SX0NPREVfREFUQV9MT1NTEA8SHgoaRVJST1JfQ09ERV9VTkFVVEhFTlRJQ0FURUQQEDKqAwoTQWdlbnRHYXRld2F5U2VydmljZRJFCgZFbnJvbGwSHC5kcmF5LmFnZW50LnYxLkVucm9sbFJlcXVlc3QaHS5kcmF5LmFnZW50LnYxLkVucm9sbFJlc3BvbnNlEk4KCUhlYXJ0YmVhdBIfLmRyYXkuYWdlbnQudjEuSGVhcnRiZWF0UmVxdWVzdBogLmRyYXkuYWdlbnQudjEuSGVhcnRiZWF0UmVzcG9uc2USXwoOT3BlbldvcmtTdHJlYW0SJC5kcmF5LmFnZW50LnYxLk9wZW5Xb3JrU3RyZWFtUmVxdWVzdBolLmRyYXkuYWdlbnQudjEuT3BlbldvcmtTdHJlYW1SZXNwb25zZTABElcKDENvbXBsZXRlVGFzaxIiLmRyYXkuYWdlbnQudjEuQ29tcGxldGVUYXNrUmVxdWVzdBojLmRyYXkuYWdlbnQudjEuQ29tcGxldGVUYXNrUmVzcG9uc2USQgoFRHJhaW4SGy5kcmF5LmFnZW50LnYxLkRyYWluUmVxdWVzdBocLmRyYXkuYWdlbnQudjEuRHJhaW5SZXNwb25zZWIGcHJvdG8z");
 
 /**
  * AgentInfo describes the running agent process.
@@ -304,6 +304,12 @@ export type Task = Message<"dray.agent.v1.Task"> & {
      */
     value: DeleteRecordsTask;
     case: "deleteRecords";
+  } | {
+    /**
+     * @generated from field: dray.agent.v1.FinishEntityTask finish_entity = 17;
+     */
+    value: FinishEntityTask;
+    case: "finishEntity";
   } | { case: undefined; value?: undefined };
 };
 
@@ -621,6 +627,25 @@ export type Entity = Message<"dray.agent.v1.Entity"> & {
    * @generated from field: string estimate_source = 7;
    */
   estimateSource: string;
+
+  /**
+   * The fields that identify a row: the primary key, else the unique key whose
+   * fields are all NOT NULL (non-partial, plain columns; fewest fields, then
+   * by index name); empty when the table has neither. Keyset reads and merges
+   * use it.
+   *
+   * @generated from field: repeated string row_key = 8;
+   */
+  rowKey: string[];
+
+  /**
+   * "table", "partitioned" (written through it, its partitions are not
+   * entities), or "inheritance_parent" (a table other tables inherit from;
+   * read, counted and cleaned with ONLY).
+   *
+   * @generated from field: string kind = 9;
+   */
+  kind: string;
 };
 
 /**
@@ -844,6 +869,25 @@ export type WriteBatchTask = Message<"dray.agent.v1.WriteBatchTask"> & {
    * @generated from field: string previous_batch_id = 7;
    */
   previousBatchId: string;
+
+  /**
+   * False (the default): the write runs with the target's triggers and rules
+   * off (session_replication_role = replica, as pg_restore --disable-triggers),
+   * and the agent checks every foreign key of the written fields itself, in one
+   * set-based statement per key, rejecting violating rows. True: triggers fire.
+   *
+   * @generated from field: bool fire_triggers = 8;
+   */
+  fireTriggers: boolean;
+
+  /**
+   * Foreign keys (constraint names) not checked by this write: the references
+   * of a cycle whose fields are all NOT NULL, validated once the cycle's
+   * entities are loaded (FinishEntityTask.check_references).
+   *
+   * @generated from field: repeated string unchecked_references = 9;
+   */
+  uncheckedReferences: string[];
 };
 
 /**
@@ -1012,6 +1056,152 @@ export const DeleteRecordsResultSchema: GenMessage<DeleteRecordsResult> = /*@__P
   messageDesc(file_dray_agent_v1_agent, 30);
 
 /**
+ * FinishEntityTask runs once an entity is loaded: it moves the sequences the
+ * entity's fields use to at least their column's maximum, and validates the
+ * named foreign keys, reporting every violating row by key.
+ *
+ * @generated from message dray.agent.v1.FinishEntityTask
+ */
+export type FinishEntityTask = Message<"dray.agent.v1.FinishEntityTask"> & {
+  /**
+   * @generated from field: dray.agent.v1.EntityRef entity = 1;
+   */
+  entity?: EntityRef | undefined;
+
+  /**
+   * Move every sequence owned by, or the default of, a field of the entity
+   * (identity columns included) up to the field's maximum; never down.
+   *
+   * @generated from field: bool move_sequences = 2;
+   */
+  moveSequences: boolean;
+
+  /**
+   * Foreign keys (constraint names) of the entity to validate.
+   *
+   * @generated from field: repeated string check_references = 3;
+   */
+  checkReferences: string[];
+
+  /**
+   * Fields that name a violating row (the row key).
+   *
+   * @generated from field: repeated string key_fields = 4;
+   */
+  keyFields: string[];
+};
+
+/**
+ * Describes the message dray.agent.v1.FinishEntityTask.
+ * Use `create(FinishEntityTaskSchema)` to create a new message.
+ */
+export const FinishEntityTaskSchema: GenMessage<FinishEntityTask> = /*@__PURE__*/
+  messageDesc(file_dray_agent_v1_agent, 31);
+
+/**
+ * SequenceMove is one sequence FinishEntityTask looked at.
+ *
+ * @generated from message dray.agent.v1.SequenceMove
+ */
+export type SequenceMove = Message<"dray.agent.v1.SequenceMove"> & {
+  /**
+   * Qualified sequence name, quoted where needed.
+   *
+   * @generated from field: string sequence = 1;
+   */
+  sequence: string;
+
+  /**
+   * @generated from field: string field = 2;
+   */
+  field: string;
+
+  /**
+   * Its value before and after (text: sequences are int8).
+   *
+   * @generated from field: string before = 3;
+   */
+  before: string;
+
+  /**
+   * @generated from field: string after = 4;
+   */
+  after: string;
+
+  /**
+   * False when the sequence was already at or above the field's maximum.
+   *
+   * @generated from field: bool moved = 5;
+   */
+  moved: boolean;
+};
+
+/**
+ * Describes the message dray.agent.v1.SequenceMove.
+ * Use `create(SequenceMoveSchema)` to create a new message.
+ */
+export const SequenceMoveSchema: GenMessage<SequenceMove> = /*@__PURE__*/
+  messageDesc(file_dray_agent_v1_agent, 32);
+
+/**
+ * ReferenceViolation is one row whose foreign key has no referenced row.
+ *
+ * @generated from message dray.agent.v1.ReferenceViolation
+ */
+export type ReferenceViolation = Message<"dray.agent.v1.ReferenceViolation"> & {
+  /**
+   * @generated from field: string reference = 1;
+   */
+  reference: string;
+
+  /**
+   * @generated from field: repeated string key = 2;
+   */
+  key: string[];
+
+  /**
+   * @generated from field: string message = 3;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message dray.agent.v1.ReferenceViolation.
+ * Use `create(ReferenceViolationSchema)` to create a new message.
+ */
+export const ReferenceViolationSchema: GenMessage<ReferenceViolation> = /*@__PURE__*/
+  messageDesc(file_dray_agent_v1_agent, 33);
+
+/**
+ * @generated from message dray.agent.v1.FinishEntityResult
+ */
+export type FinishEntityResult = Message<"dray.agent.v1.FinishEntityResult"> & {
+  /**
+   * @generated from field: repeated dray.agent.v1.SequenceMove sequences = 1;
+   */
+  sequences: SequenceMove[];
+
+  /**
+   * At most 1,000 violations are listed; violation_count counts them all.
+   *
+   * @generated from field: repeated dray.agent.v1.ReferenceViolation violations = 2;
+   */
+  violations: ReferenceViolation[];
+
+  /**
+   * @generated from field: uint64 violation_count = 3;
+   */
+  violationCount: bigint;
+};
+
+/**
+ * Describes the message dray.agent.v1.FinishEntityResult.
+ * Use `create(FinishEntityResultSchema)` to create a new message.
+ */
+export const FinishEntityResultSchema: GenMessage<FinishEntityResult> = /*@__PURE__*/
+  messageDesc(file_dray_agent_v1_agent, 34);
+
+/**
  * @generated from message dray.agent.v1.TaskError
  */
 export type TaskError = Message<"dray.agent.v1.TaskError"> & {
@@ -1055,7 +1245,7 @@ export type TaskError = Message<"dray.agent.v1.TaskError"> & {
  * Use `create(TaskErrorSchema)` to create a new message.
  */
 export const TaskErrorSchema: GenMessage<TaskError> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 31);
+  messageDesc(file_dray_agent_v1_agent, 35);
 
 /**
  * @generated from message dray.agent.v1.TaskResult
@@ -1106,6 +1296,12 @@ export type TaskResult = Message<"dray.agent.v1.TaskResult"> & {
      */
     value: DeleteRecordsResult;
     case: "deleteRecords";
+  } | {
+    /**
+     * @generated from field: dray.agent.v1.FinishEntityResult finish_entity = 17;
+     */
+    value: FinishEntityResult;
+    case: "finishEntity";
   } | { case: undefined; value?: undefined };
 };
 
@@ -1114,7 +1310,7 @@ export type TaskResult = Message<"dray.agent.v1.TaskResult"> & {
  * Use `create(TaskResultSchema)` to create a new message.
  */
 export const TaskResultSchema: GenMessage<TaskResult> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 32);
+  messageDesc(file_dray_agent_v1_agent, 36);
 
 /**
  * @generated from message dray.agent.v1.CompleteTaskRequest
@@ -1153,7 +1349,7 @@ export type CompleteTaskRequest = Message<"dray.agent.v1.CompleteTaskRequest"> &
  * Use `create(CompleteTaskRequestSchema)` to create a new message.
  */
 export const CompleteTaskRequestSchema: GenMessage<CompleteTaskRequest> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 33);
+  messageDesc(file_dray_agent_v1_agent, 37);
 
 /**
  * @generated from message dray.agent.v1.CompleteTaskResponse
@@ -1173,7 +1369,7 @@ export type CompleteTaskResponse = Message<"dray.agent.v1.CompleteTaskResponse">
  * Use `create(CompleteTaskResponseSchema)` to create a new message.
  */
 export const CompleteTaskResponseSchema: GenMessage<CompleteTaskResponse> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 34);
+  messageDesc(file_dray_agent_v1_agent, 38);
 
 /**
  * @generated from message dray.agent.v1.DrainRequest
@@ -1190,7 +1386,7 @@ export type DrainRequest = Message<"dray.agent.v1.DrainRequest"> & {
  * Use `create(DrainRequestSchema)` to create a new message.
  */
 export const DrainRequestSchema: GenMessage<DrainRequest> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 35);
+  messageDesc(file_dray_agent_v1_agent, 39);
 
 /**
  * @generated from message dray.agent.v1.DrainResponse
@@ -1203,7 +1399,7 @@ export type DrainResponse = Message<"dray.agent.v1.DrainResponse"> & {
  * Use `create(DrainResponseSchema)` to create a new message.
  */
 export const DrainResponseSchema: GenMessage<DrainResponse> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 36);
+  messageDesc(file_dray_agent_v1_agent, 40);
 
 /**
  * Platform names the kind of database an agent serves.
