@@ -233,8 +233,16 @@ export interface Connector {
    * rejects with a non-retryable DrayError (`invalid_argument` or `failed_precondition`).
    */
   writeBatch(request: WriteBatchRequest, signal: AbortSignal): Promise<WriteBatchResult>;
-  /** Deletes every row of the entity in one transaction; returns the count. */
-  cleanEntity(entity: EntityName, signal: AbortSignal): Promise<number>;
+  /**
+   * Deletes every row of the entity (its own rows: ONLY for a plain table) in one
+   * transaction; returns the count. `suspendReferences`: with triggers and
+   * foreign keys off, for the tables of a NOT NULL cycle.
+   */
+  cleanEntity(
+    entity: EntityName,
+    signal: AbortSignal,
+    options?: { suspendReferences?: boolean },
+  ): Promise<number>;
   /** Moves sequences and validates references once an entity is loaded. */
   finishEntity(request: FinishEntityRequest, signal: AbortSignal): Promise<FinishEntityResult>;
   /** Deletes the rows with these keys; returns the count. */

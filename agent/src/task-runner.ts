@@ -223,7 +223,9 @@ async function execute(
       };
     }
     case "cleanEntity": {
-      const deleted = await connector.cleanEntity(entityOf(kind.value.entity), signal);
+      const deleted = await connector.cleanEntity(entityOf(kind.value.entity), signal, {
+        suspendReferences: kind.value.suspendReferences,
+      });
       return { kind: { case: "cleanEntity", value: { deleted: BigInt(deleted) } } };
     }
     case "deleteRecords": {

@@ -11,7 +11,11 @@ const KEYS_PER_STATEMENT = 10_000;
  * Deletes every row of the entity with one DELETE in one transaction (not
  * TRUNCATE, which refuses tables other tables reference); returns the count.
  */
-export async function deleteAllRows(session: Session, entity: EntityName): Promise<number> {
+export async function deleteAllRows(
+  session: Session,
+  entity: EntityName,
+  _options: { suspendReferences?: boolean } = {},
+): Promise<number> {
   await lookupEntity(session, entity);
   return session.transaction(() => session.execute(`delete from ${qualifiedName(entity)}`));
 }

@@ -128,11 +128,15 @@ class PostgresConnector implements Connector {
     );
   }
 
-  cleanEntity(entity: EntityName, signal: AbortSignal): Promise<number> {
+  cleanEntity(
+    entity: EntityName,
+    signal: AbortSignal,
+    options: { suspendReferences?: boolean } = {},
+  ): Promise<number> {
     return this.run(
       `clean ${describe(entity)}`,
       signal,
-      (session) => deleteAllRows(session, entity),
+      (session) => deleteAllRows(session, entity, options),
       () => validateEntityName(entity),
     );
   }
