@@ -98,7 +98,11 @@ export interface ReadBatchRequest {
   entity: EntityName;
   /** Fields to read, in order; empty or absent means every non-generated field. */
   fields?: string[];
-  /** Keyset key, normally the primary key. Required. */
+  /**
+   * Keyset key, normally the row key. Empty for a table without a row key: it
+   * is then read by physical position within one exported snapshot, and the
+   * cursor is `[snapshotId, ctid, totalBlocks]`.
+   */
   keyFields: string[];
   /** Read rows strictly after this key position (text form of each key field); null = from the start. */
   after?: string[] | null;

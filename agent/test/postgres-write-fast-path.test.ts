@@ -123,6 +123,8 @@ function request(
     keyFields: ["id"],
     rows: rowBatch(fields, rows),
     rejectPolicy: "isolate",
+    // The twins tell the paths apart by a statement trigger, so triggers fire here.
+    fireTriggers: true,
     ...extra,
   };
 }
@@ -419,9 +421,22 @@ describe("direct COPY fast path", () => {
          create rule audit as on insert to app.ruled do also insert into app.ruled_audit values (new.id, new.label);`,
         ["ruled"],
       );
-      // The staged INSERT in a WITH refuses a table with rules; a COPY would ignore the rule and succeed.
+      // Triggers firing: Dray never writes through rules, so the write is refused up front.
       const ruled = await compare(request("ruled-1", "ruled", ["id", "label"], items([1, 2])));
-      expect(ruled).toMatchObject({ path: "none", outcome: { error: { details: { sqlState: "0A000" } } } });
+      expect(ruled).toMatchObject({ path: "none", outcome: { error: { code: "failed_precondition" } } });
+      expect(JSON.stringify(ruled)).toContain("rewrite rules");
+      // Triggers off (the default): rules are off too, so the COPY and the staged INSERT agree and
+      // the rows land in the table itself, none in the audit table.
+      const off = await compare(
+        request("ruled-2", "ruled", ["id", "label"], items([1, 2]), { fireTriggers: false }),
+      );
+      expect(off).toMatchObject({ path: "none", outcome: { result: { created: 2 } } });
+      for (const twin of twins) {
+        const [row] = await twin.sql.unsafe(
+          "select (select count(*)::int from app.ruled) as rows, (select count(*)::int from app.ruled_audit) as audit",
+        );
+        expect(row).toEqual({ rows: 2, audit: 0 });
+      }
     });
 
     it("when a merge's ON CONFLICT has no usable arbiter", async () => {
@@ -567,6 +582,7 @@ describe("aborting the direct COPY", () => {
         keyFields: ["id"],
         rows,
         rejectPolicy: "isolate",
+        fireTriggers: true,
       },
       signal,
     );

@@ -16,6 +16,7 @@ const field = (name: string, castType: string): FieldInfo => ({
 const id = field("id", "bigint");
 const body = field("body", "text");
 const plan = (fields: FieldInfo[]): KeysetPlan => ({
+  from: 'only "s"."t"',
   fields,
   key: [id],
   nulled: new Set(),
@@ -69,7 +70,7 @@ describe("buildCopyRead", () => {
       plan([id, body]),
     )!;
     expect(read.copySql).toBe(
-      `copy (select "id", "body" from "s"."t" where "id" > pg_catalog.current_setting('dray.p1')::bigint` +
+      `copy (select "id", "body" from only "s"."t" where "id" > pg_catalog.current_setting('dray.p1')::bigint` +
         ` and "id" <= pg_catalog.current_setting('dray.p2')::bigint` +
         ` and "body" = pg_catalog.current_setting('dray.p3')::text` +
         ` order by "id" limit pg_catalog.current_setting('dray.p4')::int8) to stdout`,

@@ -92,6 +92,7 @@ export function buildCopyRead(request: ReadBatchRequest, plan: KeysetPlan): Copy
     plan.resolve,
     plan.nulled,
     settingPlaceholder,
+    plan.from,
   );
   if (!settingsCanCarry(query.params)) return null;
   return {
@@ -103,36 +104,49 @@ export function buildCopyRead(request: ReadBatchRequest, plan: KeysetPlan): Copy
   };
 }
 
+/** A collector of COPY lines of `columnCount` columns into a page of the first `fieldCount`, within `maxBytes`. */
+export function copyCollector(fieldCount: number, columnCount: number, maxBytes: number): CopyPageCollector {
+  return new CopyPageCollector({ fieldCount, columnCount, maxBytes, discardLimit: COPY_DISCARD_LIMIT_BYTES });
+}
+
 /**
- * Reads one keyset page with COPY TO STDOUT, in a short transaction that holds
- * the parameter settings. Lines are kept until the byte budget is reached; once
- * more than {@link COPY_DISCARD_LIMIT_BYTES} have been discarded after that,
- * the COPY is cancelled on the server (the page is complete, `done` false).
+ * Runs the COPY of `read` (inside a transaction the caller holds, its settings
+ * already made) into `collector`. Lines are kept until the byte budget is
+ * reached; once more than {@link COPY_DISCARD_LIMIT_BYTES} have been discarded
+ * after that, the COPY is cancelled on the server. Returns false when it was
+ * cancelled that way: the page is complete, and the transaction is aborted
+ * (no further statement; COMMIT ends it).
+ */
+export async function copyInto(
+  session: Session,
+  read: Pick<CopyRead, "copySql">,
+  collector: Pick<CopyPageCollector, "add">,
+): Promise<boolean> {
+  let stopped = false;
+  try {
+    await session.copyOut(read.copySql, (message) => {
+      if (collector.add(message) || stopped) return;
+      stopped = true;
+      session.cancelStatement(`the page is full and more than ${COPY_DISCARD_LIMIT_BYTES} bytes followed`);
+    });
+  } catch (error) {
+    // Our own cancel of the unwanted rest.
+    if (!stopped || session.signal.aborted || sqlStateOf(error) !== QUERY_CANCELED) throw error;
+  }
+  return !stopped;
+}
+
+/**
+ * Reads one keyset page with COPY TO STDOUT (see {@link copyInto}), in a short
+ * transaction that holds the parameter settings.
  */
 export async function copyKeysetPage(
   session: Session,
   request: ReadBatchRequest,
   read: CopyRead,
 ): Promise<ReadBatchResult> {
-  const collector = new CopyPageCollector({
-    fieldCount: read.fields.length,
-    columnCount: read.columnCount,
-    maxBytes: request.maxBytes,
-    discardLimit: COPY_DISCARD_LIMIT_BYTES,
-  });
-  let stopped = false;
-  await session.transaction(async () => {
-    try {
-      await session.copyOut(read.copySql, (message) => {
-        if (collector.add(message) || stopped) return;
-        stopped = true;
-        session.cancelStatement(`the page is full and more than ${COPY_DISCARD_LIMIT_BYTES} bytes followed`);
-      });
-    } catch (error) {
-      // Our own cancel of the unwanted rest; the transaction is aborted and COMMIT ends it.
-      if (!stopped || session.signal.aborted || sqlStateOf(error) !== QUERY_CANCELED) throw error;
-    }
-  }, read.setup);
+  const collector = copyCollector(read.fields.length, read.columnCount, request.maxBytes);
+  await session.transaction(() => copyInto(session, read, collector), read.setup);
   const page = collector.finish(read.keyPositions);
   return {
     rows: { encoding: "copy_text", fields: read.fields, rowCount: page.rowCount, data: page.data },

@@ -1,23 +1,56 @@
 import { DrayError } from "@dray/common";
 import type { EntityName } from "../../connector.js";
-import { lookupEntity, resolveKey } from "./entity-catalog.js";
-import { qualifiedName, quoteIdentifier } from "./identifiers.js";
+import { lookupEntity, ownRowsSql, resolveKey } from "./entity-catalog.js";
+import { sqlStateOf } from "./error-mapping.js";
+import { quoteIdentifier } from "./identifiers.js";
 import type { Session } from "./session.js";
 
 /** Keys sent per DELETE statement; all chunks run in one transaction. */
 const KEYS_PER_STATEMENT = 10_000;
 
 /**
- * Deletes every row of the entity with one DELETE in one transaction (not
- * TRUNCATE, which refuses tables other tables reference); returns the count.
+ * Deletes the entity's own rows (`only` for a plain table: never the rows of
+ * tables inheriting from it) with one DELETE in one transaction (not TRUNCATE,
+ * which refuses tables other tables reference); returns the count.
+ *
+ * `suspendReferences` first sets `session_replication_role = replica` for the
+ * transaction: triggers and foreign key checks are off, so each table of a
+ * cycle whose references are all NOT NULL can be emptied in any order. That
+ * takes a superuser or `GRANT SET ON PARAMETER session_replication_role`.
+ *
+ * @throws DrayError `permission_denied` when the server refuses that setting.
  */
 export async function deleteAllRows(
   session: Session,
   entity: EntityName,
-  _options: { suspendReferences?: boolean } = {},
+  options: { suspendReferences?: boolean } = {},
 ): Promise<number> {
-  await lookupEntity(session, entity);
-  return session.transaction(() => session.execute(`delete from ${qualifiedName(entity)}`));
+  const info = await lookupEntity(session, entity);
+  const user = options.suspendReferences ? await currentUser(session) : "";
+  return session.transaction(async () => {
+    if (options.suspendReferences) await suspendReferences(session, user);
+    return session.execute(`delete from ${ownRowsSql(info)}`);
+  });
+}
+
+async function currentUser(session: Session): Promise<string> {
+  const [row] = await session.query<{ user: string }>("select current_user::text as user");
+  return row?.user ?? "";
+}
+
+/** `set local session_replication_role = replica`, with a message that says how to allow it. */
+async function suspendReferences(session: Session, user: string): Promise<void> {
+  try {
+    await session.execute("set local session_replication_role = replica");
+  } catch (error) {
+    if (sqlStateOf(error) !== "42501") throw error;
+    throw new DrayError(
+      "permission_denied",
+      `cleaning with references suspended sets session_replication_role, which the target's user ${JSON.stringify(user)} may not do: ` +
+        `connect as a superuser, or run GRANT SET ON PARAMETER session_replication_role TO ${quoteIdentifier(user || "user")} (PostgreSQL 15 or later)`,
+      { cause: error },
+    );
+  }
 }
 
 /**
@@ -52,7 +85,7 @@ export async function deleteRowsByKey(
   const columns = key.map((k) => quoteIdentifier(k.name)).join(", ");
   const values = key.map((k, i) => `(e ->> ${i})::${k.castType}`).join(", ");
   const sql =
-    `delete from ${qualifiedName(entity)} where (${columns}) in ` +
+    `delete from ${ownRowsSql(info)} where (${columns}) in ` +
     `(select ${values} from pg_catalog.json_array_elements($1::text::json) as e)`;
   return session.transaction(async () => {
     let deleted = 0;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { buildEntities, fingerprintOf, stableStringify } from "./describe-schema.js";
+import { buildEntities, fingerprintOf, mergeReferences, stableStringify } from "./describe-schema.js";
 
 const row = (schema: string, name: string, reltuples = -1) => ({
   schema,
@@ -29,6 +29,106 @@ describe("buildEntities", () => {
     expect(b.estimatedRows).toBe(10);
     expect(entities[0]!.estimatedRows).toBe(-1);
     expect(entities[2]!.estimatedRows).toBe(0);
+    expect(b.rowKey).toEqual(["id"]);
+    expect(b.kind).toBe("table");
+  });
+
+  it("takes the row key from the primary key, else the narrowest unique index of NOT NULL fields", () => {
+    const field = (name: string, nullable: boolean) => ({
+      name,
+      type: "integer",
+      nullable,
+      hasDefault: false,
+      generated: false,
+    });
+    const base = {
+      schema: "s",
+      name: "t",
+      reltuples: 1,
+      kind: "inheritance_parent" as const,
+      fields: [field("a", false), field("b", false), field("c", true)],
+      constraints: [],
+    };
+    const [withPk] = buildEntities([
+      {
+        ...base,
+        constraints: [
+          {
+            name: "t_pkey",
+            type: "p" as const,
+            fields: ["b"],
+            refSchema: null,
+            refName: null,
+            refFields: null,
+          },
+        ],
+        unique_indexes: [
+          { name: "a_key", primary: false, columns: ["a"] },
+          { name: "t_pkey", primary: true, columns: ["b"] },
+        ],
+      },
+    ]);
+    expect(withPk).toMatchObject({ primaryKey: ["b"], rowKey: ["b"], kind: "inheritance_parent" });
+    const [unique] = buildEntities([
+      {
+        ...base,
+        unique_indexes: [
+          { name: "z_ab", primary: false, columns: ["a", "b"] },
+          { name: "y_b", primary: false, columns: ["b"] },
+          { name: "x_c", primary: false, columns: ["c"] },
+          { name: "w_nothing", primary: false, columns: null },
+        ],
+      },
+    ]);
+    expect(unique).toMatchObject({ primaryKey: [], rowKey: ["b"] });
+    const [nullable] = buildEntities([
+      { ...base, unique_indexes: [{ name: "x_c", primary: false, columns: ["c"] }] },
+    ]);
+    expect(nullable!.rowKey).toEqual([]);
+  });
+});
+
+describe("mergeReferences", () => {
+  const fk = (name: string, level: number, refName = "customer", fields = ["customer_id"]) => ({
+    name,
+    type: "f" as const,
+    level,
+    fields,
+    refSchema: "s",
+    refName,
+    refFields: ["id"],
+  });
+
+  it("merges equal foreign keys of partitions under the first partition's name", () => {
+    const refs = mergeReferences([
+      fk("p2_fk", 1),
+      fk("p1_fk", 1),
+      fk("p1_staff_fk", 1, "staff", ["staff_id"]),
+    ]);
+    expect(refs).toEqual([
+      {
+        name: "p1_fk",
+        fields: ["customer_id"],
+        referencedEntity: { schema: "s", name: "customer" },
+        referencedFields: ["id"],
+      },
+      {
+        name: "p1_staff_fk",
+        fields: ["staff_id"],
+        referencedEntity: { schema: "s", name: "staff" },
+        referencedFields: ["id"],
+      },
+    ]);
+  });
+
+  it("prefers the name of the foreign key declared on the table itself", () => {
+    expect(mergeReferences([fk("a_part_fk", 2), fk("z_parent_fk", 0)]).map((r) => r.name)).toEqual([
+      "z_parent_fk",
+    ]);
+  });
+
+  it("keeps foreign keys that differ in fields or referenced entity apart", () => {
+    expect(mergeReferences([fk("a", 1), fk("b", 1, "other"), fk("c", 1, "customer", ["x"])])).toHaveLength(3);
   });
 });
 
@@ -53,5 +153,11 @@ describe("stableStringify and fingerprintOf", () => {
       generated: false,
     });
     expect(fingerprintOf(widened)).not.toBe(fingerprintOf(base));
+    const keyed = buildEntities([row("s", "a", 5)]);
+    keyed[0]!.rowKey = [];
+    expect(fingerprintOf(keyed)).not.toBe(fingerprintOf(base));
+    const parent = buildEntities([row("s", "a", 5)]);
+    parent[0]!.kind = "inheritance_parent";
+    expect(fingerprintOf(parent)).not.toBe(fingerprintOf(base));
   });
 });

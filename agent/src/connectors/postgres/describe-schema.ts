@@ -1,6 +1,12 @@
 import { createHash } from "node:crypto";
 import { DrayError } from "@dray/common";
-import type { EntityDescription, ReferenceDescription, SchemaDescription } from "../../connector.js";
+import type {
+  EntityDescription,
+  EntityKind,
+  ReferenceDescription,
+  SchemaDescription,
+} from "../../connector.js";
+import { type FieldInfo, rowKeyOf } from "./entity-catalog.js";
 import { LEDGER_SCHEMA, validateIdentifier } from "./identifiers.js";
 import {
   type EstimateSource,
@@ -18,6 +24,14 @@ export type DescribedEntity = EntityDescription & { estimateSource: EstimateSour
  * are left out (they are read and written through their parent). System
  * schemas, TOAST and temp schemas and the ledger schema are excluded. `$1` is a
  * JSON array of schema names; empty = all.
+ *
+ * Foreign keys are those declared on the table and, for a partitioned table,
+ * on any of its partitions (every level of pg_partition_tree): a partition's
+ * foreign key constrains the rows written through its parent. Clones of a
+ * parent's foreign key (on its partitions, or one per partition of a
+ * referenced partitioned table) have `conparentid` set and are left out. A
+ * referenced partition is named by its root (pg_partition_root), the entity it
+ * belongs to. `level` is 0 for the table itself, the partition depth otherwise.
  */
 const DESCRIBE_SQL = `
 select
@@ -29,6 +43,11 @@ select
                     from pg_catalog.pg_partition_tree(c.oid) pt), 0)
      else pg_catalog.pg_relation_size(c.oid) end
    / pg_catalog.current_setting('block_size')::int8)::float8 as pages,
+  case
+    when c.relkind = 'p' then 'partitioned'
+    when exists (select 1 from pg_catalog.pg_inherits ih where ih.inhparent = c.oid) then 'inheritance_parent'
+    else 'table'
+  end as kind,
   coalesce((
     select json_agg(json_build_object(
       'name', a.attname,
@@ -42,6 +61,7 @@ select
     select json_agg(json_build_object(
       'name', co.conname,
       'type', co.contype,
+      'level', tree.level,
       'fields', (
         select json_agg(a.attname order by k.ord)
         from unnest(co.conkey) with ordinality k(attnum, ord)
@@ -52,10 +72,29 @@ select
         select json_agg(a.attname order by k.ord)
         from unnest(co.confkey) with ordinality k(attnum, ord)
         join pg_catalog.pg_attribute a on a.attrelid = co.confrelid and a.attnum = k.attnum)))
-    from pg_catalog.pg_constraint co
-    left join pg_catalog.pg_class rc on rc.oid = co.confrelid
+    from (select c.oid as relid, 0 as level
+          union all
+          select pt.relid, pt.level from pg_catalog.pg_partition_tree(c.oid) pt where pt.level > 0) tree
+    join pg_catalog.pg_constraint co on co.conrelid = tree.relid
+    left join pg_catalog.pg_class rp on rp.oid = co.confrelid
+    left join pg_catalog.pg_class rc
+      on rc.oid = case when rp.relispartition then pg_catalog.pg_partition_root(rp.oid) else rp.oid end
     left join pg_catalog.pg_namespace rn on rn.oid = rc.relnamespace
-    where co.conrelid = c.oid and co.contype in ('p', 'f') and co.conparentid = 0), '[]') as constraints
+    where co.conparentid = 0
+      and (co.contype = 'f' or (co.contype = 'p' and tree.level = 0))), '[]') as constraints,
+  coalesce((
+    select json_agg(json_build_object(
+      'name', ic.relname,
+      'primary', i.indisprimary,
+      'columns', (
+        select json_agg(a.attname order by k.ord)
+        from unnest(i.indkey::int2[]) with ordinality k(attnum, ord)
+        join pg_catalog.pg_attribute a on a.attrelid = c.oid and a.attnum = k.attnum
+        where k.ord <= i.indnkeyatts)))
+    from pg_catalog.pg_index i
+    join pg_catalog.pg_class ic on ic.oid = i.indexrelid
+    where i.indrelid = c.oid and i.indisunique and i.indisvalid
+      and i.indpred is null and i.indexprs is null), '[]') as unique_indexes
 from pg_catalog.pg_class c
 join pg_catalog.pg_namespace n on n.oid = c.relnamespace
 where c.relkind in ('r', 'p')
@@ -66,40 +105,97 @@ where c.relkind in ('r', 'p')
   and (pg_catalog.json_array_length($1::text::json) = 0
        or n.nspname in (select pg_catalog.json_array_elements_text($1::text::json)))`;
 
+/** One primary key or foreign key as the catalog query returns it. */
+interface ConstraintRow {
+  name: string;
+  type: "p" | "f";
+  /** 0 on the table itself, the partition depth for a partition's foreign key; absent = 0. */
+  level?: number;
+  fields: string[];
+  refSchema: string | null;
+  refName: string | null;
+  refFields: string[] | null;
+}
+
+/** A valid, non-partial unique index on plain columns (`columns` null when the catalog gave none). */
+interface UniqueIndexRow {
+  name: string;
+  primary: boolean;
+  columns: string[] | null;
+}
+
 interface DescribeRow {
   schema: string;
   name: string;
   reltuples: number;
   /** Pages on disk (of every partition for a partitioned table); absent in unit tests' rows. */
   pages?: number;
+  /** Absent in unit tests' rows: `table`. */
+  kind?: EntityKind;
   fields: EntityDescription["fields"];
-  constraints: {
-    name: string;
-    type: "p" | "f";
-    fields: string[];
-    refSchema: string | null;
-    refName: string | null;
-    refFields: string[] | null;
-  }[];
+  constraints: ConstraintRow[];
+  /** Absent in unit tests' rows: none. */
+  unique_indexes?: UniqueIndexRow[];
 }
 
 function compareText(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+/**
+ * The foreign keys of an entity, one per distinct reference: foreign keys
+ * declared on several partitions with the same fields, referenced entity and
+ * referenced fields are one reference, named after the one declared on the
+ * table itself when there is one, else after the first partition's in name
+ * order. Sorted by name.
+ */
+export function mergeReferences(constraints: readonly ConstraintRow[]): ReferenceDescription[] {
+  const foreign = constraints
+    .filter((c) => c.type === "f")
+    .sort((a, b) => Number((a.level ?? 0) > 0) - Number((b.level ?? 0) > 0) || compareText(a.name, b.name));
+  const byShape = new Map<string, ReferenceDescription>();
+  for (const c of foreign) {
+    const reference: ReferenceDescription = {
+      name: c.name,
+      fields: c.fields,
+      referencedEntity: { schema: c.refSchema ?? "", name: c.refName ?? "" },
+      referencedFields: c.refFields ?? [],
+    };
+    const shape = JSON.stringify([
+      reference.fields,
+      reference.referencedEntity.schema,
+      reference.referencedEntity.name,
+      reference.referencedFields,
+    ]);
+    if (!byShape.has(shape)) byShape.set(shape, reference);
+  }
+  return [...byShape.values()].sort((a, b) => compareText(a.name, b.name));
+}
+
+/**
+ * The row key of a described table (see {@link rowKeyOf}): the primary key,
+ * else the unique index of fewest NOT NULL fields (then by name), else none.
+ */
+function rowKeyOfRow(row: DescribeRow): string[] {
+  const indexes = (row.unique_indexes ?? [])
+    .filter((k): k is UniqueIndexRow & { columns: string[] } => Array.isArray(k.columns))
+    .map((k) => ({ name: k.name, primary: k.primary, columns: k.columns }));
+  const fields: FieldInfo[] = row.fields.map((f) => ({
+    name: f.name,
+    type: f.type,
+    castType: f.type,
+    notNull: !f.nullable,
+    hasDefault: f.hasDefault,
+    generated: f.generated,
+    identity: "",
+  }));
+  return rowKeyOf({ fields, uniqueIndexes: indexes });
+}
+
 /** Turns catalog rows into entity descriptions, sorted by schema then name (code-point order). */
 export function buildEntities(rows: readonly DescribeRow[]): EntityDescription[] {
   const entities = rows.map((row): EntityDescription => {
-    const primary = row.constraints.find((c) => c.type === "p");
-    const references: ReferenceDescription[] = row.constraints
-      .filter((c) => c.type === "f")
-      .map((c) => ({
-        name: c.name,
-        fields: c.fields,
-        referencedEntity: { schema: c.refSchema ?? "", name: c.refName ?? "" },
-        referencedFields: c.refFields ?? [],
-      }))
-      .sort((a, b) => compareText(a.name, b.name));
+    const primary = row.constraints.find((c) => c.type === "p" && (c.level ?? 0) === 0);
     return {
       schema: row.schema,
       name: row.name,
@@ -111,8 +207,10 @@ export function buildEntities(rows: readonly DescribeRow[]): EntityDescription[]
         generated: f.generated,
       })),
       primaryKey: primary?.fields ?? [],
-      references,
+      references: mergeReferences(row.constraints),
       estimatedRows: row.reltuples < 0 ? -1 : Math.round(row.reltuples),
+      rowKey: primary ? [...primary.fields] : rowKeyOfRow(row),
+      kind: row.kind ?? "table",
     };
   });
   return entities.sort((a, b) => compareText(a.schema, b.schema) || compareText(a.name, b.name));
@@ -143,8 +241,9 @@ export function fingerprintOf(entities: readonly EntityDescription[]): string {
 
 /**
  * Describes the tables of `schemas` (all user schemas when empty) through
- * pg_catalog: columns in attnum order, primary keys and foreign keys (composite
- * and self-referencing ones included) and row estimates: the planner's
+ * pg_catalog: columns in attnum order, primary keys, row keys, kinds, foreign
+ * keys (composite and self-referencing ones included, for a partitioned table
+ * those of its partitions too; see {@link DESCRIBE_SQL}) and row estimates: the planner's
  * statistics, or for a table never analysed an exact count (small table) or a
  * sampled estimate (large one); each entity says which (`estimateSource`).
  */
@@ -187,7 +286,9 @@ async function withEstimate(
   if (plan.source === "statistics") return { ...entity, estimateSource: "statistics" };
   if (plan.source === "exact") budget.exactPagesLeft -= stats.pages;
   try {
-    const { rows, source } = await estimateRows(session, entity, stats, budget.exactPagesLeft + stats.pages);
+    const { rows, source } = await estimateRows(session, entity, stats, budget.exactPagesLeft + stats.pages, {
+      partitioned: entity.kind === "partitioned",
+    });
     return { ...entity, estimatedRows: rows, estimateSource: source };
   } catch (error) {
     if (session.signal.aborted) throw error;

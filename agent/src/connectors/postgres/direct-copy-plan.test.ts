@@ -80,7 +80,7 @@ describe("planDirectCopy", () => {
     expect(plan({ keyFields: ["label", "id"] }).direct).toBeNull();
     expect(plan({ keyFields: ["id", "label"] }).direct).not.toBeNull();
     expect(plan({ strategy: "merge", keyFields: ["kind", "id"] }).direct).not.toBeNull();
-    const keyless = { ...info, primaryKey: [] };
+    const keyless = { ...info, primaryKey: [], uniqueKeys: [], uniqueIndexes: [] };
     const write = planWrite(keyless, request({ keyFields: [] }));
     expect(planDirectCopy(keyless, write, "insert")).toBeNull();
   });

@@ -52,6 +52,7 @@ export function planDirectCopy(
   info: EntityInfo,
   plan: WritePlan,
   strategy: WriteStrategy,
+  triggersOff = false,
 ): DirectCopyPlan | null {
   if ((strategy !== "insert" && strategy !== "merge") || plan.key.length === 0) return null;
   if (!info.uniqueKeys.some((columns) => columns[0] === plan.key[0]!.name)) return null;
@@ -64,13 +65,16 @@ export function planDirectCopy(
   const triggerEvents = merge
     ? `(g.tgtype & ${BEFORE_ROW_INSERT}) = ${BEFORE_ROW_INSERT} or (g.tgtype & ${UPDATE_EVENT}) <> 0`
     : `(g.tgtype & ${BEFORE_ROW_INSERT}) = ${BEFORE_ROW_INSERT}`;
+  // With triggers off (session_replication_role = replica), only triggers and rules enabled
+  // ALWAYS still act, on the staged statement as on COPY alike for triggers; rules never touch COPY.
+  const enabled = triggersOff ? "= 'A'" : "<> 'D'";
   const blockers = [
     "c.relrowsecurity",
-    "exists (select 1 from pg_catalog.pg_rewrite r where r.ev_class = c.oid)",
+    `exists (select 1 from pg_catalog.pg_rewrite r where r.ev_class = c.oid and r.ev_enabled ${enabled})`,
     "exists (select 1 from (select c.oid as relid union all select p.relid from pg_catalog.pg_partition_tree(c.oid) p) m" +
       " join pg_catalog.pg_class mc on mc.oid = m.relid" +
       " where mc.relkind = 'f' or exists (select 1 from pg_catalog.pg_trigger g" +
-      ` where g.tgrelid = m.relid and not g.tgisinternal and g.tgenabled <> 'D' and (${triggerEvents})))`,
+      ` where g.tgrelid = m.relid and not g.tgisinternal and g.tgenabled ${enabled} and (${triggerEvents})))`,
   ];
   if (merge) {
     const indexColumns =

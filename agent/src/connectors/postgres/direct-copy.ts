@@ -1,7 +1,9 @@
 import type { WriteBatchRequest } from "../../connector.js";
 import { planDirectCopy, probeParams } from "./direct-copy-plan.js";
-import type { EntityInfo } from "./entity-catalog.js";
+import { type EntityInfo, ownRowsSql } from "./entity-catalog.js";
+import { quoteIdentifier } from "./identifiers.js";
 import type { RangeCounts } from "./isolation.js";
+import { copiedRowsViolationSql, type ForeignKeyInfo } from "./reference-checks.js";
 import type { Session } from "./session.js";
 import type { PreparedRows } from "./write-batch.js";
 import type { WritePlan } from "./write-plan.js";
@@ -37,12 +39,28 @@ export async function tryDirectCopy(
   plan: WritePlan,
   request: WriteBatchRequest,
   rows: PreparedRows,
+  mode: { triggersOff: boolean; references: readonly ForeignKeyInfo[] } = {
+    triggersOff: false,
+    references: [],
+  },
 ): Promise<RangeCounts | null> {
   if (rows.loadCount === 0 || rows.malformed.length > 0) return null;
-  const direct = planDirectCopy(info, plan, request.strategy);
+  const direct = planDirectCopy(info, plan, request.strategy, mode.triggersOff);
   if (direct === null) return null;
   const params = probeParams(plan, direct, rows.data);
   if (params === null) return null;
+  // With triggers off no foreign key is enforced by the server: the copied rows are checked
+  // (their key range) before the savepoint is released, and any violation sends the batch
+  // down the staged path, which rejects exactly the violating rows.
+  const violation = copiedRowsViolationSql(mode.references);
+  const width = plan.key.length;
+  const keyColumns = `(${plan.key.map((k) => `t.${quoteIdentifier(k.name)}`).join(", ")})`;
+  const bound = (from: number) => `(${plan.key.map((k, i) => `$${from + i}::${k.castType}`).join(", ")})`;
+  const checkSql =
+    violation === null
+      ? null
+      : `select exists (select 1 from ${ownRowsSql(info)} t where ${keyColumns} >= ${bound(1)}` +
+        ` and ${keyColumns} <= ${bound(width + 1)} and (${violation})) as broken`;
   const immediate = request.rejectPolicy === "isolate" ? "set constraints all immediate; " : "";
   await session.control(`${immediate}savepoint ${SAVEPOINT}`);
   try {
@@ -52,7 +70,17 @@ export async function tryDirectCopy(
       return null;
     }
     // The follow-up statement fails when the COPY did (the transaction is then aborted).
-    await session.copyIn(direct.copySql, rows.data, `release savepoint ${SAVEPOINT}`);
+    if (checkSql === null) {
+      await session.copyIn(direct.copySql, rows.data, `release savepoint ${SAVEPOINT}`);
+      return { created: rows.loadCount, updated: 0 };
+    }
+    await session.copyIn(direct.copySql, rows.data, "select 1");
+    const [check] = await session.query<{ broken: boolean }>(checkSql, params.slice(0, 2 * width));
+    if (check?.broken) {
+      await session.control(`rollback to savepoint ${SAVEPOINT}; release savepoint ${SAVEPOINT}`);
+      return null;
+    }
+    await session.control(`release savepoint ${SAVEPOINT}`);
     return { created: rows.loadCount, updated: 0 };
   } catch (error) {
     if (session.signal.aborted) throw error;

@@ -94,7 +94,9 @@ export async function lookupEntity(session: Session, entity: EntityName): Promis
   if (!row) throw new DrayError("not_found", `entity ${displayName(entity)} was not found`);
   const keys = row.unique_keys
     .filter((k): k is { name: string; primary: boolean; columns: string[] } => Array.isArray(k.columns))
-    .sort((a, b) => Number(b.primary) - Number(a.primary) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    .sort(
+      (a, b) => Number(b.primary) - Number(a.primary) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
+    );
   return {
     entity,
     fields: row.fields,

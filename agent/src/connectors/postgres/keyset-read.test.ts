@@ -28,7 +28,7 @@ const request = (extra: Partial<ReadBatchRequest> = {}): ReadBatchRequest => ({
 describe("buildKeysetQuery", () => {
   it("starts at the beginning without a cursor and never uses OFFSET", () => {
     const query = buildKeysetQuery(request(), [a, b], [a], resolve);
-    expect(query.sql).toBe('select "a", "b" from "s"."t""x" order by "a" limit $1::int8');
+    expect(query.sql).toBe('select "a", "b" from only "s"."t""x" order by "a" limit $1::int8');
     expect(query.params).toEqual([100]);
     expect(query.sql).not.toMatch(/offset/i);
     expect(query.keyPositions).toEqual([0]);
@@ -37,7 +37,7 @@ describe("buildKeysetQuery", () => {
   it("continues after a single-field cursor cast to the key type", () => {
     const query = buildKeysetQuery(request({ after: ["41"] }), [a, b], [a], resolve);
     expect(query.sql).toBe(
-      'select "a", "b" from "s"."t""x" where "a" > $1::integer order by "a" limit $2::int8',
+      'select "a", "b" from only "s"."t""x" where "a" > $1::integer order by "a" limit $2::int8',
     );
     expect(query.params).toEqual(["41", 100]);
   });
@@ -54,7 +54,7 @@ describe("buildKeysetQuery", () => {
       resolve,
     );
     expect(query.sql).toBe(
-      'select "v", "a", "b" from "s"."t""x" where ("a", "b") > ($1::integer, $2::text) and "v" >= $3::timestamp with time zone order by "a", "b" limit $4::int8',
+      'select "v", "a", "b" from only "s"."t""x" where ("a", "b") > ($1::integer, $2::text) and "v" >= $3::timestamp with time zone order by "a", "b" limit $4::int8',
     );
     expect(query.params).toEqual(["1", "x'y", "2024-01-01", 100]);
     expect(query.fields).toEqual(["v"]);
@@ -70,11 +70,13 @@ describe("buildKeysetQuery", () => {
   it("bounds the page with until, inclusive, after the cursor", () => {
     const query = buildKeysetQuery(request({ after: ["41"], until: ["50"] }), [a, b], [a], resolve);
     expect(query.sql).toBe(
-      'select "a", "b" from "s"."t""x" where "a" > $1::integer and "a" <= $2::integer order by "a" limit $3::int8',
+      'select "a", "b" from only "s"."t""x" where "a" > $1::integer and "a" <= $2::integer order by "a" limit $3::int8',
     );
     expect(query.params).toEqual(["41", "50", 100]);
     const only = buildKeysetQuery(request({ until: ["50"] }), [a], [a], resolve);
-    expect(only.sql).toBe('select "a" from "s"."t""x" where "a" <= $1::integer order by "a" limit $2::int8');
+    expect(only.sql).toBe(
+      'select "a" from only "s"."t""x" where "a" <= $1::integer order by "a" limit $2::int8',
+    );
   });
 
   it("bounds composite keys as a row", () => {
@@ -85,7 +87,7 @@ describe("buildKeysetQuery", () => {
       resolve,
     );
     expect(query.sql).toBe(
-      'select "a", "b" from "s"."t""x" where ("a", "b") <= ($1::integer, $2::text) order by "a", "b" limit $3::int8',
+      'select "a", "b" from only "s"."t""x" where ("a", "b") <= ($1::integer, $2::text) order by "a", "b" limit $3::int8',
     );
     expect(query.params).toEqual(["1", "x'y", 100]);
     expect(() =>
@@ -104,10 +106,15 @@ describe("buildKeysetQuery", () => {
     expect(buildKeysetQuery(request(), [a], [a], resolve, new Set(["a"])).columnCount).toBe(2);
   });
 
+  it("reads a partitioned table by its bare name when told (its rows live in its partitions)", () => {
+    const query = buildKeysetQuery(request(), [a], [a], resolve, new Set(), undefined, '"s"."p"');
+    expect(query.sql).toBe('select "a" from "s"."p" order by "a" limit $1::int8');
+  });
+
   it("writes placeholders with the given renderer", () => {
     const query = buildKeysetQuery(request({ after: ["41"] }), [a], [a], resolve, new Set(), (n) => `:p${n}`);
     expect(query.sql).toBe(
-      'select "a" from "s"."t""x" where "a" > :p1::integer order by "a" limit :p2::int8',
+      'select "a" from only "s"."t""x" where "a" > :p1::integer order by "a" limit :p2::int8',
     );
     expect(query.params).toEqual(["41", 100]);
   });
@@ -124,6 +131,8 @@ describe("validateReadRequest", () => {
       { until: "a" },
       { until: [1] },
       { fields: ["a", "a"] },
+      { keyFields: ["a", "a"] },
+      { keyFields: "a" },
       { entity: { schema: "", name: "t" } },
     ])
       expect(() => validateReadRequest(request(bad as Partial<ReadBatchRequest>))).toThrow(
@@ -131,6 +140,8 @@ describe("validateReadRequest", () => {
       );
     expect(() => validateReadRequest(request({ after: null, until: null }))).not.toThrow();
     expect(() => validateReadRequest(request({ after: ["1"], until: ["2"] }))).not.toThrow();
+    // No key fields: the row key, or the physical position of a table without one.
+    expect(() => validateReadRequest(request({ keyFields: [] }))).not.toThrow();
   });
 });
 

@@ -2,7 +2,7 @@ import { DrayError } from "@dray/common";
 import type { ReadBatchRequest, ReadBatchResult } from "../../connector.js";
 import { BoundParams, conditionsSql, dollarPlaceholder, type Placeholder } from "./conditions.js";
 import { CopyTextBuilder } from "./copy-text.js";
-import { type FieldInfo, lookupEntity, requireFields, resolveKey } from "./entity-catalog.js";
+import { type EntityInfo, type FieldInfo, ownRowsSql, requireFields, resolveKey } from "./entity-catalog.js";
 import { qualifiedName, quoteIdentifier, validateEntityName, validateFieldList } from "./identifiers.js";
 import type { RawRow, Session } from "./session.js";
 
@@ -13,6 +13,9 @@ export function validateReadRequest(request: ReadBatchRequest): void {
     throw new DrayError("invalid_argument", "maxRows must be a positive integer");
   if (!Number.isSafeInteger(request.maxBytes) || request.maxBytes < 1)
     throw new DrayError("invalid_argument", "maxBytes must be a positive integer");
+  // Empty key fields are fine: the row key, or for a table without one its physical position.
+  if (request.keyFields !== undefined && request.keyFields !== null)
+    validateFieldList("keyFields", request.keyFields);
   if (request.fields !== undefined) validateFieldList("fields", request.fields);
   if (request.nullFields !== undefined) validateFieldList("nullFields", request.nullFields);
   validateKeyPosition("after", request.after);
@@ -66,7 +69,8 @@ function keyComparison(
  * bound, filters, limit) is a bound parameter, written by `placeholder`; types
  * come from the catalog. Fields in `nulled` are selected as NULL. Key fields
  * that are not among the requested fields (or are nulled) are selected after
- * them, for `last` only.
+ * them, for `last` only. `from` is the table's own rows (see {@link ownRowsSql}):
+ * `only "s"."t"` unless told otherwise.
  */
 export function buildKeysetQuery(
   request: ReadBatchRequest,
@@ -75,6 +79,7 @@ export function buildKeysetQuery(
   resolve: (name: string) => FieldInfo,
   nulled: ReadonlySet<string> = new Set(),
   placeholder: Placeholder = dollarPlaceholder,
+  from = `only ${qualifiedName(request.entity)}`,
 ): KeysetQuery {
   const params = new BoundParams(placeholder);
   const selected = fields.map((f) => (nulled.has(f.name) ? "null" : quoteIdentifier(f.name)));
@@ -91,7 +96,7 @@ export function buildKeysetQuery(
   where.push(...conditionsSql(request.where, resolve, params));
   const sql = [
     `select ${selected.join(", ")}`,
-    `from ${qualifiedName(request.entity)}`,
+    `from ${from}`,
     where.length > 0 ? `where ${where.join(" and ")}` : "",
     `order by ${key.map((k) => quoteIdentifier(k.name)).join(", ")}`,
     `limit ${params.add(request.maxRows)}::int8`,
@@ -135,8 +140,10 @@ export function encodePage(
   return { data: builder.toBuffer(), rowCount: kept, last, trimmed };
 }
 
-/** What a keyset read takes from the catalog: the fields to read, the key, the nulled fields. */
+/** What a read takes from the catalog: the fields to read, the key, the nulled fields. */
 export interface KeysetPlan {
+  /** The table's own rows as a FROM item: `only "s"."t"`, or the bare name of a partitioned table. */
+  from: string;
   fields: FieldInfo[];
   key: FieldInfo[];
   nulled: ReadonlySet<string>;
@@ -145,22 +152,26 @@ export interface KeysetPlan {
 }
 
 /**
- * Looks the entity up and checks the request against it: the fields (every
- * non-generated one when none are named), the key, and `nullFields` (which
- * must be among the fields read).
+ * Checks the request against the entity's catalog entry: the fields (every
+ * non-generated one when none are named) and `nullFields` (which must be among
+ * the fields read). The plan's key is `key`, the resolved key fields (empty
+ * for a read by physical position).
  */
-export async function planKeysetRead(session: Session, request: ReadBatchRequest): Promise<KeysetPlan> {
-  const info = await lookupEntity(session, request.entity);
+export function planRead(info: EntityInfo, request: ReadBatchRequest, key: FieldInfo[]): KeysetPlan {
   const fields = request.fields?.length
     ? requireFields(info, request.fields)
     : info.fields.filter((f) => !f.generated);
-  const key = resolveKey(info, request.keyFields);
   const nulled = new Set(request.nullFields ?? []);
   const names = new Set(fields.map((f) => f.name));
   const stray = [...nulled].filter((name) => !names.has(name));
   if (stray.length > 0)
     throw new DrayError("invalid_argument", `nullFields must be among the fields read: ${stray.join(", ")}`);
-  return { fields, key, nulled, resolve: (name) => requireFields(info, [name])[0]! };
+  return { from: ownRowsSql(info), fields, key, nulled, resolve: (name) => requireFields(info, [name])[0]! };
+}
+
+/** {@link planRead} of a keyset read: the key is `keyFields`, else the row key (see {@link resolveKey}). */
+export function planKeysetRead(info: EntityInfo, request: ReadBatchRequest): KeysetPlan {
+  return planRead(info, request, resolveKey(info, request.keyFields));
 }
 
 /**
@@ -174,7 +185,15 @@ export async function selectKeysetPage(
   request: ReadBatchRequest,
   plan: KeysetPlan,
 ): Promise<ReadBatchResult> {
-  const query = buildKeysetQuery(request, plan.fields, plan.key, plan.resolve, plan.nulled);
+  const query = buildKeysetQuery(
+    request,
+    plan.fields,
+    plan.key,
+    plan.resolve,
+    plan.nulled,
+    dollarPlaceholder,
+    plan.from,
+  );
   const rows = await session.rawRows(query.sql, query.params);
   const page = encodePage(rows, query.fields.length, query.keyPositions, request.maxBytes);
   return {

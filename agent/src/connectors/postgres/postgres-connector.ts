@@ -17,14 +17,15 @@ import { createPool } from "./connection-options.js";
 import { countRows } from "./count-rows.js";
 import { deleteAllRows, deleteRowsByKey } from "./delete-rows.js";
 import { describeSchema } from "./describe-schema.js";
-import { finishEntity } from "./finish-entity.js";
 import { isConnectionFailure, toDrayError } from "./error-mapping.js";
+import { finishEntity } from "./finish-entity.js";
 import { displayName, validateEntityName, validateFieldList } from "./identifiers.js";
 import { validateReadRequest } from "./keyset-read.js";
 import { createLedger } from "./ledger.js";
 import { PoolKeeper } from "./pool-keeper.js";
 import { type ReadMethod, readBatch } from "./read-batch.js";
 import { abortable, type Backend, Session, type SessionPools, textParams } from "./session.js";
+import { SnapshotHolder } from "./snapshot-holder.js";
 import type { StagingMode } from "./stage-rows.js";
 import { type PreparedRows, prepareRows, validateWriteRequest, writeStagedBatch } from "./write-batch.js";
 
@@ -54,6 +55,8 @@ class PostgresConnector implements Connector {
   private ledgerReady: Promise<void> | undefined;
   private closed = false;
   private readonly pools: SessionPools;
+  /** Snapshots held open for consistent reads of tables without a row key. */
+  private readonly snapshots: SnapshotHolder;
 
   constructor(private readonly options: PostgresConnectorOptions & { logger: Logger }) {
     this.keeper = new PoolKeeper(
@@ -62,6 +65,7 @@ class PostgresConnector implements Connector {
       options.logger,
     );
     const keeper = this.keeper;
+    this.snapshots = new SnapshotHolder({ url: options.url, logger: options.logger });
     this.pools = {
       keeper,
       get sql() {
@@ -107,7 +111,7 @@ class PostgresConnector implements Connector {
     return this.run(
       `read ${describe(request?.entity)}`,
       signal,
-      (session) => readBatch(session, request, this.options.readMethod ?? "copy"),
+      (session) => readBatch(session, request, this.options.readMethod ?? "copy", this.snapshots),
       () => validateReadRequest(request),
     );
   }
@@ -173,7 +177,7 @@ class PostgresConnector implements Connector {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.all([this.keeper.close(), this.control?.end({ timeout: 1 })]);
+    await Promise.all([this.keeper.close(), this.control?.end({ timeout: 1 }), this.snapshots.close()]);
   }
 
   /**

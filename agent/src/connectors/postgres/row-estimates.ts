@@ -5,7 +5,7 @@
  */
 import type { EntityName } from "../../connector.js";
 import { countAllRows } from "./count-rows.js";
-import { qualifiedName } from "./identifiers.js";
+import { ownRowsSql } from "./entity-catalog.js";
 import type { Session } from "./session.js";
 
 /** Where an entity's row estimate comes from. */
@@ -58,9 +58,14 @@ export function estimatePlan(
  * Counts the rows in a `TABLESAMPLE SYSTEM (percent)` sample of the table and
  * scales the count up to the whole table.
  */
-async function sampledCount(session: Session, entity: EntityName, percent: number): Promise<number> {
+async function sampledCount(
+  session: Session,
+  entity: EntityName,
+  percent: number,
+  partitioned: boolean,
+): Promise<number> {
   const rows = await session.query<{ n: string }>(
-    `select count(*)::int8 as n from ${qualifiedName(entity)} tablesample system (${percent.toFixed(6)}) repeatable (0)`,
+    `select count(*)::int8 as n from ${ownRowsSql({ entity, partitioned })} tablesample system (${percent.toFixed(6)}) repeatable (0)`,
   );
   return Math.round((Number(rows[0]?.n ?? 0) * 100) / percent);
 }
@@ -75,9 +80,11 @@ export async function estimateRows(
   entity: EntityName,
   stats: TableStatistics,
   exactPagesLeft = EXACT_COUNT_BUDGET_PAGES,
+  kind: { partitioned?: boolean } = {},
 ): Promise<{ rows: number; source: EstimateSource }> {
   const plan = estimatePlan(stats, exactPagesLeft);
   if (plan.source === "statistics") return { rows: plan.rows, source: "statistics" };
-  if (plan.source === "exact") return { rows: await countAllRows(session, entity), source: "exact" };
-  return { rows: await sampledCount(session, entity, plan.percent), source: "sampled" };
+  if (plan.source === "exact") return { rows: await countAllRows(session, entity, kind), source: "exact" };
+  const partitioned = kind.partitioned === true;
+  return { rows: await sampledCount(session, entity, plan.percent, partitioned), source: "sampled" };
 }

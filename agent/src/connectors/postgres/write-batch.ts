@@ -8,8 +8,15 @@ import { errorDetails, isDataError, sqlStateOf } from "./error-mapping.js";
 import { displayName, validateEntityName, validateFieldList } from "./identifiers.js";
 import { bisectWrite, type RangeCounts } from "./isolation.js";
 import { claimBatch, recordBatch, validateBatchId } from "./ledger.js";
+import {
+  keysToCheck,
+  lookupForeignKeys,
+  type OrdinalRecord,
+  rejectBrokenReferences,
+} from "./reference-checks.js";
 import type { Session } from "./session.js";
 import { type StagingMode, stageRows } from "./stage-rows.js";
+import { rejectKeyConflicts } from "./unique-checks.js";
 import { planWrite, STAGE, stageColumn, type WritePlan } from "./write-plan.js";
 
 /** Rejected rows whose guilty field is looked for by test casts (each probe is one statement per field). */
@@ -32,6 +39,29 @@ export function validateWriteRequest(request: WriteBatchRequest): void {
   if (validateFieldList("rows.fields", rows.fields).length === 0)
     throw new DrayError("invalid_argument", "rows.fields must name at least one field");
   validateFieldList("keyFields", request.keyFields ?? []);
+  validateFieldList("uncheckedReferences", request.uncheckedReferences ?? []);
+}
+
+/**
+ * Turns the target's triggers and rules off for the rest of the transaction
+ * (as pg_restore --disable-triggers does); foreign keys are then checked by
+ * the agent ({@link rejectBrokenReferences}).
+ *
+ * @throws DrayError `permission_denied` when the target's user may not.
+ */
+async function triggersOff(session: Session): Promise<void> {
+  try {
+    await session.query("set local session_replication_role = replica");
+  } catch (error) {
+    if (sqlStateOf(error) !== "42501") throw error;
+    throw new DrayError(
+      "permission_denied",
+      "the target's database user may not turn triggers off during loads (session_replication_role): " +
+        "connect the target agent as a superuser, run GRANT SET ON PARAMETER session_replication_role TO <user>, " +
+        'or set the pipeline\'s targetTriggers to "fire"',
+      { retryable: false, cause: error },
+    );
+  }
 }
 
 /** A line COPY would refuse, found before sending. */
@@ -207,6 +237,17 @@ export async function writeStagedBatch(
 ): Promise<WriteBatchResult> {
   const info = await lookupEntity(session, request.entity);
   const plan = planWrite(info, request);
+  const fireTriggers = request.fireTriggers === true;
+  if (fireTriggers && info.hasRules)
+    throw new DrayError(
+      "failed_precondition",
+      `${displayName(request.entity)} has rewrite rules, and Dray never writes through rules (they would send ` +
+        'rows elsewhere): set the pipeline\'s targetTriggers to "off" (the default), which loads with rules off',
+      { retryable: false },
+    );
+  const references = fireTriggers
+    ? []
+    : keysToCheck(await lookupForeignKeys(session, info), plan, request.uncheckedReferences ?? []);
   if (request.rejectPolicy === "fail" && prepared.malformed.length > 0) {
     const first = prepared.malformed[0]!;
     throw new DrayError(
@@ -232,32 +273,83 @@ export async function writeStagedBatch(
       const { created, updated, rejected } = recorded;
       return { alreadyCommitted: true, created, updated, rejected, rejectedRecords: [] };
     }
+    if (!fireTriggers) await triggersOff(session);
     const rejectedRecords = prepared.malformed.map((m) => rejectMalformed(plan, m));
+    // Rows rejected by checks and by bisection, reported in batch order.
+    const checked: OrdinalRecord[] = [];
     let counts: RangeCounts = { created: 0, updated: 0 };
     const direct =
-      staging === "copy" && directCopy ? await tryDirectCopy(session, info, plan, request, prepared) : null;
+      staging === "copy" && directCopy
+        ? await tryDirectCopy(session, info, plan, request, prepared, {
+            triggersOff: !fireTriggers,
+            references,
+          })
+        : null;
     if (direct !== null) {
       counts = direct;
     } else if (prepared.loadCount > 0) {
       await session.query(plan.createStageSql);
       await stageRows(session, plan, prepared.data, prepared.loadCount, staging);
       if (request.rejectPolicy === "fail") {
+        const range = { first: 1, last: prepared.loadCount };
+        const broken = await rejectBrokenReferences(session, info, plan, references, range);
+        if (broken.length > 0) {
+          const first = broken[0]!;
+          throw new DrayError("failed_precondition", first.message, {
+            details: { sqlState: first.sqlState, rejected: broken.length },
+            retryable: false,
+          });
+        }
         counts = await writeRange(session, plan, 1, prepared.loadCount);
       } else {
         // Deferred constraints are checked per statement here, so a bad row fails its own range, not COMMIT.
         await session.query("set constraints all immediate");
         let probed = 0;
+        let conflictsChecked = false;
         const outcome = await bisectWrite(1, prepared.loadCount, {
-          write: (first, last) =>
-            underSavepoint(session, "dray_range", () => writeRange(session, plan, first, last)),
-          reject: (ordinal, error) =>
-            describeRejected(session, plan, ordinal, error, probed++ < MAX_PROBED_REJECTS),
+          write: async (first, last) => {
+            // The reference check and the write of a range stand or fall together: a value that does not
+            // cast fails both, and bisection narrows it down like any other data error.
+            const writeChecked = () =>
+              underSavepoint(session, "dray_range", async () => {
+                const broken = await rejectBrokenReferences(session, info, plan, references, { first, last });
+                const written = await writeRange(session, plan, first, last);
+                return { written, broken };
+              });
+            let outcome: Awaited<ReturnType<typeof writeChecked>>;
+            try {
+              outcome = await writeChecked();
+            } catch (error) {
+              if (conflictsChecked || session.signal.aborted || !isDataError(sqlStateOf(error))) throw error;
+              // The first data error: take every unique-key conflict out in a few set-based statements,
+              // then try again; bisection is left for other data errors (and for a value that does not
+              // cast, which fails the set-based check too).
+              conflictsChecked = true;
+              const conflicts = await underSavepoint(session, "dray_conflicts", () =>
+                rejectKeyConflicts(session, info, plan, request.strategy),
+              ).catch((checkError) => {
+                if (session.signal.aborted || !isDataError(sqlStateOf(checkError))) throw checkError;
+                return [];
+              });
+              if (conflicts.length === 0) throw error;
+              checked.push(...conflicts);
+              outcome = await writeChecked();
+            }
+            checked.push(...outcome.broken);
+            return outcome.written;
+          },
+          reject: async (ordinal, error) => ({
+            ordinal,
+            ...(await describeRejected(session, plan, ordinal, error, probed++ < MAX_PROBED_REJECTS)),
+          }),
           isDataError: (error) => !session.signal.aborted && isDataError(sqlStateOf(error)),
         });
         counts = outcome;
-        rejectedRecords.push(...outcome.rejected);
+        checked.push(...outcome.rejected);
       }
     }
+    checked.sort((a, b) => a.ordinal - b.ordinal);
+    rejectedRecords.push(...checked.map(({ ordinal: _ordinal, ...record }) => record));
     const result = {
       alreadyCommitted: false,
       created: counts.created,

@@ -1,6 +1,13 @@
 import { DrayError } from "@dray/common";
 import type { WriteBatchRequest } from "../../connector.js";
-import { type EntityInfo, type FieldInfo, requireFields, resolveKey } from "./entity-catalog.js";
+import {
+  type EntityInfo,
+  type FieldInfo,
+  ownRowsSql,
+  requireFields,
+  resolveKey,
+  rowKeyOf,
+} from "./entity-catalog.js";
 import { displayName, qualifiedName, quoteIdentifier } from "./identifiers.js";
 
 /** The staging table: one text column per field plus the row's ordinal in the batch. */
@@ -53,6 +60,20 @@ export function changedCondition(fields: readonly FieldInfo[]): string {
   return `(${pairs.map((p) => p[0]).join(", ")}) is distinct from (${pairs.map((p) => p[1]).join(", ")})`;
 }
 
+/**
+ * True when any of `fields` differs between the target row `t` and the staged
+ * row `s` (field `i` in staging column `i`), compared as {@link changedCondition} does.
+ */
+export function updatedCondition(fields: readonly { f: FieldInfo; i: number }[]): string {
+  const pairs = fields.map(({ f, i }) => {
+    const [mine, theirs] = [`t.${quoteIdentifier(f.name)}`, `s.${stageColumn(i)}::${f.castType}`];
+    if (NATIVE_EQUALITY.has(f.castType)) return [mine, theirs];
+    if (TEXT_TYPES.has(f.castType)) return [`${mine} collate "C"`, `(${theirs}) collate "C"`];
+    return [`${mine}::text collate "C"`, `(${theirs})::text collate "C"`];
+  });
+  return `(${pairs.map((p) => p[0]).join(", ")}) is distinct from (${pairs.map((p) => p[1]).join(", ")})`;
+}
+
 /** Name of the staging column holding field `index` (0-based). */
 export function stageColumn(index: number): string {
   return `c${index + 1}`;
@@ -75,7 +96,7 @@ export function planWrite(info: EntityInfo, request: WriteBatchRequest): WritePl
   const key =
     request.strategy !== "insert" || (request.keyFields ?? []).length > 0
       ? resolveKey(info, request.keyFields)
-      : requireFields(info, info.primaryKey);
+      : requireFields(info, rowKeyOf(info));
   const keyPositions = key.map((k) => {
     const at = fields.findIndex((f) => f.name === k.name);
     if (at < 0)
@@ -107,9 +128,13 @@ export function planWrite(info: EntityInfo, request: WriteBatchRequest): WritePl
     const match = key
       .map((k, i) => `t.${quoteIdentifier(k.name)} = s.${stageColumn(keyPositions[i]!)}::${k.castType}`)
       .join(" and ");
+    // A row already equal is not rewritten (a re-run's back-fill changes nothing).
+    const changed = updatedCondition(
+      fields.map((f, i) => ({ f, i })).filter(({ f }) => !keyNames.has(f.name)),
+    );
     writeSql =
-      `with written as (update ${target} t set ${assignments.join(", ")} from ${STAGE} s` +
-      ` where s.${range} and ${match} returning 1)` +
+      `with written as (update ${ownRowsSql(info)} t set ${assignments.join(", ")} from ${STAGE} s` +
+      ` where s.${range} and ${match} and ${changed} returning 1)` +
       " select 0::int8 as created, count(*)::int8 as updated from written";
   } else {
     const keyNames = new Set(key.map((k) => k.name));
@@ -124,10 +149,11 @@ export function planWrite(info: EntityInfo, request: WriteBatchRequest): WritePl
     if (!info.partitioned) {
       // xmax is 0 on a freshly inserted row version; rows left as they were are not returned, so
       // updated = the range's rows minus those inserted.
+      // Staged rows may have been taken out (rejected by a check), so the range is counted, not computed.
       writeSql =
         `with written as (${merge} returning (xmax = 0) as inserted)` +
         " select (count(*) filter (where inserted))::int8 as created," +
-        " ($2::int8 - $1::int8 + 1 - count(*) filter (where inserted))::int8 as updated from written";
+        ` ((select count(*) from ${STAGE} where ${range}) - count(*) filter (where inserted))::int8 as updated from written`;
     } else {
       // RETURNING cannot read xmax of a partitioned table: count the keys already present instead
       // (same snapshot as the insert; exact unless another writer adds the same keys concurrently).
@@ -138,7 +164,7 @@ export function planWrite(info: EntityInfo, request: WriteBatchRequest): WritePl
         `with present as (select count(*) as n from ${STAGE} s where s.${range}` +
         ` and exists (select 1 from ${target} t where ${match})),` +
         ` written as (${merge} returning 1)` +
-        " select ($2::int8 - $1::int8 + 1 - (select n from present))::int8 as created, (select n from present)::int8 as updated" +
+        ` select ((select count(*) from ${STAGE} where ${range}) - (select n from present))::int8 as created, (select n from present)::int8 as updated` +
         " from (select count(*) from written) as w";
     }
   }
