@@ -9,6 +9,14 @@ import { fileURLToPath } from "node:url";
 import { describeMachine, type Machine } from "./machine.js";
 import { accountsFor, type BenchOptions, parseOptions, USAGE } from "./options.js";
 import {
+  checkClientTools,
+  comparisonTable,
+  entityTable,
+  phaseTable,
+  runCompareShape,
+  timelineTable,
+} from "./pg-dump-compare.js";
+import {
   cpuTable,
   flatnessLines,
   memoryTable,
@@ -138,6 +146,66 @@ async function record(section: string): Promise<void> {
   );
 }
 
+/**
+ * `--compare pg-restore`: each shape against pg_dump | pg_restore; prints the
+ * comparison, Dray's phases, and the small shape's stage log (not recorded).
+ */
+async function compare(
+  o: BenchOptions,
+  baseUrl: string,
+  runId: string,
+  log: (line: string) => void,
+): Promise<number> {
+  log(`client tools: ${await checkClientTools()}`);
+  const results = [];
+  const t0 = performance.now();
+  for (const shape of o.shapes) {
+    results.push(
+      await runCompareShape(shape, {
+        baseUrl,
+        shapes: o.shapes,
+        partitions: o.partitions,
+        triggers: o.triggers,
+        batchSize: o.batchSize,
+        keep: o.keep,
+        timeoutMs: o.timeoutSeconds * 1000,
+        quietWaitMs: o.quietWaitSeconds * 1000,
+        repeat: o.repeat,
+        logPrefix: (s) => join(BENCH_DIR, "logs", `${runId}-compare-${s}`),
+        log,
+        onInterrupt,
+      }),
+    );
+  }
+  const out: string[] = [""];
+  for (const r of results) out.push(`${r.shape}: ${r.describe}`);
+  const p = results.find((r) => r.pipeline)?.pipeline;
+  if (p)
+    out.push(
+      `Dray pipeline: merge of every table, batchSize ${p.batchSize}, batchBytes ${p.batchBytes}, entityConcurrency ${p.entityConcurrency}`,
+    );
+  out.push("", renderText(comparisonTable(results)), "");
+  for (const r of results) {
+    const phases = phaseTable(r);
+    if (phases) out.push(renderText(phases), "");
+    // The first run (cold processes) and the fastest, when they differ.
+    const shown = [...new Set([r.drayRuns[0], r.dray])].filter((run) => run !== undefined);
+    for (const run of shown) {
+      const label = `run ${r.drayRuns.indexOf(run) + 1}${run === r.drayRuns[0] ? " (cold)" : " (fastest)"}`;
+      out.push(renderText(entityTable(r, run, label)), "");
+      if (r.shape === "small" || run.error) out.push(renderText(timelineTable(r, run, label)), "");
+    }
+    if (r.pgCheck) out.push(`${r.shape}: pg_restore target differs: ${r.pgCheck}`);
+    if (r.pgSequences) out.push(`${r.shape}: pg_restore target sequences differ: ${r.pgSequences}`);
+    if (r.drayCheck) out.push(`${r.shape}: Dray target differs: ${r.drayCheck}`);
+    if (r.draySequences) out.push(`${r.shape}: Dray target sequences differ: ${r.draySequences}`);
+    if (r.error) out.push(`${r.shape} FAILED:\n${r.error}\nlogs: ${r.logs.join(", ") || "none"}`, "");
+  }
+  out.push(`whole run: ${((performance.now() - t0) / 60000).toFixed(1)} min (not recorded in RESULTS.md)`);
+  process.stdout.write(`${out.join("\n")}\n`);
+  return results.some((r) => r.error || r.pgCheck || r.drayCheck) ? 1 : 0;
+}
+
 async function main(): Promise<number> {
   let options: BenchOptions | "help";
   try {
@@ -161,6 +229,8 @@ async function main(): Promise<number> {
   log(
     `${machine.nproc} CPUs, ${machine.memory}, ${machine.postgres}, Node ${machine.node}, git ${machine.git}`,
   );
+
+  if (o.compare === "pg-restore") return compare(o, baseUrl, runId, log);
 
   const scales = [{ label: "1×", factor: 1 }, ...(o.double ? [{ label: "2×", factor: 2 }] : [])];
   const results: ScaleResult[] = [];

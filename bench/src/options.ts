@@ -1,4 +1,5 @@
 /** Command-line options of `pnpm bench`. */
+import type { Shape } from "./real-schema-dataset.js";
 
 export interface BenchOptions {
   /** Contacts rows at 1× (accounts = rows / 100, at least 100). */
@@ -19,6 +20,14 @@ export interface BenchOptions {
   repeat: number;
   /** Longest wait, before each timed copy, for the machine to go quiet; 0: do not wait. */
   quietWaitSeconds: number;
+  /** `pg-restore`: compare against pg_dump | pg_restore on generated real schemas instead (issue 10). */
+  compare: "pg-restore" | undefined;
+  /** Shapes of the comparison, in order. */
+  shapes: Shape[];
+  /** Comparison: `payment` partitioned (false: a plain table). */
+  partitions: boolean;
+  /** Comparison: the last_update trigger. */
+  triggers: boolean;
   /** The arguments as given, for the report. */
   argv: string[];
 }
@@ -37,6 +46,14 @@ export const USAGE = `Usage: pnpm bench [-- options]
   --repeat N        time each copy N times and report the fastest (default 1)
   --quiet-wait S    before each timed copy, wait up to S seconds for the machine to be
                     idle (other sessions' work disturbs the figures; default 60, 0: no wait)
+  --compare pg-restore
+                    instead: pg_dump --data-only -Fc | pg_restore --data-only --disable-triggers
+                    against a Dray merge, on the same generated schema and rows (prints only;
+                    --repeat, --batch-size, --keep, --timeout, --quiet-wait apply)
+  --shape S         with --compare: small (11 tables, 15,607 rows, FKs, a self-reference,
+                    a partitioned table, triggers), large (3 tables, 1.5M rows) or both (default)
+  --without-partitions  with --compare: payment is a plain table
+  --without-triggers    with --compare: no last_update trigger
   --help            this text
 
 Database: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres).`;
@@ -63,6 +80,10 @@ export function parseOptions(args: string[]): BenchOptions | "help" {
     timeoutSeconds: 600,
     quietWaitSeconds: 60,
     repeat: 1,
+    compare: undefined,
+    shapes: ["small", "large"],
+    partitions: true,
+    triggers: true,
     argv,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -110,6 +131,26 @@ export function parseOptions(args: string[]): BenchOptions | "help" {
         options.quietWaitSeconds = v === "0" ? 0 : parseCount(v, "--quiet-wait");
         break;
       }
+      case "--compare": {
+        const v = value();
+        if (v !== "pg-restore")
+          throw new Error(`--compare: only "pg-restore" is known, not ${JSON.stringify(v)}`);
+        options.compare = v;
+        break;
+      }
+      case "--shape": {
+        const v = value();
+        if (v === "both") options.shapes = ["small", "large"];
+        else if (v === "small" || v === "large") options.shapes = [v];
+        else throw new Error(`--shape: small, large or both, not ${JSON.stringify(v)}`);
+        break;
+      }
+      case "--without-partitions":
+        options.partitions = false;
+        break;
+      case "--without-triggers":
+        options.triggers = false;
+        break;
       case "--help":
       case "-h":
         return "help";

@@ -101,6 +101,8 @@ const entry = (entity: string, level: number | null, estimatedRows: number) => (
   estimatedRows,
   estimateSource: "statistics",
   primaryKey: ["id"],
+  rowKey: ["id"],
+  kind: "table",
   missingInTarget: false,
   fieldsMissingInTarget: [],
 });
@@ -113,6 +115,10 @@ describe("GET /api/v1/pipelines/{id}/plan", () => {
       const res = await plan(id);
       expect(res.status).toBe(200);
       expect(res.body).toEqual({
+        targetTriggers: "off",
+        targetTriggersNote:
+          "off: rows are written with the target's user triggers and rules off (like pg_restore " +
+          "--disable-triggers), and the agent checks foreign keys itself",
         levels: [["public.accounts"], ["public.contacts"], ["public.opportunities"], ["public.activities"]],
         deferred: [
           {
@@ -122,6 +128,7 @@ describe("GET /api/v1/pipelines/{id}/plan", () => {
             referencedEntity: "public.accounts",
           },
         ],
+        postponed: [],
         cycles: [],
         warnings: [
           {
@@ -163,23 +170,72 @@ describe("GET /api/v1/pipelines/{id}/plan", () => {
     expect(res.body).toMatchObject({
       levels: [["public.departments"], ["public.employees"]],
       deferred: [deferred],
-      cycles: [{ entities: ["public.departments", "public.employees"], resolvedBy: [deferred] }],
+      postponed: [],
+      cycles: [
+        {
+          entities: ["public.departments", "public.employees"],
+          handling: "deferred_references",
+          resolvedBy: [deferred],
+          postponed: [],
+        },
+      ],
       blocking: [],
       entities: [entry("public.employees", 1, 50), entry("public.departments", 0, 5)],
     });
   });
 
-  it("reports a cycle without a nullable reference as a blocking item, answering 200", async () => {
+  it("loads a cycle without a nullable reference with targetTriggers off, checking one reference after load", async () => {
     const res = await plan(await pipeline("eggs", ["public.chickens", "public.eggs"]));
     expect(res.status).toBe(200);
+    const postponed = {
+      entity: "public.chickens",
+      reference: "chickens_egg_id_fkey",
+      fields: ["egg_id"],
+      referencedEntity: "public.eggs",
+    };
+    expect(res.body).toMatchObject({
+      targetTriggers: "off",
+      targetTriggersNote: expect.stringContaining("1 reference of NOT NULL cycles or self-references"),
+      levels: [["public.chickens"], ["public.eggs"]],
+      deferred: [],
+      postponed: [postponed],
+      cycles: [
+        {
+          entities: ["public.chickens", "public.eggs"],
+          handling: "checked_after_load",
+          resolvedBy: [],
+          postponed: [postponed],
+        },
+      ],
+      blocking: [],
+    });
+  });
+
+  it("reports a cycle without a nullable reference as a blocking item under targetTriggers fire, answering 200", async () => {
+    const id = await pipeline("eggs fired", ["public.chickens", "public.eggs"]);
+    const patched = await h.call("PATCH", `/api/v1/pipelines/${id}`, {
+      token: org.operator,
+      json: { targetTriggers: "fire" },
+    });
+    expect(patched.status, JSON.stringify(patched.body)).toBe(200);
+    expect(patched.body.targetTriggers).toBe("fire");
+    const res = await plan(id);
+    expect(res.status).toBe(200);
+    expect(res.body.targetTriggers).toBe("fire");
+    expect(res.body.targetTriggersNote).toMatch(/^fire: the target's triggers and rules fire/);
     expect(res.body.levels).toEqual([]);
+    expect(res.body.cycles).toEqual([]);
     expect(res.body.blocking).toEqual([
       {
         code: "unresolvable_cycle",
         message: expect.stringMatching(
-          /^cannot order entities: cycle public\.chickens → public\.eggs → public\.chickens/,
+          /^cannot order entities: the references of cycle public\.chickens → public\.eggs → public\.chickens .* are all NOT NULL.*targetTriggers to "off" \(the default\)/,
         ),
-        details: { reason: "unresolvable_cycle", cycle: ["public.chickens", "public.eggs"] },
+        details: {
+          reason: "unresolvable_cycle",
+          cycle: ["public.chickens", "public.eggs"],
+          references: ["chickens_egg_id_fkey", "eggs_chicken_id_fkey"],
+        },
       },
     ]);
     expect(res.body.entities).toEqual([entry("public.chickens", null, 1), entry("public.eggs", null, 1)]);

@@ -71,6 +71,7 @@ describe("POST /api/v1/pipelines", () => {
       maxRetriesPerBatch: 4,
       stopOnError: true,
       entityConcurrency: 2,
+      targetTriggers: "off",
       createdAt: expect.any(String),
       updatedAt: res.body.createdAt,
       running: false,

@@ -621,6 +621,13 @@ export interface components {
                 generated: boolean;
             }[];
             primaryKey: string[];
+            /** @description The fields that identify a row: the primary key, else the unique key whose fields are all NOT NULL; empty when the table has neither (it can be copied with writeStrategy insert or clean, not merge). Absent in snapshots captured before row keys existed: the primary key (refresh the snapshot to get it) */
+            rowKey?: string[];
+            /**
+             * @description table; partitioned (written through the partitioned table, its partitions are not entities); inheritance_parent (other tables inherit from it: read, counted and cleaned without them, with ONLY). Absent in snapshots captured before kinds existed: table
+             * @enum {string}
+             */
+            kind?: "table" | "partitioned" | "inheritance_parent";
             references: {
                 name: string;
                 fields: string[];
@@ -659,7 +666,7 @@ export interface components {
              */
             action: "copy" | "transform" | "delete";
             /**
-             * @description insert (always add), merge (upsert on the primary key; target-only rows kept), clean (delete the target rows of the selected entities, then load)
+             * @description insert (always add), merge (upsert on the row key: the primary key, else a unique key of NOT NULL fields; target-only rows kept; every entity needs a row key), clean (delete the target rows of the selected entities, then load). insert and clean also copy entities without a row key
              * @enum {string}
              */
             writeStrategy: "insert" | "merge" | "clean";
@@ -669,6 +676,11 @@ export interface components {
             maxRetriesPerBatch: number;
             stopOnError: boolean;
             entityConcurrency: number;
+            /**
+             * @description What the target's user triggers and rules do while rows are written. off (the default): loads run with them off, like pg_restore --disable-triggers; foreign keys are still checked, by the agent, and a cycle of NOT NULL references is loaded with some of them checked once its tables are loaded. fire: triggers and rules fire for every row written, and a cycle of NOT NULL references cannot be loaded
+             * @enum {string}
+             */
+            targetTriggers: "off" | "fire";
             /**
              * Format: date-time
              * @example 2026-05-01T12:00:00.000Z
@@ -714,7 +726,7 @@ export interface components {
              */
             action: "copy" | "transform" | "delete";
             /**
-             * @description insert (always add), merge (upsert on the primary key; target-only rows kept), clean (delete the target rows of the selected entities, then load)
+             * @description insert (always add), merge (upsert on the row key: the primary key, else a unique key of NOT NULL fields; target-only rows kept; every entity needs a row key), clean (delete the target rows of the selected entities, then load). insert and clean also copy entities without a row key
              * @enum {string}
              */
             writeStrategy: "insert" | "merge" | "clean";
@@ -754,6 +766,12 @@ export interface components {
              * @default 2
              */
             entityConcurrency: number;
+            /**
+             * @description What the target's user triggers and rules do while rows are written. off (the default): loads run with them off, like pg_restore --disable-triggers; foreign keys are still checked, by the agent, and a cycle of NOT NULL references is loaded with some of them checked once its tables are loaded. fire: triggers and rules fire for every row written, and a cycle of NOT NULL references cannot be loaded
+             * @default off
+             * @enum {string}
+             */
+            targetTriggers: "off" | "fire";
         };
         PipelinePage: {
             pipelines: components["schemas"]["Pipeline"][];
@@ -778,7 +796,7 @@ export interface components {
              */
             action?: "copy" | "transform" | "delete";
             /**
-             * @description insert (always add), merge (upsert on the primary key; target-only rows kept), clean (delete the target rows of the selected entities, then load)
+             * @description insert (always add), merge (upsert on the row key: the primary key, else a unique key of NOT NULL fields; target-only rows kept; every entity needs a row key), clean (delete the target rows of the selected entities, then load). insert and clean also copy entities without a row key
              * @enum {string}
              */
             writeStrategy?: "insert" | "merge" | "clean";
@@ -803,16 +821,30 @@ export interface components {
             stopOnError?: boolean;
             /** @description Entities of one dependency level processed at once */
             entityConcurrency?: number;
+            /**
+             * @description What the target's user triggers and rules do while rows are written. off (the default): loads run with them off, like pg_restore --disable-triggers; foreign keys are still checked, by the agent, and a cycle of NOT NULL references is loaded with some of them checked once its tables are loaded. fire: triggers and rules fire for every row written, and a cycle of NOT NULL references cannot be loaded
+             * @enum {string}
+             */
+            targetTriggers?: "off" | "fire";
         };
         PipelinePlan: {
-            /** @description Topological levels, level 0 first; entities of a level run concurrently */
+            /**
+             * @description The pipeline's targetTriggers setting
+             * @enum {string}
+             */
+            targetTriggers: "off" | "fire";
+            /**
+             * @description One line on what targetTriggers means for this load
+             * @example off: rows are written with the target's user triggers and rules off (like pg_restore --disable-triggers), and the agent checks foreign keys itself
+             */
+            targetTriggersNote: string;
+            /** @description Topological levels, level 0 first; entities of a level run concurrently. Empty when a cycle cannot be loaded */
             levels: string[][];
             /** @description References loaded NULL in pass 1 and back-filled in pass 2 (cycle breaks, self-references) */
             deferred: components["schemas"]["DeferredReference"][];
-            cycles: {
-                entities: string[];
-                resolvedBy: components["schemas"]["DeferredReference"][];
-            }[];
+            /** @description NOT NULL references of cycles and self-references written without their check and validated once their tables are loaded (targetTriggers off) */
+            postponed: components["schemas"]["DeferredReference"][];
+            cycles: components["schemas"]["PlanCycle"][];
             warnings: components["schemas"]["PlanIssue"][];
             entities: {
                 entity: string;
@@ -824,6 +856,10 @@ export interface components {
                  */
                 estimateSource: "statistics" | "exact" | "sampled" | "unknown";
                 primaryKey: string[];
+                /** @description The fields that identify a row: the primary key, else a unique key of NOT NULL fields; empty when there is none (read in one consistent snapshot in physical order; merge is not possible) */
+                rowKey: string[];
+                /** @enum {string} */
+                kind: "table" | "partitioned" | "inheritance_parent";
                 missingInTarget: boolean;
                 fieldsMissingInTarget: string[];
             }[];
@@ -840,7 +876,7 @@ export interface components {
                 month: string;
                 wouldExceed: boolean;
             };
-            /** @description What would stop a run before any record moves (empty when it can run) */
+            /** @description Everything that would stop a run before any record moves, all at once (empty when it can run) */
             blocking: components["schemas"]["PlanIssue"][];
         };
         DeferredReference: {
@@ -848,6 +884,18 @@ export interface components {
             reference: string;
             fields: string[];
             referencedEntity: string;
+        };
+        PlanCycle: {
+            entities: string[];
+            /**
+             * @description deferred_references: nullable references are loaded NULL, then back-filled; checked_after_load: NOT NULL references had to be postponed too (targetTriggers off): written without their check and validated once the cycle's tables are loaded
+             * @enum {string}
+             */
+            handling: "deferred_references" | "checked_after_load";
+            /** @description Nullable references deferred to break it */
+            resolvedBy: components["schemas"]["DeferredReference"][];
+            /** @description NOT NULL references checked after load to break it */
+            postponed: components["schemas"]["DeferredReference"][];
         };
         PlanIssue: {
             code: string;

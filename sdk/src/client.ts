@@ -24,7 +24,8 @@ type PipelineDefaults =
   | "batchBytes"
   | "maxRetriesPerBatch"
   | "stopOnError"
-  | "entityConcurrency";
+  | "entityConcurrency"
+  | "targetTriggers";
 /** The body of a new pipeline: fields with defaults may be left out. */
 export type CreatePipeline = Omit<Schemas["CreatePipeline"], PipelineDefaults> &
   Partial<Pick<Schemas["CreatePipeline"], PipelineDefaults>>;

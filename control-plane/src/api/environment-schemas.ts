@@ -1,6 +1,7 @@
 /** Zod schemas of environments and their entity snapshots. */
 import { z } from "@hono/zod-openapi";
 import { ENVIRONMENT_SORTS, MAX_SEARCH_LENGTH } from "../environments/environments-query.js";
+import { ENTITY_KINDS } from "../environments/schema-snapshot.js";
 import { Timestamp } from "./schemas.js";
 
 /** An environment as the API shows it. */
@@ -122,6 +123,24 @@ export const EntitySnapshot = z
       }),
     ),
     primaryKey: z.array(z.string()),
+    rowKey: z
+      .array(z.string())
+      .optional()
+      .openapi({
+        description:
+          "The fields that identify a row: the primary key, else the unique key whose fields are all NOT NULL; " +
+          "empty when the table has neither (it can be copied with writeStrategy insert or clean, not merge). " +
+          "Absent in snapshots captured before row keys existed: the primary key (refresh the snapshot to get it)",
+      }),
+    kind: z
+      .enum(ENTITY_KINDS)
+      .optional()
+      .openapi({
+        description:
+          "table; partitioned (written through the partitioned table, its partitions are not entities); " +
+          "inheritance_parent (other tables inherit from it: read, counted and cleaned without them, with ONLY). " +
+          "Absent in snapshots captured before kinds existed: table",
+      }),
     references: z.array(
       z.object({
         name: z.string(),

@@ -1,12 +1,14 @@
 /** Zod schemas of pipelines and their plans; they also make up the OpenAPI document. */
 import { z } from "@hono/zod-openapi";
 import { MAX_SEARCH_LENGTH } from "../environments/environments-query.js";
+import { ENTITY_KINDS } from "../environments/schema-snapshot.js";
 import {
   DEFAULT_BATCH_BYTES,
   DEFAULT_BATCH_SIZE,
   DEFAULT_ENTITY_CONCURRENCY,
   DEFAULT_MAX_RETRIES_PER_BATCH,
   DEFAULT_STOP_ON_ERROR,
+  DEFAULT_TARGET_TRIGGERS,
   MAX_BATCH_BYTES,
   MAX_BATCH_SIZE,
   MAX_ENTITY_CONCURRENCY,
@@ -16,6 +18,7 @@ import {
   MIN_BATCH_BYTES,
   MIN_BATCH_SIZE,
   PIPELINE_ACTIONS,
+  TARGET_TRIGGERS,
   WRITE_STRATEGIES,
 } from "../pipelines/pipeline-defaults.js";
 import { EntityNameInput, Timestamp } from "./schemas.js";
@@ -24,7 +27,16 @@ const uuid = z.string().openapi({ format: "uuid" });
 const action = z.enum(PIPELINE_ACTIONS).openapi({ description: "Only copy is supported yet" });
 const writeStrategy = z.enum(WRITE_STRATEGIES).openapi({
   description:
-    "insert (always add), merge (upsert on the primary key; target-only rows kept), clean (delete the target rows of the selected entities, then load)",
+    "insert (always add), merge (upsert on the row key: the primary key, else a unique key of NOT NULL fields; " +
+    "target-only rows kept; every entity needs a row key), clean (delete the target rows of the selected entities, " +
+    "then load). insert and clean also copy entities without a row key",
+});
+const targetTriggers = z.enum(TARGET_TRIGGERS).openapi({
+  description:
+    "What the target's user triggers and rules do while rows are written. off (the default): loads run with " +
+    "them off, like pg_restore --disable-triggers; foreign keys are still checked, by the agent, and a cycle " +
+    "of NOT NULL references is loaded with some of them checked once its tables are loaded. fire: triggers " +
+    "and rules fire for every row written, and a cycle of NOT NULL references cannot be loaded",
 });
 
 /** Fields of a pipeline body, without defaults (PATCH leaves absent ones as they are). */
@@ -76,6 +88,7 @@ const fields = {
     .min(1)
     .max(MAX_ENTITY_CONCURRENCY)
     .openapi({ description: "Entities of one dependency level processed at once" }),
+  targetTriggers,
 };
 
 /** Body of POST /pipelines. */
@@ -92,6 +105,7 @@ export const CreatePipeline = z
     maxRetriesPerBatch: fields.maxRetriesPerBatch.default(DEFAULT_MAX_RETRIES_PER_BATCH),
     stopOnError: fields.stopOnError.default(DEFAULT_STOP_ON_ERROR),
     entityConcurrency: fields.entityConcurrency.default(DEFAULT_ENTITY_CONCURRENCY),
+    targetTriggers: fields.targetTriggers.default(DEFAULT_TARGET_TRIGGERS),
   })
   .openapi("CreatePipeline");
 
@@ -109,6 +123,7 @@ export const UpdatePipeline = z
     maxRetriesPerBatch: fields.maxRetriesPerBatch.optional(),
     stopOnError: fields.stopOnError.optional(),
     entityConcurrency: fields.entityConcurrency.optional(),
+    targetTriggers: fields.targetTriggers.optional(),
   })
   .openapi("UpdatePipeline");
 
@@ -137,6 +152,7 @@ export const Pipeline = z
     maxRetriesPerBatch: z.number().int(),
     stopOnError: z.boolean(),
     entityConcurrency: z.number().int(),
+    targetTriggers,
     createdAt: Timestamp,
     updatedAt: Timestamp,
     running: z.boolean().openapi({ description: "An execution is queued or in progress" }),
@@ -169,17 +185,48 @@ const PlanIssue = z
   })
   .openapi("PlanIssue");
 
+const PlanCycle = z
+  .object({
+    entities: z.array(z.string()),
+    handling: z.enum(["deferred_references", "checked_after_load"]).openapi({
+      description:
+        "deferred_references: nullable references are loaded NULL, then back-filled; checked_after_load: " +
+        "NOT NULL references had to be postponed too (targetTriggers off): written without their check and " +
+        "validated once the cycle's tables are loaded",
+    }),
+    resolvedBy: z
+      .array(DeferredReference)
+      .openapi({ description: "Nullable references deferred to break it" }),
+    postponed: z
+      .array(DeferredReference)
+      .openapi({ description: "NOT NULL references checked after load to break it" }),
+  })
+  .openapi("PlanCycle");
+
 /** Answer of GET /pipelines/{id}/plan. */
 export const PipelinePlan = z
   .object({
+    targetTriggers: targetTriggers.openapi({ description: "The pipeline's targetTriggers setting" }),
+    targetTriggersNote: z.string().openapi({
+      description: "One line on what targetTriggers means for this load",
+      example:
+        "off: rows are written with the target's user triggers and rules off (like pg_restore " +
+        "--disable-triggers), and the agent checks foreign keys itself",
+    }),
     levels: z.array(z.array(z.string())).openapi({
-      description: "Topological levels, level 0 first; entities of a level run concurrently",
+      description:
+        "Topological levels, level 0 first; entities of a level run concurrently. Empty when a cycle cannot be loaded",
     }),
     deferred: z.array(DeferredReference).openapi({
       description:
         "References loaded NULL in pass 1 and back-filled in pass 2 (cycle breaks, self-references)",
     }),
-    cycles: z.array(z.object({ entities: z.array(z.string()), resolvedBy: z.array(DeferredReference) })),
+    postponed: z.array(DeferredReference).openapi({
+      description:
+        "NOT NULL references of cycles and self-references written without their check and validated once " +
+        "their tables are loaded (targetTriggers off)",
+    }),
+    cycles: z.array(PlanCycle),
     warnings: z.array(PlanIssue),
     entities: z.array(
       z.object({
@@ -192,6 +239,12 @@ export const PipelinePlan = z
             "never analysed), or unknown",
         }),
         primaryKey: z.array(z.string()),
+        rowKey: z.array(z.string()).openapi({
+          description:
+            "The fields that identify a row: the primary key, else a unique key of NOT NULL fields; empty " +
+            "when there is none (read in one consistent snapshot in physical order; merge is not possible)",
+        }),
+        kind: z.enum(ENTITY_KINDS),
         missingInTarget: z.boolean(),
         fieldsMissingInTarget: z.array(z.string()),
       }),
@@ -206,7 +259,8 @@ export const PipelinePlan = z
       wouldExceed: z.boolean(),
     }),
     blocking: z.array(PlanIssue).openapi({
-      description: "What would stop a run before any record moves (empty when it can run)",
+      description:
+        "Everything that would stop a run before any record moves, all at once (empty when it can run)",
     }),
   })
   .openapi("PipelinePlan");

@@ -46,6 +46,7 @@ export function pipelineSnapshot(pipeline: PipelineRow): PipelineSettings {
     batchBytes: pipeline.batchBytes,
     maxRetriesPerBatch: pipeline.maxRetriesPerBatch,
     stopOnError: pipeline.stopOnError,
+    targetTriggers: pipeline.targetTriggers,
     entityConcurrency: pipeline.entityConcurrency,
   };
 }

@@ -23,9 +23,19 @@ export class BatchFailed extends DrayError {}
 
 type Pass = 1 | 2;
 
-/** Fields and options of one pass over an entity. */
-function passShape(entity: EntityRunPlan, pass: Pass) {
-  if (pass === 1) return { fields: entity.fields, nullFields: entity.deferredFields };
+/**
+ * Fields of one pass over an entity. Pass 1 leaves deferred references out
+ * altogether: a new row gets them NULL (their default), an existing row keeps
+ * its value, so a re-run never blanks a good reference. Pass 2 writes them.
+ */
+export function passShape(
+  entity: Pick<EntityRunPlan, "fields" | "keyFields" | "deferredFields">,
+  pass: Pass,
+) {
+  if (pass === 1) {
+    const deferred = new Set(entity.deferredFields);
+    return { fields: entity.fields.filter((f) => !deferred.has(f)), nullFields: [] as string[] };
+  }
   return { fields: [...entity.keyFields, ...entity.deferredFields], nullFields: [] as string[] };
 }
 
@@ -187,6 +197,8 @@ function writeTask(
     rows,
     rejectPolicy: ctx.settings.stopOnError ? RejectPolicy.FAIL : RejectPolicy.ISOLATE,
     previousBatchId,
+    fireTriggers: ctx.settings.targetTriggers === "fire",
+    uncheckedReferences: entity.uncheckedReferences ?? [],
   };
 }
 

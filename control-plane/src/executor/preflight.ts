@@ -1,9 +1,10 @@
 import { DrayError } from "@dray/common";
 import { and, eq, sql } from "drizzle-orm";
 import { findEnvironment } from "../environments/environments-service.js";
-import type { SchemaSnapshot } from "../environments/schema-snapshot.js";
+import { entityKindOf, rowKeyOf, type SchemaSnapshot } from "../environments/schema-snapshot.js";
 import { isAgentAway } from "../gateway/agent-sessions.js";
 import { createEnvironmentAgents } from "../gateway/environment-agents-impl.js";
+import { DEFAULT_TARGET_TRIGGERS } from "../pipelines/pipeline-defaults.js";
 import { readRecordUsage } from "../pipelines/pipeline-plan.js";
 import { raiseLimitHint, recordLimitStatus, utcMonth } from "../pipelines/record-limit.js";
 import { buildRunPlan } from "../pipelines/run-plan.js";
@@ -139,7 +140,9 @@ async function onAgent<T>(ctx: PreflightContext, env: RunEnvironment, task: () =
  * is waited for, as long as the copier would wait for it mid-run), entities present on both sides
  * (described live), a computable plan, the estimated records within the
  * organisation's remaining monthly records, and confirmation for a clean of a
- * protected target. Returns the plan and the exact row count per entity.
+ * protected target. Returns the plan and the exact row count per entity: each
+ * entity's row key, deferred fields and postponed (unchecked) references, and
+ * every postponed reference to validate after load.
  */
 export async function preflight(
   ctx: PreflightContext,
@@ -171,7 +174,11 @@ export async function preflight(
     const e = DrayError.from(error);
     throw new PreflightFailed("agent_not_connected", `could not describe the environments: ${e.message}`);
   }
+  // Settings frozen before targetTriggers existed have none: the default.
+  const targetTriggers = settings.targetTriggers ?? DEFAULT_TARGET_TRIGGERS;
   const runPlan = buildRunPlan(sourceSnapshot, targetSnapshot, settings.entities, {
+    writeStrategy: settings.writeStrategy,
+    targetTriggers,
     sourceName: source.name,
     targetName: target.name,
   });
@@ -187,6 +194,9 @@ export async function preflight(
   const targetByName = new Map(targetSnapshot.entities.map((e) => [e.entity, e]));
   const deferred = new Map<string, string[]>();
   for (const d of runPlan.deferred) deferred.set(d.entity, [...(deferred.get(d.entity) ?? []), ...d.fields]);
+  const unchecked = new Map<string, string[]>();
+  for (const d of runPlan.postponed)
+    unchecked.set(d.entity, [...(unchecked.get(d.entity) ?? []), d.reference]);
   const entities: EntityRunPlan[] = runPlan.levels.flatMap((level, index) =>
     level.map((name) => {
       const e = byName.get(name)!;
@@ -196,9 +206,11 @@ export async function preflight(
         schema: e.schema,
         name: e.name,
         level: index,
-        keyFields: e.primaryKey,
+        keyFields: rowKeyOf(e),
         fields: e.fields.filter((f) => !f.generated && targetFields.has(f.name)).map((f) => f.name),
         deferredFields: [...new Set(deferred.get(name) ?? [])],
+        uncheckedReferences: [...new Set(unchecked.get(name) ?? [])],
+        kind: entityKindOf(e),
       };
     }),
   );
@@ -234,6 +246,12 @@ export async function preflight(
     plan: {
       levels: runPlan.levels,
       entities,
+      postponed: runPlan.postponed.map(({ entity, reference, referencedEntity }) => ({
+        entity,
+        reference,
+        referencedEntity,
+      })),
+      targetTriggers,
       sourcePlatform: source.platform,
       targetPlatform: target.platform,
       sourceName: source.name,

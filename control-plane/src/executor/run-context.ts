@@ -1,31 +1,87 @@
 import type { Logger } from "@dray/common";
+import type { EntityKind } from "../environments/schema-snapshot.js";
 import type { EventBus } from "../events/event-bus.js";
 import type { AgentSessions } from "../gateway/agent-sessions.js";
+import type { TargetTriggers } from "../pipelines/pipeline-defaults.js";
 import type { PipelineSettings } from "../pipelines/pipeline-validation.js";
 import type { Db } from "../store/db.js";
 import type { EntityCounters } from "./progress-math.js";
 
-/** How one entity is read and written, fixed at preflight. */
+/**
+ * How one entity is read and written, fixed at preflight. Plans stored before a
+ * field existed lack it: read them through {@link entityRunPlanDefaults}.
+ */
 export interface EntityRunPlan {
   entity: string;
   schema: string;
   name: string;
   level: number;
+  /**
+   * The row key (primary key, else a unique key of NOT NULL fields): keyset reads,
+   * merges and back-fills use it. Empty for an entity without one (insert or clean
+   * only): read in one consistent snapshot in physical order.
+   */
   keyFields: string[];
   /** Fields copied, in order (non-generated fields present on both sides). */
   fields: string[];
   /** Reference fields loaded NULL in pass 1 and back-filled in pass 2. */
   deferredFields: string[];
+  /**
+   * Constraint names of the entity's postponed references (NOT NULL references of a
+   * cycle or self-references, with targetTriggers off): written without their check
+   * (WriteBatchTask.unchecked_references) and validated after load (see
+   * `ExecutionPlan.postponed`). Absent in older plans: none.
+   */
+  uncheckedReferences?: string[];
+  /** Absent in older plans: `table`. */
+  kind?: EntityKind;
 }
 
-/** The plan stored in the execution's snapshot (`snapshot.plan`) so a resumed run follows it. */
+/** A reference written unchecked and validated once every entity it joins is loaded. */
+export interface PostponedReference {
+  /** The referencing entity (FinishEntityTask.check_references runs on it). */
+  entity: string;
+  /** Constraint name. */
+  reference: string;
+  referencedEntity: string;
+}
+
+/**
+ * The plan stored in the execution's snapshot (`snapshot.plan`) so a resumed run
+ * follows it. Fields added later are optional: absent in older stored plans.
+ */
 export interface ExecutionPlan {
   levels: string[][];
   entities: EntityRunPlan[];
+  /**
+   * Every postponed reference, to validate (FinishEntityTask.check_references) once
+   * both its entity and its referenced entity are loaded. The entities they join
+   * form NOT NULL cycles: clean them with CleanEntityTask.suspend_references.
+   * Absent in older plans: none.
+   */
+  postponed?: PostponedReference[];
+  /**
+   * The pipeline's targetTriggers the plan was made for (WriteBatchTask.fire_triggers
+   * is `targetTriggers === "fire"`). Absent in older plans: the frozen settings', else `off`.
+   */
+  targetTriggers?: TargetTriggers;
   sourcePlatform: "postgres" | "mysql";
   targetPlatform: "postgres" | "mysql";
   targetName: string;
   sourceName: string;
+}
+
+/**
+ * The fields an entity plan gained after plans were first stored, with their
+ * defaults filled in (a resumed run of an older plan).
+ *
+ * @example
+ * const { uncheckedReferences, kind } = entityRunPlanDefaults(entity); // [] and "table" for an old plan
+ */
+export function entityRunPlanDefaults(
+  entity: EntityRunPlan,
+): Required<Pick<EntityRunPlan, "uncheckedReferences" | "kind">> {
+  return { uncheckedReferences: entity.uncheckedReferences ?? [], kind: entity.kind ?? "table" };
 }
 
 /** One stage-log entry (seed 02's vocabulary). */

@@ -153,6 +153,17 @@ async function setEntityStatus(ctx: RunContext, entity: string, status: "in_prog
     .where(and(eq(executionEntities.executionId, ctx.executionId), eq(executionEntities.entity, entity)));
 }
 
+/** At the end of a run that failed or was cancelled, no entity stays `in_progress`. */
+async function closeEntities(ctx: RunContext, status: "failed" | "cancelled") {
+  await ctx.db
+    .update(executionEntities)
+    .set({ status, finishedAt: sql`now()` })
+    .where(
+      and(eq(executionEntities.executionId, ctx.executionId), eq(executionEntities.status, "in_progress")),
+    )
+    .catch((e: unknown) => ctx.logger.warn("could not close unfinished entities", { error: String(e) }));
+}
+
 /** Moves an entity to the back-fill pass once; its checkpoint restarts from the beginning. */
 async function enterPass2(ctx: RunContext, entity: string) {
   await ctx.db
@@ -190,7 +201,10 @@ async function runEntity(ctx: RunContext, entity: EntityRunPlan, pass: 1 | 2, ha
   });
   await copyEntity(ctx, entity, pass, halt);
   const last = pass === 2 || entity.deferredFields.length === 0;
-  if (last) await setEntityStatus(ctx, entity.entity, "completed");
+  if (last) {
+    await moveSequences(ctx, entity);
+    await setEntityStatus(ctx, entity.entity, "completed");
+  }
   const c = ctx.counters.get(entity.entity)!;
   await ctx.journal.stage({
     processName: loader,
@@ -204,23 +218,132 @@ async function runEntity(ctx: RunContext, entity: EntityRunPlan, pass: 1 | 2, ha
   });
 }
 
+/**
+ * The entities of cycles loaded with postponed references (both ends of each
+ * postponed reference): no delete order can empty them one by one, so they
+ * are cleaned with references suspended.
+ */
+export function suspendedForClean(plan: Pick<ExecutionPlan, "entities" | "postponed">): Set<string> {
+  const out = new Set<string>();
+  for (const p of plan.postponed ?? []) {
+    out.add(p.entity);
+    out.add(p.referencedEntity);
+  }
+  for (const e of plan.entities) if ((e.uncheckedReferences ?? []).length > 0) out.add(e.entity);
+  return out;
+}
+
 async function cleanTargets(ctx: RunContext) {
   const reversed = [...ctx.plan.entities].sort((a, b) => b.level - a.level);
+  const suspended = suspendedForClean(ctx.plan);
   for (const e of reversed) {
-    const r = await ctx.sessions.dispatch(
-      ctx.settings.targetEnvironmentId,
-      "cleanEntity",
-      { entity: { schema: e.schema, name: e.name } },
-      { signal: ctx.signal, timeoutMs: 600_000 },
-    );
+    const suspendReferences = suspended.has(e.entity);
+    let deleted: bigint;
+    try {
+      const r = await ctx.sessions.dispatch(
+        ctx.settings.targetEnvironmentId,
+        "cleanEntity",
+        { entity: { schema: e.schema, name: e.name }, suspendReferences },
+        { signal: ctx.signal, timeoutMs: 600_000 },
+      );
+      deleted = r.deleted;
+    } catch (error) {
+      if (ctx.signal.aborted) throw error;
+      const cause = DrayError.from(error);
+      const message = `cleaning ${e.entity} in target environment "${ctx.plan.targetName}" failed: ${cause.message}`;
+      await ctx.journal.error({ severity: "error", entity: e.entity, code: cause.code, message });
+      throw new BatchFailed(cause.code, message, { details: cause.details, cause, retryable: false });
+    }
     await ctx.journal.stage({
       processName: loaderOf(ctx.plan),
       state: "processing",
       code: "clean",
       entity: e.entity,
-      description: `Deleted ${r.deleted} rows of ${e.entity} in ${ctx.plan.targetName}`,
+      description:
+        `Deleted ${deleted} rows of ${e.entity} in ${ctx.plan.targetName}` +
+        (suspendReferences ? " (references suspended: it is part of a NOT NULL cycle)" : ""),
     });
   }
+}
+
+/** Moves the target sequences an entity's fields use up to their maximum, as pg_restore does; logs each move. */
+async function moveSequences(ctx: RunContext, entity: EntityRunPlan) {
+  const r = await ctx.sessions.dispatch(
+    ctx.settings.targetEnvironmentId,
+    "finishEntity",
+    {
+      entity: { schema: entity.schema, name: entity.name },
+      moveSequences: true,
+      keyFields: entity.keyFields,
+    },
+    { signal: ctx.signal, timeoutMs: ctx.taskTimeoutMs },
+  );
+  const moved = r.sequences.filter((q) => q.moved);
+  if (r.sequences.length === 0) return;
+  await ctx.journal.stage({
+    processName: loaderOf(ctx.plan),
+    state: "processing",
+    code: "sequences",
+    entity: entity.entity,
+    description:
+      moved.length > 0
+        ? `Moved ${moved.map((q) => `${q.sequence} (${q.field}) from ${q.before} to ${q.after}`).join(", ")}`
+        : `Sequences already at or above their fields' maximum: ${r.sequences.map((q) => `${q.sequence} (${q.after})`).join(", ")}`,
+  });
+}
+
+/** Most violations listed in the error log per reference; the count covers them all. */
+const LOGGED_VIOLATIONS = 100;
+
+/**
+ * Validates the references postponed to load NOT NULL cycles, once every
+ * entity is loaded: each violation is logged by key, and any fails the run.
+ */
+async function validatePostponed(ctx: RunContext) {
+  let total = 0;
+  for (const e of ctx.plan.entities) {
+    const references = e.uncheckedReferences ?? [];
+    if (references.length === 0) continue;
+    const r = await ctx.sessions.dispatch(
+      ctx.settings.targetEnvironmentId,
+      "finishEntity",
+      {
+        entity: { schema: e.schema, name: e.name },
+        moveSequences: false,
+        checkReferences: references,
+        keyFields: e.keyFields,
+      },
+      { signal: ctx.signal, timeoutMs: ctx.taskTimeoutMs },
+    );
+    const count = Number(r.violationCount);
+    total += count;
+    for (const v of r.violations.slice(0, LOGGED_VIOLATIONS)) {
+      await ctx.journal.error({
+        severity: "error",
+        entity: e.entity,
+        recordKey: [...v.key],
+        code: "23503",
+        message: v.message,
+      });
+    }
+    await ctx.journal.stage({
+      processName: loaderOf(ctx.plan),
+      state: count > 0 ? "error" : "processing",
+      code: "references_checked",
+      entity: e.entity,
+      description:
+        count > 0
+          ? `${count} rows of ${e.entity} break ${references.join(", ")} (checked after the cycle was loaded)`
+          : `References ${references.join(", ")} of ${e.entity} hold for every row (checked after the cycle was loaded)`,
+    });
+  }
+  if (total > 0)
+    throw new BatchFailed(
+      "failed_precondition",
+      `${total} rows break references that were checked after their NOT NULL cycle was loaded; they stay in the ` +
+        "target and are listed in the error log: fix them in the source and run again",
+      { retryable: false },
+    );
 }
 
 /**
@@ -268,6 +391,7 @@ export async function runExecution(
     }
     const deferred = ctx.plan.entities.filter((e) => e.deferredFields.length > 0);
     await eachLimited(deferred, ctx.settings.entityConcurrency, (e, halt) => runEntity(ctx, e, 2, halt));
+    await validatePostponed(ctx);
     await ctx.journal.stage({
       processName: STAGE.runner,
       state: "end",
@@ -285,9 +409,11 @@ export async function runExecution(
       );
     if (ctx.signal.aborted && reason?.kind === "cancel") {
       await release("not finished: the run was cancelled");
+      await closeEntities(ctx, "cancelled");
       return { status: "cancelled", reason: reason.message ?? "cancelled" };
     }
     await release("not finished: the run failed");
+    await closeEntities(ctx, "failed");
     const e = DrayError.from(error);
     const reasonCode =
       error instanceof PreflightFailed

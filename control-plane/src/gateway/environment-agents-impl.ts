@@ -1,12 +1,20 @@
 import { formatEntityName } from "@dray/common";
 import type { Entity } from "@dray/proto";
-import type { EntitySnapshot, SchemaSnapshot } from "../environments/schema-snapshot.js";
+import {
+  ENTITY_KINDS,
+  type EntityKind,
+  type EntitySnapshot,
+  type SchemaSnapshot,
+} from "../environments/schema-snapshot.js";
 import type { AgentSessions } from "./agent-sessions.js";
 import type { EnvironmentAgents } from "./environment-agents.js";
 
 /**
  * Converts a described entity from the wire into the stored snapshot shape;
  * `entity` and `referencedEntity` are canonical names (see formatEntityName).
+ * `rowKey` is the agent's row key; an agent that does not send one (empty
+ * while the primary key is not: agents before row keys) gets its primary key.
+ * `kind` is left out when the agent does not say (read as `table`).
  */
 export function entitySnapshotOf(entity: Entity): EntitySnapshot {
   return {
@@ -21,6 +29,8 @@ export function entitySnapshotOf(entity: Entity): EntitySnapshot {
       generated: f.generated,
     })),
     primaryKey: [...entity.primaryKey],
+    rowKey: entity.rowKey?.length ? [...entity.rowKey] : [...entity.primaryKey],
+    ...(isEntityKind(entity.kind) ? { kind: entity.kind } : {}),
     references: entity.references.map((r) => ({
       name: r.name,
       fields: [...r.fields],
@@ -33,6 +43,11 @@ export function entitySnapshotOf(entity: Entity): EntitySnapshot {
     estimatedRows: Number(entity.estimatedRows),
     ...(isLabelledEstimate(entity.estimateSource) ? { estimateSource: entity.estimateSource } : {}),
   };
+}
+
+/** A `kind` label of the wire this control plane knows ("" from agents that do not send it). */
+function isEntityKind(label: string): label is EntityKind {
+  return (ENTITY_KINDS as readonly string[]).includes(label);
 }
 
 /** A non-default `estimate_source` label of the wire (empty means statistics). */

@@ -45,3 +45,12 @@ export const SUPPORTED_ACTIONS: readonly PipelineAction[] = ["copy"];
 /** Write strategies (DESIGN §2). */
 export const WRITE_STRATEGIES = ["insert", "merge", "clean"] as const;
 export type WriteStrategy = (typeof WRITE_STRATEGIES)[number];
+
+/**
+ * What the target's user triggers and rules do while a run writes (issue 10):
+ * `off` (the default) writes with them off, like pg_restore --disable-triggers,
+ * the agent checking foreign keys itself; `fire` lets them fire for every row.
+ */
+export const TARGET_TRIGGERS = ["off", "fire"] as const;
+export type TargetTriggers = (typeof TARGET_TRIGGERS)[number];
+export const DEFAULT_TARGET_TRIGGERS: TargetTriggers = "off";

@@ -76,6 +76,8 @@ export async function getPipelinePlan(
   ]);
   if (!sourceSnapshot) throw noSnapshot(source);
   const plan = buildRunPlan(sourceSnapshot, targetSnapshot ?? null, pipeline.entities, {
+    writeStrategy: pipeline.writeStrategy,
+    targetTriggers: pipeline.targetTriggers,
     sourceName: source.name,
     targetName: target.name,
   });

@@ -8,7 +8,13 @@ import { cachedSnapshotOf } from "../environments/entity-snapshots.js";
 import { type EnvironmentRow, findEnvironment } from "../environments/environments-service.js";
 import type { SchemaSnapshot } from "../environments/schema-snapshot.js";
 import type { Db } from "../store/open-store.js";
-import { type PipelineAction, SUPPORTED_ACTIONS, type WriteStrategy } from "./pipeline-defaults.js";
+import {
+  type PipelineAction,
+  SUPPORTED_ACTIONS,
+  TARGET_TRIGGERS,
+  type TargetTriggers,
+  type WriteStrategy,
+} from "./pipeline-defaults.js";
 
 /** Every setting of a pipeline, as stored. */
 export interface PipelineSettings {
@@ -23,6 +29,12 @@ export interface PipelineSettings {
   maxRetriesPerBatch: number;
   stopOnError: boolean;
   entityConcurrency: number;
+  /**
+   * `off`: writes run with the target's user triggers and rules off and the agent
+   * checks foreign keys; `fire`: triggers fire. Settings frozen into executions
+   * before it existed lack it: read them as `off`.
+   */
+  targetTriggers: TargetTriggers;
 }
 
 /** A validation problem at a field path, as in `details.issues` of a 400. */
@@ -55,7 +67,8 @@ export function noSnapshot(environment: Pick<EnvironmentRow, "id" | "name">): Dr
 
 /**
  * Checks `settings` and returns the two environments and the source snapshot.
- * Throws `invalid_argument` for an unsupported action, duplicate entities,
+ * Throws `invalid_argument` for an unsupported action, an unknown
+ * targetTriggers, duplicate entities,
  * environments unknown in the organisation, source = target, different
  * platforms or entities the source does not have; `failed_precondition` when
  * the source has no entity snapshot yet (fetch it first with
@@ -69,6 +82,11 @@ export async function validatePipelineSettings(
   if (!SUPPORTED_ACTIONS.includes(settings.action)) {
     throw invalid(`action "${settings.action}" is not supported yet: use "copy"`, [
       { path: "action", message: "not supported yet" },
+    ]);
+  }
+  if (!TARGET_TRIGGERS.includes(settings.targetTriggers)) {
+    throw invalid(`targetTriggers "${settings.targetTriggers}" is not known: use "off" or "fire"`, [
+      { path: "targetTriggers", message: 'must be "off" or "fire"' },
     ]);
   }
   assertNoDuplicates(settings.entities);

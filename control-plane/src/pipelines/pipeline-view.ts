@@ -36,6 +36,8 @@ export interface PipelineView extends PipelineActivity {
   maxRetriesPerBatch: number;
   stopOnError: boolean;
   entityConcurrency: number;
+  /** What the target's user triggers and rules do during a load: `off` (the default) or `fire`. */
+  targetTriggers: PipelineRow["targetTriggers"];
   createdAt: string;
   updatedAt: string;
 }
@@ -58,6 +60,7 @@ export function toPipelineView(row: PipelineRow, activity: PipelineActivity = ID
     maxRetriesPerBatch: row.maxRetriesPerBatch,
     stopOnError: row.stopOnError,
     entityConcurrency: row.entityConcurrency,
+    targetTriggers: row.targetTriggers,
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
     running: activity.running,

@@ -18,6 +18,7 @@ import {
   DEFAULT_ENTITY_CONCURRENCY,
   DEFAULT_MAX_RETRIES_PER_BATCH,
   DEFAULT_STOP_ON_ERROR,
+  DEFAULT_TARGET_TRIGGERS,
 } from "./pipeline-defaults.js";
 import { type PipelineSettings, validatePipelineSettings } from "./pipeline-validation.js";
 import type { PipelineRow } from "./pipeline-view.js";
@@ -27,9 +28,14 @@ export type CreatePipelineInput = Pick<
   PipelineSettings,
   "name" | "sourceEnvironmentId" | "targetEnvironmentId" | "writeStrategy" | "entities"
 > & {
-  [K in "action" | "batchSize" | "batchBytes" | "maxRetriesPerBatch" | "stopOnError" | "entityConcurrency"]?:
-    | PipelineSettings[K]
-    | undefined;
+  [K in
+    | "action"
+    | "batchSize"
+    | "batchBytes"
+    | "maxRetriesPerBatch"
+    | "stopOnError"
+    | "entityConcurrency"
+    | "targetTriggers"]?: PipelineSettings[K] | undefined;
 };
 
 /** Fields an update may change; the merged result is validated like a new pipeline. */
@@ -48,10 +54,10 @@ function duplicateName(name: string): DrayError {
 
 function settingsOf(row: PipelineRow): PipelineSettings {
   const { name, sourceEnvironmentId, targetEnvironmentId, action, writeStrategy, entities } = row;
-  const { batchSize, batchBytes, maxRetriesPerBatch, stopOnError, entityConcurrency } = row;
+  const { batchSize, batchBytes, maxRetriesPerBatch, stopOnError, entityConcurrency, targetTriggers } = row;
   return {
     ...{ name, sourceEnvironmentId, targetEnvironmentId, action, writeStrategy, entities: [...entities] },
-    ...{ batchSize, batchBytes, maxRetriesPerBatch, stopOnError, entityConcurrency },
+    ...{ batchSize, batchBytes, maxRetriesPerBatch, stopOnError, entityConcurrency, targetTriggers },
   };
 }
 
@@ -107,6 +113,7 @@ export async function createPipeline(
     maxRetriesPerBatch: input.maxRetriesPerBatch ?? DEFAULT_MAX_RETRIES_PER_BATCH,
     stopOnError: input.stopOnError ?? DEFAULT_STOP_ON_ERROR,
     entityConcurrency: input.entityConcurrency ?? DEFAULT_ENTITY_CONCURRENCY,
+    targetTriggers: input.targetTriggers ?? DEFAULT_TARGET_TRIGGERS,
   };
   await prefetchSourceSnapshot(db, organisationId, settings.sourceEnvironmentId, agents, now);
   await validatePipelineSettings(db, organisationId, settings);

@@ -52,7 +52,10 @@ const crmNames = ["public.activities", "public.opportunities", "public.contacts"
 
 describe("buildRunPlan", () => {
   it("orders a CRM chain in four levels and defers the nullable self-reference", () => {
-    const plan = buildRunPlan(snapshot(...crm), snapshot(...crm), crmNames, { targetName: "qa" });
+    const plan = buildRunPlan(snapshot(...crm), snapshot(...crm), crmNames, {
+      writeStrategy: "merge",
+      targetName: "qa",
+    });
     expect(plan.levels).toEqual([
       ["public.accounts"],
       ["public.contacts"],
@@ -87,7 +90,7 @@ describe("buildRunPlan", () => {
   });
 
   it("warns (without blocking) when the target has no snapshot", () => {
-    const plan = buildRunPlan(snapshot(...crm), null, crmNames, { targetName: "qa" });
+    const plan = buildRunPlan(snapshot(...crm), null, crmNames, { writeStrategy: "merge", targetName: "qa" });
     expect(plan.blocking).toEqual([]);
     expect(plan.warnings).toEqual([
       {
@@ -104,13 +107,20 @@ describe("buildRunPlan", () => {
   it("blocks on an unresolvable cycle instead of throwing", () => {
     const a = entity("a", { b_id: ["b", false] });
     const b = entity("b", { a_id: ["a", false] });
-    const plan = buildRunPlan(snapshot(a, b), snapshot(a, b), ["public.a", "public.b"]);
+    const plan = buildRunPlan(snapshot(a, b), snapshot(a, b), ["public.a", "public.b"], {
+      writeStrategy: "merge",
+      targetTriggers: "fire",
+    });
     expect(plan.levels).toEqual([]);
     expect(plan.blocking).toEqual([
       {
         code: "unresolvable_cycle",
-        message: expect.stringContaining("has no nullable reference to defer"),
-        details: { reason: "unresolvable_cycle", cycle: ["public.a", "public.b"] },
+        message: expect.stringContaining("are all NOT NULL"),
+        details: {
+          reason: "unresolvable_cycle",
+          cycle: ["public.a", "public.b"],
+          references: ["a_b_id_fkey", "b_a_id_fkey"],
+        },
       },
     ]);
     expect(plan.entities.map((e) => e.level)).toEqual([null, null]);
@@ -123,12 +133,15 @@ describe("buildRunPlan", () => {
     expect(isDrayError(thrown) && thrown.code).toBe("failed_precondition");
   });
 
-  it("blocks on a missing primary key and on entities missing in the source", () => {
+  it("blocks on an entity without a row key (merge) and on entities missing in the source", () => {
     const logs = entity("logs", {}, { primaryKey: [] });
-    const plan = buildRunPlan(snapshot(logs), null, ["public.logs", "public.gone"], { sourceName: "prod" });
+    const plan = buildRunPlan(snapshot(logs), null, ["public.logs", "public.gone"], {
+      writeStrategy: "merge",
+      sourceName: "prod",
+    });
     expect(plan.blocking.map((b) => [b.code, b.entity])).toEqual([
       ["entity_missing_in_source", "public.gone"],
-      ["missing_primary_key", "public.logs"],
+      ["no_row_key", "public.logs"],
     ]);
     expect(plan.blocking[0]!.message).toContain(
       "entity public.gone does not exist in source environment prod",
@@ -139,6 +152,8 @@ describe("buildRunPlan", () => {
       estimatedRows: 0,
       estimateSource: "unknown",
       primaryKey: [],
+      rowKey: [],
+      kind: "table",
       missingInTarget: false,
       fieldsMissingInTarget: [],
     });
@@ -158,7 +173,10 @@ describe("buildRunPlan", () => {
       ...entity("contacts"),
       fields: [field("id"), field("tenant", false), field("note", false, { hasDefault: true })],
     });
-    const plan = buildRunPlan(source, target, ["public.accounts", "public.contacts"], { targetName: "qa" });
+    const plan = buildRunPlan(source, target, ["public.accounts", "public.contacts"], {
+      writeStrategy: "merge",
+      targetName: "qa",
+    });
     expect(plan.blocking).toEqual([
       {
         code: "entity_missing_in_target",
@@ -188,13 +206,84 @@ describe("buildRunPlan", () => {
   });
 
   it("reports references to unselected entities as warnings", () => {
-    const plan = buildRunPlan(snapshot(...crm), null, ["public.contacts"]);
+    const plan = buildRunPlan(snapshot(...crm), null, ["public.contacts"], { writeStrategy: "insert" });
     expect(plan.blocking).toEqual([]);
     expect(plan.warnings.map((w) => [w.code, w.entity])).toEqual([
       ["unselected_reference", "public.contacts"],
       ["target_not_checked", undefined],
     ]);
     expect(plan.warnings[1]!.message).toMatch(/^the target environment has no entity snapshot/);
+  });
+});
+
+describe("buildRunPlan for real schemas", () => {
+  const store = entity("store", { manager_staff_id: ["staff", false] });
+  const staff = entity("staff", { store_id: ["store", false] });
+  const logs = entity("logs", {}, { primaryKey: [], rowKey: [], kind: "partitioned" });
+  const names = ["public.store", "public.staff", "public.logs"];
+
+  it("loads a NOT NULL cycle with targetTriggers off and says so", () => {
+    const plan = buildRunPlan(snapshot(store, staff, logs), snapshot(store, staff, logs), names, {
+      writeStrategy: "insert",
+      targetTriggers: "off",
+    });
+    expect(plan.blocking).toEqual([]);
+    expect(plan.targetTriggers).toBe("off");
+    expect(plan.targetTriggersNote).toBe(
+      "off: rows are written with the target's user triggers and rules off (like pg_restore --disable-triggers), " +
+        "and the agent checks foreign keys itself; 1 reference of NOT NULL cycles or self-references is written " +
+        "unchecked and validated once its tables are loaded",
+    );
+    const postponed = {
+      entity: "public.staff",
+      reference: "staff_store_id_fkey",
+      fields: ["store_id"],
+      referencedEntity: "public.store",
+    };
+    expect(plan.postponed).toEqual([postponed]);
+    expect(plan.cycles).toEqual([
+      {
+        entities: ["public.staff", "public.store"],
+        handling: "checked_after_load",
+        resolvedBy: [],
+        postponed: [postponed],
+      },
+    ]);
+    expect(plan.warnings.map((w) => [w.code, w.entity])).toEqual([["no_row_key", "public.logs"]]);
+    expect(plan.entities.map((e) => [e.entity, e.rowKey, e.kind])).toEqual([
+      ["public.store", ["id"], "table"],
+      ["public.staff", ["id"], "table"],
+      ["public.logs", [], "partitioned"],
+    ]);
+  });
+
+  it("reports every blocking problem at once with merge and targetTriggers fire", () => {
+    const eggs = entity("eggs", { chicken_id: ["chickens", false] });
+    const chickens = entity("chickens", { egg_id: ["eggs", false] });
+    const all = snapshot(store, staff, logs, eggs, chickens);
+    const plan = buildRunPlan(all, all, [...names, "public.eggs", "public.chickens"], {
+      writeStrategy: "merge",
+      targetTriggers: "fire",
+    });
+    expect(plan.targetTriggersNote).toMatch(/^fire: /);
+    expect(plan.levels).toEqual([]);
+    expect(
+      plan.blocking.map((b) => [b.code, b.entity ?? (b.details as { cycle: string[] }).cycle.join(",")]),
+    ).toEqual([
+      ["unresolvable_cycle", "public.chickens,public.eggs"],
+      ["unresolvable_cycle", "public.staff,public.store"],
+      ["no_row_key", "public.logs"],
+    ]);
+    expect(() => assertRunnable(plan)).toThrow(/public\.logs has no primary key/);
+  });
+
+  it("reads the primary key as the row key of a snapshot stored before row keys", () => {
+    const plan = buildRunPlan(snapshot(entity("accounts")), null, ["public.accounts"], {
+      writeStrategy: "merge",
+    });
+    expect(plan.blocking).toEqual([]);
+    expect(plan.targetTriggers).toBe("off");
+    expect(plan.entities[0]).toMatchObject({ rowKey: ["id"], kind: "table" });
   });
 });
 
@@ -210,7 +299,7 @@ describe("estimateSourceOf", () => {
 
   it("shows the label of each planned entity", () => {
     const counted = Object.assign(entity("contacts", {}), { estimatedRows: 67_000, estimateSource: "exact" });
-    const plan = buildRunPlan(snapshot(counted), null, ["public.contacts"]);
+    const plan = buildRunPlan(snapshot(counted), null, ["public.contacts"], { writeStrategy: "insert" });
     expect(plan.entities[0]).toMatchObject({ estimatedRows: 67_000, estimateSource: "exact" });
     expect(plan.estimatedRecords).toBe(67_000);
   });
@@ -223,6 +312,8 @@ function entry(entity: string, level: number, estimatedRows: number) {
     estimatedRows,
     estimateSource: "statistics",
     primaryKey: ["id"],
+    rowKey: ["id"],
+    kind: "table",
     missingInTarget: false,
     fieldsMissingInTarget: [],
   };

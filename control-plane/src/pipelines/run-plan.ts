@@ -3,14 +3,22 @@
  * executor's preflight): dependency levels, deferred references, warnings,
  * per-entity information and the problems that block a run. No I/O, no usage.
  */
-import { DrayError, isDrayError } from "@dray/common";
-import type { EntitySnapshot, SchemaSnapshot } from "../environments/schema-snapshot.js";
+import { DrayError } from "@dray/common";
+import {
+  type EntityKind,
+  type EntitySnapshot,
+  entityKindOf,
+  rowKeyOf,
+  type SchemaSnapshot,
+} from "../environments/schema-snapshot.js";
 import {
   type DeferredReference,
   type DependencyPlan,
   estimatedTotal,
+  type PlanCycle,
   planDependencies,
 } from "./dependency-plan.js";
+import { DEFAULT_TARGET_TRIGGERS, type TargetTriggers, type WriteStrategy } from "./pipeline-defaults.js";
 
 /** Codes of the problems that block a run. */
 export const BLOCKING_CODES = {
@@ -18,7 +26,8 @@ export const BLOCKING_CODES = {
   entityMissingInTarget: "entity_missing_in_target",
   fieldsMissingInTarget: "fields_missing_in_target",
   targetFieldRequired: "target_field_required",
-  missingPrimaryKey: "missing_primary_key",
+  /** An entity without a row key copied with writeStrategy merge. */
+  noRowKey: "no_row_key",
   unresolvableCycle: "unresolvable_cycle",
   monthlyRecordLimit: "monthly_record_limit",
 } as const;
@@ -65,6 +74,12 @@ export interface RunPlanEntity {
   /** Where `estimatedRows` comes from. */
   estimateSource: EstimateSource;
   primaryKey: string[];
+  /**
+   * The fields that identify a row (the primary key, else a unique key of NOT NULL
+   * fields): keyset reads and merges use them. Empty when the entity has none.
+   */
+  rowKey: string[];
+  kind: EntityKind;
   /** True when the target snapshot lacks the entity (false when the target was not checked). */
   missingInTarget: boolean;
   /** Source fields the target entity lacks. */
@@ -73,9 +88,15 @@ export interface RunPlanEntity {
 
 /** The plan of a run, without the monthly record limit. */
 export interface RunPlan {
+  /** The pipeline's setting: what the target's user triggers and rules do during the load. */
+  targetTriggers: TargetTriggers;
+  /** One line on what `targetTriggers` means for this load. */
+  targetTriggersNote: string;
   levels: string[][];
   deferred: DeferredReference[];
-  cycles: DependencyPlan["cycles"];
+  /** References written without their check and validated once their entities are loaded. */
+  postponed: DeferredReference[];
+  cycles: PlanCycle[];
   warnings: PlanIssue[];
   entities: RunPlanEntity[];
   /** Sum of the selected entities' estimated rows. */
@@ -84,8 +105,12 @@ export interface RunPlan {
   blocking: PlanIssue[];
 }
 
-/** Environment names used in messages. */
+/** The pipeline settings the plan depends on, and environment names used in messages. */
 export interface RunPlanOptions {
+  /** An entity without a row key blocks `merge` only. */
+  writeStrategy: WriteStrategy;
+  /** Default `off`. */
+  targetTriggers?: TargetTriggers | undefined;
   sourceName?: string | undefined;
   targetName?: string | undefined;
 }
@@ -93,19 +118,21 @@ export interface RunPlanOptions {
 /**
  * Plans copying `entities` from `source` to `target`. `target` null means the
  * target has no snapshot yet: compatibility is then a warning, not checked.
- * An unresolvable cycle, a missing primary key or an entity/field missing on
- * either side is reported in `blocking`, never thrown.
+ * Every unresolvable cycle, entity without a row key (with merge) and
+ * entity/field missing on either side is reported in `blocking`, never thrown.
  *
  * @example
- * const plan = buildRunPlan(source, target, ["public.accounts", "public.contacts"], { targetName: "qa" });
+ * const plan = buildRunPlan(source, target, ["public.accounts", "public.contacts"],
+ *   { writeStrategy: "merge", targetTriggers: "off", targetName: "qa" });
  * if (plan.blocking.length > 0) throw new DrayError("failed_precondition", plan.blocking[0].message);
  */
 export function buildRunPlan(
   source: SchemaSnapshot,
   target: SchemaSnapshot | null,
   entities: readonly string[],
-  options: RunPlanOptions = {},
+  options: RunPlanOptions,
 ): RunPlan {
+  const targetTriggers = options.targetTriggers ?? DEFAULT_TARGET_TRIGGERS;
   const sourceEnv = options.sourceName
     ? `source environment ${options.sourceName}`
     : "the source environment";
@@ -128,24 +155,17 @@ export function buildRunPlan(
     });
   }
 
-  let dependencies: DependencyPlan | undefined;
-  if (selected.length > 0) {
-    try {
-      dependencies = planDependencies({ entities: selected, allEntities: source.entities });
-    } catch (error) {
-      if (!isDrayError(error) || error.code !== "failed_precondition") throw error;
-      blocking.push({
-        code: BLOCKING_CODES.unresolvableCycle,
-        message: error.message,
-        details: error.details,
-      });
-    }
-  }
-  for (const w of dependencies?.warnings ?? []) {
-    const issue: PlanIssue = { code: w.code, entity: w.entity, message: w.message };
-    if (w.details !== undefined) issue.details = w.details;
-    (w.code === "missing_primary_key" ? blocking : warnings).push(issue);
-  }
+  const dependencies: DependencyPlan | undefined =
+    selected.length > 0
+      ? planDependencies({
+          entities: selected,
+          allEntities: source.entities,
+          writeStrategy: options.writeStrategy,
+          targetTriggers,
+        })
+      : undefined;
+  for (const problem of dependencies?.blocking ?? []) blocking.push(issueOf(problem));
+  for (const w of dependencies?.warnings ?? []) warnings.push(issueOf(w));
 
   const levelOf = new Map<string, number>();
   dependencies?.levels.forEach((level, i) => {
@@ -180,6 +200,8 @@ export function buildRunPlan(
       estimatedRows: from ? Math.max(0, from.estimatedRows) : 0,
       estimateSource: from ? estimateSourceOf(from) : "unknown",
       primaryKey: from ? [...from.primaryKey] : [],
+      rowKey: from ? rowKeyOf(from) : [],
+      kind: from ? entityKindOf(from) : "table",
       missingInTarget: targetByName !== undefined && to === undefined,
       fieldsMissingInTarget: [],
     };
@@ -197,9 +219,13 @@ export function buildRunPlan(
     return info;
   });
 
+  const postponed = dependencies?.postponed ?? [];
   return {
+    targetTriggers,
+    targetTriggersNote: targetTriggersNote(targetTriggers, postponed.length),
     levels: dependencies?.levels ?? [],
     deferred: dependencies?.deferred ?? [],
+    postponed,
     cycles: dependencies?.cycles ?? [],
     warnings,
     entities: planned,
@@ -217,6 +243,38 @@ export function assertRunnable(plan: Pick<RunPlan, "blocking">): void {
   throw new DrayError("failed_precondition", plan.blocking.map((b) => b.message).join("; "), {
     details: { blocking: plan.blocking },
   });
+}
+
+/**
+ * One line on what `targetTriggers` means for a load that postpones `postponed` references.
+ *
+ * @example
+ * targetTriggersNote("fire", 0) // "fire: the target's triggers and rules fire for every row written, …"
+ */
+export function targetTriggersNote(targetTriggers: TargetTriggers, postponed: number): string {
+  if (targetTriggers === "fire") {
+    return (
+      "fire: the target's triggers and rules fire for every row written, and its foreign keys are checked " +
+      "by the database as rows are written"
+    );
+  }
+  const later =
+    postponed === 0
+      ? ""
+      : `; ${postponed} ${postponed === 1 ? "reference" : "references"} of NOT NULL cycles or self-references ` +
+        `${postponed === 1 ? "is" : "are"} written unchecked and validated once ${postponed === 1 ? "its" : "their"} ` +
+        `tables are loaded`;
+  return (
+    "off: rows are written with the target's user triggers and rules off (like pg_restore --disable-triggers), " +
+    `and the agent checks foreign keys itself${later}`
+  );
+}
+
+function issueOf(problem: { code: string; message: string; entity?: string; details?: unknown }): PlanIssue {
+  const issue: PlanIssue = { code: problem.code, message: problem.message };
+  if (problem.entity !== undefined) issue.entity = problem.entity;
+  if (problem.details !== undefined) issue.details = problem.details;
+  return issue;
 }
 
 /** Source fields (generated ones excepted: they are not written) the target lacks. */

@@ -174,6 +174,13 @@ export const pipelines = pgTable(
     stopOnError: boolean("stop_on_error").notNull(),
     /** Entities of one dependency level processed at once. */
     entityConcurrency: integer("entity_concurrency").notNull(),
+    /**
+     * `off`: loads run with the target's user triggers and rules off, the agent
+     * checking foreign keys; `fire`: they fire (pipeline-defaults.ts TARGET_TRIGGERS).
+     */
+    targetTriggers: text("target_triggers", { enum: ["off", "fire"] })
+      .notNull()
+      .default("off"),
     createdAt: createdAt(),
     updatedAt: ts("updated_at").notNull().defaultNow(),
   },

@@ -139,13 +139,14 @@ export function planWrite(info: EntityInfo, request: WriteBatchRequest): WritePl
   } else {
     const keyNames = new Set(key.map((k) => k.name));
     const updated = fields.filter((f) => !keyNames.has(f.name));
-    // With nothing but key fields, a no-op update still reports existing rows as updated.
-    const assignments = (updated.length > 0 ? updated : key)
+    const assignments = updated
       .map((f) => `${quoteIdentifier(f.name)} = excluded.${quoteIdentifier(f.name)}`)
       .join(", ");
     // A row equal to its source is not rewritten (no dead tuple, no WAL); it still counts as updated.
-    const changed = updated.length > 0 ? ` where ${changedCondition(updated)}` : "";
-    const merge = `${insert} on conflict (${key.map((k) => quoteIdentifier(k.name)).join(", ")}) do update set ${assignments}${changed}`;
+    // With nothing but key fields, an existing row is always equal: nothing to do.
+    const action =
+      updated.length > 0 ? `do update set ${assignments} where ${changedCondition(updated)}` : "do nothing";
+    const merge = `${insert} on conflict (${key.map((k) => quoteIdentifier(k.name)).join(", ")}) ${action}`;
     if (!info.partitioned) {
       // xmax is 0 on a freshly inserted row version; rows left as they were are not returned, so
       // updated = the range's rows minus those inserted.

@@ -15,6 +15,18 @@ const ESTIMATE_LABELS: Record<string, string> = {
   unknown: "no estimate",
 };
 
+/** How `dray pipeline plan` says how a cycle is loaded. */
+const CYCLE_HANDLING: Record<string, string> = {
+  deferred_references: "nullable references loaded NULL, then back-filled",
+  checked_after_load: "NOT NULL references written unchecked, then validated once its tables are loaded",
+};
+
+/** How `dray pipeline plan` names an entity kind other than a plain table. */
+const KIND_LABELS: Record<string, string> = {
+  partitioned: "partitioned table",
+  inheritance_parent: "inheritance parent (copied without its children)",
+};
+
 /** Reads a pipeline definition from JSON or YAML; environments may be given by name. */
 async function readDefinition(ctx: CommandContext, file: string): Promise<CreatePipeline> {
   let text: string;
@@ -101,6 +113,7 @@ export async function pipelineCommand(ctx: CommandContext, [sub, ...rest]: strin
       );
       out.line(`  entities: ${p.entities.join(", ")}`);
       out.line(`  retries per batch: ${p.maxRetriesPerBatch}, stop on error: ${p.stopOnError}`);
+      out.line(`  target triggers: ${p.targetTriggers}`);
       out.line(
         `  last run: ${p.lastExecution ? `${p.lastExecution.status} (${p.lastExecution.pipelineToken})` : "never"}`,
       );
@@ -113,13 +126,27 @@ export async function pipelineCommand(ctx: CommandContext, [sub, ...rest]: strin
         out.data(plan);
         return 0;
       }
+      out.line(`target triggers ${plan.targetTriggersNote}`);
       for (const [i, level] of plan.levels.entries()) out.line(`level ${i}: ${level.join(", ")}`);
+      for (const c of plan.cycles)
+        out.line(`cycle ${c.entities.join(" ⇄ ")}: ${CYCLE_HANDLING[c.handling] ?? c.handling}`);
       for (const d of plan.deferred)
         out.line(out.color.yellow(`deferred: ${d.entity}.${d.fields.join(",")} → back-filled after load`));
+      for (const d of plan.postponed)
+        out.line(
+          out.color.yellow(
+            `postponed: ${d.entity}.${d.fields.join(",")} (${d.reference}) → checked after load`,
+          ),
+        );
       for (const w of plan.warnings) out.line(out.color.yellow(`warning: ${w.message}`));
       for (const b of plan.blocking) out.line(out.color.red(`blocking: ${b.message}`));
-      for (const e of plan.entities)
-        out.line(`  ${e.entity}: ${count(e.estimatedRows)} rows (${ESTIMATE_LABELS[e.estimateSource]})`);
+      for (const e of plan.entities) {
+        const key = e.rowKey.length > 0 ? `key ${e.rowKey.join(", ")}` : "no row key";
+        const kind = e.kind === "table" ? "" : `, ${KIND_LABELS[e.kind] ?? e.kind}`;
+        out.line(
+          `  ${e.entity}: ${count(e.estimatedRows)} rows (${ESTIMATE_LABELS[e.estimateSource]}), ${key}${kind}`,
+        );
+      }
       const limit = plan.monthlyRecordLimit;
       out.line(
         `about ${count(plan.estimatedRecords)} records; ${count(limit.remaining)} of ${count(limit.limit)} left this month` +

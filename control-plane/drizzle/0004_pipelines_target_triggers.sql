@@ -1,0 +1,1 @@
+ALTER TABLE "pipelines" ADD COLUMN "target_triggers" text DEFAULT 'off' NOT NULL;
