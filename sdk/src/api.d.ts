@@ -757,7 +757,7 @@ export interface components {
              */
             maxRetriesPerBatch: number;
             /**
-             * @description true: a batch failing after its retries fails the run; false: it is skipped
+             * @description true: the first record the target rejects fails its batch, and a batch given up after its retries fails the run; false: records the target rejects are skipped one by one (the rest of the batch is written), and a batch given up is Skipped, its records counted as failed, while the run goes on
              * @default true
              */
             stopOnError: boolean;
@@ -817,7 +817,7 @@ export interface components {
             batchBytes?: number;
             /** @description Retries of a batch after a retryable error */
             maxRetriesPerBatch?: number;
-            /** @description true: a batch failing after its retries fails the run; false: it is skipped */
+            /** @description true: the first record the target rejects fails its batch, and a batch given up after its retries fails the run; false: records the target rejects are skipped one by one (the rest of the batch is written), and a batch given up is Skipped, its records counted as failed, while the run goes on */
             stopOnError?: boolean;
             /** @description Entities of one dependency level processed at once */
             entityConcurrency?: number;
@@ -955,7 +955,9 @@ export interface components {
                 processed: number;
                 created: number;
                 updated: number;
+                /** @description Skipped: records the target rejected one by one (listed by key in the error log); the rest of their batch was written */
                 skipped: number;
+                /** @description Failed: records of batches given up after their retries (not written) */
                 failed: number;
             };
             entities: {
@@ -967,7 +969,9 @@ export interface components {
                 processed: number;
                 created: number;
                 updated: number;
+                /** @description Skipped: records the target rejected one by one (listed by key in the error log); the rest of their batch was written */
                 skipped: number;
+                /** @description Failed: records of batches given up after their retries (not written) */
                 failed: number;
                 percent: number;
             }[];
@@ -1017,13 +1021,17 @@ export interface components {
                 entity: string;
                 pass: number;
                 seq: number;
-                /** @enum {string} */
+                /**
+                 * @description Failed: given up after its retries and it stopped the run; Skipped: given up and the run went on (stopOnError=false). The records of either count as failed.
+                 * @enum {string}
+                 */
                 state: "Succeeded" | "Failed" | "Cancelled" | "In Progress" | "Skipped";
                 cursorFrom: string[] | null;
                 cursorTo: string[] | null;
                 rows: number;
                 created: number;
                 updated: number;
+                /** @description Records of this batch the target rejected one by one: they count as skipped */
                 rejected: number;
                 attempts: number;
                 durationMs: number | null;

@@ -1,7 +1,7 @@
 /** Zod schemas of executions, the seed-compatible job status and usage; they also make up the OpenAPI document. */
 import { z } from "@hono/zod-openapi";
 import { MAX_CANCEL_REASON_LENGTH } from "../executions/cancel-execution.js";
-import { EXECUTION_STATUSES } from "../executions/execution-vocabulary.js";
+import { EXECUTION_STATUSES, RECORD_COUNTER_MEANINGS } from "../executions/execution-vocabulary.js";
 import { MAX_DATE_PARAM_LENGTH, MAX_STATUS_FILTER_LENGTH } from "../executions/history-filter.js";
 import { EntityNameText, Timestamp } from "./schemas.js";
 
@@ -56,8 +56,14 @@ const counters = {
   processed: z.number().int(),
   created: z.number().int(),
   updated: z.number().int(),
-  skipped: z.number().int(),
-  failed: z.number().int(),
+  skipped: z
+    .number()
+    .int()
+    .openapi({ description: `Skipped: ${RECORD_COUNTER_MEANINGS.skipped}` }),
+  failed: z
+    .number()
+    .int()
+    .openapi({ description: `Failed: ${RECORD_COUNTER_MEANINGS.failed}` }),
 };
 
 const ExecutionStatus = z.enum(EXECUTION_STATUSES);
@@ -139,13 +145,19 @@ export const ExecutionBatches = z
         entity: z.string(),
         pass: z.number().int(),
         seq: z.number().int(),
-        state: z.enum(["Succeeded", "Failed", "Cancelled", "In Progress", "Skipped"]),
+        state: z.enum(["Succeeded", "Failed", "Cancelled", "In Progress", "Skipped"]).openapi({
+          description:
+            "Failed: given up after its retries and it stopped the run; Skipped: given up and the run went on " +
+            "(stopOnError=false). The records of either count as failed.",
+        }),
         cursorFrom: z.array(z.string()).nullable(),
         cursorTo: z.array(z.string()).nullable(),
         rows: z.number().int(),
         created: z.number().int(),
         updated: z.number().int(),
-        rejected: z.number().int(),
+        rejected: z.number().int().openapi({
+          description: "Records of this batch the target rejected one by one: they count as skipped",
+        }),
         attempts: z.number().int(),
         durationMs: z.number().int().nullable(),
         error: z.string().nullable(),

@@ -79,9 +79,12 @@ const fields = {
     .min(0)
     .max(MAX_RETRIES_PER_BATCH)
     .openapi({ description: "Retries of a batch after a retryable error" }),
-  stopOnError: z
-    .boolean()
-    .openapi({ description: "true: a batch failing after its retries fails the run; false: it is skipped" }),
+  stopOnError: z.boolean().openapi({
+    description:
+      "true: the first record the target rejects fails its batch, and a batch given up after its retries " +
+      "fails the run; false: records the target rejects are skipped one by one (the rest of the batch is " +
+      "written), and a batch given up is Skipped, its records counted as failed, while the run goes on",
+  }),
   entityConcurrency: z
     .number()
     .int()

@@ -36,6 +36,21 @@ export const STAGES = {
 export const STAGE_STATES = ["begin", "processing", "end", "error"] as const;
 export type StageState = (typeof STAGE_STATES)[number];
 
+/**
+ * What the record counters mean, word for word the same in the API, the CLI
+ * and the stage log: a record is `skipped` when the target rejected it on its
+ * own (a constraint or a value it cannot take; listed by key in the error log,
+ * the rest of its batch was written), and `failed` when its whole batch was
+ * given up after its retries (not written, whatever its values). A batch given
+ * up is `Failed` when it stopped the run, `Skipped` when the run went on
+ * (`stopOnError=false`); either way its records count as failed.
+ */
+export const RECORD_COUNTER_MEANINGS = {
+  skipped:
+    "records the target rejected one by one (listed by key in the error log); the rest of their batch was written",
+  failed: "records of batches given up after their retries (not written)",
+} as const;
+
 /** Batch states as the API shows them (seed 03's vocabulary). */
 export const BATCH_STATE_LABELS = {
   in_progress: "In Progress",

@@ -213,7 +213,9 @@ async function runEntity(ctx: RunContext, entity: EntityRunPlan, pass: 1 | 2, ha
     entity: entity.entity,
     description:
       pass === 1
-        ? `${entity.entity}: ${c.created} created, ${c.updated} updated, ${c.skipped} skipped, ${c.failed} failed`
+        ? `${entity.entity}: ${c.created} created, ${c.updated} updated, ${c.skipped} skipped` +
+          `${c.skipped > 0 ? " (rejected by the target one by one, see the error log)" : ""}, ${c.failed} failed` +
+          `${c.failed > 0 ? " (in batches given up after their retries)" : ""}`
         : `${entity.entity}: deferred references back-filled`,
   });
 }

@@ -58,6 +58,11 @@ export function printSummary(out: Output, execution: Execution) {
     `  ${count(t.processed)}/${count(t.total)} records: ${count(t.created)} created, ${count(t.updated)} updated, ` +
       `${count(t.skipped)} skipped, ${count(t.failed)} failed in ${duration(execution.durationMs)} (${count(Math.round(execution.throughput))}/s)`,
   );
+  if (t.skipped > 0)
+    out.line(
+      `  skipped: records the target rejected one by one, listed by key in GET /api/v1/executions/${execution.id}/errors`,
+    );
+  if (t.failed > 0) out.line("  failed: records of batches given up after their retries (not written)");
   if (execution.reason) out.line(`  reason: ${execution.reason}`);
 }
 
