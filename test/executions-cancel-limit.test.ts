@@ -38,6 +38,8 @@ const SLOW_EVENT = `
     return new;
   end $$;
   create trigger slow_event before insert on events for each row execute function slow_event();
+  -- Loads run with triggers off (session_replication_role = replica); this test trigger fires anyway.
+  alter table events enable always trigger slow_event;
 `;
 const DATA = `
   insert into ledger_entries select g, 'acct-' || (g % 500), g * 0.01, repeat('m', 40) from generate_series(1, ${LEDGER_ROWS}) g;

@@ -36,6 +36,8 @@ const FLAKY = `
     return new;
   end $$;
   create trigger flaky_payments before insert on payments for each row execute function flaky_payments();
+  -- Loads run with triggers off (session_replication_role = replica); this test trigger fires anyway.
+  alter table payments enable always trigger flaky_payments;
 `;
 const DATA = `
   insert into customers select g, 'c' || g || '@example.com', 'source ' || g from generate_series(1, 2000) g;

@@ -30,6 +30,8 @@ const SLOW_TRIGGER = `
     return new;
   end $$;
   create trigger slow_contact before insert or update on contacts for each row execute function slow_contact();
+  -- Loads run with triggers off (session_replication_role = replica); this test trigger fires anyway.
+  alter table contacts enable always trigger slow_contact;
 `;
 
 /** In the target: committing a batch that holds contact 8500 sleeps 8 s (longer than the 5 s the cancel fence waits). */
@@ -41,6 +43,8 @@ const SLOW_COMMIT = `
   end $$;
   create constraint trigger slow_commit after insert on contacts deferrable initially deferred
     for each row when (new.id = ${SLOW_CONTACT}) execute function slow_commit();
+  -- Loads run with triggers off (session_replication_role = replica); this test trigger fires anyway.
+  alter table contacts enable always trigger slow_commit;
 `;
 
 let stack: DrayStack;

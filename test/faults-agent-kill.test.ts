@@ -55,6 +55,8 @@ const SLOW_COMMIT = `
   end $$;
   create constraint trigger fault_slow_commit after insert or update on orders deferrable initially deferred
     for each row when (new.id = 60000) execute function fault_slow_commit();
+  -- Loads run with triggers off (session_replication_role = replica); this test trigger fires anyway.
+  alter table orders enable always trigger fault_slow_commit;
 `;
 
 describe("kill -9 of the target agent while its write commits", () => {

@@ -26,6 +26,8 @@ const SLOW_MODE = `
     return new;
   end $$;
   create trigger slow_sale before insert or update on sales for each row execute function slow_sale();
+  -- Loads run with triggers off (session_replication_role = replica); this test trigger fires anyway.
+  alter table sales enable always trigger slow_sale;
 `;
 const DATA = `
   insert into regions select g, 'region ' || g from generate_series(1, 20) g;

@@ -11,6 +11,7 @@ import { accountsFor, type BenchOptions, parseOptions, USAGE } from "./options.j
 import {
   checkClientTools,
   comparisonTable,
+  cpuCompareTable,
   entityTable,
   phaseTable,
   runCompareShape,
@@ -163,7 +164,6 @@ async function compare(
     results.push(
       await runCompareShape(shape, {
         baseUrl,
-        shapes: o.shapes,
         partitions: o.partitions,
         triggers: o.triggers,
         batchSize: o.batchSize,
@@ -188,6 +188,8 @@ async function compare(
   for (const r of results) {
     const phases = phaseTable(r);
     if (phases) out.push(renderText(phases), "");
+    const cpu = cpuCompareTable(r);
+    if (cpu) out.push(renderText(cpu), "");
     // The first run (cold processes) and the fastest, when they differ.
     const shown = [...new Set([r.drayRuns[0], r.dray])].filter((run) => run !== undefined);
     for (const run of shown) {

@@ -8,7 +8,7 @@
 import { spawn } from "node:child_process";
 import type { ApiClient } from "../../test/support/api-client.js";
 import { createTestDatabase, type TestDatabase } from "../../test/support/databases.js";
-import { waitForQuiet } from "./proc-stats.js";
+import { PG_GROUPS, type PhaseStats, ProcessSampler, waitForQuiet } from "./proc-stats.js";
 import {
   differences,
   fingerprintShape,
@@ -27,7 +27,6 @@ export const TARGET_RATIO: Record<Shape, number> = { small: 1.5, large: 1.0 };
 
 export interface CompareOptions extends ShapeOptions {
   baseUrl: string;
-  shapes: Shape[];
   batchSize: number | undefined;
   keep: boolean;
   timeoutMs: number;
@@ -96,6 +95,9 @@ export interface CompareResult {
   drayCheck?: string;
   draySequences?: string;
   pipeline?: { batchSize: number; batchBytes: number; entityConcurrency: number };
+  /** CPU during the fastest pg_dump | pg_restore and the fastest (or failed) Dray run. */
+  pgStats?: PhaseStats;
+  drayStats?: PhaseStats;
   /** Cores busy (by anything) when each timed copy started, after the wait for quiet: above ~0.25 the figures are disturbed. */
   busyBefore: { pg: number[]; dray: number[] };
   databases: string[];
@@ -302,12 +304,26 @@ export async function runCompareShape(shape: Shape, o: CompareOptions): Promise<
       if (i > 1) await emptyTarget(pgTarget.sql, def);
       await source.sql.unsafe("checkpoint");
       await quiet(`pg_dump | pg_restore${repeatTag(i)}`, result.busyBefore.pg);
-      const ms = await shell(pgRestoreCommand(source.url, pgTarget.url));
+      const sampler = new ProcessSampler(
+        {},
+        { [source.name]: "pg source db", [pgTarget.name]: "pg target db" },
+      );
+      sampler.begin("pg");
+      let ms: number;
+      try {
+        ms = await shell(pgRestoreCommand(source.url, pgTarget.url));
+      } finally {
+        sampler.end();
+      }
       result.pgAllMs.push(ms);
-      if (result.pgMs === undefined || ms < result.pgMs) result.pgMs = ms;
+      if (result.pgMs === undefined || ms < result.pgMs) {
+        result.pgMs = ms;
+        result.pgStats = sampler.phases.get("pg");
+      }
       const { check, sequences } = await verify(def, source, pgTarget);
-      result.pgCheck = check;
-      result.pgSequences = sequences;
+      // Any repeat that went wrong is reported.
+      result.pgCheck ??= check;
+      result.pgSequences ??= sequences;
       o.log(
         `${tag} pg_dump | pg_restore: ${(ms / 1000).toFixed(2)} s${repeatTag(i)}; ${check ? `TARGET DIFFERS: ${check}` : "target equals source"}${sequences ? `; sequences differ: ${sequences}` : ""}`,
       );
@@ -337,20 +353,42 @@ export async function runCompareShape(shape: Shape, o: CompareOptions): Promise<
       if (i > 1) await emptyTarget(drayTarget.sql, def);
       await source.sql.unsafe("checkpoint");
       await quiet(`the Dray merge${repeatTag(i)}`, result.busyBefore.dray);
-      const run = await runDray(stack.api, pipeline.body.id, o.timeoutMs);
+      const pids = stack.pids();
+      const sampler = new ProcessSampler(
+        {
+          "control-plane": pids["control-plane"]!,
+          "source-agent": pids["source-agent"]!,
+          "target-agent": pids["target-agent"]!,
+        },
+        {
+          [source.name]: "pg source db",
+          [drayTarget.name]: "pg target db",
+          [stack.store.name]: "pg store db",
+        },
+      );
+      sampler.begin("dray");
+      let run: DrayCompareRun;
+      try {
+        run = await runDray(stack.api, pipeline.body.id, o.timeoutMs);
+      } finally {
+        sampler.end();
+      }
+      const stats = sampler.phases.get("dray");
       result.drayAllMs.push(run.ms);
       result.drayRuns.push(run);
       if (run.error) {
         result.dray = run;
+        result.drayStats = stats;
         result.error = run.error;
         o.log(`${tag} Dray merge FAILED after ${(run.ms / 1000).toFixed(2)} s${repeatTag(i)}: ${run.error}`);
         break;
       }
       const { check, sequences } = await verify(def, source, drayTarget);
+      result.drayCheck ??= check;
+      result.draySequences ??= sequences;
       if (!result.dray || run.ms < result.dray.ms) {
         result.dray = run;
-        result.drayCheck = check;
-        result.draySequences = sequences;
+        result.drayStats = stats;
       }
       o.log(
         `${tag} Dray merge: ${(run.ms / 1000).toFixed(2)} s${repeatTag(i)}; ${check ? `TARGET DIFFERS: ${check}` : "target equals source"}${sequences ? `; sequences differ: ${sequences}` : ""}`,
@@ -374,6 +412,28 @@ export async function runCompareShape(shape: Shape, o: CompareOptions): Promise<
 const secs = (ms: number | undefined) => (ms === undefined ? "–" : (ms / 1000).toFixed(2));
 const busy = (cores: number[]) => (cores.length ? cores.map((c) => c.toFixed(2)).join(", ") : "–");
 const at = (iso: unknown) => (typeof iso === "string" ? Date.parse(iso) : Number.NaN);
+
+/** Per dependency level (pass 1), then the back-fill pass: first loader begin → last loader end. */
+function levelSpans(run: DrayCompareRun): { name: string; ms: number | undefined }[] {
+  const levels = new Map(
+    ((run.view.entities ?? []) as { entity: string; level: number }[]).map((v) => [v.entity, v.level]),
+  );
+  const groups = new Map<string, { entities: Set<string>; begin: number; end: number }>();
+  for (const s of run.stages) {
+    if (!s.processName.endsWith("Loader") || (s.state !== "begin" && s.state !== "end")) continue;
+    const pass2 = s.description.startsWith("Back-filling") || s.description.endsWith("back-filled");
+    const key = pass2 ? "back-fill pass" : `level ${levels.get(s.filename) ?? "?"}`;
+    const g = groups.get(key) ?? { entities: new Set<string>(), begin: s.epoch, end: s.epoch };
+    g.entities.add(s.filename);
+    g.begin = Math.min(g.begin, s.epoch);
+    g.end = Math.max(g.end, s.epoch);
+    groups.set(key, g);
+  }
+  return [...groups.entries()].map(([key, g]) => ({
+    name: `  ${key} (${g.entities.size} entit${g.entities.size === 1 ? "y" : "ies"}): first begin → last end`,
+    ms: g.end - g.begin,
+  }));
+}
 
 /** Dray's time split by what the API records (control-plane clock, same machine as the bench). */
 export function phases(run: DrayCompareRun): { name: string; ms: number | undefined }[] {
@@ -399,6 +459,7 @@ export function phases(run: DrayCompareRun): { name: string; ms: number | undefi
     { name: "request → first batch started (time to first batch)", ms: d(run.requestedAt, firstBatch) },
     { name: "first batch started → last batch finished", ms: d(firstBatch, lastBatch) },
     { name: `  of which batches' own durations (sum over ${run.batches.length} batches)`, ms: batchWork },
+    ...levelSpans(run),
     { name: "last batch finished → runner end", ms: d(lastBatch, runnerEnd) },
     { name: "runner end → finished", ms: d(runnerEnd, finished) },
     { name: "finished → seen by the bench (poll every 50 ms)", ms: d(finished, run.seenAt) },
@@ -469,7 +530,10 @@ export function phaseTable(r: CompareResult): Table | undefined {
       ),
     ],
     align: ["l", ...r.drayRuns.map(() => "r" as const)],
-    rows: columns[0]!.map((p, row) => [p.name, ...columns.map((c) => secs(c[row]!.ms))]),
+    rows: [...new Set(columns.flatMap((c) => c.map((p) => p.name)))].map((name) => [
+      name,
+      ...columns.map((c) => secs(c.find((p) => p.name === name)?.ms)),
+    ]),
   };
 }
 
@@ -526,41 +590,50 @@ export function timelineTable(r: CompareResult, run: DrayCompareRun, label: stri
   };
 }
 
-/** Per entity: begin → end, batches, and the time around them (fixed overhead per entity). */
+/** Per entity and pass: begin → end, batches, and the time around them (fixed overhead per entity). */
 export function entityTable(r: CompareResult, run: DrayCompareRun, label: string): Table {
-  const entities = new Map<string, { begin?: number; end?: number }>();
+  const spans = new Map<string, { entity: string; pass: number; begin?: number; end?: number }>();
   for (const s of run.stages) {
-    if (!s.processName.endsWith("Loader")) continue;
-    const e = entities.get(s.filename) ?? {};
-    if (s.state === "begin" && e.begin === undefined) e.begin = s.epoch;
-    if (s.state === "end") e.end = s.epoch;
-    entities.set(s.filename, e);
+    if (!s.processName.endsWith("Loader") || (s.state !== "begin" && s.state !== "end")) continue;
+    const pass = s.description.startsWith("Back-filling") || s.description.endsWith("back-filled") ? 2 : 1;
+    const key = `${s.filename}#${pass}`;
+    const span = spans.get(key) ?? { entity: s.filename, pass };
+    if (s.state === "begin") span.begin ??= s.epoch;
+    else span.end = s.epoch;
+    spans.set(key, span);
   }
-  const rows: string[][] = [];
+  const levels = new Map(
+    ((run.view.entities ?? []) as { entity: string; level: number }[]).map((v) => [v.entity, v.level]),
+  );
   const t0 = run.requestedAt;
-  for (const [entity, e] of entities) {
-    const batches = run.batches.filter((b) => b.entity === entity);
-    const starts = batches.map((b) => at(b.startedAt));
+  const d = (a: number | undefined, b: number | undefined) =>
+    a === undefined || b === undefined || Number.isNaN(a) || Number.isNaN(b)
+      ? "–"
+      : ((b - a) / 1000).toFixed(3);
+  const rows: string[][] = [];
+  for (const span of spans.values()) {
+    const batches = run.batches.filter((b) => b.entity === span.entity && b.pass === span.pass);
+    const starts = batches.map((b) => at(b.startedAt)).filter((n) => !Number.isNaN(n));
     const ends = batches.map((b) => at(b.finishedAt)).filter((n) => !Number.isNaN(n));
-    const first = starts.length ? Math.min(...starts) : undefined;
-    const last = ends.length ? Math.max(...ends) : undefined;
-    const d = (a: number | undefined, b: number | undefined) =>
-      a === undefined || b === undefined ? "–" : ((b - a) / 1000).toFixed(3);
     rows.push([
-      entity,
-      e.begin === undefined ? "–" : `+${((e.begin - t0) / 1000).toFixed(3)}`,
-      d(e.begin, e.end),
+      span.entity,
+      String(span.pass),
+      String(levels.get(span.entity) ?? "–"),
+      span.begin === undefined ? "–" : `+${((span.begin - t0) / 1000).toFixed(3)}`,
+      d(span.begin, span.end),
       String(batches.length),
       String(batches.reduce((s, b) => s + b.rows, 0)),
-      d(e.begin, first),
+      d(span.begin, starts.length ? Math.min(...starts) : undefined),
       (batches.reduce((s, b) => s + (b.durationMs ?? 0), 0) / 1000).toFixed(3),
-      d(last, e.end),
+      d(ends.length ? Math.max(...ends) : undefined, span.end),
     ]);
   }
   return {
-    title: `Dray ${r.shape}, ${label}: per entity (loader begin → end; before first batch = begin → first batch start; after last = last batch end → end)`,
+    title: `Dray ${r.shape}, ${label}: per entity and pass (loader begin → end; before first batch = begin → first batch started; after last = last batch finished → end)`,
     head: [
       "entity",
+      "pass",
+      "level",
       "begin at s",
       "begin → end s",
       "batches",
@@ -569,7 +642,34 @@ export function entityTable(r: CompareResult, run: DrayCompareRun, label: string
       "batches s",
       "after last batch s",
     ],
-    align: ["l", "r", "r", "r", "r", "r", "r", "r"],
+    align: ["l", "r", "r", "r", "r", "r", "r", "r", "r", "r"],
     rows,
+  };
+}
+
+/** CPU seconds by process during the fastest pg_dump | pg_restore and the fastest Dray run. */
+export function cpuCompareTable(r: CompareResult): Table | undefined {
+  if (!r.pgStats && !r.drayStats) return undefined;
+  const names = ["control-plane", "source-agent", "target-agent"];
+  const label = (g: string) => (g === "psql" ? "pg_dump + pg_restore (+ bash)" : g);
+  const row = (name: string, value: (st: PhaseStats) => number | undefined) => [
+    name,
+    ...[r.pgStats, r.drayStats].map((st) => {
+      const v = st ? value(st) : undefined;
+      return v === undefined ? "–" : v.toFixed(2);
+    }),
+  ];
+  return {
+    title: `${r.shape}: CPU seconds during the fastest copy of each (other load: other sessions' work, a disturbance)`,
+    head: ["process", "pg_dump|pg_restore", "Dray"],
+    align: ["l", "r", "r"],
+    rows: [
+      row("wall seconds", (st) => st.wall),
+      ...names.map((n) => row(n, (st) => st.cpu[n])),
+      ...PG_GROUPS.map((g) => row(label(g), (st) => st.pgCpu[g])),
+      row("bench (polling)", (st) => st.benchCpu),
+      row("other load", (st) => st.otherLoad),
+      row("machine busy (2 cores: up to 2 × wall)", (st) => st.machineBusy),
+    ],
   };
 }

@@ -77,7 +77,9 @@ export function slowWrites(seconds: number): string {
     end $$;
     ${FAULT_TABLES.map(
       (t) =>
-        `create trigger fault_slow_write after insert or update on ${t} for each statement execute function fault_slow_write();`,
+        // Loads run with triggers off (session_replication_role = replica); ALWAYS makes this one fire anyway.
+        `create trigger fault_slow_write after insert or update on ${t} for each statement execute function fault_slow_write();` +
+        ` alter table ${t} enable always trigger fault_slow_write;`,
     ).join("\n    ")}
   `;
 }

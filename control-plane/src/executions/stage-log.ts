@@ -82,6 +82,37 @@ export async function recordExecutionError(db: Db, entry: ExecutionErrorEntry): 
   return row!;
 }
 
+/** Rows per INSERT of {@link recordExecutionErrors}. */
+const ERRORS_PER_INSERT = 1_000;
+
+/** Records many errors of an execution in a few multi-row INSERTs; returns them in order. */
+export async function recordExecutionErrors(
+  db: Db,
+  entries: readonly ExecutionErrorEntry[],
+): Promise<ExecutionErrorRow[]> {
+  const rows: ExecutionErrorRow[] = [];
+  for (let at = 0; at < entries.length; at += ERRORS_PER_INSERT) {
+    const chunk = entries.slice(at, at + ERRORS_PER_INSERT);
+    const inserted = await db
+      .insert(executionErrors)
+      .values(
+        chunk.map((entry) => ({
+          executionId: entry.executionId,
+          severity: entry.severity,
+          message: entry.message,
+          entity: entry.entity ?? null,
+          recordKey: entry.recordKey ?? null,
+          field: entry.field ?? null,
+          code: entry.code ?? null,
+          ...(entry.at ? { at: entry.at } : {}),
+        })),
+      )
+      .returning();
+    rows.push(...inserted);
+  }
+  return rows;
+}
+
 /** Body of the `log` event announcing a stage-log entry (`type: "execution.stage"`). */
 export function stageLogEvent(row: StageLogRow): { type: string } & Record<string, unknown> {
   return {

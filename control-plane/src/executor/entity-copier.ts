@@ -91,7 +91,13 @@ async function waitForAgent(ctx: RunContext, environmentId: string, what: string
   }
 }
 
-async function withRetries<T>(
+/**
+ * Runs one agent task with the run's retry policy: retryable errors are
+ * retried with backoff, an agent that is away is waited for (uncounted) up to
+ * the away limit ({@link AgentUnavailable} after it). Rejects with the last
+ * error, its `attempts` set.
+ */
+export async function withRetries<T>(
   ctx: RunContext,
   what: string,
   attempt: (n: number) => Promise<T>,
@@ -305,16 +311,17 @@ async function write(
 }
 
 async function recordRejected(ctx: RunContext, entity: EntityRunPlan, result: WriteBatchResult) {
-  for (const r of result.rejectedRecords) {
-    await ctx.journal.error({
-      severity: "error",
+  if (result.rejectedRecords.length === 0) return;
+  await ctx.journal.errors(
+    result.rejectedRecords.map((r) => ({
+      severity: "error" as const,
       entity: entity.entity,
       recordKey: [...r.key],
       field: r.field || null,
       code: r.sqlState || null,
       message: r.message,
-    });
-  }
+    })),
+  );
 }
 
 function bump(

@@ -5,10 +5,14 @@ import {
   appendStageLog,
   executionErrorEvent,
   recordExecutionError,
+  recordExecutionErrors,
   stageLogEvent,
 } from "../executions/stage-log.js";
 import type { Db } from "../store/db.js";
 import type { Journal } from "./run-context.js";
+
+/** Errors of one {@link Journal.errors} call announced one by one as live events; the rest in one line. */
+const ERROR_EVENTS_PER_CALL = 20;
 
 /**
  * The executor's journal of one execution: stage-log entries and errors go to
@@ -36,6 +40,26 @@ export function createJournal(
       safe("an execution error", async () => {
         const row = await recordExecutionError(deps.db, { executionId: target.executionId, ...entry });
         await appendExecutionEvent(deps, target, "log", executionErrorEvent(row));
+      }),
+    errors: (entries) =>
+      safe("execution errors", async () => {
+        const rows = await recordExecutionErrors(
+          deps.db,
+          entries.map((entry) => ({ executionId: target.executionId, ...entry })),
+        );
+        // Every error is stored; the live feed carries the first few and one line for the rest.
+        for (const row of rows.slice(0, ERROR_EVENTS_PER_CALL))
+          await appendExecutionEvent(deps, target, "log", executionErrorEvent(row));
+        const rest = rows.length - ERROR_EVENTS_PER_CALL;
+        if (rest > 0) {
+          const last = rows.at(-1)!;
+          await appendExecutionEvent(deps, target, "log", {
+            ...executionErrorEvent(last),
+            recordKey: null,
+            field: null,
+            message: `… and ${rest} more like these${last.entity ? ` in ${last.entity}` : ""}: every one is in the error log`,
+          });
+        }
       }),
     status: (status, extra) =>
       safe("a status event", () =>

@@ -107,6 +107,8 @@ export interface ErrorEntry {
 export interface Journal {
   stage(entry: StageEntry): Promise<void>;
   error(entry: ErrorEntry): Promise<void>;
+  /** Records many errors at once (a batch's rejected records): all stored, the first few announced live. */
+  errors(entries: readonly ErrorEntry[]): Promise<void>;
   /** Publishes a status event. */
   status(status: string, extra?: Record<string, unknown>): Promise<void>;
   /** Publishes a progress event. */

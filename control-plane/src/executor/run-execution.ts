@@ -1,9 +1,16 @@
 import { DrayError, sleep } from "@dray/common";
 import { and, eq, sql } from "drizzle-orm";
 import { REASON_CODES } from "../executions/execution-vocabulary.js";
+import type { TaskKind, TaskPayload, TaskResultOf } from "../gateway/agent-sessions.js";
 import { executionEntities, executions } from "../store/schema.js";
 import { releaseUnfinishedBatches } from "./batch-bookkeeping.js";
-import { AgentUnavailable, BatchFailed, copyEntity, RecordLimitReached } from "./entity-copier.js";
+import {
+  AgentUnavailable,
+  BatchFailed,
+  copyEntity,
+  RecordLimitReached,
+  withRetries,
+} from "./entity-copier.js";
 import type { ClaimedExecution } from "./execution-lease.js";
 import { PreflightFailed, preflight } from "./preflight.js";
 import type { EntityRunPlan, ExecutionPlan, PipelineSettings, RunContext } from "./run-context.js";
@@ -221,6 +228,23 @@ async function runEntity(ctx: RunContext, entity: EntityRunPlan, pass: 1 | 2, ha
 }
 
 /**
+ * Runs a task on the target's agent with the run's retry policy (see
+ * {@link withRetries}): an agent that is away, e.g. restarting, is waited for.
+ */
+async function targetTask<K extends TaskKind>(
+  ctx: RunContext,
+  what: string,
+  kind: K,
+  payload: TaskPayload<K>,
+  timeoutMs = ctx.taskTimeoutMs,
+): Promise<TaskResultOf<K>> {
+  const { value } = await withRetries(ctx, what, () =>
+    ctx.sessions.dispatch(ctx.settings.targetEnvironmentId, kind, payload, { signal: ctx.signal, timeoutMs }),
+  );
+  return value;
+}
+
+/**
  * The entities of cycles loaded with postponed references (both ends of each
  * postponed reference): no delete order can empty them one by one, so they
  * are cleaned with references suspended.
@@ -242,11 +266,12 @@ async function cleanTargets(ctx: RunContext) {
     const suspendReferences = suspended.has(e.entity);
     let deleted: bigint;
     try {
-      const r = await ctx.sessions.dispatch(
-        ctx.settings.targetEnvironmentId,
+      const r = await targetTask(
+        ctx,
+        `cleaning ${e.entity}`,
         "cleanEntity",
         { entity: { schema: e.schema, name: e.name }, suspendReferences },
-        { signal: ctx.signal, timeoutMs: 600_000 },
+        600_000,
       );
       deleted = r.deleted;
     } catch (error) {
@@ -270,16 +295,11 @@ async function cleanTargets(ctx: RunContext) {
 
 /** Moves the target sequences an entity's fields use up to their maximum, as pg_restore does; logs each move. */
 async function moveSequences(ctx: RunContext, entity: EntityRunPlan) {
-  const r = await ctx.sessions.dispatch(
-    ctx.settings.targetEnvironmentId,
-    "finishEntity",
-    {
-      entity: { schema: entity.schema, name: entity.name },
-      moveSequences: true,
-      keyFields: entity.keyFields,
-    },
-    { signal: ctx.signal, timeoutMs: ctx.taskTimeoutMs },
-  );
+  const r = await targetTask(ctx, `moving the sequences of ${entity.entity}`, "finishEntity", {
+    entity: { schema: entity.schema, name: entity.name },
+    moveSequences: true,
+    keyFields: entity.keyFields,
+  });
   const moved = r.sequences.filter((q) => q.moved);
   if (r.sequences.length === 0) return;
   await ctx.journal.stage({
@@ -306,28 +326,23 @@ async function validatePostponed(ctx: RunContext) {
   for (const e of ctx.plan.entities) {
     const references = e.uncheckedReferences ?? [];
     if (references.length === 0) continue;
-    const r = await ctx.sessions.dispatch(
-      ctx.settings.targetEnvironmentId,
-      "finishEntity",
-      {
-        entity: { schema: e.schema, name: e.name },
-        moveSequences: false,
-        checkReferences: references,
-        keyFields: e.keyFields,
-      },
-      { signal: ctx.signal, timeoutMs: ctx.taskTimeoutMs },
-    );
+    const r = await targetTask(ctx, `checking the references of ${e.entity}`, "finishEntity", {
+      entity: { schema: e.schema, name: e.name },
+      moveSequences: false,
+      checkReferences: references,
+      keyFields: e.keyFields,
+    });
     const count = Number(r.violationCount);
     total += count;
-    for (const v of r.violations.slice(0, LOGGED_VIOLATIONS)) {
-      await ctx.journal.error({
-        severity: "error",
+    await ctx.journal.errors(
+      r.violations.slice(0, LOGGED_VIOLATIONS).map((v) => ({
+        severity: "error" as const,
         entity: e.entity,
         recordKey: [...v.key],
         code: "23503",
         message: v.message,
-      });
-    }
+      })),
+    );
     await ctx.journal.stage({
       processName: loaderOf(ctx.plan),
       state: count > 0 ? "error" : "processing",

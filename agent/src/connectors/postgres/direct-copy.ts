@@ -56,11 +56,12 @@ export async function tryDirectCopy(
   const width = plan.key.length;
   const keyColumns = `(${plan.key.map((k) => `t.${quoteIdentifier(k.name)}`).join(", ")})`;
   const bound = (from: number) => `(${plan.key.map((k, i) => `$${from + i}::${k.castType}`).join(", ")})`;
+  // The rows must all lie in the probed range (a batch out of key order would not) and break no key.
   const checkSql =
     violation === null
       ? null
-      : `select exists (select 1 from ${ownRowsSql(info)} t where ${keyColumns} >= ${bound(1)}` +
-        ` and ${keyColumns} <= ${bound(width + 1)} and (${violation})) as broken`;
+      : `select count(*) as copied, coalesce(bool_or(${violation}), false) as broken from ${ownRowsSql(info)} t` +
+        ` where ${keyColumns} >= ${bound(1)} and ${keyColumns} <= ${bound(width + 1)}`;
   const immediate = request.rejectPolicy === "isolate" ? "set constraints all immediate; " : "";
   await session.control(`${immediate}savepoint ${SAVEPOINT}`);
   try {
@@ -75,8 +76,11 @@ export async function tryDirectCopy(
       return { created: rows.loadCount, updated: 0 };
     }
     await session.copyIn(direct.copySql, rows.data, "select 1");
-    const [check] = await session.query<{ broken: boolean }>(checkSql, params.slice(0, 2 * width));
-    if (check?.broken) {
+    const [check] = await session.query<{ copied: string; broken: boolean }>(
+      checkSql,
+      params.slice(0, 2 * width),
+    );
+    if (check === undefined || check.broken || Number(check.copied) !== rows.loadCount) {
       await session.control(`rollback to savepoint ${SAVEPOINT}; release savepoint ${SAVEPOINT}`);
       return null;
     }

@@ -184,13 +184,9 @@ export async function rejectBrokenReferences(
             .join(" and ")})`
         : undefined;
       const shown = fk.fields.map((f) => `s.${stageColumn(position.get(f)!)}`);
-      const rows = await session.query<{
-        dray_ord: string;
-        key: (string | null)[];
-        shown: (string | null)[];
-      }>(
-        `select s.dray_ord::text as dray_ord, array[${keyColumns.length ? keyColumns.join(", ") : ""}]::text[] as key,` +
-          ` array[${shown.join(", ")}]::text[] as shown from ${STAGE} s` +
+      const rows = await session.query<{ dray_ord: string; key: string; shown: string }>(
+        `select s.dray_ord::text as dray_ord, ${jsonTextArray(keyColumns)} as key,` +
+          ` ${jsonTextArray(shown)} as shown from ${STAGE} s` +
           ` where s.dray_ord between $1::int8 and $2::int8 and ${violationSql(fk, value, alsoPresent)}`,
         [range.first, range.last],
       );
@@ -198,11 +194,13 @@ export async function rejectBrokenReferences(
       for (const row of rows) {
         rejected.push({
           ordinal: Number(row.dray_ord),
-          key: row.key.map((v) => v ?? "\\N"),
+          key: parseJsonTextArray(row.key).map((v) => v ?? "\\N"),
           field: fk.fields[0]!,
           message:
             `insert or update on table ${JSON.stringify(info.entity.name)} violates foreign key constraint ` +
-            `${JSON.stringify(fk.name)}: Key (${fk.fields.join(", ")})=(${row.shown.map((v) => v ?? "null").join(", ")}) ` +
+            `${JSON.stringify(fk.name)}: Key (${fk.fields.join(", ")})=(${parseJsonTextArray(row.shown)
+              .map((v) => v ?? "null")
+              .join(", ")}) ` +
             `is not present in table ${JSON.stringify(fk.referenced.name)}`,
           sqlState: "23503",
         });
@@ -214,6 +212,20 @@ export async function rejectBrokenReferences(
     if (removed === 0 || !keys.some(self)) break;
   }
   return rejected;
+}
+
+/**
+ * SQL giving the text values of `columns` as a JSON array (as text), so a NULL
+ * stays null: a text[] comes back from the driver with the string "NULL".
+ */
+export function jsonTextArray(columns: readonly string[]): string {
+  return `pg_catalog.to_json(array[${columns.join(", ")}]::text[])::text`;
+}
+
+/** Parses what {@link jsonTextArray} gives. */
+export function parseJsonTextArray(text: string): (string | null)[] {
+  const parsed = JSON.parse(text) as unknown;
+  return Array.isArray(parsed) ? (parsed as (string | null)[]) : [];
 }
 
 /**

@@ -7,7 +7,7 @@
 import type { WriteStrategy } from "../../connector.js";
 import { type EntityInfo, ownRowsSql } from "./entity-catalog.js";
 import { quoteIdentifier } from "./identifiers.js";
-import type { OrdinalRecord } from "./reference-checks.js";
+import { jsonTextArray, type OrdinalRecord, parseJsonTextArray } from "./reference-checks.js";
 import type { Session } from "./session.js";
 import { STAGE, stageColumn, type WritePlan } from "./write-plan.js";
 
@@ -38,7 +38,7 @@ export function conflictQueries(info: EntityInfo, plan: WritePlan, strategy: Wri
   };
   const keyNames = plan.key.map((k) => k.name);
   const keyList = (alias: string) =>
-    `array[${plan.keyPositions.map((at) => `${alias}.${stageColumn(at)}`).join(", ")}]::text[]`;
+    jsonTextArray(plan.keyPositions.map((at) => `${alias}.${stageColumn(at)}`));
   const target = ownRowsSql(info);
   const queries: ConflictQuery[] = [];
   for (const index of info.uniqueIndexes) {
@@ -48,7 +48,7 @@ export function conflictQueries(info: EntityInfo, plan: WritePlan, strategy: Wri
       index.columns.length === keyNames.length &&
       index.columns.every((c) => keyNames.includes(c));
     const notNull = index.columns.map((c) => `${value("s", c)} is not null`).join(" and ");
-    const shown = `array[${index.columns.map((c) => `s.${stageColumn(position.get(c)!)}`).join(", ")}]::text[]`;
+    const shown = jsonTextArray(index.columns.map((c) => `s.${stageColumn(position.get(c)!)}`));
     const select = `select s.dray_ord::text as dray_ord, ${keyList("s")} as key, ${shown} as shown`;
     if (!isMergeKey) {
       const same = index.columns.map((c) => `t.${quoteIdentifier(c)} = ${value("s", c)}`).join(" and ");
@@ -78,7 +78,9 @@ export function conflictQueries(info: EntityInfo, plan: WritePlan, strategy: Wri
         ` from ${STAGE} s where ${notNull}) d where n > 1`,
     });
   }
-  return queries;
+  // Values already in the target first: a row rejected for one of them must not make a later row
+  // with the same key a repeat within the batch.
+  return [...queries.filter((q) => q.kind === "exists"), ...queries.filter((q) => q.kind === "repeated")];
 }
 
 /**
@@ -93,9 +95,7 @@ export async function rejectKeyConflicts(
 ): Promise<OrdinalRecord[]> {
   const rejected: OrdinalRecord[] = [];
   for (const query of conflictQueries(info, plan, strategy)) {
-    const rows = await session.query<{ dray_ord: string; key: (string | null)[]; shown: (string | null)[] }>(
-      query.sql,
-    );
+    const rows = await session.query<{ dray_ord: string; key: string; shown: string }>(query.sql);
     if (rows.length === 0) continue;
     for (const row of rows) {
       const detail =
@@ -104,11 +104,13 @@ export async function rejectKeyConflicts(
           : "appears more than once in the batch (the first one was kept)";
       rejected.push({
         ordinal: Number(row.dray_ord),
-        key: row.key.map((v) => v ?? "\\N"),
+        key: parseJsonTextArray(row.key).map((v) => v ?? "\\N"),
         field: query.columns[0]!,
         message:
           `duplicate key value violates unique constraint ${JSON.stringify(query.index)}: ` +
-          `Key (${query.columns.join(", ")})=(${row.shown.map((v) => v ?? "null").join(", ")}) ${detail}`,
+          `Key (${query.columns.join(", ")})=(${parseJsonTextArray(row.shown)
+            .map((v) => v ?? "null")
+            .join(", ")}) ${detail}`,
         sqlState: "23505",
       });
     }

@@ -338,10 +338,19 @@ export async function writeStagedBatch(
             checked.push(...outcome.broken);
             return outcome.written;
           },
-          reject: async (ordinal, error) => ({
-            ordinal,
-            ...(await describeRejected(session, plan, ordinal, error, probed++ < MAX_PROBED_REJECTS)),
-          }),
+          reject: async (ordinal, error) => {
+            const record = await describeRejected(
+              session,
+              plan,
+              ordinal,
+              error,
+              probed++ < MAX_PROBED_REJECTS,
+            );
+            // Out of the staging table, so no later row of the batch counts it as its referenced row.
+            if (references.length > 0)
+              await session.execute(`delete from ${STAGE} where dray_ord = $1::int8`, [ordinal]);
+            return { ordinal, ...record };
+          },
           isDataError: (error) => !session.signal.aborted && isDataError(sqlStateOf(error)),
         });
         counts = outcome;
