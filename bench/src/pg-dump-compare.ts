@@ -71,6 +71,8 @@ export interface DrayCompareRun {
   /** Bench clock (epoch ms) of the poll that saw the end. */
   seenAt: number;
   view: Record<string, unknown>;
+  /** CPU by process during the run (set by the caller). */
+  stats?: PhaseStats;
   stages: StageEntry[];
   batches: BatchEntry[];
   error?: string;
@@ -95,9 +97,8 @@ export interface CompareResult {
   drayCheck?: string;
   draySequences?: string;
   pipeline?: { batchSize: number; batchBytes: number; entityConcurrency: number };
-  /** CPU during the fastest pg_dump | pg_restore and the fastest (or failed) Dray run. */
+  /** CPU during the fastest pg_dump | pg_restore (each Dray run has its own). */
   pgStats?: PhaseStats;
-  drayStats?: PhaseStats;
   /** Cores busy (by anything) when each timed copy started, after the wait for quiet: above ~0.25 the figures are disturbed. */
   busyBefore: { pg: number[]; dray: number[] };
   databases: string[];
@@ -374,11 +375,11 @@ export async function runCompareShape(shape: Shape, o: CompareOptions): Promise<
         sampler.end();
       }
       const stats = sampler.phases.get("dray");
+      run.stats = stats;
       result.drayAllMs.push(run.ms);
       result.drayRuns.push(run);
       if (run.error) {
         result.dray = run;
-        result.drayStats = stats;
         result.error = run.error;
         o.log(`${tag} Dray merge FAILED after ${(run.ms / 1000).toFixed(2)} s${repeatTag(i)}: ${run.error}`);
         break;
@@ -388,7 +389,6 @@ export async function runCompareShape(shape: Shape, o: CompareOptions): Promise<
       result.draySequences ??= sequences;
       if (!result.dray || run.ms < result.dray.ms) {
         result.dray = run;
-        result.drayStats = stats;
       }
       o.log(
         `${tag} Dray merge: ${(run.ms / 1000).toFixed(2)} s${repeatTag(i)}; ${check ? `TARGET DIFFERS: ${check}` : "target equals source"}${sequences ? `; sequences differ: ${sequences}` : ""}`,
@@ -647,22 +647,23 @@ export function entityTable(r: CompareResult, run: DrayCompareRun, label: string
   };
 }
 
-/** CPU seconds by process during the fastest pg_dump | pg_restore and the fastest Dray run. */
+/** CPU seconds by process during the fastest pg_dump | pg_restore and each Dray run. */
 export function cpuCompareTable(r: CompareResult): Table | undefined {
-  if (!r.pgStats && !r.drayStats) return undefined;
+  if (!r.pgStats && r.drayRuns.length === 0) return undefined;
   const names = ["control-plane", "source-agent", "target-agent"];
   const label = (g: string) => (g === "psql" ? "pg_dump + pg_restore (+ bash)" : g);
+  const columns = [r.pgStats, ...r.drayRuns.map((run) => run.stats)];
   const row = (name: string, value: (st: PhaseStats) => number | undefined) => [
     name,
-    ...[r.pgStats, r.drayStats].map((st) => {
+    ...columns.map((st) => {
       const v = st ? value(st) : undefined;
       return v === undefined ? "–" : v.toFixed(2);
     }),
   ];
   return {
-    title: `${r.shape}: CPU seconds during the fastest copy of each (other load: other sessions' work, a disturbance)`,
-    head: ["process", "pg_dump|pg_restore", "Dray"],
-    align: ["l", "r", "r"],
+    title: `${r.shape}: CPU seconds during the fastest pg_dump | pg_restore and each Dray run (other load: other sessions' work, a disturbance)`,
+    head: ["process", "pg_dump|pg_restore", ...r.drayRuns.map((_, i) => `Dray run ${i + 1}`)],
+    align: ["l", "r", ...r.drayRuns.map(() => "r" as const)],
     rows: [
       row("wall seconds", (st) => st.wall),
       ...names.map((n) => row(n, (st) => st.cpu[n])),
