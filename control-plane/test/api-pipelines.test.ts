@@ -70,7 +70,7 @@ describe("POST /api/v1/pipelines", () => {
       batchBytes: 8 * 1024 * 1024,
       maxRetriesPerBatch: 4,
       stopOnError: true,
-      entityConcurrency: 2,
+      entityConcurrency: 4,
       targetTriggers: "off",
       createdAt: expect.any(String),
       updatedAt: res.body.createdAt,
@@ -89,7 +89,7 @@ describe("POST /api/v1/pipelines", () => {
       batchBytes: 8_388_608,
       maxRetriesPerBatch: 4,
       stopOnError: true,
-      entityConcurrency: 2,
+      entityConcurrency: 4,
     });
     expect(row!.createdAt.toISOString()).toBe(res.body.createdAt);
   });

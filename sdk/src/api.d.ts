@@ -763,7 +763,7 @@ export interface components {
             stopOnError: boolean;
             /**
              * @description Entities of one dependency level processed at once
-             * @default 2
+             * @default 4
              */
             entityConcurrency: number;
             /**

@@ -141,6 +141,8 @@ export function createExecutor(options: ExecutorOptions): Executor {
       clearInterval(renew);
       clearInterval(watchCancel);
     });
+    // What the run journaled is written before its end is recorded (and before a hand-over).
+    await journal.flush();
     if (outcome.status === "lost") {
       const reason = controller.signal.reason as AbortKind | undefined;
       log.info("execution handed over", { why: reason?.message });
@@ -178,6 +180,7 @@ export function createExecutor(options: ExecutorOptions): Executor {
       }).catch(() => {});
     }
     await journal.status(outcome.status, outcome.status === "completed" ? {} : { reason: outcome.reason });
+    await journal.flush();
     log.info("execution finished", { status: outcome.status });
   }
 

@@ -17,20 +17,31 @@ const ERROR_EVENTS_PER_CALL = 20;
 /**
  * The executor's journal of one execution: stage-log entries and errors go to
  * the store and out as `log` events; status and progress go out as events.
- * A failure to write the journal is logged and never fails the run.
+ *
+ * Entries are written behind the copy, in the order they were made, by one
+ * queue: a call returns once its entry is queued, so store and NATS round
+ * trips stay off the copy's path; {@link Journal.flush} waits for the queue
+ * to drain (the run does before it ends). A failure to write an entry is
+ * logged and never fails the run; a process that dies loses what was queued
+ * (never rows, counters or checkpoints, which are written in the run's path).
  */
 export function createJournal(
   deps: { db: Db; bus: EventBus; logger: Logger },
   target: { executionId: string; organisationId: string },
 ): Journal {
-  const safe = async (what: string, fn: () => Promise<unknown>) => {
-    try {
-      await fn();
-    } catch (error) {
-      deps.logger.warn(`could not record ${what}`, { error: String(error) });
-    }
+  let tail: Promise<void> = Promise.resolve();
+  const safe = (what: string, fn: () => Promise<unknown>): Promise<void> => {
+    tail = tail.then(async () => {
+      try {
+        await fn();
+      } catch (error) {
+        deps.logger.warn(`could not record ${what}`, { error: String(error) });
+      }
+    });
+    return Promise.resolve();
   };
   return {
+    flush: () => tail,
     stage: (entry) =>
       safe("a stage-log entry", async () => {
         const row = await appendStageLog(deps.db, { executionId: target.executionId, ...entry });

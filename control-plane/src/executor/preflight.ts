@@ -197,9 +197,19 @@ export async function preflight(
   const unchecked = new Map<string, string[]>();
   for (const d of runPlan.postponed)
     unchecked.set(d.entity, [...(unchecked.get(d.entity) ?? []), d.reference]);
+  const selected = new Set(runPlan.levels.flat());
+  const notOrdering = new Set(
+    [...runPlan.deferred, ...runPlan.postponed].map((d) => `${d.entity}\u0000${d.reference}`),
+  );
   const entities: EntityRunPlan[] = runPlan.levels.flatMap((level, index) =>
     level.map((name) => {
       const e = byName.get(name)!;
+      const dependsOn = new Set(
+        e.references
+          .filter((r) => r.referencedEntity !== name && selected.has(r.referencedEntity))
+          .filter((r) => !notOrdering.has(`${name}\u0000${r.name}`))
+          .map((r) => r.referencedEntity),
+      );
       const targetFields = new Set(targetByName.get(name)?.fields.map((f) => f.name));
       return {
         entity: name,
@@ -211,6 +221,7 @@ export async function preflight(
         deferredFields: [...new Set(deferred.get(name) ?? [])],
         uncheckedReferences: [...new Set(unchecked.get(name) ?? [])],
         kind: entityKindOf(e),
+        dependsOn: [...dependsOn].sort(),
       };
     }),
   );

@@ -33,6 +33,12 @@ export interface EntityRunPlan {
    * `ExecutionPlan.postponed`). Absent in older plans: none.
    */
   uncheckedReferences?: string[];
+  /**
+   * Entities that must be loaded (pass 1) before this one starts: the ones it
+   * references, except through deferred or postponed references. Absent in
+   * plans stored before it existed: every entity of a lower level.
+   */
+  dependsOn?: string[];
   /** Absent in older plans: `table`. */
   kind?: EntityKind;
 }
@@ -113,6 +119,8 @@ export interface Journal {
   status(status: string, extra?: Record<string, unknown>): Promise<void>;
   /** Publishes a progress event. */
   progress(body: Record<string, unknown>): Promise<void>;
+  /** Resolves once every entry made so far is written (entries are written behind the copy). */
+  flush(): Promise<void>;
 }
 
 /** Everything a running execution needs, passed down explicitly. */

@@ -65,6 +65,59 @@ async function eachLimited<T>(
   if (halt.signal.aborted) throw failure;
 }
 
+/**
+ * Runs `fn` (pass 1 of an entity) over the plan's entities, each as soon as
+ * every entity it depends on has finished, at most `limit` at once, in level
+ * then name order among those ready. No level waits for the slowest entity of
+ * the one before. The first failure is rethrown once all have stopped: no
+ * further entity starts, and `halt` fires for the ones running. A plan stored
+ * before `dependsOn` existed waits for every entity of a lower level.
+ */
+export async function inDependencyOrder(
+  entities: readonly EntityRunPlan[],
+  limit: number,
+  fn: (entity: EntityRunPlan, halt: AbortSignal) => Promise<void>,
+): Promise<void> {
+  const order = [...entities].sort((a, b) => a.level - b.level || (a.entity < b.entity ? -1 : 1));
+  const needs = new Map(
+    order.map((e) => [
+      e.entity,
+      e.dependsOn ?? order.filter((other) => other.level < e.level).map((other) => other.entity),
+    ]),
+  );
+  const done = new Set<string>();
+  const started = new Set<string>();
+  const running = new Set<Promise<void>>();
+  const halt = new AbortController();
+  let failure: unknown;
+  for (;;) {
+    for (const e of order) {
+      if (halt.signal.aborted || running.size >= Math.max(1, limit)) break;
+      if (started.has(e.entity) || !needs.get(e.entity)!.every((d) => done.has(d))) continue;
+      started.add(e.entity);
+      const task: Promise<void> = fn(e, halt.signal)
+        .then(
+          () => {
+            done.add(e.entity);
+          },
+          (error: unknown) => {
+            if (halt.signal.aborted) return;
+            failure = error;
+            halt.abort(error);
+          },
+        )
+        .finally(() => running.delete(task));
+      running.add(task);
+    }
+    if (running.size === 0) break;
+    await Promise.race(running);
+  }
+  if (halt.signal.aborted) throw failure;
+  const stuck = order.filter((e) => !done.has(e.entity)).map((e) => e.entity);
+  if (stuck.length > 0)
+    throw new DrayError("internal", `entities whose dependencies never finished: ${stuck.join(", ")}`);
+}
+
 async function loadOrPlan(
   ctx: Omit<RunContext, "plan">,
   execution: ClaimedExecution,
@@ -208,10 +261,7 @@ async function runEntity(ctx: RunContext, entity: EntityRunPlan, pass: 1 | 2, ha
   });
   await copyEntity(ctx, entity, pass, halt);
   const last = pass === 2 || entity.deferredFields.length === 0;
-  if (last) {
-    await moveSequences(ctx, entity);
-    await setEntityStatus(ctx, entity.entity, "completed");
-  }
+  if (last) await setEntityStatus(ctx, entity.entity, "completed");
   const c = ctx.counters.get(entity.entity)!;
   await ctx.journal.stage({
     processName: loader,
@@ -398,16 +448,17 @@ export async function runExecution(
     });
     const fresh = execution.attempts === 1;
     if (ctx.settings.writeStrategy === "clean" && fresh) await cleanTargets(ctx);
-    const byName = new Map(ctx.plan.entities.map((e) => [e.entity, e]));
-    for (const level of ctx.plan.levels) {
-      await eachLimited(
-        level.map((n) => byName.get(n)!),
-        ctx.settings.entityConcurrency,
-        (e, halt) => runEntity(ctx, e, 1, halt),
-      );
-    }
+    // Sequences move behind the copy (nothing else depends on them); the run waits for them at its end.
+    const sequenceMoves: Promise<unknown>[] = [];
+    await inDependencyOrder(ctx.plan.entities, ctx.settings.entityConcurrency, async (e, halt) => {
+      await runEntity(ctx, e, 1, halt);
+      const moved = moveSequences(ctx, e);
+      moved.catch(() => {});
+      sequenceMoves.push(moved);
+    });
     const deferred = ctx.plan.entities.filter((e) => e.deferredFields.length > 0);
     await eachLimited(deferred, ctx.settings.entityConcurrency, (e, halt) => runEntity(ctx, e, 2, halt));
+    await Promise.all(sequenceMoves);
     await validatePostponed(ctx);
     await ctx.journal.stage({
       processName: STAGE.runner,

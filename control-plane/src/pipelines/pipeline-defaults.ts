@@ -29,8 +29,12 @@ export const MAX_RETRIES_PER_BATCH = 20;
 /** Whether a batch that still fails after its retries fails the execution. */
 export const DEFAULT_STOP_ON_ERROR = true;
 
-/** Entities of one dependency level processed at once. */
-export const DEFAULT_ENTITY_CONCURRENCY = 2;
+/**
+ * Entities copied at once (each as soon as the entities it references are
+ * loaded). Four keep two cores busy on schemas of many small tables while
+ * bounding memory: each entity has one read and two writes in flight.
+ */
+export const DEFAULT_ENTITY_CONCURRENCY = 4;
 export const MAX_ENTITY_CONCURRENCY = 16;
 
 /** Longest pipeline name and largest entity selection. */
