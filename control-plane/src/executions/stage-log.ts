@@ -66,19 +66,7 @@ export async function appendStageLog(db: Db, entry: StageLogEntry): Promise<Stag
 
 /** Records an error or warning of an execution and returns it. */
 export async function recordExecutionError(db: Db, entry: ExecutionErrorEntry): Promise<ExecutionErrorRow> {
-  const [row] = await db
-    .insert(executionErrors)
-    .values({
-      executionId: entry.executionId,
-      severity: entry.severity,
-      message: entry.message,
-      entity: entry.entity ?? null,
-      recordKey: entry.recordKey ?? null,
-      field: entry.field ?? null,
-      code: entry.code ?? null,
-      ...(entry.at ? { at: entry.at } : {}),
-    })
-    .returning();
+  const [row] = await recordExecutionErrors(db, [entry]);
   return row!;
 }
 

@@ -605,13 +605,21 @@ async function copyRange(
  * exactly once thanks to the target ledger: each one's range is re-read
  * (bounded by its recorded end) and written under its ledger id; a range that
  * no longer fits one batch is completed by extra batches before going on.
+ * `fresh`: the entity was pending (never started), so there is nothing to
+ * look up first.
  */
 export async function copyEntity(
   ctx: RunContext,
   entity: EntityRunPlan,
   pass: Pass,
   halt?: AbortSignal,
+  fresh = false,
 ): Promise<void> {
+  if (fresh) {
+    // Never started before (it was pending): no checkpoint and no batch to finish.
+    await copyRange(ctx, entity, pass, { seq: 0, cursor: null }, null, halt);
+    return;
+  }
   const where = and(
     eq(executionEntities.executionId, ctx.executionId),
     eq(executionEntities.entity, entity.entity),

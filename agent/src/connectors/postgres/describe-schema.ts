@@ -6,7 +6,7 @@ import type {
   ReferenceDescription,
   SchemaDescription,
 } from "../../connector.js";
-import { type FieldInfo, rowKeyOf } from "./entity-catalog.js";
+import { type FieldInfo, rowKeyOf, UNIQUE_INDEXES_SQL } from "./entity-catalog.js";
 import { LEDGER_SCHEMA, validateIdentifier } from "./identifiers.js";
 import {
   type EstimateSource,
@@ -82,19 +82,7 @@ select
     left join pg_catalog.pg_namespace rn on rn.oid = rc.relnamespace
     where co.conparentid = 0
       and (co.contype = 'f' or (co.contype = 'p' and tree.level = 0))), '[]') as constraints,
-  coalesce((
-    select json_agg(json_build_object(
-      'name', ic.relname,
-      'primary', i.indisprimary,
-      'columns', (
-        select json_agg(a.attname order by k.ord)
-        from unnest(i.indkey::int2[]) with ordinality k(attnum, ord)
-        join pg_catalog.pg_attribute a on a.attrelid = c.oid and a.attnum = k.attnum
-        where k.ord <= i.indnkeyatts)))
-    from pg_catalog.pg_index i
-    join pg_catalog.pg_class ic on ic.oid = i.indexrelid
-    where i.indrelid = c.oid and i.indisunique and i.indisvalid
-      and i.indpred is null and i.indexprs is null), '[]') as unique_indexes
+  ${UNIQUE_INDEXES_SQL} as unique_indexes
 from pg_catalog.pg_class c
 join pg_catalog.pg_namespace n on n.oid = c.relnamespace
 where c.relkind in ('r', 'p')

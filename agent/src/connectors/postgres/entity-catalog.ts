@@ -42,6 +42,25 @@ export interface EntityInfo {
   hasRules: boolean;
 }
 
+/**
+ * SQL (a JSON array) of the valid, non-partial unique indexes on plain columns
+ * of the table `c`: `{ name, primary, columns }` each. Shared by the catalog
+ * lookup and the schema description.
+ */
+export const UNIQUE_INDEXES_SQL = `coalesce((
+    select json_agg(json_build_object(
+      'name', ic.relname,
+      'primary', i.indisprimary,
+      'columns', (
+        select json_agg(a.attname order by k.ord)
+        from unnest(i.indkey::int2[]) with ordinality k(attnum, ord)
+        join pg_catalog.pg_attribute a on a.attrelid = c.oid and a.attnum = k.attnum
+        where k.ord <= i.indnkeyatts)))
+    from pg_catalog.pg_index i
+    join pg_catalog.pg_class ic on ic.oid = i.indexrelid
+    where i.indrelid = c.oid and i.indisunique and i.indisvalid
+      and i.indpred is null and i.indexprs is null), '[]')`;
+
 const LOOKUP_SQL = `
 select
   c.relkind = 'p' as partitioned,
@@ -58,19 +77,7 @@ select
       'identity', a.attidentity::text) order by a.attnum)
     from pg_catalog.pg_attribute a
     where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped), '[]') as fields,
-  coalesce((
-    select json_agg(json_build_object(
-      'name', ic.relname,
-      'primary', i.indisprimary,
-      'columns', (
-        select json_agg(a.attname order by k.ord)
-        from unnest(i.indkey::int2[]) with ordinality k(attnum, ord)
-        join pg_catalog.pg_attribute a on a.attrelid = c.oid and a.attnum = k.attnum
-        where k.ord <= i.indnkeyatts)))
-    from pg_catalog.pg_index i
-    join pg_catalog.pg_class ic on ic.oid = i.indexrelid
-    where i.indrelid = c.oid and i.indisunique and i.indisvalid
-      and i.indpred is null and i.indexprs is null), '[]') as unique_keys
+  ${UNIQUE_INDEXES_SQL} as unique_keys
 from pg_catalog.pg_class c
 join pg_catalog.pg_namespace n on n.oid = c.relnamespace
 where n.nspname = $1::text and c.relname = $2::text and c.relkind in ('r', 'p')`;
