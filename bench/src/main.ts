@@ -166,6 +166,7 @@ async function compare(
         baseUrl,
         partitions: o.partitions,
         triggers: o.triggers,
+        loadOrder: o.loadOrder,
         batchSize: o.batchSize,
         keep: o.keep,
         timeoutMs: o.timeoutSeconds * 1000,
@@ -182,7 +183,7 @@ async function compare(
   const p = results.find((r) => r.pipeline)?.pipeline;
   if (p)
     out.push(
-      `Dray pipeline: merge of every table, batchSize ${p.batchSize}, batchBytes ${p.batchBytes}, entityConcurrency ${p.entityConcurrency}`,
+      `Dray pipeline: merge of every table, batchSize ${p.batchSize}, batchBytes ${p.batchBytes}, entityConcurrency ${p.entityConcurrency}, loadOrder ${p.loadOrder ?? "(not reported)"}`,
     );
   out.push("", renderText(comparisonTable(results)), "");
   for (const r of results) {

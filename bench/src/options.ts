@@ -28,6 +28,8 @@ export interface BenchOptions {
   partitions: boolean;
   /** Comparison: the last_update trigger. */
   triggers: boolean;
+  /** Comparison: the Dray pipeline's loadOrder (undefined: Dray's default). */
+  loadOrder: "dependencies" | "parallel" | undefined;
   /** The arguments as given, for the report. */
   argv: string[];
 }
@@ -54,6 +56,8 @@ export const USAGE = `Usage: pnpm bench [-- options]
                     a partitioned table, triggers), large (3 tables, 1.5M rows) or both (default)
   --without-partitions  with --compare: payment is a plain table
   --without-triggers    with --compare: no last_update trigger
+  --load-order O        with --compare: the Dray pipeline's loadOrder, dependencies or parallel
+                        (default: Dray's default)
   --help            this text
 
 Database: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres).`;
@@ -84,6 +88,7 @@ export function parseOptions(args: string[]): BenchOptions | "help" {
     shapes: ["small", "large"],
     partitions: true,
     triggers: true,
+    loadOrder: undefined,
     argv,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -151,6 +156,13 @@ export function parseOptions(args: string[]): BenchOptions | "help" {
       case "--without-triggers":
         options.triggers = false;
         break;
+      case "--load-order": {
+        const v = value();
+        if (v !== "dependencies" && v !== "parallel")
+          throw new Error(`--load-order: dependencies or parallel, not ${JSON.stringify(v)}`);
+        options.loadOrder = v;
+        break;
+      }
       case "--help":
       case "-h":
         return "help";

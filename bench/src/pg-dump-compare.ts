@@ -28,6 +28,8 @@ export const TARGET_RATIO: Record<Shape, number> = { small: 1.5, large: 1.0 };
 export interface CompareOptions extends ShapeOptions {
   baseUrl: string;
   batchSize: number | undefined;
+  /** The Dray pipeline's loadOrder; undefined: Dray's default. */
+  loadOrder: "dependencies" | "parallel" | undefined;
   keep: boolean;
   timeoutMs: number;
   quietWaitMs: number;
@@ -96,7 +98,7 @@ export interface CompareResult {
   drayAllMs: number[];
   drayCheck?: string;
   draySequences?: string;
-  pipeline?: { batchSize: number; batchBytes: number; entityConcurrency: number };
+  pipeline?: { batchSize: number; batchBytes: number; entityConcurrency: number; loadOrder?: string };
   /** CPU during the fastest pg_dump | pg_restore (each Dray run has its own). */
   pgStats?: PhaseStats;
   /** Cores busy (by anything) when each timed copy started, after the wait for quiet: above ~0.25 the figures are disturbed. */
@@ -342,6 +344,7 @@ export async function runCompareShape(shape: Shape, o: CompareOptions): Promise<
       writeStrategy: "merge",
       entities: def.tables.map((t) => t.entity),
       ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
+      ...(o.loadOrder !== undefined ? { loadOrder: o.loadOrder } : {}),
     });
     if (pipeline.status !== 201)
       throw new Error(`cannot create the pipeline: ${JSON.stringify(pipeline.body)}`);
@@ -349,6 +352,7 @@ export async function runCompareShape(shape: Shape, o: CompareOptions): Promise<
       batchSize: pipeline.body.batchSize,
       batchBytes: pipeline.body.batchBytes,
       entityConcurrency: pipeline.body.entityConcurrency,
+      loadOrder: pipeline.body.loadOrder,
     };
     for (let i = 1; i <= o.repeat; i++) {
       if (i > 1) await emptyTarget(drayTarget.sql, def);

@@ -161,7 +161,7 @@ describe("PATCH /api/v1/pipelines/{id}", () => {
         stopOnError: false,
         entities: ["public.orders"],
         writeStrategy: "merge",
-        entityConcurrency: 2,
+        entityConcurrency: 4,
         createdAt: created.createdAt,
         updatedAt: h.clock.now.toISOString(),
       });

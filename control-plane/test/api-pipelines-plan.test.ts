@@ -119,6 +119,10 @@ describe("GET /api/v1/pipelines/{id}/plan", () => {
         targetTriggersNote:
           "off: rows are written with the target's user triggers and rules off (like pg_restore " +
           "--disable-triggers), and the agent checks foreign keys itself",
+        loadOrder: "dependencies",
+        loadOrderNote:
+          "dependencies: each table loads once the tables it references are loaded (nullable references of " +
+          "cycles are loaded NULL, then back-filled)",
         levels: [["public.accounts"], ["public.contacts"], ["public.opportunities"], ["public.activities"]],
         deferred: [
           {
@@ -239,6 +243,80 @@ describe("GET /api/v1/pipelines/{id}/plan", () => {
       },
     ]);
     expect(res.body.entities).toEqual([entry("public.chickens", null, 1), entry("public.eggs", null, 1)]);
+  });
+
+  it("loads every table at once with loadOrder parallel, checking every reference between them after load", async () => {
+    const res = await h.call("POST", "/api/v1/pipelines", {
+      token: org.operator,
+      json: {
+        name: "parallel",
+        sourceEnvironmentId: env.prod,
+        targetEnvironmentId: env.fresh,
+        writeStrategy: "insert",
+        entities: [...crmNames, "public.chickens", "public.eggs", "public.departments"],
+        loadOrder: "parallel",
+      },
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    expect(res.body).toMatchObject({ loadOrder: "parallel", targetTriggers: "off" });
+    const shown = await h.call("GET", `/api/v1/pipelines/${res.body.id}`, { token: org.viewer });
+    expect(shown.body.loadOrder).toBe("parallel");
+    const ref = (entity: string, field: string, to: string) => ({
+      entity: `public.${entity}`,
+      reference: `${entity}_${field}_fkey`,
+      fields: [field],
+      referencedEntity: `public.${to}`,
+    });
+    const planned = await plan(res.body.id);
+    expect(planned.status).toBe(200);
+    expect(planned.body).toMatchObject({
+      loadOrder: "parallel",
+      loadOrderNote:
+        "parallel: every table loads at once, like pg_restore; the 6 references between selected tables are " +
+        "checked once all are loaded (a violation fails the run and is listed by key)",
+      levels: [
+        [
+          "public.accounts",
+          "public.activities",
+          "public.chickens",
+          "public.contacts",
+          "public.departments",
+          "public.eggs",
+          "public.opportunities",
+        ],
+      ],
+      deferred: [],
+      cycles: [],
+      postponed: [
+        ref("accounts", "parent_id", "accounts"),
+        ref("activities", "opportunity_id", "opportunities"),
+        ref("chickens", "egg_id", "eggs"),
+        ref("contacts", "account_id", "accounts"),
+        ref("eggs", "chicken_id", "chickens"),
+        ref("opportunities", "contact_id", "contacts"),
+      ],
+      blocking: [],
+    });
+    expect(planned.body.entities.map((e: { level: number }) => e.level)).toEqual([0, 0, 0, 0, 0, 0, 0]);
+    // departments.manager_id references unselected employees: still checked by each write, and a warning.
+    expect(planned.body.warnings.map((w: { code: string; entity?: string }) => [w.code, w.entity])).toEqual([
+      ["unselected_reference", "public.departments"],
+      ["target_not_checked", undefined],
+    ]);
+
+    const fired = await h.call("PATCH", `/api/v1/pipelines/${res.body.id}`, {
+      token: org.operator,
+      json: { targetTriggers: "fire" },
+    });
+    expect(fired.status, JSON.stringify(fired.body)).toBe(200);
+    const blocked = await plan(res.body.id);
+    expect(blocked.status).toBe(200);
+    // Planned as dependencies besides: the NOT NULL cycle chickens ⇄ eggs cannot be loaded while triggers fire.
+    expect(blocked.body.blocking.map((b: { code: string }) => b.code)).toEqual([
+      "parallel_needs_triggers_off",
+      "unresolvable_cycle",
+    ]);
+    expect(blocked.body.blocking[0].message).toContain('loadOrder "parallel" needs targetTriggers "off"');
   });
 
   it("warns about references to unselected entities", async () => {

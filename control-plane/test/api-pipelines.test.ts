@@ -72,6 +72,7 @@ describe("POST /api/v1/pipelines", () => {
       stopOnError: true,
       entityConcurrency: 4,
       targetTriggers: "off",
+      loadOrder: "dependencies",
       createdAt: expect.any(String),
       updatedAt: res.body.createdAt,
       running: false,
@@ -90,6 +91,7 @@ describe("POST /api/v1/pipelines", () => {
       maxRetriesPerBatch: 4,
       stopOnError: true,
       entityConcurrency: 4,
+      loadOrder: "dependencies",
     });
     expect(row!.createdAt.toISOString()).toBe(res.body.createdAt);
   });
@@ -148,6 +150,7 @@ describe("POST /api/v1/pipelines", () => {
       [{ stopOnError: "yes" }, "stopOnError"],
       [{ entityConcurrency: 0 }, "entityConcurrency"],
       [{ entityConcurrency: 17 }, "entityConcurrency"],
+      [{ loadOrder: "random" }, "loadOrder"],
       [{ schedule: "daily" }, "schedule"],
     ];
     for (const [overrides, path] of cases) {

@@ -682,6 +682,11 @@ export interface components {
              */
             targetTriggers: "off" | "fire";
             /**
+             * @description How a run orders its entities. dependencies (the default): an entity loads once the entities it references are loaded (nullable references of cycles are loaded NULL, then back-filled). parallel: every entity loads at once, like pg_restore; every reference between selected entities is written without its check and all are checked once everything is loaded (a violation fails the run and is listed by key). parallel needs targetTriggers off: with triggers firing the database checks each reference as it is written
+             * @enum {string}
+             */
+            loadOrder: "dependencies" | "parallel";
+            /**
              * Format: date-time
              * @example 2026-05-01T12:00:00.000Z
              */
@@ -772,6 +777,12 @@ export interface components {
              * @enum {string}
              */
             targetTriggers: "off" | "fire";
+            /**
+             * @description How a run orders its entities. dependencies (the default): an entity loads once the entities it references are loaded (nullable references of cycles are loaded NULL, then back-filled). parallel: every entity loads at once, like pg_restore; every reference between selected entities is written without its check and all are checked once everything is loaded (a violation fails the run and is listed by key). parallel needs targetTriggers off: with triggers firing the database checks each reference as it is written
+             * @default dependencies
+             * @enum {string}
+             */
+            loadOrder: "dependencies" | "parallel";
         };
         PipelinePage: {
             pipelines: components["schemas"]["Pipeline"][];
@@ -826,6 +837,11 @@ export interface components {
              * @enum {string}
              */
             targetTriggers?: "off" | "fire";
+            /**
+             * @description How a run orders its entities. dependencies (the default): an entity loads once the entities it references are loaded (nullable references of cycles are loaded NULL, then back-filled). parallel: every entity loads at once, like pg_restore; every reference between selected entities is written without its check and all are checked once everything is loaded (a violation fails the run and is listed by key). parallel needs targetTriggers off: with triggers firing the database checks each reference as it is written
+             * @enum {string}
+             */
+            loadOrder?: "dependencies" | "parallel";
         };
         PipelinePlan: {
             /**
@@ -838,11 +854,21 @@ export interface components {
              * @example off: rows are written with the target's user triggers and rules off (like pg_restore --disable-triggers), and the agent checks foreign keys itself
              */
             targetTriggersNote: string;
-            /** @description Topological levels, level 0 first; entities of a level run concurrently. Empty when a cycle cannot be loaded */
+            /**
+             * @description The pipeline's loadOrder setting
+             * @enum {string}
+             */
+            loadOrder: "dependencies" | "parallel";
+            /**
+             * @description One line on what loadOrder means for this load
+             * @example dependencies: each table loads once the tables it references are loaded (nullable references of cycles are loaded NULL, then back-filled)
+             */
+            loadOrderNote: string;
+            /** @description Topological levels, level 0 first; entities of a level run concurrently. One level with every entity with loadOrder parallel. Empty when a cycle cannot be loaded */
             levels: string[][];
             /** @description References loaded NULL in pass 1 and back-filled in pass 2 (cycle breaks, self-references) */
             deferred: components["schemas"]["DeferredReference"][];
-            /** @description NOT NULL references of cycles and self-references written without their check and validated once their tables are loaded (targetTriggers off) */
+            /** @description References written without their check and validated once their tables are loaded (targetTriggers off): NOT NULL references of cycles and self-references, or with loadOrder parallel every reference between selected entities */
             postponed: components["schemas"]["DeferredReference"][];
             cycles: components["schemas"]["PlanCycle"][];
             warnings: components["schemas"]["PlanIssue"][];

@@ -25,7 +25,8 @@ type PipelineDefaults =
   | "maxRetriesPerBatch"
   | "stopOnError"
   | "entityConcurrency"
-  | "targetTriggers";
+  | "targetTriggers"
+  | "loadOrder";
 /** The body of a new pipeline: fields with defaults may be left out. */
 export type CreatePipeline = Omit<Schemas["CreatePipeline"], PipelineDefaults> &
   Partial<Pick<Schemas["CreatePipeline"], PipelineDefaults>>;

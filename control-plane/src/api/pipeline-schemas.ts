@@ -6,9 +6,11 @@ import {
   DEFAULT_BATCH_BYTES,
   DEFAULT_BATCH_SIZE,
   DEFAULT_ENTITY_CONCURRENCY,
+  DEFAULT_LOAD_ORDER,
   DEFAULT_MAX_RETRIES_PER_BATCH,
   DEFAULT_STOP_ON_ERROR,
   DEFAULT_TARGET_TRIGGERS,
+  LOAD_ORDERS,
   MAX_BATCH_BYTES,
   MAX_BATCH_SIZE,
   MAX_ENTITY_CONCURRENCY,
@@ -37,6 +39,14 @@ const targetTriggers = z.enum(TARGET_TRIGGERS).openapi({
     "them off, like pg_restore --disable-triggers; foreign keys are still checked, by the agent, and a cycle " +
     "of NOT NULL references is loaded with some of them checked once its tables are loaded. fire: triggers " +
     "and rules fire for every row written, and a cycle of NOT NULL references cannot be loaded",
+});
+const loadOrder = z.enum(LOAD_ORDERS).openapi({
+  description:
+    "How a run orders its entities. dependencies (the default): an entity loads once the entities it " +
+    "references are loaded (nullable references of cycles are loaded NULL, then back-filled). parallel: every " +
+    "entity loads at once, like pg_restore; every reference between selected entities is written without its " +
+    "check and all are checked once everything is loaded (a violation fails the run and is listed by key). " +
+    "parallel needs targetTriggers off: with triggers firing the database checks each reference as it is written",
 });
 
 /** Fields of a pipeline body, without defaults (PATCH leaves absent ones as they are). */
@@ -92,6 +102,7 @@ const fields = {
     .max(MAX_ENTITY_CONCURRENCY)
     .openapi({ description: "Entities of one dependency level processed at once" }),
   targetTriggers,
+  loadOrder,
 };
 
 /** Body of POST /pipelines. */
@@ -109,6 +120,7 @@ export const CreatePipeline = z
     stopOnError: fields.stopOnError.default(DEFAULT_STOP_ON_ERROR),
     entityConcurrency: fields.entityConcurrency.default(DEFAULT_ENTITY_CONCURRENCY),
     targetTriggers: fields.targetTriggers.default(DEFAULT_TARGET_TRIGGERS),
+    loadOrder: fields.loadOrder.default(DEFAULT_LOAD_ORDER),
   })
   .openapi("CreatePipeline");
 
@@ -127,6 +139,7 @@ export const UpdatePipeline = z
     stopOnError: fields.stopOnError.optional(),
     entityConcurrency: fields.entityConcurrency.optional(),
     targetTriggers: fields.targetTriggers.optional(),
+    loadOrder: fields.loadOrder.optional(),
   })
   .openapi("UpdatePipeline");
 
@@ -156,6 +169,7 @@ export const Pipeline = z
     stopOnError: z.boolean(),
     entityConcurrency: z.number().int(),
     targetTriggers,
+    loadOrder,
     createdAt: Timestamp,
     updatedAt: Timestamp,
     running: z.boolean().openapi({ description: "An execution is queued or in progress" }),
@@ -216,9 +230,17 @@ export const PipelinePlan = z
         "off: rows are written with the target's user triggers and rules off (like pg_restore " +
         "--disable-triggers), and the agent checks foreign keys itself",
     }),
+    loadOrder: loadOrder.openapi({ description: "The pipeline's loadOrder setting" }),
+    loadOrderNote: z.string().openapi({
+      description: "One line on what loadOrder means for this load",
+      example:
+        "dependencies: each table loads once the tables it references are loaded (nullable references of " +
+        "cycles are loaded NULL, then back-filled)",
+    }),
     levels: z.array(z.array(z.string())).openapi({
       description:
-        "Topological levels, level 0 first; entities of a level run concurrently. Empty when a cycle cannot be loaded",
+        "Topological levels, level 0 first; entities of a level run concurrently. One level with every entity " +
+        "with loadOrder parallel. Empty when a cycle cannot be loaded",
     }),
     deferred: z.array(DeferredReference).openapi({
       description:
@@ -226,8 +248,9 @@ export const PipelinePlan = z
     }),
     postponed: z.array(DeferredReference).openapi({
       description:
-        "NOT NULL references of cycles and self-references written without their check and validated once " +
-        "their tables are loaded (targetTriggers off)",
+        "References written without their check and validated once their tables are loaded (targetTriggers " +
+        "off): NOT NULL references of cycles and self-references, or with loadOrder parallel every reference " +
+        "between selected entities",
     }),
     cycles: z.array(PlanCycle),
     warnings: z.array(PlanIssue),

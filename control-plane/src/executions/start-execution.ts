@@ -47,6 +47,7 @@ export function pipelineSnapshot(pipeline: PipelineRow): PipelineSettings {
     maxRetriesPerBatch: pipeline.maxRetriesPerBatch,
     stopOnError: pipeline.stopOnError,
     targetTriggers: pipeline.targetTriggers,
+    loadOrder: pipeline.loadOrder,
     entityConcurrency: pipeline.entityConcurrency,
   };
 }

@@ -4,7 +4,7 @@ import { findEnvironment } from "../environments/environments-service.js";
 import { entityKindOf, rowKeyOf, type SchemaSnapshot } from "../environments/schema-snapshot.js";
 import { isAgentAway } from "../gateway/agent-sessions.js";
 import { createEnvironmentAgents } from "../gateway/environment-agents-impl.js";
-import { DEFAULT_TARGET_TRIGGERS } from "../pipelines/pipeline-defaults.js";
+import { DEFAULT_LOAD_ORDER, DEFAULT_TARGET_TRIGGERS } from "../pipelines/pipeline-defaults.js";
 import { readRecordUsage } from "../pipelines/pipeline-plan.js";
 import { raiseLimitHint, recordLimitStatus, utcMonth } from "../pipelines/record-limit.js";
 import { buildRunPlan } from "../pipelines/run-plan.js";
@@ -176,9 +176,12 @@ export async function preflight(
   }
   // Settings frozen before targetTriggers existed have none: the default.
   const targetTriggers = settings.targetTriggers ?? DEFAULT_TARGET_TRIGGERS;
+  // Likewise for loadOrder.
+  const loadOrder = settings.loadOrder ?? DEFAULT_LOAD_ORDER;
   const runPlan = buildRunPlan(sourceSnapshot, targetSnapshot, settings.entities, {
     writeStrategy: settings.writeStrategy,
     targetTriggers,
+    loadOrder,
     sourceName: source.name,
     targetName: target.name,
   });
@@ -263,6 +266,7 @@ export async function preflight(
         referencedEntity,
       })),
       targetTriggers,
+      loadOrder,
       sourcePlatform: source.platform,
       targetPlatform: target.platform,
       sourceName: source.name,

@@ -2,7 +2,7 @@ import type { Logger } from "@dray/common";
 import type { EntityKind } from "../environments/schema-snapshot.js";
 import type { EventBus } from "../events/event-bus.js";
 import type { AgentSessions } from "../gateway/agent-sessions.js";
-import type { TargetTriggers } from "../pipelines/pipeline-defaults.js";
+import type { LoadOrder, TargetTriggers } from "../pipelines/pipeline-defaults.js";
 import type { PipelineSettings } from "../pipelines/pipeline-validation.js";
 import type { Db } from "../store/db.js";
 import type { EntityCounters } from "./progress-math.js";
@@ -62,7 +62,8 @@ export interface ExecutionPlan {
   /**
    * Every postponed reference, to validate (FinishEntityTask.check_references) once
    * both its entity and its referenced entity are loaded. The entities they join
-   * form NOT NULL cycles: clean them with CleanEntityTask.suspend_references.
+   * form NOT NULL cycles (or, with loadOrder parallel, are any selected entities
+   * referencing each other): clean them with CleanEntityTask.suspend_references.
    * Absent in older plans: none.
    */
   postponed?: PostponedReference[];
@@ -71,6 +72,12 @@ export interface ExecutionPlan {
    * is `targetTriggers === "fire"`). Absent in older plans: the frozen settings', else `off`.
    */
   targetTriggers?: TargetTriggers;
+  /**
+   * The pipeline's loadOrder the plan was made for. With `parallel` every reference
+   * between selected entities is postponed, so no entity depends on another and all
+   * form one level. Absent in older plans: `dependencies`.
+   */
+  loadOrder?: LoadOrder;
   sourcePlatform: "postgres" | "mysql";
   targetPlatform: "postgres" | "mysql";
   targetName: string;

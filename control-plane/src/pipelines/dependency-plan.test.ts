@@ -78,7 +78,7 @@ function expectValidLevels(input: PlanInput, plan: DependencyPlan): void {
 function plan(
   entities: EntitySnapshot[],
   allEntities?: EntitySnapshot[],
-  options: Pick<PlanInput, "writeStrategy" | "targetTriggers"> = {},
+  options: Pick<PlanInput, "writeStrategy" | "targetTriggers" | "loadOrder"> = {},
 ): DependencyPlan {
   const input: PlanInput = allEntities ? { entities, allEntities, ...options } : { entities, ...options };
   const result = planDependencies(input);
@@ -844,5 +844,115 @@ describe("estimatedTotal", () => {
       ]),
     ).toBe(15);
     expect(estimatedTotal([])).toBe(0);
+  });
+});
+
+describe("planDependencies with loadOrder parallel", () => {
+  const parallel = (entities: EntitySnapshot[], allEntities?: EntitySnapshot[]) =>
+    plan(entities, allEntities, { loadOrder: "parallel", targetTriggers: "off" });
+  const ref = (entity: string, reference: string, fields: string[], to: string) => ({
+    entity: p(entity),
+    reference,
+    fields,
+    referencedEntity: p(to),
+  });
+
+  it("loads a chain a → b → c in one level, postponing both references", () => {
+    const entities = [
+      ent("c", [{ name: "c_b_fk", fields: ["b_id"], to: "b" }]),
+      ent("a"),
+      ent("b", [{ name: "b_a_fk", fields: ["a_id"], to: "a", nullable: true }]),
+    ];
+    const result = parallel(entities);
+    expect(result.levels).toEqual([[p("a"), p("b"), p("c")]]);
+    expect(result.postponed).toEqual([ref("b", "b_a_fk", ["a_id"], "a"), ref("c", "c_b_fk", ["b_id"], "b")]);
+    expect(result.deferred).toEqual([]);
+    expect(result.cycles).toEqual([]);
+    expect(result.warnings).toEqual([]);
+    // The same chain under dependencies takes three levels and postpones nothing.
+    const ordered = plan(entities, undefined, { loadOrder: "dependencies" });
+    expect(ordered.levels).toEqual([[p("a")], [p("b")], [p("c")]]);
+    expect(ordered.postponed).toEqual([]);
+  });
+
+  it("postpones every reference of a NOT NULL 2-cycle and of a nullable 2-cycle, deferring nothing", () => {
+    const result = parallel([
+      ent("store", [{ name: "store_manager_fk", fields: ["manager_id"], to: "staff" }]),
+      ent("staff", [{ name: "staff_store_fk", fields: ["store_id"], to: "store" }]),
+      ent("emp", [{ name: "emp_dept_fk", fields: ["dept_id"], to: "dept", nullable: true }]),
+      ent("dept", [{ name: "dept_head_fk", fields: ["head_id"], to: "emp", nullable: true }]),
+    ]);
+    expect(result.levels).toEqual([[p("dept"), p("emp"), p("staff"), p("store")]]);
+    expect(result.cycles).toEqual([]);
+    expect(result.deferred).toEqual([]);
+    expect(result.selfReferences).toEqual([]);
+    expect(result.postponed).toEqual([
+      ref("dept", "dept_head_fk", ["head_id"], "emp"),
+      ref("emp", "emp_dept_fk", ["dept_id"], "dept"),
+      ref("staff", "staff_store_fk", ["store_id"], "store"),
+      ref("store", "store_manager_fk", ["manager_id"], "staff"),
+    ]);
+    expect(result.warnings).toEqual([]);
+  });
+
+  it("postpones nullable and NOT NULL self-references without a self_reference warning", () => {
+    const result = parallel([
+      ent("nodes", [{ name: "nodes_parent_fk", fields: ["parent_id"], to: "nodes" }]),
+      ent("employees", [
+        { name: "employees_manager_fk", fields: ["manager_id"], to: "employees", nullable: true },
+      ]),
+    ]);
+    expect(result.levels).toEqual([[p("employees"), p("nodes")]]);
+    expect(result.postponed).toEqual([
+      ref("employees", "employees_manager_fk", ["manager_id"], "employees"),
+      ref("nodes", "nodes_parent_fk", ["parent_id"], "nodes"),
+    ]);
+    expect(result.selfReferences).toEqual([]);
+    expect(result.deferred).toEqual([]);
+    expect(result.warnings).toEqual([]);
+  });
+
+  it("still warns about a reference to an unselected entity, and does not postpone it", () => {
+    const accounts = ent("accounts");
+    const contacts = ent("contacts", [
+      { name: "contacts_account_fk", fields: ["account_id"], to: "accounts" },
+    ]);
+    const notes = ent("notes", [{ name: "notes_contact_fk", fields: ["contact_id"], to: "contacts" }]);
+    const result = parallel([contacts, notes], [accounts, contacts, notes]);
+    expect(result.levels).toEqual([[p("contacts"), p("notes")]]);
+    expect(result.postponed).toEqual([ref("notes", "notes_contact_fk", ["contact_id"], "contacts")]);
+    expect(result.warnings.map((w) => [w.code, w.entity])).toEqual([["unselected_reference", p("contacts")]]);
+  });
+
+  it("keeps the row key rules: an entity without one blocks merge only", () => {
+    const logs = ent("logs", [{ name: "logs_account_fk", fields: ["account_id"], to: "accounts" }], {
+      primaryKey: [],
+    });
+    const entities = [ent("accounts"), logs];
+    const merged = planDependencies({ entities, loadOrder: "parallel", writeStrategy: "merge" });
+    expect(merged.blocking.map((b) => [b.code, b.entity])).toEqual([["no_row_key", p("logs")]]);
+    const result = plan(entities, undefined, { loadOrder: "parallel", writeStrategy: "insert" });
+    expect(result.levels).toEqual([[p("accounts"), p("logs")]]);
+    expect(result.postponed).toEqual([ref("logs", "logs_account_fk", ["account_id"], "accounts")]);
+    expect(result.warnings.map((w) => [w.code, w.entity])).toEqual([["no_row_key", p("logs")]]);
+  });
+
+  it("blocks parallel with targetTriggers fire, saying triggers must be off", () => {
+    const result = planDependencies({
+      entities: [ent("a"), ent("b", [{ name: "b_a_fk", fields: ["a_id"], to: "a" }])],
+      loadOrder: "parallel",
+      targetTriggers: "fire",
+    });
+    expect(result.blocking).toHaveLength(1);
+    expect(result.blocking[0]).toMatchObject({ code: "parallel_needs_triggers_off" });
+    expect(result.blocking[0]!.entity).toBeUndefined();
+    expect(result.blocking[0]!.message).toContain('targetTriggers "off"');
+    expect(result.blocking[0]!.message).toContain('loadOrder to "dependencies"');
+    expect(result.postponed).toEqual([]);
+  });
+
+  it("plans as dependencies when loadOrder is left out", () => {
+    const entities = [ent("a"), ent("b", [{ name: "b_a_fk", fields: ["a_id"], to: "a" }])];
+    expect(planDependencies({ entities })).toEqual(planDependencies({ entities, loadOrder: "dependencies" }));
   });
 });

@@ -1,13 +1,19 @@
 import { DrayError } from "@dray/common";
 import { type EntitySnapshot, rowKeyOf } from "../environments/schema-snapshot.js";
-import { DEFAULT_TARGET_TRIGGERS, type TargetTriggers, type WriteStrategy } from "./pipeline-defaults.js";
+import {
+  DEFAULT_LOAD_ORDER,
+  DEFAULT_TARGET_TRIGGERS,
+  type LoadOrder,
+  type TargetTriggers,
+  type WriteStrategy,
+} from "./pipeline-defaults.js";
 
 /**
  * What {@link planDependencies} orders.
  *
  * @example
  * const input: PlanInput = { entities: selected, allEntities: snapshot.entities,
- *   writeStrategy: "merge", targetTriggers: "off" };
+ *   writeStrategy: "merge", targetTriggers: "off", loadOrder: "dependencies" };
  */
 export interface PlanInput {
   /** The selected entities, as described by the source snapshot. */
@@ -22,6 +28,13 @@ export interface PlanInput {
    * after load); with `fire` such a cycle blocks.
    */
   targetTriggers?: TargetTriggers;
+  /**
+   * The pipeline's `loadOrder`: with `dependencies` (the default) references order
+   * the load; with `parallel` (and targetTriggers `off`) every reference between
+   * selected entities is postponed, so all entities form one level. `parallel` with
+   * targetTriggers `fire` blocks.
+   */
+  loadOrder?: LoadOrder;
 }
 
 /**
@@ -58,13 +71,14 @@ export interface PlanWarning {
 
 /**
  * A problem that stops a run: a cycle no load order can satisfy (`entity` absent),
- * or an entity without a row key copied with `merge`.
+ * an entity without a row key copied with `merge`, or loadOrder `parallel` with
+ * targetTriggers `fire` (`entity` absent).
  *
  * @example
  * const problem: PlanProblem = { code: "no_row_key", entity: "public.logs", message: "…" };
  */
 export interface PlanProblem {
-  code: "unresolvable_cycle" | "no_row_key";
+  code: "unresolvable_cycle" | "no_row_key" | "parallel_needs_triggers_off";
   entity?: string;
   message: string;
   details?: unknown;
@@ -103,7 +117,8 @@ export interface DependencyPlan {
   deferred: DeferredReference[];
   /**
    * Every reference written without its check and validated once its entities are
-   * loaded (NOT NULL references of cycles and NOT NULL self-references, with targetTriggers off).
+   * loaded, with targetTriggers off: NOT NULL references of cycles and NOT NULL self-references,
+   * or with loadOrder parallel every reference between selected entities (sorted by entity, then reference).
    */
   postponed: DeferredReference[];
   /** Each resolved cycle and the references deferred or postponed to break it. */
@@ -111,7 +126,10 @@ export interface DependencyPlan {
   /** Nullable self-references, deferred (also listed in `deferred`). */
   selfReferences: DeferredReference[];
   warnings: PlanWarning[];
-  /** What stops a run, every problem at once: unresolvable cycles, then entities without a row key. */
+  /**
+   * What stops a run, every problem at once: loadOrder parallel with targetTriggers fire,
+   * unresolvable cycles, then entities without a row key.
+   */
   blocking: PlanProblem[];
 }
 
@@ -126,6 +144,9 @@ interface Ref extends DeferredReference {
  * Cycles are broken by deferring nullable references; when those do not suffice and
  * `targetTriggers` is `off`, by postponing a minimal set of NOT NULL references too.
  * Nullable self-references are deferred; NOT NULL ones are postponed (`off`) or warned about (`fire`).
+ * With `loadOrder` `parallel` and `targetTriggers` `off`, every reference between selected
+ * entities (self-references included) is postponed instead: one level, nothing deferred, no
+ * cycles; `parallel` with `fire` adds a blocking problem and plans as `dependencies`.
  * Pure and deterministic: the same entities in any order give the same plan. Problems that
  * stop a run are all returned in `blocking`, never thrown.
  *
@@ -138,6 +159,11 @@ export function planDependencies(input: PlanInput): DependencyPlan {
   if (input.entities.length === 0) throw new DrayError("invalid_argument", "select at least one entity");
   const strategy = input.writeStrategy ?? "merge";
   const triggers = input.targetTriggers ?? DEFAULT_TARGET_TRIGGERS;
+  const loadOrder = input.loadOrder ?? DEFAULT_LOAD_ORDER;
+  // Parallel: every reference between selected entities is checked after load, none orders it.
+  const parallel = loadOrder === "parallel" && triggers === "off";
+  const parallelBlocked: PlanProblem[] =
+    loadOrder === "parallel" && triggers === "fire" ? [parallelNeedsTriggersOff()] : [];
   const selected = new Map<string, EntitySnapshot>();
   for (const e of [...input.entities].sort((a, b) => compare(a.entity, b.entity))) {
     if (!selected.has(e.entity)) selected.set(e.entity, e);
@@ -148,6 +174,7 @@ export function planDependencies(input: PlanInput): DependencyPlan {
   const keyless: PlanProblem[] = [];
   const selfReferences: DeferredReference[] = [];
   const postponedSelf: DeferredReference[] = [];
+  const postponedAll: DeferredReference[] = [];
   const edges: Ref[] = [];
 
   for (const e of selected.values()) {
@@ -159,7 +186,9 @@ export function planDependencies(input: PlanInput): DependencyPlan {
     for (const r of [...e.references].sort((a, b) => compare(a.name, b.name))) {
       const ref = toRef(e, r, keyed);
       const fields = ref.fields.join(", ");
-      if (ref.referencedEntity === e.entity) {
+      if (parallel && selected.has(ref.referencedEntity)) {
+        postponedAll.push(plain(ref));
+      } else if (ref.referencedEntity === e.entity) {
         if (ref.deferrable) {
           selfReferences.push(plain(ref));
         } else if (triggers === "off") {
@@ -219,7 +248,7 @@ export function planDependencies(input: PlanInput): DependencyPlan {
     compare(a.entity, b.entity) || compare(a.reference, b.reference);
   const kept = edges.filter((r) => !removed.has(r));
   const deferred = [...cycles.flatMap((c) => c.resolvedBy), ...selfReferences].sort(byName);
-  const postponed = [...cycles.flatMap((c) => c.postponed), ...postponedSelf].sort(byName);
+  const postponed = [...cycles.flatMap((c) => c.postponed), ...postponedSelf, ...postponedAll].sort(byName);
   return {
     levels: unresolved.length > 0 ? [] : levelsOf(names, kept),
     deferred,
@@ -227,7 +256,19 @@ export function planDependencies(input: PlanInput): DependencyPlan {
     cycles,
     selfReferences,
     warnings,
-    blocking: [...unresolved, ...keyless],
+    blocking: [...parallelBlocked, ...unresolved, ...keyless],
+  };
+}
+
+function parallelNeedsTriggersOff(): PlanProblem {
+  return {
+    code: "parallel_needs_triggers_off",
+    message:
+      `loadOrder "parallel" needs targetTriggers "off": with the target's triggers firing the database checks ` +
+      `each reference as its row is written, so a table cannot load before the tables it references. Set the ` +
+      `pipeline's targetTriggers to "off" (the agent then checks every reference once all tables are loaded), ` +
+      `or its loadOrder to "dependencies"`,
+    details: { loadOrder: "parallel", targetTriggers: "fire" },
   };
 }
 

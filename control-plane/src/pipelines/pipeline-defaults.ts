@@ -58,3 +58,13 @@ export type WriteStrategy = (typeof WRITE_STRATEGIES)[number];
 export const TARGET_TRIGGERS = ["off", "fire"] as const;
 export type TargetTriggers = (typeof TARGET_TRIGGERS)[number];
 export const DEFAULT_TARGET_TRIGGERS: TargetTriggers = "off";
+
+/**
+ * How a run orders its entities: `dependencies` (the default) loads an entity once
+ * the entities it references are loaded; `parallel` loads every entity at once,
+ * like pg_restore, writing each reference between selected entities unchecked and
+ * validating them all once everything is loaded (needs targetTriggers `off`).
+ */
+export const LOAD_ORDERS = ["dependencies", "parallel"] as const;
+export type LoadOrder = (typeof LOAD_ORDERS)[number];
+export const DEFAULT_LOAD_ORDER: LoadOrder = "dependencies";

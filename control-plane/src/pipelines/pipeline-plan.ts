@@ -78,6 +78,7 @@ export async function getPipelinePlan(
   const plan = buildRunPlan(sourceSnapshot, targetSnapshot ?? null, pipeline.entities, {
     writeStrategy: pipeline.writeStrategy,
     targetTriggers: pipeline.targetTriggers,
+    loadOrder: pipeline.loadOrder,
     sourceName: source.name,
     targetName: target.name,
   });

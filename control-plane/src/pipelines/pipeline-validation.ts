@@ -9,6 +9,8 @@ import { type EnvironmentRow, findEnvironment } from "../environments/environmen
 import type { SchemaSnapshot } from "../environments/schema-snapshot.js";
 import type { Db } from "../store/open-store.js";
 import {
+  LOAD_ORDERS,
+  type LoadOrder,
   type PipelineAction,
   SUPPORTED_ACTIONS,
   TARGET_TRIGGERS,
@@ -35,6 +37,12 @@ export interface PipelineSettings {
    * before it existed lack it: read them as `off`.
    */
   targetTriggers: TargetTriggers;
+  /**
+   * `dependencies`: entities load once the entities they reference are loaded;
+   * `parallel`: all at once, references checked after load. Settings frozen into
+   * executions before it existed lack it: read them as `dependencies`.
+   */
+  loadOrder: LoadOrder;
 }
 
 /** A validation problem at a field path, as in `details.issues` of a 400. */
@@ -68,7 +76,7 @@ export function noSnapshot(environment: Pick<EnvironmentRow, "id" | "name">): Dr
 /**
  * Checks `settings` and returns the two environments and the source snapshot.
  * Throws `invalid_argument` for an unsupported action, an unknown
- * targetTriggers, duplicate entities,
+ * targetTriggers or loadOrder, duplicate entities,
  * environments unknown in the organisation, source = target, different
  * platforms or entities the source does not have; `failed_precondition` when
  * the source has no entity snapshot yet (fetch it first with
@@ -87,6 +95,11 @@ export async function validatePipelineSettings(
   if (!TARGET_TRIGGERS.includes(settings.targetTriggers)) {
     throw invalid(`targetTriggers "${settings.targetTriggers}" is not known: use "off" or "fire"`, [
       { path: "targetTriggers", message: 'must be "off" or "fire"' },
+    ]);
+  }
+  if (!LOAD_ORDERS.includes(settings.loadOrder)) {
+    throw invalid(`loadOrder "${settings.loadOrder}" is not known: use "dependencies" or "parallel"`, [
+      { path: "loadOrder", message: 'must be "dependencies" or "parallel"' },
     ]);
   }
   assertNoDuplicates(settings.entities);

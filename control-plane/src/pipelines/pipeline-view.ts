@@ -38,6 +38,8 @@ export interface PipelineView extends PipelineActivity {
   entityConcurrency: number;
   /** What the target's user triggers and rules do during a load: `off` (the default) or `fire`. */
   targetTriggers: PipelineRow["targetTriggers"];
+  /** How a run orders its entities: `dependencies` (the default) or `parallel`. */
+  loadOrder: PipelineRow["loadOrder"];
   createdAt: string;
   updatedAt: string;
 }
@@ -61,6 +63,7 @@ export function toPipelineView(row: PipelineRow, activity: PipelineActivity = ID
     stopOnError: row.stopOnError,
     entityConcurrency: row.entityConcurrency,
     targetTriggers: row.targetTriggers,
+    loadOrder: row.loadOrder,
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
     running: activity.running,

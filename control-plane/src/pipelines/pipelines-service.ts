@@ -16,6 +16,7 @@ import {
   DEFAULT_BATCH_BYTES,
   DEFAULT_BATCH_SIZE,
   DEFAULT_ENTITY_CONCURRENCY,
+  DEFAULT_LOAD_ORDER,
   DEFAULT_MAX_RETRIES_PER_BATCH,
   DEFAULT_STOP_ON_ERROR,
   DEFAULT_TARGET_TRIGGERS,
@@ -35,7 +36,8 @@ export type CreatePipelineInput = Pick<
     | "maxRetriesPerBatch"
     | "stopOnError"
     | "entityConcurrency"
-    | "targetTriggers"]?: PipelineSettings[K] | undefined;
+    | "targetTriggers"
+    | "loadOrder"]?: PipelineSettings[K] | undefined;
 };
 
 /** Fields an update may change; the merged result is validated like a new pipeline. */
@@ -54,10 +56,26 @@ function duplicateName(name: string): DrayError {
 
 function settingsOf(row: PipelineRow): PipelineSettings {
   const { name, sourceEnvironmentId, targetEnvironmentId, action, writeStrategy, entities } = row;
-  const { batchSize, batchBytes, maxRetriesPerBatch, stopOnError, entityConcurrency, targetTriggers } = row;
+  const {
+    batchSize,
+    batchBytes,
+    maxRetriesPerBatch,
+    stopOnError,
+    entityConcurrency,
+    targetTriggers,
+    loadOrder,
+  } = row;
   return {
     ...{ name, sourceEnvironmentId, targetEnvironmentId, action, writeStrategy, entities: [...entities] },
-    ...{ batchSize, batchBytes, maxRetriesPerBatch, stopOnError, entityConcurrency, targetTriggers },
+    ...{
+      batchSize,
+      batchBytes,
+      maxRetriesPerBatch,
+      stopOnError,
+      entityConcurrency,
+      targetTriggers,
+      loadOrder,
+    },
   };
 }
 
@@ -114,6 +132,7 @@ export async function createPipeline(
     stopOnError: input.stopOnError ?? DEFAULT_STOP_ON_ERROR,
     entityConcurrency: input.entityConcurrency ?? DEFAULT_ENTITY_CONCURRENCY,
     targetTriggers: input.targetTriggers ?? DEFAULT_TARGET_TRIGGERS,
+    loadOrder: input.loadOrder ?? DEFAULT_LOAD_ORDER,
   };
   await prefetchSourceSnapshot(db, organisationId, settings.sourceEnvironmentId, agents, now);
   await validatePipelineSettings(db, organisationId, settings);

@@ -277,12 +277,49 @@ describe("buildRunPlan for real schemas", () => {
     expect(() => assertRunnable(plan)).toThrow(/public\.logs has no primary key/);
   });
 
+  it("loads every entity at once with loadOrder parallel and says how many references are checked after", () => {
+    const plan = buildRunPlan(snapshot(store, staff, logs), snapshot(store, staff, logs), names, {
+      writeStrategy: "insert",
+      loadOrder: "parallel",
+    });
+    expect(plan.blocking).toEqual([]);
+    expect(plan.loadOrder).toBe("parallel");
+    expect(plan.loadOrderNote).toBe(
+      "parallel: every table loads at once, like pg_restore; the 2 references between selected tables are " +
+        "checked once all are loaded (a violation fails the run and is listed by key)",
+    );
+    expect(plan.targetTriggersNote).toContain("2 references between selected tables are written unchecked");
+    expect(plan.levels).toEqual([["public.logs", "public.staff", "public.store"]]);
+    expect(plan.entities.map((e) => e.level)).toEqual([0, 0, 0]);
+    expect(plan.cycles).toEqual([]);
+    expect(plan.deferred).toEqual([]);
+    expect(plan.postponed.map((r) => r.reference)).toEqual([
+      "staff_store_id_fkey",
+      "store_manager_staff_id_fkey",
+    ]);
+  });
+
+  it("blocks loadOrder parallel with targetTriggers fire", () => {
+    const a = entity("a");
+    const b = entity("b", { a_id: ["a", false] });
+    const plan = buildRunPlan(snapshot(a, b), snapshot(a, b), ["public.a", "public.b"], {
+      writeStrategy: "merge",
+      targetTriggers: "fire",
+      loadOrder: "parallel",
+    });
+    expect(plan.blocking.map((b) => b.code)).toEqual(["parallel_needs_triggers_off"]);
+    expect(plan.loadOrderNote).toMatch(/^parallel: cannot run with targetTriggers "fire"/);
+    expect(() => assertRunnable(plan)).toThrow(/loadOrder "parallel" needs targetTriggers "off"/);
+  });
+
   it("reads the primary key as the row key of a snapshot stored before row keys", () => {
     const plan = buildRunPlan(snapshot(entity("accounts")), null, ["public.accounts"], {
       writeStrategy: "merge",
     });
     expect(plan.blocking).toEqual([]);
     expect(plan.targetTriggers).toBe("off");
+    expect(plan.loadOrder).toBe("dependencies");
+    expect(plan.loadOrderNote).toMatch(/^dependencies: /);
     expect(plan.entities[0]).toMatchObject({ rowKey: ["id"], kind: "table" });
   });
 });

@@ -18,7 +18,13 @@ import {
   type PlanCycle,
   planDependencies,
 } from "./dependency-plan.js";
-import { DEFAULT_TARGET_TRIGGERS, type TargetTriggers, type WriteStrategy } from "./pipeline-defaults.js";
+import {
+  DEFAULT_LOAD_ORDER,
+  DEFAULT_TARGET_TRIGGERS,
+  type LoadOrder,
+  type TargetTriggers,
+  type WriteStrategy,
+} from "./pipeline-defaults.js";
 
 /** Codes of the problems that block a run. */
 export const BLOCKING_CODES = {
@@ -29,6 +35,8 @@ export const BLOCKING_CODES = {
   /** An entity without a row key copied with writeStrategy merge. */
   noRowKey: "no_row_key",
   unresolvableCycle: "unresolvable_cycle",
+  /** loadOrder parallel with targetTriggers fire. */
+  parallelNeedsTriggersOff: "parallel_needs_triggers_off",
   monthlyRecordLimit: "monthly_record_limit",
 } as const;
 
@@ -92,6 +100,10 @@ export interface RunPlan {
   targetTriggers: TargetTriggers;
   /** One line on what `targetTriggers` means for this load. */
   targetTriggersNote: string;
+  /** The pipeline's setting: whether references order the load (`dependencies`) or not (`parallel`). */
+  loadOrder: LoadOrder;
+  /** One line on what `loadOrder` means for this load. */
+  loadOrderNote: string;
   levels: string[][];
   deferred: DeferredReference[];
   /** References written without their check and validated once their entities are loaded. */
@@ -111,6 +123,8 @@ export interface RunPlanOptions {
   writeStrategy: WriteStrategy;
   /** Default `off`. */
   targetTriggers?: TargetTriggers | undefined;
+  /** Default `dependencies`. */
+  loadOrder?: LoadOrder | undefined;
   sourceName?: string | undefined;
   targetName?: string | undefined;
 }
@@ -123,7 +137,7 @@ export interface RunPlanOptions {
  *
  * @example
  * const plan = buildRunPlan(source, target, ["public.accounts", "public.contacts"],
- *   { writeStrategy: "merge", targetTriggers: "off", targetName: "qa" });
+ *   { writeStrategy: "merge", targetTriggers: "off", loadOrder: "dependencies", targetName: "qa" });
  * if (plan.blocking.length > 0) throw new DrayError("failed_precondition", plan.blocking[0].message);
  */
 export function buildRunPlan(
@@ -133,6 +147,7 @@ export function buildRunPlan(
   options: RunPlanOptions,
 ): RunPlan {
   const targetTriggers = options.targetTriggers ?? DEFAULT_TARGET_TRIGGERS;
+  const loadOrder = options.loadOrder ?? DEFAULT_LOAD_ORDER;
   const sourceEnv = options.sourceName
     ? `source environment ${options.sourceName}`
     : "the source environment";
@@ -162,6 +177,7 @@ export function buildRunPlan(
           allEntities: source.entities,
           writeStrategy: options.writeStrategy,
           targetTriggers,
+          loadOrder,
         })
       : undefined;
   for (const problem of dependencies?.blocking ?? []) blocking.push(issueOf(problem));
@@ -222,7 +238,9 @@ export function buildRunPlan(
   const postponed = dependencies?.postponed ?? [];
   return {
     targetTriggers,
-    targetTriggersNote: targetTriggersNote(targetTriggers, postponed.length),
+    targetTriggersNote: targetTriggersNote(targetTriggers, postponed.length, loadOrder),
+    loadOrder,
+    loadOrderNote: loadOrderNote(loadOrder, targetTriggers, postponed.length),
     levels: dependencies?.levels ?? [],
     deferred: dependencies?.deferred ?? [],
     postponed,
@@ -246,28 +264,67 @@ export function assertRunnable(plan: Pick<RunPlan, "blocking">): void {
 }
 
 /**
- * One line on what `targetTriggers` means for a load that postpones `postponed` references.
+ * One line on what `targetTriggers` means for a load that postpones `postponed` references
+ * (with `loadOrder` parallel, every reference between selected entities).
  *
  * @example
  * targetTriggersNote("fire", 0) // "fire: the target's triggers and rules fire for every row written, …"
  */
-export function targetTriggersNote(targetTriggers: TargetTriggers, postponed: number): string {
+export function targetTriggersNote(
+  targetTriggers: TargetTriggers,
+  postponed: number,
+  loadOrder: LoadOrder = DEFAULT_LOAD_ORDER,
+): string {
   if (targetTriggers === "fire") {
     return (
       "fire: the target's triggers and rules fire for every row written, and its foreign keys are checked " +
       "by the database as rows are written"
     );
   }
+  const which =
+    loadOrder === "parallel" ? "between selected tables" : "of NOT NULL cycles or self-references";
   const later =
     postponed === 0
       ? ""
-      : `; ${postponed} ${postponed === 1 ? "reference" : "references"} of NOT NULL cycles or self-references ` +
+      : `; ${postponed} ${postponed === 1 ? "reference" : "references"} ${which} ` +
         `${postponed === 1 ? "is" : "are"} written unchecked and validated once ${postponed === 1 ? "its" : "their"} ` +
         `tables are loaded`;
   return (
     "off: rows are written with the target's user triggers and rules off (like pg_restore --disable-triggers), " +
     `and the agent checks foreign keys itself${later}`
   );
+}
+
+/**
+ * One line on what `loadOrder` means for a load that postpones `postponed` references.
+ *
+ * @example
+ * loadOrderNote("parallel", "off", 2)
+ * // "parallel: every table loads at once, like pg_restore; the 2 references between selected tables are …"
+ */
+export function loadOrderNote(
+  loadOrder: LoadOrder,
+  targetTriggers: TargetTriggers,
+  postponed: number,
+): string {
+  if (loadOrder === "dependencies") {
+    return (
+      "dependencies: each table loads once the tables it references are loaded (nullable references of " +
+      "cycles are loaded NULL, then back-filled)"
+    );
+  }
+  if (targetTriggers === "fire") {
+    return (
+      'parallel: cannot run with targetTriggers "fire", because the database checks each reference as its row ' +
+      'is written: set targetTriggers to "off" or loadOrder to "dependencies"'
+    );
+  }
+  const checked =
+    postponed === 0
+      ? "no selected table references another"
+      : `the ${postponed} ${postponed === 1 ? "reference" : "references"} between selected tables ` +
+        `${postponed === 1 ? "is" : "are"} checked once all are loaded (a violation fails the run and is listed by key)`;
+  return `parallel: every table loads at once, like pg_restore; ${checked}`;
 }
 
 function issueOf(problem: { code: string; message: string; entity?: string; details?: unknown }): PlanIssue {

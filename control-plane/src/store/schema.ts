@@ -181,6 +181,14 @@ export const pipelines = pgTable(
     targetTriggers: text("target_triggers", { enum: ["off", "fire"] })
       .notNull()
       .default("off"),
+    /**
+     * `dependencies`: an entity loads once the entities it references are loaded;
+     * `parallel`: every entity at once, references checked after load
+     * (pipeline-defaults.ts LOAD_ORDERS).
+     */
+    loadOrder: text("load_order", { enum: ["dependencies", "parallel"] })
+      .notNull()
+      .default("dependencies"),
     createdAt: createdAt(),
     updatedAt: ts("updated_at").notNull().defaultNow(),
   },

@@ -113,7 +113,7 @@ export async function pipelineCommand(ctx: CommandContext, [sub, ...rest]: strin
       );
       out.line(`  entities: ${p.entities.join(", ")}`);
       out.line(`  retries per batch: ${p.maxRetriesPerBatch}, stop on error: ${p.stopOnError}`);
-      out.line(`  target triggers: ${p.targetTriggers}`);
+      out.line(`  target triggers: ${p.targetTriggers}, load order: ${p.loadOrder}`);
       out.line(
         `  last run: ${p.lastExecution ? `${p.lastExecution.status} (${p.lastExecution.pipelineToken})` : "never"}`,
       );
@@ -127,6 +127,7 @@ export async function pipelineCommand(ctx: CommandContext, [sub, ...rest]: strin
         return 0;
       }
       out.line(`target triggers ${plan.targetTriggersNote}`);
+      out.line(`load order ${plan.loadOrderNote}`);
       for (const [i, level] of plan.levels.entries()) out.line(`level ${i}: ${level.join(", ")}`);
       for (const c of plan.cycles)
         out.line(`cycle ${c.entities.join(" ⇄ ")}: ${CYCLE_HANDLING[c.handling] ?? c.handling}`);

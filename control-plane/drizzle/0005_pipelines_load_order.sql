@@ -1,0 +1,1 @@
+ALTER TABLE "pipelines" ADD COLUMN "load_order" text DEFAULT 'dependencies' NOT NULL;
