@@ -167,6 +167,7 @@ async function compare(
         partitions: o.partitions,
         triggers: o.triggers,
         loadOrder: o.loadOrder,
+        cpuProfileDir: o.cpuProf ? (s) => profileDirFor(BENCH_DIR, runId, `compare-${s}`) : undefined,
         batchSize: o.batchSize,
         keep: o.keep,
         timeoutMs: o.timeoutSeconds * 1000,

@@ -6,8 +6,10 @@
  * and breaks Dray's time down from its stage log and batches.
  */
 import { spawn } from "node:child_process";
+import { mkdir } from "node:fs/promises";
 import type { ApiClient } from "../../test/support/api-client.js";
 import { createTestDatabase, type TestDatabase } from "../../test/support/databases.js";
+import { readProfiles } from "./cpu-profile.js";
 import { PG_GROUPS, type PhaseStats, ProcessSampler, waitForQuiet } from "./proc-stats.js";
 import {
   differences,
@@ -28,6 +30,8 @@ export const TARGET_RATIO: Record<Shape, number> = { small: 1.5, large: 1.0 };
 export interface CompareOptions extends ShapeOptions {
   baseUrl: string;
   batchSize: number | undefined;
+  /** Profile the Dray processes (--cpu-prof) into this directory, per shape; print their top functions. */
+  cpuProfileDir?: ((shape: Shape) => string) | undefined;
   /** The Dray pipeline's loadOrder; undefined: Dray's default. */
   loadOrder: "dependencies" | "parallel" | undefined;
   keep: boolean;
@@ -333,7 +337,13 @@ export async function runCompareShape(shape: Shape, o: CompareOptions): Promise<
     }
 
     // 2. Dray.
-    stack = await startBenchStack({ baseUrl: o.baseUrl, logPrefix: o.logPrefix(shape) });
+    const profileDir = o.cpuProfileDir?.(shape);
+    if (profileDir) await mkdir(profileDir, { recursive: true });
+    stack = await startBenchStack({
+      baseUrl: o.baseUrl,
+      logPrefix: o.logPrefix(shape),
+      ...(profileDir ? { cpuProfileDir: profileDir } : {}),
+    });
     result.databases.push(stack.store.name);
     const src = await stack.addEnvironment("source", source.url);
     const dst = await stack.addEnvironment("target", drayTarget.url);
@@ -402,10 +412,21 @@ export async function runCompareShape(shape: Shape, o: CompareOptions): Promise<
     result.error = error instanceof Error ? (error.stack ?? error.message) : String(error);
     o.log(`${tag} FAILED: ${result.error}`);
   } finally {
-    const names = Object.keys(stack?.pids() ?? {});
+    const pids = stack?.pids() ?? {};
+    const names = Object.keys(pids);
     await cleanup();
     unregister();
     result.logs = names.map((name) => `${o.logPrefix(shape)}-${name}.log`);
+    const profileDir = o.cpuProfileDir?.(shape);
+    if (profileDir) {
+      const byPid = new Map(Object.entries(pids).map(([name, pid]) => [pid, name]));
+      for (const p of await readProfiles(profileDir, 15)) {
+        o.log(
+          `${tag} CPU profile of ${byPid.get(p.pid) ?? `pid ${p.pid}`} (busy ${Math.round(p.busyMs)} ms):`,
+        );
+        for (const t of p.top) o.log(`    ${JSON.stringify(t)}`);
+      }
+    }
   }
   if (o.keep && result.databases.length) o.log(`${tag} kept databases: ${result.databases.join(", ")}`);
   return result;

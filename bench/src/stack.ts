@@ -61,12 +61,20 @@ export async function startBenchStack(options: {
   const store = await createTestDatabase(baseUrl, "dray_bench_store");
   const dataDir = await mkdtemp(join(tmpdir(), "dray-bench-cp-"));
   const adminToken = `dray_admin_${randomBytes(16).toString("hex")}`;
-  const extra: Record<string, string> = options.cpuProfileDir
-    ? {
-        NODE_OPTIONS: `--import=${fileURLToPath(new URL("./cpu-profiler.mjs", import.meta.url))}`,
-        BENCH_CPU_PROF_DIR: options.cpuProfileDir,
-      }
-    : {};
+  // The processes run as the systemd units run them (deploy/systemd): a 64 MiB young generation.
+  // BENCH_NODE_OPTIONS replaces that, e.g. with "" to measure Node's defaults.
+  const nodeOptions = [
+    process.env.BENCH_NODE_OPTIONS ?? "--max-semi-space-size=64",
+    ...(options.cpuProfileDir
+      ? [`--import=${fileURLToPath(new URL("./cpu-profiler.mjs", import.meta.url))}`]
+      : []),
+  ];
+  const extra: Record<string, string> = {
+    ...(nodeOptions.some((o) => o !== "")
+      ? { NODE_OPTIONS: nodeOptions.filter((o) => o !== "").join(" ") }
+      : {}),
+    ...(options.cpuProfileDir ? { BENCH_CPU_PROF_DIR: options.cpuProfileDir } : {}),
+  };
   const processes: Record<string, DrayProcess> = {};
   const stateDirs: string[] = [dataDir];
   let cp: Awaited<ReturnType<typeof startControlPlaneProcess>>;
