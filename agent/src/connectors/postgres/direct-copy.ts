@@ -52,16 +52,14 @@ export async function tryDirectCopy(
   // With triggers off no foreign key is enforced by the server: the copied rows are checked
   // (their key range) before the savepoint is released, and any violation sends the batch
   // down the staged path, which rejects exactly the violating rows.
-  const violation = copiedRowsViolationSql(mode.references);
   const width = plan.key.length;
   const keyColumns = `(${plan.key.map((k) => `t.${quoteIdentifier(k.name)}`).join(", ")})`;
   const bound = (from: number) => `(${plan.key.map((k, i) => `$${from + i}::${k.castType}`).join(", ")})`;
+  const copiedRows = `from ${ownRowsSql(info)} t where ${keyColumns} >= ${bound(1)} and ${keyColumns} <= ${bound(width + 1)}`;
+  const violation = copiedRowsViolationSql(mode.references, copiedRows);
   // The rows must all lie in the probed range (a batch out of key order would not) and break no key.
   const checkSql =
-    violation === null
-      ? null
-      : `select count(*) as copied, coalesce(bool_or(${violation}), false) as broken from ${ownRowsSql(info)} t` +
-        ` where ${keyColumns} >= ${bound(1)} and ${keyColumns} <= ${bound(width + 1)}`;
+    violation === null ? null : `select (select count(*) ${copiedRows}) as copied, ${violation} as broken`;
   const immediate = request.rejectPolicy === "isolate" ? "set constraints all immediate; " : "";
   await session.control(`${immediate}savepoint ${SAVEPOINT}`);
   try {

@@ -196,19 +196,32 @@ describe("keysToCheck", () => {
 });
 
 describe("copiedRowsViolationSql", () => {
+  const rows = 'from only "app"."child" t where t."id" >= $1';
   it("is null without keys", () => {
-    expect(copiedRowsViolationSql([])).toBeNull();
+    expect(copiedRowsViolationSql([], rows)).toBeNull();
   });
 
-  it("ORs each key's violation over the target row t", () => {
+  it("ORs each key's check over the distinct values of the rows", () => {
     expect(
-      copiedRowsViolationSql([
-        fk(),
-        fk({ name: "b", fields: ["b"], referenced: { schema: "app", name: "q" } }),
-      ]),
+      copiedRowsViolationSql(
+        [fk(), fk({ name: "b", fields: ["b"], referenced: { schema: "app", name: "q" } })],
+        rows,
+      ),
     ).toBe(
-      '(t."a" is not null and not exists (select 1 from only "app"."parent" r where r."id" = t."a"))' +
-        ' or (t."b" is not null and not exists (select 1 from only "app"."q" r where r."id" = t."b"))',
+      `exists (select 1 from (select distinct t."a" as k1 ${rows} and t."a" is not null) d` +
+        ' where (d.k1 is not null and not exists (select 1 from only "app"."parent" r where r."id" = d.k1)))' +
+        ` or exists (select 1 from (select distinct t."b" as k1 ${rows} and t."b" is not null) d` +
+        ' where (d.k1 is not null and not exists (select 1 from only "app"."q" r where r."id" = d.k1)))',
+    );
+  });
+
+  it("adds the mixed-NULL rows of a MATCH FULL key", () => {
+    const sql = copiedRowsViolationSql(
+      [fk({ fields: ["a", "b"], referencedFields: ["x", "y"], matchFull: true })],
+      rows,
+    )!;
+    expect(sql).toContain(
+      `exists (select 1 ${rows} and (t."a" is null or t."b" is null) and not (t."a" is null and t."b" is null))`,
     );
   });
 });

@@ -229,11 +229,26 @@ export function parseJsonTextArray(text: string): (string | null)[] {
 }
 
 /**
- * SQL true when a row of the target within the key range of a direct COPY
- * breaks one of `keys` (checked after the COPY, before its savepoint is
- * released); null when there is nothing to check.
+ * SQL true when a row of the target among `rows` (`from … where …` over
+ * alias `t`, e.g. the key range of a direct COPY) breaks one of `keys`;
+ * null when there is nothing to check. Each key is checked over the distinct
+ * values the rows hold, so a parent referenced by many copied rows is looked
+ * up once.
  */
-export function copiedRowsViolationSql(keys: readonly ForeignKeyInfo[]): string | null {
+export function copiedRowsViolationSql(keys: readonly ForeignKeyInfo[], rows: string): string | null {
   if (keys.length === 0) return null;
-  return keys.map((fk) => violationSql(fk, (f) => `t.${quoteIdentifier(f)}`)).join(" or ");
+  return keys
+    .map((fk) => {
+      const columns = fk.fields.map((f) => `t.${quoteIdentifier(f)}`);
+      const aliases = fk.fields.map((_, i) => `k${i + 1}`);
+      const allSet = columns.map((c) => `${c} is not null`).join(" and ");
+      const distinct = `select distinct ${columns.map((c, i) => `${c} as ${aliases[i]}`).join(", ")} ${rows} and ${allSet}`;
+      const missing = violationSql({ ...fk, matchFull: false }, (f) => `d.${aliases[fk.fields.indexOf(f)]}`);
+      const simple = `exists (select 1 from (${distinct}) d where ${missing})`;
+      if (!fk.matchFull || columns.length === 1) return simple;
+      const someNull = columns.map((c) => `${c} is null`).join(" or ");
+      const allNull = columns.map((c) => `${c} is null`).join(" and ");
+      return `(${simple} or exists (select 1 ${rows} and (${someNull}) and not (${allNull})))`;
+    })
+    .join(" or ");
 }
