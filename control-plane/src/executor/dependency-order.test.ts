@@ -30,7 +30,10 @@ function harness(entities: EntityRunPlan[], limit: number) {
   const tick = () => new Promise((resolve) => setImmediate(resolve));
   return {
     log,
-    finish: async (name: string, error?: Error) => (finishers.get(name)!(error), tick()),
+    finish: async (name: string, error?: Error) => {
+      finishers.get(name)!(error);
+      await tick();
+    },
     running,
     tick,
   };
