@@ -1,6 +1,7 @@
 import { and, eq, sql } from "drizzle-orm";
 import type { Db } from "../store/db.js";
-import { executionBatches, executionEntities, organisations, usage } from "../store/schema.js";
+import { rowsOf } from "../store/raw-sql.js";
+import { executionBatches } from "../store/schema.js";
 
 /** A batch about to be written. */
 export interface BatchPlan {
@@ -31,67 +32,77 @@ export interface LimitReached {
 
 /**
  * Records the batch as in progress and reserves its records against the
- * organisation's monthly limit, atomically. Answers `LimitReached` (and
- * records nothing) when the reservation would cross the limit.
+ * organisation's monthly limit, atomically, in one statement. Answers
+ * `LimitReached` (and records nothing) when the reservation would cross the
+ * limit.
+ *
+ * The reservation is an upsert of the month's usage row whose update only
+ * applies while `records + reserved + reserve <= limit`: the conflicting row
+ * is locked and the condition checked on its latest version, so concurrent
+ * batches cannot overshoot. A new row is proposed only when `reserve` alone
+ * fits the limit. The batch row is inserted only when the reservation took
+ * (or when nothing is to be reserved). A refusal re-reads the usage row once,
+ * outside that statement, for the figures it reports.
  */
 export async function reserveBatch(
   db: Db,
   plan: BatchPlan,
 ): Promise<{ ok: true } | ({ ok: false } & LimitReached)> {
-  return db.transaction(async (tx) => {
-    if (plan.reserve > 0) {
-      const [org] = await tx
-        .select({ limit: organisations.monthlyRecordLimit })
-        .from(organisations)
-        .where(eq(organisations.id, plan.organisationId));
-      const limit = org?.limit ?? 0;
-      await tx
-        .insert(usage)
-        .values({ organisationId: plan.organisationId, month: plan.month })
-        .onConflictDoNothing();
-      const [reserved] = await tx
-        .update(usage)
-        .set({ reserved: sql`${usage.reserved} + ${plan.reserve}`, updatedAt: sql`now()` })
-        .where(
-          and(
-            eq(usage.organisationId, plan.organisationId),
-            eq(usage.month, plan.month),
-            sql`${usage.records} + ${usage.reserved} + ${plan.reserve} <= ${limit}`,
-          ),
-        )
-        .returning({ records: usage.records });
-      if (!reserved) {
-        const [current] = await tx
-          .select({ records: usage.records, reserved: usage.reserved })
-          .from(usage)
-          .where(and(eq(usage.organisationId, plan.organisationId), eq(usage.month, plan.month)));
-        return {
-          ok: false as const,
-          used: current?.records ?? 0,
-          reserved: current?.reserved ?? 0,
-          limit,
-          needed: plan.reserve,
-        };
-      }
-    }
-    await tx.insert(executionBatches).values({
-      id: plan.id,
-      executionId: plan.executionId,
-      entity: plan.entity,
-      pass: plan.pass,
-      seq: plan.seq,
-      batchId: plan.batchId,
-      state: "in_progress",
-      cursorFrom: plan.cursorFrom,
-      cursorTo: plan.cursorTo,
-      rows: plan.rows,
-      bytes: plan.bytes,
-      reserved: plan.reserve,
-      usageMonth: plan.month,
-      attempts: 0,
-    });
-    return { ok: true as const };
-  });
+  if (plan.reserve <= 0) {
+    await db.execute(sql`insert into execution_batches (${BATCH_COLUMNS}) select ${batchValues(plan)}`);
+    return { ok: true };
+  }
+  const [outcome] = rowsOf<{ inserted: boolean; limit: number | string | null }>(
+    await db.execute(sql`
+      with reservation as (
+        insert into usage (organisation_id, month, records, reserved, updated_at)
+        select o.id, ${plan.month}::text, 0, ${plan.reserve}::bigint, now()
+          from organisations o
+         where o.id = ${plan.organisationId}::uuid and ${plan.reserve}::bigint <= o.monthly_record_limit
+        on conflict (organisation_id, month) do update
+          set reserved = usage.reserved + excluded.reserved, updated_at = now()
+          where usage.records + usage.reserved + excluded.reserved <=
+            (select o.monthly_record_limit from organisations o where o.id = usage.organisation_id)
+        returning 1
+      ),
+      batch as (
+        insert into execution_batches (${BATCH_COLUMNS})
+        select ${batchValues(plan)} where exists (select 1 from reservation)
+        returning 1
+      )
+      select exists (select 1 from batch) as inserted,
+             (select o.monthly_record_limit from organisations o where o.id = ${plan.organisationId}::uuid) as limit`),
+  );
+  if (outcome?.inserted) return { ok: true };
+  const [current] = rowsOf<{ records: number | string; reserved: number | string }>(
+    await db.execute(
+      sql`select records, reserved from usage where organisation_id = ${plan.organisationId}::uuid and month = ${plan.month}::text`,
+    ),
+  );
+  return {
+    ok: false,
+    used: Number(current?.records ?? 0),
+    reserved: Number(current?.reserved ?? 0),
+    limit: Number(outcome?.limit ?? 0),
+    needed: plan.reserve,
+  };
+}
+
+/** The columns `batchValues` fills, in its order. */
+const BATCH_COLUMNS = sql.raw(
+  "id, execution_id, entity, pass, seq, batch_id, state, cursor_from, cursor_to, rows, bytes, reserved, usage_month, attempts",
+);
+
+/** A new in-progress batch row as a select list (typed: it is also used in `insert … select … where`). */
+function batchValues(plan: BatchPlan) {
+  return sql`${plan.id}::uuid, ${plan.executionId}::uuid, ${plan.entity}::text, ${plan.pass}::int, ${plan.seq}::int,
+    ${plan.batchId}::text, 'in_progress', ${jsonb(plan.cursorFrom)}::jsonb, ${jsonb(plan.cursorTo)}::jsonb,
+    ${plan.rows}::int, ${plan.bytes}::int, ${plan.reserve}::int, ${plan.month}::text, 0`;
+}
+
+/** A jsonb parameter: the JSON text, or SQL null for null (as drizzle writes a null jsonb column). */
+function jsonb(value: unknown): string | null {
+  return value === null || value === undefined ? null : JSON.stringify(value);
 }
 
 /** The outcome of a batch, applied once to batch, entity counters, checkpoint and usage. */
@@ -118,77 +129,63 @@ export interface BatchOutcome {
 }
 
 /**
- * Finalises an in-progress batch in one transaction: its state and counts,
+ * Finalises an in-progress batch in one statement: its state and counts,
  * the entity's counters and checkpoint, and the usage (the reservation is
- * released; committed created+updated records are added). Idempotent: a batch
- * already finalised is left alone and `false` is returned.
+ * released; committed created+updated records are added). The entity and
+ * usage changes apply only when the batch was still in progress. Idempotent:
+ * a batch already finalised is left alone and `false` is returned.
  */
 export async function finalizeBatch(db: Db, outcome: BatchOutcome): Promise<boolean> {
-  return db.transaction(async (tx) => {
-    const [batch] = await tx
-      .update(executionBatches)
-      .set({
-        state: outcome.state,
-        created: outcome.created,
-        updated: outcome.updated,
-        rejected: outcome.rejected,
-        attempts: outcome.attempts,
-        durationMs: outcome.durationMs,
-        error: outcome.error ?? null,
-        finishedAt: sql`now()`,
-        ...(outcome.reread ?? {}),
-      })
-      .where(and(eq(executionBatches.id, outcome.batchRowId), eq(executionBatches.state, "in_progress")))
-      .returning({
-        rows: executionBatches.rows,
-        reserved: executionBatches.reserved,
-        month: executionBatches.usageMonth,
-        cursorTo: executionBatches.cursorTo,
-      });
-    if (!batch) return false;
-    const committed = outcome.state === "succeeded" ? outcome.created + outcome.updated : 0;
-    const counted = outcome.countRecords;
-    const entityChanges = {
-      ...(counted
-        ? {
-            processed: sql`${executionEntities.processed} + ${outcome.created + outcome.updated + outcome.rejected + outcome.failedRecords}`,
-            created: sql`${executionEntities.created} + ${outcome.created}`,
-            updated: sql`${executionEntities.updated} + ${outcome.updated}`,
-            skipped: sql`${executionEntities.skipped} + ${outcome.rejected}`,
-            failed: sql`${executionEntities.failed} + ${outcome.failedRecords}`,
-          }
-        : {}),
-      ...(outcome.advance
-        ? { checkpoint: batch.cursorTo, batches: sql`${executionEntities.batches} + 1` }
-        : {}),
-    };
-    if (Object.keys(entityChanges).length > 0) {
-      await tx
-        .update(executionEntities)
-        .set(entityChanges)
-        .where(
-          and(
-            eq(executionEntities.executionId, outcome.executionId),
-            eq(executionEntities.entity, outcome.entity),
-          ),
-        );
-    }
-    if (batch.month && (batch.reserved > 0 || committed > 0)) {
-      await tx
-        .insert(usage)
-        .values({ organisationId: outcome.organisationId, month: batch.month })
-        .onConflictDoNothing();
-      await tx
-        .update(usage)
-        .set({
-          reserved: sql`greatest(0, ${usage.reserved} - ${batch.reserved})`,
-          records: sql`${usage.records} + ${counted ? committed : 0}`,
-          updatedAt: sql`now()`,
-        })
-        .where(and(eq(usage.organisationId, outcome.organisationId), eq(usage.month, batch.month)));
-    }
-    return true;
-  });
+  const committed = outcome.state === "succeeded" ? outcome.created + outcome.updated : 0;
+  const counted = outcome.countRecords;
+  const reread = outcome.reread
+    ? sql`, cursor_to = ${jsonb(outcome.reread.cursorTo)}::jsonb, rows = ${outcome.reread.rows}::int,
+        bytes = ${outcome.reread.bytes}::int`
+    : sql``;
+  const entityChanges = [
+    ...(counted
+      ? [
+          sql`processed = e.processed + ${outcome.created + outcome.updated + outcome.rejected + outcome.failedRecords}::bigint`,
+          sql`created = e.created + ${outcome.created}::bigint`,
+          sql`updated = e.updated + ${outcome.updated}::bigint`,
+          sql`skipped = e.skipped + ${outcome.rejected}::bigint`,
+          sql`failed = e.failed + ${outcome.failedRecords}::bigint`,
+        ]
+      : []),
+    ...(outcome.advance ? [sql`checkpoint = batch.cursor_to`, sql`batches = e.batches + 1`] : []),
+  ];
+  const entityUpdate =
+    entityChanges.length > 0
+      ? sql`, entity_update as (
+          update execution_entities e set ${sql.join(entityChanges, sql`, `)}
+            from batch
+           where e.execution_id = ${outcome.executionId}::uuid and e.entity = ${outcome.entity}::text
+        )`
+      : sql``;
+  const [row] = rowsOf<{ applied: boolean }>(
+    await db.execute(sql`
+      with batch as (
+        update execution_batches
+           set state = ${outcome.state}::text, created = ${outcome.created}::int, updated = ${outcome.updated}::int,
+               rejected = ${outcome.rejected}::int, attempts = ${outcome.attempts}::int,
+               duration_ms = ${outcome.durationMs}::int, error = ${outcome.error ?? null}::text,
+               finished_at = now()${reread}
+         where id = ${outcome.batchRowId}::uuid and state = 'in_progress'
+        returning reserved, usage_month, cursor_to
+      )${entityUpdate},
+      usage_update as (
+        insert into usage (organisation_id, month, records, reserved, updated_at)
+        select ${outcome.organisationId}::uuid, batch.usage_month, ${counted ? committed : 0}::bigint, 0, now()
+          from batch
+         where batch.usage_month <> '' and (batch.reserved > 0 or ${committed}::bigint > 0)
+        on conflict (organisation_id, month) do update
+          set reserved = greatest(0, usage.reserved - (select batch.reserved from batch)),
+              records = usage.records + excluded.records,
+              updated_at = now()
+      )
+      select exists (select 1 from batch) as applied`),
+  );
+  return row?.applied === true;
 }
 
 /**
