@@ -9,6 +9,7 @@
  * });
  * await appendExecutionEvent({ db, bus, logger }, { executionId, organisationId }, "log", stageLogEvent(entry));
  */
+import { sql } from "drizzle-orm";
 import type { Db } from "../store/db.js";
 import { executionErrors, executionLog } from "../store/schema.js";
 import type { StageState } from "./execution-vocabulary.js";
@@ -62,6 +63,38 @@ export async function appendStageLog(db: Db, entry: StageLogEntry): Promise<Stag
     })
     .returning();
   return row!;
+}
+
+/** Rows per INSERT of {@link appendStageLogs} (7 parameters a row, far below Postgres' 65,535). */
+const STAGE_LOGS_PER_INSERT = 1_000;
+
+/**
+ * Appends many stage-log entries in one multi-row INSERT (a few for
+ * thousands) and returns them in the order given, ids ascending. An entry
+ * without `at` takes the database clock as its row is written
+ * (`clock_timestamp()`), so entries written together keep distinct, ordered
+ * times as when written one by one.
+ */
+export async function appendStageLogs(db: Db, entries: readonly StageLogEntry[]): Promise<StageLogRow[]> {
+  const rows: StageLogRow[] = [];
+  for (let from = 0; from < entries.length; from += STAGE_LOGS_PER_INSERT) {
+    const inserted = await db
+      .insert(executionLog)
+      .values(
+        entries.slice(from, from + STAGE_LOGS_PER_INSERT).map((entry) => ({
+          executionId: entry.executionId,
+          processName: entry.processName,
+          state: entry.state,
+          code: entry.code,
+          description: entry.description,
+          entity: entry.entity ?? null,
+          at: entry.at ?? sql`clock_timestamp()`,
+        })),
+      )
+      .returning();
+    rows.push(...inserted);
+  }
+  return rows;
 }
 
 /** Records an error or warning of an execution and returns it. */

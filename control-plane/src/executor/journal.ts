@@ -1,18 +1,36 @@
 import type { Logger } from "@dray/common";
 import type { EventBus } from "../events/event-bus.js";
-import { appendExecutionEvent } from "../executions/execution-events.js";
 import {
-  appendStageLog,
+  type ExecutionEventItem,
+  publishExecutionEvents,
+  type StoredExecutionEvent,
+  storeExecutionEvents,
+} from "../executions/execution-events.js";
+import {
+  appendStageLogs,
+  type ExecutionErrorEntry,
+  type ExecutionErrorRow,
   executionErrorEvent,
-  recordExecutionError,
   recordExecutionErrors,
+  type StageLogEntry,
   stageLogEvent,
 } from "../executions/stage-log.js";
 import type { Db } from "../store/db.js";
-import type { Journal } from "./run-context.js";
+import { sqlStateOf } from "../store/raw-sql.js";
+import type { ErrorEntry, Journal, StageEntry } from "./run-context.js";
 
 /** Errors of one {@link Journal.errors} call announced one by one as live events; the rest in one line. */
 const ERROR_EVENTS_PER_CALL = 20;
+
+/** One call to the journal, waiting in its queue. `what` names it in the warning if it cannot be written. */
+type Entry =
+  | { what: string; kind: "stage"; entry: StageEntry }
+  /** `error()` (one) or `errors()` (many, announced up to {@link ERROR_EVENTS_PER_CALL} and a summary line). */
+  | { what: string; kind: "errors"; entries: readonly ErrorEntry[] }
+  | { what: string; kind: "event"; item: ExecutionEventItem };
+
+type Deps = { db: Db; bus: EventBus; logger: Logger };
+type Target = { executionId: string; organisationId: string };
 
 /**
  * The executor's journal of one execution: stage-log entries and errors go to
@@ -21,64 +39,119 @@ const ERROR_EVENTS_PER_CALL = 20;
  * Entries are written behind the copy, in the order they were made, by one
  * queue: a call returns once its entry is queued, so store and NATS round
  * trips stay off the copy's path; {@link Journal.flush} waits for the queue
- * to drain (the run does before it ends). A failure to write an entry is
- * logged and never fails the run; a process that dies loses what was queued
- * (never rows, counters or checkpoints, which are written in the run's path).
+ * to drain (the run does before it ends). Each time the writer runs it takes
+ * every entry queued so far and writes them together ({@link writeEntries}:
+ * one store transaction, then the events published in order). A failure to
+ * write an entry is logged and never fails the run; a process that dies
+ * loses what was queued (never rows, counters or checkpoints, which are
+ * written in the run's path).
  */
-export function createJournal(
-  deps: { db: Db; bus: EventBus; logger: Logger },
-  target: { executionId: string; organisationId: string },
-): Journal {
+export function createJournal(deps: Deps, target: Target): Journal {
   let tail: Promise<void> = Promise.resolve();
-  const safe = (what: string, fn: () => Promise<unknown>): Promise<void> => {
-    tail = tail.then(async () => {
-      try {
-        await fn();
-      } catch (error) {
-        deps.logger.warn(`could not record ${what}`, { error: String(error) });
+  let queued: Entry[] = [];
+  const writeQueued = async (): Promise<void> => {
+    const batch = queued;
+    queued = [];
+    try {
+      await writeEntries(deps, target, batch);
+    } catch (error) {
+      // The store refused a statement, so nothing of the batch was stored (one
+      // transaction): write each entry alone, so that one entry it refuses
+      // does not take the others with it. Without an answer from the store
+      // (connection lost) whether the batch committed is unknown: it is not
+      // written again, as a single entry was not.
+      if (batch.length === 1 || sqlStateOf(error) === undefined) {
+        for (const entry of batch)
+          deps.logger.warn(`could not record ${entry.what}`, { error: String(error) });
+        return;
       }
-    });
+      for (const entry of batch)
+        await writeEntries(deps, target, [entry]).catch((error) =>
+          deps.logger.warn(`could not record ${entry.what}`, { error: String(error) }),
+        );
+    }
+  };
+  const enqueue = (entry: Entry): Promise<void> => {
+    queued.push(entry);
+    // The first entry since the writer last took the queue schedules the next write.
+    if (queued.length === 1) tail = tail.then(writeQueued);
     return Promise.resolve();
   };
   return {
     flush: () => tail,
-    stage: (entry) =>
-      safe("a stage-log entry", async () => {
-        const row = await appendStageLog(deps.db, { executionId: target.executionId, ...entry });
-        await appendExecutionEvent(deps, target, "log", stageLogEvent(row));
-      }),
-    error: (entry) =>
-      safe("an execution error", async () => {
-        const row = await recordExecutionError(deps.db, { executionId: target.executionId, ...entry });
-        await appendExecutionEvent(deps, target, "log", executionErrorEvent(row));
-      }),
-    errors: (entries) =>
-      safe("execution errors", async () => {
-        const rows = await recordExecutionErrors(
-          deps.db,
-          entries.map((entry) => ({ executionId: target.executionId, ...entry })),
-        );
-        // Every error is stored; the live feed carries the first few and one line for the rest.
-        for (const row of rows.slice(0, ERROR_EVENTS_PER_CALL))
-          await appendExecutionEvent(deps, target, "log", executionErrorEvent(row));
-        const rest = rows.length - ERROR_EVENTS_PER_CALL;
-        if (rest > 0) {
-          const last = rows.at(-1)!;
-          await appendExecutionEvent(deps, target, "log", {
-            ...executionErrorEvent(last),
-            recordKey: null,
-            field: null,
-            message: `… and ${rest} more like these${last.entity ? ` in ${last.entity}` : ""}: every one is in the error log`,
-          });
-        }
-      }),
+    stage: (entry) => enqueue({ what: "a stage-log entry", kind: "stage", entry }),
+    error: (entry) => enqueue({ what: "an execution error", kind: "errors", entries: [entry] }),
+    errors: (entries) => enqueue({ what: "execution errors", kind: "errors", entries: [...entries] }),
     status: (status, extra) =>
-      safe("a status event", () =>
-        appendExecutionEvent(deps, target, "status", { type: "execution.status", status, ...extra }),
-      ),
+      enqueue({
+        what: "a status event",
+        kind: "event",
+        item: { channel: "status", body: { type: "execution.status", status, ...extra } },
+      }),
     progress: (body) =>
-      safe("a progress event", () =>
-        appendExecutionEvent(deps, target, "progress", { type: "execution.progress", ...body }),
-      ),
+      enqueue({
+        what: "a progress event",
+        kind: "event",
+        item: { channel: "progress", body: { type: "execution.progress", ...body } },
+      }),
   };
+}
+
+/**
+ * Writes entries of the journal in one store transaction: their stage-log
+ * rows in one multi-row INSERT, their error rows in another, then their
+ * events with consecutive `seq`s in the order the entries were made (one
+ * `UPDATE … RETURNING` and one INSERT); after the commit, publishes the events
+ * in order and marks the published ones in one UPDATE. Throws only when the
+ * transaction failed, in which case nothing was stored.
+ */
+async function writeEntries(deps: Deps, target: Target, entries: readonly Entry[]): Promise<void> {
+  const { executionId } = target;
+  const stored = await deps.db.transaction(async (tx): Promise<StoredExecutionEvent[]> => {
+    const stageRows = await appendStageLogs(
+      tx,
+      entries.flatMap((e): StageLogEntry[] => (e.kind === "stage" ? [{ executionId, ...e.entry }] : [])),
+    );
+    const errorRows = await recordExecutionErrors(
+      tx,
+      entries.flatMap((e): ExecutionErrorEntry[] =>
+        e.kind === "errors" ? e.entries.map((entry) => ({ executionId, ...entry })) : [],
+      ),
+    );
+    // The events in the order the entries were made, built from the rows as stored.
+    const items: ExecutionEventItem[] = [];
+    let nextStage = 0;
+    let nextError = 0;
+    for (const e of entries) {
+      if (e.kind === "stage") items.push({ channel: "log", body: stageLogEvent(stageRows[nextStage++]!) });
+      else if (e.kind === "errors") {
+        items.push(...errorEvents(errorRows.slice(nextError, nextError + e.entries.length)));
+        nextError += e.entries.length;
+      } else items.push(e.item);
+    }
+    return storeExecutionEvents(tx, target, items);
+  });
+  await publishExecutionEvents(deps, target, stored);
+}
+
+/** The `log` events of one error call: every error of the first few, then one line for the rest. */
+function errorEvents(rows: readonly ExecutionErrorRow[]): ExecutionEventItem[] {
+  // Every error is stored; the live feed carries the first few and one line for the rest.
+  const items = rows
+    .slice(0, ERROR_EVENTS_PER_CALL)
+    .map((row): ExecutionEventItem => ({ channel: "log", body: executionErrorEvent(row) }));
+  const rest = rows.length - ERROR_EVENTS_PER_CALL;
+  if (rest > 0) {
+    const last = rows.at(-1)!;
+    items.push({
+      channel: "log",
+      body: {
+        ...executionErrorEvent(last),
+        recordKey: null,
+        field: null,
+        message: `… and ${rest} more like these${last.entity ? ` in ${last.entity}` : ""}: every one is in the error log`,
+      },
+    });
+  }
+  return items;
 }
