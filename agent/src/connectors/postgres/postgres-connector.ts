@@ -13,6 +13,7 @@ import type {
   WriteBatchRequest,
   WriteBatchResult,
 } from "../../connector.js";
+import { CatalogCache } from "./catalog-cache.js";
 import { createPool } from "./connection-options.js";
 import { countRows } from "./count-rows.js";
 import { deleteAllRows, deleteRowsByKey } from "./delete-rows.js";
@@ -57,6 +58,8 @@ class PostgresConnector implements Connector {
   private readonly pools: SessionPools;
   /** Snapshots held open for consistent reads of tables without a row key. */
   private readonly snapshots: SnapshotHolder;
+  /** Catalog look-ups of reads and writes, shared by their batches (finish and describe read the catalog as it is). */
+  private readonly catalog = new CatalogCache();
 
   constructor(private readonly options: PostgresConnectorOptions & { logger: Logger }) {
     this.keeper = new PoolKeeper(
@@ -111,7 +114,8 @@ class PostgresConnector implements Connector {
     return this.run(
       `read ${describe(request?.entity)}`,
       signal,
-      (session) => readBatch(session, request, this.options.readMethod ?? "copy", this.snapshots),
+      (session) =>
+        readBatch(session, request, this.options.readMethod ?? "copy", this.snapshots, this.catalog),
       () => validateReadRequest(request),
     );
   }
@@ -121,7 +125,8 @@ class PostgresConnector implements Connector {
     return this.run(
       `write ${describe(request?.entity)}`,
       signal,
-      (session) => writeStagedBatch(session, request, prepared, this.options.staging ?? "copy"),
+      (session) =>
+        writeStagedBatch(session, request, prepared, this.options.staging ?? "copy", true, this.catalog),
       () => {
         validateWriteRequest(request);
         prepared = prepareRows(request.rows.data, request.rows.fields.length, request.rows.rowCount);

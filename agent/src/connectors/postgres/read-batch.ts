@@ -6,10 +6,11 @@
  * rows of tables inheriting from them.
  */
 import type { ReadBatchRequest, ReadBatchResult } from "../../connector.js";
+import { CatalogCache } from "./catalog-cache.js";
 import { buildCopyRead, copyKeysetPage } from "./copy-read.js";
-import { lookupEntity, rowKeyOf } from "./entity-catalog.js";
+import { rowKeyOf } from "./entity-catalog.js";
 import { readKeyless } from "./keyless-read.js";
-import { planKeysetRead, selectKeysetPage } from "./keyset-read.js";
+import { planKeysetRead, planRead, selectKeysetPage } from "./keyset-read.js";
 import type { Session } from "./session.js";
 import type { SnapshotHolder } from "./snapshot-holder.js";
 
@@ -24,17 +25,36 @@ export type ReadMethod = "copy" | "select";
  * Reads one page; a request whose parameters COPY cannot carry is read with
  * SELECT. Empty key fields on a table without a row key read it by physical
  * position, in the snapshot `snapshots` holds (exported by the first read).
+ * The entity's catalog comes from `catalog` (the connector's cache; without
+ * one it is read for this call); a page planned from a cached entry that
+ * fails the way a changed catalog explains is read once more from a fresh
+ * reading ({@link CatalogCache.use}).
  */
 export async function readBatch(
   session: Session,
   request: ReadBatchRequest,
   method: ReadMethod,
   snapshots?: SnapshotHolder,
+  catalog: CatalogCache = new CatalogCache({ ttlMs: 0 }),
 ): Promise<ReadBatchResult> {
-  const info = await lookupEntity(session, request.entity);
-  if ((request.keyFields ?? []).length === 0 && rowKeyOf(info).length === 0)
-    return readKeyless(session, request, info, method, snapshots);
-  const plan = planKeysetRead(info, request);
-  const copy = method === "copy" ? buildCopyRead(request, plan) : null;
-  return copy ? copyKeysetPage(session, request, copy) : selectKeysetPage(session, request, plan);
+  return catalog.use(
+    session,
+    request.entity,
+    ({ info }) => {
+      if ((request.keyFields ?? []).length === 0 && rowKeyOf(info).length === 0) {
+        // Unknown fields are refused here, where a stale entry's refusal is planned again (readKeyless
+        // refuses a partitioned table first, so that refusal is left to it).
+        if (!info.partitioned) planRead(info, request, []);
+        return null;
+      }
+      const plan = planKeysetRead(info, request);
+      return { plan, copy: method === "copy" ? buildCopyRead(request, plan) : null };
+    },
+    (planned, { info }) => {
+      if (planned === null) return readKeyless(session, request, info, method, snapshots);
+      return planned.copy
+        ? copyKeysetPage(session, request, planned.copy)
+        : selectKeysetPage(session, request, planned.plan);
+    },
+  );
 }

@@ -1,16 +1,17 @@
 import { DrayError } from "@dray/common";
 import type { RejectedRecord, WriteBatchRequest, WriteBatchResult } from "../../connector.js";
+import { CatalogCache } from "./catalog-cache.js";
 import { awaitPreviousBatch, lockOwnBatch } from "./commit-order.js";
 import { checkCopyText, parseCopyLine } from "./copy-text.js";
 import { tryDirectCopy } from "./direct-copy.js";
-import { type FieldInfo, lookupEntity } from "./entity-catalog.js";
+import type { EntityInfo, FieldInfo } from "./entity-catalog.js";
 import { errorDetails, isDataError, sqlStateOf } from "./error-mapping.js";
 import { displayName, validateEntityName, validateFieldList } from "./identifiers.js";
 import { bisectWrite, type RangeCounts } from "./isolation.js";
 import { claimBatch, recordBatch, validateBatchId } from "./ledger.js";
 import {
+  type ForeignKeyInfo,
   keysToCheck,
-  lookupForeignKeys,
   type OrdinalRecord,
   rejectBrokenReferences,
 } from "./reference-checks.js";
@@ -227,6 +228,11 @@ function rejectMalformed(plan: WritePlan, malformed: MalformedLine): RejectedRec
  * as a plain COPY into the target ({@link tryDirectCopy}); if that is not
  * possible or fails, it is undone and the staged path above runs as usual, so
  * the outcome is the same either way. `directCopy: false` skips that attempt.
+ *
+ * The entity's catalog comes from `catalog` (the connector's cache; without
+ * one it is read for this call): a batch planned from a cached entry that
+ * fails the way a changed catalog explains is rolled back and written once
+ * more from a fresh reading ({@link CatalogCache.use}).
  */
 export async function writeStagedBatch(
   session: Session,
@@ -234,8 +240,24 @@ export async function writeStagedBatch(
   prepared: PreparedRows,
   staging: StagingMode = "copy",
   directCopy = true,
+  catalog: CatalogCache = new CatalogCache({ ttlMs: 0 }),
 ): Promise<WriteBatchResult> {
-  const info = await lookupEntity(session, request.entity);
+  return catalog.use(
+    session,
+    request.entity,
+    ({ info, foreignKeys }) => planBatch(request, prepared, info, foreignKeys),
+    ({ plan, references }, { info }) =>
+      writePlanned(session, request, prepared, staging, directCopy, info, plan, references),
+  );
+}
+
+/** The write plan and the foreign keys the agent checks; the refusals that need no statement. */
+async function planBatch(
+  request: WriteBatchRequest,
+  prepared: PreparedRows,
+  info: EntityInfo,
+  foreignKeys: () => Promise<ForeignKeyInfo[]>,
+): Promise<{ plan: WritePlan; references: ForeignKeyInfo[] }> {
   const plan = planWrite(info, request);
   const fireTriggers = request.fireTriggers === true;
   if (fireTriggers && info.hasRules)
@@ -247,7 +269,7 @@ export async function writeStagedBatch(
     );
   const references = fireTriggers
     ? []
-    : keysToCheck(await lookupForeignKeys(session, info), plan, request.uncheckedReferences ?? []);
+    : keysToCheck(await foreignKeys(), plan, request.uncheckedReferences ?? []);
   if (request.rejectPolicy === "fail" && prepared.malformed.length > 0) {
     const first = prepared.malformed[0]!;
     throw new DrayError(
@@ -258,6 +280,21 @@ export async function writeStagedBatch(
       },
     );
   }
+  return { plan, references };
+}
+
+/** Writes a planned batch in its one transaction (see {@link writeStagedBatch}). */
+async function writePlanned(
+  session: Session,
+  request: WriteBatchRequest,
+  prepared: PreparedRows,
+  staging: StagingMode,
+  directCopy: boolean,
+  info: EntityInfo,
+  plan: WritePlan,
+  references: ForeignKeyInfo[],
+): Promise<WriteBatchResult> {
+  const fireTriggers = request.fireTriggers === true;
   return session.transaction(async () => {
     const rowCount = prepared.loadCount + prepared.malformed.length;
     const recorded = await claimBatch(session, request.batchId, displayName(request.entity), rowCount);
