@@ -48,6 +48,11 @@ const EnvSchema = z.object({
   DRAY_AGENT_TLS_CERT_FILE: optionalString,
   DRAY_AGENT_TLS_KEY_FILE: optionalString,
   DRAY_LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+  /**
+   * The key of every transformation this agent runs (32 bytes, hex or base64). Absent: one is
+   * created in the state directory (transform.key) at the first start. It never leaves the agent.
+   */
+  DRAY_AGENT_TRANSFORM_KEY: optionalString,
 });
 
 /** The resolved configuration of one agent process. */
@@ -64,6 +69,8 @@ export interface AgentConfig {
   drainTimeoutMs: number;
   tls: { caFile?: string; certFile?: string; keyFile?: string };
   logLevel: string;
+  /** DRAY_AGENT_TRANSFORM_KEY as given (parsed by loadTransformKey); undefined: the state directory's. */
+  transformKey: string | undefined;
 }
 
 /**
@@ -103,5 +110,6 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv): AgentConfig {
       ...(e.DRAY_AGENT_TLS_KEY_FILE ? { keyFile: e.DRAY_AGENT_TLS_KEY_FILE } : {}),
     },
     logLevel: e.DRAY_LOG_LEVEL,
+    transformKey: e.DRAY_AGENT_TRANSFORM_KEY,
   };
 }

@@ -114,6 +114,19 @@ export interface ReadBatchRequest {
   where?: Condition[];
   /** Fields returned as NULL whatever their value (references deferred to a back-fill pass); must be among `fields`. */
   nullFields?: string[];
+  /**
+   * Transformations applied before the rows leave the agent (action
+   * "transform"). A transformed key field makes `last` (and the `after` and
+   * `until` that come back) one sealed value.
+   */
+  transforms?: FieldTransform[];
+}
+
+/** One field's transformation (common/src/transformers.ts names the transformers). */
+export interface FieldTransform {
+  field: string;
+  transformer: string;
+  options: Record<string, unknown>;
 }
 
 export interface ReadBatchResult {
@@ -122,6 +135,8 @@ export interface ReadBatchResult {
   last: string[] | null;
   /** True when no row exists after `last` at the time of the read. */
   done: boolean;
+  /** With transforms: the id of the transform key used (never the key). */
+  transformKeyId?: string;
 }
 
 /**

@@ -15,6 +15,7 @@ import type {
   Condition,
   Connector,
   EntityName,
+  FieldTransform,
   ConditionOperator as Operator,
   RowBatch,
   WriteStrategy as WriteStrategyName,
@@ -165,6 +166,7 @@ async function execute(
           maxBytes: budget,
           where: conditions(r.where),
           nullFields: [...r.nullFields],
+          ...(r.transforms.length > 0 ? { transforms: r.transforms.map(transformOf) } : {}),
         },
         signal,
       );
@@ -172,6 +174,7 @@ async function execute(
         kind: {
           case: "readBatch",
           value: {
+            ...(result.transformKeyId ? { transformKeyId: result.transformKeyId } : {}),
             rows: {
               encoding: RowEncoding.COPY_TEXT,
               fields: result.rows.fields,
@@ -259,4 +262,26 @@ async function execute(
     case undefined:
       throw new DrayError("unimplemented", "the task has no kind this agent knows: upgrade the agent");
   }
+}
+
+/**
+ * A transformation as the connector takes it; the options travel as JSON.
+ *
+ * @throws DrayError `invalid_argument` when the options are not a JSON object.
+ */
+function transformOf(t: { field: string; transformer: string; optionsJson: string }): FieldTransform {
+  let options: unknown = {};
+  if (t.optionsJson) {
+    try {
+      options = JSON.parse(t.optionsJson);
+    } catch {
+      options = undefined;
+    }
+  }
+  if (options === null || typeof options !== "object" || Array.isArray(options))
+    throw new DrayError(
+      "invalid_argument",
+      `the options of transformation ${t.transformer} on ${JSON.stringify(t.field)} must be a JSON object`,
+    );
+  return { field: t.field, transformer: t.transformer, options: options as Record<string, unknown> };
 }

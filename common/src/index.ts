@@ -31,4 +31,5 @@ export {
   type PinoLoggerOptions,
   silentLogger,
 } from "./logger.js";
+export * from "./transformers.js";
 export { DRAY_VERSION } from "./version.js";

@@ -130,6 +130,47 @@ export async function withRetries<T>(
   }
 }
 
+/** One field's transformation as the execution plan holds it. */
+interface PlannedTransform {
+  field: string;
+  transformer: string;
+  options?: Record<string, unknown>;
+}
+
+/**
+ * The transformations of a read (action "transform"): those of the fields it
+ * reads, with their options as JSON. The source agent applies them before the
+ * rows leave it.
+ */
+export function readTransforms(entity: EntityRunPlan, fields: readonly string[]) {
+  const planned = ((entity as { transforms?: PlannedTransform[] }).transforms ?? []).filter((t) =>
+    fields.includes(t.field),
+  );
+  if (planned.length === 0) return {};
+  return {
+    transforms: planned.map((t) => ({
+      field: t.field,
+      transformer: t.transformer,
+      optionsJson: JSON.stringify(t.options ?? {}),
+    })),
+  };
+}
+
+/** Runs whose transform key id has been logged (once per run). */
+const keyLogged = new WeakSet<RunContext>();
+
+/** Logs, once per run, the id of the source agent's transform key (never the key). */
+function noteTransformKey(ctx: RunContext, keyId: string) {
+  if (!keyId || keyLogged.has(ctx)) return;
+  keyLogged.add(ctx);
+  void ctx.journal.stage({
+    processName: "Transformation",
+    state: "processing",
+    code: "key",
+    description: `Fields transformed on the source agent with its transform key ${keyId}`,
+  });
+}
+
 /**
  * Reads the batch after `after`, with retries. A read that fails for good
  * fails the run (`BatchFailed`): without it the batch's range is unknown, so
@@ -159,6 +200,7 @@ function read(
         maxRows,
         maxBytes: BigInt(ctx.settings.batchBytes),
         nullFields: shape.nullFields,
+        ...readTransforms(entity, shape.fields),
       },
       {
         signal: ctx.signal,
@@ -167,7 +209,10 @@ function read(
       },
     ),
   ).then(
-    (r) => r.value,
+    (r) => {
+      noteTransformKey(ctx, r.value.transformKeyId);
+      return r.value;
+    },
     (error) => {
       const e = DrayError.from(error);
       if (ctx.signal.aborted || e instanceof AgentUnavailable) throw e;

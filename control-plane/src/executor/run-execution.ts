@@ -450,6 +450,20 @@ export async function runExecution(
       description: `Running ${ctx.plan.entities.length} entities in ${ctx.plan.levels.length} levels into ${ctx.plan.targetName}`,
     });
     const fresh = execution.attempts === 1;
+    const transformed = ctx.plan.entities.filter(
+      (e) => ((e as { transforms?: unknown[] }).transforms ?? []).length > 0,
+    );
+    const fieldsTransformed = transformed.reduce(
+      (n, e) => n + ((e as { transforms?: unknown[] }).transforms ?? []).length,
+      0,
+    );
+    if (transformed.length > 0)
+      await ctx.journal.stage({
+        processName: "Transformation",
+        state: "begin",
+        code: "begin",
+        description: `Transforming ${fieldsTransformed} fields of ${transformed.length} entities on the source agent`,
+      });
     if (ctx.settings.writeStrategy === "clean" && fresh) await cleanTargets(ctx);
     // Sequences move behind the copy (nothing else depends on them); the run waits for them at its end.
     const sequenceMoves: Promise<unknown>[] = [];
@@ -463,6 +477,13 @@ export async function runExecution(
     await eachLimited(deferred, ctx.settings.entityConcurrency, (e, halt) => runEntity(ctx, e, 2, halt));
     await Promise.all(sequenceMoves);
     await validatePostponed(ctx);
+    if (transformed.length > 0)
+      await ctx.journal.stage({
+        processName: "Transformation",
+        state: "end",
+        code: "end",
+        description: `Transformed ${fieldsTransformed} fields of ${transformed.length} entities`,
+      });
     await ctx.journal.stage({
       processName: STAGE.runner,
       state: "end",

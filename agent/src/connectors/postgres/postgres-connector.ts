@@ -4,6 +4,7 @@ import type {
   Condition,
   Connector,
   EntityName,
+  FieldTransform,
   FinishEntityRequest,
   FinishEntityResult,
   ReadBatchRequest,
@@ -13,11 +14,15 @@ import type {
   WriteBatchRequest,
   WriteBatchResult,
 } from "../../connector.js";
+import { isSealed, openCursor, sealCursor } from "../../transform/sealed-cursor.js";
+import type { TransformKey } from "../../transform/transform-key.js";
+import { transformCopyText, type ValueTransform } from "../../transform/transform-rows.js";
 import { CatalogCache } from "./catalog-cache.js";
 import { createPool } from "./connection-options.js";
 import { countRows } from "./count-rows.js";
 import { deleteAllRows, deleteRowsByKey } from "./delete-rows.js";
 import { describeSchema } from "./describe-schema.js";
+import { lookupEntity } from "./entity-catalog.js";
 import { isConnectionFailure, toDrayError } from "./error-mapping.js";
 import { finishEntity } from "./finish-entity.js";
 import { displayName, validateEntityName, validateFieldList } from "./identifiers.js";
@@ -30,6 +35,14 @@ import { SnapshotHolder } from "./snapshot-holder.js";
 import type { StagingMode } from "./stage-rows.js";
 import { type PreparedRows, prepareRows, validateWriteRequest, writeStagedBatch } from "./write-batch.js";
 
+/** Builds the value function of a transformer for a column of `columnType`, keyed by `key`. */
+export type TransformCompiler = (
+  transformer: string,
+  options: Record<string, unknown>,
+  key: Uint8Array,
+  columnType: string,
+) => ValueTransform;
+
 /** Options of {@link createPostgresConnector}. */
 export interface PostgresConnectorOptions {
   /** `postgres://user:password@host:port/database?sslmode=…` */
@@ -40,6 +53,10 @@ export interface PostgresConnectorOptions {
   staging?: StagingMode;
   /** How read pages are read: COPY TO STDOUT, or SELECT for servers without it. @default "copy" */
   readMethod?: ReadMethod;
+  /** The agent's transform key (see agent/src/transform/transform-key.ts); reads with transforms need it. */
+  transformKey?: TransformKey;
+  /** Builds a transformer's value function (agent/src/transform); reads with transforms need it. */
+  compileTransform?: TransformCompiler;
   logger?: Logger;
 }
 
@@ -56,6 +73,8 @@ class PostgresConnector implements Connector {
   private ledgerReady: Promise<void> | undefined;
   private closed = false;
   private readonly pools: SessionPools;
+  /** Compiled transformers, by transformer, options and column type. */
+  private readonly compiled = new Map<string, ValueTransform>();
   /** Snapshots held open for consistent reads of tables without a row key. */
   private readonly snapshots: SnapshotHolder;
   /** Catalog look-ups of reads and writes, shared by their batches (finish and describe read the catalog as it is). */
@@ -111,13 +130,74 @@ class PostgresConnector implements Connector {
   }
 
   readBatch(request: ReadBatchRequest, signal: AbortSignal): Promise<ReadBatchResult> {
+    const transforms = request?.transforms ?? [];
     return this.run(
       `read ${describe(request?.entity)}`,
       signal,
       (session) =>
-        readBatch(session, request, this.options.readMethod ?? "copy", this.snapshots, this.catalog),
+        transforms.length === 0
+          ? readBatch(session, request, this.options.readMethod ?? "copy", this.snapshots, this.catalog)
+          : this.readTransformed(session, request, transforms),
       () => validateReadRequest(request),
     );
+  }
+
+  /**
+   * A page read, then transformed before it leaves the agent. Cursors over a
+   * transformed key field travel sealed; the transformers are compiled once
+   * per (transformer, options, column type) and keyed by the agent's key.
+   */
+  private async readTransformed(
+    session: Session,
+    request: ReadBatchRequest,
+    transforms: readonly FieldTransform[],
+  ): Promise<ReadBatchResult> {
+    const { transformKey, compileTransform } = this.options;
+    if (!transformKey || !compileTransform)
+      throw new DrayError(
+        "failed_precondition",
+        "this agent cannot transform: it was started without a transform key (set DRAY_AGENT_TRANSFORM_KEY or give it a state directory)",
+      );
+    const sealed = transforms.some((t) => request.keyFields.includes(t.field));
+    const open = (values: string[] | null | undefined) =>
+      values && isSealed(values) ? openCursor(transformKey.key, values) : values;
+    const plain = { ...request, transforms: [] as FieldTransform[] };
+    const after = open(request.after);
+    const until = open(request.until);
+    if (after !== undefined) plain.after = after;
+    if (until !== undefined) plain.until = until;
+    const info = await lookupEntity(session, request.entity);
+    const page = await readBatch(
+      session,
+      plain,
+      this.options.readMethod ?? "copy",
+      this.snapshots,
+      this.catalog,
+    );
+    const types = new Map(info.fields.map((f) => [f.name, f.type]));
+    const plans = transforms.map((t) => {
+      const index = page.rows.fields.indexOf(t.field);
+      if (index < 0)
+        throw new DrayError(
+          "invalid_argument",
+          `transformed field ${JSON.stringify(t.field)} is not among the fields read`,
+        );
+      const type = types.get(t.field) ?? "text";
+      const cacheKey = JSON.stringify([t.transformer, t.options, type]);
+      let apply = this.compiled.get(cacheKey);
+      if (!apply) {
+        apply = compileTransform(t.transformer, t.options, transformKey.key, type);
+        this.compiled.set(cacheKey, apply);
+      }
+      return { index, field: t.field, transformer: t.transformer, apply };
+    });
+    const data = transformCopyText(page.rows.data, plans);
+    return {
+      ...page,
+      rows: { ...page.rows, data },
+      last: sealed && page.last ? sealCursor(transformKey.key, page.last) : page.last,
+      transformKeyId: transformKey.id,
+    };
   }
 
   writeBatch(request: WriteBatchRequest, signal: AbortSignal): Promise<WriteBatchResult> {
