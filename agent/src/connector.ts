@@ -76,6 +76,8 @@ export interface EntityDescription extends EntityName {
    * `inheritance_parent` (read, counted and cleaned with ONLY); `table` otherwise.
    */
   kind?: EntityKind;
+  /** The fields of each valid, non-partial unique index on plain columns (primary key included). */
+  uniqueKeys?: string[][];
 }
 
 /** What kind of table an entity is. */

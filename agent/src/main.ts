@@ -9,6 +9,8 @@ import { createPostgresConnector } from "./connectors/postgres/index.js";
 import { createCredentialStore } from "./credential-store.js";
 import { installDriverGuard } from "./driver-guard.js";
 import { connectGateway } from "./gateway-client.js";
+import { compileTransformer } from "./transform/index.js";
+import { loadTransformKey, type TransformKey } from "./transform/transform-key.js";
 
 /** How long the process may linger after the agent has stopped. */
 const EXIT_GRACE_MS = 2_000;
@@ -26,11 +28,20 @@ async function main(): Promise<number> {
   });
   logger.info("starting", { version: DRAY_VERSION, controlPlane: config.controlPlane.address });
   installDriverGuard(logger);
+  let transformKey: TransformKey;
+  try {
+    transformKey = await loadTransformKey(config.stateDir, config.transformKey);
+  } catch (error) {
+    process.stderr.write(`dray-agent: ${(error as Error).message}\n`);
+    return 2;
+  }
   const connector = createPostgresConnector({
     url: config.databaseUrl,
     maxConnections: config.dbPoolSize,
     staging: config.bulkLoad,
     readMethod: config.bulkRead,
+    transformKey,
+    compileTransform: compileTransformer,
     logger,
   });
   const gateway = await connectGateway(config);

@@ -140,6 +140,7 @@ async function execute(
               estimateSource: e.estimateSource ?? "statistics",
               rowKey: e.rowKey ?? e.primaryKey,
               kind: e.kind ?? "table",
+              uniqueKeys: (e.uniqueKeys ?? []).map((fields) => ({ fields })),
             })),
           },
         },

@@ -186,7 +186,7 @@ describe("PATCH /api/v1/pipelines/{id}", () => {
       ],
       [{ sourceEnvironmentId: env.bare }, 409, "has no entity snapshot yet"],
       [{ targetEnvironmentId: env.otherQa }, 400, `environment ${env.otherQa} was not found`],
-      [{ action: "transform" }, 400, "not supported yet"],
+      [{ action: "transform" }, 400, "action transform needs at least one transformation"],
       [{ batchSize: 0 }, 400, "batchSize"],
       [{ name: null }, 400, "name"],
       [{ owner: "me" }, 400, "owner: unknown field"],

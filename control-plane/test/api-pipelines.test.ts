@@ -167,13 +167,13 @@ describe("POST /api/v1/pipelines", () => {
     expect(await rowsNamed("malformed")).toEqual([]);
   });
 
-  it("refuses transform and delete as not supported yet", async () => {
-    for (const action of ["transform", "delete"]) {
+  it("refuses delete as not supported yet", async () => {
+    for (const action of ["delete"]) {
       const res = await create(body({ name: "unsupported", action }));
       expect(res.status).toBe(400);
       expect(errorOf(res)).toEqual({
         code: "invalid_argument",
-        message: `action "${action}" is not supported yet: use "copy"`,
+        message: `action "${action}" is not supported yet: use "copy" or "transform"`,
         details: { issues: [{ path: "action", message: "not supported yet" }] },
       });
     }

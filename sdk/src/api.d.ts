@@ -661,7 +661,7 @@ export interface components {
             /** Format: uuid */
             targetEnvironmentId: string;
             /**
-             * @description Only copy is supported yet
+             * @description copy: records as they are; transform: records with the fields of `transformations` transformed by the source agent while it reads (delete is not supported yet)
              * @enum {string}
              */
             action: "copy" | "transform" | "delete";
@@ -686,6 +686,19 @@ export interface components {
              * @enum {string}
              */
             loadOrder: "dependencies" | "parallel";
+            /** @description The transformation rules as set (action transform only) */
+            transformations?: {
+                entity: string;
+                field: string;
+                transformer: string;
+                options: {
+                    [key: string]: unknown;
+                };
+            }[];
+            /** @description What a run transforms: the rules plus transformers carried over to referencing fields, from the source's cached snapshot; null when that cannot be worked out (see the plan's blocking). Action transform only */
+            effectiveTransformations?: (components["schemas"]["EffectiveTransformation"] & {
+                entity: string;
+            })[] | null;
             /**
              * Format: date-time
              * @example 2026-05-01T12:00:00.000Z
@@ -712,6 +725,17 @@ export interface components {
                 createdAt: string;
             } | null;
         };
+        EffectiveTransformation: {
+            field: string;
+            transformer: string;
+            options: {
+                [key: string]: unknown;
+            };
+            /** @enum {string} */
+            kind: "bijective" | "unique" | "lossy";
+            /** @description The referenced key (`schema.table.field`) this field's transformer was carried over from; absent for a rule */
+            propagatedFrom?: string;
+        };
         CreatePipeline: {
             name: string;
             /**
@@ -725,7 +749,7 @@ export interface components {
              */
             targetEnvironmentId: string;
             /**
-             * @description Only copy is supported yet
+             * @description copy: records as they are; transform: records with the fields of `transformations` transformed by the source agent while it reads (delete is not supported yet)
              * @default copy
              * @enum {string}
              */
@@ -783,6 +807,46 @@ export interface components {
              * @enum {string}
              */
             loadOrder: "dependencies" | "parallel";
+            /**
+             * @description Fields the source agent transforms while reading; needs (and, non-empty, is needed by) action "transform". A transformer on a referenced key is carried over to every referencing field among the selected entities so joins still match
+             * @default []
+             * @example [
+             *       {
+             *         "entity": "public.contacts",
+             *         "field": "email",
+             *         "transformer": "email",
+             *         "options": {}
+             *       }
+             *     ]
+             */
+            transformations: components["schemas"]["TransformationRule"][];
+        };
+        TransformationRule: {
+            /**
+             * @description A selected entity (`schema.table`)
+             * @example public.accounts
+             */
+            entity: string | {
+                schema: string;
+                table: string;
+            };
+            /** @description A field of the entity (not generated) */
+            field: string;
+            /**
+             * @description A transformer of the catalogue (@dray/common TRANSFORMERS), fitting the field's type. A lossy one is refused on a primary key, row key or referenced key: use ff1, permute, hash or email there
+             * @example email
+             */
+            transformer: string;
+            /**
+             * @description The transformer's options
+             * @default {}
+             * @example {
+             *       "domain": "example.com"
+             *     }
+             */
+            options: {
+                [key: string]: unknown;
+            };
         };
         PipelinePage: {
             pipelines: components["schemas"]["Pipeline"][];
@@ -802,7 +866,7 @@ export interface components {
              */
             targetEnvironmentId?: string;
             /**
-             * @description Only copy is supported yet
+             * @description copy: records as they are; transform: records with the fields of `transformations` transformed by the source agent while it reads (delete is not supported yet)
              * @enum {string}
              */
             action?: "copy" | "transform" | "delete";
@@ -842,6 +906,18 @@ export interface components {
              * @enum {string}
              */
             loadOrder?: "dependencies" | "parallel";
+            /**
+             * @description Fields the source agent transforms while reading; needs (and, non-empty, is needed by) action "transform". A transformer on a referenced key is carried over to every referencing field among the selected entities so joins still match
+             * @example [
+             *       {
+             *         "entity": "public.contacts",
+             *         "field": "email",
+             *         "transformer": "email",
+             *         "options": {}
+             *       }
+             *     ]
+             */
+            transformations?: components["schemas"]["TransformationRule"][];
         };
         PipelinePlan: {
             /**
@@ -888,6 +964,8 @@ export interface components {
                 kind: "table" | "partitioned" | "inheritance_parent";
                 missingInTarget: boolean;
                 fieldsMissingInTarget: string[];
+                /** @description Fields the source agent transforms while reading this entity (action transform only) */
+                transformations?: components["schemas"]["EffectiveTransformation"][];
             }[];
             estimatedRecords: number;
             monthlyRecordLimit: {

@@ -26,12 +26,17 @@ type PipelineDefaults =
   | "stopOnError"
   | "entityConcurrency"
   | "targetTriggers"
-  | "loadOrder";
+  | "loadOrder"
+  | "transformations";
 /** The body of a new pipeline: fields with defaults may be left out. */
 export type CreatePipeline = Omit<Schemas["CreatePipeline"], PipelineDefaults> &
   Partial<Pick<Schemas["CreatePipeline"], PipelineDefaults>>;
 export type UpdatePipeline = Schemas["UpdatePipeline"];
 export type PipelinePlan = Schemas["PipelinePlan"];
+/** One field transformation of a `transform` pipeline: `{ entity, field, transformer, options }`. */
+export type TransformationRule = Schemas["TransformationRule"];
+/** A transformation a run applies, with its kind and, when carried over from a referenced key, `propagatedFrom`. */
+export type EffectiveTransformation = Schemas["EffectiveTransformation"];
 export type Execution = Schemas["Execution"];
 export type StartedExecution = Schemas["StartedExecution"];
 export type ExecutionHistory = Schemas["ExecutionHistoryPage"];

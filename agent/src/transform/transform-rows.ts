@@ -16,6 +16,13 @@ export interface FieldTransformPlan {
   field: string;
   transformer: string;
   apply: ValueTransform;
+  /**
+   * Instead of `apply`: a value built from the row (`template`), which reads
+   * other fields through `row` — their transformed values where they are
+   * transformed. It runs after the value transformers of the row, and for a
+   * NULL value too.
+   */
+  applyRow?: (row: (field: string) => string | null) => string | null;
 }
 
 const BACKSLASH = 0x5c;
@@ -50,46 +57,71 @@ export function escapeCopyValue(value: string): Buffer {
  *
  * @throws DrayError `invalid_argument`
  */
-export function transformCopyText(data: Uint8Array, plans: readonly FieldTransformPlan[]): Buffer {
+export function transformCopyText(
+  data: Uint8Array,
+  plans: readonly FieldTransformPlan[],
+  fieldNames: readonly string[] = [],
+): Buffer {
   const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   if (plans.length === 0) return bytes;
-  const byIndex = new Map(plans.map((p) => [p.index, p]));
+  const valuePlans = plans.filter((p) => !p.applyRow);
+  const rowPlans = plans.filter((p) => p.applyRow);
   const parts: Buffer[] = [];
   let start = 0;
   let line = 0;
+  const fail = (plan: FieldTransformPlan, error: unknown): never => {
+    // The inner message may quote the value: only its code travels.
+    const code = error instanceof DrayError ? error.code : "invalid_argument";
+    throw new DrayError(
+      "invalid_argument",
+      `transforming field ${JSON.stringify(plan.field)} with ${plan.transformer} failed on line ${line + 1} ` +
+        `of the page (${code}): check that the transformer fits every value of the field`,
+      { retryable: false },
+    );
+  };
   while (start < bytes.length) {
     let end = bytes.indexOf(LF, start);
     if (end === -1) end = bytes.length;
     const fields = splitCopyFields(bytes.subarray(start, end));
-    for (let i = 0; i < fields.length; i++) {
-      if (i > 0) parts.push(TAB_BUFFER);
-      const plan = byIndex.get(i);
-      const raw = fields[i]!;
-      if (!plan) {
-        parts.push(raw as Buffer);
-        continue;
+    const out: Buffer[] = fields.map((raw) => raw as Buffer);
+    const results = new Map<number, string | null>();
+    const decodedAt = (index: number): string | null => {
+      const decoded = decodeCopyField(fields[index]!);
+      return decoded === null
+        ? null
+        : Buffer.from(decoded.buffer, decoded.byteOffset, decoded.byteLength).toString("utf8");
+    };
+    for (const plan of valuePlans) {
+      const value = decodedAt(plan.index);
+      let result: string | null = null;
+      if (value !== null) {
+        try {
+          result = plan.apply(value);
+        } catch (error) {
+          fail(plan, error);
+        }
       }
-      const decoded = decodeCopyField(raw);
-      if (decoded === null) {
-        parts.push(NULL_FIELD);
-        continue;
-      }
-      let result: string | null;
+      results.set(plan.index, result);
+      out[plan.index] = result === null ? NULL_FIELD : escapeCopyValue(result);
+    }
+    for (const plan of rowPlans) {
+      const row = (name: string): string | null => {
+        const index = fieldNames.indexOf(name);
+        if (index < 0) return null;
+        return results.has(index) ? results.get(index)! : decodedAt(index);
+      };
+      let result: string | null = null;
       try {
-        result = plan.apply(
-          Buffer.from(decoded.buffer, decoded.byteOffset, decoded.byteLength).toString("utf8"),
-        );
+        result = plan.applyRow!(row);
       } catch (error) {
-        // The inner message may quote the value: only its code travels.
-        const code = error instanceof DrayError ? error.code : "invalid_argument";
-        throw new DrayError(
-          "invalid_argument",
-          `transforming field ${JSON.stringify(plan.field)} with ${plan.transformer} failed on line ${line + 1} ` +
-            `of the page (${code}): check that the transformer fits every value of the field`,
-          { retryable: false },
-        );
+        fail(plan, error);
       }
-      parts.push(result === null ? NULL_FIELD : escapeCopyValue(result));
+      results.set(plan.index, result);
+      out[plan.index] = result === null ? NULL_FIELD : escapeCopyValue(result);
+    }
+    for (let i = 0; i < out.length; i++) {
+      if (i > 0) parts.push(TAB_BUFFER);
+      parts.push(out[i]!);
     }
     parts.push(LF_BUFFER);
     start = end + 1;

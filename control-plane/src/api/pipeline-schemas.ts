@@ -16,6 +16,7 @@ import {
   MAX_ENTITY_CONCURRENCY,
   MAX_PIPELINE_ENTITIES,
   MAX_PIPELINE_NAME_LENGTH,
+  MAX_PIPELINE_TRANSFORMATIONS,
   MAX_RETRIES_PER_BATCH,
   MIN_BATCH_BYTES,
   MIN_BATCH_SIZE,
@@ -26,7 +27,60 @@ import {
 import { EntityNameInput, Timestamp } from "./schemas.js";
 
 const uuid = z.string().openapi({ format: "uuid" });
-const action = z.enum(PIPELINE_ACTIONS).openapi({ description: "Only copy is supported yet" });
+const action = z.enum(PIPELINE_ACTIONS).openapi({
+  description:
+    "copy: records as they are; transform: records with the fields of `transformations` transformed by the " +
+    "source agent while it reads (delete is not supported yet)",
+});
+
+const TRANSFORMER_KINDS = ["bijective", "unique", "lossy"] as const;
+
+/** One transformation rule, as sent and as shown. */
+const TransformationRule = z
+  .strictObject({
+    entity: EntityNameInput.openapi({ description: "A selected entity (`schema.table`)" }),
+    field: z.string().min(1).max(63).openapi({ description: "A field of the entity (not generated)" }),
+    transformer: z
+      .string()
+      .min(1)
+      .max(100)
+      .openapi({
+        description:
+          "A transformer of the catalogue (@dray/common TRANSFORMERS), fitting the field's type. A lossy one " +
+          "is refused on a primary key, row key or referenced key: use ff1, permute, hash or email there",
+        example: "email",
+      }),
+    options: z
+      .record(z.string(), z.unknown())
+      .default({})
+      .openapi({ description: "The transformer's options", example: { domain: "example.com" } }),
+  })
+  .openapi("TransformationRule");
+
+const transformations = z
+  .array(TransformationRule)
+  .max(MAX_PIPELINE_TRANSFORMATIONS)
+  .openapi({
+    description:
+      'Fields the source agent transforms while reading; needs (and, non-empty, is needed by) action "transform". ' +
+      "A transformer on a referenced key is carried over to every referencing field among the selected " +
+      "entities so joins still match",
+    example: [{ entity: "public.contacts", field: "email", transformer: "email", options: {} }],
+  });
+
+/** A transformation a run applies, with the transformer's kind. */
+const EffectiveTransformation = z
+  .object({
+    field: z.string(),
+    transformer: z.string(),
+    options: z.record(z.string(), z.unknown()),
+    kind: z.enum(TRANSFORMER_KINDS),
+    propagatedFrom: z.string().optional().openapi({
+      description:
+        "The referenced key (`schema.table.field`) this field's transformer was carried over from; absent for a rule",
+    }),
+  })
+  .openapi("EffectiveTransformation");
 const writeStrategy = z.enum(WRITE_STRATEGIES).openapi({
   description:
     "insert (always add), merge (upsert on the row key: the primary key, else a unique key of NOT NULL fields; " +
@@ -103,6 +157,7 @@ const fields = {
     .openapi({ description: "Entities of one dependency level processed at once" }),
   targetTriggers,
   loadOrder,
+  transformations,
 };
 
 /** Body of POST /pipelines. */
@@ -121,6 +176,7 @@ export const CreatePipeline = z
     entityConcurrency: fields.entityConcurrency.default(DEFAULT_ENTITY_CONCURRENCY),
     targetTriggers: fields.targetTriggers.default(DEFAULT_TARGET_TRIGGERS),
     loadOrder: fields.loadOrder.default(DEFAULT_LOAD_ORDER),
+    transformations: fields.transformations.default([]),
   })
   .openapi("CreatePipeline");
 
@@ -140,6 +196,7 @@ export const UpdatePipeline = z
     entityConcurrency: fields.entityConcurrency.optional(),
     targetTriggers: fields.targetTriggers.optional(),
     loadOrder: fields.loadOrder.optional(),
+    transformations: fields.transformations.optional(),
   })
   .openapi("UpdatePipeline");
 
@@ -170,6 +227,26 @@ export const Pipeline = z
     entityConcurrency: z.number().int(),
     targetTriggers,
     loadOrder,
+    transformations: z
+      .array(
+        z.object({
+          entity: z.string(),
+          field: z.string(),
+          transformer: z.string(),
+          options: z.record(z.string(), z.unknown()),
+        }),
+      )
+      .optional()
+      .openapi({ description: "The transformation rules as set (action transform only)" }),
+    effectiveTransformations: z
+      .array(EffectiveTransformation.extend({ entity: z.string() }))
+      .nullable()
+      .optional()
+      .openapi({
+        description:
+          "What a run transforms: the rules plus transformers carried over to referencing fields, from the " +
+          "source's cached snapshot; null when that cannot be worked out (see the plan's blocking). Action transform only",
+      }),
     createdAt: Timestamp,
     updatedAt: Timestamp,
     running: z.boolean().openapi({ description: "An execution is queued or in progress" }),
@@ -273,6 +350,9 @@ export const PipelinePlan = z
         kind: z.enum(ENTITY_KINDS),
         missingInTarget: z.boolean(),
         fieldsMissingInTarget: z.array(z.string()),
+        transformations: z.array(EffectiveTransformation).optional().openapi({
+          description: "Fields the source agent transforms while reading this entity (action transform only)",
+        }),
       }),
     ),
     estimatedRecords: z.number(),

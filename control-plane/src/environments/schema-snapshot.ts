@@ -28,6 +28,8 @@ export interface EntitySnapshot {
    * before it existed: the primary key (see {@link rowKeyOf}).
    */
   rowKey?: string[];
+  /** The fields of each unique index (primary key included); absent in older snapshots. */
+  uniqueKeys?: string[][];
   /** Absent in snapshots stored before it existed: `table` (see {@link entityKindOf}). */
   kind?: EntityKind;
   references: { name: string; fields: string[]; referencedEntity: string; referencedFields: string[] }[];

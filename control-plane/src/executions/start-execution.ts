@@ -49,6 +49,12 @@ export function pipelineSnapshot(pipeline: PipelineRow): PipelineSettings {
     targetTriggers: pipeline.targetTriggers,
     loadOrder: pipeline.loadOrder,
     entityConcurrency: pipeline.entityConcurrency,
+    // A copy's frozen settings stay as they were; a transform freezes its rules.
+    ...(pipeline.action === "transform"
+      ? {
+          transformations: (pipeline.transformations ?? []).map((t) => ({ ...t, options: { ...t.options } })),
+        }
+      : {}),
   };
 }
 

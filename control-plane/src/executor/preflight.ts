@@ -8,6 +8,7 @@ import { DEFAULT_LOAD_ORDER, DEFAULT_TARGET_TRIGGERS } from "../pipelines/pipeli
 import { readRecordUsage } from "../pipelines/pipeline-plan.js";
 import { raiseLimitHint, recordLimitStatus, utcMonth } from "../pipelines/record-limit.js";
 import { buildRunPlan } from "../pipelines/run-plan.js";
+import { toFieldTransforms } from "../pipelines/transformations.js";
 import { environments } from "../store/schema.js";
 import { type EnvironmentObservation, retryWhileAway, waitUntilReady } from "./agent-readiness.js";
 import type { EntityRunPlan, ExecutionPlan, PipelineSettings, RunContext } from "./run-context.js";
@@ -141,7 +142,8 @@ async function onAgent<T>(ctx: PreflightContext, env: RunEnvironment, task: () =
  * (described live), a computable plan, the estimated records within the
  * organisation's remaining monthly records, and confirmation for a clean of a
  * protected target. Returns the plan and the exact row count per entity: each
- * entity's row key, deferred fields and postponed (unchecked) references, and
+ * entity's row key, deferred fields, postponed (unchecked) references and
+ * field transformations (checked again against the live source schema), and
  * every postponed reference to validate after load.
  */
 export async function preflight(
@@ -182,9 +184,13 @@ export async function preflight(
     writeStrategy: settings.writeStrategy,
     targetTriggers,
     loadOrder,
+    action: settings.action,
+    // Settings frozen before transformations existed have none.
+    transformations: settings.transformations ?? [],
     sourceName: source.name,
     targetName: target.name,
   });
+  const transformsOf = new Map(runPlan.entities.map((e) => [e.entity, toFieldTransforms(e.transformations)]));
   if (runPlan.blocking.length > 0) {
     throw new PreflightFailed(
       "plan_failed",
@@ -225,6 +231,7 @@ export async function preflight(
         uncheckedReferences: [...new Set(unchecked.get(name) ?? [])],
         kind: entityKindOf(e),
         dependsOn: [...dependsOn].sort(),
+        transforms: transformsOf.get(name) ?? [],
       };
     }),
   );

@@ -41,6 +41,13 @@ export interface EntityRunPlan {
   dependsOn?: string[];
   /** Absent in older plans: `table`. */
   kind?: EntityKind;
+  /**
+   * Field transformations the source agent applies while reading
+   * (ReadBatchTask.transforms; `options` goes as options_json): the pipeline's
+   * rules on this entity plus those carried over from referenced keys. Empty
+   * for a copy; absent in older plans: none.
+   */
+  transforms?: { field: string; transformer: string; options: Record<string, unknown> }[];
 }
 
 /** A reference written unchecked and validated once every entity it joins is loaded. */
@@ -93,8 +100,12 @@ export interface ExecutionPlan {
  */
 export function entityRunPlanDefaults(
   entity: EntityRunPlan,
-): Required<Pick<EntityRunPlan, "uncheckedReferences" | "kind">> {
-  return { uncheckedReferences: entity.uncheckedReferences ?? [], kind: entity.kind ?? "table" };
+): Required<Pick<EntityRunPlan, "uncheckedReferences" | "kind" | "transforms">> {
+  return {
+    uncheckedReferences: entity.uncheckedReferences ?? [],
+    kind: entity.kind ?? "table",
+    transforms: entity.transforms ?? [],
+  };
 }
 
 /** One stage-log entry (seed 02's vocabulary). */

@@ -30,6 +30,7 @@ export function entitySnapshotOf(entity: Entity): EntitySnapshot {
     })),
     primaryKey: [...entity.primaryKey],
     rowKey: entity.rowKey?.length ? [...entity.rowKey] : [...entity.primaryKey],
+    ...(entity.uniqueKeys?.length ? { uniqueKeys: entity.uniqueKeys.map((k) => [...k.fields]) } : {}),
     ...(isEntityKind(entity.kind) ? { kind: entity.kind } : {}),
     references: entity.references.map((r) => ({
       name: r.name,

@@ -40,11 +40,13 @@ export const MAX_ENTITY_CONCURRENCY = 16;
 /** Longest pipeline name and largest entity selection. */
 export const MAX_PIPELINE_NAME_LENGTH = 100;
 export const MAX_PIPELINE_ENTITIES = 500;
+/** Most transformation rules of one pipeline. */
+export const MAX_PIPELINE_TRANSFORMATIONS = 1000;
 
 /** Actions a pipeline may name, and the ones supported so far. */
 export const PIPELINE_ACTIONS = ["copy", "transform", "delete"] as const;
 export type PipelineAction = (typeof PIPELINE_ACTIONS)[number];
-export const SUPPORTED_ACTIONS: readonly PipelineAction[] = ["copy"];
+export const SUPPORTED_ACTIONS: readonly PipelineAction[] = ["copy", "transform"];
 
 /** Write strategies (DESIGN §2). */
 export const WRITE_STRATEGIES = ["insert", "merge", "clean"] as const;

@@ -79,6 +79,8 @@ export async function getPipelinePlan(
     writeStrategy: pipeline.writeStrategy,
     targetTriggers: pipeline.targetTriggers,
     loadOrder: pipeline.loadOrder,
+    action: pipeline.action,
+    transformations: pipeline.transformations ?? [],
     sourceName: source.name,
     targetName: target.name,
   });

@@ -17,6 +17,11 @@ import {
   type TargetTriggers,
   type WriteStrategy,
 } from "./pipeline-defaults.js";
+import {
+  type EffectiveTransformation,
+  type PipelineTransformation,
+  resolveTransformations,
+} from "./transformations.js";
 
 /** Every setting of a pipeline, as stored. */
 export interface PipelineSettings {
@@ -43,6 +48,12 @@ export interface PipelineSettings {
    * executions before it existed lack it: read them as `dependencies`.
    */
   loadOrder: LoadOrder;
+  /**
+   * Field transformations of an `action: "transform"` pipeline, as the user set
+   * them; empty otherwise. Settings frozen into executions before it existed
+   * lack it: read them as none.
+   */
+  transformations?: PipelineTransformation[];
 }
 
 /** A validation problem at a field path, as in `details.issues` of a 400. */
@@ -78,7 +89,8 @@ export function noSnapshot(environment: Pick<EnvironmentRow, "id" | "name">): Dr
  * Throws `invalid_argument` for an unsupported action, an unknown
  * targetTriggers or loadOrder, duplicate entities,
  * environments unknown in the organisation, source = target, different
- * platforms or entities the source does not have; `failed_precondition` when
+ * platforms, entities the source does not have or transformations that do
+ * not hold (see `resolveTransformations`); `failed_precondition` when
  * the source has no entity snapshot yet (fetch it first with
  * `ensureEntitySnapshot` when its agent is connected).
  */
@@ -86,9 +98,15 @@ export async function validatePipelineSettings(
   db: Pick<Db, "select">,
   organisationId: string,
   settings: PipelineSettings,
-): Promise<{ source: EnvironmentRow; target: EnvironmentRow; sourceSnapshot: SchemaSnapshot }> {
+): Promise<{
+  source: EnvironmentRow;
+  target: EnvironmentRow;
+  sourceSnapshot: SchemaSnapshot;
+  /** The effective transformations per entity (empty unless the action is transform). */
+  transformations: Map<string, EffectiveTransformation[]>;
+}> {
   if (!SUPPORTED_ACTIONS.includes(settings.action)) {
-    throw invalid(`action "${settings.action}" is not supported yet: use "copy"`, [
+    throw invalid(`action "${settings.action}" is not supported yet: use "copy" or "transform"`, [
       { path: "action", message: "not supported yet" },
     ]);
   }
@@ -151,7 +169,13 @@ export async function validatePipelineSettings(
       })),
     );
   }
-  return { source, target, sourceSnapshot };
+  const transformations = resolveTransformations(
+    settings.action,
+    settings.entities,
+    settings.transformations ?? [],
+    sourceSnapshot,
+  );
+  return { source, target, sourceSnapshot, transformations };
 }
 
 /** Throws `invalid_argument` naming each entity selected more than once. */

@@ -1,7 +1,13 @@
 /** The API's JSON view of a pipeline, with whether it runs and its latest execution. */
 import { and, desc, inArray } from "drizzle-orm";
+import { cachedSnapshotOf } from "../environments/entity-snapshots.js";
 import type { Db } from "../store/open-store.js";
-import { executions, type pipelines } from "../store/schema.js";
+import { environments, executions, type pipelines } from "../store/schema.js";
+import {
+  type EffectiveTransformation,
+  effectiveTransformations,
+  type PipelineTransformation,
+} from "./transformations.js";
 
 /** A stored pipeline. */
 export type PipelineRow = typeof pipelines.$inferSelect;
@@ -40,14 +46,27 @@ export interface PipelineView extends PipelineActivity {
   targetTriggers: PipelineRow["targetTriggers"];
   /** How a run orders its entities: `dependencies` (the default) or `parallel`. */
   loadOrder: PipelineRow["loadOrder"];
+  /** The transformation rules as set; only for action `transform` (a copy's view is unchanged). */
+  transformations?: PipelineTransformation[];
+  /**
+   * What a run would transform, per field: the rules plus the transformers
+   * carried over to referencing fields (`propagatedFrom`), from the source's
+   * cached snapshot; null when they cannot be worked out (no snapshot, or the
+   * schema changed under a rule: the plan says why). Only for action `transform`.
+   */
+  effectiveTransformations?: (EffectiveTransformation & { entity: string })[] | null;
   createdAt: string;
   updatedAt: string;
 }
 
 const IDLE: PipelineActivity = { running: false, lastExecution: null };
 
-/** The API view of a stored pipeline. */
-export function toPipelineView(row: PipelineRow, activity: PipelineActivity = IDLE): PipelineView {
+/** The API view of a stored pipeline; `effective` as {@link effectiveOf} works it out (default: none). */
+export function toPipelineView(
+  row: PipelineRow,
+  activity: PipelineActivity = IDLE,
+  effective: PipelineView["effectiveTransformations"] = null,
+): PipelineView {
   return {
     id: row.id,
     organisationId: row.organisationId,
@@ -64,6 +83,12 @@ export function toPipelineView(row: PipelineRow, activity: PipelineActivity = ID
     entityConcurrency: row.entityConcurrency,
     targetTriggers: row.targetTriggers,
     loadOrder: row.loadOrder,
+    ...(row.action === "transform"
+      ? {
+          transformations: (row.transformations ?? []).map((t) => ({ ...t, options: { ...t.options } })),
+          effectiveTransformations: effective ?? null,
+        }
+      : {}),
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
     running: activity.running,
@@ -112,7 +137,42 @@ export async function pipelineActivity(
   return out;
 }
 
-/** The views of `rows`, with their activity. */
+/**
+ * The effective transformations of each pipeline with rules, by pipeline id,
+ * from the source environments' cached snapshots (one query); null for one
+ * whose rules do not hold against its snapshot or without a snapshot.
+ */
+export async function effectiveOf(
+  db: Pick<Db, "select">,
+  rows: readonly PipelineRow[],
+): Promise<Map<string, PipelineView["effectiveTransformations"]>> {
+  const out = new Map<string, PipelineView["effectiveTransformations"]>();
+  const transforming = rows.filter((r) => (r.transformations ?? []).length > 0);
+  if (transforming.length === 0) return out;
+  const sourceIds = [...new Set(transforming.map((r) => r.sourceEnvironmentId))];
+  const sources = await db.select().from(environments).where(inArray(environments.id, sourceIds));
+  const byId = new Map(sources.map((e) => [e.id, e]));
+  for (const row of transforming) {
+    const env = byId.get(row.sourceEnvironmentId);
+    const snapshot = env ? cachedSnapshotOf(env) : undefined;
+    if (!snapshot) {
+      out.set(row.id, null);
+      continue;
+    }
+    try {
+      const map = effectiveTransformations(row, snapshot);
+      out.set(
+        row.id,
+        row.entities.flatMap((entity) => (map.get(entity) ?? []).map((t) => ({ entity, ...t }))),
+      );
+    } catch {
+      out.set(row.id, null);
+    }
+  }
+  return out;
+}
+
+/** The views of `rows`, with their activity and effective transformations. */
 export async function toPipelineViews(
   db: Pick<Db, "select" | "selectDistinctOn">,
   rows: readonly PipelineRow[],
@@ -121,5 +181,6 @@ export async function toPipelineViews(
     db,
     rows.map((r) => r.id),
   );
-  return rows.map((row) => toPipelineView(row, activity.get(row.id)));
+  const effective = await effectiveOf(db, rows);
+  return rows.map((row) => toPipelineView(row, activity.get(row.id), effective.get(row.id) ?? null));
 }

@@ -37,7 +37,8 @@ export type CreatePipelineInput = Pick<
     | "stopOnError"
     | "entityConcurrency"
     | "targetTriggers"
-    | "loadOrder"]?: PipelineSettings[K] | undefined;
+    | "loadOrder"
+    | "transformations"]?: PipelineSettings[K] | undefined;
 };
 
 /** Fields an update may change; the merged result is validated like a new pipeline. */
@@ -65,6 +66,7 @@ function settingsOf(row: PipelineRow): PipelineSettings {
     targetTriggers,
     loadOrder,
   } = row;
+  const transformations = (row.transformations ?? []).map((t) => ({ ...t, options: { ...t.options } }));
   return {
     ...{ name, sourceEnvironmentId, targetEnvironmentId, action, writeStrategy, entities: [...entities] },
     ...{
@@ -75,6 +77,7 @@ function settingsOf(row: PipelineRow): PipelineSettings {
       entityConcurrency,
       targetTriggers,
       loadOrder,
+      transformations,
     },
   };
 }
@@ -133,6 +136,7 @@ export async function createPipeline(
     entityConcurrency: input.entityConcurrency ?? DEFAULT_ENTITY_CONCURRENCY,
     targetTriggers: input.targetTriggers ?? DEFAULT_TARGET_TRIGGERS,
     loadOrder: input.loadOrder ?? DEFAULT_LOAD_ORDER,
+    transformations: (input.transformations ?? []).map((t) => ({ ...t, options: t.options ?? {} })),
   };
   await prefetchSourceSnapshot(db, organisationId, settings.sourceEnvironmentId, agents, now);
   await validatePipelineSettings(db, organisationId, settings);

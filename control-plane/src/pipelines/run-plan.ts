@@ -25,6 +25,11 @@ import {
   type TargetTriggers,
   type WriteStrategy,
 } from "./pipeline-defaults.js";
+import {
+  type EffectiveTransformation,
+  type PipelineTransformation,
+  resolveTransformations,
+} from "./transformations.js";
 
 /** Codes of the problems that block a run. */
 export const BLOCKING_CODES = {
@@ -37,6 +42,8 @@ export const BLOCKING_CODES = {
   unresolvableCycle: "unresolvable_cycle",
   /** loadOrder parallel with targetTriggers fire. */
   parallelNeedsTriggersOff: "parallel_needs_triggers_off",
+  /** A transformation rule that no longer holds against the source's schema. */
+  transformationInvalid: "transformation_invalid",
   monthlyRecordLimit: "monthly_record_limit",
 } as const;
 
@@ -92,6 +99,12 @@ export interface RunPlanEntity {
   missingInTarget: boolean;
   /** Source fields the target entity lacks. */
   fieldsMissingInTarget: string[];
+  /**
+   * The fields the source agent transforms while reading, with the transformer's
+   * kind; `propagatedFrom` names the referenced key (`schema.table.field`) a
+   * transformation was carried over from. Only for action `transform`.
+   */
+  transformations?: EffectiveTransformation[];
 }
 
 /** The plan of a run, without the monthly record limit. */
@@ -127,6 +140,10 @@ export interface RunPlanOptions {
   loadOrder?: LoadOrder | undefined;
   sourceName?: string | undefined;
   targetName?: string | undefined;
+  /** The pipeline's action; default `copy`. */
+  action?: string | undefined;
+  /** The pipeline's transformation rules (action `transform`); default none. */
+  transformations?: readonly PipelineTransformation[] | undefined;
 }
 
 /**
@@ -183,6 +200,25 @@ export function buildRunPlan(
   for (const problem of dependencies?.blocking ?? []) blocking.push(issueOf(problem));
   for (const w of dependencies?.warnings ?? []) warnings.push(issueOf(w));
 
+  let transforms = new Map<string, EffectiveTransformation[]>();
+  if (selected.length === names.length) {
+    try {
+      transforms = resolveTransformations(
+        options.action ?? "copy",
+        names,
+        options.transformations ?? [],
+        source,
+      );
+    } catch (error) {
+      if (!(error instanceof DrayError)) throw error;
+      blocking.push({
+        code: BLOCKING_CODES.transformationInvalid,
+        message: `${error.message} (the source's schema changed since the pipeline was saved: update the pipeline)`,
+        details: error.details,
+      });
+    }
+  }
+
   const levelOf = new Map<string, number>();
   dependencies?.levels.forEach((level, i) => {
     for (const name of level) levelOf.set(name, i);
@@ -220,6 +256,8 @@ export function buildRunPlan(
       kind: from ? entityKindOf(from) : "table",
       missingInTarget: targetByName !== undefined && to === undefined,
       fieldsMissingInTarget: [],
+      // A copy's plan stays as it was: the section is there for a transform only.
+      ...(options.action === "transform" ? { transformations: transforms.get(name) ?? [] } : {}),
     };
     if (info.missingInTarget) {
       blocking.push({

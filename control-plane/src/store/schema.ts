@@ -189,6 +189,14 @@ export const pipelines = pgTable(
     loadOrder: text("load_order", { enum: ["dependencies", "parallel"] })
       .notNull()
       .default("dependencies"),
+    /**
+     * Field transformations of an `action: "transform"` pipeline, as the user set
+     * them (pipelines/transformations.ts); empty for other actions.
+     */
+    transformations: jsonb("transformations")
+      .$type<{ entity: string; field: string; transformer: string; options: Record<string, unknown> }[]>()
+      .notNull()
+      .default([]),
     createdAt: createdAt(),
     updatedAt: ts("updated_at").notNull().defaultNow(),
   },

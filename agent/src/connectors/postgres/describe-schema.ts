@@ -199,6 +199,10 @@ export function buildEntities(rows: readonly DescribeRow[]): EntityDescription[]
       estimatedRows: row.reltuples < 0 ? -1 : Math.round(row.reltuples),
       rowKey: primary ? [...primary.fields] : rowKeyOfRow(row),
       kind: row.kind ?? "table",
+      uniqueKeys: (row.unique_indexes ?? [])
+        .filter((k): k is UniqueIndexRow & { columns: string[] } => Array.isArray(k.columns))
+        .map((k) => [...k.columns])
+        .sort((a, b) => compareText(a.join("\u0000"), b.join("\u0000"))),
     };
   });
   return entities.sort((a, b) => compareText(a.schema, b.schema) || compareText(a.name, b.name));

@@ -17,6 +17,7 @@ import type {
 import { isSealed, openCursor, sealCursor } from "../../transform/sealed-cursor.js";
 import type { TransformKey } from "../../transform/transform-key.js";
 import { transformCopyText, type ValueTransform } from "../../transform/transform-rows.js";
+import { templateFactory } from "../../transform/wrappers.js";
 import { CatalogCache } from "./catalog-cache.js";
 import { createPool } from "./connection-options.js";
 import { countRows } from "./count-rows.js";
@@ -182,6 +183,10 @@ class PostgresConnector implements Connector {
           "invalid_argument",
           `transformed field ${JSON.stringify(t.field)} is not among the fields read`,
         );
+      if (t.transformer === "template") {
+        const fill = templateFactory({ ...t.options }, [...page.rows.fields]);
+        return { index, field: t.field, transformer: t.transformer, apply: () => null, applyRow: fill };
+      }
       const type = types.get(t.field) ?? "text";
       const cacheKey = JSON.stringify([t.transformer, t.options, type]);
       let apply = this.compiled.get(cacheKey);
@@ -191,7 +196,7 @@ class PostgresConnector implements Connector {
       }
       return { index, field: t.field, transformer: t.transformer, apply };
     });
-    const data = transformCopyText(page.rows.data, plans);
+    const data = transformCopyText(page.rows.data, plans, page.rows.fields);
     return {
       ...page,
       rows: { ...page.rows, data },

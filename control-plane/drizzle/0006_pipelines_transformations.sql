@@ -1,0 +1,1 @@
+ALTER TABLE "pipelines" ADD COLUMN "transformations" jsonb DEFAULT '[]'::jsonb NOT NULL;
