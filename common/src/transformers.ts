@@ -40,7 +40,7 @@ export interface TransformerInfo {
   families: readonly TypeFamily[];
   options: readonly TransformerOption[];
   description: string;
-  /** An example: options and one input → output pair (output with some key). */
+  /** An example: options and one input → an output of the shape it gives (the real one depends on the key). */
   example: { options: Record<string, unknown>; input: string; output: string };
 }
 
@@ -158,10 +158,10 @@ export const TRANSFORMERS: readonly TransformerInfo[] = [
       ["first_name", "a first name", "Ada", "Maren"],
       ["last_name", "a last name", "Lovelace", "Okafor"],
       ["full_name", "a first and last name", "Ada Lovelace", "Maren Okafor"],
-      ["phone", "an E.164 phone number", "+44 20 7946 0958", "+442079460131"],
+      ["phone", "an E.164 phone number", "+1 415 555 0132", "+12025550187"],
       ["street_address", "a street address", "12 Baker Street", "48 Mill Lane"],
-      ["city", "a city", "London", "Leeds"],
-      ["postcode", "a postcode", "NW1 6XE", "LS1 4DY"],
+      ["city", "a city", "Boston", "Portland"],
+      ["postcode", "a postcode", "02118", "97205"],
       ["country", "a country", "United Kingdom", "Portugal"],
       ["company", "a company name", "Analytical Engines Ltd", "Okafor & Sons"],
     ] as const
