@@ -2,17 +2,9 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { shiftIsoDate } from "./noise.js";
 import "./noise.js";
+import { perCpuSecond } from "./per-cpu-second.js";
 import { createPrf } from "./prf.js";
 import { compileTransform } from "./registry.js";
-
-/** Values per CPU-second of `fn` (CPU time, so a loaded machine does not skew it). */
-function perCpuSecond(fn: (v: string) => unknown, values: readonly string[], n = 100_000): number {
-  for (let i = 0; i < 2000; i++) fn(values[i % values.length] as string);
-  const start = process.cpuUsage();
-  for (let i = 0; i < n; i++) fn(values[i % values.length] as string);
-  const used = process.cpuUsage(start);
-  return Math.round(n / ((used.user + used.system) / 1e6));
-}
 
 const prfA = createPrf(Buffer.alloc(32, 1));
 const prfB = createPrf(Buffer.alloc(32, 2));

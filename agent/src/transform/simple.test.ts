@@ -1,5 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { perCpuSecond } from "./per-cpu-second.js";
 import { createPrf } from "./prf.js";
 import { compileTransform } from "./registry.js";
 import { base32 } from "./simple.js";
@@ -27,15 +28,6 @@ function keyChangeShare(name: string, options: Record<string, unknown>, values: 
   const a = compile(name, options, prfA);
   const b = compile(name, options, prfB);
   return values.filter((v) => a(v) !== b(v)).length / values.length;
-}
-
-/** Values per CPU-second of `fn` (CPU time, so a loaded machine does not skew it). */
-function perCpuSecond(fn: (v: string) => unknown, values: readonly string[], n = 100_000): number {
-  for (let i = 0; i < 2000; i++) fn(values[i % values.length] as string);
-  const start = process.cpuUsage();
-  for (let i = 0; i < n; i++) fn(values[i % values.length] as string);
-  const used = process.cpuUsage(start);
-  return Math.round(n / ((used.user + used.system) / 1e6));
 }
 
 describe("null and constant", () => {
