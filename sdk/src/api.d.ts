@@ -274,6 +274,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/pipelines/{id}/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Up to 20 transformed rows per transformed entity, computed by the source agent
+         * @description For each selected entity with transformations, the source agent reads up to 20 rows of the transformed fields only (by the row key) and transforms them, exactly as a run would; untransformed values are never read into the answer. Nothing is written. 409 `failed_precondition` when the pipeline's action is not transform, 503 `unavailable` when no agent of the source is connected.
+         */
+        post: operations["previewPipeline"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/pipelines/{id}/executions": {
         parameters: {
             query?: never;
@@ -1006,6 +1026,17 @@ export interface components {
             message: string;
             entity?: string;
             details?: unknown;
+        };
+        PipelinePreview: {
+            entities: {
+                entity: string;
+                /** @description The entity's transformed fields only (untransformed fields are never shown) */
+                fields: string[];
+                /** @description Up to 20 rows of transformed values, in the order of `fields`, as text; null is NULL */
+                rows: (string | null)[][];
+            }[];
+            /** @description Remarks on the previewed values, e.g. `value_too_long`: values longer than the target's varchar(n) */
+            warnings: components["schemas"]["PlanIssue"][];
         };
         StartedExecution: {
             /** Format: uuid */
@@ -2508,6 +2539,73 @@ export interface operations {
             };
             /** @description Conflicts with existing state (`already_exists`) */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    previewPipeline: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The preview */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PipelinePreview"];
+                };
+            };
+            /** @description Missing, invalid or revoked bearer token (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The token's role may not do this (`permission_denied`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such resource in the caller's organisation (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with existing state (`already_exists`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The environment's agent is not connected (`unavailable`) */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -33,6 +33,8 @@ export type CreatePipeline = Omit<Schemas["CreatePipeline"], PipelineDefaults> &
   Partial<Pick<Schemas["CreatePipeline"], PipelineDefaults>>;
 export type UpdatePipeline = Schemas["UpdatePipeline"];
 export type PipelinePlan = Schemas["PipelinePlan"];
+/** Up to 20 transformed rows per transformed entity (transformed fields only), with warnings. */
+export type PipelinePreview = Schemas["PipelinePreview"];
 /** One field transformation of a `transform` pipeline: `{ entity, field, transformer, options }`. */
 export type TransformationRule = Schemas["TransformationRule"];
 /** A transformation a run applies, with its kind and, when carried over from a referenced key, `propagatedFrom`. */
@@ -284,6 +286,12 @@ export function createDrayClient(options: DrayClientOptions) {
       delete: (id: string) => call(http.DELETE("/api/v1/pipelines/{id}", { params: { path: { id } } })),
       /** Dependency levels, cycles, warnings, estimates and the effect on the monthly limit, without running. */
       plan: (id: string) => call(http.GET("/api/v1/pipelines/{id}/plan", { params: { path: { id } } })),
+      /**
+       * Up to 20 rows per entity with transformations, transformed by the source agent (only the
+       * transformed fields), with warnings such as values too long for the target. Writes nothing.
+       */
+      preview: (id: string) =>
+        call(http.POST("/api/v1/pipelines/{id}/preview", { params: { path: { id } } })),
       /** One page of the run history, newest first, with the `next` cursor (null on the last page). */
       history: (id: string, query: HistoryQuery & { page?: number; cursor?: string } = {}) =>
         call(http.GET("/api/v1/pipelines/{id}/executions", { params: { path: { id }, query } })),

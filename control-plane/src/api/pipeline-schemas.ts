@@ -370,3 +370,24 @@ export const PipelinePlan = z
     }),
   })
   .openapi("PipelinePlan");
+
+/** Answer of POST /pipelines/{id}/preview. */
+export const PipelinePreview = z
+  .object({
+    entities: z.array(
+      z.object({
+        entity: z.string(),
+        fields: z.array(z.string()).openapi({
+          description: "The entity's transformed fields only (untransformed fields are never shown)",
+        }),
+        rows: z.array(z.array(z.string().nullable())).openapi({
+          description: "Up to 20 rows of transformed values, in the order of `fields`, as text; null is NULL",
+        }),
+      }),
+    ),
+    warnings: z.array(PlanIssue).openapi({
+      description:
+        "Remarks on the previewed values, e.g. `value_too_long`: values longer than the target's varchar(n)",
+    }),
+  })
+  .openapi("PipelinePreview");

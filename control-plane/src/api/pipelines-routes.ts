@@ -2,6 +2,7 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { requireOrganisationRole } from "../auth/roles.js";
 import { getPipelinePlan } from "../pipelines/pipeline-plan.js";
+import { getPipelinePreview } from "../pipelines/pipeline-preview.js";
 import { toPipelineViews } from "../pipelines/pipeline-view.js";
 import { listPipelinesPage } from "../pipelines/pipelines-list.js";
 import {
@@ -17,6 +18,7 @@ import {
   ListPipelinesQuery,
   Pipeline,
   PipelinePlan,
+  PipelinePreview,
   UpdatePipeline,
 } from "./pipeline-schemas.js";
 import { createRouter } from "./router.js";
@@ -123,7 +125,26 @@ const planRoute = createRoute({
   },
 });
 
-/** CRUD and plan routes of pipelines. */
+const previewRoute = createRoute({
+  method: "post",
+  path: "/pipelines/{id}/preview",
+  operationId: "previewPipeline",
+  summary: "Up to 20 transformed rows per transformed entity, computed by the source agent",
+  description:
+    "For each selected entity with transformations, the source agent reads up to 20 rows of the transformed " +
+    "fields only (by the row key) and transforms them, exactly as a run would; untransformed values are never " +
+    "read into the answer. Nothing is written. 409 `failed_precondition` when the pipeline's action is not " +
+    "transform, 503 `unavailable` when no agent of the source is connected.",
+  tags,
+  security: bearerSecurity,
+  request: { params: IdParams },
+  responses: {
+    200: jsonResponse(PipelinePreview, "The preview"),
+    ...errorResponses(401, 403, 404, 409, 503),
+  },
+});
+
+/** CRUD, plan and preview routes of pipelines. */
 export function pipelinesRoutes(deps: RouteDeps): OpenAPIHono<ApiEnv> {
   const app = createRouter();
   const view = async (row: Parameters<typeof toPipelineViews>[1][number]) =>
@@ -174,6 +195,21 @@ export function pipelinesRoutes(deps: RouteDeps): OpenAPIHono<ApiEnv> {
     const organisationId = requireOrganisationRole(c.get("principal"), "viewer");
     return c.json(
       await getPipelinePlan(deps.db, organisationId, c.req.valid("param").id, deps.now(), deps.agents),
+      200,
+    );
+  });
+
+  app.openapi(previewRoute, async (c) => {
+    const organisationId = requireOrganisationRole(c.get("principal"), "viewer");
+    return c.json(
+      await getPipelinePreview(
+        deps.db,
+        organisationId,
+        c.req.valid("param").id,
+        deps.now(),
+        deps.agents,
+        c.req.raw.signal,
+      ),
       200,
     );
   });

@@ -77,6 +77,13 @@ export function createEnvironmentAgents(sessions: AgentSessions): EnvironmentAge
       };
     },
 
+    readBatch: (environmentId, task, signal) =>
+      sessions.dispatch(environmentId, "readBatch", task, {
+        timeoutMs: 60_000,
+        signal,
+        maxResultBytes: Number(task.maxBytes ?? 0n) + 1024 * 1024,
+      }),
+
     async describeSchema(environmentId, signal): Promise<SchemaSnapshot> {
       const result = await sessions.dispatch(
         environmentId,

@@ -1,4 +1,6 @@
+import type { ReadBatchResult } from "@dray/proto";
 import type { SchemaSnapshot } from "../environments/schema-snapshot.js";
+import type { TaskPayload } from "./agent-sessions.js";
 
 /** Result of a live round trip to an environment's agent and database. */
 export interface ConnectionTest {
@@ -19,4 +21,10 @@ export interface EnvironmentAgents {
   isConnected(environmentId: string): boolean;
   testConnection(environmentId: string, signal?: AbortSignal): Promise<ConnectionTest>;
   describeSchema(environmentId: string, signal?: AbortSignal): Promise<SchemaSnapshot>;
+  /** One page of rows (transformed when the task carries transforms); used by the pipeline preview. */
+  readBatch?(
+    environmentId: string,
+    task: TaskPayload<"readBatch">,
+    signal?: AbortSignal,
+  ): Promise<ReadBatchResult>;
 }

@@ -22,6 +22,7 @@ usage: dray <command> [arguments] [--json]
   pipeline list                        pipelines and their last run
   pipeline create <file.json|yaml>     create a pipeline (source/target may be environment names)
   pipeline show|plan|delete <pipeline> details, the dependency plan, or delete
+  pipeline preview <pipeline>          up to 20 transformed rows per entity (transformed fields only)
   run <pipeline> [--watch] [--confirm] start an execution; --watch shows live progress per entity
   status <pipelineToken>               the stage log of one run
   history <pipeline> [--status s] [--from d] [--to d] [--limit n | --all | --page n]

@@ -56,7 +56,7 @@ async function readDefinition(ctx: CommandContext, file: string): Promise<Create
   return body as unknown as CreatePipeline;
 }
 
-/** `dray pipeline list|create|show|plan|delete`. */
+/** `dray pipeline list|create|show|plan|preview|delete`. */
 export async function pipelineCommand(ctx: CommandContext, [sub, ...rest]: string[]): Promise<number> {
   const { client, out } = ctx;
   const need = (usage: string) => {
@@ -155,6 +155,21 @@ export async function pipelineCommand(ctx: CommandContext, [sub, ...rest]: strin
       );
       return plan.blocking.length > 0 ? 1 : 0;
     }
+    case "preview": {
+      const p = await resolvePipeline(client, need("preview <pipeline>"));
+      const preview = await client.pipelines.preview(p.id);
+      if (out.json) {
+        out.data(preview);
+        return 0;
+      }
+      if (preview.entities.length === 0) out.line("no entity of this pipeline has transformations");
+      for (const e of preview.entities) {
+        out.line(out.color.bold(`${e.entity} (${e.rows.length} rows, transformed fields only)`));
+        out.line(table([e.fields, ...e.rows.map((r) => r.map((v) => (v === null ? "NULL" : v)))]));
+      }
+      for (const w of preview.warnings) out.line(out.color.yellow(`warning: ${w.message}`));
+      return 0;
+    }
     case "delete": {
       const p = await resolvePipeline(client, need("delete <pipeline>"));
       await client.pipelines.delete(p.id);
@@ -166,6 +181,6 @@ export async function pipelineCommand(ctx: CommandContext, [sub, ...rest]: strin
       return 0;
     }
     default:
-      throw new UsageError("usage: dray pipeline list|create|show|plan|delete");
+      throw new UsageError("usage: dray pipeline list|create|show|plan|preview|delete");
   }
 }
