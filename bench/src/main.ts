@@ -27,6 +27,15 @@ import {
   throughputTable,
 } from "./report.js";
 import { profileDirFor, runScale, type ScaleResult } from "./run-scale.js";
+import { runTransformBench } from "./run-transform.js";
+import {
+  checkTable,
+  cpuCostLines,
+  speedTable,
+  targetLines,
+  transformCpuTable,
+  transformThroughputTable,
+} from "./transform-report.js";
 
 const BENCH_DIR = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
 const RESULTS = join(BENCH_DIR, "RESULTS.md");
@@ -210,6 +219,53 @@ async function compare(
   return results.some((r) => r.error || r.pgCheck || r.drayCheck) ? 1 : 0;
 }
 
+/**
+ * `--transform`: the COPY pipe, a Dray copy and a Dray transform copy at --rows,
+ * the transformers' speeds and the check of the transformed target (not recorded).
+ */
+async function transform(
+  o: BenchOptions,
+  machine: Machine,
+  baseUrl: string,
+  runId: string,
+  log: (line: string) => void,
+): Promise<number> {
+  const t0 = performance.now();
+  const r = await runTransformBench({
+    baseUrl,
+    contacts: o.rows,
+    accounts: accountsFor(o.rows),
+    batchSize: o.batchSize,
+    keep: o.keep,
+    timeoutMs: o.timeoutSeconds * 1000,
+    repeat: o.repeat,
+    quietWaitMs: o.quietWaitSeconds * 1000,
+    logPrefix: join(BENCH_DIR, "logs", `${runId}-transform`),
+    profileDir: o.cpuProf ? profileDirFor(BENCH_DIR, runId, "transform") : undefined,
+    log,
+    onInterrupt,
+  });
+  const out: string[] = ["", `data: ${r.sizes}`];
+  if (r.pipeline)
+    out.push(
+      `Dray pipelines: writeStrategy merge into the emptied target, accounts then contacts, batchSize ${r.pipeline.batchSize}, batchBytes ${r.pipeline.batchBytes}, entityConcurrency ${r.pipeline.entityConcurrency}`,
+    );
+  out.push("", renderText(transformThroughputTable(r)), "", ...targetLines(r), "");
+  if (r.speeds.length) out.push(renderText(speedTable(r)), "", ...cpuCostLines(r), "");
+  out.push(renderText(transformCpuTable(r, machine.nproc)), "");
+  const check = checkTable(r);
+  if (check) out.push(renderText(check), "");
+  if (r.profiles.length)
+    for (const t of profileTables([
+      { label: "[transform runs]", profiles: r.profiles } as unknown as ScaleResult,
+    ]))
+      out.push(renderText(t), "");
+  if (r.error) out.push(`FAILED:\n${r.error}\nlogs: ${r.logs.join(", ") || "none"}`, "");
+  out.push(`whole run: ${((performance.now() - t0) / 60000).toFixed(1)} min (not recorded in RESULTS.md)`);
+  process.stdout.write(`${out.join("\n")}\n`);
+  return r.error || r.check?.problem ? 1 : 0;
+}
+
 async function main(): Promise<number> {
   let options: BenchOptions | "help";
   try {
@@ -235,6 +291,7 @@ async function main(): Promise<number> {
   );
 
   if (o.compare === "pg-restore") return compare(o, baseUrl, runId, log);
+  if (o.transform) return transform(o, machine, baseUrl, runId, log);
 
   const scales = [{ label: "1×", factor: 1 }, ...(o.double ? [{ label: "2×", factor: 2 }] : [])];
   const results: ScaleResult[] = [];

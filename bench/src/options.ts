@@ -30,6 +30,11 @@ export interface BenchOptions {
   triggers: boolean;
   /** Comparison: the Dray pipeline's loadOrder (undefined: Dray's default). */
   loadOrder: "dependencies" | "parallel" | undefined;
+  /**
+   * `--transform` (issue 11): at --rows only, the COPY pipe, a Dray copy and a Dray transform copy
+   * (three transformed contacts fields), and each transformer's speed; prints only.
+   */
+  transform: boolean;
   /** The arguments as given, for the report. */
   argv: string[];
 }
@@ -58,6 +63,11 @@ export const USAGE = `Usage: pnpm bench [-- options]
   --without-triggers    with --compare: no last_update trigger
   --load-order O        with --compare: the Dray pipeline's loadOrder, dependencies or parallel
                         (default: Dray's default)
+  --transform       instead: the COPY pipe, a Dray copy (action copy) and a Dray transform copy
+                    (action transform: email → email, phone → regexp_replace \\d{4}$ → XXXX,
+                    last_name → hash) of --rows contacts, checked, with each transformer's
+                    values/s per core (prints only; --repeat, --batch-size, --keep, --timeout,
+                    --quiet-wait, --cpu-prof apply)
   --help            this text
 
 Database: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres).`;
@@ -89,6 +99,7 @@ export function parseOptions(args: string[]): BenchOptions | "help" {
     partitions: true,
     triggers: true,
     loadOrder: undefined,
+    transform: false,
     argv,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -163,6 +174,9 @@ export function parseOptions(args: string[]): BenchOptions | "help" {
         options.loadOrder = v;
         break;
       }
+      case "--transform":
+        options.transform = true;
+        break;
       case "--help":
       case "-h":
         return "help";
@@ -170,6 +184,8 @@ export function parseOptions(args: string[]): BenchOptions | "help" {
         throw new Error(`unknown option ${JSON.stringify(arg)}\n\n${USAGE}`);
     }
   }
+  if (options.transform && options.compare)
+    throw new Error("--transform and --compare are separate benchmarks: give one of them");
   return options;
 }
 

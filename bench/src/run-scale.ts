@@ -89,11 +89,13 @@ export interface ScaleOptions {
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
-async function checkpoint(sql: TestDatabase["sql"]): Promise<void> {
+/** A CHECKPOINT, before each timed copy. */
+export async function checkpoint(sql: TestDatabase["sql"]): Promise<void> {
   await sql.unsafe("checkpoint");
 }
 
-async function sameData(source: TestDatabase, target: TestDatabase): Promise<string | undefined> {
+/** Why the target's tables differ from the source's (row counts, row hashes), or undefined. */
+export async function sameData(source: TestDatabase, target: TestDatabase): Promise<string | undefined> {
   const [a, b] = await Promise.all([fingerprint(source.sql), fingerprint(target.sql)]);
   for (const table of TABLES) {
     if (a[table]!.rows !== b[table]!.rows)
@@ -103,7 +105,8 @@ async function sameData(source: TestDatabase, target: TestDatabase): Promise<str
   return undefined;
 }
 
-async function runExecution(
+/** Starts a run of the pipeline and waits for it; throws unless it completes. */
+export async function runExecution(
   api: ApiClient,
   pipelineId: string,
   timeoutMs: number,

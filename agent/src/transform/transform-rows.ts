@@ -5,7 +5,7 @@
  * byte.
  */
 import { DrayError } from "@dray/common";
-import { decodeCopyField, splitCopyFields } from "../connectors/postgres/copy-text.js";
+import { decodeCopyField } from "../connectors/postgres/copy-text.js";
 
 /** What a transformer does to one non-NULL value (its text form); null writes NULL. */
 export type ValueTransform = (value: string) => string | null;
@@ -66,9 +66,17 @@ export function transformCopyText(
   if (plans.length === 0) return bytes;
   const valuePlans = plans.filter((p) => !p.applyRow);
   const rowPlans = plans.filter((p) => p.applyRow);
-  const parts: Buffer[] = [];
-  let start = 0;
+  const byIndex: (FieldTransformPlan | undefined)[] = [];
+  for (const p of valuePlans) byIndex[p.index] = p;
+  const rowByIndex: (FieldTransformPlan | undefined)[] = [];
+  for (const p of rowPlans) rowByIndex[p.index] = p;
+  const out = new OutputBuffer(bytes.length + (bytes.length >>> 2) + 64);
+  // Field boundaries of the current line: starts[i]..ends[i] (raw, still escaped).
+  const starts: number[] = [];
+  const ends: number[] = [];
+  const results = new Map<number, string | null>();
   let line = 0;
+  let start = 0;
   const fail = (plan: FieldTransformPlan, error: unknown): never => {
     // The inner message may quote the value: only its code travels.
     const code = error instanceof DrayError ? error.code : "invalid_argument";
@@ -79,19 +87,38 @@ export function transformCopyText(
       { retryable: false },
     );
   };
+  /** The decoded value of field `i` of the current line; null for NULL. */
+  const decodedAt = (i: number): string | null => {
+    const from = starts[i]!;
+    const to = ends[i]!;
+    if (to - from === 2 && bytes[from] === BACKSLASH && bytes[from + 1] === 0x4e) return null;
+    const escaped = bytes.indexOf(BACKSLASH, from);
+    if (escaped === -1 || escaped >= to) return bytes.toString("utf8", from, to);
+    const decoded = decodeCopyField(bytes.subarray(from, to));
+    return decoded === null
+      ? null
+      : Buffer.from(decoded.buffer, decoded.byteOffset, decoded.byteLength).toString("utf8");
+  };
   while (start < bytes.length) {
     let end = bytes.indexOf(LF, start);
     if (end === -1) end = bytes.length;
-    const fields = splitCopyFields(bytes.subarray(start, end));
-    const out: Buffer[] = fields.map((raw) => raw as Buffer);
-    const results = new Map<number, string | null>();
-    const decodedAt = (index: number): string | null => {
-      const decoded = decodeCopyField(fields[index]!);
-      return decoded === null
-        ? null
-        : Buffer.from(decoded.buffer, decoded.byteOffset, decoded.byteLength).toString("utf8");
-    };
+    starts.length = 0;
+    ends.length = 0;
+    let fieldStart = start;
+    for (let i = start; i < end; i++) {
+      const byte = bytes[i];
+      if (byte === BACKSLASH) i++;
+      else if (byte === TAB) {
+        starts.push(fieldStart);
+        ends.push(i);
+        fieldStart = i + 1;
+      }
+    }
+    starts.push(fieldStart);
+    ends.push(end);
+    results.clear();
     for (const plan of valuePlans) {
+      if (plan.index >= starts.length) continue;
       const value = decodedAt(plan.index);
       let result: string | null = null;
       if (value !== null) {
@@ -102,12 +129,12 @@ export function transformCopyText(
         }
       }
       results.set(plan.index, result);
-      out[plan.index] = result === null ? NULL_FIELD : escapeCopyValue(result);
     }
     for (const plan of rowPlans) {
+      if (plan.index >= starts.length) continue;
       const row = (name: string): string | null => {
         const index = fieldNames.indexOf(name);
-        if (index < 0) return null;
+        if (index < 0 || index >= starts.length) return null;
         return results.has(index) ? results.get(index)! : decodedAt(index);
       };
       let result: string | null = null;
@@ -117,18 +144,75 @@ export function transformCopyText(
         fail(plan, error);
       }
       results.set(plan.index, result);
-      out[plan.index] = result === null ? NULL_FIELD : escapeCopyValue(result);
     }
-    for (let i = 0; i < out.length; i++) {
-      if (i > 0) parts.push(TAB_BUFFER);
-      parts.push(out[i]!);
+    // Untransformed runs of fields are copied as they are, in one piece each.
+    let copyFrom = start;
+    for (let i = 0; i < starts.length; i++) {
+      if (byIndex[i] === undefined && rowByIndex[i] === undefined) continue;
+      out.copy(bytes, copyFrom, starts[i]!);
+      const result = results.get(i);
+      if (result === null || result === undefined) out.copy(NULL_FIELD, 0, 2);
+      else out.writeEscaped(result);
+      copyFrom = ends[i]!;
     }
-    parts.push(LF_BUFFER);
+    out.copy(bytes, copyFrom, end);
+    out.byte(LF);
     start = end + 1;
     line++;
   }
-  return Buffer.concat(parts);
+  return out.toBuffer();
 }
 
-const TAB_BUFFER = Buffer.from([TAB]);
-const LF_BUFFER = Buffer.from([LF]);
+/** A growing output buffer for {@link transformCopyText}. */
+class OutputBuffer {
+  private buffer: Buffer;
+  private length = 0;
+
+  constructor(capacity: number) {
+    this.buffer = Buffer.allocUnsafe(Math.max(64, capacity));
+  }
+
+  private ensure(extra: number): void {
+    if (this.length + extra <= this.buffer.length) return;
+    let capacity = this.buffer.length * 2;
+    while (capacity < this.length + extra) capacity *= 2;
+    const next = Buffer.allocUnsafe(capacity);
+    this.buffer.copy(next, 0, 0, this.length);
+    this.buffer = next;
+  }
+
+  copy(source: Buffer, from: number, to: number): void {
+    if (to <= from) return;
+    this.ensure(to - from);
+    source.copy(this.buffer, this.length, from, to);
+    this.length += to - from;
+  }
+
+  byte(value: number): void {
+    this.ensure(1);
+    this.buffer[this.length++] = value;
+  }
+
+  /** Writes `value` as a COPY text field: backslash, tab, newline and carriage return escaped. */
+  writeEscaped(value: string): void {
+    let plain = true;
+    for (let i = 0; i < value.length; i++) {
+      const c = value.charCodeAt(i);
+      if (c === BACKSLASH || c === TAB || c === LF || c === CR) {
+        plain = false;
+        break;
+      }
+    }
+    if (plain) {
+      this.ensure(value.length * 3);
+      this.length += this.buffer.write(value, this.length, "utf8");
+      return;
+    }
+    const escaped = escapeCopyValue(value);
+    this.copy(escaped, 0, escaped.length);
+  }
+
+  toBuffer(): Buffer {
+    return this.buffer.subarray(0, this.length);
+  }
+}
