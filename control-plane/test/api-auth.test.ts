@@ -65,6 +65,7 @@ describe("health and OpenAPI (no token)", () => {
       "/api/v1/pipelines/{id}",
       "/api/v1/pipelines/{id}/executions",
       "/api/v1/pipelines/{id}/plan",
+      "/api/v1/pipelines/{id}/preview",
       "/api/v1/tokens",
       "/api/v1/tokens/{id}",
       "/api/v1/usage",

@@ -98,6 +98,7 @@ export async function finishExecution(
     reasonCode?: string | null;
     reason?: string | null;
   },
+  alsoInTransaction?: (tx: Db) => Promise<void>,
 ): Promise<boolean> {
   return db.transaction(async (tx) => {
     const rows = await tx
@@ -132,6 +133,8 @@ export async function finishExecution(
           ),
         );
     }
+    // E.g. the final progress and status events: stored with the end they announce, or not at all.
+    await alsoInTransaction?.(tx as unknown as Db);
     return true;
   });
 }

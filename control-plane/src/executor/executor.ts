@@ -1,6 +1,12 @@
 import type { Logger } from "@dray/common";
 import { and, eq, sql } from "drizzle-orm";
 import type { EventBus } from "../events/event-bus.js";
+import {
+  type ExecutionEventItem,
+  publishExecutionEvents,
+  type StoredExecutionEvent,
+  storeExecutionEvents,
+} from "../executions/execution-events.js";
 import { sumCounters, throughputOf } from "../executions/execution-math.js";
 import { appendStageLog } from "../executions/stage-log.js";
 import type { AgentSessions } from "../gateway/agent-sessions.js";
@@ -148,28 +154,54 @@ export function createExecutor(options: ExecutorOptions): Executor {
       log.info("execution handed over", { why: reason?.message });
       return;
     }
-    const finished = await finishExecution(db, execution.id, replicaId, {
-      status: outcome.status,
-      reasonCode:
-        outcome.status === "failed"
-          ? outcome.reasonCode
-          : outcome.status === "cancelled"
-            ? "cancelled_by_user"
-            : null,
-      reason: outcome.status === "completed" ? null : outcome.reason,
-    });
+    // The final progress and status events are stored in the transaction that ends the run (the
+    // store is the outbox), so a process killed right after cannot lose them.
+    const sum = sumCounters([...counters.values()]);
+    const rate = throughputOf(sum.processed, Date.now() - started);
+    const finalEvents: ExecutionEventItem[] = [
+      {
+        channel: "progress",
+        body: {
+          type: "execution.progress",
+          ...sum,
+          throughput: rate,
+          etaSeconds: etaSeconds(sum.processed, sum.total, rate),
+          final: true,
+        },
+      },
+      {
+        channel: "status",
+        body: {
+          type: "execution.status",
+          status: outcome.status,
+          ...(outcome.status === "completed" ? {} : { reason: outcome.reason }),
+        },
+      },
+    ];
+    let stored: StoredExecutionEvent[] = [];
+    const finished = await finishExecution(
+      db,
+      execution.id,
+      replicaId,
+      {
+        status: outcome.status,
+        reasonCode:
+          outcome.status === "failed"
+            ? outcome.reasonCode
+            : outcome.status === "cancelled"
+              ? "cancelled_by_user"
+              : null,
+        reason: outcome.status === "completed" ? null : outcome.reason,
+      },
+      async (tx) => {
+        stored = await storeExecutionEvents(tx, target, finalEvents);
+      },
+    );
     if (!finished) return;
+    await publishExecutionEvents({ db, bus, logger: log }, target, stored);
     await releaseTargetLocks({ db, executionId: execution.id, settings }).catch((error) =>
       log.warn("could not release the target locks", { error: String(error) }),
     );
-    const sum = sumCounters([...counters.values()]);
-    const rate = throughputOf(sum.processed, Date.now() - started);
-    await journal.progress({
-      ...sum,
-      throughput: rate,
-      etaSeconds: etaSeconds(sum.processed, sum.total, rate),
-      final: true,
-    });
     if (outcome.status === "cancelled") {
       await appendStageLog(db, {
         executionId: execution.id,
@@ -179,8 +211,6 @@ export function createExecutor(options: ExecutorOptions): Executor {
         description: outcome.reason,
       }).catch(() => {});
     }
-    await journal.status(outcome.status, outcome.status === "completed" ? {} : { reason: outcome.reason });
-    await journal.flush();
     log.info("execution finished", { status: outcome.status });
   }
 
