@@ -4,6 +4,7 @@
  * three transformed contacts fields), each into the emptied target with the
  * same write strategy (merge), plus each transformer's speed in-process.
  */
+
 import { mkdir } from "node:fs/promises";
 import { createTestDatabase, type TestDatabase } from "../../test/support/databases.js";
 import { runBaseline } from "./baseline.js";
@@ -19,6 +20,7 @@ import {
   type TransformerSpeed,
   transformerSpeeds,
 } from "./transform-check.js";
+import { catalogueSpeeds } from "./transformer-catalogue-speeds.js";
 
 export type TransformRunName = "baseline" | "copy" | "transform";
 
@@ -159,6 +161,12 @@ export async function runTransformBench(o: TransformBenchOptions): Promise<Trans
     for (const s of result.speeds)
       o.log(
         `[transform] ${s.transformer} on contacts.${s.field}: ${s.perCpuSecond.toLocaleString("en")} values per CPU-second`,
+      );
+    // And every transformer of the catalogue, on generated values of its kind.
+    for (const s of catalogueSpeeds())
+      o.log(
+        `[transform] catalogue: ${s.transformer} ${JSON.stringify(s.options)} on ${s.columnType}: ` +
+          `${s.perCpuSecond.toLocaleString("en")} values per CPU-second`,
       );
 
     // The COPY pipe.

@@ -5,8 +5,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { compileTransformer } from "../../agent/src/transform/index.js";
-import { perCpuSecond } from "../../agent/src/transform/per-cpu-second.js";
 import type { TestDatabase } from "../../test/support/databases.js";
+import { perCpuSecond } from "./per-cpu-second.js";
 
 /** One field transformation, as the pipeline API takes it. */
 export interface BenchTransformation {

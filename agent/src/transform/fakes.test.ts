@@ -309,17 +309,3 @@ describe("anonymize", () => {
     }
   });
 });
-
-describe("throughput", () => {
-  it("reports values per second (no timing assertion)", () => {
-    const rows: string[] = [];
-    for (const name of [...FAKES, "anonymize"]) {
-      const fn = compile(name);
-      const n = 20_000;
-      const started = performance.now();
-      for (let i = 0; i < n; i++) fn(`customer-${i}@example.org`);
-      rows.push(`${name}: ${Math.round((n / (performance.now() - started)) * 1000)} values/s`);
-    }
-    console.log(rows.join("\n"));
-  }, 120_000);
-});

@@ -34,9 +34,12 @@ function keyOf(prf: Prf): Uint8Array {
   return key;
 }
 
-registerTransformer("ff1", (options, context) =>
-  ff1Factory({ ...options }, keyOf(context.prf), context.columnType),
-);
+registerTransformer("ff1", {
+  factory: (options, context) => ff1Factory({ ...options }, keyOf(context.prf), context.columnType),
+  validate: (options) => {
+    validateFf1Options({ ...options });
+  },
+});
 registerTransformer("permute", (options, context) =>
   permuteFactory({ ...options }, keyOf(context.prf), context.columnType),
 );

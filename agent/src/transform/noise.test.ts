@@ -2,7 +2,6 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { shiftIsoDate } from "./noise.js";
 import "./noise.js";
-import { perCpuSecond } from "./per-cpu-second.js";
 import { createPrf } from "./prf.js";
 import { compileTransform } from "./registry.js";
 
@@ -151,17 +150,5 @@ describe("noise_number", () => {
     expect(() => compile(101)).toThrow(/at most 100/);
     expect(() => compile(10)("12,5")).toThrow(/not a decimal number/);
     expect(() => compileTransform("noise_number", { percent: 10 }, prfA, "text")).toThrow(/does not fit/);
-  });
-
-  it("measures its throughput (printed, not asserted)", { timeout: 60_000 }, () => {
-    const values = Array.from({ length: 1000 }, (_, i) => `${i * 37}.25`);
-    const dates = Array.from({ length: 1000 }, (_, i) => isoDate(i * DAY_MS * 17));
-    for (const [name, fn, vs] of [
-      ["noise_number", compile(10, "numeric(12,2)"), values],
-      ["noise_date", compileTransform("noise_date", { days: 30 }, prfA, "date"), dates],
-    ] as const) {
-      console.info(`${name}: ${perCpuSecond(fn, vs)} values/s per CPU-second`);
-    }
-    expect(true).toBe(true);
   });
 });

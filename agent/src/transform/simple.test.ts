@@ -1,6 +1,5 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { perCpuSecond } from "./per-cpu-second.js";
 import { createPrf } from "./prf.js";
 import { compileTransform } from "./registry.js";
 import { base32 } from "./simple.js";
@@ -177,23 +176,5 @@ describe("choice", () => {
     const values = distinctValues();
     const options = { values: Array.from({ length: 100_000 }, (_, i) => `v${i}`) };
     expect(keyChangeShare("choice", options, values)).toBeGreaterThanOrEqual(0.999);
-  });
-});
-
-describe("throughput (printed, not asserted)", () => {
-  it("measures hash, mask and char_scramble", { timeout: 60_000 }, () => {
-    const values = Array.from({ length: 1000 }, (_, i) => `person.${i}.lovelace@example.com`);
-    for (const [name, options] of [
-      ["hash", { length: 16 }],
-      ["hash", { encoding: "base32" }],
-      ["mask", { keepLast: 4 }],
-      ["char_scramble", {}],
-      ["choice", { values: ["a", "b", "c"] }],
-    ] as const) {
-      console.info(
-        `${name} ${JSON.stringify(options)}: ${perCpuSecond(compile(name, options), values)} values/s per CPU-second`,
-      );
-    }
-    expect(true).toBe(true);
   });
 });
