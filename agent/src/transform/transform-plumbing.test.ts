@@ -96,3 +96,15 @@ describe("the transform key", () => {
     expect(() => parseTransformKey("too-short")).toThrow(/32 bytes/);
   });
 });
+
+describe("the agent's transformers", () => {
+  it("implement every transformer of the catalogue (template is filled per row by the connector)", async () => {
+    const { TRANSFORMERS } = await import("@dray/common");
+    await import("./index.js");
+    const { TRANSFORMER_REGISTRY } = await import("./registry.js");
+    const missing = TRANSFORMERS.map((t) => t.name).filter(
+      (name) => name !== "template" && !TRANSFORMER_REGISTRY.has(name),
+    );
+    expect(missing).toEqual([]);
+  });
+});
