@@ -23,7 +23,6 @@ import { createPool } from "./connection-options.js";
 import { countRows } from "./count-rows.js";
 import { deleteAllRows, deleteRowsByKey } from "./delete-rows.js";
 import { describeSchema } from "./describe-schema.js";
-import { lookupEntity } from "./entity-catalog.js";
 import { isConnectionFailure, toDrayError } from "./error-mapping.js";
 import { finishEntity } from "./finish-entity.js";
 import { displayName, validateEntityName, validateFieldList } from "./identifiers.js";
@@ -167,7 +166,7 @@ class PostgresConnector implements Connector {
     const until = open(request.until);
     if (after !== undefined) plain.after = after;
     if (until !== undefined) plain.until = until;
-    const info = await lookupEntity(session, request.entity);
+    const info = await this.catalog.entity(session, request.entity);
     const page = await readBatch(
       session,
       plain,
