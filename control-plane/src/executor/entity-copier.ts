@@ -130,22 +130,13 @@ export async function withRetries<T>(
   }
 }
 
-/** One field's transformation as the execution plan holds it. */
-interface PlannedTransform {
-  field: string;
-  transformer: string;
-  options?: Record<string, unknown>;
-}
-
 /**
  * The transformations of a read (action "transform"): those of the fields it
  * reads, with their options as JSON. The source agent applies them before the
  * rows leave it.
  */
 export function readTransforms(entity: EntityRunPlan, fields: readonly string[]) {
-  const planned = ((entity as { transforms?: PlannedTransform[] }).transforms ?? []).filter((t) =>
-    fields.includes(t.field),
-  );
+  const planned = (entity.transforms ?? []).filter((t) => fields.includes(t.field));
   if (planned.length === 0) return {};
   return {
     transforms: planned.map((t) => ({

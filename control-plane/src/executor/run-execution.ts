@@ -213,17 +213,6 @@ async function setEntityStatus(ctx: RunContext, entity: string, status: "in_prog
     .where(and(eq(executionEntities.executionId, ctx.executionId), eq(executionEntities.entity, entity)));
 }
 
-/** At the end of a run that failed or was cancelled, no entity stays `in_progress`. */
-async function closeEntities(ctx: RunContext, status: "failed" | "cancelled") {
-  await ctx.db
-    .update(executionEntities)
-    .set({ status, finishedAt: sql`now()` })
-    .where(
-      and(eq(executionEntities.executionId, ctx.executionId), eq(executionEntities.status, "in_progress")),
-    )
-    .catch((e: unknown) => ctx.logger.warn("could not close unfinished entities", { error: String(e) }));
-}
-
 /** Moves an entity to the back-fill pass once; its checkpoint restarts from the beginning. */
 async function enterPass2(ctx: RunContext, entity: string) {
   await ctx.db
@@ -450,13 +439,8 @@ export async function runExecution(
       description: `Running ${ctx.plan.entities.length} entities in ${ctx.plan.levels.length} levels into ${ctx.plan.targetName}`,
     });
     const fresh = execution.attempts === 1;
-    const transformed = ctx.plan.entities.filter(
-      (e) => ((e as { transforms?: unknown[] }).transforms ?? []).length > 0,
-    );
-    const fieldsTransformed = transformed.reduce(
-      (n, e) => n + ((e as { transforms?: unknown[] }).transforms ?? []).length,
-      0,
-    );
+    const transformed = ctx.plan.entities.filter((e) => (e.transforms ?? []).length > 0);
+    const fieldsTransformed = transformed.reduce((n, e) => n + (e.transforms ?? []).length, 0);
     if (transformed.length > 0)
       await ctx.journal.stage({
         processName: "Transformation",
@@ -501,11 +485,9 @@ export async function runExecution(
       );
     if (ctx.signal.aborted && reason?.kind === "cancel") {
       await release("not finished: the run was cancelled");
-      await closeEntities(ctx, "cancelled");
       return { status: "cancelled", reason: reason.message ?? "cancelled" };
     }
     await release("not finished: the run failed");
-    await closeEntities(ctx, "failed");
     const e = DrayError.from(error);
     const reasonCode =
       error instanceof PreflightFailed
