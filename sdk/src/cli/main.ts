@@ -21,7 +21,8 @@ usage: dray <command> [arguments] [--json]
   env entities <env> [--refresh]       tables, fields, primary keys and references
   pipeline list                        pipelines and their last run
   pipeline create <file.json|yaml>     create a pipeline (source/target may be environment names)
-  pipeline show|plan|delete <pipeline> details, the dependency plan, or delete
+  pipeline show|plan|delete <pipeline> details (with transformations and quality rules), the plan, or delete
+  pipeline export <pipeline>           the definition as YAML that \`pipeline create\` takes back as is
   pipeline preview <pipeline>          up to 20 transformed rows per entity (transformed fields only)
   run <pipeline> [--watch] [--confirm] start an execution; --watch shows live progress per entity
   status <pipelineToken>               the stage log of one run

@@ -1,10 +1,19 @@
 import { readFile } from "node:fs/promises";
-import { parse as parseYaml } from "yaml";
+import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import type { CreatePipeline } from "../../client.js";
+import { DrayApiError } from "../../errors.js";
 import { collect } from "../../pages.js";
 import type { CommandContext } from "../command-context.js";
 import { UsageError } from "../exit-codes.js";
 import { count, table } from "../output.js";
+import {
+  type EnvironmentNames,
+  pipelineDefinition,
+  type QualityRuleView,
+  qualityRuleLine,
+  rulesSection,
+  transformationLine,
+} from "../pipeline-format.js";
 import { resolveEnvironment, resolvePipeline } from "../resolve.js";
 
 /** How `dray pipeline plan` names where a row estimate comes from. */
@@ -56,7 +65,29 @@ async function readDefinition(ctx: CommandContext, file: string): Promise<Create
   return body as unknown as CreatePipeline;
 }
 
-/** `dray pipeline list|create|show|plan|preview|delete`. */
+const UUID_LIKE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The names of the environments of `p`; one the token may not read (403, 404) stays unnamed. */
+async function environmentNames(
+  ctx: CommandContext,
+  p: { sourceEnvironmentId: string; targetEnvironmentId: string },
+): Promise<EnvironmentNames> {
+  // A name that looks like an id would be read back as one: such an environment stays by id.
+  const nameOf = (id: string) =>
+    ctx.client.environments.get(id).then(
+      (e) => (UUID_LIKE.test(e.name) ? undefined : e.name),
+      (error: unknown) => {
+        if (error instanceof DrayApiError && (error.status === 403 || error.status === 404)) return undefined;
+        throw error;
+      },
+    );
+  const [source, target] = await Promise.all([nameOf(p.sourceEnvironmentId), nameOf(p.targetEnvironmentId)]);
+  return { source, target };
+}
+
+const USAGE = "usage: dray pipeline list|create|show|export|plan|preview|delete";
+
+/** `dray pipeline list|create|show|export|plan|preview|delete`. */
 export async function pipelineCommand(ctx: CommandContext, [sub, ...rest]: string[]): Promise<number> {
   const { client, out } = ctx;
   const need = (usage: string) => {
@@ -117,6 +148,14 @@ export async function pipelineCommand(ctx: CommandContext, [sub, ...rest]: strin
       out.line(
         `  last run: ${p.lastExecution ? `${p.lastExecution.status} (${p.lastExecution.pipelineToken})` : "never"}`,
       );
+      for (const line of rulesSection(p)) out.line(line);
+      return 0;
+    }
+    case "export": {
+      const p = await resolvePipeline(client, need("export <pipeline>"));
+      const definition = pipelineDefinition(p, await environmentNames(ctx, p));
+      if (out.json) out.data(definition);
+      else out.stdout.write(stringifyYaml(definition, { lineWidth: 0 }));
       return 0;
     }
     case "plan": {
@@ -147,6 +186,23 @@ export async function pipelineCommand(ctx: CommandContext, [sub, ...rest]: strin
         out.line(
           `  ${e.entity}: ${count(e.estimatedRows)} rows (${ESTIMATE_LABELS[e.estimateSource]}), ${key}${kind}`,
         );
+      }
+      const transformed = plan.entities.flatMap((e) =>
+        (e.transformations ?? []).map((t) => ({ ...t, entity: e.entity })),
+      );
+      if (transformed.length > 0) {
+        out.line("transformed while read:");
+        for (const t of transformed) out.line(`  ${transformationLine(t)}`);
+      }
+      const checked = plan.entities.flatMap((e) =>
+        ((e as { qualityRules?: Omit<QualityRuleView, "entity">[] }).qualityRules ?? []).map((r) => ({
+          ...r,
+          entity: e.entity,
+        })),
+      );
+      if (checked.length > 0) {
+        out.line("checked while read (failing rows are skipped):");
+        for (const r of checked) out.line(`  ${qualityRuleLine(r)}`);
       }
       const limit = plan.monthlyRecordLimit;
       out.line(
@@ -181,6 +237,6 @@ export async function pipelineCommand(ctx: CommandContext, [sub, ...rest]: strin
       return 0;
     }
     default:
-      throw new UsageError("usage: dray pipeline list|create|show|plan|preview|delete");
+      throw new UsageError(USAGE);
   }
 }
