@@ -297,6 +297,19 @@ describe("anonymize", () => {
     expect(changedShare("anonymize", ints, "integer")).toBeGreaterThanOrEqual(0.999);
   }, 60_000);
 
+  it("gives every value the output a fresh PRF gives it, after round tables fill too, and long values change with the key", () => {
+    const codes = Array.from({ length: 300 }, (_, i) => `AB-${i}`);
+    const long = Array.from({ length: 100 }, (_, i) => `Grace Hopper, ${i} Navy Yard, Arlington VA`);
+    const values = [...codes, ...long];
+    // One fresh PRF per value: nothing memoised, each round computed.
+    const cold = values.map((v) => compile("anonymize", {}, createPrf(new Uint8Array(KEY_A)))(v));
+    const warm = compile("anonymize", {}, createPrf(new Uint8Array(KEY_A)));
+    for (let pass = 0; pass < 20; pass++) expect(values.map((v) => warm(v))).toEqual(cold);
+    const other = compile("anonymize", {}, prfB);
+    expect(long.filter((v, i) => other(v) === cold[300 + i])).toEqual([]);
+    expect(new Set(cold.slice(300)).size).toBe(100);
+  });
+
   it("permuteIndex is a bijection of [0, n) for awkward sizes", () => {
     for (const n of [2n, 3n, 10n, 97n, 1000n, 4099n]) {
       const outs = new Set<bigint>();

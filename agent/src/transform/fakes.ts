@@ -8,6 +8,7 @@
 
 import { DrayError, typeFamily } from "@dray/common";
 import { de, en, fr, type LocaleDefinition } from "@faker-js/faker";
+import { Aes256 } from "./ff1.js";
 import type { Prf } from "./prf.js";
 
 /** A compiled transformer: text form of a non-NULL value in, text (or NULL) out. */
@@ -314,12 +315,19 @@ const VARIANT = "89ab";
 const ROUNDS = 8;
 /** Domains up to 2^60 values are permuted (bijective); larger ones are re-drawn from PRF bits (≥ 60 bits). */
 const PERMUTE_LIMIT = 2n ** 60n;
+/** The PRF's transformer name for anonymize's derived keys and shape tags (no catalogue name has a "/"). */
+const ROUNDS_LABEL = "anonymize/rounds";
 
-/** A value as fixed characters plus slots, each drawn from an alphabet. */
+/**
+ * A value as kept characters plus slots, each drawn from an alphabet. Slots
+ * are UTF-16 positions in `value`; every other character is kept as it is.
+ */
 interface Shape {
-  chars: string[];
+  value: string;
   slots: number[];
   alphabets: string[];
+  /** Each slot's character as its index in the slot's alphabet. */
+  digits: number[];
   /** Names the shape: the value with every slot replaced by its alphabet's first character. */
   tweak: string;
 }
@@ -336,82 +344,130 @@ function sqrtCeil(n: bigint): bigint {
 const TABLE_MAX_HALF = 65536;
 /** Round tables are built for a shape once it has been seen this often. */
 const TABLE_AFTER_USES = 16;
-/** The total table entries kept per PRF before the cache is dropped (64 MB). */
+/** The total table entries kept per PRF before the tables are dropped (64 MB). */
 const TABLE_BUDGET = 16 * 1024 * 1024;
+/** Shapes remembered per PRF before the memory is dropped. */
+const SHAPES_MAX = 100_000;
+
+/** One domain's (tweak's) round-function state. */
+interface ShapeRounds {
+  /** The tweak's 128-bit tag: the first 16 bytes of PRF(key, "anonymize/rounds", tweak). */
+  tag0: number;
+  tag1: number;
+  tag2: number;
+  tag3: number;
+  uses: number;
+  /** Memoised round outputs (p per round, -1 = not computed), for small halves seen often. */
+  table: Int32Array | undefined;
+}
 
 /**
- * Memoised Feistel round functions: PRF(key, "anonymize", tweak, round, half)
- * for shapes whose halves are small and seen often (codes, names, phone
- * numbers), so repeated shapes cost table lookups instead of HMACs. The
- * values are exactly the PRF's; only the time changes.
+ * anonymize's keyed round functions, one per PRF. Round r of the domain named
+ * `tweak` maps a half h ∈ [0, p) to AES-256_K(tag(tweak) ⊕ (r, h)) reduced
+ * modulo p (52 bits of the block, bias below 2^-20 for p < 2^32), where K and
+ * the 128-bit tag are HMAC-SHA256 outputs of the key (see {@link Prf}): one
+ * HMAC per new shape, then one AES block per round instead of one HMAC.
+ * Distinct (r, h) give distinct AES inputs, so each round of each shape is a
+ * keyed pseudo-random function. Shapes whose halves are small and seen often
+ * (codes, names, phone numbers) memoise the outputs in tables.
  */
-class RoundCache {
-  private readonly uses = new Map<string, number>();
-  private readonly tables = new Map<string, Int32Array>();
+class RoundFunctions {
+  private readonly aes: Aes256;
+  /** The stream for domains too large to permute: AES-256 keyed apart from the rounds. */
+  readonly stream: Aes256;
+  private readonly shapes = new Map<string, ShapeRounds>();
   private entries = 0;
-  constructor(private readonly prf: Prf) {}
 
-  /** The table of `tweak` (p entries per round, -1 = not computed), once it pays. */
-  table(tweak: string, p: number): Int32Array | undefined {
-    if (p > TABLE_MAX_HALF) return undefined;
-    const table = this.tables.get(tweak);
-    if (table !== undefined) return table;
-    const uses = (this.uses.get(tweak) ?? 0) + 1;
-    if (this.uses.size > 100_000) this.uses.clear();
-    this.uses.set(tweak, uses);
-    if (uses < TABLE_AFTER_USES) return undefined;
-    if (this.entries + ROUNDS * p > TABLE_BUDGET) {
-      this.tables.clear();
-      this.entries = 0;
-    }
-    const created = new Int32Array(ROUNDS * p).fill(-1);
-    this.tables.set(tweak, created);
-    this.entries += ROUNDS * p;
-    return created;
+  constructor(private readonly prf: Prf) {
+    this.aes = new Aes256(prf.bytes(ROUNDS_LABEL, "\0round key"));
+    this.stream = new Aes256(prf.bytes(ROUNDS_LABEL, "\0stream key"));
   }
 
-  round(tweak: string, r: number, half: number, p: number, table: Int32Array | undefined): number {
+  /** The round state of `tweak` (a domain whose halves are in [0, p)). */
+  shape(tweak: string, p: number): ShapeRounds {
+    let shape = this.shapes.get(tweak);
+    if (shape === undefined) {
+      if (this.shapes.size >= SHAPES_MAX) {
+        this.shapes.clear();
+        this.entries = 0;
+      }
+      const tag = this.prf.bytes(ROUNDS_LABEL, tweak, 16);
+      shape = {
+        tag0: tag.readInt32BE(0),
+        tag1: tag.readInt32BE(4),
+        tag2: tag.readInt32BE(8),
+        tag3: tag.readInt32BE(12),
+        uses: 0,
+        table: undefined,
+      };
+      this.shapes.set(tweak, shape);
+    }
+    if (shape.table === undefined && p <= TABLE_MAX_HALF && ++shape.uses >= TABLE_AFTER_USES) {
+      if (this.entries + ROUNDS * p > TABLE_BUDGET) {
+        for (const other of this.shapes.values()) other.table = undefined;
+        this.entries = 0;
+      }
+      shape.table = new Int32Array(ROUNDS * p).fill(-1);
+      this.entries += ROUNDS * p;
+    }
+    return shape;
+  }
+
+  /** Round `r` of `shape` at `half` (< p ≤ 2^53), in [0, p). */
+  round(shape: ShapeRounds, r: number, half: number, p: number): number {
+    const table = shape.table;
     if (table !== undefined) {
       const at = r * p + half;
       const known = table[at]!;
       if (known >= 0) return known;
-      const f = this.prf.index("anonymize", `${tweak}\0${r}\0${half}`, p);
+      const f = this.compute(shape, r, half, p);
       table[at] = f;
       return f;
     }
-    return this.prf.index("anonymize", `${tweak}\0${r}\0${half}`, p);
+    return this.compute(shape, r, half, p);
+  }
+
+  private compute(shape: ShapeRounds, r: number, half: number, p: number): number {
+    const o = this.aes.encrypt(
+      shape.tag0 ^ r,
+      shape.tag1,
+      shape.tag2 ^ Math.floor(half / 4294967296),
+      shape.tag3 ^ half,
+    );
+    return ((o[0]! >>> 0) * 2 ** 20 + (o[1]! >>> 12)) % p;
   }
 }
 
-const ROUND_CACHES = new WeakMap<Prf, RoundCache>();
+const ROUND_FUNCTIONS = new WeakMap<Prf, RoundFunctions>();
 
-function roundCache(prf: Prf): RoundCache {
-  let cache = ROUND_CACHES.get(prf);
-  if (cache === undefined) {
-    cache = new RoundCache(prf);
-    ROUND_CACHES.set(prf, cache);
+function roundFunctions(prf: Prf): RoundFunctions {
+  let rounds = ROUND_FUNCTIONS.get(prf);
+  if (rounds === undefined) {
+    rounds = new RoundFunctions(prf);
+    ROUND_FUNCTIONS.set(prf, rounds);
   }
-  return cache;
+  return rounds;
 }
 
 /**
  * A keyed permutation of [0, n): a Feistel network over Z_p × Z_p (p = ⌈√n⌉)
- * with PRF round functions (8 rounds), cycle-walked into [0, n). Bijective
- * for every key and tweak; the tweak names the domain (the value's shape).
+ * with keyed round functions (8 rounds, see {@link RoundFunctions}),
+ * cycle-walked into [0, n). Bijective for every key and tweak; the tweak
+ * names the domain (the value's shape).
  */
 export function permuteIndex(prf: Prf, tweak: string, n: bigint, x: bigint): bigint {
   if (n <= 1n) return x;
   if (n <= 2n ** 52n) return BigInt(permuteSmall(prf, tweak, Number(n), Number(x)));
   const p = sqrtCeil(n);
   const pn = Number(p);
-  const cache = roundCache(prf);
-  const table = cache.table(tweak, pn);
+  const rounds = roundFunctions(prf);
+  const shape = rounds.shape(tweak, pn);
   let y = x;
   do {
     let left = Number(y / p);
     let right = Number(y % p);
     for (let r = 0; r < ROUNDS; r++) {
-      const next = (left + cache.round(tweak, r, right, pn, table)) % pn;
+      const next = (left + rounds.round(shape, r, right, pn)) % pn;
       left = right;
       right = next;
     }
@@ -420,19 +476,20 @@ export function permuteIndex(prf: Prf, tweak: string, n: bigint, x: bigint): big
   return y;
 }
 
-/** {@link permuteIndex} for n ≤ 2^53, in doubles. */
+/** {@link permuteIndex} for n ≤ 2^52, in doubles. */
 function permuteSmall(prf: Prf, tweak: string, n: number, x: number): number {
+  if (n <= 1) return x;
   let p = Math.ceil(Math.sqrt(n));
   while (p * p < n) p++;
   while ((p - 1) * (p - 1) >= n) p--;
-  const cache = roundCache(prf);
-  const table = cache.table(tweak, p);
+  const rounds = roundFunctions(prf);
+  const shape = rounds.shape(tweak, p);
   let y = x;
   do {
     let left = Math.floor(y / p);
     let right = y % p;
     for (let r = 0; r < ROUNDS; r++) {
-      const next = (left + cache.round(tweak, r, right, p, table)) % p;
+      const next = (left + rounds.round(shape, r, right, p)) % p;
       left = right;
       right = next;
     }
@@ -441,112 +498,180 @@ function permuteSmall(prf: Prf, tweak: string, n: number, x: number): number {
   return y;
 }
 
-function fill(shape: Shape, index: bigint): string {
-  const chars = shape.chars.slice();
-  for (let i = shape.slots.length - 1; i >= 0; i--) {
-    const alphabet = shape.alphabets[i]!;
-    const radix = BigInt(alphabet.length);
-    chars[shape.slots[i]!] = alphabet[Number(index % radix)]!;
+/** The shape's value with slot i set to `alphabets[i][picks[i]]`. */
+function fill(shape: Shape, picks: ArrayLike<number>): string {
+  const { value, slots, alphabets } = shape;
+  let text = "";
+  let kept = 0;
+  for (let i = 0; i < slots.length; i++) {
+    const at = slots[i]!;
+    text += value.slice(kept, at) + alphabets[i]![picks[i]!]!;
+    kept = at + 1;
+  }
+  return text + value.slice(kept);
+}
+
+/** The mixed-radix digits of `index` (last slot least significant), in doubles. */
+function picksOf(shape: Shape, index: number): number[] {
+  const picks = new Array<number>(shape.slots.length);
+  for (let i = picks.length - 1; i >= 0; i--) {
+    const radix = shape.alphabets[i]!.length;
+    picks[i] = index % radix;
+    index = Math.floor(index / radix);
+  }
+  return picks;
+}
+
+/** {@link picksOf} in BigInt arithmetic. */
+function picksOfBig(shape: Shape, index: bigint): number[] {
+  const picks = new Array<number>(shape.slots.length);
+  for (let i = picks.length - 1; i >= 0; i--) {
+    const radix = BigInt(shape.alphabets[i]!.length);
+    picks[i] = Number(index % radix);
     index /= radix;
   }
-  return chars.join("");
+  return picks;
 }
 
-/** The shape's slots re-drawn: a permutation of the shape's domain when it is small, else drawn from PRF bits over more than 2^60 values. */
-function pseudonym(prf: Prf, shape: Shape, value: string): string {
-  let bits = 0;
-  for (const a of shape.alphabets) bits += Math.log2(a.length);
-  let size = PERMUTE_LIMIT + 1n;
-  if (bits < 61) {
-    size = 1n;
-    for (const a of shape.alphabets) size *= BigInt(a.length);
+/**
+ * The shape's slots re-drawn: a permutation of the shape's domain when it has
+ * at most 2^60 values, else drawn from the PRF of the whole value (16 bits per
+ * slot, over more than 2^60 outputs): the HMAC digest's 16 words, then AES-256
+ * blocks of the digest's first half ⊕ j (j = 1, 2, …) under the stream key.
+ */
+function pseudonym(prf: Prf, shape: Shape): string {
+  const { alphabets, digits } = shape;
+  let size = 1;
+  for (const a of alphabets) size *= a.length;
+  if (size <= 2 ** 52) {
+    // Exact: a product of integers that stays below 2^53.
+    let index = 0;
+    for (let i = 0; i < digits.length; i++) index = index * alphabets[i]!.length + digits[i]!;
+    return fill(shape, picksOf(shape, permuteSmall(prf, shape.tweak, size, index)));
   }
-  if (size <= PERMUTE_LIMIT) {
-    let index = 0n;
-    for (let i = 0; i < shape.slots.length; i++) {
-      const alphabet = shape.alphabets[i]!;
-      index = index * BigInt(alphabet.length) + BigInt(alphabet.indexOf(shape.chars[shape.slots[i]!]!));
+  if (size < 2 ** 62) {
+    let exact = 1n;
+    for (const a of alphabets) exact *= BigInt(a.length);
+    if (exact <= PERMUTE_LIMIT) {
+      let index = 0n;
+      for (let i = 0; i < digits.length; i++)
+        index = index * BigInt(alphabets[i]!.length) + BigInt(digits[i]!);
+      return fill(shape, picksOfBig(shape, permuteIndex(prf, shape.tweak, exact, index)));
     }
-    return fill(shape, permuteIndex(prf, shape.tweak, size, index));
   }
-  const bytes = prf.bytes("anonymize", `${shape.tweak}\0${value}`, 2 * shape.slots.length);
-  const chars = shape.chars.slice();
-  for (let i = 0; i < shape.slots.length; i++) {
-    const alphabet = shape.alphabets[i]!;
-    chars[shape.slots[i]!] = alphabet[bytes.readUInt16BE(2 * i) % alphabet.length]!;
+  const digest = prf.bytes("anonymize", `${shape.tweak}\0${shape.value}`);
+  const stream = roundFunctions(prf).stream;
+  const d0 = digest.readInt32BE(0);
+  const d1 = digest.readInt32BE(4);
+  const d2 = digest.readInt32BE(8);
+  const d3 = digest.readInt32BE(12);
+  const picks = new Array<number>(digits.length);
+  let block: Int32Array | undefined;
+  for (let i = 0; i < picks.length; i++) {
+    let word: number;
+    if (i < 16) word = digest.readUInt16BE(2 * i);
+    else {
+      const j = i - 16;
+      if (j % 8 === 0) block = stream.encrypt(d0, d1, d2, d3 ^ (j / 8 + 1));
+      const w = block![(j % 8) >> 1]!;
+      word = j % 2 === 0 ? w >>> 16 : w & 0xffff;
+    }
+    picks[i] = word % alphabets[i]!.length;
   }
-  return chars.join("");
+  return fill(shape, picks);
 }
 
-function shapeOf(kind: string, chars: string[], slots: number[], alphabets: string[]): Shape {
-  const marked = chars.slice();
+/** Text: ASCII letters → letters (case kept), digits → digits, everything else kept. */
+function textShape(value: string): Shape {
+  const slots: number[] = [];
+  const alphabets: string[] = [];
+  const digits: number[] = [];
+  let marked = "";
+  let kept = 0;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    let alphabet: string;
+    let digit: number;
+    if (c >= 97 && c <= 122) {
+      alphabet = LOWER;
+      digit = c - 97;
+    } else if (c >= 65 && c <= 90) {
+      alphabet = UPPER;
+      digit = c - 65;
+    } else if (c >= 48 && c <= 57) {
+      alphabet = DIGITS;
+      digit = c - 48;
+    } else continue;
+    slots.push(i);
+    alphabets.push(alphabet);
+    digits.push(digit);
+    marked += value.slice(kept, i) + alphabet[0];
+    kept = i + 1;
+  }
+  return { value, slots, alphabets, digits, tweak: `text\0${marked}${value.slice(kept)}` };
+}
+
+function shapeOf(kind: string, value: string, slots: number[], alphabets: string[]): Shape {
+  const digits = slots.map((at, i) => alphabets[i]!.indexOf(value[at]!));
+  const marked = [...value];
   for (let i = 0; i < slots.length; i++) marked[slots[i]!] = alphabets[i]![0]!;
-  return { chars, slots, alphabets, tweak: `${kind}\0${marked.join("")}` };
+  return { value, slots, alphabets, digits, tweak: `${kind}\0${marked.join("")}` };
 }
 
 function isDigit(c: string | undefined): boolean {
   return c !== undefined && c >= "0" && c <= "9";
 }
 
-/** Text: ASCII letters → letters (case kept), digits → digits, everything else kept. */
-function textShape(value: string): Shape {
-  const chars = [...value];
-  const slots: number[] = [];
-  const alphabets: string[] = [];
-  for (let i = 0; i < chars.length; i++) {
-    const c = chars[i]!;
-    const alphabet =
-      c >= "a" && c <= "z" ? LOWER : c >= "A" && c <= "Z" ? UPPER : isDigit(c) ? DIGITS : undefined;
-    if (alphabet !== undefined) {
-      slots.push(i);
-      alphabets.push(alphabet);
-    }
-  }
-  return shapeOf("text", chars, slots, alphabets);
-}
-
 /** Numeric: the mantissa's digits, a leading integer digit stays non-zero; sign, point, exponent kept. */
 function numericShape(value: string): Shape {
-  const chars = [...value];
   const slots: number[] = [];
   const alphabets: string[] = [];
-  let i = chars[0] === "-" || chars[0] === "+" ? 1 : 0;
+  let i = value[0] === "-" || value[0] === "+" ? 1 : 0;
   const intStart = i;
-  while (isDigit(chars[i])) i++;
+  while (isDigit(value[i])) i++;
   const intDigits = i - intStart;
   for (let j = intStart; j < i; j++) {
     slots.push(j);
     alphabets.push(j === intStart && intDigits > 1 ? NONZERO : DIGITS);
   }
-  if (chars[i] === ".") {
+  if (value[i] === ".") {
     i++;
-    while (isDigit(chars[i])) {
+    while (isDigit(value[i])) {
       slots.push(i);
       alphabets.push(DIGITS);
       i++;
     }
   }
-  return shapeOf("numeric", chars, slots, alphabets);
+  return shapeOf("numeric", value, slots, alphabets);
 }
 
 function uuidShape(value: string): Shape | undefined {
   const lower = value.toLowerCase();
   if (lower.length !== 36) return undefined;
-  const chars = [...lower];
   const slots: number[] = [];
   const alphabets: string[] = [];
+  const digits: number[] = [];
+  let marked = "";
   for (let i = 0; i < 36; i++) {
-    const c = chars[i]!;
+    const c = lower.charCodeAt(i);
     if (i === 8 || i === 13 || i === 18 || i === 23) {
-      if (c !== "-") return undefined;
+      if (c !== 45) return undefined;
+      marked += "-";
       continue;
     }
-    if (!HEX.includes(c)) return undefined;
-    if (i === 14) continue; // the version nibble
+    const digit = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1;
+    if (digit < 0) return undefined;
+    if (i === 14) {
+      marked += lower[i]; // the version nibble, kept
+      continue;
+    }
+    const variant = i === 19 && digit >= 8 && digit <= 11;
     slots.push(i);
-    alphabets.push(i === 19 && VARIANT.includes(c) ? VARIANT : HEX);
+    alphabets.push(variant ? VARIANT : HEX);
+    digits.push(variant ? digit - 8 : digit);
+    marked += variant ? "8" : "0";
   }
-  return shapeOf("uuid", chars, slots, alphabets);
+  return { value: lower, slots, alphabets, digits, tweak: `uuid\0${marked}` };
 }
 
 const INTEGER_MAX: Record<string, bigint> = {
@@ -690,13 +815,13 @@ export const anonymizeFactory: FakeFactory = (_options, prf, columnType) => {
   return (value) => {
     switch (family) {
       case "integer":
-        return anonymizeInteger(prf, value, columnType) ?? pseudonym(prf, textShape(value), value);
+        return anonymizeInteger(prf, value, columnType) ?? pseudonym(prf, textShape(value));
       case "numeric":
-        return pseudonym(prf, numericShape(value), value);
+        return pseudonym(prf, numericShape(value));
       case "uuid": {
         const shape = uuidShape(value);
         if (shape === undefined) throw invalid("transformer anonymize: the value is not a uuid");
-        return pseudonym(prf, shape, value);
+        return pseudonym(prf, shape);
       }
       case "date":
       case "timestamp": {
@@ -709,7 +834,7 @@ export const anonymizeFactory: FakeFactory = (_options, prf, columnType) => {
         return out;
       }
       default:
-        return pseudonym(prf, textShape(value), value);
+        return pseudonym(prf, textShape(value));
     }
   };
 };

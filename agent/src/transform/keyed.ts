@@ -1,6 +1,6 @@
 import { createCipheriv, createHmac } from "node:crypto";
 import { DrayError } from "@dray/common";
-import { aesBlockCipher, Ff1 } from "./ff1.js";
+import { Aes256, Ff1 } from "./ff1.js";
 
 /**
  * The bijective (key-safe) transformers: `ff1` (format-preserving encryption
@@ -171,80 +171,115 @@ function integerCodec(key: Uint8Array, columnType: string, bits: 16 | 32 | 64): 
 
 const MASK29 = 0x1fffffff;
 
-/** Parses the 8-4-4-4-12 hex form (either case) into 16 bytes; never echoes the value. */
-function parseUuid(value: string): Buffer {
+/** Two lowercase hex digits per byte value. */
+const HEX_BYTES = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
+/** The value of a hex digit's char code, -1 if it is none. */
+function hexDigit(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  if (c >= 65 && c <= 70) return c - 55;
+  return -1;
+}
+
+/** Parses the 8-4-4-4-12 hex form (either case) into `out` (16 bytes); never echoes the value. */
+function parseUuid(value: string, out: Uint8Array): void {
   let ok = value.length === 36;
-  let hex = "";
-  for (let i = 0; ok && i < 36; i++) {
-    const c = value.charCodeAt(i);
+  for (let i = 0, j = 0; ok && i < 36; i++) {
     if (i === 8 || i === 13 || i === 18 || i === 23) {
-      if (c !== 45) ok = false;
+      if (value.charCodeAt(i) !== 45) ok = false;
       continue;
     }
-    const isHex = (c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70);
-    if (!isHex) ok = false;
-    hex += value[i];
+    const hi = hexDigit(value.charCodeAt(i));
+    const lo = hexDigit(value.charCodeAt(++i));
+    if (hi < 0 || lo < 0) ok = false;
+    out[j++] = (hi << 4) | lo;
   }
   if (!ok)
     throw new DrayError(
       "invalid_argument",
       "a uuid value is not in the 8-4-4-4-12 hexadecimal form; check the column's type",
     );
-  return Buffer.from(hex, "hex");
 }
 
-function formatUuid(bytes: Buffer): string {
-  const hex = bytes.toString("hex");
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+function formatUuid(b: Uint8Array): string {
+  const h = (i: number) => HEX_BYTES[b[i] as number] as string;
+  return `${h(0)}${h(1)}${h(2)}${h(3)}-${h(4)}${h(5)}-${h(6)}${h(7)}-${h(8)}${h(9)}-${h(10)}${h(11)}${h(12)}${h(13)}${h(14)}${h(15)}`;
 }
 
 /**
  * A keyed permutation of UUIDs that keeps the version nibble (high nibble of
  * byte 6) and the two top variant bits (of byte 8), and permutes the other 122
  * bits with a 10-round balanced Feistel network: 61-bit halves (each held as
- * 29 + 32 bits in Numbers), AES-256 round function. A v4 UUID stays a valid
- * v4 UUID; output is lowercase 8-4-4-4-12.
+ * 29 + 32 bits in Numbers), AES-256 round function (one block per round:
+ * "U", the round number, the half fed in). A v4 UUID stays a valid v4 UUID;
+ * output is lowercase 8-4-4-4-12.
  */
 function uuidCodec(key: Uint8Array): KeyedCodec {
-  const aes = aesBlockCipher(key);
-  const block = Buffer.alloc(16);
-  block[0] = 0x55; // "U": uuid
+  const aes = new Aes256(key);
+  const b = new Uint8Array(16);
   const run = (value: string, forward: boolean): string => {
-    const b = parseUuid(value);
-    const at = (i: number) => b[i] ?? 0;
+    parseUuid(value, b);
+    const b6 = b[6] as number;
+    const b8 = b[8] as number;
+    const word = (i: number) =>
+      (((b[i] as number) << 24) |
+        ((b[i + 1] as number) << 16) |
+        ((b[i + 2] as number) << 8) |
+        (b[i + 3] as number)) >>>
+      0;
     // L: bytes 0–1, low nibble of 6, byte 7, bit 5 of byte 8 (29 bits) and bytes 2–5 (32 bits).
-    let lHi = (at(0) << 21) | (at(1) << 13) | ((at(6) & 0xf) << 9) | (at(7) << 1) | ((at(8) >> 5) & 1);
-    let lLo = b.readUInt32BE(2);
+    let lHi =
+      ((b[0] as number) << 21) |
+      ((b[1] as number) << 13) |
+      ((b6 & 0xf) << 9) |
+      ((b[7] as number) << 1) |
+      ((b8 >> 5) & 1);
+    let lLo = word(2);
     // R: bits 0–4 of byte 8, bytes 9–11 (29 bits) and bytes 12–15 (32 bits).
-    let rHi = ((at(8) & 0x1f) << 24) | (at(9) << 16) | (at(10) << 8) | at(11);
-    let rLo = b.readUInt32BE(12);
+    let rHi = ((b8 & 0x1f) << 24) | ((b[9] as number) << 16) | ((b[10] as number) << 8) | (b[11] as number);
+    let rLo = word(12);
     for (let k = 0; k < 10; k++) {
       const i = forward ? k : 9 - k;
-      block[1] = i;
-      // Encryption feeds R into round i, decryption L.
-      block.writeUInt32BE(forward ? rHi : lHi, 2);
-      block.writeUInt32BE(forward ? rLo : lLo, 6);
-      const f = aes(block);
-      const fHi = f.readUInt32BE(0) & MASK29;
-      const fLo = f.readUInt32BE(4);
+      // Encryption feeds R into round i, decryption L: block 0x55 ∥ i ∥ hi (4 bytes) ∥ lo (4 bytes) ∥ 0^6.
+      const hi = forward ? rHi : lHi;
+      const lo = forward ? rLo : lLo;
+      const f = aes.encrypt((0x55 << 24) | (i << 16) | (hi >>> 16), (hi << 16) | (lo >>> 16), lo << 16, 0);
+      const fHi = (f[0] as number) & MASK29;
+      const fLo = f[1] as number;
       if (forward) {
-        [lHi, lLo, rHi, rLo] = [rHi, rLo, (lHi ^ fHi) >>> 0, (lLo ^ fLo) >>> 0];
+        const nextHi = (lHi ^ fHi) >>> 0;
+        const nextLo = (lLo ^ fLo) >>> 0;
+        lHi = rHi;
+        lLo = rLo;
+        rHi = nextHi;
+        rLo = nextLo;
       } else {
-        [lHi, lLo, rHi, rLo] = [(rHi ^ fHi) >>> 0, (rLo ^ fLo) >>> 0, lHi, lLo];
+        const nextHi = (rHi ^ fHi) >>> 0;
+        const nextLo = (rLo ^ fLo) >>> 0;
+        rHi = lHi;
+        rLo = lLo;
+        lHi = nextHi;
+        lLo = nextLo;
       }
     }
-    const out = Buffer.alloc(16);
-    out[0] = lHi >>> 21;
-    out[1] = (lHi >>> 13) & 0xff;
-    out.writeUInt32BE(lLo, 2);
-    out[6] = (at(6) & 0xf0) | ((lHi >>> 9) & 0xf);
-    out[7] = (lHi >>> 1) & 0xff;
-    out[8] = (at(8) & 0xc0) | ((lHi & 1) << 5) | (rHi >>> 24);
-    out[9] = (rHi >>> 16) & 0xff;
-    out[10] = (rHi >>> 8) & 0xff;
-    out[11] = rHi & 0xff;
-    out.writeUInt32BE(rLo, 12);
-    return formatUuid(out);
+    b[0] = lHi >>> 21;
+    b[1] = (lHi >>> 13) & 0xff;
+    b[2] = lLo >>> 24;
+    b[3] = (lLo >>> 16) & 0xff;
+    b[4] = (lLo >>> 8) & 0xff;
+    b[5] = lLo & 0xff;
+    b[6] = (b6 & 0xf0) | ((lHi >>> 9) & 0xf);
+    b[7] = (lHi >>> 1) & 0xff;
+    b[8] = (b8 & 0xc0) | ((lHi & 1) << 5) | (rHi >>> 24);
+    b[9] = (rHi >>> 16) & 0xff;
+    b[10] = (rHi >>> 8) & 0xff;
+    b[11] = rHi & 0xff;
+    b[12] = rLo >>> 24;
+    b[13] = (rLo >>> 16) & 0xff;
+    b[14] = (rLo >>> 8) & 0xff;
+    b[15] = rLo & 0xff;
+    return formatUuid(b);
   };
   return { encrypt: (v) => run(v, true), decrypt: (v) => run(v, false) };
 }
@@ -332,7 +367,6 @@ function textCodec(key: Uint8Array, alphabet: Ff1Alphabet): KeyedCodec {
   const lower = new Ff1(key, 36, tweak("alphanumeric"));
   const mixed = new Ff1(key, 62, tweak("mixed-case"));
   const run = (value: string, forward: boolean): string => {
-    const at: number[] = [];
     const numerals: number[] = [];
     let upper = false;
     let lowerCase = false;
@@ -341,7 +375,6 @@ function textCodec(key: Uint8Array, alphabet: Ff1Alphabet): KeyedCodec {
       if (n < 0 || (alphabet === "digits" && n >= 10)) continue;
       if (n >= 36) upper = true;
       else if (n >= 10) lowerCase = true;
-      at.push(i);
       numerals.push(n);
     }
     let out: number[];
@@ -360,34 +393,83 @@ function textCodec(key: Uint8Array, alphabet: Ff1Alphabet): KeyedCodec {
     } else {
       out = walk(numerals, (y) => (forward ? mixed.encrypt(y) : mixed.decrypt(y)), isMixed62);
     }
-    const chars = value.split("");
-    for (let j = 0; j < at.length; j++) {
-      const n = out[j] ?? 0;
-      chars[at[j] ?? 0] = CHARS62[n >= 10 && n < 36 ? n + offset : n] ?? "";
+    // The output: encrypted numerals in the alphabet's places, every other character kept.
+    let text = "";
+    let kept = 0;
+    for (let i = 0, j = 0; i < value.length; i++) {
+      const n = numeral62(value.charCodeAt(i));
+      if (n < 0 || (alphabet === "digits" && n >= 10)) continue;
+      const o = out[j++] as number;
+      text += value.slice(kept, i) + (CHARS62[o >= 10 && o < 36 ? o + offset : o] as string);
+      kept = i + 1;
     }
-    return chars.join("");
+    return text + value.slice(kept);
   };
   return { encrypt: (v) => run(v, true), decrypt: (v) => run(v, false) };
 }
 
 /**
  * ff1 on an integer column: a permutation of the type's range that keeps the
- * sign. Non-negative x ↦ FF1 (radix 10) of x zero-padded to the width of the
- * type's maximum (at least 6 digits), walked until ≤ max; negative x ↦ −1 − f(−1 − x).
+ * sign. Non-negative x ↦ FF1 (radix 2) of x's binary digits, w = max(bits − 1,
+ * 20) of them (2^20 is the smallest binary domain NIST allows), walked until
+ * ≤ max: integer (w = 31) and bigint (w = 63) need no walking, smallint (w =
+ * 20) about 32 steps, so its results are memoised (the range has 32,768
+ * values). Negative x ↦ −1 − f(−1 − x).
  */
 function integerFf1Codec(key: Uint8Array, columnType: string, bits: 16 | 32 | 64): KeyedCodec {
-  const cipher = new Ff1(key, 10, new TextEncoder().encode(`dray:ff1:${columnType}`));
-  const max = 2n ** BigInt(bits - 1) - 1n;
-  const min = -max - 1n;
-  const width = Math.max(6, String(max).length);
-  const toDigits = (x: bigint) => Array.from(x.toString().padStart(width, "0"), (c) => c.charCodeAt(0) - 48);
-  const fromDigits = (d: number[]) => BigInt(d.join(""));
-  const inRange = (d: number[]) => fromDigits(d) <= max;
+  const cipher = new Ff1(key, 2, new TextEncoder().encode(`dray:ff1:${columnType}`));
+  if (bits === 64) return bigintFf1Codec(cipher, columnType);
+  const width = Math.max(bits - 1, 20);
+  const max = 2 ** (bits - 1) - 1;
+  const digits = new Array<number>(width);
+  const step = (y: number, forward: boolean): number => {
+    for (let j = 0; j < width; j++) digits[j] = (y >>> (width - 1 - j)) & 1;
+    const out = forward ? cipher.encrypt(digits) : cipher.decrypt(digits);
+    let z = 0;
+    for (let j = 0; j < width; j++) z = z * 2 + (out[j] as number);
+    return z;
+  };
+  // Memoised results (smallint only): forward[x] and backward[f(x)], -1 while unknown.
+  const forwardMemo = bits === 16 ? new Int32Array(max + 1).fill(-1) : undefined;
+  const backwardMemo = bits === 16 ? new Int32Array(max + 1).fill(-1) : undefined;
+  const f = (x: number, forward: boolean): number => {
+    const memo = forward ? forwardMemo : backwardMemo;
+    const known = memo?.[x] ?? -1;
+    if (known >= 0) return known;
+    let y = step(x, forward);
+    while (y > max) y = step(y, forward);
+    if (memo) {
+      memo[x] = y;
+      (forward ? backwardMemo : forwardMemo)![y] = x;
+    }
+    return y;
+  };
   const run = (value: string, forward: boolean): string => {
-    const x = parseInteger(value, columnType, min, max);
-    const step = (d: number[]) => (forward ? cipher.encrypt(d) : cipher.decrypt(d));
-    const f = (y: bigint) => fromDigits(walk(toDigits(y), step, inRange));
-    return String(x >= 0n ? f(x) : -1n - f(-1n - x));
+    const x = parseSmallInteger(value, columnType, -max - 1, max);
+    return String(x >= 0 ? f(x, forward) : -1 - f(-1 - x, forward));
+  };
+  return { encrypt: (v) => run(v, true), decrypt: (v) => run(v, false) };
+}
+
+/** {@link integerFf1Codec} for bigint: 63 binary digits, the high 31 and low 32 held in Numbers. */
+function bigintFf1Codec(cipher: Ff1, columnType: string): KeyedCodec {
+  const max = 2n ** 63n - 1n;
+  const digits = new Array<number>(63);
+  const f = (x: bigint, forward: boolean): bigint => {
+    let hi = Number(x >> 32n);
+    let lo = Number(x & 0xffffffffn);
+    for (let j = 62; j >= 31; j--, lo = Math.floor(lo / 2)) digits[j] = lo % 2;
+    for (let j = 30; j >= 0; j--, hi = Math.floor(hi / 2)) digits[j] = hi % 2;
+    const out = forward ? cipher.encrypt(digits) : cipher.decrypt(digits);
+    hi = 0;
+    lo = 0;
+    for (let j = 0; j < 31; j++) hi = hi * 2 + (out[j] as number);
+    for (let j = 31; j < 63; j++) lo = lo * 2 + (out[j] as number);
+    return (BigInt(hi) << 32n) | BigInt(lo);
+  };
+  const run = (value: string, forward: boolean): string => {
+    const x = parseInteger(value, columnType, -max - 1n, max);
+    return String(x >= 0n ? f(x, forward) : -1n - f(-1n - x, forward));
   };
   return { encrypt: (v) => run(v, true), decrypt: (v) => run(v, false) };
 }
