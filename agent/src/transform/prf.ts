@@ -6,6 +6,16 @@
  */
 import { createHash, hash } from "node:crypto";
 import { DrayError } from "@dray/common";
+import {
+  compress,
+  finish,
+  loadBlock,
+  SHA256_PADDING,
+  sha256,
+  sha256Block,
+  sha256Initial,
+  writeDigest,
+} from "./sha256.js";
 
 /** The fewest key bytes accepted: a shorter key is a configuration mistake. */
 export const MIN_KEY_BYTES = 16;
@@ -41,9 +51,53 @@ export function keyId(key: Uint8Array): string {
 }
 
 /**
- * Creates the PRF of `key` (at least {@link MIN_KEY_BYTES} bytes). HMAC is
- * computed with two one-shot `crypto.hash` calls over precomputed ipad/opad
- * blocks and reused buffers: no crypto object per value.
+ * Encoded messages longer than this (4 blocks with the padding) go to the
+ * native hash, which is faster per byte once its call overhead is paid.
+ */
+const NATIVE_ABOVE = 4 * BLOCK - 9;
+
+/**
+ * Writes `s` as UTF-8 into `out` from `at` and returns the end; a lone
+ * surrogate becomes U+FFFD, as `Buffer#write` encodes it. `out` needs
+ * 3 bytes per UTF-16 unit of `s`.
+ */
+function writeUtf8(s: string, out: Uint8Array, at: number): number {
+  const length = s.length;
+  for (let i = 0; i < length; i++) {
+    let c = s.charCodeAt(i);
+    if (c < 0x80) {
+      out[at++] = c;
+    } else if (c < 0x800) {
+      out[at++] = 0xc0 | (c >> 6);
+      out[at++] = 0x80 | (c & 0x3f);
+    } else {
+      if (c >= 0xd800 && c < 0xe000) {
+        const next = i + 1 < length ? s.charCodeAt(i + 1) : 0;
+        if (c < 0xdc00 && next >= 0xdc00 && next < 0xe000) {
+          const point = 0x10000 + ((c - 0xd800) << 10) + (next - 0xdc00);
+          out[at++] = 0xf0 | (point >> 18);
+          out[at++] = 0x80 | ((point >> 12) & 0x3f);
+          out[at++] = 0x80 | ((point >> 6) & 0x3f);
+          out[at++] = 0x80 | (point & 0x3f);
+          i++;
+          continue;
+        }
+        c = 0xfffd;
+      }
+      out[at++] = 0xe0 | (c >> 12);
+      out[at++] = 0x80 | ((c >> 6) & 0x3f);
+      out[at++] = 0x80 | (c & 0x3f);
+    }
+  }
+  return at;
+}
+
+/**
+ * Creates the PRF of `key` (at least {@link MIN_KEY_BYTES} bytes). The SHA-256
+ * states after the key's ipad and opad blocks are computed once here, so HMAC
+ * of a short message costs two compressions in plain code (see ./sha256.ts),
+ * into reused buffers: no crypto object, and no native call for messages up to
+ * {@link NATIVE_ABOVE} bytes (longer ones hash their inner part natively).
  */
 export function createPrf(key: Uint8Array): Prf {
   if (!(key instanceof Uint8Array) || key.length < MIN_KEY_BYTES)
@@ -51,52 +105,111 @@ export function createPrf(key: Uint8Array): Prf {
       "invalid_argument",
       `the transform key must be at least ${MIN_KEY_BYTES} bytes; generate one with 32 random bytes`,
     );
-  const block = Buffer.alloc(BLOCK);
-  if (key.length > BLOCK) hash("sha256", key, "buffer").copy(block);
-  else Buffer.from(key).copy(block);
-  // inner: ipad block followed by the message, grown on demand.
-  let inner = Buffer.alloc(BLOCK + 1024);
-  for (let i = 0; i < BLOCK; i++) inner[i] = (block[i] as number) ^ 0x36;
-  const outer = Buffer.alloc(BLOCK + DIGEST);
-  for (let i = 0; i < BLOCK; i++) outer[i] = (block[i] as number) ^ 0x5c;
+  const w = sha256Block();
+  const block = new Uint8Array(BLOCK);
+  block.set(key.length > BLOCK ? sha256(key) : key);
+  // message: the ipad block (for the native path) followed by the encoded message, grown on demand.
+  let message = new Uint8Array(BLOCK + 1024);
+  for (let i = 0; i < BLOCK; i++) message[i] = (block[i] as number) ^ 0x36;
+  const ipad = sha256Initial();
+  loadBlock(w, message, 0);
+  compress(ipad, w);
+  for (let i = 0; i < BLOCK; i++) block[i] = (block[i] as number) ^ 0x5c;
+  const opad = sha256Initial();
+  loadBlock(w, block, 0);
+  compress(opad, w);
   block.fill(0);
+  /** The last MAC computed by {@link mac}. */
+  const digest = new Int32Array(8);
 
-  const mac = (message: string): Buffer => {
-    const max = message.length * 3;
-    if (BLOCK + max > inner.length) {
-      const grown = Buffer.alloc(BLOCK + max);
-      inner.copy(grown, 0, 0, BLOCK);
-      inner = grown;
+  /** Room for `units` UTF-16 units of message plus the padding. */
+  const reserve = (units: number): void => {
+    const needed = BLOCK + units * 3 + SHA256_PADDING;
+    if (needed <= message.length) return;
+    const grown = new Uint8Array(needed);
+    grown.set(message.subarray(0, BLOCK));
+    message = grown;
+  };
+
+  /** `digest` = HMAC over the message encoded in `message[BLOCK .. end)`. */
+  const macTo = (end: number): void => {
+    const length = end - BLOCK;
+    if (length > NATIVE_ABOVE) {
+      const inner = hash("sha256", message.subarray(0, end), "buffer");
+      for (let i = 0; i < 8; i++) w[i] = inner.readInt32BE(4 * i);
+    } else {
+      for (let i = 0; i < 8; i++) digest[i] = ipad[i] as number;
+      finish(digest, w, message, BLOCK, length, BLOCK);
+      for (let i = 0; i < 8; i++) w[i] = digest[i] as number;
     }
-    const len = inner.write(message, BLOCK, "utf8");
-    hash("sha256", inner.subarray(0, BLOCK + len), "buffer").copy(outer, BLOCK);
-    return hash("sha256", outer, "buffer");
+    // outer block: the inner digest, 0x80, zeros, length (64 + 32) * 8 bits.
+    w[8] = 0x80000000 | 0;
+    for (let i = 9; i < 15; i++) w[i] = 0;
+    w[15] = (BLOCK + DIGEST) * 8;
+    for (let i = 0; i < 8; i++) digest[i] = opad[i] as number;
+    compress(digest, w);
+  };
+
+  /** `digest` = HMAC(key, transformer + "\0" + value). */
+  const mac = (transformer: string, value: string): void => {
+    reserve(transformer.length + 1 + value.length);
+    let at = writeUtf8(transformer, message, BLOCK);
+    message[at++] = 0;
+    macTo(writeUtf8(value, message, at));
+  };
+
+  /** `digest` = HMAC(key, "\u0001" + transformer + "\0" + value + "\0" + counter). */
+  const macCounter = (transformer: string, value: string, counter: number): void => {
+    const suffix = String(counter);
+    reserve(1 + transformer.length + 1 + value.length + 1 + suffix.length);
+    message[BLOCK] = 1;
+    let at = writeUtf8(transformer, message, BLOCK + 1);
+    message[at++] = 0;
+    at = writeUtf8(value, message, at);
+    message[at++] = 0;
+    macTo(writeUtf8(suffix, message, at));
   };
 
   const bytes = (transformer: string, value: string, n = DIGEST): Buffer => {
-    const first = mac(`${transformer}\0${value}`);
-    if (n <= DIGEST) return n === DIGEST ? first : first.subarray(0, n);
+    mac(transformer, value);
+    if (n <= DIGEST) {
+      // Not pooled: the buffer is the caller's own, down to its ArrayBuffer.
+      if (Number.isInteger(n) && n >= 0) {
+        const first = Buffer.allocUnsafeSlow(n);
+        writeDigest(digest, first, 0, n);
+        return first;
+      }
+      // A fractional or negative n: the first 32 bytes cut as `subarray(0, n)` cuts them.
+      const first = Buffer.allocUnsafeSlow(DIGEST);
+      writeDigest(digest, first);
+      return first.subarray(0, n);
+    }
     const out = Buffer.alloc(n);
-    first.copy(out);
-    for (let i = 1, at = DIGEST; at < n; i++, at += DIGEST)
-      mac(`\u0001${transformer}\0${value}\0${i}`).copy(out, at);
+    writeDigest(digest, out);
+    for (let i = 1, at = DIGEST; at < n; i++, at += DIGEST) {
+      macCounter(transformer, value, i);
+      writeDigest(digest, out, at, Math.min(DIGEST, out.length - at));
+    }
     return out;
   };
 
   return {
     keyId: keyId(key),
     bytes,
-    uint32: (transformer, value) => mac(`${transformer}\0${value}`).readUInt32BE(0),
+    uint32: (transformer, value) => {
+      mac(transformer, value);
+      return (digest[0] as number) >>> 0;
+    },
     float: (transformer, value) => {
-      const d = mac(`${transformer}\0${value}`);
-      return (d.readUInt32BE(0) * 2 ** 21 + (d.readUInt32BE(4) >>> 11)) / 2 ** 53;
+      mac(transformer, value);
+      return (((digest[0] as number) >>> 0) * 2 ** 21 + ((digest[1] as number) >>> 11)) / 2 ** 53;
     },
     index: (transformer, value, modulo) => {
       if (!Number.isSafeInteger(modulo) || modulo < 1)
         throw new DrayError("invalid_argument", `index modulo must be a positive integer, got ${modulo}`);
-      const d = mac(`${transformer}\0${value}`);
+      mac(transformer, value);
       // 52 bits reduced modulo: negligible bias for any modulo below 2^32.
-      const x = d.readUInt32BE(0) * 2 ** 20 + (d.readUInt32BE(4) >>> 12);
+      const x = ((digest[0] as number) >>> 0) * 2 ** 20 + ((digest[1] as number) >>> 12);
       return x % modulo;
     },
   };
