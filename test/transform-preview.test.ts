@@ -138,6 +138,34 @@ describe("preview of a transform pipeline", () => {
     expect(first.warnings.filter((w: any) => w.code === "value_too_long")).toHaveLength(1);
   });
 
+  it("warns about a regexp_replace that matched none of the previewed values, and not about one that matched", async () => {
+    expect(first.warnings.filter((w: any) => w.code === "transform_unchanged")).toEqual([]);
+    const id = await createPipeline(stack.api, {
+      sourceEnvironmentId: source.id,
+      targetEnvironmentId: target.id,
+      writeStrategy: "clean",
+      entities: TX_ENTITIES,
+      name: "crm-preview-nomatch",
+      action: "transform",
+      transformations: [
+        {
+          entity: "public.contacts",
+          field: "phone",
+          transformer: "regexp_replace",
+          options: { pattern: "^never-a-phone$", replacement: "x" },
+        },
+      ],
+    });
+    const r = await stack.api.post(`/api/v1/pipelines/${id}/preview`);
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    const unchanged = r.body.warnings.filter((w: any) => w.code === "transform_unchanged");
+    expect(unchanged).toHaveLength(1);
+    expect(unchanged[0]).toMatchObject({ entity: "public.contacts", details: { field: "phone" } });
+    expect(unchanged[0].message).toMatch(
+      /^regexp_replace on public\.contacts\.phone matched none of the \d+ previewed values/,
+    );
+  });
+
   it("is open to viewers", async () => {
     const token = await stack.admin.post("/api/v1/tokens", {
       name: "pv-viewer",

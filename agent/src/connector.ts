@@ -122,6 +122,29 @@ export interface ReadBatchRequest {
    * `until` that come back) one sealed value.
    */
   transforms?: FieldTransform[];
+  /**
+   * Data-quality rules checked on every row read, on raw values and before the
+   * transforms: a row that fails one is left out of `rows` and reported in
+   * `rejected`. `last` still covers it, so the next read goes on after it.
+   */
+  qualityRules?: FieldQualityRule[];
+}
+
+/** One data-quality rule on one field (common/src/quality-rules.ts names the rules). */
+export interface FieldQualityRule {
+  field: string;
+  rule: string;
+  options: Record<string, unknown>;
+}
+
+/** A row read but left out because it failed a data-quality rule. */
+export interface QualityRejectedRow {
+  /** The row's key values, transformed where the key is; null for NULL. */
+  key: (string | null)[];
+  field: string;
+  rule: string;
+  /** Names the rule and its options; never the value. */
+  message: string;
 }
 
 /** One field's transformation (common/src/transformers.ts names the transformers). */
@@ -139,6 +162,10 @@ export interface ReadBatchResult {
   done: boolean;
   /** With transforms: the id of the transform key used (never the key). */
   transformKeyId?: string;
+  /** Rows left out because they failed a data-quality rule; absent when none. */
+  rejected?: QualityRejectedRow[];
+  /** With transforms: per value transformer, how many non-NULL values it took and left unchanged. */
+  transformStats?: { field: string; values: number; unchanged: number }[];
 }
 
 /**

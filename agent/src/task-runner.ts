@@ -15,6 +15,7 @@ import type {
   Condition,
   Connector,
   EntityName,
+  FieldQualityRule,
   FieldTransform,
   ConditionOperator as Operator,
   RowBatch,
@@ -168,6 +169,7 @@ async function execute(
           where: conditions(r.where),
           nullFields: [...r.nullFields],
           ...(r.transforms.length > 0 ? { transforms: r.transforms.map(transformOf) } : {}),
+          ...(r.qualityRules.length > 0 ? { qualityRules: r.qualityRules.map(qualityRuleOf) } : {}),
         },
         signal,
       );
@@ -184,6 +186,13 @@ async function execute(
             },
             ...(result.last ? { last: { values: result.last } } : {}),
             done: result.done,
+            rejectedRecords: (result.rejected ?? []).map((r) => ({
+              key: r.key.map((v) => v ?? ""),
+              field: r.field,
+              message: r.message,
+              sqlState: "",
+            })),
+            transformStats: result.transformStats ?? [],
           },
         },
       };
@@ -270,19 +279,27 @@ async function execute(
  *
  * @throws DrayError `invalid_argument` when the options are not a JSON object.
  */
-function transformOf(t: { field: string; transformer: string; optionsJson: string }): FieldTransform {
+/** The options object of `optionsJson`; throws naming `what` when it is not a JSON object. */
+function optionsOf(optionsJson: string, what: string): Record<string, unknown> {
   let options: unknown = {};
-  if (t.optionsJson) {
+  if (optionsJson) {
     try {
-      options = JSON.parse(t.optionsJson);
+      options = JSON.parse(optionsJson);
     } catch {
       options = undefined;
     }
   }
   if (options === null || typeof options !== "object" || Array.isArray(options))
-    throw new DrayError(
-      "invalid_argument",
-      `the options of transformation ${t.transformer} on ${JSON.stringify(t.field)} must be a JSON object`,
-    );
-  return { field: t.field, transformer: t.transformer, options: options as Record<string, unknown> };
+    throw new DrayError("invalid_argument", `the options of ${what} must be a JSON object`);
+  return options as Record<string, unknown>;
+}
+
+function transformOf(t: { field: string; transformer: string; optionsJson: string }): FieldTransform {
+  const options = optionsOf(t.optionsJson, `transformation ${t.transformer} on ${JSON.stringify(t.field)}`);
+  return { field: t.field, transformer: t.transformer, options };
+}
+
+function qualityRuleOf(r: { field: string; rule: string; optionsJson: string }): FieldQualityRule {
+  const options = optionsOf(r.optionsJson, `data-quality rule ${r.rule} on ${JSON.stringify(r.field)}`);
+  return { field: r.field, rule: r.rule, options };
 }

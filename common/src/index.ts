@@ -31,5 +31,6 @@ export {
   type PinoLoggerOptions,
   silentLogger,
 } from "./logger.js";
+export * from "./quality-rules.js";
 export * from "./transformers.js";
 export { DRAY_VERSION } from "./version.js";

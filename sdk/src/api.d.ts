@@ -715,6 +715,15 @@ export interface components {
                     [key: string]: unknown;
                 };
             }[];
+            /** @description The data-quality rules as set; absent when there are none */
+            qualityRules?: {
+                entity: string;
+                field: string;
+                rule: string;
+                options: {
+                    [key: string]: unknown;
+                };
+            }[];
             /** @description What a run transforms: the rules plus transformers carried over to referencing fields, from the source's cached snapshot; null when that cannot be worked out (see the plan's blocking). Action transform only */
             effectiveTransformations?: (components["schemas"]["EffectiveTransformation"] & {
                 entity: string;
@@ -840,6 +849,19 @@ export interface components {
              *     ]
              */
             transformations: components["schemas"]["TransformationRule"][];
+            /**
+             * @description Checks the source agent runs on every row it reads, before transformations (seed 02's DataQuality stage). A row that fails one is not copied: it is reported with its (transformed) key and the rule in the execution's errors and counted as skipped
+             * @default []
+             * @example [
+             *       {
+             *         "entity": "public.contacts",
+             *         "field": "email",
+             *         "rule": "not_null",
+             *         "options": {}
+             *       }
+             *     ]
+             */
+            qualityRules: components["schemas"]["QualityRule"][];
         };
         TransformationRule: {
             /**
@@ -862,6 +884,33 @@ export interface components {
              * @default {}
              * @example {
              *       "domain": "example.com"
+             *     }
+             */
+            options: {
+                [key: string]: unknown;
+            };
+        };
+        QualityRule: {
+            /**
+             * @description A selected entity (`schema.table`)
+             * @example public.accounts
+             */
+            entity: string | {
+                schema: string;
+                table: string;
+            };
+            /** @description A field of the entity (not generated) */
+            field: string;
+            /**
+             * @description not_null, matches (RE2 pattern), range (min/max), max_length (length) or one_of (values); every rule but not_null lets NULL pass
+             * @example matches
+             */
+            rule: string;
+            /**
+             * @description The rule's options
+             * @default {}
+             * @example {
+             *       "pattern": "^[^@\\s]+@[^@\\s]+$"
              *     }
              */
             options: {
@@ -938,6 +987,18 @@ export interface components {
              *     ]
              */
             transformations?: components["schemas"]["TransformationRule"][];
+            /**
+             * @description Checks the source agent runs on every row it reads, before transformations (seed 02's DataQuality stage). A row that fails one is not copied: it is reported with its (transformed) key and the rule in the execution's errors and counted as skipped
+             * @example [
+             *       {
+             *         "entity": "public.contacts",
+             *         "field": "email",
+             *         "rule": "not_null",
+             *         "options": {}
+             *       }
+             *     ]
+             */
+            qualityRules?: components["schemas"]["QualityRule"][];
         };
         PipelinePlan: {
             /**
@@ -986,6 +1047,14 @@ export interface components {
                 fieldsMissingInTarget: string[];
                 /** @description Fields the source agent transforms while reading this entity (action transform only) */
                 transformations?: components["schemas"]["EffectiveTransformation"][];
+                /** @description Data-quality rules the source agent checks on this entity's rows */
+                qualityRules?: {
+                    field: string;
+                    rule: string;
+                    options: {
+                        [key: string]: unknown;
+                    };
+                }[];
             }[];
             estimatedRecords: number;
             monthlyRecordLimit: {

@@ -27,7 +27,8 @@ type PipelineDefaults =
   | "entityConcurrency"
   | "targetTriggers"
   | "loadOrder"
-  | "transformations";
+  | "transformations"
+  | "qualityRules";
 /** The body of a new pipeline: fields with defaults may be left out. */
 export type CreatePipeline = Omit<Schemas["CreatePipeline"], PipelineDefaults> &
   Partial<Pick<Schemas["CreatePipeline"], PipelineDefaults>>;

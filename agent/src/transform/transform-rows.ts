@@ -50,6 +50,57 @@ export function escapeCopyValue(value: string): Buffer {
   return out;
 }
 
+/** One data-quality rule of a page: its field's position and its check of the raw value. */
+export interface FieldRulePlan {
+  index: number;
+  field: string;
+  rule: string;
+  /** The rule's options, for the report (never a value). */
+  options: Record<string, unknown>;
+  /** True when the value (null: NULL) passes. */
+  check: (value: string | null) => boolean;
+}
+
+/** A row left out of a page because it failed a data-quality rule. */
+export interface RejectedRow {
+  /** The row's key: the values of `keyIndexes`, transformed where they are. */
+  key: (string | null)[];
+  field: string;
+  rule: string;
+  /** Says which rule failed, with its options; never the value. */
+  message: string;
+}
+
+/** What {@link processCopyPage} does to a page. */
+export interface PagePlan {
+  transforms: readonly FieldTransformPlan[];
+  rules?: readonly FieldRulePlan[];
+  /** The page's field names, in order (templates and reports name fields). */
+  fieldNames?: readonly string[];
+  /** Positions of the key fields, for the reports of rejected rows. */
+  keyIndexes?: readonly number[];
+}
+
+/**
+ * What one value transformer did on a page: how many non-NULL values it
+ * took and how many it left as they were (a regexp_replace that matched
+ * nothing leaves them all). Counts only, never values.
+ */
+export interface TransformStats {
+  field: string;
+  transformer: string;
+  values: number;
+  unchanged: number;
+}
+
+/** A processed page: its COPY text, how many rows it holds, the rows left out, and what each transformer did. */
+export interface ProcessedPage {
+  data: Buffer;
+  rowCount: number;
+  rejected: RejectedRow[];
+  stats: TransformStats[];
+}
+
 /**
  * `data` (COPY text lines, each `\n`-terminated) with `plans` applied. NULL
  * stays NULL. A transformer that fails on a value fails the page with an error
@@ -62,8 +113,28 @@ export function transformCopyText(
   plans: readonly FieldTransformPlan[],
   fieldNames: readonly string[] = [],
 ): Buffer {
+  return processCopyPage(data, { transforms: plans, fieldNames }).data;
+}
+
+/**
+ * A page of COPY text checked and transformed in one pass: each row is first
+ * checked against `rules` on its raw values (the seed's DataQuality stage);
+ * a row that fails one is left out and reported by its key — transformed
+ * where the key is — and the first rule it failed. The other rows get
+ * `transforms` (the Transformation stage). Untransformed fields are copied
+ * byte for byte.
+ *
+ * @throws DrayError `invalid_argument` when a transformer fails on a value
+ */
+export function processCopyPage(data: Uint8Array, page: PagePlan): ProcessedPage {
+  const plans = page.transforms;
+  const rules = page.rules ?? [];
+  const fieldNames = page.fieldNames ?? [];
+  const keyIndexes = page.keyIndexes ?? [];
+  const rejected: RejectedRow[] = [];
   const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  if (plans.length === 0) return bytes;
+  if (plans.length === 0 && rules.length === 0)
+    return { data: bytes, rowCount: countLines(bytes), rejected, stats: [] };
   const valuePlans = plans.filter((p) => !p.applyRow);
   const rowPlans = plans.filter((p) => p.applyRow);
   const byIndex: (FieldTransformPlan | undefined)[] = [];
@@ -99,6 +170,33 @@ export function transformCopyText(
       ? null
       : Buffer.from(decoded.buffer, decoded.byteOffset, decoded.byteLength).toString("utf8");
   };
+  /** The key value at field `i` of the current line as it leaves the agent: transformed where it is. */
+  const keyValueAt = (i: number): string | null => {
+    if (i >= starts.length) return null;
+    const raw = decodedAt(i);
+    const plan = byIndex[i];
+    if (plan && raw !== null) {
+      try {
+        return plan.apply(raw);
+      } catch (error) {
+        fail(plan, error);
+      }
+    }
+    // A key built by a template, or one no transformer could take, is not shown.
+    if (rowByIndex[i]) return "(transformed)";
+    return raw;
+  };
+  const stats: TransformStats[] = valuePlans.map((p) => ({
+    field: p.field,
+    transformer: p.transformer,
+    values: 0,
+    unchanged: 0,
+  }));
+  const statOf: (TransformStats | undefined)[] = [];
+  valuePlans.forEach((p, i) => {
+    statOf[p.index] = stats[i];
+  });
+  let rowCount = 0;
   while (start < bytes.length) {
     let end = bytes.indexOf(LF, start);
     if (end === -1) end = bytes.length;
@@ -117,6 +215,26 @@ export function transformCopyText(
     starts.push(fieldStart);
     ends.push(end);
     results.clear();
+    let failed: FieldRulePlan | undefined;
+    for (const rule of rules) {
+      if (rule.index < starts.length && !rule.check(decodedAt(rule.index))) {
+        failed = rule;
+        break;
+      }
+    }
+    if (failed) {
+      rejected.push({
+        key: keyIndexes.map((i) => keyValueAt(i)),
+        field: failed.field,
+        rule: failed.rule,
+        message: `failed data-quality rule ${failed.rule}${
+          Object.keys(failed.options).length > 0 ? ` ${JSON.stringify(failed.options)}` : ""
+        } on field ${failed.field}`,
+      });
+      start = end + 1;
+      line++;
+      continue;
+    }
     for (const plan of valuePlans) {
       if (plan.index >= starts.length) continue;
       const value = decodedAt(plan.index);
@@ -127,6 +245,9 @@ export function transformCopyText(
         } catch (error) {
           fail(plan, error);
         }
+        const stat = statOf[plan.index]!;
+        stat.values++;
+        if (result === value) stat.unchanged++;
       }
       results.set(plan.index, result);
     }
@@ -159,8 +280,16 @@ export function transformCopyText(
     out.byte(LF);
     start = end + 1;
     line++;
+    rowCount++;
   }
-  return out.toBuffer();
+  return { data: out.toBuffer(), rowCount, rejected, stats };
+}
+
+/** The number of `\n`-terminated lines in `bytes`. */
+function countLines(bytes: Buffer): number {
+  let n = 0;
+  for (let at = bytes.indexOf(LF); at !== -1; at = bytes.indexOf(LF, at + 1)) n++;
+  return n;
 }
 
 /** A growing output buffer for {@link transformCopyText}. */

@@ -16,6 +16,7 @@ import {
   MAX_ENTITY_CONCURRENCY,
   MAX_PIPELINE_ENTITIES,
   MAX_PIPELINE_NAME_LENGTH,
+  MAX_PIPELINE_QUALITY_RULES,
   MAX_PIPELINE_TRANSFORMATIONS,
   MAX_RETRIES_PER_BATCH,
   MIN_BATCH_BYTES,
@@ -66,6 +67,39 @@ const transformations = z
       "A transformer on a referenced key is carried over to every referencing field among the selected " +
       "entities so joins still match",
     example: [{ entity: "public.contacts", field: "email", transformer: "email", options: {} }],
+  });
+
+/** One data-quality rule, as sent and as shown. */
+const QualityRule = z
+  .strictObject({
+    entity: EntityNameInput.openapi({ description: "A selected entity (`schema.table`)" }),
+    field: z.string().min(1).max(63).openapi({ description: "A field of the entity (not generated)" }),
+    rule: z
+      .string()
+      .min(1)
+      .max(100)
+      .openapi({
+        description:
+          "not_null, matches (RE2 pattern), range (min/max), max_length (length) or one_of (values); every rule " +
+          "but not_null lets NULL pass",
+        example: "matches",
+      }),
+    options: z
+      .record(z.string(), z.unknown())
+      .default({})
+      .openapi({ description: "The rule's options", example: { pattern: "^[^@\\s]+@[^@\\s]+$" } }),
+  })
+  .openapi("QualityRule");
+
+const qualityRules = z
+  .array(QualityRule)
+  .max(MAX_PIPELINE_QUALITY_RULES)
+  .openapi({
+    description:
+      "Checks the source agent runs on every row it reads, before transformations (seed 02's DataQuality " +
+      "stage). A row that fails one is not copied: it is reported with its (transformed) key and the rule in the " +
+      "execution's errors and counted as skipped",
+    example: [{ entity: "public.contacts", field: "email", rule: "not_null", options: {} }],
   });
 
 /** A transformation a run applies, with the transformer's kind. */
@@ -158,6 +192,7 @@ const fields = {
   targetTriggers,
   loadOrder,
   transformations,
+  qualityRules,
 };
 
 /** Body of POST /pipelines. */
@@ -177,6 +212,7 @@ export const CreatePipeline = z
     targetTriggers: fields.targetTriggers.default(DEFAULT_TARGET_TRIGGERS),
     loadOrder: fields.loadOrder.default(DEFAULT_LOAD_ORDER),
     transformations: fields.transformations.default([]),
+    qualityRules: fields.qualityRules.default([]),
   })
   .openapi("CreatePipeline");
 
@@ -197,6 +233,7 @@ export const UpdatePipeline = z
     targetTriggers: fields.targetTriggers.optional(),
     loadOrder: fields.loadOrder.optional(),
     transformations: fields.transformations.optional(),
+    qualityRules: fields.qualityRules.optional(),
   })
   .openapi("UpdatePipeline");
 
@@ -238,6 +275,17 @@ export const Pipeline = z
       )
       .optional()
       .openapi({ description: "The transformation rules as set (action transform only)" }),
+    qualityRules: z
+      .array(
+        z.object({
+          entity: z.string(),
+          field: z.string(),
+          rule: z.string(),
+          options: z.record(z.string(), z.unknown()),
+        }),
+      )
+      .optional()
+      .openapi({ description: "The data-quality rules as set; absent when there are none" }),
     effectiveTransformations: z
       .array(EffectiveTransformation.extend({ entity: z.string() }))
       .nullable()
@@ -353,6 +401,12 @@ export const PipelinePlan = z
         transformations: z.array(EffectiveTransformation).optional().openapi({
           description: "Fields the source agent transforms while reading this entity (action transform only)",
         }),
+        qualityRules: z
+          .array(
+            z.object({ field: z.string(), rule: z.string(), options: z.record(z.string(), z.unknown()) }),
+          )
+          .optional()
+          .openapi({ description: "Data-quality rules the source agent checks on this entity's rows" }),
       }),
     ),
     estimatedRecords: z.number(),

@@ -55,6 +55,9 @@ export function pipelineSnapshot(pipeline: PipelineRow): PipelineSettings {
           transformations: (pipeline.transformations ?? []).map((t) => ({ ...t, options: { ...t.options } })),
         }
       : {}),
+    ...((pipeline.qualityRules ?? []).length > 0
+      ? { qualityRules: pipeline.qualityRules.map((r) => ({ ...r, options: { ...r.options } })) }
+      : {}),
   };
 }
 

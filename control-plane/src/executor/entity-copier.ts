@@ -1,8 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { DrayError, sleep } from "@dray/common";
-import type { ReadBatchResult, RowBatch, WriteBatchResult } from "@dray/proto";
+import type { ReadBatchResult, RejectedRecord, RowBatch, WriteBatchResult } from "@dray/proto";
 import { RejectPolicy, WriteStrategy } from "@dray/proto";
 import { and, desc, eq } from "drizzle-orm";
+import { STAGES } from "../executions/execution-vocabulary.js";
 import { isAgentAway } from "../gateway/agent-sessions.js";
 import { raiseLimitHint, utcMonth } from "../pipelines/record-limit.js";
 import { executionBatches, executionEntities } from "../store/schema.js";
@@ -147,6 +148,22 @@ export function readTransforms(entity: EntityRunPlan, fields: readonly string[])
   };
 }
 
+/**
+ * The data-quality rules of a read: those of the fields it reads, with their
+ * options as JSON. The source agent checks them on the raw values.
+ */
+export function readQualityRules(entity: EntityRunPlan, fields: readonly string[]) {
+  const planned = (entity.qualityRules ?? []).filter((r) => fields.includes(r.field));
+  if (planned.length === 0) return {};
+  return {
+    qualityRules: planned.map((r) => ({
+      field: r.field,
+      rule: r.rule,
+      optionsJson: JSON.stringify(r.options ?? {}),
+    })),
+  };
+}
+
 /** Runs whose transform key id has been logged (once per run). */
 const keyLogged = new WeakSet<RunContext>();
 
@@ -192,6 +209,8 @@ function read(
         maxBytes: BigInt(ctx.settings.batchBytes),
         nullFields: shape.nullFields,
         ...readTransforms(entity, shape.fields),
+        // Rows that fail a rule are left out on the first pass; the back-fill pass finds nothing to update for them.
+        ...(pass === 1 ? readQualityRules(entity, shape.fields) : {}),
       },
       {
         signal: ctx.signal,
@@ -346,15 +365,20 @@ async function write(
   }
 }
 
-async function recordRejected(ctx: RunContext, entity: EntityRunPlan, result: WriteBatchResult) {
-  if (result.rejectedRecords.length === 0) return;
+async function recordRejected(
+  ctx: RunContext,
+  entity: EntityRunPlan,
+  records: readonly RejectedRecord[],
+  code?: string,
+) {
+  if (records.length === 0) return;
   await ctx.journal.errors(
-    result.rejectedRecords.map((r) => ({
+    records.map((r) => ({
       severity: "error" as const,
       entity: entity.entity,
       recordKey: [...r.key],
       field: r.field || null,
-      code: r.sqlState || null,
+      code: r.sqlState || code || null,
       message: r.message,
     })),
   );
@@ -393,6 +417,8 @@ interface PendingBatch {
   priorAttempts: number;
   /** What a re-read of a resumed batch found, recorded when it is written now. */
   reread?: { cursorTo: string[] | null; rows: number; bytes: number };
+  /** Rows of the batch's range the source left out for failing a data-quality rule (skipped). */
+  qualityRejected?: readonly RejectedRecord[];
 }
 
 /** How a write ended: its result, or the error it failed with for good. */
@@ -442,6 +468,7 @@ async function settleWrite(
       entity: entity.entity,
       ...o,
     });
+  const quality = batch.qualityRejected ?? [];
   if (outcome.ok) {
     const { result, attempts } = outcome;
     await settle({
@@ -449,15 +476,17 @@ async function settleWrite(
       state: "succeeded",
       created: result.created,
       updated: result.updated,
-      rejected: result.rejected,
+      rejected: result.rejected + quality.length,
       failedRecords: 0,
       attempts: batch.priorAttempts + attempts,
       durationMs: outcome.durationMs,
       advance: true,
       countRecords,
     });
-    await recordRejected(ctx, entity, result);
-    if (countRecords) bump(ctx, entity.entity, { ...result, failed: 0 });
+    await recordQualityRejected(ctx, entity, batch);
+    await recordRejected(ctx, entity, result.rejectedRecords);
+    if (countRecords)
+      bump(ctx, entity.entity, { ...result, rejected: result.rejected + quality.length, failed: 0 });
     return result;
   }
   const e = DrayError.from(outcome.error);
@@ -472,7 +501,8 @@ async function settleWrite(
     state: cancelled ? "cancelled" : skip ? "skipped" : "failed",
     created: 0,
     updated: 0,
-    rejected: 0,
+    // The rows a rule left out are skipped whatever became of the others.
+    rejected: skip ? quality.length : 0,
     failedRecords: skip && countRecords ? batch.rows.rowCount : 0,
     attempts,
     durationMs: outcome.durationMs,
@@ -485,9 +515,38 @@ async function settleWrite(
   await ctx.journal.error({ severity: "error", entity: entity.entity, code: e.code, message });
   if (away) throw e;
   if (!skip) throw new BatchFailed(e.code, message, { details: e.details, cause: e });
+  await recordQualityRejected(ctx, entity, batch);
   if (countRecords)
-    bump(ctx, entity.entity, { created: 0, updated: 0, rejected: 0, failed: batch.rows.rowCount });
+    bump(ctx, entity.entity, {
+      created: 0,
+      updated: 0,
+      rejected: quality.length,
+      failed: batch.rows.rowCount,
+    });
   return undefined;
+}
+
+/**
+ * Journals the rows of a settled batch that failed a data-quality rule (code
+ * `data_quality`, the transformed key and the rule), and says so in the stage
+ * log under DataQuality.
+ */
+async function recordQualityRejected(ctx: RunContext, entity: EntityRunPlan, batch: PendingBatch) {
+  const quality = batch.qualityRejected ?? [];
+  if (quality.length === 0) return;
+  // The agent's message names the rule, its options and the field: count the rows by it.
+  const byRule = new Map<string, number>();
+  for (const r of quality) byRule.set(r.message, (byRule.get(r.message) ?? 0) + 1);
+  await recordRejected(ctx, entity, quality, "data_quality");
+  await ctx.journal.stage({
+    processName: STAGES.dataQuality,
+    state: "processing",
+    code: "rows_skipped",
+    entity: entity.entity,
+    description:
+      `batch ${batch.seq} of ${entity.entity}: ${quality.length} row(s) skipped, ` +
+      [...byRule].map(([message, n]) => `${n} ${message}`).join("; "),
+  });
 }
 
 /**
@@ -590,7 +649,9 @@ async function copyRange(
       const batch = await next;
       next = undefined;
       const rows = batch.rows;
-      if (!rows || rows.rowCount === 0) break;
+      const qualityRejected = batch.rejectedRecords ?? [];
+      // A page whose every row failed a data-quality rule is still a batch: it moves the checkpoint over them.
+      if (!rows || (rows.rowCount === 0 && qualityRejected.length === 0)) break;
       const cursorTo = batch.last?.values ? [...batch.last.values] : null;
       // Make room in the window before reserving, so a batch is never reserved after the entity stopped.
       await window.settleUntil(inFlight - 1);
@@ -626,7 +687,7 @@ async function copyRange(
       state.cursor = cursorTo;
       if (!batch.done) next = read(ctx, entity, pass, cursorTo, until);
       next?.catch(() => {});
-      window.start({ rowId: batchRowId, batchId, seq, rows, priorAttempts: 0 });
+      window.start({ rowId: batchRowId, batchId, seq, rows, priorAttempts: 0, qualityRejected });
     }
   } catch (error) {
     window.stop(error);
@@ -697,6 +758,7 @@ export async function copyEntity(
       rows,
       priorAttempts: left.attempts,
       reread: { cursorTo: rereadTo, rows: rows.rowCount, bytes: rows.data.byteLength },
+      qualityRejected: again.rejectedRecords ?? [],
     };
     const outcome = await startWrite(ctx, entity, pass, pending);
     if (!outcome.ok && batchSealed(outcome.error)) {

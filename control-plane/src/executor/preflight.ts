@@ -187,10 +187,15 @@ export async function preflight(
     action: settings.action,
     // Settings frozen before transformations existed have none.
     transformations: settings.transformations ?? [],
+    // Likewise for data-quality rules.
+    qualityRules: settings.qualityRules ?? [],
     sourceName: source.name,
     targetName: target.name,
   });
   const transformsOf = new Map(runPlan.entities.map((e) => [e.entity, toFieldTransforms(e.transformations)]));
+  const rulesOf = new Map(
+    runPlan.entities.flatMap((e) => (e.qualityRules ? [[e.entity, e.qualityRules]] : [])),
+  );
   if (runPlan.blocking.length > 0) {
     throw new PreflightFailed(
       "plan_failed",
@@ -232,6 +237,7 @@ export async function preflight(
         kind: entityKindOf(e),
         dependsOn: [...dependsOn].sort(),
         transforms: transformsOf.get(name) ?? [],
+        ...(rulesOf.has(name) ? { qualityRules: rulesOf.get(name)! } : {}),
       };
     }),
   );

@@ -48,6 +48,12 @@ export interface EntityRunPlan {
    * for a copy; absent in older plans: none.
    */
   transforms?: { field: string; transformer: string; options: Record<string, unknown> }[];
+  /**
+   * Data-quality rules the source agent checks on every row it reads
+   * (ReadBatchTask.quality_rules); rows that fail are not returned but reported
+   * (ReadBatchResult.rejected_records). Absent: none.
+   */
+  qualityRules?: { field: string; rule: string; options: Record<string, unknown> }[];
 }
 
 /** A reference written unchecked and validated once every entity it joins is loaded. */

@@ -1,8 +1,8 @@
 import { DrayError, sleep } from "@dray/common";
-import { and, eq, sql } from "drizzle-orm";
-import { REASON_CODES } from "../executions/execution-vocabulary.js";
+import { and, count, eq, sql } from "drizzle-orm";
+import { REASON_CODES, STAGES } from "../executions/execution-vocabulary.js";
 import type { TaskKind, TaskPayload, TaskResultOf } from "../gateway/agent-sessions.js";
-import { executionEntities, executions } from "../store/schema.js";
+import { executionEntities, executionErrors, executions } from "../store/schema.js";
 import { releaseUnfinishedBatches } from "./batch-bookkeeping.js";
 import {
   AgentUnavailable,
@@ -227,6 +227,16 @@ async function enterPass2(ctx: RunContext, entity: string) {
     );
 }
 
+/** Rows of this execution skipped for failing a data-quality rule (all attempts), once the journal is written. */
+async function qualityFailures(ctx: RunContext): Promise<number> {
+  await ctx.journal.flush();
+  const [row] = await ctx.db
+    .select({ n: count() })
+    .from(executionErrors)
+    .where(and(eq(executionErrors.executionId, ctx.executionId), eq(executionErrors.code, "data_quality")));
+  return row?.n ?? 0;
+}
+
 async function runEntity(ctx: RunContext, entity: EntityRunPlan, pass: 1 | 2, halt: AbortSignal) {
   const [row] = await ctx.db
     .select({ status: executionEntities.status, pass: executionEntities.pass })
@@ -441,9 +451,18 @@ export async function runExecution(
     const fresh = execution.attempts === 1;
     const transformed = ctx.plan.entities.filter((e) => (e.transforms ?? []).length > 0);
     const fieldsTransformed = transformed.reduce((n, e) => n + (e.transforms ?? []).length, 0);
+    const checked = ctx.plan.entities.filter((e) => (e.qualityRules ?? []).length > 0);
+    const rulesChecked = checked.reduce((n, e) => n + (e.qualityRules ?? []).length, 0);
+    if (checked.length > 0)
+      await ctx.journal.stage({
+        processName: STAGES.dataQuality,
+        state: "begin",
+        code: "begin",
+        description: `Checking ${rulesChecked} data-quality rules on ${checked.length} entities on the source agent`,
+      });
     if (transformed.length > 0)
       await ctx.journal.stage({
-        processName: "Transformation",
+        processName: STAGES.transformation,
         state: "begin",
         code: "begin",
         description: `Transforming ${fieldsTransformed} fields of ${transformed.length} entities on the source agent`,
@@ -461,9 +480,21 @@ export async function runExecution(
     await eachLimited(deferred, ctx.settings.entityConcurrency, (e, halt) => runEntity(ctx, e, 2, halt));
     await Promise.all(sequenceMoves);
     await validatePostponed(ctx);
+    if (checked.length > 0) {
+      const failed = await qualityFailures(ctx);
+      await ctx.journal.stage({
+        processName: STAGES.dataQuality,
+        state: "end",
+        code: "end",
+        description:
+          failed === 0
+            ? `Every row passed the ${rulesChecked} data-quality rules`
+            : `${failed} row(s) failed data-quality rules and were skipped (error log, code data_quality)`,
+      });
+    }
     if (transformed.length > 0)
       await ctx.journal.stage({
-        processName: "Transformation",
+        processName: STAGES.transformation,
         state: "end",
         code: "end",
         description: `Transformed ${fieldsTransformed} fields of ${transformed.length} entities`,

@@ -43,6 +43,9 @@ export const MAX_PIPELINE_ENTITIES = 500;
 /** Most transformation rules of one pipeline. */
 export const MAX_PIPELINE_TRANSFORMATIONS = 1000;
 
+/** The most data-quality rules a pipeline may hold. */
+export const MAX_PIPELINE_QUALITY_RULES = 1000;
+
 /** Actions a pipeline may name, and the ones supported so far. */
 export const PIPELINE_ACTIONS = ["copy", "transform", "delete"] as const;
 export type PipelineAction = (typeof PIPELINE_ACTIONS)[number];

@@ -81,6 +81,7 @@ export async function getPipelinePlan(
     loadOrder: pipeline.loadOrder,
     action: pipeline.action,
     transformations: pipeline.transformations ?? [],
+    qualityRules: pipeline.qualityRules ?? [],
     sourceName: source.name,
     targetName: target.name,
   });

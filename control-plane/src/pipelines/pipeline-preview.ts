@@ -3,11 +3,9 @@
  * transformed rows of each selected entity that has transformations, read
  * and transformed by the SOURCE agent. Only transformed fields are shown: a
  * raw value never appears in the answer. Warnings name transformed values
- * longer than the target column's `character varying(n)`.
- *
- * There is no "regexp_replace matched nothing" warning: the control plane
- * sees transformed values only, so it cannot tell an unchanged value from a
- * replaced one without reading raw values, which the preview must not do.
+ * longer than the target column's `character varying(n)`, and transformers
+ * that left every previewed value unchanged (a regexp_replace that matched
+ * nothing): the agent counts unchanged values, so no raw value is needed.
  */
 import { DrayError } from "@dray/common";
 import type { ReadBatchResult } from "@dray/proto";
@@ -44,6 +42,13 @@ export interface EntityPreview {
   entity: string;
   fields: string[];
   rows: (string | null)[][];
+}
+
+/** What the source agent said each transformer of a previewed entity did (counts only). */
+interface EntityTransformStats {
+  entity: string;
+  transforms: readonly EffectiveTransformation[];
+  stats: readonly { field: string; values: number; unchanged: number }[];
 }
 
 /** A remark about previewed values (they would not fit the target, …). */
@@ -203,7 +208,7 @@ async function previewEntity(
   entityName: string,
   transforms: readonly EffectiveTransformation[],
   signal: AbortSignal | undefined,
-): Promise<EntityPreview> {
+): Promise<{ preview: EntityPreview; stats: EntityTransformStats }> {
   const entity = snapshot.entities.find((e) => e.entity === entityName);
   if (!entity) {
     throw new DrayError(
@@ -238,7 +243,38 @@ async function previewEntity(
   const rows = decodeCopyRows(result.rows?.data ?? new Uint8Array())
     .slice(0, PREVIEW_ROWS)
     .map((row) => positions.map((at) => (at >= 0 ? (row[at] ?? null) : null)));
-  return { entity: entityName, fields: shown, rows };
+  return {
+    preview: { entity: entityName, fields: shown, rows },
+    stats: { entity: entityName, transforms, stats: result.transformStats ?? [] },
+  };
+}
+
+/**
+ * Warnings for transformers that left every previewed non-NULL value as it
+ * was: a regexp_replace whose pattern matched none of them, or another
+ * transformer that changed nothing (its options, or the data, are not what
+ * the rule expects).
+ */
+export function unchangedWarnings(entity: EntityTransformStats): PreviewWarning[] {
+  return entity.stats.flatMap((s): PreviewWarning[] => {
+    if (s.values === 0 || s.unchanged < s.values) return [];
+    const t = entity.transforms.find((x) => x.field === s.field);
+    if (!t) return [];
+    const where = `${entity.entity}.${s.field}`;
+    const message =
+      t.transformer === "regexp_replace"
+        ? `regexp_replace on ${where} matched none of the ${s.values} previewed values, so it changes nothing: ` +
+          `check the pattern ${JSON.stringify(t.options.pattern)} against the field's values`
+        : `${t.transformer} on ${where} left all ${s.values} previewed values unchanged: check its options`;
+    return [
+      {
+        code: "transform_unchanged",
+        message,
+        entity: entity.entity,
+        details: { field: s.field, transformer: t.transformer, values: s.values },
+      },
+    ];
+  });
 }
 
 /**
@@ -292,10 +328,20 @@ export async function getPipelinePreview(
   const effective = effectiveTransformations(pipeline, sourceSnapshot);
   const reader = agents as PreviewReader;
   const entities: EntityPreview[] = [];
+  const warnings: PreviewWarning[] = [];
   for (const name of pipeline.entities) {
     const transforms = effective.get(name);
     if (!transforms || transforms.length === 0) continue;
-    entities.push(await previewEntity(reader, source.id, sourceSnapshot, name, transforms, signal));
+    const { preview, stats } = await previewEntity(
+      reader,
+      source.id,
+      sourceSnapshot,
+      name,
+      transforms,
+      signal,
+    );
+    entities.push(preview);
+    warnings.push(...unchangedWarnings(stats));
   }
-  return { entities, warnings: entities.flatMap((e) => lengthWarnings(e, targetSnapshot)) };
+  return { entities, warnings: [...entities.flatMap((e) => lengthWarnings(e, targetSnapshot)), ...warnings] };
 }

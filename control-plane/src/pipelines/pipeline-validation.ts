@@ -17,6 +17,7 @@ import {
   type TargetTriggers,
   type WriteStrategy,
 } from "./pipeline-defaults.js";
+import { type FieldQualityRule, type PipelineQualityRule, resolveQualityRules } from "./quality-rules.js";
 import {
   type EffectiveTransformation,
   type PipelineTransformation,
@@ -54,6 +55,12 @@ export interface PipelineSettings {
    * lack it: read them as none.
    */
   transformations?: PipelineTransformation[];
+  /**
+   * Data-quality rules checked by the source agent on every row read (any
+   * action); rows that fail are skipped and reported. Settings frozen into
+   * executions before they existed lack them: read them as none.
+   */
+  qualityRules?: PipelineQualityRule[];
 }
 
 /** A validation problem at a field path, as in `details.issues` of a 400. */
@@ -104,6 +111,8 @@ export async function validatePipelineSettings(
   sourceSnapshot: SchemaSnapshot;
   /** The effective transformations per entity (empty unless the action is transform). */
   transformations: Map<string, EffectiveTransformation[]>;
+  /** The data-quality rules per entity (only entities with one). */
+  qualityRules: Map<string, FieldQualityRule[]>;
 }> {
   if (!SUPPORTED_ACTIONS.includes(settings.action)) {
     throw invalid(`action "${settings.action}" is not supported yet: use "copy" or "transform"`, [
@@ -175,7 +184,8 @@ export async function validatePipelineSettings(
     settings.transformations ?? [],
     sourceSnapshot,
   );
-  return { source, target, sourceSnapshot, transformations };
+  const qualityRules = resolveQualityRules(settings.entities, settings.qualityRules ?? [], sourceSnapshot);
+  return { source, target, sourceSnapshot, transformations, qualityRules };
 }
 
 /** Throws `invalid_argument` naming each entity selected more than once. */

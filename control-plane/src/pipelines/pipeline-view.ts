@@ -3,6 +3,7 @@ import { and, desc, inArray } from "drizzle-orm";
 import { cachedSnapshotOf } from "../environments/entity-snapshots.js";
 import type { Db } from "../store/open-store.js";
 import { environments, executions, type pipelines } from "../store/schema.js";
+import type { PipelineQualityRule } from "./quality-rules.js";
 import {
   type EffectiveTransformation,
   effectiveTransformations,
@@ -55,6 +56,8 @@ export interface PipelineView extends PipelineActivity {
    * schema changed under a rule: the plan says why). Only for action `transform`.
    */
   effectiveTransformations?: (EffectiveTransformation & { entity: string })[] | null;
+  /** The data-quality rules as set; absent when there are none. */
+  qualityRules?: PipelineQualityRule[];
   createdAt: string;
   updatedAt: string;
 }
@@ -88,6 +91,9 @@ export function toPipelineView(
           transformations: (row.transformations ?? []).map((t) => ({ ...t, options: { ...t.options } })),
           effectiveTransformations: effective ?? null,
         }
+      : {}),
+    ...((row.qualityRules ?? []).length > 0
+      ? { qualityRules: row.qualityRules.map((r) => ({ ...r, options: { ...r.options } })) }
       : {}),
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),

@@ -38,7 +38,8 @@ export type CreatePipelineInput = Pick<
     | "entityConcurrency"
     | "targetTriggers"
     | "loadOrder"
-    | "transformations"]?: PipelineSettings[K] | undefined;
+    | "transformations"
+    | "qualityRules"]?: PipelineSettings[K] | undefined;
 };
 
 /** Fields an update may change; the merged result is validated like a new pipeline. */
@@ -67,6 +68,7 @@ function settingsOf(row: PipelineRow): PipelineSettings {
     loadOrder,
   } = row;
   const transformations = (row.transformations ?? []).map((t) => ({ ...t, options: { ...t.options } }));
+  const qualityRules = (row.qualityRules ?? []).map((r) => ({ ...r, options: { ...r.options } }));
   return {
     ...{ name, sourceEnvironmentId, targetEnvironmentId, action, writeStrategy, entities: [...entities] },
     ...{
@@ -78,6 +80,7 @@ function settingsOf(row: PipelineRow): PipelineSettings {
       targetTriggers,
       loadOrder,
       transformations,
+      qualityRules,
     },
   };
 }
@@ -137,6 +140,7 @@ export async function createPipeline(
     targetTriggers: input.targetTriggers ?? DEFAULT_TARGET_TRIGGERS,
     loadOrder: input.loadOrder ?? DEFAULT_LOAD_ORDER,
     transformations: (input.transformations ?? []).map((t) => ({ ...t, options: t.options ?? {} })),
+    qualityRules: (input.qualityRules ?? []).map((r) => ({ ...r, options: r.options ?? {} })),
   };
   await prefetchSourceSnapshot(db, organisationId, settings.sourceEnvironmentId, agents, now);
   await validatePipelineSettings(db, organisationId, settings);

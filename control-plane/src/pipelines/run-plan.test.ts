@@ -355,3 +355,43 @@ function entry(entity: string, level: number, estimatedRows: number) {
     fieldsMissingInTarget: [],
   };
 }
+
+describe("buildRunPlan with data-quality rules", () => {
+  const staff = entity("staff", { manager_id: ["staff", true], team_id: ["teams", true] });
+  const teams = entity("teams");
+  const names = ["public.teams", "public.staff"];
+
+  it("lists each entity's rules", () => {
+    const plan = buildRunPlan(snapshot(teams, staff), snapshot(teams, staff), names, {
+      writeStrategy: "merge",
+      qualityRules: [{ entity: "public.staff", field: "team_id", rule: "range", options: { min: 1 } }],
+    });
+    expect(plan.blocking).toEqual([]);
+    expect(plan.entities.find((e) => e.entity === "public.staff")?.qualityRules).toEqual([
+      { field: "team_id", rule: "range", options: { min: 1 } },
+    ]);
+    expect(plan.entities.find((e) => e.entity === "public.teams")?.qualityRules).toBeUndefined();
+  });
+
+  it("blocks a rule on a reference deferred to break a cycle, naming the field", () => {
+    const plan = buildRunPlan(snapshot(teams, staff), snapshot(teams, staff), names, {
+      writeStrategy: "merge",
+      qualityRules: [{ entity: "public.staff", field: "manager_id", rule: "range", options: { max: 3 } }],
+    });
+    expect(plan.deferred.map((d) => d.fields)).toEqual([["manager_id"]]);
+    expect(plan.blocking).toHaveLength(1);
+    expect(plan.blocking[0]).toMatchObject({ code: "quality_rule_invalid", entity: "public.staff" });
+    expect(plan.blocking[0]!.message).toContain(
+      "data-quality rule range on public.staff.manager_id cannot be checked",
+    );
+  });
+
+  it("blocks a rule that no longer holds against the source, saying the schema changed", () => {
+    const plan = buildRunPlan(snapshot(teams, staff), snapshot(teams, staff), names, {
+      writeStrategy: "merge",
+      qualityRules: [{ entity: "public.staff", field: "gone", rule: "not_null", options: {} }],
+    });
+    expect(plan.blocking[0]).toMatchObject({ code: "quality_rule_invalid" });
+    expect(plan.blocking[0]!.message).toContain("the source's schema changed since the pipeline was saved");
+  });
+});

@@ -25,6 +25,7 @@ import {
   type TargetTriggers,
   type WriteStrategy,
 } from "./pipeline-defaults.js";
+import { type FieldQualityRule, type PipelineQualityRule, resolveQualityRules } from "./quality-rules.js";
 import {
   type EffectiveTransformation,
   type PipelineTransformation,
@@ -44,6 +45,7 @@ export const BLOCKING_CODES = {
   parallelNeedsTriggersOff: "parallel_needs_triggers_off",
   /** A transformation rule that no longer holds against the source's schema. */
   transformationInvalid: "transformation_invalid",
+  qualityRuleInvalid: "quality_rule_invalid",
   monthlyRecordLimit: "monthly_record_limit",
 } as const;
 
@@ -105,6 +107,8 @@ export interface RunPlanEntity {
    * transformation was carried over from. Only for action `transform`.
    */
   transformations?: EffectiveTransformation[];
+  /** Data-quality rules the source agent checks on this entity's rows; absent when none. */
+  qualityRules?: FieldQualityRule[];
 }
 
 /** The plan of a run, without the monthly record limit. */
@@ -144,6 +148,8 @@ export interface RunPlanOptions {
   action?: string | undefined;
   /** The pipeline's transformation rules (action `transform`); default none. */
   transformations?: readonly PipelineTransformation[] | undefined;
+  /** The pipeline's data-quality rules; default none. */
+  qualityRules?: readonly PipelineQualityRule[] | undefined;
 }
 
 /**
@@ -218,6 +224,33 @@ export function buildRunPlan(
       });
     }
   }
+  let rules = new Map<string, FieldQualityRule[]>();
+  if (selected.length === names.length) {
+    try {
+      rules = resolveQualityRules(names, options.qualityRules ?? [], source);
+      // A deferred reference is not read by the first pass (existing rows keep their value until the
+      // back-fill), so a rule on it could not leave its row out: say so rather than not check it.
+      for (const d of dependencies?.deferred ?? []) {
+        const checked = (rules.get(d.entity) ?? []).filter((r) => d.fields.includes(r.field));
+        for (const r of checked)
+          blocking.push({
+            code: BLOCKING_CODES.qualityRuleInvalid,
+            entity: d.entity,
+            message:
+              `data-quality rule ${r.rule} on ${d.entity}.${r.field} cannot be checked: the field is a reference ` +
+              `deferred to break the cycle ${d.reference} (written after every row is loaded, so no row could be left ` +
+              "out for it); remove the rule or check the field in the source",
+          });
+      }
+    } catch (error) {
+      if (!(error instanceof DrayError)) throw error;
+      blocking.push({
+        code: BLOCKING_CODES.qualityRuleInvalid,
+        message: `${error.message} (the source's schema changed since the pipeline was saved: update the pipeline)`,
+        details: error.details,
+      });
+    }
+  }
 
   const levelOf = new Map<string, number>();
   dependencies?.levels.forEach((level, i) => {
@@ -258,6 +291,7 @@ export function buildRunPlan(
       fieldsMissingInTarget: [],
       // A copy's plan stays as it was: the section is there for a transform only.
       ...(options.action === "transform" ? { transformations: transforms.get(name) ?? [] } : {}),
+      ...(rules.has(name) ? { qualityRules: rules.get(name)! } : {}),
     };
     if (info.missingInTarget) {
       blocking.push({

@@ -197,6 +197,14 @@ export const pipelines = pgTable(
       .$type<{ entity: string; field: string; transformer: string; options: Record<string, unknown> }[]>()
       .notNull()
       .default([]),
+    /**
+     * Data-quality rules the source agent checks on every row read
+     * (pipelines/quality-rules.ts); empty when none.
+     */
+    qualityRules: jsonb("quality_rules")
+      .$type<{ entity: string; field: string; rule: string; options: Record<string, unknown> }[]>()
+      .notNull()
+      .default([]),
     createdAt: createdAt(),
     updatedAt: ts("updated_at").notNull().defaultNow(),
   },

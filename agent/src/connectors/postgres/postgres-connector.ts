@@ -4,6 +4,7 @@ import type {
   Condition,
   Connector,
   EntityName,
+  FieldQualityRule,
   FieldTransform,
   FinishEntityRequest,
   FinishEntityResult,
@@ -14,9 +15,15 @@ import type {
   WriteBatchRequest,
   WriteBatchResult,
 } from "../../connector.js";
+import { compileQualityRule, type QualityCheck } from "../../quality/compile-rule.js";
+import { memoizeTransform } from "../../transform/memoize.js";
 import { isSealed, openCursor, sealCursor } from "../../transform/sealed-cursor.js";
 import type { TransformKey } from "../../transform/transform-key.js";
-import { transformCopyText, type ValueTransform } from "../../transform/transform-rows.js";
+import { processCopyPage, type ValueTransform } from "../../transform/transform-rows.js";
+
+/** Memoized field transformers kept at most (each holds a bounded cache); beyond, they start afresh. */
+const MAX_MEMOS = 64;
+
 import { templateFactory } from "../../transform/wrappers.js";
 import { CatalogCache } from "./catalog-cache.js";
 import { createPool } from "./connection-options.js";
@@ -75,6 +82,10 @@ class PostgresConnector implements Connector {
   private readonly pools: SessionPools;
   /** Compiled transformers, by transformer, options and column type. */
   private readonly compiled = new Map<string, ValueTransform>();
+  /** Memoized transformers, by (entity, field, transformer, options, column type). */
+  private readonly memos = new Map<string, ValueTransform>();
+  /** Compiled data-quality checks, by (rule, options, column type). */
+  private readonly checks = new Map<string, QualityCheck>();
   /** Snapshots held open for consistent reads of tables without a row key. */
   private readonly snapshots: SnapshotHolder;
   /** Catalog look-ups of reads and writes, shared by their batches (finish and describe read the catalog as it is). */
@@ -131,36 +142,40 @@ class PostgresConnector implements Connector {
 
   readBatch(request: ReadBatchRequest, signal: AbortSignal): Promise<ReadBatchResult> {
     const transforms = request?.transforms ?? [];
+    const rules = request?.qualityRules ?? [];
     return this.run(
       `read ${describe(request?.entity)}`,
       signal,
       (session) =>
-        transforms.length === 0
+        transforms.length === 0 && rules.length === 0
           ? readBatch(session, request, this.options.readMethod ?? "copy", this.snapshots, this.catalog)
-          : this.readTransformed(session, request, transforms),
+          : this.readProcessed(session, request, transforms, rules),
       () => validateReadRequest(request),
     );
   }
 
   /**
-   * A page read, then transformed before it leaves the agent. Cursors over a
-   * transformed key field travel sealed; the transformers are compiled once
-   * per (transformer, options, column type) and keyed by the agent's key.
+   * A page read, then checked against its data-quality rules and transformed
+   * before it leaves the agent: rows that fail a rule are left out and
+   * reported by their (transformed) key. Cursors over a transformed key field
+   * travel sealed; the transformers are compiled once per (transformer,
+   * options, column type) and keyed by the agent's key.
    */
-  private async readTransformed(
+  private async readProcessed(
     session: Session,
     request: ReadBatchRequest,
     transforms: readonly FieldTransform[],
+    rules: readonly FieldQualityRule[],
   ): Promise<ReadBatchResult> {
     const { transformKey, compileTransform } = this.options;
-    if (!transformKey || !compileTransform)
+    if (transforms.length > 0 && (!transformKey || !compileTransform))
       throw new DrayError(
         "failed_precondition",
         "this agent cannot transform: it was started without a transform key (set DRAY_AGENT_TRANSFORM_KEY or give it a state directory)",
       );
     const sealed = transforms.some((t) => request.keyFields.includes(t.field));
     const open = (values: string[] | null | undefined) =>
-      values && isSealed(values) ? openCursor(transformKey.key, values) : values;
+      values && transformKey && isSealed(values) ? openCursor(transformKey.key, values) : values;
     const plain = { ...request, transforms: [] as FieldTransform[] };
     const after = open(request.after);
     const until = open(request.until);
@@ -188,19 +203,59 @@ class PostgresConnector implements Connector {
       }
       const type = types.get(t.field) ?? "text";
       const cacheKey = JSON.stringify([t.transformer, t.options, type]);
-      let apply = this.compiled.get(cacheKey);
+      // One memo per field of an entity: repeated values (foreign keys, statuses) cost a lookup, and a
+      // field of distinct values switches its memo off (memoize.ts).
+      const memoKey = JSON.stringify([request.entity.schema, request.entity.name, t.field, cacheKey]);
+      let apply = this.memos.get(memoKey);
       if (!apply) {
-        apply = compileTransform(t.transformer, t.options, transformKey.key, type);
-        this.compiled.set(cacheKey, apply);
+        let compiled = this.compiled.get(cacheKey);
+        if (!compiled) {
+          compiled = compileTransform!(t.transformer, t.options, transformKey!.key, type);
+          this.compiled.set(cacheKey, compiled);
+        }
+        apply = memoizeTransform(compiled);
+        if (this.memos.size >= MAX_MEMOS) this.memos.clear();
+        this.memos.set(memoKey, apply);
       }
       return { index, field: t.field, transformer: t.transformer, apply };
     });
-    const data = transformCopyText(page.rows.data, plans, page.rows.fields);
+    const rulePlans = rules.map((r) => {
+      const index = page.rows.fields.indexOf(r.field);
+      if (index < 0)
+        throw new DrayError(
+          "invalid_argument",
+          `data-quality rule ${r.rule} is on field ${JSON.stringify(r.field)}, which is not among the fields read`,
+        );
+      const type = types.get(r.field) ?? "text";
+      const cacheKey = JSON.stringify(["rule", r.rule, r.options, type]);
+      let check = this.checks.get(cacheKey);
+      if (!check) {
+        check = compileQualityRule(r.rule, r.options, type);
+        this.checks.set(cacheKey, check);
+      }
+      return { index, field: r.field, rule: r.rule, options: r.options, check };
+    });
+    const processed = processCopyPage(page.rows.data, {
+      transforms: plans,
+      rules: rulePlans,
+      fieldNames: page.rows.fields,
+      keyIndexes: request.keyFields.map((k) => page.rows.fields.indexOf(k)).filter((i) => i >= 0),
+    });
     return {
       ...page,
-      rows: { ...page.rows, data },
-      last: sealed && page.last ? sealCursor(transformKey.key, page.last) : page.last,
-      transformKeyId: transformKey.id,
+      rows: { ...page.rows, data: processed.data, rowCount: processed.rowCount },
+      last: sealed && page.last && transformKey ? sealCursor(transformKey.key, page.last) : page.last,
+      ...(transformKey && transforms.length > 0 ? { transformKeyId: transformKey.id } : {}),
+      ...(processed.rejected.length > 0 ? { rejected: processed.rejected } : {}),
+      ...(processed.stats.length > 0
+        ? {
+            transformStats: processed.stats.map(({ field, values, unchanged }) => ({
+              field,
+              values,
+              unchanged,
+            })),
+          }
+        : {}),
     };
   }
 

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dray/agent/v1/agent.proto.
  */
 export const file_dray_agent_v1_agent: GenFile = /*@__PURE__*/
-  fileDesc("ChlkcmF5L2FnZW50L3YxL2FnZW50LnByb3RvEg1kcmF5LmFnZW50LnYxImcKCUFnZW50SW5mbxIMCgRuYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSKQoIcGxhdGZvcm0YAyABKA4yFy5kcmF5LmFnZW50LnYxLlBsYXRmb3JtEhAKCGhvc3RuYW1lGAQgASgJIlIKDUVucm9sbFJlcXVlc3QSGAoQZW5yb2xsbWVudF90b2tlbhgBIAEoCRInCgVhZ2VudBgCIAEoCzIYLmRyYXkuYWdlbnQudjEuQWdlbnRJbmZvIm0KDkVucm9sbFJlc3BvbnNlEhAKCGFnZW50X2lkGAEgASgJEhYKDmVudmlyb25tZW50X2lkGAIgASgJEhIKCmNyZWRlbnRpYWwYAyABKAkSHQoVaGVhcnRiZWF0X2ludGVydmFsX21zGAQgASgNItMBChBIZWFydGJlYXRSZXF1ZXN0EicKBWFnZW50GAEgASgLMhguZHJheS5hZ2VudC52MS5BZ2VudEluZm8SGgoSZGF0YWJhc2VfcmVhY2hhYmxlGAIgASgIEhsKE2RhdGFiYXNlX2xhdGVuY3lfbXMYAyABKA0SFgoOZGF0YWJhc2VfZXJyb3IYBCABKAkSGgoSc2NoZW1hX2ZpbmdlcnByaW50GAUgASgJEhcKD3Rhc2tzX2luX2ZsaWdodBgGIAEoDRIQCghkcmFpbmluZxgHIAEoCCIyChFIZWFydGJlYXRSZXNwb25zZRIdChVoZWFydGJlYXRfaW50ZXJ2YWxfbXMYASABKA0iXgoVT3BlbldvcmtTdHJlYW1SZXF1ZXN0EicKBWFnZW50GAEgASgLMhguZHJheS5hZ2VudC52MS5BZ2VudEluZm8SHAoUbWF4X2NvbmN1cnJlbnRfdGFza3MYAiABKA0icgoWT3BlbldvcmtTdHJlYW1SZXNwb25zZRIjCgR0YXNrGAEgASgLMhMuZHJheS5hZ2VudC52MS5UYXNrSAASKwoGY2FuY2VsGAIgASgLMhkuZHJheS5hZ2VudC52MS5DYW5jZWxUYXNrSABCBgoEa2luZCKSBAoEVGFzaxIPCgd0YXNrX2lkGAEgASgJEhgKEGRlYWRsaW5lX3VuaXhfbXMYAiABKAMSGAoQbWF4X3Jlc3VsdF9ieXRlcxgDIAEoBBI8Cg90ZXN0X2Nvbm5lY3Rpb24YCiABKAsyIS5kcmF5LmFnZW50LnYxLlRlc3RDb25uZWN0aW9uVGFza0gAEjwKD2Rlc2NyaWJlX3NjaGVtYRgLIAEoCzIhLmRyYXkuYWdlbnQudjEuRGVzY3JpYmVTY2hlbWFUYXNrSAASKQoFY291bnQYDCABKAsyGC5kcmF5LmFnZW50LnYxLkNvdW50VGFza0gAEjIKCnJlYWRfYmF0Y2gYDSABKAsyHC5kcmF5LmFnZW50LnYxLlJlYWRCYXRjaFRhc2tIABI0Cgt3cml0ZV9iYXRjaBgOIAEoCzIdLmRyYXkuYWdlbnQudjEuV3JpdGVCYXRjaFRhc2tIABI2CgxjbGVhbl9lbnRpdHkYDyABKAsyHi5kcmF5LmFnZW50LnYxLkNsZWFuRW50aXR5VGFza0gAEjoKDmRlbGV0ZV9yZWNvcmRzGBAgASgLMiAuZHJheS5hZ2VudC52MS5EZWxldGVSZWNvcmRzVGFza0gAEjgKDWZpbmlzaF9lbnRpdHkYESABKAsyHy5kcmF5LmFnZW50LnYxLkZpbmlzaEVudGl0eVRhc2tIAEIGCgRraW5kIi0KCkNhbmNlbFRhc2sSDwoHdGFza19pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiKQoJRW50aXR5UmVmEg4KBnNjaGVtYRgBIAEoCRIMCgRuYW1lGAIgASgJIhgKBkN1cnNvchIOCgZ2YWx1ZXMYASADKAkiXgoJQ29uZGl0aW9uEg0KBWZpZWxkGAEgASgJEjIKCG9wZXJhdG9yGAIgASgOMiAuZHJheS5hZ2VudC52MS5Db25kaXRpb25PcGVyYXRvchIOCgZ2YWx1ZXMYAyADKAkiaQoIUm93QmF0Y2gSLAoIZW5jb2RpbmcYASABKA4yGi5kcmF5LmFnZW50LnYxLlJvd0VuY29kaW5nEg4KBmZpZWxkcxgCIAMoCRIRCglyb3dfY291bnQYAyABKA0SDAoEZGF0YRgEIAEoDCIUChJUZXN0Q29ubmVjdGlvblRhc2siYgoUVGVzdENvbm5lY3Rpb25SZXN1bHQSGwoTZGF0YWJhc2VfbGF0ZW5jeV9tcxgBIAEoDRIWCg5zZXJ2ZXJfdmVyc2lvbhgCIAEoCRIVCg1kYXRhYmFzZV9uYW1lGAMgASgJIiUKEkRlc2NyaWJlU2NoZW1hVGFzaxIPCgdzY2hlbWFzGAEgAygJIl0KBUZpZWxkEgwKBG5hbWUYASABKAkSDAoEdHlwZRgCIAEoCRIQCghudWxsYWJsZRgDIAEoCBITCgtoYXNfZGVmYXVsdBgEIAEoCBIRCglnZW5lcmF0ZWQYBSABKAgieQoJUmVmZXJlbmNlEgwKBG5hbWUYASABKAkSDgoGZmllbGRzGAIgAygJEjMKEXJlZmVyZW5jZWRfZW50aXR5GAMgASgLMhguZHJheS5hZ2VudC52MS5FbnRpdHlSZWYSGQoRcmVmZXJlbmNlZF9maWVsZHMYBCADKAkijgIKBkVudGl0eRIOCgZzY2hlbWEYASABKAkSDAoEbmFtZRgCIAEoCRIkCgZmaWVsZHMYAyADKAsyFC5kcmF5LmFnZW50LnYxLkZpZWxkEhMKC3ByaW1hcnlfa2V5GAQgAygJEiwKCnJlZmVyZW5jZXMYBSADKAsyGC5kcmF5LmFnZW50LnYxLlJlZmVyZW5jZRIWCg5lc3RpbWF0ZWRfcm93cxgGIAEoAxIXCg9lc3RpbWF0ZV9zb3VyY2UYByABKAkSDwoHcm93X2tleRgIIAMoCRIMCgRraW5kGAkgASgJEi0KC3VuaXF1ZV9rZXlzGAogAygLMhguZHJheS5hZ2VudC52MS5VbmlxdWVLZXkiGwoJVW5pcXVlS2V5Eg4KBmZpZWxkcxgBIAMoCSJUChREZXNjcmliZVNjaGVtYVJlc3VsdBInCghlbnRpdGllcxgBIAMoCzIVLmRyYXkuYWdlbnQudjEuRW50aXR5EhMKC2ZpbmdlcnByaW50GAIgASgJIl4KCUNvdW50VGFzaxIoCgZlbnRpdHkYASABKAsyGC5kcmF5LmFnZW50LnYxLkVudGl0eVJlZhInCgV3aGVyZRgCIAMoCzIYLmRyYXkuYWdlbnQudjEuQ29uZGl0aW9uIhwKC0NvdW50UmVzdWx0Eg0KBWNvdW50GAEgASgDIr8CCg1SZWFkQmF0Y2hUYXNrEigKBmVudGl0eRgBIAEoCzIYLmRyYXkuYWdlbnQudjEuRW50aXR5UmVmEg4KBmZpZWxkcxgCIAMoCRISCgprZXlfZmllbGRzGAMgAygJEiQKBWFmdGVyGAQgASgLMhUuZHJheS5hZ2VudC52MS5DdXJzb3ISEAoIbWF4X3Jvd3MYBSABKA0SEQoJbWF4X2J5dGVzGAYgASgEEicKBXdoZXJlGAcgAygLMhguZHJheS5hZ2VudC52MS5Db25kaXRpb24SEwoLbnVsbF9maWVsZHMYCCADKAkSJAoFdW50aWwYCSABKAsyFS5kcmF5LmFnZW50LnYxLkN1cnNvchIxCgp0cmFuc2Zvcm1zGAogAygLMh0uZHJheS5hZ2VudC52MS5GaWVsZFRyYW5zZm9ybSJKCg5GaWVsZFRyYW5zZm9ybRINCgVmaWVsZBgBIAEoCRITCgt0cmFuc2Zvcm1lchgCIAEoCRIUCgxvcHRpb25zX2pzb24YAyABKAkihQEKD1JlYWRCYXRjaFJlc3VsdBIlCgRyb3dzGAEgASgLMhcuZHJheS5hZ2VudC52MS5Sb3dCYXRjaBIjCgRsYXN0GAIgASgLMhUuZHJheS5hZ2VudC52MS5DdXJzb3ISDAoEZG9uZRgDIAEoCBIYChB0cmFuc2Zvcm1fa2V5X2lkGAQgASgJIrsCCg5Xcml0ZUJhdGNoVGFzaxIQCghiYXRjaF9pZBgBIAEoCRIoCgZlbnRpdHkYAiABKAsyGC5kcmF5LmFnZW50LnYxLkVudGl0eVJlZhIuCghzdHJhdGVneRgDIAEoDjIcLmRyYXkuYWdlbnQudjEuV3JpdGVTdHJhdGVneRISCgprZXlfZmllbGRzGAQgAygJEiUKBHJvd3MYBSABKAsyFy5kcmF5LmFnZW50LnYxLlJvd0JhdGNoEjIKDXJlamVjdF9wb2xpY3kYBiABKA4yGy5kcmF5LmFnZW50LnYxLlJlamVjdFBvbGljeRIZChFwcmV2aW91c19iYXRjaF9pZBgHIAEoCRIVCg1maXJlX3RyaWdnZXJzGAggASgIEhwKFHVuY2hlY2tlZF9yZWZlcmVuY2VzGAkgAygJIlAKDlJlamVjdGVkUmVjb3JkEgsKA2tleRgBIAMoCRINCgVmaWVsZBgCIAEoCRIPCgdtZXNzYWdlGAMgASgJEhEKCXNxbF9zdGF0ZRgEIAEoCSKaAQoQV3JpdGVCYXRjaFJlc3VsdBIZChFhbHJlYWR5X2NvbW1pdHRlZBgBIAEoCBIPCgdjcmVhdGVkGAIgASgNEg8KB3VwZGF0ZWQYAyABKA0SEAoIcmVqZWN0ZWQYBCABKA0SNwoQcmVqZWN0ZWRfcmVjb3JkcxgFIAMoCzIdLmRyYXkuYWdlbnQudjEuUmVqZWN0ZWRSZWNvcmQiVwoPQ2xlYW5FbnRpdHlUYXNrEigKBmVudGl0eRgBIAEoCzIYLmRyYXkuYWdlbnQudjEuRW50aXR5UmVmEhoKEnN1c3BlbmRfcmVmZXJlbmNlcxgCIAEoCCIkChFDbGVhbkVudGl0eVJlc3VsdBIPCgdkZWxldGVkGAEgASgDInYKEURlbGV0ZVJlY29yZHNUYXNrEigKBmVudGl0eRgBIAEoCzIYLmRyYXkuYWdlbnQudjEuRW50aXR5UmVmEhIKCmtleV9maWVsZHMYAiADKAkSIwoEa2V5cxgDIAMoCzIVLmRyYXkuYWdlbnQudjEuQ3Vyc29yIiYKE0RlbGV0ZVJlY29yZHNSZXN1bHQSDwoHZGVsZXRlZBgBIAEoAyKCAQoQRmluaXNoRW50aXR5VGFzaxIoCgZlbnRpdHkYASABKAsyGC5kcmF5LmFnZW50LnYxLkVudGl0eVJlZhIWCg5tb3ZlX3NlcXVlbmNlcxgCIAEoCBIYChBjaGVja19yZWZlcmVuY2VzGAMgAygJEhIKCmtleV9maWVsZHMYBCADKAkiXQoMU2VxdWVuY2VNb3ZlEhAKCHNlcXVlbmNlGAEgASgJEg0KBWZpZWxkGAIgASgJEg4KBmJlZm9yZRgDIAEoCRINCgVhZnRlchgEIAEoCRINCgVtb3ZlZBgFIAEoCCJFChJSZWZlcmVuY2VWaW9sYXRpb24SEQoJcmVmZXJlbmNlGAEgASgJEgsKA2tleRgCIAMoCRIPCgdtZXNzYWdlGAMgASgJIpQBChJGaW5pc2hFbnRpdHlSZXN1bHQSLgoJc2VxdWVuY2VzGAEgAygLMhsuZHJheS5hZ2VudC52MS5TZXF1ZW5jZU1vdmUSNQoKdmlvbGF0aW9ucxgCIAMoCzIhLmRyYXkuYWdlbnQudjEuUmVmZXJlbmNlVmlvbGF0aW9uEhcKD3Zpb2xhdGlvbl9jb3VudBgDIAEoBCJ6CglUYXNrRXJyb3ISJgoEY29kZRgBIAEoDjIYLmRyYXkuYWdlbnQudjEuRXJyb3JDb2RlEg8KB21lc3NhZ2UYAiABKAkSEQoJcmV0cnlhYmxlGAMgASgIEhEKCXNxbF9zdGF0ZRgEIAEoCRIOCgZyZWFzb24YBSABKAki4wMKClRhc2tSZXN1bHQSPgoPdGVzdF9jb25uZWN0aW9uGAogASgLMiMuZHJheS5hZ2VudC52MS5UZXN0Q29ubmVjdGlvblJlc3VsdEgAEj4KD2Rlc2NyaWJlX3NjaGVtYRgLIAEoCzIjLmRyYXkuYWdlbnQudjEuRGVzY3JpYmVTY2hlbWFSZXN1bHRIABIrCgVjb3VudBgMIAEoCzIaLmRyYXkuYWdlbnQudjEuQ291bnRSZXN1bHRIABI0CgpyZWFkX2JhdGNoGA0gASgLMh4uZHJheS5hZ2VudC52MS5SZWFkQmF0Y2hSZXN1bHRIABI2Cgt3cml0ZV9iYXRjaBgOIAEoCzIfLmRyYXkuYWdlbnQudjEuV3JpdGVCYXRjaFJlc3VsdEgAEjgKDGNsZWFuX2VudGl0eRgPIAEoCzIgLmRyYXkuYWdlbnQudjEuQ2xlYW5FbnRpdHlSZXN1bHRIABI8Cg5kZWxldGVfcmVjb3JkcxgQIAEoCzIiLmRyYXkuYWdlbnQudjEuRGVsZXRlUmVjb3Jkc1Jlc3VsdEgAEjoKDWZpbmlzaF9lbnRpdHkYESABKAsyIS5kcmF5LmFnZW50LnYxLkZpbmlzaEVudGl0eVJlc3VsdEgAQgYKBGtpbmQingEKE0NvbXBsZXRlVGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIrCgZyZXN1bHQYAiABKAsyGS5kcmF5LmFnZW50LnYxLlRhc2tSZXN1bHRIABIpCgVlcnJvchgDIAEoCzIYLmRyYXkuYWdlbnQudjEuVGFza0Vycm9ySAASEwoLZHVyYXRpb25fbXMYBCABKA1CCQoHb3V0Y29tZSIoChRDb21wbGV0ZVRhc2tSZXNwb25zZRIQCghhY2NlcHRlZBgBIAEoCCIeCgxEcmFpblJlcXVlc3QSDgoGcmVhc29uGAEgASgJIg8KDURyYWluUmVzcG9uc2UqTwoIUGxhdGZvcm0SGAoUUExBVEZPUk1fVU5TUEVDSUZJRUQQABIVChFQTEFURk9STV9QT1NUR1JFUxABEhIKDlBMQVRGT1JNX01ZU1FMEAIquwIKEUNvbmRpdGlvbk9wZXJhdG9yEiIKHkNPTkRJVElPTl9PUEVSQVRPUl9VTlNQRUNJRklFRBAAEhkKFUNPTkRJVElPTl9PUEVSQVRPUl9FURABEhoKFkNPTkRJVElPTl9PUEVSQVRPUl9ORVEQAhIZChVDT05ESVRJT05fT1BFUkFUT1JfTFQQAxIaChZDT05ESVRJT05fT1BFUkFUT1JfTFRFEAQSGQoVQ09ORElUSU9OX09QRVJBVE9SX0dUEAUSGgoWQ09ORElUSU9OX09QRVJBVE9SX0dURRAGEh4KGkNPTkRJVElPTl9PUEVSQVRPUl9JU19OVUxMEAcSIgoeQ09ORElUSU9OX09QRVJBVE9SX0lTX05PVF9OVUxMEAgSGQoVQ09ORElUSU9OX09QRVJBVE9SX0lOEAkqRwoLUm93RW5jb2RpbmcSHAoYUk9XX0VOQ09ESU5HX1VOU1BFQ0lGSUVEEAASGgoWUk9XX0VOQ09ESU5HX0NPUFlfVEVYVBABKn8KDVdyaXRlU3RyYXRlZ3kSHgoaV1JJVEVfU1RSQVRFR1lfVU5TUEVDSUZJRUQQABIZChVXUklURV9TVFJBVEVHWV9JTlNFUlQQARIYChRXUklURV9TVFJBVEVHWV9NRVJHRRACEhkKFVdSSVRFX1NUUkFURUdZX1VQREFURRADKmAKDFJlamVjdFBvbGljeRIdChlSRUpFQ1RfUE9MSUNZX1VOU1BFQ0lGSUVEEAASGQoVUkVKRUNUX1BPTElDWV9JU09MQVRFEAESFgoSUkVKRUNUX1BPTElDWV9GQUlMEAIqgAQKCUVycm9yQ29kZRIaChZFUlJPUl9DT0RFX1VOU1BFQ0lGSUVEEAASGAoURVJST1JfQ09ERV9DQU5DRUxMRUQQARIWChJFUlJPUl9DT0RFX1VOS05PV04QAhIfChtFUlJPUl9DT0RFX0lOVkFMSURfQVJHVU1FTlQQAxIgChxFUlJPUl9DT0RFX0RFQURMSU5FX0VYQ0VFREVEEAQSGAoURVJST1JfQ09ERV9OT1RfRk9VTkQQBRIdChlFUlJPUl9DT0RFX0FMUkVBRFlfRVhJU1RTEAYSIAocRVJST1JfQ09ERV9QRVJNSVNTSU9OX0RFTklFRBAHEiEKHUVSUk9SX0NPREVfUkVTT1VSQ0VfRVhIQVVTVEVEEAgSIgoeRVJST1JfQ09ERV9GQUlMRURfUFJFQ09ORElUSU9OEAkSFgoSRVJST1JfQ09ERV9BQk9SVEVEEAoSGwoXRVJST1JfQ09ERV9PVVRfT0ZfUkFOR0UQCxIcChhFUlJPUl9DT0RFX1VOSU1QTEVNRU5URUQQDBIXChNFUlJPUl9DT0RFX0lOVEVSTkFMEA0SGgoWRVJST1JfQ09ERV9VTkFWQUlMQUJMRRAOEhgKFEVSUk9SX0NPREVfREFUQV9MT1NTEA8SHgoaRVJST1JfQ09ERV9VTkFVVEhFTlRJQ0FURUQQEDKqAwoTQWdlbnRHYXRld2F5U2VydmljZRJFCgZFbnJvbGwSHC5kcmF5LmFnZW50LnYxLkVucm9sbFJlcXVlc3QaHS5kcmF5LmFnZW50LnYxLkVucm9sbFJlc3BvbnNlEk4KCUhlYXJ0YmVhdBIfLmRyYXkuYWdlbnQudjEuSGVhcnRiZWF0UmVxdWVzdBogLmRyYXkuYWdlbnQudjEuSGVhcnRiZWF0UmVzcG9uc2USXwoOT3BlbldvcmtTdHJlYW0SJC5kcmF5LmFnZW50LnYxLk9wZW5Xb3JrU3RyZWFtUmVxdWVzdBolLmRyYXkuYWdlbnQudjEuT3BlbldvcmtTdHJlYW1SZXNwb25zZTABElcKDENvbXBsZXRlVGFzaxIiLmRyYXkuYWdlbnQudjEuQ29tcGxldGVUYXNrUmVxdWVzdBojLmRyYXkuYWdlbnQudjEuQ29tcGxldGVUYXNrUmVzcG9uc2USQgoFRHJhaW4SGy5kcmF5LmFnZW50LnYxLkRyYWluUmVxdWVzdBocLmRyYXkuYWdlbnQudjEuRHJhaW5SZXNwb25zZWIGcHJvdG8z");
+  fileDesc("ChlkcmF5L2FnZW50L3YxL2FnZW50LnByb3RvEg1kcmF5LmFnZW50LnYxImcKCUFnZW50SW5mbxIMCgRuYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSKQoIcGxhdGZvcm0YAyABKA4yFy5kcmF5LmFnZW50LnYxLlBsYXRmb3JtEhAKCGhvc3RuYW1lGAQgASgJIlIKDUVucm9sbFJlcXVlc3QSGAoQZW5yb2xsbWVudF90b2tlbhgBIAEoCRInCgVhZ2VudBgCIAEoCzIYLmRyYXkuYWdlbnQudjEuQWdlbnRJbmZvIm0KDkVucm9sbFJlc3BvbnNlEhAKCGFnZW50X2lkGAEgASgJEhYKDmVudmlyb25tZW50X2lkGAIgASgJEhIKCmNyZWRlbnRpYWwYAyABKAkSHQoVaGVhcnRiZWF0X2ludGVydmFsX21zGAQgASgNItMBChBIZWFydGJlYXRSZXF1ZXN0EicKBWFnZW50GAEgASgLMhguZHJheS5hZ2VudC52MS5BZ2VudEluZm8SGgoSZGF0YWJhc2VfcmVhY2hhYmxlGAIgASgIEhsKE2RhdGFiYXNlX2xhdGVuY3lfbXMYAyABKA0SFgoOZGF0YWJhc2VfZXJyb3IYBCABKAkSGgoSc2NoZW1hX2ZpbmdlcnByaW50GAUgASgJEhcKD3Rhc2tzX2luX2ZsaWdodBgGIAEoDRIQCghkcmFpbmluZxgHIAEoCCIyChFIZWFydGJlYXRSZXNwb25zZRIdChVoZWFydGJlYXRfaW50ZXJ2YWxfbXMYASABKA0iXgoVT3BlbldvcmtTdHJlYW1SZXF1ZXN0EicKBWFnZW50GAEgASgLMhguZHJheS5hZ2VudC52MS5BZ2VudEluZm8SHAoUbWF4X2NvbmN1cnJlbnRfdGFza3MYAiABKA0icgoWT3BlbldvcmtTdHJlYW1SZXNwb25zZRIjCgR0YXNrGAEgASgLMhMuZHJheS5hZ2VudC52MS5UYXNrSAASKwoGY2FuY2VsGAIgASgLMhkuZHJheS5hZ2VudC52MS5DYW5jZWxUYXNrSABCBgoEa2luZCKSBAoEVGFzaxIPCgd0YXNrX2lkGAEgASgJEhgKEGRlYWRsaW5lX3VuaXhfbXMYAiABKAMSGAoQbWF4X3Jlc3VsdF9ieXRlcxgDIAEoBBI8Cg90ZXN0X2Nvbm5lY3Rpb24YCiABKAsyIS5kcmF5LmFnZW50LnYxLlRlc3RDb25uZWN0aW9uVGFza0gAEjwKD2Rlc2NyaWJlX3NjaGVtYRgLIAEoCzIhLmRyYXkuYWdlbnQudjEuRGVzY3JpYmVTY2hlbWFUYXNrSAASKQoFY291bnQYDCABKAsyGC5kcmF5LmFnZW50LnYxLkNvdW50VGFza0gAEjIKCnJlYWRfYmF0Y2gYDSABKAsyHC5kcmF5LmFnZW50LnYxLlJlYWRCYXRjaFRhc2tIABI0Cgt3cml0ZV9iYXRjaBgOIAEoCzIdLmRyYXkuYWdlbnQudjEuV3JpdGVCYXRjaFRhc2tIABI2CgxjbGVhbl9lbnRpdHkYDyABKAsyHi5kcmF5LmFnZW50LnYxLkNsZWFuRW50aXR5VGFza0gAEjoKDmRlbGV0ZV9yZWNvcmRzGBAgASgLMiAuZHJheS5hZ2VudC52MS5EZWxldGVSZWNvcmRzVGFza0gAEjgKDWZpbmlzaF9lbnRpdHkYESABKAsyHy5kcmF5LmFnZW50LnYxLkZpbmlzaEVudGl0eVRhc2tIAEIGCgRraW5kIi0KCkNhbmNlbFRhc2sSDwoHdGFza19pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiKQoJRW50aXR5UmVmEg4KBnNjaGVtYRgBIAEoCRIMCgRuYW1lGAIgASgJIhgKBkN1cnNvchIOCgZ2YWx1ZXMYASADKAkiXgoJQ29uZGl0aW9uEg0KBWZpZWxkGAEgASgJEjIKCG9wZXJhdG9yGAIgASgOMiAuZHJheS5hZ2VudC52MS5Db25kaXRpb25PcGVyYXRvchIOCgZ2YWx1ZXMYAyADKAkiaQoIUm93QmF0Y2gSLAoIZW5jb2RpbmcYASABKA4yGi5kcmF5LmFnZW50LnYxLlJvd0VuY29kaW5nEg4KBmZpZWxkcxgCIAMoCRIRCglyb3dfY291bnQYAyABKA0SDAoEZGF0YRgEIAEoDCIUChJUZXN0Q29ubmVjdGlvblRhc2siYgoUVGVzdENvbm5lY3Rpb25SZXN1bHQSGwoTZGF0YWJhc2VfbGF0ZW5jeV9tcxgBIAEoDRIWCg5zZXJ2ZXJfdmVyc2lvbhgCIAEoCRIVCg1kYXRhYmFzZV9uYW1lGAMgASgJIiUKEkRlc2NyaWJlU2NoZW1hVGFzaxIPCgdzY2hlbWFzGAEgAygJIl0KBUZpZWxkEgwKBG5hbWUYASABKAkSDAoEdHlwZRgCIAEoCRIQCghudWxsYWJsZRgDIAEoCBITCgtoYXNfZGVmYXVsdBgEIAEoCBIRCglnZW5lcmF0ZWQYBSABKAgieQoJUmVmZXJlbmNlEgwKBG5hbWUYASABKAkSDgoGZmllbGRzGAIgAygJEjMKEXJlZmVyZW5jZWRfZW50aXR5GAMgASgLMhguZHJheS5hZ2VudC52MS5FbnRpdHlSZWYSGQoRcmVmZXJlbmNlZF9maWVsZHMYBCADKAkijgIKBkVudGl0eRIOCgZzY2hlbWEYASABKAkSDAoEbmFtZRgCIAEoCRIkCgZmaWVsZHMYAyADKAsyFC5kcmF5LmFnZW50LnYxLkZpZWxkEhMKC3ByaW1hcnlfa2V5GAQgAygJEiwKCnJlZmVyZW5jZXMYBSADKAsyGC5kcmF5LmFnZW50LnYxLlJlZmVyZW5jZRIWCg5lc3RpbWF0ZWRfcm93cxgGIAEoAxIXCg9lc3RpbWF0ZV9zb3VyY2UYByABKAkSDwoHcm93X2tleRgIIAMoCRIMCgRraW5kGAkgASgJEi0KC3VuaXF1ZV9rZXlzGAogAygLMhguZHJheS5hZ2VudC52MS5VbmlxdWVLZXkiGwoJVW5pcXVlS2V5Eg4KBmZpZWxkcxgBIAMoCSJUChREZXNjcmliZVNjaGVtYVJlc3VsdBInCghlbnRpdGllcxgBIAMoCzIVLmRyYXkuYWdlbnQudjEuRW50aXR5EhMKC2ZpbmdlcnByaW50GAIgASgJIl4KCUNvdW50VGFzaxIoCgZlbnRpdHkYASABKAsyGC5kcmF5LmFnZW50LnYxLkVudGl0eVJlZhInCgV3aGVyZRgCIAMoCzIYLmRyYXkuYWdlbnQudjEuQ29uZGl0aW9uIhwKC0NvdW50UmVzdWx0Eg0KBWNvdW50GAEgASgDIvcCCg1SZWFkQmF0Y2hUYXNrEigKBmVudGl0eRgBIAEoCzIYLmRyYXkuYWdlbnQudjEuRW50aXR5UmVmEg4KBmZpZWxkcxgCIAMoCRISCgprZXlfZmllbGRzGAMgAygJEiQKBWFmdGVyGAQgASgLMhUuZHJheS5hZ2VudC52MS5DdXJzb3ISEAoIbWF4X3Jvd3MYBSABKA0SEQoJbWF4X2J5dGVzGAYgASgEEicKBXdoZXJlGAcgAygLMhguZHJheS5hZ2VudC52MS5Db25kaXRpb24SEwoLbnVsbF9maWVsZHMYCCADKAkSJAoFdW50aWwYCSABKAsyFS5kcmF5LmFnZW50LnYxLkN1cnNvchIxCgp0cmFuc2Zvcm1zGAogAygLMh0uZHJheS5hZ2VudC52MS5GaWVsZFRyYW5zZm9ybRI2Cg1xdWFsaXR5X3J1bGVzGAsgAygLMh8uZHJheS5hZ2VudC52MS5GaWVsZFF1YWxpdHlSdWxlIkUKEEZpZWxkUXVhbGl0eVJ1bGUSDQoFZmllbGQYASABKAkSDAoEcnVsZRgCIAEoCRIUCgxvcHRpb25zX2pzb24YAyABKAkiSgoORmllbGRUcmFuc2Zvcm0SDQoFZmllbGQYASABKAkSEwoLdHJhbnNmb3JtZXIYAiABKAkSFAoMb3B0aW9uc19qc29uGAMgASgJIvsBCg9SZWFkQmF0Y2hSZXN1bHQSJQoEcm93cxgBIAEoCzIXLmRyYXkuYWdlbnQudjEuUm93QmF0Y2gSIwoEbGFzdBgCIAEoCzIVLmRyYXkuYWdlbnQudjEuQ3Vyc29yEgwKBGRvbmUYAyABKAgSGAoQdHJhbnNmb3JtX2tleV9pZBgEIAEoCRI3ChByZWplY3RlZF9yZWNvcmRzGAUgAygLMh0uZHJheS5hZ2VudC52MS5SZWplY3RlZFJlY29yZBI7Cg90cmFuc2Zvcm1fc3RhdHMYBiADKAsyIi5kcmF5LmFnZW50LnYxLkZpZWxkVHJhbnNmb3JtU3RhdHMiRwoTRmllbGRUcmFuc2Zvcm1TdGF0cxINCgVmaWVsZBgBIAEoCRIOCgZ2YWx1ZXMYAiABKA0SEQoJdW5jaGFuZ2VkGAMgASgNIrsCCg5Xcml0ZUJhdGNoVGFzaxIQCghiYXRjaF9pZBgBIAEoCRIoCgZlbnRpdHkYAiABKAsyGC5kcmF5LmFnZW50LnYxLkVudGl0eVJlZhIuCghzdHJhdGVneRgDIAEoDjIcLmRyYXkuYWdlbnQudjEuV3JpdGVTdHJhdGVneRISCgprZXlfZmllbGRzGAQgAygJEiUKBHJvd3MYBSABKAsyFy5kcmF5LmFnZW50LnYxLlJvd0JhdGNoEjIKDXJlamVjdF9wb2xpY3kYBiABKA4yGy5kcmF5LmFnZW50LnYxLlJlamVjdFBvbGljeRIZChFwcmV2aW91c19iYXRjaF9pZBgHIAEoCRIVCg1maXJlX3RyaWdnZXJzGAggASgIEhwKFHVuY2hlY2tlZF9yZWZlcmVuY2VzGAkgAygJIlAKDlJlamVjdGVkUmVjb3JkEgsKA2tleRgBIAMoCRINCgVmaWVsZBgCIAEoCRIPCgdtZXNzYWdlGAMgASgJEhEKCXNxbF9zdGF0ZRgEIAEoCSKaAQoQV3JpdGVCYXRjaFJlc3VsdBIZChFhbHJlYWR5X2NvbW1pdHRlZBgBIAEoCBIPCgdjcmVhdGVkGAIgASgNEg8KB3VwZGF0ZWQYAyABKA0SEAoIcmVqZWN0ZWQYBCABKA0SNwoQcmVqZWN0ZWRfcmVjb3JkcxgFIAMoCzIdLmRyYXkuYWdlbnQudjEuUmVqZWN0ZWRSZWNvcmQiVwoPQ2xlYW5FbnRpdHlUYXNrEigKBmVudGl0eRgBIAEoCzIYLmRyYXkuYWdlbnQudjEuRW50aXR5UmVmEhoKEnN1c3BlbmRfcmVmZXJlbmNlcxgCIAEoCCIkChFDbGVhbkVudGl0eVJlc3VsdBIPCgdkZWxldGVkGAEgASgDInYKEURlbGV0ZVJlY29yZHNUYXNrEigKBmVudGl0eRgBIAEoCzIYLmRyYXkuYWdlbnQudjEuRW50aXR5UmVmEhIKCmtleV9maWVsZHMYAiADKAkSIwoEa2V5cxgDIAMoCzIVLmRyYXkuYWdlbnQudjEuQ3Vyc29yIiYKE0RlbGV0ZVJlY29yZHNSZXN1bHQSDwoHZGVsZXRlZBgBIAEoAyKCAQoQRmluaXNoRW50aXR5VGFzaxIoCgZlbnRpdHkYASABKAsyGC5kcmF5LmFnZW50LnYxLkVudGl0eVJlZhIWCg5tb3ZlX3NlcXVlbmNlcxgCIAEoCBIYChBjaGVja19yZWZlcmVuY2VzGAMgAygJEhIKCmtleV9maWVsZHMYBCADKAkiXQoMU2VxdWVuY2VNb3ZlEhAKCHNlcXVlbmNlGAEgASgJEg0KBWZpZWxkGAIgASgJEg4KBmJlZm9yZRgDIAEoCRINCgVhZnRlchgEIAEoCRINCgVtb3ZlZBgFIAEoCCJFChJSZWZlcmVuY2VWaW9sYXRpb24SEQoJcmVmZXJlbmNlGAEgASgJEgsKA2tleRgCIAMoCRIPCgdtZXNzYWdlGAMgASgJIpQBChJGaW5pc2hFbnRpdHlSZXN1bHQSLgoJc2VxdWVuY2VzGAEgAygLMhsuZHJheS5hZ2VudC52MS5TZXF1ZW5jZU1vdmUSNQoKdmlvbGF0aW9ucxgCIAMoCzIhLmRyYXkuYWdlbnQudjEuUmVmZXJlbmNlVmlvbGF0aW9uEhcKD3Zpb2xhdGlvbl9jb3VudBgDIAEoBCJ6CglUYXNrRXJyb3ISJgoEY29kZRgBIAEoDjIYLmRyYXkuYWdlbnQudjEuRXJyb3JDb2RlEg8KB21lc3NhZ2UYAiABKAkSEQoJcmV0cnlhYmxlGAMgASgIEhEKCXNxbF9zdGF0ZRgEIAEoCRIOCgZyZWFzb24YBSABKAki4wMKClRhc2tSZXN1bHQSPgoPdGVzdF9jb25uZWN0aW9uGAogASgLMiMuZHJheS5hZ2VudC52MS5UZXN0Q29ubmVjdGlvblJlc3VsdEgAEj4KD2Rlc2NyaWJlX3NjaGVtYRgLIAEoCzIjLmRyYXkuYWdlbnQudjEuRGVzY3JpYmVTY2hlbWFSZXN1bHRIABIrCgVjb3VudBgMIAEoCzIaLmRyYXkuYWdlbnQudjEuQ291bnRSZXN1bHRIABI0CgpyZWFkX2JhdGNoGA0gASgLMh4uZHJheS5hZ2VudC52MS5SZWFkQmF0Y2hSZXN1bHRIABI2Cgt3cml0ZV9iYXRjaBgOIAEoCzIfLmRyYXkuYWdlbnQudjEuV3JpdGVCYXRjaFJlc3VsdEgAEjgKDGNsZWFuX2VudGl0eRgPIAEoCzIgLmRyYXkuYWdlbnQudjEuQ2xlYW5FbnRpdHlSZXN1bHRIABI8Cg5kZWxldGVfcmVjb3JkcxgQIAEoCzIiLmRyYXkuYWdlbnQudjEuRGVsZXRlUmVjb3Jkc1Jlc3VsdEgAEjoKDWZpbmlzaF9lbnRpdHkYESABKAsyIS5kcmF5LmFnZW50LnYxLkZpbmlzaEVudGl0eVJlc3VsdEgAQgYKBGtpbmQingEKE0NvbXBsZXRlVGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIrCgZyZXN1bHQYAiABKAsyGS5kcmF5LmFnZW50LnYxLlRhc2tSZXN1bHRIABIpCgVlcnJvchgDIAEoCzIYLmRyYXkuYWdlbnQudjEuVGFza0Vycm9ySAASEwoLZHVyYXRpb25fbXMYBCABKA1CCQoHb3V0Y29tZSIoChRDb21wbGV0ZVRhc2tSZXNwb25zZRIQCghhY2NlcHRlZBgBIAEoCCIeCgxEcmFpblJlcXVlc3QSDgoGcmVhc29uGAEgASgJIg8KDURyYWluUmVzcG9uc2UqTwoIUGxhdGZvcm0SGAoUUExBVEZPUk1fVU5TUEVDSUZJRUQQABIVChFQTEFURk9STV9QT1NUR1JFUxABEhIKDlBMQVRGT1JNX01ZU1FMEAIquwIKEUNvbmRpdGlvbk9wZXJhdG9yEiIKHkNPTkRJVElPTl9PUEVSQVRPUl9VTlNQRUNJRklFRBAAEhkKFUNPTkRJVElPTl9PUEVSQVRPUl9FURABEhoKFkNPTkRJVElPTl9PUEVSQVRPUl9ORVEQAhIZChVDT05ESVRJT05fT1BFUkFUT1JfTFQQAxIaChZDT05ESVRJT05fT1BFUkFUT1JfTFRFEAQSGQoVQ09ORElUSU9OX09QRVJBVE9SX0dUEAUSGgoWQ09ORElUSU9OX09QRVJBVE9SX0dURRAGEh4KGkNPTkRJVElPTl9PUEVSQVRPUl9JU19OVUxMEAcSIgoeQ09ORElUSU9OX09QRVJBVE9SX0lTX05PVF9OVUxMEAgSGQoVQ09ORElUSU9OX09QRVJBVE9SX0lOEAkqRwoLUm93RW5jb2RpbmcSHAoYUk9XX0VOQ09ESU5HX1VOU1BFQ0lGSUVEEAASGgoWUk9XX0VOQ09ESU5HX0NPUFlfVEVYVBABKn8KDVdyaXRlU3RyYXRlZ3kSHgoaV1JJVEVfU1RSQVRFR1lfVU5TUEVDSUZJRUQQABIZChVXUklURV9TVFJBVEVHWV9JTlNFUlQQARIYChRXUklURV9TVFJBVEVHWV9NRVJHRRACEhkKFVdSSVRFX1NUUkFURUdZX1VQREFURRADKmAKDFJlamVjdFBvbGljeRIdChlSRUpFQ1RfUE9MSUNZX1VOU1BFQ0lGSUVEEAASGQoVUkVKRUNUX1BPTElDWV9JU09MQVRFEAESFgoSUkVKRUNUX1BPTElDWV9GQUlMEAIqgAQKCUVycm9yQ29kZRIaChZFUlJPUl9DT0RFX1VOU1BFQ0lGSUVEEAASGAoURVJST1JfQ09ERV9DQU5DRUxMRUQQARIWChJFUlJPUl9DT0RFX1VOS05PV04QAhIfChtFUlJPUl9DT0RFX0lOVkFMSURfQVJHVU1FTlQQAxIgChxFUlJPUl9DT0RFX0RFQURMSU5FX0VYQ0VFREVEEAQSGAoURVJST1JfQ09ERV9OT1RfRk9VTkQQBRIdChlFUlJPUl9DT0RFX0FMUkVBRFlfRVhJU1RTEAYSIAocRVJST1JfQ09ERV9QRVJNSVNTSU9OX0RFTklFRBAHEiEKHUVSUk9SX0NPREVfUkVTT1VSQ0VfRVhIQVVTVEVEEAgSIgoeRVJST1JfQ09ERV9GQUlMRURfUFJFQ09ORElUSU9OEAkSFgoSRVJST1JfQ09ERV9BQk9SVEVEEAoSGwoXRVJST1JfQ09ERV9PVVRfT0ZfUkFOR0UQCxIcChhFUlJPUl9DT0RFX1VOSU1QTEVNRU5URUQQDBIXChNFUlJPUl9DT0RFX0lOVEVSTkFMEA0SGgoWRVJST1JfQ09ERV9VTkFWQUlMQUJMRRAOEhgKFEVSUk9SX0NPREVfREFUQV9MT1NTEA8SHgoaRVJST1JfQ09ERV9VTkFVVEhFTlRJQ0FURUQQEDKqAwoTQWdlbnRHYXRld2F5U2VydmljZRJFCgZFbnJvbGwSHC5kcmF5LmFnZW50LnYxLkVucm9sbFJlcXVlc3QaHS5kcmF5LmFnZW50LnYxLkVucm9sbFJlc3BvbnNlEk4KCUhlYXJ0YmVhdBIfLmRyYXkuYWdlbnQudjEuSGVhcnRiZWF0UmVxdWVzdBogLmRyYXkuYWdlbnQudjEuSGVhcnRiZWF0UmVzcG9uc2USXwoOT3BlbldvcmtTdHJlYW0SJC5kcmF5LmFnZW50LnYxLk9wZW5Xb3JrU3RyZWFtUmVxdWVzdBolLmRyYXkuYWdlbnQudjEuT3BlbldvcmtTdHJlYW1SZXNwb25zZTABElcKDENvbXBsZXRlVGFzaxIiLmRyYXkuYWdlbnQudjEuQ29tcGxldGVUYXNrUmVxdWVzdBojLmRyYXkuYWdlbnQudjEuQ29tcGxldGVUYXNrUmVzcG9uc2USQgoFRHJhaW4SGy5kcmF5LmFnZW50LnYxLkRyYWluUmVxdWVzdBocLmRyYXkuYWdlbnQudjEuRHJhaW5SZXNwb25zZWIGcHJvdG8z");
 
 /**
  * AgentInfo describes the running agent process.
@@ -817,6 +817,15 @@ export type ReadBatchTask = Message<"dray.agent.v1.ReadBatchTask"> & {
    * @generated from field: repeated dray.agent.v1.FieldTransform transforms = 10;
    */
   transforms: FieldTransform[];
+
+  /**
+   * Data-quality rules checked on every row read, on the raw values and before
+   * the transforms; a row that fails one is not returned but reported in
+   * ReadBatchResult.rejected_records (common/src/quality-rules.ts).
+   *
+   * @generated from field: repeated dray.agent.v1.FieldQualityRule quality_rules = 11;
+   */
+  qualityRules: FieldQualityRule[];
 };
 
 /**
@@ -825,6 +834,39 @@ export type ReadBatchTask = Message<"dray.agent.v1.ReadBatchTask"> & {
  */
 export const ReadBatchTaskSchema: GenMessage<ReadBatchTask> = /*@__PURE__*/
   messageDesc(file_dray_agent_v1_agent, 23);
+
+/**
+ * FieldQualityRule is one data-quality rule on one field.
+ *
+ * @generated from message dray.agent.v1.FieldQualityRule
+ */
+export type FieldQualityRule = Message<"dray.agent.v1.FieldQualityRule"> & {
+  /**
+   * @generated from field: string field = 1;
+   */
+  field: string;
+
+  /**
+   * not_null, matches, range, max_length or one_of.
+   *
+   * @generated from field: string rule = 2;
+   */
+  rule: string;
+
+  /**
+   * The rule's options as JSON (an object).
+   *
+   * @generated from field: string options_json = 3;
+   */
+  optionsJson: string;
+};
+
+/**
+ * Describes the message dray.agent.v1.FieldQualityRule.
+ * Use `create(FieldQualityRuleSchema)` to create a new message.
+ */
+export const FieldQualityRuleSchema: GenMessage<FieldQualityRule> = /*@__PURE__*/
+  messageDesc(file_dray_agent_v1_agent, 24);
 
 /**
  * FieldTransform is one field's transformation (common/src/transformers.ts).
@@ -855,7 +897,7 @@ export type FieldTransform = Message<"dray.agent.v1.FieldTransform"> & {
  * Use `create(FieldTransformSchema)` to create a new message.
  */
 export const FieldTransformSchema: GenMessage<FieldTransform> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 24);
+  messageDesc(file_dray_agent_v1_agent, 25);
 
 /**
  * @generated from message dray.agent.v1.ReadBatchResult
@@ -887,6 +929,23 @@ export type ReadBatchResult = Message<"dray.agent.v1.ReadBatchResult"> & {
    * @generated from field: string transform_key_id = 4;
    */
   transformKeyId: string;
+
+  /**
+   * Rows read but not returned because they failed a data-quality rule: each
+   * by its key (transformed where the key is), the field and the rule (in
+   * `message`; sql_state is empty). Never a raw value of a transformed field.
+   *
+   * @generated from field: repeated dray.agent.v1.RejectedRecord rejected_records = 5;
+   */
+  rejectedRecords: RejectedRecord[];
+
+  /**
+   * With transforms: per value transformer, counts of the non-NULL values it
+   * took and of those it left unchanged (counts only, never values).
+   *
+   * @generated from field: repeated dray.agent.v1.FieldTransformStats transform_stats = 6;
+   */
+  transformStats: FieldTransformStats[];
 };
 
 /**
@@ -894,7 +953,36 @@ export type ReadBatchResult = Message<"dray.agent.v1.ReadBatchResult"> & {
  * Use `create(ReadBatchResultSchema)` to create a new message.
  */
 export const ReadBatchResultSchema: GenMessage<ReadBatchResult> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 25);
+  messageDesc(file_dray_agent_v1_agent, 26);
+
+/**
+ * FieldTransformStats says what one field's transformer did on one page.
+ *
+ * @generated from message dray.agent.v1.FieldTransformStats
+ */
+export type FieldTransformStats = Message<"dray.agent.v1.FieldTransformStats"> & {
+  /**
+   * @generated from field: string field = 1;
+   */
+  field: string;
+
+  /**
+   * @generated from field: uint32 values = 2;
+   */
+  values: number;
+
+  /**
+   * @generated from field: uint32 unchanged = 3;
+   */
+  unchanged: number;
+};
+
+/**
+ * Describes the message dray.agent.v1.FieldTransformStats.
+ * Use `create(FieldTransformStatsSchema)` to create a new message.
+ */
+export const FieldTransformStatsSchema: GenMessage<FieldTransformStats> = /*@__PURE__*/
+  messageDesc(file_dray_agent_v1_agent, 27);
 
 /**
  * WriteBatchTask writes rows as one transaction, recording batch_id in the
@@ -971,7 +1059,7 @@ export type WriteBatchTask = Message<"dray.agent.v1.WriteBatchTask"> & {
  * Use `create(WriteBatchTaskSchema)` to create a new message.
  */
 export const WriteBatchTaskSchema: GenMessage<WriteBatchTask> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 26);
+  messageDesc(file_dray_agent_v1_agent, 28);
 
 /**
  * RejectedRecord is one row that could not be written.
@@ -1011,7 +1099,7 @@ export type RejectedRecord = Message<"dray.agent.v1.RejectedRecord"> & {
  * Use `create(RejectedRecordSchema)` to create a new message.
  */
 export const RejectedRecordSchema: GenMessage<RejectedRecord> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 27);
+  messageDesc(file_dray_agent_v1_agent, 29);
 
 /**
  * @generated from message dray.agent.v1.WriteBatchResult
@@ -1051,7 +1139,7 @@ export type WriteBatchResult = Message<"dray.agent.v1.WriteBatchResult"> & {
  * Use `create(WriteBatchResultSchema)` to create a new message.
  */
 export const WriteBatchResultSchema: GenMessage<WriteBatchResult> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 28);
+  messageDesc(file_dray_agent_v1_agent, 30);
 
 /**
  * @generated from message dray.agent.v1.CleanEntityTask
@@ -1077,7 +1165,7 @@ export type CleanEntityTask = Message<"dray.agent.v1.CleanEntityTask"> & {
  * Use `create(CleanEntityTaskSchema)` to create a new message.
  */
 export const CleanEntityTaskSchema: GenMessage<CleanEntityTask> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 29);
+  messageDesc(file_dray_agent_v1_agent, 31);
 
 /**
  * @generated from message dray.agent.v1.CleanEntityResult
@@ -1094,7 +1182,7 @@ export type CleanEntityResult = Message<"dray.agent.v1.CleanEntityResult"> & {
  * Use `create(CleanEntityResultSchema)` to create a new message.
  */
 export const CleanEntityResultSchema: GenMessage<CleanEntityResult> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 30);
+  messageDesc(file_dray_agent_v1_agent, 32);
 
 /**
  * @generated from message dray.agent.v1.DeleteRecordsTask
@@ -1121,7 +1209,7 @@ export type DeleteRecordsTask = Message<"dray.agent.v1.DeleteRecordsTask"> & {
  * Use `create(DeleteRecordsTaskSchema)` to create a new message.
  */
 export const DeleteRecordsTaskSchema: GenMessage<DeleteRecordsTask> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 31);
+  messageDesc(file_dray_agent_v1_agent, 33);
 
 /**
  * @generated from message dray.agent.v1.DeleteRecordsResult
@@ -1138,7 +1226,7 @@ export type DeleteRecordsResult = Message<"dray.agent.v1.DeleteRecordsResult"> &
  * Use `create(DeleteRecordsResultSchema)` to create a new message.
  */
 export const DeleteRecordsResultSchema: GenMessage<DeleteRecordsResult> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 32);
+  messageDesc(file_dray_agent_v1_agent, 34);
 
 /**
  * FinishEntityTask runs once an entity is loaded: it moves the sequences the
@@ -1181,7 +1269,7 @@ export type FinishEntityTask = Message<"dray.agent.v1.FinishEntityTask"> & {
  * Use `create(FinishEntityTaskSchema)` to create a new message.
  */
 export const FinishEntityTaskSchema: GenMessage<FinishEntityTask> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 33);
+  messageDesc(file_dray_agent_v1_agent, 35);
 
 /**
  * SequenceMove is one sequence FinishEntityTask looked at.
@@ -1226,7 +1314,7 @@ export type SequenceMove = Message<"dray.agent.v1.SequenceMove"> & {
  * Use `create(SequenceMoveSchema)` to create a new message.
  */
 export const SequenceMoveSchema: GenMessage<SequenceMove> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 34);
+  messageDesc(file_dray_agent_v1_agent, 36);
 
 /**
  * ReferenceViolation is one row whose foreign key has no referenced row.
@@ -1255,7 +1343,7 @@ export type ReferenceViolation = Message<"dray.agent.v1.ReferenceViolation"> & {
  * Use `create(ReferenceViolationSchema)` to create a new message.
  */
 export const ReferenceViolationSchema: GenMessage<ReferenceViolation> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 35);
+  messageDesc(file_dray_agent_v1_agent, 37);
 
 /**
  * @generated from message dray.agent.v1.FinishEntityResult
@@ -1284,7 +1372,7 @@ export type FinishEntityResult = Message<"dray.agent.v1.FinishEntityResult"> & {
  * Use `create(FinishEntityResultSchema)` to create a new message.
  */
 export const FinishEntityResultSchema: GenMessage<FinishEntityResult> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 36);
+  messageDesc(file_dray_agent_v1_agent, 38);
 
 /**
  * @generated from message dray.agent.v1.TaskError
@@ -1330,7 +1418,7 @@ export type TaskError = Message<"dray.agent.v1.TaskError"> & {
  * Use `create(TaskErrorSchema)` to create a new message.
  */
 export const TaskErrorSchema: GenMessage<TaskError> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 37);
+  messageDesc(file_dray_agent_v1_agent, 39);
 
 /**
  * @generated from message dray.agent.v1.TaskResult
@@ -1395,7 +1483,7 @@ export type TaskResult = Message<"dray.agent.v1.TaskResult"> & {
  * Use `create(TaskResultSchema)` to create a new message.
  */
 export const TaskResultSchema: GenMessage<TaskResult> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 38);
+  messageDesc(file_dray_agent_v1_agent, 40);
 
 /**
  * @generated from message dray.agent.v1.CompleteTaskRequest
@@ -1434,7 +1522,7 @@ export type CompleteTaskRequest = Message<"dray.agent.v1.CompleteTaskRequest"> &
  * Use `create(CompleteTaskRequestSchema)` to create a new message.
  */
 export const CompleteTaskRequestSchema: GenMessage<CompleteTaskRequest> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 39);
+  messageDesc(file_dray_agent_v1_agent, 41);
 
 /**
  * @generated from message dray.agent.v1.CompleteTaskResponse
@@ -1454,7 +1542,7 @@ export type CompleteTaskResponse = Message<"dray.agent.v1.CompleteTaskResponse">
  * Use `create(CompleteTaskResponseSchema)` to create a new message.
  */
 export const CompleteTaskResponseSchema: GenMessage<CompleteTaskResponse> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 40);
+  messageDesc(file_dray_agent_v1_agent, 42);
 
 /**
  * @generated from message dray.agent.v1.DrainRequest
@@ -1471,7 +1559,7 @@ export type DrainRequest = Message<"dray.agent.v1.DrainRequest"> & {
  * Use `create(DrainRequestSchema)` to create a new message.
  */
 export const DrainRequestSchema: GenMessage<DrainRequest> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 41);
+  messageDesc(file_dray_agent_v1_agent, 43);
 
 /**
  * @generated from message dray.agent.v1.DrainResponse
@@ -1484,7 +1572,7 @@ export type DrainResponse = Message<"dray.agent.v1.DrainResponse"> & {
  * Use `create(DrainResponseSchema)` to create a new message.
  */
 export const DrainResponseSchema: GenMessage<DrainResponse> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 42);
+  messageDesc(file_dray_agent_v1_agent, 44);
 
 /**
  * Platform names the kind of database an agent serves.

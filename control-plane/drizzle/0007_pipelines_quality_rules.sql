@@ -1,0 +1,1 @@
+ALTER TABLE "pipelines" ADD COLUMN "quality_rules" jsonb DEFAULT '[]'::jsonb NOT NULL;
