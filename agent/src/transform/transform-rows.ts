@@ -142,10 +142,21 @@ export function processCopyPage(data: Uint8Array, page: PagePlan): ProcessedPage
   const rowByIndex: (FieldTransformPlan | undefined)[] = [];
   for (const p of rowPlans) rowByIndex[p.index] = p;
   const out = new OutputBuffer(bytes.length + (bytes.length >>> 2) + 64);
-  // Field boundaries of the current line: starts[i]..ends[i] (raw, still escaped).
-  const starts: number[] = [];
-  const ends: number[] = [];
-  const results = new Map<number, string | null>();
+  // Only the fields up to the last one transformed, checked or reported are split out of a line.
+  let lastNeeded = 0;
+  for (const p of plans) lastNeeded = Math.max(lastNeeded, p.index);
+  for (const r of rules) lastNeeded = Math.max(lastNeeded, r.index);
+  for (const k of keyIndexes) lastNeeded = Math.max(lastNeeded, k);
+  for (const p of rowPlans) for (let i = 0; i < fieldNames.length; i++) lastNeeded = Math.max(lastNeeded, i);
+  const slots = lastNeeded + 1;
+  // Field boundaries of the current line: starts[i]..ends[i] (raw, still escaped), for i < fields.
+  const starts = new Int32Array(slots);
+  const ends = new Int32Array(slots);
+  const escaped = new Uint8Array(slots);
+  let fields = 0;
+  // Results of the current line by field: valid where resultLine[i] === line.
+  const results: (string | null)[] = new Array(slots).fill(null);
+  const resultLine = new Int32Array(slots).fill(-1);
   let line = 0;
   let start = 0;
   const fail = (plan: FieldTransformPlan, error: unknown): never => {
@@ -162,9 +173,8 @@ export function processCopyPage(data: Uint8Array, page: PagePlan): ProcessedPage
   const decodedAt = (i: number): string | null => {
     const from = starts[i]!;
     const to = ends[i]!;
+    if (escaped[i] === 0) return bytes.toString("utf8", from, to);
     if (to - from === 2 && bytes[from] === BACKSLASH && bytes[from + 1] === 0x4e) return null;
-    const escaped = bytes.indexOf(BACKSLASH, from);
-    if (escaped === -1 || escaped >= to) return bytes.toString("utf8", from, to);
     const decoded = decodeCopyField(bytes.subarray(from, to));
     return decoded === null
       ? null
@@ -172,7 +182,7 @@ export function processCopyPage(data: Uint8Array, page: PagePlan): ProcessedPage
   };
   /** The key value at field `i` of the current line as it leaves the agent: transformed where it is. */
   const keyValueAt = (i: number): string | null => {
-    if (i >= starts.length) return null;
+    if (i >= fields) return null;
     const raw = decodedAt(i);
     const plan = byIndex[i];
     if (plan && raw !== null) {
@@ -196,35 +206,50 @@ export function processCopyPage(data: Uint8Array, page: PagePlan): ProcessedPage
   valuePlans.forEach((p, i) => {
     statOf[p.index] = stats[i];
   });
+  const row = (name: string): string | null => {
+    const index = fieldNames.indexOf(name);
+    if (index < 0 || index >= fields) return null;
+    return resultLine[index] === line ? results[index]! : decodedAt(index);
+  };
   let rowCount = 0;
   while (start < bytes.length) {
     let end = bytes.indexOf(LF, start);
     if (end === -1) end = bytes.length;
-    starts.length = 0;
-    ends.length = 0;
+    fields = 0;
     let fieldStart = start;
-    for (let i = start; i < end; i++) {
+    let fieldEscaped = 0;
+    let i = start;
+    for (; i < end; i++) {
       const byte = bytes[i];
-      if (byte === BACKSLASH) i++;
-      else if (byte === TAB) {
-        starts.push(fieldStart);
-        ends.push(i);
+      if (byte === BACKSLASH) {
+        fieldEscaped = 1;
+        i++;
+      } else if (byte === TAB) {
+        starts[fields] = fieldStart;
+        ends[fields] = i;
+        escaped[fields] = fieldEscaped;
+        fields++;
         fieldStart = i + 1;
+        fieldEscaped = 0;
+        if (fields === slots) break;
       }
     }
-    starts.push(fieldStart);
-    ends.push(end);
-    results.clear();
+    if (fields < slots) {
+      starts[fields] = fieldStart;
+      ends[fields] = end;
+      escaped[fields] = fieldEscaped;
+      fields++;
+    }
     let failed: FieldRulePlan | undefined;
     for (const rule of rules) {
-      if (rule.index < starts.length && !rule.check(decodedAt(rule.index))) {
+      if (rule.index < fields && !rule.check(decodedAt(rule.index))) {
         failed = rule;
         break;
       }
     }
     if (failed) {
       rejected.push({
-        key: keyIndexes.map((i) => keyValueAt(i)),
+        key: keyIndexes.map((k) => keyValueAt(k)),
         field: failed.field,
         rule: failed.rule,
         message: `failed data-quality rule ${failed.rule}${
@@ -236,7 +261,7 @@ export function processCopyPage(data: Uint8Array, page: PagePlan): ProcessedPage
       continue;
     }
     for (const plan of valuePlans) {
-      if (plan.index >= starts.length) continue;
+      if (plan.index >= fields) continue;
       const value = decodedAt(plan.index);
       let result: string | null = null;
       if (value !== null) {
@@ -249,32 +274,29 @@ export function processCopyPage(data: Uint8Array, page: PagePlan): ProcessedPage
         stat.values++;
         if (result === value) stat.unchanged++;
       }
-      results.set(plan.index, result);
+      results[plan.index] = result;
+      resultLine[plan.index] = line;
     }
     for (const plan of rowPlans) {
-      if (plan.index >= starts.length) continue;
-      const row = (name: string): string | null => {
-        const index = fieldNames.indexOf(name);
-        if (index < 0 || index >= starts.length) return null;
-        return results.has(index) ? results.get(index)! : decodedAt(index);
-      };
+      if (plan.index >= fields) continue;
       let result: string | null = null;
       try {
         result = plan.applyRow!(row);
       } catch (error) {
         fail(plan, error);
       }
-      results.set(plan.index, result);
+      results[plan.index] = result;
+      resultLine[plan.index] = line;
     }
     // Untransformed runs of fields are copied as they are, in one piece each.
     let copyFrom = start;
-    for (let i = 0; i < starts.length; i++) {
-      if (byIndex[i] === undefined && rowByIndex[i] === undefined) continue;
-      out.copy(bytes, copyFrom, starts[i]!);
-      const result = results.get(i);
+    for (let f = 0; f < fields; f++) {
+      if (byIndex[f] === undefined && rowByIndex[f] === undefined) continue;
+      out.copy(bytes, copyFrom, starts[f]!);
+      const result = resultLine[f] === line ? results[f] : null;
       if (result === null || result === undefined) out.copy(NULL_FIELD, 0, 2);
       else out.writeEscaped(result);
-      copyFrom = ends[i]!;
+      copyFrom = ends[f]!;
     }
     out.copy(bytes, copyFrom, end);
     out.byte(LF);
@@ -311,10 +333,18 @@ class OutputBuffer {
   }
 
   copy(source: Buffer, from: number, to: number): void {
-    if (to <= from) return;
-    this.ensure(to - from);
-    source.copy(this.buffer, this.length, from, to);
-    this.length += to - from;
+    const n = to - from;
+    if (n <= 0) return;
+    this.ensure(n);
+    if (n < 48) {
+      // A short run costs less byte by byte than through a native call.
+      const buffer = this.buffer;
+      let at = this.length;
+      for (let i = from; i < to; i++) buffer[at++] = source[i]!;
+    } else {
+      source.copy(this.buffer, this.length, from, to);
+    }
+    this.length += n;
   }
 
   byte(value: number): void {

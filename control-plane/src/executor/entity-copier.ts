@@ -653,6 +653,12 @@ async function copyRange(
       // A page whose every row failed a data-quality rule is still a batch: it moves the checkpoint over them.
       if (!rows || (rows.rowCount === 0 && qualityRejected.length === 0)) break;
       const cursorTo = batch.last?.values ? [...batch.last.values] : null;
+      // The next page is read while this one is reserved and waits for room in the window: the source
+      // never idles on the store or the target (a read is side-effect free; one left unused is dropped).
+      if (!batch.done) {
+        next = read(ctx, entity, pass, cursorTo, until);
+        next.catch(() => {});
+      }
       // Make room in the window before reserving, so a batch is never reserved after the entity stopped.
       await window.settleUntil(inFlight - 1);
       if (window.stopped) break;
@@ -685,8 +691,6 @@ async function copyRange(
         );
       }
       state.cursor = cursorTo;
-      if (!batch.done) next = read(ctx, entity, pass, cursorTo, until);
-      next?.catch(() => {});
       window.start({ rowId: batchRowId, batchId, seq, rows, priorAttempts: 0, qualityRejected });
     }
   } catch (error) {
