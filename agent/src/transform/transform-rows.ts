@@ -147,7 +147,8 @@ export function processCopyPage(data: Uint8Array, page: PagePlan): ProcessedPage
   for (const p of plans) lastNeeded = Math.max(lastNeeded, p.index);
   for (const r of rules) lastNeeded = Math.max(lastNeeded, r.index);
   for (const k of keyIndexes) lastNeeded = Math.max(lastNeeded, k);
-  for (const p of rowPlans) for (let i = 0; i < fieldNames.length; i++) lastNeeded = Math.max(lastNeeded, i);
+  // A template may read any field of the row.
+  if (rowPlans.length > 0) lastNeeded = Math.max(lastNeeded, fieldNames.length - 1);
   const slots = lastNeeded + 1;
   // Field boundaries of the current line: starts[i]..ends[i] (raw, still escaped), for i < fields.
   const starts = new Int32Array(slots);
