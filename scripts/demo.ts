@@ -393,6 +393,10 @@ async function main() {
   console.log(
     `\n${line}\n Dray demo is running${cliExit === 0 ? "" : ` (the run exited with code ${cliExit})`}\n${line}`,
   );
+  const link = await api(base, token, "POST", "/api/v1/sign-in-links");
+  console.log(
+    ` web UI         ${base}${link.path}   (one-time sign-in link; later: ${base}/sign-in with the token)`,
+  );
   console.log(` API            ${base}/api/v1   (OpenAPI: ${base}/api/v1/openapi.json)`);
   console.log(` agent gateway  ${gateway}`);
   console.log(` token          ${token}`);

@@ -152,6 +152,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     onExecutionQueued: () => executor.nudge(),
     metrics: createMetrics({ db: store.db, sessions }),
     readiness: async () => !stopping,
+    gateway: { port: config.grpcPort, tls: config.grpcTls !== undefined },
   });
   const http = await startHttpServer(app.fetch, {
     host: config.bindHost,

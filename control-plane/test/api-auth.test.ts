@@ -66,6 +66,7 @@ describe("health and OpenAPI (no token)", () => {
       "/api/v1/pipelines/{id}/executions",
       "/api/v1/pipelines/{id}/plan",
       "/api/v1/pipelines/{id}/preview",
+      "/api/v1/sign-in-links",
       "/api/v1/tokens",
       "/api/v1/tokens/{id}",
       "/api/v1/usage",
@@ -157,7 +158,10 @@ describe("authentication", () => {
       message: "no route for GET /api/v1/nothing-here",
     });
     expect(res.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
-    expect((await h.call("GET", "/nowhere")).status).toBe(404);
+    // Outside /api the web UI answers: without a session, its sign-in page.
+    const page = await h.call("GET", "/nowhere");
+    expect(page.status).toBe(303);
+    expect(page.headers.get("location")).toBe("/sign-in?next=%2Fnowhere");
   });
 });
 

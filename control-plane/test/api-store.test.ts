@@ -31,6 +31,8 @@ const TABLES = [
   "pipelines",
   "target_entity_locks",
   "usage",
+  "web_sessions",
+  "web_sign_in_links",
 ];
 
 async function tablesOf(store: Store): Promise<string[]> {

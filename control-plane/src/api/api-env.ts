@@ -37,6 +37,8 @@ export interface ApiDeps {
   onExecutionQueued?: (executionId: string) => void;
   /** Prometheus metrics; when given, GET /metrics serves them and every request is counted. */
   metrics?: Metrics;
+  /** The agent gateway's port and TLS, for the agent command the web UI shows; default 7070 without TLS. */
+  gateway?: { port: number; tls: boolean };
 }
 
 /** {@link ApiDeps} with defaults applied, as route modules receive them. */

@@ -1,12 +1,15 @@
 /**
  * The control plane's HTTP API: Hono + zod-openapi under /api/v1, the OpenAPI
- * 3.1 document at /api/v1/openapi.json, and /healthz, /readyz.
+ * 3.1 document at /api/v1/openapi.json, /healthz, /readyz, and the web UI on
+ * every other path (web/web-routes.tsx).
  */
 import { DrayError } from "@dray/common";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { requestId } from "hono/request-id";
 import { createAuthMiddleware } from "../auth/auth-middleware.js";
+import type { OpenApiDocument } from "../web/pages/docs-page.js";
+import { isWebPath, webRoutes } from "../web/web-routes.js";
 import type { ApiDeps, ApiEnv, RouteDeps } from "./api-env.js";
 import { environmentAgentRoutes } from "./environment-agent-routes.js";
 import { environmentsRoutes } from "./environments-routes.js";
@@ -16,6 +19,7 @@ import { healthRoutes } from "./health-routes.js";
 import { inputGuard, urlGuard } from "./input-guard.js";
 import { organisationsRoutes } from "./organisations-routes.js";
 import { pipelinesRoutes } from "./pipelines-routes.js";
+import { signInLinkRoutes } from "./sign-in-link-routes.js";
 import { statusRoutes } from "./status-routes.js";
 import { tokensRoutes } from "./tokens-routes.js";
 import { usageRoutes } from "./usage-routes.js";
@@ -108,9 +112,23 @@ export function createApiApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
   app.route(API_BASE_PATH, executionsRoutes(routeDeps));
   app.route(API_BASE_PATH, statusRoutes(routeDeps));
   app.route(API_BASE_PATH, usageRoutes(routeDeps));
+  app.route(API_BASE_PATH, signInLinkRoutes(routeDeps));
   app.doc31(OPENAPI_PATH, OPENAPI_INFO);
+  // The web UI answers every path the API, health and metrics routes do not serve.
+  let document: OpenApiDocument | undefined;
+  const web = webRoutes(routeDeps, {
+    path: OPENAPI_PATH,
+    document: () => {
+      document ??= app.getOpenAPI31Document(OPENAPI_INFO) as unknown as OpenApiDocument;
+      return document;
+    },
+  });
   // Over-long paths and query values, and NULs in the query, answer 400 before routing decodes the URL.
   const dispatch = app.fetch;
-  app.fetch = (request, env, executionCtx) => urlGuard(request.url) ?? dispatch(request, env, executionCtx);
+  app.fetch = (request, env, executionCtx) =>
+    urlGuard(request.url) ??
+    (isWebPath(new URL(request.url).pathname)
+      ? web.fetch(request, env, executionCtx)
+      : dispatch(request, env, executionCtx));
   return app;
 }

@@ -5,6 +5,7 @@
 import { DrayError } from "@dray/common";
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
+import { getCookie } from "hono/cookie";
 import { streamSSE } from "hono/streaming";
 import { authenticateRequest } from "../auth/auth-middleware.js";
 import { bearerTokenOf } from "../auth/authenticate.js";
@@ -22,6 +23,7 @@ import { executionView } from "../executions/execution-view.js";
 import { parseCreatedRange, parseStatusFilter } from "../executions/history-filter.js";
 import { startExecution } from "../executions/start-execution.js";
 import { type StreamSlotLimits, StreamSlots } from "../executions/stream-slots.js";
+import { SESSION_COOKIE, sessionOf } from "../web/web-sessions.js";
 import type { ApiEnv, RouteDeps } from "./api-env.js";
 import * as s from "./execution-schemas.js";
 import { nextField, pageQuery } from "./pagination.js";
@@ -237,7 +239,10 @@ export function parseLastEventId(value: string | undefined): number {
 function bearerOrQueryToken(deps: RouteDeps): MiddlewareHandler<ApiEnv> {
   return async (c, next) => {
     const token = bearerTokenOf(c.req.header("authorization")) ?? c.req.query("token");
-    const principal = await authenticateRequest(c, token, { db: deps.db, now: deps.now() });
+    // The web UI's monitor (EventSource, same origin) authenticates with its session cookie.
+    const session = token ? undefined : await sessionOf(deps.db, getCookie(c, SESSION_COOKIE), deps.now());
+    const principal =
+      session?.principal ?? (await authenticateRequest(c, token, { db: deps.db, now: deps.now() }));
     c.set("principal", principal);
     await next();
   };

@@ -62,6 +62,47 @@ export const apiTokens = pgTable(
   ],
 );
 
+/**
+ * A browser session of the web UI, opened by signing in with an API token:
+ * it acts with that token's role and organisation, and ends when it expires,
+ * is signed out, or its token is revoked. Only the secret's hash is stored.
+ */
+export const webSessions = pgTable(
+  "web_sessions",
+  {
+    id: uuid("id").primaryKey(),
+    secretHash: text("secret_hash").notNull(),
+    tokenId: uuid("token_id")
+      .notNull()
+      .references(() => apiTokens.id, { onDelete: "cascade" }),
+    /** The session's anti-CSRF token, sent back by every form. */
+    csrfToken: text("csrf_token").notNull(),
+    createdAt: createdAt(),
+    expiresAt: ts("expires_at").notNull(),
+    revokedAt: ts("revoked_at"),
+  },
+  (t) => [
+    uniqueIndex("web_sessions_secret_idx").on(t.secretHash),
+    index("web_sessions_token_idx").on(t.tokenId),
+  ],
+);
+
+/** A one-time sign-in link (the demo prints one): used once, then void; only its code's hash is stored. */
+export const webSignInLinks = pgTable(
+  "web_sign_in_links",
+  {
+    id: uuid("id").primaryKey(),
+    codeHash: text("code_hash").notNull(),
+    tokenId: uuid("token_id")
+      .notNull()
+      .references(() => apiTokens.id, { onDelete: "cascade" }),
+    createdAt: createdAt(),
+    expiresAt: ts("expires_at").notNull(),
+    usedAt: ts("used_at"),
+  },
+  (t) => [uniqueIndex("web_sign_in_links_code_idx").on(t.codeHash)],
+);
+
 /** One database reached only through its agent. */
 export const environments = pgTable(
   "environments",
@@ -435,6 +476,8 @@ export const targetEntityLocks = pgTable(
 export const schema = {
   organisations,
   apiTokens,
+  webSessions,
+  webSignInLinks,
   environments,
   enrollmentTokens,
   agents,
