@@ -35,6 +35,11 @@ export interface BenchOptions {
    * (three transformed contacts fields), and each transformer's speed; prints only.
    */
   transform: boolean;
+  /**
+   * `--ui-latency` (issue 12): the delay from a batch's commit to the Execution Monitor's DOM in
+   * Chromium, over a copy of --rows contacts in batches of --batch-size (default 2,000); prints only.
+   */
+  uiLatency: boolean;
   /** The arguments as given, for the report. */
   argv: string[];
 }
@@ -68,6 +73,9 @@ export const USAGE = `Usage: pnpm bench [-- options]
                     last_name → hash) of --rows contacts, checked, with each transformer's
                     values/s per core (prints only; --repeat, --batch-size, --keep, --timeout,
                     --quiet-wait, --cpu-prof apply)
+  --ui-latency      instead: the delay from each batch's commit to the Execution Monitor's page in
+                    Chromium (median, 95th percentile, max) over a copy of --rows contacts in
+                    batches of --batch-size (default 2,000); prints only
   --help            this text
 
 Database: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres).`;
@@ -100,6 +108,7 @@ export function parseOptions(args: string[]): BenchOptions | "help" {
     triggers: true,
     loadOrder: undefined,
     transform: false,
+    uiLatency: false,
     argv,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -176,6 +185,9 @@ export function parseOptions(args: string[]): BenchOptions | "help" {
       }
       case "--transform":
         options.transform = true;
+        break;
+      case "--ui-latency":
+        options.uiLatency = true;
         break;
       case "--help":
       case "-h":

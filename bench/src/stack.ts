@@ -26,7 +26,7 @@ export interface BenchEnvironment {
 
 export interface BenchStack {
   store: TestDatabase;
-  cp: DrayProcess;
+  cp: DrayProcess & { httpUrl: string };
   api: ApiClient;
   environments: BenchEnvironment[];
   /** Creates an environment for `databaseUrl`, starts its agent, waits until healthy and describes it. */

@@ -188,6 +188,22 @@ describe("pages", () => {
   });
 });
 
+describe("the environments page", () => {
+  it("serves the health parts of its cards for the script to refresh, of this organisation only", async () => {
+    const { cookie } = await signIn(org.viewer);
+    const page = await request("GET", "/environments", { cookie });
+    expect(page.text).toContain('data-poll="/environments/health"');
+    const parts = await request("GET", "/environments/health", { cookie });
+    expect(parts.status).toBe(200);
+    const ids = [...parts.text.matchAll(/data-swap-id="health-([0-9a-f-]{36})"/g)].map((m) => m[1]);
+    // insertPipeline made two environments in this organisation; the other organisation's are not there.
+    expect(ids).toHaveLength(2);
+    for (const id of ids) expect(page.text).toContain(`data-swap-id="health-${id}"`);
+    expect(parts.text).toContain('class="badge unknown"');
+    expect(parts.text).not.toContain("theirs");
+  });
+});
+
 describe("the API reference", () => {
   it("renders every operation of the OpenAPI document at /docs, from this origin only", async () => {
     const { cookie } = await signIn(org.viewer);

@@ -30,7 +30,12 @@ import { listPipelinesPage } from "../pipelines/pipelines-list.js";
 import { getPipeline } from "../pipelines/pipelines-service.js";
 import { environments, executionEntities, executionErrors, organisations } from "../store/schema.js";
 import { DocsPage, type OpenApiDocument } from "./pages/docs-page.js";
-import { EnvironmentsPage, type NewEnvironment, type TestOutcome } from "./pages/environments-page.js";
+import {
+  EnvironmentsHealth,
+  EnvironmentsPage,
+  type NewEnvironment,
+  type TestOutcome,
+} from "./pages/environments-page.js";
 import { ExecutionPage, isFinal, type MonitorData, MonitorLive } from "./pages/execution-page.js";
 import { Layout, Notice, type Viewer } from "./pages/layout.js";
 import { PipelinePage } from "./pages/pipeline-page.js";
@@ -423,6 +428,11 @@ export function webRoutes(
     );
   };
   app.get("/environments", (c) => environmentsPage(c));
+  app.get("/environments/health", async (c) => {
+    const { environments: rows } = await listEnvironments(deps.db, orgOf(c), {}, { limit: 500 });
+    const views = rows.map((r) => toEnvironmentView(r, deps.agents.isConnected(r.id)));
+    return c.html(String(<EnvironmentsHealth environments={views} />));
+  });
   app.post("/environments", async (c) => {
     const body = await form(c, "operator");
     const name = typeof body.name === "string" ? body.name.trim() : "";

@@ -43,6 +43,28 @@
     }
   });
 
+  // Polled regions: an element with data-poll="url" (every data-poll-ms) gets, from that URL's HTML,
+  // a fresh copy of each of its [data-swap-id] parts; what the user added meanwhile (a notice) stays.
+  for (const region of document.querySelectorAll("[data-poll]")) {
+    const url = region.getAttribute("data-poll");
+    const every = Number(region.getAttribute("data-poll-ms")) || 5000;
+    setInterval(async () => {
+      try {
+        const res = await fetch(url, { headers: { accept: "text/html" }, cache: "no-store" });
+        if (!res.ok) return;
+        const fresh = document.createElement("template");
+        fresh.innerHTML = await res.text();
+        for (const part of fresh.content.querySelectorAll("[data-swap-id]")) {
+          const id = part.getAttribute("data-swap-id");
+          const current = region.querySelector(`[data-swap-id="${CSS.escape(id)}"]`);
+          if (current && current.outerHTML !== part.outerHTML) current.replaceWith(part);
+        }
+      } catch {
+        // The next poll tries again.
+      }
+    }, every);
+  }
+
   // The Execution Monitor: #live holds the server-rendered live section. Every event of the run's
   // SSE stream (or, without SSE, a poll) fetches that section again, so the page always ends equal
   // to the stored state, however the stream ended.
@@ -102,7 +124,14 @@
   if (eventsUrl && "EventSource" in window) {
     source = new EventSource(eventsUrl);
     // Any event means something changed; the browser resumes with Last-Event-ID after a drop.
-    for (const type of ["progress", "status", "log", "error", "message"])
+    for (const type of [
+      "execution.progress",
+      "execution.status",
+      "execution.stage",
+      "execution.error",
+      "execution.cancel_requested",
+      "message",
+    ])
       source.addEventListener(type, () => void refresh());
     source.addEventListener("open", () => void refresh());
     source.addEventListener("error", () => {

@@ -23,6 +23,42 @@ export interface TestOutcome {
   message: string;
 }
 
+/**
+ * What an environment's card says of its health, agent and last test: the part
+ * the page's script swaps in every few seconds (GET /environments/health), so
+ * an agent that dies turns its card Unhealthy without a reload.
+ */
+export const EnvironmentHealth: FC<{ env: EnvironmentView }> = ({ env }) => (
+  <div data-swap-id={`health-${env.id}`}>
+    <div class="row">
+      <span>Health</span>
+      <Badge status={env.health} />
+    </div>
+    {env.healthReason ? <div class="muted">{env.healthReason}</div> : null}
+    <div class="muted">
+      {env.platform}
+      {env.application ? ` · ${env.application}` : ""}
+    </div>
+    <div class="muted">
+      Agent {env.agent.connected ? "connected" : "not connected"}
+      {env.agent.version ? `, version ${env.agent.version}` : ""} · last heartbeat {when(env.lastHeartbeatAt)}
+    </div>
+    <div class="muted">
+      Last test:{" "}
+      {env.lastTestLatencyMs === null ? "never" : `${env.lastTestLatencyMs} ms at ${when(env.lastTestAt)}`}
+    </div>
+  </div>
+);
+
+/** The health parts of every card, for the script's refresh. */
+export const EnvironmentsHealth: FC<{ environments: EnvironmentView[] }> = ({ environments }) => (
+  <>
+    {environments.map((env) => (
+      <EnvironmentHealth env={env} />
+    ))}
+  </>
+);
+
 /** The whole page. */
 export const EnvironmentsPage: FC<{
   environments: EnvironmentView[];
@@ -48,32 +84,15 @@ export const EnvironmentsPage: FC<{
       </Notice>
     ) : null}
     {environments.length === 0 ? <p class="muted">No environments yet.</p> : null}
-    <div class="cards">
+    <div class="cards" data-poll="/environments/health" data-poll-ms="3000">
       {environments.map((env) => {
         const outcome = tested?.environmentId === env.id ? tested : undefined;
         return (
           <article class="card" aria-labelledby={`env-${env.id}`} id={`environment-${env.id}`}>
             <div class="row">
               <h2 id={`env-${env.id}`}>{env.name}</h2>
-              <span class="spacer" />
-              <Badge status={env.health} />
             </div>
-            {env.healthReason ? <div class="muted">{env.healthReason}</div> : null}
-            <div class="muted">
-              {env.platform}
-              {env.application ? ` · ${env.application}` : ""}
-            </div>
-            <div class="muted">
-              Agent {env.agent.connected ? "connected" : "not connected"}
-              {env.agent.version ? `, version ${env.agent.version}` : ""} · last heartbeat{" "}
-              {when(env.lastHeartbeatAt)}
-            </div>
-            <div class="muted">
-              Last test:{" "}
-              {env.lastTestLatencyMs === null
-                ? "never"
-                : `${env.lastTestLatencyMs} ms at ${when(env.lastTestAt)}`}
-            </div>
+            <EnvironmentHealth env={env} />
             {outcome ? (
               <Notice kind={outcome.ok ? "info" : "error"}>
                 <span data-test-result>{outcome.message}</span>
