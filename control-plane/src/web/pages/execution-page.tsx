@@ -124,7 +124,11 @@ export const MonitorLive: FC<{ data: MonitorData; now: Date }> = ({ data, now })
                 skipped · {count(entity.failed)} failed
               </span>
               <span>
-                <Elapsed since={times?.startedAt ?? null} until={times?.finishedAt ?? null} now={now} />
+                <Elapsed
+                  since={times?.startedAt ?? null}
+                  until={times?.finishedAt ?? (isFinal(e.status) ? e.finishedAt : null)}
+                  now={now}
+                />
               </span>
             </div>
           </section>
