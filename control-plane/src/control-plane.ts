@@ -12,10 +12,13 @@ import { createMemoryEventBus } from "./events/memory-event-bus.js";
 import { createNatsEventBus } from "./events/nats-event-bus.js";
 import { createExecutor, type Executor } from "./executor/executor.js";
 import { createAgentDirectory } from "./gateway/agent-directory.js";
+import { AgentRegistry } from "./gateway/agent-registry.js";
 import { AgentSessions } from "./gateway/agent-sessions.js";
 import { createEnvironmentAgents } from "./gateway/environment-agents-impl.js";
 import { createGatewayService } from "./gateway/gateway-service.js";
 import { type RunningGrpcServer, startGrpcServer } from "./gateway/grpc-server.js";
+import { ReplicaAgentSessions } from "./gateway/replica-agent-sessions.js";
+import { openTaskRelay, type TaskRelay } from "./gateway/task-relay.js";
 import { createHealthMonitor } from "./health/health-monitor.js";
 import { createMetrics } from "./metrics/metrics.js";
 import { openStore } from "./store/index.js";
@@ -101,7 +104,48 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
   const bus = config.natsUrl ? await createNatsEventBus(config.natsUrl, logger) : createMemoryEventBus();
   const { generated } = await ensureSystemAdminToken(store.db, config.adminToken, logger);
 
-  const sessions = new AgentSessions(logger.child({ component: "gateway" }));
+  // Several replicas share the store and NATS: agents are recorded in the store, and a task for an
+  // agent held by another replica is relayed to it over NATS. Embedded (no NATS): one replica.
+  const registry = config.natsUrl
+    ? new AgentRegistry({
+        db: store.db,
+        replicaId: config.replicaId,
+        logger: logger.child({ component: "registry" }),
+      })
+    : undefined;
+  const sessions = registry
+    ? new ReplicaAgentSessions(logger.child({ component: "gateway" }), registry)
+    : new AgentSessions(logger.child({ component: "gateway" }));
+  registry?.start();
+  let relay: TaskRelay | undefined;
+  let relayStopped = false;
+  if (config.natsUrl && sessions instanceof ReplicaAgentSessions) {
+    const natsUrl = config.natsUrl;
+    // In the background, like the event bus: the control plane starts and runs while NATS is away.
+    void (async () => {
+      for (let attempt = 0; !relayStopped && !relay; attempt++) {
+        try {
+          const opened = await openTaskRelay(
+            natsUrl,
+            (environmentId, kind, payload, options) =>
+              sessions.dispatchHere(environmentId, kind, payload, options),
+            logger.child({ component: "relay" }),
+          );
+          if (relayStopped) await opened.close();
+          else {
+            relay = opened;
+            sessions.attachRelay(opened);
+          }
+        } catch (error) {
+          if (attempt === 0)
+            logger.warn("nats unreachable: tasks are not relayed between replicas until it is back", {
+              error: String(error),
+            });
+          await new Promise((resolve) => setTimeout(resolve, 2_000));
+        }
+      }
+    })();
+  }
   const health = createHealthMonitor({
     db: store.db,
     bus,
@@ -182,6 +226,9 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
         await health.stop();
         await republisher?.stop();
         sessions.closeAll("control plane shutting down");
+        relayStopped = true;
+        registry?.stop();
+        await relay?.close();
         await Promise.allSettled([
           grpc.stop(3_000),
           new Promise<void>((resolve) => {

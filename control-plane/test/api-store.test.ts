@@ -17,6 +17,7 @@ import {
 import { createTestDatabase, openApiHarness } from "./api-test-harness.js";
 
 const TABLES = [
+  "agent_sessions",
   "agents",
   "api_tokens",
   "enrollment_tokens",

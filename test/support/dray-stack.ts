@@ -21,6 +21,8 @@ export interface StackEnvironment {
 export interface AddEnvironmentOptions {
   /** Server (any database URL on it) where the environment's database is created. @default the stack's */
   baseUrl?: string;
+  /** The gateway address(es) the agent dials. @default the stack's control plane */
+  controlPlaneUrl?: string;
 }
 
 /** A control plane, an organisation with an admin token, and helpers to add environments. */
@@ -138,7 +140,7 @@ export async function startDrayStack(
     if (created.status !== 201) throw new Error(`cannot create environment: ${JSON.stringify(created.body)}`);
     const stateDir = await mkdtemp(join(tmpdir(), `dray-agent-${name}-`));
     const agentEnv = {
-      DRAY_CONTROL_PLANE_URL: cp.grpcUrl,
+      DRAY_CONTROL_PLANE_URL: addOptions.controlPlaneUrl ?? cp.grpcUrl,
       DRAY_AGENT_DATABASE_URL: db.url,
       DRAY_AGENT_STATE_DIR: stateDir,
       DRAY_AGENT_NAME: `agent-${name}`,

@@ -133,6 +133,11 @@ export class AgentSessions {
     return this.byEnvironment.get(environmentId);
   }
 
+  /** The environments whose agent holds a work stream here. */
+  localEnvironments(): string[] {
+    return [...this.byEnvironment.keys()];
+  }
+
   /** True when an agent of the environment has an open work stream here and is not draining. */
   isConnected(environmentId: string): boolean {
     const s = this.byEnvironment.get(environmentId);

@@ -103,6 +103,23 @@ export const webSignInLinks = pgTable(
   (t) => [uniqueIndex("web_sign_in_links_code_idx").on(t.codeHash)],
 );
 
+/**
+ * Which control-plane replica holds each environment's agent work stream, so
+ * that any replica can route a task to it (gateway/agent-registry.ts). The
+ * epoch grows with every new session of the environment; the lease is
+ * renewed by the holder and lapses when it dies.
+ */
+export const agentSessions = pgTable("agent_sessions", {
+  environmentId: uuid("environment_id")
+    .primaryKey()
+    .references(() => environments.id, { onDelete: "cascade" }),
+  agentId: uuid("agent_id").notNull(),
+  replicaId: text("replica_id").notNull(),
+  epoch: bigint("epoch", { mode: "number" }).notNull(),
+  connectedAt: ts("connected_at").notNull(),
+  leaseUntil: ts("lease_until").notNull(),
+});
+
 /** One database reached only through its agent. */
 export const environments = pgTable(
   "environments",
@@ -476,6 +493,7 @@ export const targetEntityLocks = pgTable(
 export const schema = {
   organisations,
   apiTokens,
+  agentSessions,
   webSessions,
   webSignInLinks,
   environments,
