@@ -17,6 +17,19 @@ const KIND_WORDS = {
 const code = (value: unknown) => `\`${typeof value === "string" ? value : JSON.stringify(value)}\``;
 const cell = (text: string) => text.replaceAll("|", "\\|");
 
+/** The options of a transformer or rule as a Markdown list. */
+function optionLines(
+  options: readonly { name: string; type: string; required: boolean; description: string }[],
+) {
+  if (options.length === 0) return ["- Options: none."];
+  return [
+    "- Options:",
+    ...options.map(
+      (o) => `  - \`${o.name}\` (${o.type}${o.required ? ", required" : ""}): ${o.description}.`,
+    ),
+  ];
+}
+
 const lines: string[] = [
   "# Transformers and data-quality rules",
   "",
@@ -33,13 +46,7 @@ const lines: string[] = [
 for (const t of TRANSFORMERS) {
   lines.push(`### \`${t.name}\``, "", t.description, "");
   lines.push(`- Kind: ${KIND_WORDS[t.kind]}.`);
-  lines.push(`- Fits: ${t.families.join(", ")} columns.`);
-  if (t.options.length === 0) lines.push("- Options: none.");
-  else {
-    lines.push("- Options:");
-    for (const o of t.options)
-      lines.push(`  - \`${o.name}\` (${o.type}${o.required ? ", required" : ""}): ${o.description}.`);
-  }
+  lines.push(`- Fits: ${t.families.join(", ")} columns.`, ...optionLines(t.options));
   lines.push(
     "",
     "| options | input | output |",
@@ -58,13 +65,7 @@ lines.push(
 );
 for (const r of QUALITY_RULES) {
   lines.push(`### \`${r.name}\``, "", r.description, "");
-  lines.push(`- Fits: ${r.families.join(", ")} columns.`);
-  if (r.options.length === 0) lines.push("- Options: none.");
-  else {
-    lines.push("- Options:");
-    for (const o of r.options)
-      lines.push(`  - \`${o.name}\` (${o.type}${o.required ? ", required" : ""}): ${o.description}.`);
-  }
+  lines.push(`- Fits: ${r.families.join(", ")} columns.`, ...optionLines(r.options));
   lines.push(
     "",
     "| options | passes | fails |",

@@ -19,6 +19,7 @@ import fc from "fast-check";
 import postgres from "postgres";
 import { afterAll, describe, expect, it } from "vitest";
 import { formatCopyLine, parseCopyLine, splitCopyLines } from "../connectors/postgres/copy-text.js";
+import { civilFromDays, daysFromCivil } from "./civil-days.js";
 import { compileTransformer } from "./index.js";
 import { processCopyPage } from "./transform-rows.js";
 import { parsePgArray, templateFactory } from "./wrappers.js";
@@ -72,27 +73,6 @@ const INT_RANGE: Readonly<Record<string, readonly [bigint, bigint]>> = {
 const NUMERIC_MAX_UNSCALED = 10n ** 12n - 1n;
 
 // --- calendar (astronomical years: 1 BC is year 0) ---------------------------------------
-
-function daysFromCivil(year: number, month: number, day: number): number {
-  const y = month <= 2 ? year - 1 : year;
-  const era = Math.floor(y / 400);
-  const yoe = y - era * 400;
-  const doy = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
-  return era * 146097 + yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy - 719468;
-}
-
-function civilFromDays(days: number): [number, number, number] {
-  const z = days + 719468;
-  const era = Math.floor(z / 146097);
-  const doe = z - era * 146097;
-  const yoe = Math.floor(
-    (doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365,
-  );
-  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
-  const mp = Math.floor((5 * doy + 2) / 153);
-  const month = mp + (mp < 10 ? 3 : -9);
-  return [yoe + era * 400 + (month <= 2 ? 1 : 0), month, doy - Math.floor((153 * mp + 2) / 5) + 1];
-}
 
 const pad = (n: number, width = 2) => String(n).padStart(width, "0");
 
