@@ -5,7 +5,7 @@ import { ClientError, Status } from "nice-grpc";
 import type { AgentConfig } from "./config.js";
 import type { Connector } from "./connector.js";
 import type { CredentialStore, StoredCredential } from "./credential-store.js";
-import type { GatewayConnection } from "./gateway-client.js";
+import { fixedGatewayFailover, type GatewayConnection } from "./gateway-client.js";
 import { runTask } from "./task-runner.js";
 
 /** Lifecycle states of an agent, logged on every change. */
@@ -38,17 +38,32 @@ const SCHEMA_FINGERPRINT_EVERY_MS = 60_000;
 /** How often an unreachable database is probed between heartbeats. */
 const RECOVERY_PROBE_EVERY_MS = 1_000;
 
-/** A signal that aborts after `ms`, or earlier with `parent`. Every call to the gateway has one. */
-function within(ms: number, parent?: AbortSignal): AbortSignal {
+/** A signal that aborts after `ms`, or earlier with a parent. Every call to the gateway has one. */
+function within(ms: number, ...parents: AbortSignal[]): AbortSignal {
   const timeout = AbortSignal.timeout(ms);
-  return parent ? AbortSignal.any([timeout, parent]) : timeout;
+  return parents.length ? AbortSignal.any([timeout, ...parents]) : timeout;
+}
+
+/**
+ * True when a call failed because its gateway cannot be reached: dead, refused, not answering
+ * in time (the call's signal aborted), or given up meanwhile.
+ */
+function isUnreachable(error: unknown): boolean {
+  if (error instanceof ClientError)
+    return error.code === Status.UNAVAILABLE || error.code === Status.DEADLINE_EXCEEDED;
+  return error instanceof Error && error.name === "AbortError";
 }
 
 /** Creates an agent. Only main.ts wires it to signals. */
 export function createAgent(deps: AgentDeps): Agent {
   const { config, connector, gateway, credentials, logger } = deps;
+  const failover = gateway.failover ?? fixedGatewayFailover();
   const stopController = new AbortController();
-  const inFlight = new Map<string, { controller: AbortController; promise: Promise<void> }>();
+  /** Tasks in flight, with the gateway connection (generation) that sent them. */
+  const inFlight = new Map<
+    string,
+    { controller: AbortController; promise: Promise<void>; generation: number }
+  >();
   let running = 0;
   let state: AgentState = "starting";
   let heartbeatIntervalMs = 10_000;
@@ -109,17 +124,19 @@ export function createAgent(deps: AgentDeps): Agent {
       );
     }
     setState("enrolling");
-    for (let attempt = 0; ; attempt++) {
+    for (;;) {
+      const generation = failover.generation;
       try {
         const response = await gateway.client.enroll(
           { enrollmentToken: token, agent: info() },
-          { signal: within(15_000, stopController.signal) },
+          { signal: within(15_000, stopController.signal, failover.signal) },
         );
+        failover.answered(generation);
         const stored: StoredCredential = {
           agentId: response.agentId,
           environmentId: response.environmentId,
           credential: response.credential,
-          controlPlaneAddress: config.controlPlane.address,
+          controlPlaneAddress: failover.address || config.controlPlane.address,
           enrolledAt: new Date().toISOString(),
         };
         await credentials.save(stored);
@@ -127,17 +144,13 @@ export function createAgent(deps: AgentDeps): Agent {
         logger.info("enrolled", { agentId: stored.agentId, environmentId: stored.environmentId });
         return stored;
       } catch (error) {
-        if (
-          error instanceof ClientError &&
-          error.code !== Status.UNAVAILABLE &&
-          error.code !== Status.DEADLINE_EXCEEDED
-        ) {
+        if (error instanceof ClientError && !isUnreachable(error)) {
           throw new DrayError("unauthenticated", `enrolment refused: ${error.details}`);
         }
         if (stopController.signal.aborted) throw DrayError.from(error);
-        const delay = backoffDelay(attempt, { initialMs: 500, maxMs: 15_000 });
-        logger.warn("control plane unreachable, retrying enrolment", { inMs: delay, error: String(error) });
-        await sleep(delay, stopController.signal);
+        logger.warn("control plane unreachable, retrying enrolment", { error: String(error) });
+        await switchGateway(generation, String(error));
+        if (stopController.signal.aborted) throw DrayError.from(stopController.signal.reason);
       }
     }
   }
@@ -191,9 +204,29 @@ export function createAgent(deps: AgentDeps): Agent {
     }
   }
 
+  /**
+   * The gateway of connection `generation` failed: moves to the next one (or
+   * waits for the switch another loop started). Tasks sent by an earlier
+   * connection are cancelled: that replica has failed them already and the
+   * control plane retries them, so their results would not be taken.
+   */
+  async function switchGateway(generation: number, reason: string) {
+    await failover.switchFrom(generation, reason, stopController.signal);
+    for (const [taskId, task] of inFlight) {
+      if (task.generation >= failover.generation) continue;
+      logger.debug("task cancelled: its control plane gateway is gone", { taskId });
+      task.controller.abort(
+        new DrayError("unavailable", "the control plane gateway that sent this task is gone"),
+      );
+    }
+    // Heartbeat the new gateway now: it learns the agent's state, and the agent that it answers.
+    wakeHeartbeat();
+  }
+
   async function heartbeatLoop() {
     while (!stopController.signal.aborted) {
       const db = await probeDatabase();
+      const generation = failover.generation;
       try {
         const response = await gateway.client.heartbeat(
           {
@@ -205,8 +238,9 @@ export function createAgent(deps: AgentDeps): Agent {
             tasksInFlight: inFlight.size,
             draining: state === "draining",
           },
-          { signal: within(Math.max(2_000, heartbeatIntervalMs), stopController.signal) },
+          { signal: within(Math.max(2_000, heartbeatIntervalMs), stopController.signal, failover.signal) },
         );
+        failover.answered(generation);
         if (response.heartbeatIntervalMs) heartbeatIntervalMs = response.heartbeatIntervalMs;
         if (db.reachable !== reportedReachable)
           logger[db.reachable ? "info" : "warn"](
@@ -218,6 +252,11 @@ export function createAgent(deps: AgentDeps): Agent {
         if (stopController.signal.aborted) return;
         if (isAuthError(error)) return fail(new DrayError("unauthenticated", (error as ClientError).details));
         logger.warn("heartbeat failed", { error: String(error) });
+        // The gateway is gone (or was given up meanwhile): the next heartbeat goes to the next one, at once.
+        if (isUnreachable(error) || generation !== failover.generation) {
+          await switchGateway(generation, String(error));
+          continue;
+        }
       }
       // One controller per pause, woken by a stop or an early heartbeat. Not AbortSignal.any:
       // on Node 20 a signal combined with the long-lived stop signal may never be collected.
@@ -235,8 +274,18 @@ export function createAgent(deps: AgentDeps): Agent {
     }
   }
 
-  async function complete(taskId: string, outcome: Awaited<ReturnType<typeof runTask>>, durationMs: number) {
+  async function complete(
+    taskId: string,
+    generation: number,
+    outcome: Awaited<ReturnType<typeof runTask>>,
+    durationMs: number,
+  ) {
     for (let attempt = 0; attempt < 5; attempt++) {
+      // A result goes only to the gateway that sent the task: another replica does not know it.
+      if (generation !== failover.generation) {
+        logger.debug("task result not sent: its control plane gateway is gone", { taskId });
+        return;
+      }
       try {
         await gateway.client.completeTask({ taskId, outcome, durationMs }, { signal: within(30_000) });
         return;
@@ -250,7 +299,7 @@ export function createAgent(deps: AgentDeps): Agent {
     }
   }
 
-  function startTask(task: Task) {
+  function startTask(task: Task, generation: number) {
     const controller = new AbortController();
     const started = performance.now();
     const refusal =
@@ -289,22 +338,33 @@ export function createAgent(deps: AgentDeps): Agent {
         lastDatabaseFailure = Date.now();
         if (reportedReachable) wakeHeartbeat();
       }
-      await complete(task.taskId, outcome, Math.round(performance.now() - started));
+      await complete(task.taskId, generation, outcome, Math.round(performance.now() - started));
     })().finally(() => inFlight.delete(task.taskId));
-    inFlight.set(task.taskId, { controller, promise });
+    inFlight.set(task.taskId, { controller, promise, generation });
   }
 
   async function workLoop() {
-    for (let attempt = 0; !stopController.signal.aborted; ) {
+    /** Work streams in a row that ended early: a gateway that answers but ends streams is not redialled at once. */
+    let shortStreams = 0;
+    while (!stopController.signal.aborted) {
+      const generation = failover.generation;
       const opened = Date.now();
+      // One controller per stream, aborted by a stop or when its gateway is given up.
+      const streamController = new AbortController();
+      const onAbort = () => streamController.abort();
+      const parents = [stopController.signal, failover.signal];
+      for (const parent of parents) parent.addEventListener("abort", onAbort, { once: true });
+      if (parents.some((p) => p.aborted)) streamController.abort();
+      let reason = "the control plane ended the work stream";
       try {
         const stream = gateway.client.openWorkStream(
           { agent: info(), maxConcurrentTasks: config.maxTasks },
-          { signal: stopController.signal },
+          { signal: streamController.signal },
         );
         for await (const message of stream) {
-          attempt = 0;
-          if (message.kind.case === "task") startTask(message.kind.value);
+          shortStreams = 0;
+          failover.answered(generation);
+          if (message.kind.case === "task") startTask(message.kind.value, generation);
           else if (message.kind.case === "cancel") {
             const { taskId, reason } = message.kind.value;
             inFlight
@@ -315,13 +375,20 @@ export function createAgent(deps: AgentDeps): Agent {
       } catch (error) {
         if (stopController.signal.aborted) return;
         if (isAuthError(error)) return fail(new DrayError("unauthenticated", (error as ClientError).details));
-        logger.warn("work stream lost", {
-          error: error instanceof ClientError ? error.details : String(error),
-        });
+        reason = error instanceof ClientError ? error.details : String(error);
+      } finally {
+        for (const parent of parents) parent.removeEventListener("abort", onAbort);
       }
-      if (Date.now() - opened > 5_000) attempt = 0;
-      const delay = backoffDelay(attempt++, { initialMs: 250, maxMs: 15_000 });
-      await sleep(delay, stopController.signal).catch(() => {});
+      if (stopController.signal.aborted) return;
+      logger.warn("work stream lost", { gateway: failover.address, error: reason });
+      if (Date.now() - opened > 5_000) shortStreams = 0;
+      const lost = Date.now();
+      await switchGateway(generation, reason);
+      // The first loss moves on at once; repeated early losses wait (the time the switch took counts).
+      if (shortStreams++ > 0) {
+        const wait = backoffDelay(shortStreams - 2, { initialMs: 200, maxMs: 2_000, jitter: 0.25 });
+        await sleep(Math.max(0, wait - (Date.now() - lost)), stopController.signal).catch(() => {});
+      }
     }
   }
 

@@ -4,6 +4,7 @@
  */
 import { hostname } from "node:os";
 import { z } from "zod";
+import { type GatewayAddress, type GatewayAddressSpec, parseGatewayAddresses } from "./gateway-addresses.js";
 
 const optionalString = z
   .string()
@@ -11,10 +12,21 @@ const optionalString = z
   .transform((v) => (v === undefined || v.trim() === "" ? undefined : v.trim()));
 
 const EnvSchema = z.object({
-  /** Address of the control plane's agent gateway: http://host:7070 (plain) or https://host:7070 (TLS). */
+  /**
+   * The control plane's agent gateways, comma-separated and tried in order: http://host:7070 or
+   * grpc://host:7070 (plain), https://host:7070 or grpcs://host:7070 (TLS), or a bare host:7070
+   * (TLS when a DRAY_AGENT_TLS_* file is set, plain otherwise).
+   */
   DRAY_CONTROL_PLANE_URL: z
     .string({ message: "is required (e.g. http://127.0.0.1:7070)" })
-    .regex(/^(https?|grpcs?):\/\/[^/\s]+\/?$/, "must look like http://host:port or https://host:port"),
+    .transform((value, ctx): GatewayAddressSpec[] => {
+      const parsed = parseGatewayAddresses(value);
+      if ("error" in parsed) {
+        ctx.addIssue({ code: "custom", message: parsed.error });
+        return z.NEVER;
+      }
+      return parsed.addresses;
+    }),
   /** One-time token from POST /api/v1/environments; only needed until the agent has enrolled. */
   DRAY_ENROLLMENT_TOKEN: optionalString,
   /** The environment's database. */
@@ -57,7 +69,10 @@ const EnvSchema = z.object({
 
 /** The resolved configuration of one agent process. */
 export interface AgentConfig {
-  controlPlane: { address: string; tls: boolean };
+  /** The first gateway of {@link AgentConfig.controlPlanes}. */
+  controlPlane: GatewayAddress;
+  /** Every gateway, in the order they are tried (at least one). */
+  controlPlanes: GatewayAddress[];
   enrollmentToken: string | undefined;
   databaseUrl: string;
   stateDir: string;
@@ -91,10 +106,15 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv): AgentConfig {
       "invalid agent configuration:\n  DRAY_AGENT_TLS_CERT_FILE and DRAY_AGENT_TLS_KEY_FILE must be set together",
     );
   }
-  const url = new URL(e.DRAY_CONTROL_PLANE_URL.replace(/^grpc(s?):/, "http$1:"));
-  const tls = url.protocol === "https:";
+  // A bare host:port has no scheme to say: TLS when the agent has TLS files, as a URL says with https.
+  const tlsConfigured = Boolean(e.DRAY_AGENT_TLS_CA_FILE || e.DRAY_AGENT_TLS_CERT_FILE);
+  const controlPlanes = e.DRAY_CONTROL_PLANE_URL.map((spec) => ({
+    address: spec.address,
+    tls: spec.tls ?? tlsConfigured,
+  }));
   return {
-    controlPlane: { address: `${url.hostname}:${url.port || (tls ? "443" : "80")}`, tls },
+    controlPlane: controlPlanes[0] as GatewayAddress,
+    controlPlanes,
     enrollmentToken: e.DRAY_ENROLLMENT_TOKEN,
     databaseUrl: e.DRAY_AGENT_DATABASE_URL,
     stateDir: e.DRAY_AGENT_STATE_DIR,

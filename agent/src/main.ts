@@ -26,7 +26,10 @@ async function main(): Promise<number> {
   const logger = createPinoLogger({ name: "dray-agent", level: config.logLevel }).child({
     agent: config.name,
   });
-  logger.info("starting", { version: DRAY_VERSION, controlPlane: config.controlPlane.address });
+  logger.info("starting", {
+    version: DRAY_VERSION,
+    controlPlane: config.controlPlanes.map((g) => g.address).join(", "),
+  });
   installDriverGuard(logger);
   let transformKey: TransformKey;
   try {
@@ -44,7 +47,7 @@ async function main(): Promise<number> {
     compileTransform: compileTransformer,
     logger,
   });
-  const gateway = await connectGateway(config);
+  const gateway = await connectGateway(config, logger);
   const agent = createAgent({
     config,
     connector,
