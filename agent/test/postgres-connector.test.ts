@@ -692,7 +692,8 @@ describe("postgres COPY reads", () => {
       } else {
         expect(outcome.page.rows.rowCount).toBe(200_000);
       }
-      expect(await agentSessions("state <> 'idle'")).toBe(0);
+      // The server may still be winding the cancelled statement down for a moment on a loaded machine.
+      await expect.poll(() => agentSessions("state <> 'idle'"), { timeout: 5_000 }).toBe(0);
       const next = await within(
         connector.readBatch(
           { entity: entity("big"), keyFields: ["id"], after: ["199990"], maxRows: 100, maxBytes: 1 << 20 },
@@ -727,7 +728,8 @@ describe("postgres COPY reads", () => {
       expect(page.rows.data.length).toBe(2 * (1 + 1 + 262_144 + 1));
       expect(page).toMatchObject({ last: ["2"], done: false });
       expect(debugMessages).toContain("cancelling the running statement");
-      expect(await agentSessions("state <> 'idle'")).toBe(0);
+      // The server may still be winding the cancelled statement down for a moment on a loaded machine.
+      await expect.poll(() => agentSessions("state <> 'idle'"), { timeout: 5_000 }).toBe(0);
       // A page within budget is drained, not cancelled, and the session carries on.
       debugMessages.length = 0;
       const next = await connector.readBatch(

@@ -106,6 +106,44 @@ describe("the task relay", () => {
     await expect.poll(() => holderSignal.aborted).toBe(true);
   });
 
+  it("gives a task up as 'agent away' once the holder stops sending keepalives (it died)", async () => {
+    behaviour = "hang";
+    const doomed = await openTaskRelay(inject("natsUrl"), local, silentLogger);
+    const environmentId = randomUUID();
+    doomed.serve(environmentId);
+    seen.length = 0;
+    const pending = sender.dispatch(
+      environmentId,
+      "count",
+      { entity: { schema: "public", name: "t" } },
+      { timeoutMs: 60_000 },
+    );
+    await expect.poll(() => seen.length).toBe(1);
+    const diedAt = Date.now();
+    // The holder's process dies: its connection goes, keepalives stop (its task is left hanging).
+    await (doomed as unknown as { nc: { close(): Promise<void> } }).nc.close();
+    const error = await pending.catch((e) => e);
+    expect(isAgentAway(error)).toBe(true);
+    expect((error as Error).message).toContain("stopped answering");
+    // After the silence limit, far from the task's 60 s deadline.
+    expect(Date.now() - diedAt).toBeLessThan(30_000);
+  });
+
+  it("gives up the tasks relayed for an agent that has just moved here", async () => {
+    behaviour = "hang";
+    const pending = sender.dispatch(
+      served,
+      "count",
+      { entity: { schema: "public", name: "t" } },
+      { timeoutMs: 60_000 },
+    );
+    await expect.poll(() => seen.some((x) => x.kind === "count" && x.signal && !x.signal.aborted)).toBe(true);
+    sender.abandon(served, "the environment's agent moved to this replica");
+    const error = await pending.catch((e) => e);
+    expect(isAgentAway(error)).toBe(true);
+    expect((error as Error).message).toBe("the environment's agent moved to this replica");
+  });
+
   it("stops answering for an agent once it is no longer served", async () => {
     behaviour = "echo";
     await holder.unserve(served);

@@ -34,7 +34,10 @@ export interface ReplicaSet {
   close(): Promise<void>;
 }
 
-/** True when replica `replica`'s API says the environment's agent has a work stream open there. */
+/**
+ * True when replica `replica`'s API says the environment's agent is connected: to it, or (through
+ * the store's registry of agent sessions) to another live replica.
+ */
 export async function agentConnectedTo(replica: Replica, environmentId: string): Promise<boolean> {
   const r = await replica.api.get(`/api/v1/environments/${environmentId}`);
   return r.status === 200 && r.body.agent?.connected === true;
@@ -125,7 +128,7 @@ export async function startReplicaSet(baseUrl: string, natsUrl: string, count = 
   };
 }
 
-/** Polls until `replica` shows the environment's agent connected; resolves with the milliseconds it took. */
+/** Polls until `replica` shows the environment's agent connected (see {@link agentConnectedTo}); resolves with the milliseconds it took. */
 export async function waitForAgentOn(
   replica: Replica,
   environmentId: string,

@@ -53,6 +53,7 @@ export class AgentRegistry {
 
   /** Renews this replica's leases every third of the lease, and keeps the cache fresh. */
   start(): void {
+    void this.reload();
     this.timer = setInterval(() => void this.renew().catch(() => {}), Math.max(250, this.leaseMs / 3));
     this.timer.unref();
   }

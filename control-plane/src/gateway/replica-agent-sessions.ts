@@ -44,6 +44,8 @@ export class ReplicaAgentSessions extends AgentSessions {
   ): AgentSession {
     const session = super.open(info);
     this.relay?.serve(info.environmentId);
+    // Tasks relayed to the agent's previous replica will not be answered there any more.
+    this.relay?.abandon(info.environmentId, "the environment's agent moved to this replica");
     void this.registry.claim(info.environmentId, info.agentId).catch(() => {});
     return session;
   }

@@ -10,7 +10,10 @@
  *   under NATS's 1 MiB message limit, sent in order on one connection, and
  *   the result comes back on the sender's inbox;
  * - a cancel (the run's signal, or the deadline) is one more message that
- *   aborts the task on the holder, which tells its agent.
+ *   aborts the task on the holder, which tells its agent;
+ * - while a task runs the holder sends a keepalive every second: five
+ *   seconds of silence mean it died, and the task fails as "agent away"
+ *   (retryable) instead of waiting out its deadline.
  */
 import { randomUUID } from "node:crypto";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
@@ -32,6 +35,11 @@ import {
   type TaskPayload,
   type TaskResultOf,
 } from "./agent-sessions.js";
+
+/** How often the holder of a relayed task says it is still running it. */
+export const KEEPALIVE_MS = 1_000;
+/** Silence after which the sender gives the task up: the holder is gone. */
+export const SILENCE_LIMIT_MS = 5_000;
 
 /** Bytes of task or result per NATS message. */
 export const CHUNK_BYTES = 256 * 1024;
@@ -83,6 +91,8 @@ const away = (environmentId: string, message: string) =>
 export class TaskRelay {
   private readonly served = new Map<string, Subscription>();
   private readonly incoming = new Map<string, Incoming>();
+  /** Tasks sent to other replicas and not answered yet. */
+  private readonly outgoing = new Set<{ environmentId: string; lost: (why: string) => void }>();
 
   constructor(
     private readonly nc: NatsConnection,
@@ -142,6 +152,13 @@ export class TaskRelay {
 
   private async run(environmentId: string, taskId: string, entry: Incoming): Promise<void> {
     const reply = (data: Uint8Array, h: MsgHdrs) => this.nc.publish(entry.replyTo, data, { headers: h });
+    // While the task runs, the sender hears from this replica every KEEPALIVE_MS: silence means it died.
+    const keepalive = setInterval(() => {
+      const h = headers();
+      h.set("task", taskId);
+      h.set("keepalive", "1");
+      reply(new Uint8Array(), h);
+    }, KEEPALIVE_MS);
     try {
       const task = fromBinary(TaskSchema, concat(entry.chunks));
       const kind = task.kind.case;
@@ -176,6 +193,7 @@ export class TaskRelay {
         h,
       );
     } finally {
+      clearInterval(keepalive);
       this.incoming.delete(taskId);
     }
   }
@@ -209,9 +227,12 @@ export class TaskRelay {
     });
     // Settled by callbacks possibly before it is awaited (a cancel during the first request).
     result.catch(() => {});
+    let heardAt = Date.now();
     const sub = this.nc.subscribe(inbox, {
       callback: (error, msg) => {
         if (error) return settle?.reject(error);
+        heardAt = Date.now();
+        if (msg.headers?.get("keepalive")) return;
         if (msg.headers?.get("error")) {
           const e = JSON.parse(new TextDecoder().decode(msg.data)) as {
             code: string;
@@ -250,6 +271,14 @@ export class TaskRelay {
       cancel();
       settle?.reject(new DrayError("cancelled", "the task was cancelled", { details: { taskId } }));
     };
+    // The holder died (or lost the agent to another replica): give the task up as "agent away".
+    const lost = (why: string) => settle?.reject(away(environmentId, why));
+    const watchdog = setInterval(() => {
+      if (Date.now() - heardAt > SILENCE_LIMIT_MS)
+        lost(`the replica holding the environment's agent stopped answering for ${SILENCE_LIMIT_MS} ms`);
+    }, KEEPALIVE_MS);
+    const pending = { environmentId, lost };
+    this.outgoing.add(pending);
     options.signal?.addEventListener("abort", onAbort, { once: true });
     try {
       const first = headers();
@@ -282,9 +311,20 @@ export class TaskRelay {
       return answer.kind.value as TaskResultOf<K>;
     } finally {
       clearTimeout(timer);
+      clearInterval(watchdog);
+      this.outgoing.delete(pending);
       options.signal?.removeEventListener("abort", onAbort);
       sub.unsubscribe();
     }
+  }
+
+  /**
+   * Gives up the tasks relayed for the environment's agent (as "agent away",
+   * retryable): it has just opened a session here, so the replica they were
+   * sent to no longer holds it.
+   */
+  abandon(environmentId: string, why: string): void {
+    for (const p of [...this.outgoing]) if (p.environmentId === environmentId) p.lost(why);
   }
 
   /** Stops serving every agent and closes the connection. */
