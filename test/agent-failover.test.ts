@@ -8,7 +8,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { freePort } from "./support/processes.js";
-import { agentConnectedTo, type ReplicaSet, startReplicaSet, waitForAgentOn } from "./support/replicas.js";
+import { type ReplicaSet, startReplicaSet, waitForAgentOn } from "./support/replicas.js";
 
 /** How long a poll may wait; the requirement is 5 s, the figure measured is printed. */
 const POLL_LIMIT_MS = 15_000;
