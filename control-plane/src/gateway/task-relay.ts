@@ -151,13 +151,24 @@ export class TaskRelay {
   }
 
   private async run(environmentId: string, taskId: string, entry: Incoming): Promise<void> {
-    const reply = (data: Uint8Array, h: MsgHdrs) => this.nc.publish(entry.replyTo, data, { headers: h });
+    // A closed connection (NATS gone, or shutting down) cannot carry the answer: the sender gives the
+    // task up after its silence limit, so the task here stops too.
+    const reply = (data: Uint8Array, h: MsgHdrs): boolean => {
+      try {
+        this.nc.publish(entry.replyTo, data, { headers: h });
+        return true;
+      } catch (error) {
+        this.logger.debug("cannot answer a relayed task", { environmentId, taskId, error: String(error) });
+        entry.abort.abort();
+        return false;
+      }
+    };
     // While the task runs, the sender hears from this replica every KEEPALIVE_MS: silence means it died.
     const keepalive = setInterval(() => {
       const h = headers();
       h.set("task", taskId);
       h.set("keepalive", "1");
-      reply(new Uint8Array(), h);
+      if (!reply(new Uint8Array(), h)) clearInterval(keepalive);
     }, KEEPALIVE_MS);
     try {
       const task = fromBinary(TaskSchema, concat(entry.chunks));
@@ -256,7 +267,11 @@ export class TaskRelay {
       const h = headers();
       h.set("task", taskId);
       h.set("cancel", "1");
-      this.nc.publish(subject, new Uint8Array(), { headers: h });
+      try {
+        this.nc.publish(subject, new Uint8Array(), { headers: h });
+      } catch {
+        // NATS is gone: the holder hears nothing from us either, and gives the task up on its own.
+      }
     };
     const timer = setTimeout(() => {
       cancel();
