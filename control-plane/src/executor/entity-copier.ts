@@ -3,7 +3,7 @@ import { DrayError, sleep } from "@dray/common";
 import type { ReadBatchResult, RejectedRecord, RowBatch, WriteBatchResult } from "@dray/proto";
 import { RejectPolicy, WriteStrategy } from "@dray/proto";
 import { and, desc, eq } from "drizzle-orm";
-import { STAGES } from "../executions/execution-vocabulary.js";
+import { REASON_CODES, STAGES } from "../executions/execution-vocabulary.js";
 import { isAgentAway } from "../gateway/agent-sessions.js";
 import { raiseLimitHint, utcMonth } from "../pipelines/record-limit.js";
 import { executionBatches, executionEntities } from "../store/schema.js";
@@ -11,16 +11,20 @@ import { type BatchOutcome, cancelBatch, finalizeBatch, reserveBatch } from "./b
 import { chainOrder } from "./batch-chain.js";
 import { retryDecision } from "./retry-policy.js";
 import type { EntityRunPlan, RunContext } from "./run-context.js";
+import { abortKindOf } from "./run-errors.js";
 
 /** Thrown when the monthly record limit stops the run at a batch boundary. */
 export class RecordLimitReached extends DrayError {
+  readonly reasonCode: string = REASON_CODES.monthlyRecordLimit;
   constructor(message: string, details: unknown) {
     super("resource_exhausted", message, { details, retryable: false });
   }
 }
 
 /** Thrown when a batch failed for good and `stopOnError` is set. */
-export class BatchFailed extends DrayError {}
+export class BatchFailed extends DrayError {
+  readonly reasonCode: string = REASON_CODES.batchFailed;
+}
 
 type Pass = 1 | 2;
 
@@ -45,7 +49,9 @@ export function passShape(
  * or never connected) for longer than the time that marks its environment
  * unhealthy: the run fails with reason `agent_unavailable`, naming it.
  */
-export class AgentUnavailable extends BatchFailed {}
+export class AgentUnavailable extends BatchFailed {
+  override readonly reasonCode: string = REASON_CODES.agentUnavailable;
+}
 
 /** Uncounted waits for an agent in one call of {@link withRetries}, so a flapping agent cannot loop forever. */
 const MAX_AGENT_WAITS = 20;
@@ -401,8 +407,8 @@ function bump(
 
 /** True when the run is being handed over to another owner (shutdown, lost lease), not ended. */
 function handedOver(ctx: RunContext): boolean {
-  const kind = (ctx.signal.reason as { kind?: string } | undefined)?.kind;
-  return ctx.signal.aborted && (kind === "shutdown" || kind === "lost");
+  const kind = abortKindOf(ctx.signal);
+  return kind === "shutdown" || kind === "lost";
 }
 
 /** A reserved batch to write. */

@@ -1,4 +1,4 @@
-import type { Logger } from "@dray/common";
+import { DrayError, type Logger } from "@dray/common";
 import { and, eq, sql } from "drizzle-orm";
 import type { EventBus } from "../events/event-bus.js";
 import {
@@ -23,6 +23,7 @@ import {
 import { createJournal } from "./journal.js";
 import { createThrottle, type EntityCounters, etaSeconds } from "./progress-math.js";
 import type { PipelineSettings } from "./run-context.js";
+import { RunAborted } from "./run-errors.js";
 import { runExecution } from "./run-execution.js";
 import { releaseTargetLocks } from "./target-locks.js";
 
@@ -66,8 +67,6 @@ export interface Executor {
   stop(): Promise<void>;
 }
 
-type AbortKind = { kind: "cancel" | "lost" | "shutdown"; message: string };
-
 /**
  * Claims executions (SKIP LOCKED, with a lease it renews), runs them, and
  * records their final status. Cancel requests are noticed within `cancelPollMs`.
@@ -85,14 +84,14 @@ export function createExecutor(options: ExecutorOptions): Executor {
 
   async function run(execution: ClaimedExecution, controller: AbortController) {
     const log = logger.child({ executionId: execution.id, organisationId: execution.organisationId });
-    const abort = (reason: AbortKind) => {
+    const abort = (reason: RunAborted) => {
       if (!controller.signal.aborted) controller.abort(reason);
     };
     const renew = setInterval(
       async () => {
         try {
           const lease = await renewLease(db, execution.id, replicaId, leaseMs);
-          if (!lease.owned) abort({ kind: "lost", message: "the lease was lost" });
+          if (!lease.owned) abort(new RunAborted("lost", "the lease was lost"));
         } catch (error) {
           log.warn("lease renewal failed", { error: String(error) });
         }
@@ -102,7 +101,7 @@ export function createExecutor(options: ExecutorOptions): Executor {
     const watchCancel = setInterval(async () => {
       try {
         const reason = await cancelRequested(db, execution.id);
-        if (reason !== undefined) abort({ kind: "cancel", message: reason });
+        if (reason !== undefined) abort(new RunAborted("cancel", reason));
       } catch {}
     }, cancelPollMs);
 
@@ -150,8 +149,7 @@ export function createExecutor(options: ExecutorOptions): Executor {
     // What the run journaled is written before its end is recorded (and before a hand-over).
     await journal.flush();
     if (outcome.status === "lost") {
-      const reason = controller.signal.reason as AbortKind | undefined;
-      log.info("execution handed over", { why: reason?.message });
+      log.info("execution handed over", { why: DrayError.from(controller.signal.reason).message });
       return;
     }
     // The final progress and status events are stored in the transaction that ends the run (the
@@ -259,10 +257,7 @@ export function createExecutor(options: ExecutorOptions): Executor {
       wake?.();
       await loop;
       for (const r of running.values()) {
-        r.controller.abort({
-          kind: "shutdown",
-          message: "the control plane is shutting down",
-        } satisfies AbortKind);
+        r.controller.abort(new RunAborted("shutdown", "the control plane is shutting down"));
       }
       await Promise.allSettled([...running.values()].map((r) => r.done));
       // Give leases back at once so the next control plane resumes without waiting.

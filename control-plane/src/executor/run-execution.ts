@@ -1,19 +1,14 @@
 import { DrayError, sleep } from "@dray/common";
 import { and, count, eq, sql } from "drizzle-orm";
-import { REASON_CODES, STAGES } from "../executions/execution-vocabulary.js";
+import { STAGES } from "../executions/execution-vocabulary.js";
 import type { TaskKind, TaskPayload, TaskResultOf } from "../gateway/agent-sessions.js";
 import { executionEntities, executionErrors, executions } from "../store/schema.js";
 import { releaseUnfinishedBatches } from "./batch-bookkeeping.js";
-import {
-  AgentUnavailable,
-  BatchFailed,
-  copyEntity,
-  RecordLimitReached,
-  withRetries,
-} from "./entity-copier.js";
+import { BatchFailed, copyEntity, withRetries } from "./entity-copier.js";
 import type { ClaimedExecution } from "./execution-lease.js";
-import { PreflightFailed, preflight } from "./preflight.js";
+import { preflight } from "./preflight.js";
 import type { EntityRunPlan, ExecutionPlan, PipelineSettings, RunContext } from "./run-context.js";
+import { abortKindOf, type RunAborted, reasonCodeOf } from "./run-errors.js";
 import { acquireTargetLocks } from "./target-locks.js";
 
 /** How a run ended. `lost` means another replica owns it now: write nothing more. */
@@ -507,29 +502,19 @@ export async function runExecution(
     });
     return { status: "completed" };
   } catch (error) {
-    const reason = ctx.signal.reason as { kind?: string; message?: string } | undefined;
-    if (ctx.signal.aborted && (reason?.kind === "lost" || reason?.kind === "shutdown"))
-      return { status: "lost" };
+    const kind = abortKindOf(ctx.signal);
+    if (kind === "lost" || kind === "shutdown") return { status: "lost" };
     const release = (why: string) =>
       releaseUnfinishedBatches(ctx.db, ctx, why).catch((e) =>
         ctx.logger.warn("could not release unfinished batches", { error: String(e) }),
       );
-    if (ctx.signal.aborted && reason?.kind === "cancel") {
+    if (kind === "cancel") {
       await release("not finished: the run was cancelled");
-      return { status: "cancelled", reason: reason.message ?? "cancelled" };
+      return { status: "cancelled", reason: (ctx.signal.reason as RunAborted).message };
     }
     await release("not finished: the run failed");
     const e = DrayError.from(error);
-    const reasonCode =
-      error instanceof PreflightFailed
-        ? error.reasonCode
-        : error instanceof RecordLimitReached
-          ? REASON_CODES.monthlyRecordLimit
-          : error instanceof AgentUnavailable
-            ? REASON_CODES.agentUnavailable
-            : error instanceof BatchFailed
-              ? REASON_CODES.batchFailed
-              : REASON_CODES.internal;
+    const reasonCode = reasonCodeOf(error);
     await ctx.journal
       .stage({ processName: STAGE.runner, state: "error", code: reasonCode, description: e.message })
       .catch(() => {});
