@@ -8,7 +8,13 @@ import { randomUUID } from "node:crypto";
 import { DrayError, silentLogger } from "@dray/common";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { isAgentAway } from "../src/gateway/agent-sessions.js";
-import { CHUNK_BYTES, type LocalDispatch, openTaskRelay, type TaskRelay } from "../src/gateway/task-relay.js";
+import {
+  CHUNK_BYTES,
+  isHolderGone,
+  type LocalDispatch,
+  openTaskRelay,
+  type TaskRelay,
+} from "../src/gateway/task-relay.js";
 
 let holder: TaskRelay;
 let sender: TaskRelay;
@@ -72,6 +78,7 @@ describe("the task relay", () => {
       .dispatch(randomUUID(), "count", { entity: { schema: "public", name: "t" } })
       .catch((e) => e);
     expect(isAgentAway(error)).toBe(true);
+    expect(isHolderGone(error)).toBe(true);
     expect((error as DrayError).code).toBe("unavailable");
     expect((error as Error).message).toContain("no control-plane replica holds the environment's agent");
     // NATS says "no responders" straight away: nowhere near the task's 30 s timeout.
@@ -124,6 +131,7 @@ describe("the task relay", () => {
     await (doomed as unknown as { nc: { close(): Promise<void> } }).nc.close();
     const error = await pending.catch((e) => e);
     expect(isAgentAway(error)).toBe(true);
+    expect(isHolderGone(error)).toBe(true);
     expect((error as Error).message).toContain("stopped answering");
     // After the silence limit, far from the task's 60 s deadline.
     expect(Date.now() - diedAt).toBeLessThan(30_000);

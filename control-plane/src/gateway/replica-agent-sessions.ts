@@ -12,12 +12,11 @@ import {
   type AgentSession,
   AgentSessions,
   type DispatchOptions,
-  isAgentAway,
   type TaskKind,
   type TaskPayload,
   type TaskResultOf,
 } from "./agent-sessions.js";
-import type { TaskRelay } from "./task-relay.js";
+import { isHolderGone, type TaskRelay } from "./task-relay.js";
 
 /** How often a wait for an agent held elsewhere looks again. */
 const REMOTE_POLL_MS = 500;
@@ -76,7 +75,7 @@ export class ReplicaAgentSessions extends AgentSessions {
         return await this.relay.dispatch(environmentId, kind, payload, options);
       } catch (error) {
         // Nobody holds it after all (its replica died with the claim): stop counting it as connected.
-        if (isAgentAway(error)) this.registry.markUnreachable(environmentId);
+        if (isHolderGone(error)) this.registry.markUnreachable(environmentId);
         throw error;
       }
     }

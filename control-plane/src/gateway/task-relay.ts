@@ -41,6 +41,9 @@ export const KEEPALIVE_MS = 1_000;
 /** Silence after which the sender gives the task up: the holder is gone. */
 export const SILENCE_LIMIT_MS = 5_000;
 
+/** How long the holder has to acknowledge a relayed task's first message. */
+const FIRST_ANSWER_MS = 10_000;
+
 /** Bytes of task or result per NATS message. */
 export const CHUNK_BYTES = 256 * 1024;
 
@@ -81,11 +84,20 @@ function chunksOf(bytes: Uint8Array): Uint8Array[] {
   return out.length > 0 ? out : [new Uint8Array()];
 }
 
-const away = (environmentId: string, message: string) =>
+/**
+ * The "agent away" error of a relayed task. `gone`: no replica holds the agent
+ * (no responders, or its holder fell silent), so the store's claim is stale.
+ */
+const away = (environmentId: string, message: string, gone = true) =>
   new DrayError("unavailable", message, {
     retryable: true,
-    details: { environmentId, reason: AGENT_AWAY },
+    details: { environmentId, reason: AGENT_AWAY, gone },
   });
+
+/** True for a relayed task's error saying no replica holds the agent any more (see {@link away}). */
+export function isHolderGone(error: unknown): boolean {
+  return error instanceof DrayError && (error.details as { gone?: boolean } | undefined)?.gone === true;
+}
 
 /** See the module comment. Create with {@link openTaskRelay}. */
 export class TaskRelay {
@@ -142,6 +154,12 @@ export class TaskRelay {
         abort: new AbortController(),
       };
       this.incoming.set(taskId, entry);
+      // Chunks that never complete (the sender died while sending) are dropped after the task's deadline.
+      const pending = entry;
+      setTimeout(() => {
+        if (this.incoming.get(taskId) === pending && pending.chunks.length < pending.total)
+          this.incoming.delete(taskId);
+      }, pending.timeoutMs).unref();
       // The first message is a request: answering it tells the sender a replica holds the agent.
       if (msg.reply) msg.respond(new Uint8Array());
     }
@@ -303,19 +321,29 @@ export class TaskRelay {
       first.set("timeout-ms", String(timeoutMs));
       first.set("max-result-bytes", String(options.maxResultBytes ?? 32 * 1024 * 1024));
       try {
-        await this.nc.request(subject, parts[0], { timeout: 5_000, headers: first });
+        await this.nc.request(subject, parts[0], { timeout: FIRST_ANSWER_MS, headers: first });
       } catch (error) {
         if ((error as { isNoResponders?: () => boolean }).isNoResponders?.())
           throw away(environmentId, "no control-plane replica holds the environment's agent: it is offline");
+        // A slow answer is not proof that nobody holds the agent: retried, but the claim still counts.
         throw away(
           environmentId,
           `the replica holding the environment's agent did not answer: ${String(error)}`,
+          false,
         );
       }
-      for (let i = 1; i < parts.length; i++) {
-        const h = headers();
-        h.set("task", taskId);
-        this.nc.publish(subject, parts[i], { headers: h });
+      try {
+        for (let i = 1; i < parts.length; i++) {
+          const h = headers();
+          h.set("task", taskId);
+          this.nc.publish(subject, parts[i], { headers: h });
+        }
+      } catch (error) {
+        throw away(
+          environmentId,
+          `the task could not be sent to the agent's replica: ${String(error)}`,
+          false,
+        );
       }
       const answer = fromBinary(TaskResultSchema, await result);
       if (answer.kind.case !== kind)
