@@ -5,7 +5,14 @@ import { afterAll, describe, expect, it } from "vitest";
 import { parseCopyLine, splitCopyLines } from "../connectors/postgres/copy-text.js";
 import { isSealed, openCursor, sealCursor } from "./sealed-cursor.js";
 import { loadTransformKey, parseTransformKey, TRANSFORM_KEY_FILE, transformKeyId } from "./transform-key.js";
-import { escapeCopyValue, transformCopyText } from "./transform-rows.js";
+import { escapeCopyValue, type FieldTransformPlan, processCopyPage } from "./transform-rows.js";
+
+/** A page with `plans` applied, as the connector gets it from processCopyPage. */
+const transformCopyText = (
+  data: Uint8Array,
+  plans: readonly FieldTransformPlan[],
+  fieldNames: string[] = [],
+) => processCopyPage(data, { transforms: plans, fieldNames }).data;
 
 const rowsOf = (data: Uint8Array) => splitCopyLines(data).map((line) => parseCopyLine(line));
 

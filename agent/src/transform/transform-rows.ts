@@ -102,21 +102,6 @@ export interface ProcessedPage {
 }
 
 /**
- * `data` (COPY text lines, each `\n`-terminated) with `plans` applied. NULL
- * stays NULL. A transformer that fails on a value fails the page with an error
- * naming the field, the transformer and the line — never the value.
- *
- * @throws DrayError `invalid_argument`
- */
-export function transformCopyText(
-  data: Uint8Array,
-  plans: readonly FieldTransformPlan[],
-  fieldNames: readonly string[] = [],
-): Buffer {
-  return processCopyPage(data, { transforms: plans, fieldNames }).data;
-}
-
-/**
  * A page of COPY text checked and transformed in one pass: each row is first
  * checked against `rules` on its raw values (the seed's DataQuality stage);
  * a row that fails one is left out and reported by its key — transformed
@@ -315,7 +300,7 @@ function countLines(bytes: Buffer): number {
   return n;
 }
 
-/** A growing output buffer for {@link transformCopyText}. */
+/** A growing output buffer for {@link processCopyPage}. */
 class OutputBuffer {
   private buffer: Buffer;
   private length = 0;

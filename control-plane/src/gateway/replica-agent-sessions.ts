@@ -70,7 +70,8 @@ export class ReplicaAgentSessions extends AgentSessions {
     payload: TaskPayload<K>,
     options: DispatchOptions = {},
   ): Promise<TaskResultOf<K>> {
-    if (this.relay && !super.isConnected(environmentId) && !this.get(environmentId)) {
+    // No session here at all (a draining one here still answers for itself).
+    if (this.relay && !this.get(environmentId)) {
       try {
         return await this.relay.dispatch(environmentId, kind, payload, options);
       } catch (error) {

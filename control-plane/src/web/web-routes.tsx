@@ -8,7 +8,7 @@
  * token's role; every form POST is checked against CSRF.
  */
 import { DrayError, isDrayError } from "@dray/common";
-import { and, count, desc, eq } from "drizzle-orm";
+import { count, desc, eq } from "drizzle-orm";
 import type { Context } from "hono";
 import { Hono } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
@@ -348,10 +348,7 @@ export function webRoutes(
         .where(eq(executionErrors.executionId, id))
         .orderBy(desc(executionErrors.id))
         .limit(50),
-      deps.db
-        .select({ n: count() })
-        .from(executionErrors)
-        .where(and(eq(executionErrors.executionId, id))),
+      deps.db.select({ n: count() }).from(executionErrors).where(eq(executionErrors.executionId, id)),
     ]);
     return {
       execution,
@@ -408,13 +405,18 @@ export function webRoutes(
     return c.redirect(`/executions/${id}`, 303);
   });
 
+  /** The organisation's environments as the page shows them (first 500 by name). */
+  const environmentViews = async (c: Context<WebEnv>) => {
+    const { environments: rows } = await listEnvironments(deps.db, orgOf(c), {}, { limit: 500 });
+    return rows.map((r) => toEnvironmentView(r, deps.agents.isConnected(r.id)));
+  };
+
   const environmentsPage = async (
     c: Context<WebEnv>,
     extra: { created?: NewEnvironment; tested?: TestOutcome; error?: string } = {},
     status: 200 | 400 | 409 = 200,
   ) => {
-    const { environments: rows } = await listEnvironments(deps.db, orgOf(c), {}, { limit: 500 });
-    const views = rows.map((r) => toEnvironmentView(r, deps.agents.isConnected(r.id)));
+    const views = await environmentViews(c);
     return page(
       c,
       <EnvironmentsPage
@@ -429,9 +431,7 @@ export function webRoutes(
   };
   app.get("/environments", (c) => environmentsPage(c));
   app.get("/environments/health", async (c) => {
-    const { environments: rows } = await listEnvironments(deps.db, orgOf(c), {}, { limit: 500 });
-    const views = rows.map((r) => toEnvironmentView(r, deps.agents.isConnected(r.id)));
-    return c.html(String(<EnvironmentsHealth environments={views} />));
+    return c.html(String(<EnvironmentsHealth environments={await environmentViews(c)} />));
   });
   app.post("/environments", async (c) => {
     const body = await form(c, "operator");

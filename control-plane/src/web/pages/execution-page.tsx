@@ -7,6 +7,7 @@
  */
 import type { FC } from "hono/jsx";
 import type { ExecutionView } from "../../executions/execution-view.js";
+import { type ExecutionStatus, FINAL_STATUSES } from "../../executions/execution-vocabulary.js";
 import { type AssetPaths, Badge, count, Elapsed, Layout, Notice, type Viewer, when } from "./layout.js";
 
 /** An error-log line of the monitor. */
@@ -28,10 +29,8 @@ export interface MonitorData {
   errorTotal: number;
 }
 
-const FINAL = new Set(["completed", "failed", "cancelled"]);
-
 /** True once the execution has its final status. */
-export const isFinal = (status: string): boolean => FINAL.has(status);
+export const isFinal = (status: string): boolean => FINAL_STATUSES.has(status as ExecutionStatus);
 
 /** The overall status as shown: Cancelling while a requested cancel is under way. */
 export function shownStatus(e: Pick<ExecutionView, "status" | "cancelRequested">): string {
