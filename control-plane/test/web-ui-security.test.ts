@@ -204,6 +204,30 @@ describe("the environments page", () => {
   });
 });
 
+describe("adding an environment from the page", () => {
+  it("shows the enrollment token once with the agent command, and says what is wrong with a bad name", async () => {
+    const { cookie, csrf } = await signIn(org.operator);
+    const added = await request("POST", "/environments", {
+      cookie,
+      form: { _csrf: csrf, name: "from-the-page" },
+    });
+    expect(added.status).toBe(200);
+    expect(added.text).toMatch(/DRAY_ENROLLMENT_TOKEN=dray_enr_[A-Za-z0-9]+/);
+    expect(added.text).toContain("DRAY_CONTROL_PLANE_URL=http://localhost:7070");
+    const again = await request("GET", "/environments", { cookie });
+    expect(again.text).not.toContain("DRAY_ENROLLMENT_TOKEN=");
+    const empty = await request("POST", "/environments", { cookie, form: { _csrf: csrf, name: "  " } });
+    expect(empty.status).toBe(400);
+    expect(empty.text).toContain("give the environment a name of 1 to 100 characters");
+    const taken = await request("POST", "/environments", {
+      cookie,
+      form: { _csrf: csrf, name: "from-the-page" },
+    });
+    expect(taken.status).toBe(409);
+    expect(taken.text).toContain("already exists");
+  });
+});
+
 describe("the API reference", () => {
   it("renders every operation of the OpenAPI document at /docs, from this origin only", async () => {
     const { cookie } = await signIn(org.viewer);
