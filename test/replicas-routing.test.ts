@@ -1,11 +1,11 @@
 /**
- * Two control-plane replicas over one store and one NATS, each holding one
- * environment's agent (issue 13): both replicas see both agents connected, a
- * copy between the two environments completes exactly once whichever replica
- * runs it (tasks for the agent held by the other replica are relayed over
- * NATS), a Test Connection through either replica reaches either agent, a
- * cancel through either replica stops a run, and an agent no replica holds is
- * reported offline at once instead of after a task timeout.
+ * Three control-plane replicas over one store and one NATS (issue 13): A holds
+ * the source's agent, B the targets' agents, C none. Every replica sees both
+ * agents connected; a copy completes exactly once whichever replica it is
+ * started through, C included (tasks for agents held elsewhere are relayed
+ * over NATS); a Test Connection through any replica reaches any agent; a
+ * cancel through C, which holds neither agent, stops a run; and an agent no
+ * replica holds is reported offline at once instead of after a task timeout.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { type ApiClient, apiClient, eventually } from "./support/api-client.js";
@@ -40,20 +40,25 @@ create trigger slow_orders before insert on orders for each row execute function
 
 let stack: DrayStack;
 let replicaB: Awaited<ReturnType<typeof startControlPlaneProcess>>;
+let replicaC: Awaited<ReturnType<typeof startControlPlaneProcess>>;
 let apiB: ApiClient;
+let apiC: ApiClient;
 let source: StackEnvironment;
 let target: StackEnvironment;
 let slowTarget: StackEnvironment;
 
 beforeAll(async () => {
   stack = await startDrayStack(inject("databaseUrl"), inject("natsUrl"));
-  replicaB = await startControlPlaneProcess({
-    ...stack.env,
-    DRAY_HTTP_PORT: String(await freePort()),
-    DRAY_GRPC_PORT: String(await freePort()),
-    DRAY_REPLICA_ID: "replica-b",
-  });
+  const replica = async (id: string) =>
+    startControlPlaneProcess({
+      ...stack.env,
+      DRAY_HTTP_PORT: String(await freePort()),
+      DRAY_GRPC_PORT: String(await freePort()),
+      DRAY_REPLICA_ID: id,
+    });
+  [replicaB, replicaC] = await Promise.all([replica("replica-b"), replica("replica-c")]);
   apiB = apiClient(replicaB.httpUrl, stack.apiToken);
+  apiC = apiClient(replicaC.httpUrl, stack.apiToken);
   // The source's agent dials replica A (the stack's), the targets' agents replica B.
   [source, target, slowTarget] = await Promise.all([
     stack.addEnvironment("rr-src", `${SCHEMA}${DATA}`),
@@ -63,7 +68,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  await replicaB?.stop("SIGTERM").catch(() => {});
+  await Promise.all([replicaB, replicaC].map((r) => r?.stop("SIGTERM").catch(() => {})));
   await stack?.close();
 });
 
@@ -74,9 +79,9 @@ async function digest(env: StackEnvironment, table: string) {
   return row;
 }
 
-describe("two replicas, one agent on each", () => {
-  it("both replicas see both agents connected", async () => {
-    for (const api of [stack.api, apiB]) {
+describe("three replicas: A holds the source's agent, B the targets', C none", () => {
+  it("every replica sees both agents connected", async () => {
+    for (const api of [stack.api, apiB, apiC]) {
       for (const env of [source, target]) {
         const view = await eventually(async () => {
           const r = await api.get(`/api/v1/environments/${env.id}`);
@@ -94,9 +99,11 @@ describe("two replicas, one agent on each", () => {
     const viaB = await apiB.post(`/api/v1/environments/${source.id}/test`, {});
     expect(viaB.status, JSON.stringify(viaB.body)).toBe(200);
     expect(viaB.body.databaseName).toMatch(/rr_src/);
+    const viaC = await apiC.post(`/api/v1/environments/${target.id}/test`, {});
+    expect(viaC.status, JSON.stringify(viaC.body)).toBe(200);
   });
 
-  it("copies between the two environments exactly once, started through either replica", async () => {
+  it("copies between the two environments exactly once, started through any replica", async () => {
     const pipelineId = await createPipeline(stack.api, {
       name: "rr-copy",
       sourceEnvironmentId: source.id,
@@ -105,21 +112,21 @@ describe("two replicas, one agent on each", () => {
       entities: ["public.customers", "public.orders"],
       batchSize: 2000,
     });
-    for (const api of [apiB, stack.api]) {
+    for (const api of [apiC, apiB, stack.api]) {
       const run = await startRun(api, pipelineId);
       const done = await waitForExecution(api, run.id, 120_000);
       expect(done.status, JSON.stringify(done.reason)).toBe("completed");
       for (const table of ["customers", "orders"])
         expect(await digest(target, table)).toEqual(await digest(source, table));
     }
-    // The second run found every row in place: nothing was written twice.
+    // The later runs found every row in place: nothing was written twice.
     const history = await apiB.get(`/api/v1/pipelines/${pipelineId}/executions`);
     const last = history.body.executions[0];
     const view = await apiB.get(`/api/v1/executions/${last.id}`);
     expect(view.body.totals.created).toBe(0);
   });
 
-  it("cancels a run through the replica that does not hold its target's agent", async () => {
+  it("cancels a run through the replica that holds neither agent", async () => {
     const pipelineId = await createPipeline(stack.api, {
       name: "rr-slow",
       sourceEnvironmentId: source.id,
@@ -134,11 +141,11 @@ describe("two replicas, one agent on each", () => {
       return r.body.totals.processed > 2000 ? true : undefined;
     }, 60_000);
     const asked = Date.now();
-    const cancel = await stack.api.post(`/api/v1/executions/${run.id}/cancel`, {});
+    const cancel = await apiC.post(`/api/v1/executions/${run.id}/cancel`, {});
     expect(cancel.status, JSON.stringify(cancel.body)).toBe(202);
     const done = await waitForExecution(apiB, run.id, 60_000);
     console.log(
-      `cancel through replica A: run ended ${done.status} ${Date.now() - asked} ms after the request`,
+      `cancel through replica C: run ended ${done.status} ${Date.now() - asked} ms after the request`,
     );
     expect(done.status).toBe("cancelled");
   });

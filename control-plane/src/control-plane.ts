@@ -11,6 +11,7 @@ import { createEventRepublisher, type EventRepublisher } from "./events/event-re
 import { createMemoryEventBus } from "./events/memory-event-bus.js";
 import { createNatsEventBus } from "./events/nats-event-bus.js";
 import { createExecutor, type Executor } from "./executor/executor.js";
+import { gatewayAgentPort } from "./executor/gateway-agent-port.js";
 import { createAgentDirectory } from "./gateway/agent-directory.js";
 import { AgentRegistry } from "./gateway/agent-registry.js";
 import { AgentSessions } from "./gateway/agent-sessions.js";
@@ -171,7 +172,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
   const executor: Executor = createExecutor({
     db: store.db,
     bus,
-    sessions,
+    agents: gatewayAgentPort(sessions),
     logger: logger.child({ component: "executor" }),
     replicaId: config.replicaId,
     leaseMs: config.executionLeaseMs,

@@ -2,6 +2,8 @@ import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { EntitySnapshot, SchemaSnapshot } from "../src/environments/schema-snapshot.js";
 import { pipelineSnapshot } from "../src/executions/start-execution.js";
+import { compileExecutorOptions } from "../src/executor/executor-options.js";
+import { gatewayAgentPort } from "../src/executor/gateway-agent-port.js";
 import { preflight } from "../src/executor/preflight.js";
 import type { AgentSessions } from "../src/gateway/agent-sessions.js";
 import { environments, pipelines } from "../src/store/index.js";
@@ -558,12 +560,12 @@ describe("preflight", () => {
     const [row] = await h.store.db.select().from(pipelines).where(eq(pipelines.id, res.body.id));
     const ctx = {
       db: h.store.db,
-      sessions,
+      agents: gatewayAgentPort(sessions),
       organisationId: org.id,
       signal: new AbortController().signal,
       journal: { stage: async () => {}, error: async () => {} },
       logger: { warn: () => {}, info: () => {}, error: () => {}, debug: () => {} },
-      agentAwayLimitMs: 1_000,
+      options: compileExecutorOptions({ agentAwayLimitMs: 1_000 }),
     } as unknown as Parameters<typeof preflight>[0];
     const { plan } = await preflight(ctx, pipelineSnapshot(row!), false);
     const transforms = Object.fromEntries(plan.entities.map((e) => [e.entity, e.transforms]));

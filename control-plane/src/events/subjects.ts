@@ -1,4 +1,4 @@
-/** NATS subjects of Dray's events (DESIGN.md §5). Ids are UUIDs, so they are safe subject tokens. */
+/** NATS subjects of Dray's events (docs/architecture.md §6). Ids are UUIDs, so they are safe subject tokens. */
 export const subjects = {
   environmentHealth: (orgId: string, environmentId: string) =>
     `dray.${orgId}.environments.${environmentId}.health`,

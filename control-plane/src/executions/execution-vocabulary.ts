@@ -1,6 +1,6 @@
 /**
  * The stable vocabulary of executions, shared by the executor, the API, the
- * events and logs (DESIGN.md §2, seeds 01 and 02).
+ * events and logs (docs/architecture.md §2, seeds 01 and 02).
  */
 
 export const EXECUTION_STATUSES = ["queued", "in_progress", "completed", "failed", "cancelled"] as const;

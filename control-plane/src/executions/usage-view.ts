@@ -1,4 +1,4 @@
-/** The organisation's record usage of the current UTC month (GET /usage, DESIGN.md §5 "Limits"). */
+/** The organisation's record usage of the current UTC month (GET /usage, docs/architecture.md §4 "Monthly limit"). */
 import { readRecordUsage } from "../pipelines/pipeline-plan.js";
 import { remainingRecords, utcMonth } from "../pipelines/record-limit.js";
 import type { Db } from "../store/db.js";

@@ -41,8 +41,8 @@ function storedWhy(o: EnvironmentObservation): string {
 }
 
 /**
- * Decides whether a run may use an environment's agent now (DESIGN.md §5
- * step 1). An agent that is away (disconnected, draining, or reconnected but
+ * Decides whether a run may use an environment's agent now (docs/architecture.md
+ * §4, "Preflight"). An agent that is away (disconnected, draining, or reconnected but
  * not heard from yet) is waited for until its environment would turn
  * unhealthy: `awayLimitMs` after its last heartbeat, the health monitor's own
  * rule. Fails at once when the environment was never reported, when a live

@@ -1,6 +1,7 @@
 import { DrayError, type Logger } from "@dray/common";
 import { and, eq, sql } from "drizzle-orm";
 import type { EventBus } from "../events/event-bus.js";
+import { subjects } from "../events/subjects.js";
 import {
   type ExecutionEventItem,
   publishExecutionEvents,
@@ -9,10 +10,9 @@ import {
 } from "../executions/execution-events.js";
 import { sumCounters, throughputOf } from "../executions/execution-math.js";
 import { appendStageLog } from "../executions/stage-log.js";
-import type { AgentSessions } from "../gateway/agent-sessions.js";
-import { DEFAULT_HEARTBEAT_INTERVAL_MS, staleAfterMs } from "../health/health-rules.js";
 import type { Db } from "../store/db.js";
 import { executions } from "../store/schema.js";
+import type { AgentPort } from "./agent-port.js";
 import {
   type ClaimedExecution,
   cancelRequested,
@@ -20,6 +20,7 @@ import {
   finishExecution,
   renewLease,
 } from "./execution-lease.js";
+import { compileExecutorOptions, type ExecutorTuning } from "./executor-options.js";
 import { createJournal } from "./journal.js";
 import { createThrottle, type EntityCounters, etaSeconds } from "./progress-math.js";
 import type { PipelineSettings } from "./run-context.js";
@@ -27,33 +28,16 @@ import { RunAborted } from "./run-errors.js";
 import { runExecution } from "./run-execution.js";
 import { releaseTargetLocks } from "./target-locks.js";
 
-/** Options of {@link createExecutor}. */
-export interface ExecutorOptions {
+/** Options of {@link createExecutor}: its dependencies, and any tunable (executor-options.ts) to change. */
+export type ExecutorOptions = ExecutorTuning & {
   db: Db;
   bus: EventBus;
-  sessions: AgentSessions;
+  /** The agents (gateway-agent-port.ts). */
+  agents: AgentPort;
   logger: Logger;
   /** Name of this replica, written as lease owner. */
   replicaId: string;
-  /** Lease length; renewed every third of it. A dead replica's runs resume after it. @default 15000 */
-  leaseMs?: number;
-  /** How often to look for queued work when not nudged. @default 1000 */
-  pollMs?: number;
-  /** Executions run at once by this replica. @default 4 */
-  maxConcurrent?: number;
-  /** How often a running execution checks for a cancel request. @default 250 */
-  cancelPollMs?: number;
-  /** Deadline of one agent task. @default 120000 */
-  taskTimeoutMs?: number;
-  /** Write batches of one entity in flight at once. @default 2 */
-  writesInFlight?: number;
-  /**
-   * Heartbeat interval of the agents; a task waits for an agent that is away
-   * as long as it takes its environment to turn unhealthy (`staleAfterMs`).
-   * @default 10000
-   */
-  heartbeatIntervalMs?: number;
-}
+};
 
 /** The executor of one control-plane replica. */
 export interface Executor {
@@ -69,14 +53,16 @@ export interface Executor {
 
 /**
  * Claims executions (SKIP LOCKED, with a lease it renews), runs them, and
- * records their final status. Cancel requests are noticed within `cancelPollMs`.
+ * records their final status. A cancel request stops a run as soon as its
+ * `execution.cancel_requested` event arrives (from any replica's API), and the
+ * store is checked every `cancelCheckMs` in case the event never does.
+ *
+ * @throws DrayError `invalid_argument` when a tunable is not a positive integer.
  */
 export function createExecutor(options: ExecutorOptions): Executor {
-  const { db, bus, sessions, logger, replicaId } = options;
-  const leaseMs = options.leaseMs ?? 15_000;
-  const pollMs = options.pollMs ?? 1_000;
-  const maxConcurrent = options.maxConcurrent ?? 4;
-  const cancelPollMs = options.cancelPollMs ?? 250;
+  const { db, bus, agents, logger, replicaId, ...tuning } = options;
+  const tunables = compileExecutorOptions(tuning);
+  const { leaseMs, pollMs, maxConcurrent } = tunables;
   const running = new Map<string, { controller: AbortController; done: Promise<void> }>();
   let stopped = false;
   let wake: (() => void) | undefined;
@@ -98,17 +84,25 @@ export function createExecutor(options: ExecutorOptions): Executor {
       },
       Math.max(100, Math.floor(leaseMs / 3)),
     );
-    const watchCancel = setInterval(async () => {
+    const checkCancel = async () => {
       try {
         const reason = await cancelRequested(db, execution.id);
         if (reason !== undefined) abort(new RunAborted("cancel", reason));
       } catch {}
-    }, cancelPollMs);
+    };
+    // The API announces a cancel request on the execution's status subject; the store has the reason.
+    const cancelEvents = bus.subscribe(
+      subjects.executionStatus(execution.organisationId, execution.id),
+      (_subject, event) => {
+        if (event.type === "execution.cancel_requested") void checkCancel();
+      },
+    );
+    const watchCancel = setInterval(checkCancel, tunables.cancelCheckMs);
 
     const target = { executionId: execution.id, organisationId: execution.organisationId };
     const journal = createJournal({ db, bus, logger: log }, target);
     const counters = new Map<string, EntityCounters>();
-    const throttle = createThrottle(250);
+    const throttle = createThrottle(tunables.progressEveryMs);
     const started = Date.now();
     const onProgress = () => {
       if (!throttle.ready()) return;
@@ -127,7 +121,7 @@ export function createExecutor(options: ExecutorOptions): Executor {
       {
         db,
         bus,
-        sessions,
+        agents,
         logger: log,
         executionId: execution.id,
         organisationId: execution.organisationId,
@@ -136,15 +130,14 @@ export function createExecutor(options: ExecutorOptions): Executor {
         signal: controller.signal,
         counters,
         onProgress,
-        taskTimeoutMs: options.taskTimeoutMs ?? 120_000,
-        writesInFlight: options.writesInFlight ?? 2,
-        agentAwayLimitMs: staleAfterMs(options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS),
+        options: tunables,
         journal,
       },
       execution,
     ).finally(() => {
       clearInterval(renew);
       clearInterval(watchCancel);
+      cancelEvents.unsubscribe();
     });
     // What the run journaled is written before its end is recorded (and before a hand-over).
     await journal.flush();

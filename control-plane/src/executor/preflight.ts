@@ -3,7 +3,6 @@ import { and, eq, sql } from "drizzle-orm";
 import { findEnvironment } from "../environments/environments-service.js";
 import { entityKindOf, rowKeyOf, type SchemaSnapshot } from "../environments/schema-snapshot.js";
 import { isAgentAway } from "../gateway/agent-sessions.js";
-import { createEnvironmentAgents } from "../gateway/environment-agents-impl.js";
 import { DEFAULT_LOAD_ORDER, DEFAULT_TARGET_TRIGGERS } from "../pipelines/pipeline-defaults.js";
 import { readRecordUsage } from "../pipelines/pipeline-plan.js";
 import { raiseLimitHint, recordLimitStatus, utcMonth } from "../pipelines/record-limit.js";
@@ -37,12 +36,9 @@ async function loadEnvironment(
   return env;
 }
 
-/** Waits for an agent that is away this many times at most per task, so a flapping agent cannot loop forever. */
-const MAX_AGENT_WAITS = 20;
-
 type PreflightContext = Pick<
   RunContext,
-  "db" | "sessions" | "organisationId" | "signal" | "journal" | "logger" | "agentAwayLimitMs"
+  "db" | "agents" | "organisationId" | "signal" | "journal" | "logger" | "options"
 >;
 
 /** One environment of the run, as preflight refers to it. */
@@ -71,8 +67,8 @@ async function observe(ctx: PreflightContext, env: RunEnvironment): Promise<Envi
       "environment_missing",
       `the ${env.role} environment (${env.id}) no longer exists`,
     );
-  const connected = ctx.sessions.isConnected(env.id);
-  const session = ctx.sessions.get(env.id);
+  const connected = ctx.agents.isConnected(env.id);
+  const since = ctx.agents.connectedSince(env.id);
   return {
     role: env.role,
     id: env.id,
@@ -82,8 +78,8 @@ async function observe(ctx: PreflightContext, env: RunEnvironment): Promise<Envi
     databaseReachable: row.databaseReachable,
     heartbeatAgeMs: row.heartbeatAgeMs === null ? null : Math.max(0, Number(row.heartbeatAgeMs)),
     connected,
-    ...(connected && session ? { connectedForMs: Date.now() - session.openedAt } : {}),
-    ...(connected ? {} : { agentId: ctx.sessions.absence(env.id)?.agentId }),
+    ...(connected && since !== undefined ? { connectedForMs: Date.now() - since } : {}),
+    ...(connected ? {} : { agentId: ctx.agents.absence(env.id)?.agentId }),
   };
 }
 
@@ -95,7 +91,7 @@ async function observe(ctx: PreflightContext, env: RunEnvironment): Promise<Envi
  * `waited` is true when a task of the run already found the agent away.
  */
 async function awaitAgent(ctx: PreflightContext, env: RunEnvironment, waited: boolean): Promise<void> {
-  const failure = await waitUntilReady(() => observe(ctx, env), ctx.agentAwayLimitMs, {
+  const failure = await waitUntilReady(() => observe(ctx, env), ctx.options.agentAwayLimitMs, {
     signal: ctx.signal,
     waited,
     onWait: async (o, forMs) => {
@@ -131,12 +127,12 @@ async function onAgent<T>(ctx: PreflightContext, env: RunEnvironment, task: () =
     isAway: isAgentAway,
     waitForAgent: () => awaitAgent(ctx, env, true),
     signal: ctx.signal,
-    maxWaits: MAX_AGENT_WAITS,
+    maxWaits: ctx.options.maxAgentWaits,
   });
 }
 
 /**
- * Checks everything before a record moves (DESIGN.md §5 step 1): both
+ * Checks everything before a record moves (docs/architecture.md §4, "Preflight"): both
  * environments healthy with connected agents (an agent that is briefly away
  * is waited for, as long as the copier would wait for it mid-run), entities present on both sides
  * (described live), a computable plan, the estimated records within the
@@ -163,13 +159,16 @@ export async function preflight(
     );
   }
 
-  const agents = createEnvironmentAgents(ctx.sessions);
   let sourceSnapshot: SchemaSnapshot;
   let targetSnapshot: SchemaSnapshot;
   try {
     [sourceSnapshot, targetSnapshot] = await Promise.all([
-      onAgent(ctx, sourceEnv, () => agents.describeSchema(source.id, ctx.signal)),
-      onAgent(ctx, targetEnv, () => agents.describeSchema(target.id, ctx.signal)),
+      onAgent(ctx, sourceEnv, () =>
+        ctx.agents.describe(source.id, { signal: ctx.signal, timeoutMs: ctx.options.taskTimeoutMs }),
+      ),
+      onAgent(ctx, targetEnv, () =>
+        ctx.agents.describe(target.id, { signal: ctx.signal, timeoutMs: ctx.options.taskTimeoutMs }),
+      ),
     ]);
   } catch (error) {
     if (error instanceof PreflightFailed || ctx.signal.aborted) throw error;
@@ -245,13 +244,12 @@ export async function preflight(
   const counts = await Promise.all(
     entities.map((e) =>
       onAgent(ctx, sourceEnv, () =>
-        ctx.sessions.dispatch(
+        ctx.agents.count(
           source.id,
-          "count",
-          { entity: { schema: e.schema, name: e.name }, where: [] },
-          { signal: ctx.signal, timeoutMs: 120_000 },
+          { schema: e.schema, name: e.name },
+          { signal: ctx.signal, timeoutMs: ctx.options.countTimeoutMs },
         ),
-      ).then((r) => [e.entity, Number(r.count)] as const),
+      ).then((n) => [e.entity, n] as const),
     ),
   );
   const totals = new Map(counts);

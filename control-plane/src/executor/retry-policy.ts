@@ -10,6 +10,14 @@ export const MAX_RETRY_DELAY_MS = 30_000;
 /** Jitter added on top of each delay, as a fraction of it (never taken off: the spans below are minimums). */
 export const RETRY_JITTER = 0.25;
 
+/** The delay of the first retry, doubling up to the longest. */
+export interface Backoff {
+  firstMs: number;
+  maxMs: number;
+}
+
+const DEFAULT_BACKOFF: Backoff = { firstMs: FIRST_RETRY_DELAY_MS, maxMs: MAX_RETRY_DELAY_MS };
+
 /**
  * Delay before retry number `attempt` (0-based): 2 s, 4 s, 8 s, 16 s, … capped
  * at 30 s, plus up to 25 % of random jitter on top. With the default 4
@@ -19,8 +27,12 @@ export const RETRY_JITTER = 0.25;
  * @example
  * retryDelayMs(3, () => 0) // 16000
  */
-export function retryDelayMs(attempt: number, random: () => number = Math.random): number {
-  const base = Math.min(MAX_RETRY_DELAY_MS, FIRST_RETRY_DELAY_MS * 2 ** Math.max(0, attempt));
+export function retryDelayMs(
+  attempt: number,
+  random: () => number = Math.random,
+  backoff: Backoff = DEFAULT_BACKOFF,
+): number {
+  const base = Math.min(backoff.maxMs, backoff.firstMs * 2 ** Math.max(0, attempt));
   return Math.round(base * (1 + RETRY_JITTER * random()));
 }
 
@@ -36,7 +48,7 @@ export function minimumRetrySpanMs(retries: number): number {
  * `maxRetries` retries were made, with the backoff of {@link retryDelayMs};
  * never retry a non-retryable one (bad data, missing table) or a
  * cancellation. An agent that is away is not a failed attempt: the copier
- * waits for it instead (see entity-copier.ts).
+ * waits for it instead (see task-retries.ts).
  *
  * @example
  * retryDecision(err, 0, 4) // { retry: true, delayMs: 2000…2500 } when err.retryable
@@ -46,7 +58,8 @@ export function retryDecision(
   attempt: number,
   maxRetries: number,
   random: () => number = Math.random,
+  backoff: Backoff = DEFAULT_BACKOFF,
 ): RetryDecision {
   if (error.code === "cancelled" || !error.retryable || attempt >= maxRetries) return { retry: false };
-  return { retry: true, delayMs: retryDelayMs(attempt, random) };
+  return { retry: true, delayMs: retryDelayMs(attempt, random, backoff) };
 }

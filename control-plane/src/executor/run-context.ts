@@ -1,10 +1,11 @@
 import type { Logger } from "@dray/common";
 import type { EntityKind } from "../environments/schema-snapshot.js";
 import type { EventBus } from "../events/event-bus.js";
-import type { AgentSessions } from "../gateway/agent-sessions.js";
 import type { LoadOrder, TargetTriggers } from "../pipelines/pipeline-defaults.js";
 import type { PipelineSettings } from "../pipelines/pipeline-validation.js";
 import type { Db } from "../store/db.js";
+import type { AgentPort } from "./agent-port.js";
+import type { ExecutorTunables } from "./executor-options.js";
 import type { EntityCounters } from "./progress-math.js";
 
 /**
@@ -151,7 +152,8 @@ export interface Journal {
 export interface RunContext {
   db: Db;
   bus: EventBus;
-  sessions: AgentSessions;
+  /** The only way to the agents (gateway-agent-port.ts; a fake in the executor's unit tests). */
+  agents: AgentPort;
   logger: Logger;
   executionId: string;
   organisationId: string;
@@ -164,17 +166,11 @@ export interface RunContext {
   counters: Map<string, EntityCounters>;
   /** Called after every batch; emits throttled progress. */
   onProgress(): void;
-  /** Deadline for one agent task. */
-  taskTimeoutMs: number;
   /**
-   * How long a task waits for an agent that is away (disconnected, draining)
-   * before the run fails with `agent_unavailable`: the time after which its
-   * environment turns unhealthy (health-rules.ts `staleAfterMs`). Preflight
-   * counts it from the agent's last heartbeat, the copier from when it left.
+   * The executor's timeouts and limits (executor-options.ts). Preflight counts
+   * `agentAwayLimitMs` from the agent's last heartbeat, the copier from when it left.
    */
-  agentAwayLimitMs: number;
-  /** Write batches of one entity in flight at once (commits are settled in order). */
-  writesInFlight: number;
+  options: Readonly<ExecutorTunables>;
   journal: Journal;
 }
 

@@ -1,8 +1,14 @@
 import { DrayError } from "@dray/common";
 import { describe, expect, it } from "vitest";
-import { AgentUnavailable, BatchFailed, RecordLimitReached } from "./entity-copier.js";
 import { PreflightFailed } from "./preflight.js";
-import { abortKindOf, RunAborted, reasonCodeOf } from "./run-errors.js";
+import {
+  AgentUnavailable,
+  abortKindOf,
+  BatchFailed,
+  RecordLimitReached,
+  RunAborted,
+  reasonCodeOf,
+} from "./run-errors.js";
 
 describe("run errors", () => {
   it("abort a run with an error that has a code and prints its message", () => {

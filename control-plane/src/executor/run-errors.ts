@@ -30,3 +30,31 @@ export function reasonCodeOf(error: unknown): string {
   const code = (error as { reasonCode?: unknown } | null)?.reasonCode;
   return typeof code === "string" && code.length > 0 ? code : REASON_CODES.internal;
 }
+
+/** Thrown when the monthly record limit stops the run at a batch boundary. */
+export class RecordLimitReached extends DrayError {
+  readonly reasonCode: string = REASON_CODES.monthlyRecordLimit;
+  constructor(message: string, details: unknown) {
+    super("resource_exhausted", message, { details, retryable: false });
+  }
+}
+
+/** Thrown when a batch (or a task of the run) failed for good and the run must stop. */
+export class BatchFailed extends DrayError {
+  readonly reasonCode: string = REASON_CODES.batchFailed;
+}
+
+/**
+ * Thrown when the agent of an environment stayed away (disconnected, draining
+ * or never connected) for longer than the time that marks its environment
+ * unhealthy: the run fails with reason `agent_unavailable`, naming it.
+ */
+export class AgentUnavailable extends BatchFailed {
+  override readonly reasonCode: string = REASON_CODES.agentUnavailable;
+}
+
+/** True when the run is being handed over to another owner (shutdown, lost lease), not ended. */
+export function handedOver(signal: AbortSignal): boolean {
+  const kind = abortKindOf(signal);
+  return kind === "shutdown" || kind === "lost";
+}

@@ -1,15 +1,15 @@
 import { DrayError, sleep } from "@dray/common";
 import { and, count, eq, sql } from "drizzle-orm";
 import { STAGES } from "../executions/execution-vocabulary.js";
-import type { TaskKind, TaskPayload, TaskResultOf } from "../gateway/agent-sessions.js";
 import { executionEntities, executionErrors, executions } from "../store/schema.js";
 import { releaseUnfinishedBatches } from "./batch-bookkeeping.js";
-import { BatchFailed, copyEntity, withRetries } from "./entity-copier.js";
+import { copyEntity } from "./entity-copier.js";
 import type { ClaimedExecution } from "./execution-lease.js";
 import { preflight } from "./preflight.js";
 import type { EntityRunPlan, ExecutionPlan, PipelineSettings, RunContext } from "./run-context.js";
 import { abortKindOf, type RunAborted, reasonCodeOf } from "./run-errors.js";
 import { acquireTargetLocks } from "./target-locks.js";
+import { cleanTargets, moveSequences, validatePostponed } from "./target-tasks.js";
 
 /** How a run ended. `lost` means another replica owns it now: write nothing more. */
 export type RunOutcome =
@@ -20,15 +20,7 @@ export type RunOutcome =
 
 const STAGE = { intake: "StreamNotifier", runner: "JobRunner" } as const;
 
-const loaderOf = (plan: ExecutionPlan) =>
-  plan.targetPlatform === "mysql" ? "MysqlLoader" : "PostgresLoader";
-
-/**
- * How long a resumed run waits for the agents to (re)connect to this replica
- * before its first task: agents back off up to 15 s between reconnects, while
- * a batch's retries give up after a few seconds.
- */
-export const AGENT_RECONNECT_WAIT_MS = 30_000;
+const loaderOf = (plan: ExecutionPlan) => STAGES.loader(plan.targetPlatform);
 
 /**
  * Runs `fn` over items with at most `limit` at once. The first failure is
@@ -174,7 +166,8 @@ async function loadOrPlan(
 /**
  * A resumed run may start before the agents have reconnected (the control
  * plane just restarted, or took over from a dead replica): wait, bounded by
- * {@link AGENT_RECONNECT_WAIT_MS}, until both environments' agents are
+ * `agentReconnectWaitMs` (agents back off up to 15 s between reconnects, while
+ * a batch's retries give up after a few seconds), until both environments' agents are
  * connected here. Afterwards the batches' own retries and errors apply.
  */
 async function awaitAgents(ctx: Omit<RunContext, "plan">, plan: ExecutionPlan | undefined): Promise<void> {
@@ -182,7 +175,7 @@ async function awaitAgents(ctx: Omit<RunContext, "plan">, plan: ExecutionPlan | 
     { role: "source", id: ctx.settings.sourceEnvironmentId, name: plan?.sourceName },
     { role: "target", id: ctx.settings.targetEnvironmentId, name: plan?.targetName },
   ];
-  const missing = () => environments.filter((e) => !ctx.sessions.isConnected(e.id));
+  const missing = () => environments.filter((e) => !ctx.agents.isConnected(e.id));
   if (missing().length === 0) return;
   await ctx.journal.stage({
     processName: STAGE.runner,
@@ -192,7 +185,7 @@ async function awaitAgents(ctx: Omit<RunContext, "plan">, plan: ExecutionPlan | 
       .map((e) => (e.name ? `${e.role} environment "${e.name}"` : `the ${e.role} environment`))
       .join(" and ")} to reconnect`,
   });
-  const until = Date.now() + AGENT_RECONNECT_WAIT_MS;
+  const until = Date.now() + ctx.options.agentReconnectWaitMs;
   while (missing().length > 0 && Date.now() < until) await sleep(100, ctx.signal);
 }
 
@@ -270,144 +263,6 @@ async function runEntity(ctx: RunContext, entity: EntityRunPlan, pass: 1 | 2, ha
           `${c.failed > 0 ? " (in batches given up after their retries)" : ""}`
         : `${entity.entity}: deferred references back-filled`,
   });
-}
-
-/**
- * Runs a task on the target's agent with the run's retry policy (see
- * {@link withRetries}): an agent that is away, e.g. restarting, is waited for.
- */
-async function targetTask<K extends TaskKind>(
-  ctx: RunContext,
-  what: string,
-  kind: K,
-  payload: TaskPayload<K>,
-  timeoutMs = ctx.taskTimeoutMs,
-): Promise<TaskResultOf<K>> {
-  const { value } = await withRetries(ctx, what, () =>
-    ctx.sessions.dispatch(ctx.settings.targetEnvironmentId, kind, payload, { signal: ctx.signal, timeoutMs }),
-  );
-  return value;
-}
-
-/**
- * The entities of cycles loaded with postponed references (both ends of each
- * postponed reference): no delete order can empty them one by one, so they
- * are cleaned with references suspended.
- */
-export function suspendedForClean(plan: Pick<ExecutionPlan, "entities" | "postponed">): Set<string> {
-  const out = new Set<string>();
-  for (const p of plan.postponed ?? []) {
-    out.add(p.entity);
-    out.add(p.referencedEntity);
-  }
-  for (const e of plan.entities) if ((e.uncheckedReferences ?? []).length > 0) out.add(e.entity);
-  return out;
-}
-
-async function cleanTargets(ctx: RunContext) {
-  const reversed = [...ctx.plan.entities].sort((a, b) => b.level - a.level);
-  const suspended = suspendedForClean(ctx.plan);
-  for (const e of reversed) {
-    const suspendReferences = suspended.has(e.entity);
-    let deleted: bigint;
-    try {
-      const r = await targetTask(
-        ctx,
-        `cleaning ${e.entity}`,
-        "cleanEntity",
-        { entity: { schema: e.schema, name: e.name }, suspendReferences },
-        600_000,
-      );
-      deleted = r.deleted;
-    } catch (error) {
-      if (ctx.signal.aborted) throw error;
-      const cause = DrayError.from(error);
-      const message = `cleaning ${e.entity} in target environment "${ctx.plan.targetName}" failed: ${cause.message}`;
-      await ctx.journal.error({ severity: "error", entity: e.entity, code: cause.code, message });
-      throw new BatchFailed(cause.code, message, { details: cause.details, cause, retryable: false });
-    }
-    await ctx.journal.stage({
-      processName: loaderOf(ctx.plan),
-      state: "processing",
-      code: "clean",
-      entity: e.entity,
-      description:
-        `Deleted ${deleted} rows of ${e.entity} in ${ctx.plan.targetName}` +
-        (suspendReferences ? " (references suspended: it is part of a NOT NULL cycle)" : ""),
-    });
-  }
-}
-
-/** Moves the target sequences an entity's fields use up to their maximum, as pg_restore does; logs each move. */
-async function moveSequences(ctx: RunContext, entity: EntityRunPlan) {
-  const r = await targetTask(ctx, `moving the sequences of ${entity.entity}`, "finishEntity", {
-    entity: { schema: entity.schema, name: entity.name },
-    moveSequences: true,
-    keyFields: entity.keyFields,
-  });
-  const moved = r.sequences.filter((q) => q.moved);
-  if (r.sequences.length === 0) return;
-  await ctx.journal.stage({
-    processName: loaderOf(ctx.plan),
-    state: "processing",
-    code: "sequences",
-    entity: entity.entity,
-    description:
-      moved.length > 0
-        ? `Moved ${moved.map((q) => `${q.sequence} (${q.field}) from ${q.before} to ${q.after}`).join(", ")}`
-        : `Sequences already at or above their fields' maximum: ${r.sequences.map((q) => `${q.sequence} (${q.after})`).join(", ")}`,
-  });
-}
-
-/** Most violations listed in the error log per reference; the count covers them all. */
-const LOGGED_VIOLATIONS = 100;
-
-/**
- * Validates the references postponed to load NOT NULL cycles, once every
- * entity is loaded: each violation is logged by key, and any fails the run.
- */
-async function validatePostponed(ctx: RunContext) {
-  const toCheck = ctx.plan.entities.filter((e) => (e.uncheckedReferences ?? []).length > 0);
-  const counts = await Promise.all(
-    toCheck.map(async (e) => {
-      const references = e.uncheckedReferences ?? [];
-      const r = await targetTask(ctx, `checking the references of ${e.entity}`, "finishEntity", {
-        entity: { schema: e.schema, name: e.name },
-        moveSequences: false,
-        checkReferences: references,
-        keyFields: e.keyFields,
-      });
-      const count = Number(r.violationCount);
-      await ctx.journal.errors(
-        r.violations.slice(0, LOGGED_VIOLATIONS).map((v) => ({
-          severity: "error" as const,
-          entity: e.entity,
-          recordKey: [...v.key],
-          code: "23503",
-          message: v.message,
-        })),
-      );
-      await ctx.journal.stage({
-        processName: loaderOf(ctx.plan),
-        state: count > 0 ? "error" : "processing",
-        code: "references_checked",
-        entity: e.entity,
-        description:
-          count > 0
-            ? `${count} rows of ${e.entity} break ${references.join(", ")} (checked once every entity was loaded)`
-            : `References ${references.join(", ")} of ${e.entity} hold for every row (checked once every entity was loaded)`,
-      });
-      return count;
-    }),
-  );
-  const total = counts.reduce((a, b) => a + b, 0);
-  if (total > 0)
-    throw new BatchFailed(
-      "failed_precondition",
-      `${total} rows break references that were checked once every entity was loaded; they stay in the ` +
-        "target and are listed in the error log: fix them in the source and run again",
-      { retryable: false },
-    );
 }
 
 /**

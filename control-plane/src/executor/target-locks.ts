@@ -15,7 +15,7 @@ class LockBusy extends Error {
 
 /**
  * Takes the write locks of every target entity of the run, so executions
- * writing the same target entity run one after the other (DESIGN.md §5 step 7).
+ * writing the same target entity run one after the other (docs/architecture.md §4, "Running").
  * A lock held by an execution that is no longer queued or in progress is taken
  * over. Waits (and says so in the stage log, once) while another run holds one.
  */

@@ -1,4 +1,4 @@
-/** Pure rules of environment health (DESIGN.md §5 Health). */
+/** Pure rules of environment health (docs/architecture.md §3, "Heartbeat and health"). */
 
 export type Health = "healthy" | "unhealthy" | "unknown";
 

@@ -1,0 +1,189 @@
+/**
+ * The executor's only way to reach agents: a typed port with its own request
+ * and result types, independent of the wire protocol. `gateway-agent-port.ts`
+ * implements it over the agent gateway (agents held by this replica, or relayed
+ * to the replica that holds them); `test/fake-agent.ts` implements it in
+ * process for the executor's unit tests.
+ */
+
+import type { SchemaSnapshot } from "../environments/schema-snapshot.js";
+
+/** A table or view of an environment. */
+export interface EntityAddress {
+  schema: string;
+  name: string;
+}
+
+/**
+ * Rows read by one agent, handed to another unchanged: the executor only
+ * counts them, so batches are forwarded without being decoded or re-encoded.
+ * Each port implementation has its own concrete type.
+ */
+export interface RowPayload {
+  readonly rowCount: number;
+  /** Encoded size, for the batch's bookkeeping. */
+  readonly byteLength: number;
+}
+
+/** One field's transformation, applied by the source agent before a row leaves it. */
+export interface TransformSpec {
+  field: string;
+  transformer: string;
+  options: Record<string, unknown>;
+}
+
+/** One data-quality rule, checked by the source agent on raw values. */
+export interface QualityRuleSpec {
+  field: string;
+  rule: string;
+  options: Record<string, unknown>;
+}
+
+/** A keyset page of one entity. */
+export interface ReadRequest {
+  entity: EntityAddress;
+  fields: readonly string[];
+  keyFields: readonly string[];
+  /** Read rows strictly after this key; null from the start. */
+  after: readonly string[] | null;
+  /** Read no row after this key (inclusive); null for no bound. */
+  until: readonly string[] | null;
+  maxRows: number;
+  maxBytes: number;
+  transforms: readonly TransformSpec[];
+  qualityRules: readonly QualityRuleSpec[];
+}
+
+/** A row the agent did not pass on: by its key (transformed where the key is), never its values. */
+export interface RejectedRow {
+  key: readonly string[];
+  /** The field blamed, or empty. */
+  field: string;
+  message: string;
+  /** SQLSTATE of a database error; empty for a data-quality rule. */
+  sqlState: string;
+}
+
+export interface ReadResult {
+  rows: RowPayload;
+  /** Key of the last row read (including rows left out by a rule); null when none was read. */
+  last: readonly string[] | null;
+  /** True when the read reached the end of the entity (or of `until`). */
+  done: boolean;
+  /** Rows left out for failing a data-quality rule. */
+  qualityRejected: readonly RejectedRow[];
+  /** With transforms: the id of the source agent's transform key (never the key); empty otherwise. */
+  transformKeyId: string;
+}
+
+export type WriteMode = "insert" | "merge" | "update";
+
+/** One batch written as one target transaction under its ledger id. */
+export interface WriteRequest {
+  batchId: string;
+  entity: EntityAddress;
+  mode: WriteMode;
+  keyFields: readonly string[];
+  rows: RowPayload;
+  /**
+   * A fence writes none of the rows (they only give its shape): it answers
+   * with the first commit's counts if the id committed, or seals the id so
+   * it never will.
+   */
+  fence: boolean;
+  /** Reject failing rows one by one (`isolate`) or fail the whole batch (`fail`). */
+  onRowError: "isolate" | "fail";
+  /** Commit only after this batch has committed; empty for none. */
+  previousBatchId: string;
+  fireTriggers: boolean;
+  uncheckedReferences: readonly string[];
+}
+
+export interface WriteResult {
+  /** The ledger already held the id: nothing was written now; the counts are the first commit's. */
+  alreadyCommitted: boolean;
+  created: number;
+  updated: number;
+  rejected: number;
+  rejectedRows: readonly RejectedRow[];
+}
+
+/** Deletes every row of one target entity. */
+export interface CleanRequest {
+  entity: EntityAddress;
+  /** Delete with references suspended (entities of a cycle). */
+  suspendReferences: boolean;
+}
+
+/** What an agent does once an entity is loaded. */
+export interface FinishRequest {
+  entity: EntityAddress;
+  /** Move the sequences the entity's fields use up to the fields' maximum (never down). */
+  moveSequences: boolean;
+  /** Validate these postponed references (constraint names). */
+  checkReferences: readonly string[];
+  /** Fields that name a violating row. */
+  keyFields: readonly string[];
+}
+
+/** One sequence a finish looked at. */
+export interface SequenceChecked {
+  sequence: string;
+  field: string;
+  before: string;
+  after: string;
+  moved: boolean;
+}
+
+/** One row whose postponed reference has no referenced row. */
+export interface ReferenceViolation {
+  reference: string;
+  key: readonly string[];
+  message: string;
+}
+
+export interface FinishResult {
+  sequences: readonly SequenceChecked[];
+  /** The first violations (at most 1,000); `violationCount` counts them all. */
+  violations: readonly ReferenceViolation[];
+  violationCount: number;
+}
+
+/** Per call: the run's cancel signal and a deadline. */
+export interface CallOptions {
+  signal?: AbortSignal;
+  timeoutMs: number;
+  /** Largest result accepted, in bytes (reads); the port's default otherwise. */
+  maxResultBytes?: number;
+}
+
+/** Since when an environment's agent has been away, and which agent left. */
+export interface AgentAbsence {
+  /** ms since the Unix epoch. */
+  since: number;
+  agentId: string | undefined;
+}
+
+/**
+ * The executor's view of the agents. A call is cancelled through its
+ * `signal` (the agent is told to stop the task). Every call that finds the agent away
+ * rejects with a `DrayError` that {@link import("../gateway/agent-sessions.js").isAgentAway}
+ * recognises, its `details.environmentId` set.
+ */
+export interface AgentPort {
+  readBatch(environmentId: string, request: ReadRequest, options: CallOptions): Promise<ReadResult>;
+  writeBatch(environmentId: string, request: WriteRequest, options: CallOptions): Promise<WriteResult>;
+  /** The environment's entities, fields, keys and references. */
+  describe(environmentId: string, options: CallOptions): Promise<SchemaSnapshot>;
+  count(environmentId: string, entity: EntityAddress, options: CallOptions): Promise<number>;
+  clean(environmentId: string, request: CleanRequest, options: CallOptions): Promise<{ deleted: number }>;
+  finish(environmentId: string, request: FinishRequest, options: CallOptions): Promise<FinishResult>;
+  /** True when the environment's agent is connected (to this replica or, routed, to another). */
+  isConnected(environmentId: string): boolean;
+  /** When the agent's session opened, if it is connected to this replica. */
+  connectedSince(environmentId: string): number | undefined;
+  /** When the agent left, if it is away. */
+  absence(environmentId: string): AgentAbsence | undefined;
+  /** Resolves once the agent is connected; rejects after `limitMs` of absence or on `signal`. */
+  waitForAgent(environmentId: string, limitMs: number, signal: AbortSignal): Promise<void>;
+}

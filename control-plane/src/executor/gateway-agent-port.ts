@@ -1,0 +1,185 @@
+import { DrayError } from "@dray/common";
+import type { ReadBatchResult, RejectedRecord, RowBatch, WriteBatchResult } from "@dray/proto";
+import { RejectPolicy, WriteStrategy } from "@dray/proto";
+import type { AgentSessions } from "../gateway/agent-sessions.js";
+import { createEnvironmentAgents } from "../gateway/environment-agents-impl.js";
+import type {
+  AgentPort,
+  CallOptions,
+  ReadRequest,
+  ReadResult,
+  RejectedRow,
+  RowPayload,
+  WriteMode,
+  WriteRequest,
+  WriteResult,
+} from "./agent-port.js";
+
+/**
+ * Rows as the source agent encoded them: handed to the target agent as they
+ * are, never decoded by the control plane.
+ */
+export class WireRows implements RowPayload {
+  constructor(readonly batch: RowBatch) {}
+  get rowCount(): number {
+    return this.batch.rowCount;
+  }
+  get byteLength(): number {
+    return this.batch.data.byteLength;
+  }
+}
+
+const STRATEGY: Record<WriteMode, WriteStrategy> = {
+  insert: WriteStrategy.INSERT,
+  merge: WriteStrategy.MERGE,
+  update: WriteStrategy.UPDATE,
+};
+
+const rejectedRows = (records: readonly RejectedRecord[]): RejectedRow[] =>
+  records.map((r) => ({ key: r.key, field: r.field, message: r.message, sqlState: r.sqlState }));
+
+const withJson = <T extends { options: Record<string, unknown> }>(specs: readonly T[]) =>
+  specs.map(({ options, ...rest }) => ({ ...rest, optionsJson: JSON.stringify(options) }));
+
+/** The wire task of a read. */
+export function readTask(request: ReadRequest) {
+  return {
+    entity: request.entity,
+    fields: [...request.fields],
+    keyFields: [...request.keyFields],
+    ...(request.after ? { after: { values: [...request.after] } } : {}),
+    ...(request.until ? { until: { values: [...request.until] } } : {}),
+    maxRows: request.maxRows,
+    maxBytes: BigInt(request.maxBytes),
+    nullFields: [],
+    transforms: withJson(request.transforms),
+    qualityRules: withJson(request.qualityRules),
+  };
+}
+
+const NO_ROWS = { rowCount: 0, fields: [], data: new Uint8Array() } as unknown as RowBatch;
+
+/** The port's view of a read's wire result. */
+export function readResult(result: ReadBatchResult): ReadResult {
+  return {
+    rows: new WireRows(result.rows ?? NO_ROWS),
+    last: result.last?.values ? [...result.last.values] : null,
+    done: result.done,
+    qualityRejected: rejectedRows(result.rejectedRecords ?? []),
+    transformKeyId: result.transformKeyId,
+  };
+}
+
+function wireRows(rows: RowPayload, fence: boolean): RowBatch {
+  if (!(rows instanceof WireRows))
+    throw new DrayError("internal", "rows handed to the gateway agent port were not read through it");
+  return fence ? ({ ...rows.batch, rowCount: 0, data: new Uint8Array() } as RowBatch) : rows.batch;
+}
+
+/** The wire task of a write; a fence carries the batch's shape and no row. */
+export function writeTask(request: WriteRequest) {
+  return {
+    batchId: request.batchId,
+    entity: request.entity,
+    strategy: STRATEGY[request.mode],
+    keyFields: [...request.keyFields],
+    rows: wireRows(request.rows, request.fence),
+    rejectPolicy: request.onRowError === "fail" ? RejectPolicy.FAIL : RejectPolicy.ISOLATE,
+    previousBatchId: request.previousBatchId,
+    fireTriggers: request.fireTriggers,
+    uncheckedReferences: [...request.uncheckedReferences],
+  };
+}
+
+function writeResult(result: WriteBatchResult): WriteResult {
+  return {
+    alreadyCommitted: result.alreadyCommitted,
+    created: result.created,
+    updated: result.updated,
+    rejected: result.rejected,
+    rejectedRows: rejectedRows(result.rejectedRecords),
+  };
+}
+
+const dispatchOptions = (o: CallOptions) => ({
+  ...(o.signal ? { signal: o.signal } : {}),
+  timeoutMs: o.timeoutMs,
+  ...(o.maxResultBytes ? { maxResultBytes: o.maxResultBytes } : {}),
+});
+
+/**
+ * The executor's agent port over the agent gateway. `sessions` is this
+ * replica's {@link AgentSessions} (agents connected here) or, with several
+ * replicas, a `ReplicaAgentSessions`, which relays a task over NATS to the
+ * replica holding the agent (control-plane README, "Several replicas").
+ */
+export function gatewayAgentPort(sessions: AgentSessions): AgentPort {
+  const environments = createEnvironmentAgents(sessions);
+  return {
+    describe: (environmentId, options) => environments.describeSchema(environmentId, options.signal),
+    async readBatch(environmentId, request, options) {
+      const r = await sessions.dispatch(
+        environmentId,
+        "readBatch",
+        readTask(request),
+        dispatchOptions(options),
+      );
+      return readResult(r);
+    },
+    async writeBatch(environmentId, request, options) {
+      const r = await sessions.dispatch(
+        environmentId,
+        "writeBatch",
+        writeTask(request),
+        dispatchOptions(options),
+      );
+      return writeResult(r);
+    },
+    async count(environmentId, entity, options) {
+      const r = await sessions.dispatch(
+        environmentId,
+        "count",
+        { entity, where: [] },
+        dispatchOptions(options),
+      );
+      return Number(r.count);
+    },
+    async clean(environmentId, request, options) {
+      const r = await sessions.dispatch(environmentId, "cleanEntity", request, dispatchOptions(options));
+      return { deleted: Number(r.deleted) };
+    },
+    async finish(environmentId, request, options) {
+      const r = await sessions.dispatch(
+        environmentId,
+        "finishEntity",
+        {
+          entity: request.entity,
+          moveSequences: request.moveSequences,
+          checkReferences: [...request.checkReferences],
+          keyFields: [...request.keyFields],
+        },
+        dispatchOptions(options),
+      );
+      return {
+        sequences: r.sequences.map(({ sequence, field, before, after, moved }) => ({
+          sequence,
+          field,
+          before,
+          after,
+          moved,
+        })),
+        violations: r.violations.map(({ reference, key, message }) => ({ reference, key, message })),
+        violationCount: Number(r.violationCount),
+      };
+    },
+    isConnected: (environmentId) => sessions.isConnected(environmentId),
+    connectedSince: (environmentId) => sessions.get(environmentId)?.openedAt,
+    absence(environmentId) {
+      const a = sessions.absence(environmentId);
+      return a ? { since: a.since, agentId: a.agentId } : undefined;
+    },
+    async waitForAgent(environmentId, limitMs, signal) {
+      await sessions.waitForAgent(environmentId, limitMs, signal);
+    },
+  };
+}
