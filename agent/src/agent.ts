@@ -6,6 +6,7 @@ import type { AgentConfig } from "./config.js";
 import type { Connector } from "./connector.js";
 import type { CredentialStore, StoredCredential } from "./credential-store.js";
 import { fixedGatewayFailover, type GatewayConnection } from "./gateway-client.js";
+import { SessionEpochFence, STALE_SESSION_EPOCH } from "./session-epoch.js";
 import { runTask } from "./task-runner.js";
 
 /** Lifecycle states of an agent, logged on every change. */
@@ -59,11 +60,15 @@ export function createAgent(deps: AgentDeps): Agent {
   const { config, connector, gateway, credentials, logger } = deps;
   const failover = gateway.failover ?? fixedGatewayFailover();
   const stopController = new AbortController();
-  /** Tasks in flight, with the gateway connection (generation) that sent them. */
+  /** Tasks in flight, with the gateway connection (generation) and the session epoch that sent them. */
   const inFlight = new Map<
     string,
-    { controller: AbortController; promise: Promise<void>; generation: number }
+    { controller: AbortController; promise: Promise<void>; generation: number; epoch: bigint }
   >();
+  /** The newest session epoch given: commands of older sessions are refused (session-epoch.ts). */
+  const fence = new SessionEpochFence();
+  /** Stale epochs already warned about: one warning each, not one per command. */
+  const warnedEpochs = new Set<bigint>();
   let running = 0;
   let state: AgentState = "starting";
   let heartbeatIntervalMs = 10_000;
@@ -299,18 +304,65 @@ export function createAgent(deps: AgentDeps): Agent {
     }
   }
 
+  /** Logs a command from an older session: a warning the first time for its epoch, debug after. */
+  function logStale(epoch: bigint, fields: Record<string, unknown>) {
+    const first = !warnedEpochs.has(epoch);
+    warnedEpochs.add(epoch);
+    logger[first ? "warn" : "debug"]("command from an older session refused", {
+      ...fields,
+      reason: STALE_SESSION_EPOCH,
+      sessionEpoch: String(epoch),
+      currentEpoch: String(fence.current),
+    });
+  }
+
+  /** A newer session began: tasks still running for an older one are aborted (their replica lost the agent). */
+  function fenceOlderTasks() {
+    for (const [taskId, task] of inFlight) {
+      if (!fence.isStale(task.epoch)) continue;
+      logStale(task.epoch, { taskId, action: "aborted" });
+      task.controller.abort(
+        new DrayError("failed_precondition", fence.staleMessage(task.epoch, "task"), {
+          retryable: true,
+          details: { reason: STALE_SESSION_EPOCH },
+        }),
+      );
+    }
+  }
+
   function startTask(task: Task, generation: number) {
     const controller = new AbortController();
     const started = performance.now();
-    const refusal =
-      state === "draining"
-        ? { code: 14, message: "the agent is draining and takes no new tasks" }
-        : running >= config.maxTasks
-          ? { code: 8, message: "the agent is at its task limit" }
-          : undefined;
+    const admission = fence.admit(task.sessionEpoch);
+    if (admission.raised) fenceOlderTasks();
+    const refusal: { code: number; message: string; retryable: boolean; reason: string } | undefined =
+      !admission.admitted
+        ? {
+            code: ErrorCode.FAILED_PRECONDITION,
+            message: fence.staleMessage(task.sessionEpoch, "task"),
+            // The task is sound; sent again it goes through the replica that holds the agent now.
+            retryable: true,
+            reason: STALE_SESSION_EPOCH,
+          }
+        : state === "draining"
+          ? {
+              code: ErrorCode.UNAVAILABLE,
+              message: "the agent is draining and takes no new tasks",
+              retryable: true,
+              reason: "",
+            }
+          : running >= config.maxTasks
+            ? {
+                code: ErrorCode.RESOURCE_EXHAUSTED,
+                message: "the agent is at its task limit",
+                retryable: true,
+                reason: "",
+              }
+            : undefined;
     // `running` counts tasks whose work is not done: a task stops counting before its result
     // is sent, because the control plane may send the next task as soon as it has the result.
     if (!refusal) running++;
+    else if (!admission.admitted) logStale(task.sessionEpoch, { taskId: task.taskId, kind: task.kind.case });
     else
       logger.warn("task refused", {
         taskId: task.taskId,
@@ -320,7 +372,7 @@ export function createAgent(deps: AgentDeps): Agent {
       });
     const promise = (async () => {
       let outcome: Awaited<ReturnType<typeof runTask>>;
-      if (refusal) outcome = { case: "error", value: { ...refusal, retryable: true, sqlState: "" } };
+      if (refusal) outcome = { case: "error", value: { ...refusal, sqlState: "" } };
       else {
         try {
           outcome = await runTask(connector, task, controller.signal);
@@ -340,7 +392,19 @@ export function createAgent(deps: AgentDeps): Agent {
       }
       await complete(task.taskId, generation, outcome, Math.round(performance.now() - started));
     })().finally(() => inFlight.delete(task.taskId));
-    inFlight.set(task.taskId, { controller, promise, generation });
+    inFlight.set(task.taskId, { controller, promise, generation, epoch: task.sessionEpoch });
+  }
+
+  /** A work stream announced its session's epoch. */
+  function onSession(epoch: bigint, firstOfStream: boolean) {
+    const announced = fence.announce(epoch, firstOfStream);
+    if (announced.wentBack)
+      logger.info("the control plane's session epochs started again; this stream's epoch is adopted", {
+        previous: String(announced.previous),
+        sessionEpoch: String(epoch),
+      });
+    else logger.debug("session started", { sessionEpoch: String(epoch) });
+    if (announced.raised) fenceOlderTasks();
   }
 
   async function workLoop() {
@@ -361,16 +425,23 @@ export function createAgent(deps: AgentDeps): Agent {
           { agent: info(), maxConcurrentTasks: config.maxTasks },
           { signal: streamController.signal },
         );
+        let firstOfStream = true;
         for await (const message of stream) {
           shortStreams = 0;
           failover.answered(generation);
-          if (message.kind.case === "task") startTask(message.kind.value, generation);
+          if (message.kind.case === "session") onSession(message.kind.value.sessionEpoch, firstOfStream);
+          else if (message.kind.case === "task") startTask(message.kind.value, generation);
           else if (message.kind.case === "cancel") {
-            const { taskId, reason } = message.kind.value;
-            inFlight
-              .get(taskId)
-              ?.controller.abort(new DrayError("cancelled", reason || "cancelled by the control plane"));
+            const { taskId, reason, sessionEpoch } = message.kind.value;
+            // A cancel from an older session is dropped: the task it names is not that replica's any more.
+            if (!fence.admit(sessionEpoch).admitted)
+              logStale(sessionEpoch, { taskId, action: "cancel dropped" });
+            else
+              inFlight
+                .get(taskId)
+                ?.controller.abort(new DrayError("cancelled", reason || "cancelled by the control plane"));
           }
+          firstOfStream = false;
         }
       } catch (error) {
         if (stopController.signal.aborted) return;

@@ -2,7 +2,8 @@
  * The store's record of which replica holds each environment's agent
  * (`agent_sessions`): a replica claims an environment when its agent opens a
  * work stream there (the epoch grows by one), renews its leases while the
- * agent stays, and releases them when the agent leaves. Other replicas read
+ * agent stays, and lets them lapse when the agent leaves (the row and its
+ * epoch stay, so epochs never go back). Other replicas read
  * the record, cached for a second, to know that an agent they do not hold is
  * connected elsewhere and worth routing a task to.
  */
@@ -92,13 +93,19 @@ export class AgentRegistry {
     return epoch;
   }
 
-  /** Drops this replica's claim of the environment, unless a newer session (another epoch) took it over. */
+  /**
+   * Ends this replica's claim of the environment, unless a newer session
+   * (another epoch) took it over. The row stays with its lease lapsed, so the
+   * environment's next session gets a higher epoch still: agents refuse tasks
+   * from an epoch older than the newest they have seen.
+   */
   async release(environmentId: string): Promise<void> {
     const epoch = this.mine.get(environmentId);
     this.mine.delete(environmentId);
     if (epoch === undefined) return;
     await this.options.db
-      .delete(agentSessions)
+      .update(agentSessions)
+      .set({ leaseUntil: new Date() })
       .where(
         and(
           eq(agentSessions.environmentId, environmentId),

@@ -15,7 +15,8 @@ function openSession(sessions: AgentSessions, maxConcurrentTasks: number) {
 async function sentTasks(session: ReturnType<typeof openSession>, count: number) {
   const ids: string[] = [];
   const iterator = session.stream[Symbol.asyncIterator]();
-  for (let i = 0; i < count; i++) {
+  // The stream's first message is the session's epoch (SessionStart), not a task.
+  while (ids.length < count) {
     const next = await iterator.next();
     const message = next.value as { kind: { case: string; value: { taskId: string } } };
     if (message.kind.case === "task") ids.push(message.kind.value.taskId);
@@ -132,5 +133,67 @@ describe("AgentSessions.waitForAgent", () => {
     expect(second.openedAt - first.openedAt).toBeGreaterThanOrEqual(25);
     expect(sessions.get("e1")).toBe(second);
     expect(Math.abs(Date.now() - second.openedAt)).toBeLessThan(1_000);
+  });
+});
+
+describe("AgentSessions session epochs", () => {
+  /** The next `count` messages of the session's stream. */
+  async function nextMessages(session: ReturnType<typeof openSession>, count: number) {
+    const iterator = session.stream[Symbol.asyncIterator]();
+    const out: { kind: { case: string; value: { taskId?: string; sessionEpoch: bigint } } }[] = [];
+    for (let i = 0; i < count; i++) out.push((await iterator.next()).value as (typeof out)[number]);
+    return out;
+  }
+
+  it("opens each stream with its epoch, which grows, and stamps it on every task and cancel", async () => {
+    const sessions = new AgentSessions(silentLogger);
+    const first = openSession(sessions, 2);
+    const [start] = await nextMessages(first, 1);
+    expect(start!.kind.case).toBe("session");
+    expect(start!.kind.value.sessionEpoch).toBe(BigInt(first.epoch));
+    expect(first.epoch).toBeGreaterThan(0);
+
+    const second = openSession(sessions, 2);
+    const controller = new AbortController();
+    const task = sessions.dispatch(
+      "e1",
+      "testConnection",
+      {},
+      { timeoutMs: 5_000, signal: controller.signal },
+    );
+    const [opened, sent] = await nextMessages(second, 2);
+    expect(second.epoch).toBeGreaterThan(first.epoch);
+    expect(opened!.kind).toMatchObject({ case: "session", value: { sessionEpoch: BigInt(second.epoch) } });
+    expect(sent!.kind).toMatchObject({ case: "task", value: { sessionEpoch: BigInt(second.epoch) } });
+    controller.abort();
+    await expect(task).rejects.toMatchObject({ code: "cancelled" });
+    const [cancel] = await nextMessages(second, 1);
+    expect(cancel!.kind).toMatchObject({
+      case: "cancel",
+      value: { taskId: sent!.kind.value.taskId, sessionEpoch: BigInt(second.epoch) },
+    });
+  });
+
+  it("closes a session whose agent answers that a newer session exists", async () => {
+    const sessions = new AgentSessions(silentLogger);
+    const session = openSession(sessions, 2);
+    const task = sessions.dispatch("e1", "testConnection", {}, { timeoutMs: 5_000 });
+    const [, sent] = await nextMessages(session, 2);
+    sessions.complete("a1", sent!.kind.value.taskId!, {
+      error: {
+        code: 9,
+        message: "task sent under session epoch 1, older than this agent's session epoch 2",
+        retryable: true,
+        sqlState: "",
+        reason: "stale_session_epoch",
+      } as never,
+    });
+    await expect(task).rejects.toMatchObject({
+      code: "failed_precondition",
+      retryable: true,
+      details: { reason: "stale_session_epoch" },
+    });
+    expect(session.stream.isClosed).toBe(true);
+    expect(sessions.get("e1")).toBeUndefined();
   });
 });

@@ -28,6 +28,9 @@ interface PendingTask {
   reject: (error: DrayError) => void;
 }
 
+/** `TaskError.reason` of an agent refusing a task sent under an older session epoch than its newest. */
+export const STALE_SESSION_EPOCH = "stale_session_epoch";
+
 /** Marker in `details.reason` of the errors meaning "no usable agent right now" (none, gone, draining). */
 export const AGENT_AWAY = "agent_away";
 
@@ -63,7 +66,20 @@ export interface AgentSession {
   /** Task slots taken (tasks sent or about to be sent). */
   slotsInUse: number;
   draining: boolean;
+  /**
+   * The session's epoch, sent to the agent first on the stream and on every
+   * task and cancel; 0 until {@link AgentSession.established} settles.
+   */
+  epoch: number;
+  /** Settles once the epoch is known and sent (true), or the session could not be recorded and closed (false). */
+  established: Promise<boolean>;
 }
+
+/** What {@link AgentSessions.open} is given: the agent and its stream's limits. */
+export type AgentSessionInfo = Omit<
+  AgentSession,
+  "openedAt" | "stream" | "pending" | "waiting" | "slotsInUse" | "draining" | "epoch" | "established"
+>;
 
 /**
  * The agents connected to this control-plane replica, and the tasks in flight
@@ -76,13 +92,17 @@ export class AgentSessions {
   private readonly absences = new Map<string, AgentAbsence>();
   /** Waiters woken whenever an agent opens its work stream. */
   private readonly arrivals = new Set<() => void>();
+  /** The last epoch given by {@link claimEpoch} in a single replica. */
+  private lastEpoch = 0;
 
   constructor(private readonly logger: Logger) {}
 
-  /** Registers the work stream of an agent, replacing (and closing) an older one of the same environment. */
-  open(
-    info: Omit<AgentSession, "openedAt" | "stream" | "pending" | "waiting" | "slotsInUse" | "draining">,
-  ): AgentSession {
+  /**
+   * Registers the work stream of an agent, replacing (and closing) an older
+   * one of the same environment, and starts its session: the epoch is claimed
+   * ({@link claimEpoch}), then sent as the stream's first message.
+   */
+  open(info: AgentSessionInfo): AgentSession {
     const previous = this.byEnvironment.get(info.environmentId);
     if (previous) this.close(previous, "replaced by a newer work stream");
     const session: AgentSession = {
@@ -93,12 +113,44 @@ export class AgentSessions {
       waiting: [],
       slotsInUse: 0,
       draining: false,
+      epoch: 0,
+      established: Promise.resolve(false),
     };
+    session.established = this.establish(session);
     this.byEnvironment.set(info.environmentId, session);
     this.absences.delete(info.environmentId);
     for (const wake of [...this.arrivals]) wake();
     this.logger.info("agent connected", { agentId: info.agentId, environmentId: info.environmentId });
     return session;
+  }
+
+  /**
+   * The epoch of a new session of the environment's agent: one replica alone
+   * counts in memory, from the clock (milliseconds), so epochs keep growing
+   * across restarts. Replicas sharing a store take it from the store.
+   */
+  protected async claimEpoch(_session: AgentSession): Promise<number> {
+    this.lastEpoch = Math.max(this.lastEpoch + 1, Date.now());
+    return this.lastEpoch;
+  }
+
+  /** Claims the session's epoch and sends it to the agent; closes the session when it cannot be claimed. */
+  private async establish(session: AgentSession): Promise<boolean> {
+    try {
+      const epoch = await this.claimEpoch(session);
+      if (session.stream.isClosed) return false;
+      session.epoch = epoch;
+      session.stream.push({ kind: { case: "session", value: { sessionEpoch: BigInt(epoch) } } });
+      this.logger.debug("agent session started", { environmentId: session.environmentId, epoch });
+      return true;
+    } catch (error) {
+      this.logger.warn("cannot record the agent's session; its work stream is closed", {
+        environmentId: session.environmentId,
+        error: String(error),
+      });
+      this.close(session, "its session could not be recorded");
+      return false;
+    }
   }
 
   /** Closes a session: its stream ends and every task in flight fails `unavailable` (retryable). */
@@ -270,6 +322,8 @@ export class AgentSessions {
     }
     if (options.signal?.aborted)
       throw new DrayError("cancelled", "the task was cancelled before it was sent");
+    // Every task carries the session's epoch: wait for it (a claim in the store, just after the stream opened).
+    await session.established;
     await this.waitForSlot(session, options.signal);
     if (session.stream.isClosed) {
       // The agent left while this dispatch took its slot: the task would never be answered.
@@ -296,7 +350,9 @@ export class AgentSessions {
         }
       };
       const cancelOnAgent = (reason: string) => {
-        session.stream.push({ kind: { case: "cancel", value: { taskId, reason } } });
+        session.stream.push({
+          kind: { case: "cancel", value: { taskId, reason, sessionEpoch: BigInt(session.epoch) } },
+        });
       };
       const onAbort = () => {
         cleanup();
@@ -332,6 +388,7 @@ export class AgentSessions {
             taskId,
             deadlineUnixMs: BigInt(deadline),
             maxResultBytes: BigInt(options.maxResultBytes ?? 32 * 1024 * 1024),
+            sessionEpoch: BigInt(session.epoch),
             kind: { case: kind, value: payload } as TaskKindInit,
           },
         },
@@ -403,6 +460,10 @@ export class AgentSessions {
             },
           ),
         );
+        // The agent has seen a newer session (on another replica): this one is stale. Closing it lets
+        // the next task go to the replica that holds the agent now.
+        if (outcome.error.reason === STALE_SESSION_EPOCH)
+          this.close(session, `the agent has a newer session than epoch ${session.epoch}`);
       } else if (outcome.result) {
         pending.resolve(outcome.result);
       } else {

@@ -10,6 +10,7 @@ import type { Logger } from "@dray/common";
 import type { AgentRegistry } from "./agent-registry.js";
 import {
   type AgentSession,
+  type AgentSessionInfo,
   AgentSessions,
   type DispatchOptions,
   type TaskKind,
@@ -38,15 +39,25 @@ export class ReplicaAgentSessions extends AgentSessions {
     for (const environmentId of this.localEnvironments()) relay.serve(environmentId);
   }
 
-  override open(
-    info: Omit<AgentSession, "openedAt" | "stream" | "pending" | "waiting" | "slotsInUse" | "draining">,
-  ): AgentSession {
+  override open(info: AgentSessionInfo): AgentSession {
     const session = super.open(info);
     this.relay?.serve(info.environmentId);
     // Tasks relayed to the agent's previous replica will not be answered there any more.
     this.relay?.abandon(info.environmentId, "the environment's agent moved to this replica");
-    void this.registry.claim(info.environmentId, info.agentId).catch(() => {});
     return session;
+  }
+
+  /**
+   * The session's epoch is the store's (one more than the environment's last
+   * session on any replica). The agent refuses tasks from an older one, so a
+   * replica that still believes it holds the agent cannot act once it moved.
+   */
+  protected override async claimEpoch(session: AgentSession): Promise<number> {
+    const epoch = await this.registry.claim(session.environmentId, session.agentId);
+    // The agent left while the claim was being written: let it lapse again.
+    if (session.stream.isClosed && !this.get(session.environmentId))
+      void this.registry.release(session.environmentId).catch(() => {});
+    return epoch;
   }
 
   override close(session: AgentSession, reason: string): void {

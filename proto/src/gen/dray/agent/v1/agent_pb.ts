@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dray/agent/v1/agent.proto.
  */
 export const file_dray_agent_v1_agent: GenFile = /*@__PURE__*/
-  fileDesc("ChlkcmF5L2FnZW50L3YxL2FnZW50LnByb3RvEg1kcmF5LmFnZW50LnYxImcKCUFnZW50SW5mbxIMCgRuYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSKQoIcGxhdGZvcm0YAyABKA4yFy5kcmF5LmFnZW50LnYxLlBsYXRmb3JtEhAKCGhvc3RuYW1lGAQgASgJIlIKDUVucm9sbFJlcXVlc3QSGAoQZW5yb2xsbWVudF90b2tlbhgBIAEoCRInCgVhZ2VudBgCIAEoCzIYLmRyYXkuYWdlbnQudjEuQWdlbnRJbmZvIm0KDkVucm9sbFJlc3BvbnNlEhAKCGFnZW50X2lkGAEgASgJEhYKDmVudmlyb25tZW50X2lkGAIgASgJEhIKCmNyZWRlbnRpYWwYAyABKAkSHQoVaGVhcnRiZWF0X2ludGVydmFsX21zGAQgASgNItMBChBIZWFydGJlYXRSZXF1ZXN0EicKBWFnZW50GAEgASgLMhguZHJheS5hZ2VudC52MS5BZ2VudEluZm8SGgoSZGF0YWJhc2VfcmVhY2hhYmxlGAIgASgIEhsKE2RhdGFiYXNlX2xhdGVuY3lfbXMYAyABKA0SFgoOZGF0YWJhc2VfZXJyb3IYBCABKAkSGgoSc2NoZW1hX2ZpbmdlcnByaW50GAUgASgJEhcKD3Rhc2tzX2luX2ZsaWdodBgGIAEoDRIQCghkcmFpbmluZxgHIAEoCCIyChFIZWFydGJlYXRSZXNwb25zZRIdChVoZWFydGJlYXRfaW50ZXJ2YWxfbXMYASABKA0iXgoVT3BlbldvcmtTdHJlYW1SZXF1ZXN0EicKBWFnZW50GAEgASgLMhguZHJheS5hZ2VudC52MS5BZ2VudEluZm8SHAoUbWF4X2NvbmN1cnJlbnRfdGFza3MYAiABKA0icgoWT3BlbldvcmtTdHJlYW1SZXNwb25zZRIjCgR0YXNrGAEgASgLMhMuZHJheS5hZ2VudC52MS5UYXNrSAASKwoGY2FuY2VsGAIgASgLMhkuZHJheS5hZ2VudC52MS5DYW5jZWxUYXNrSABCBgoEa2luZCKSBAoEVGFzaxIPCgd0YXNrX2lkGAEgASgJEhgKEGRlYWRsaW5lX3VuaXhfbXMYAiABKAMSGAoQbWF4X3Jlc3VsdF9ieXRlcxgDIAEoBBI8Cg90ZXN0X2Nvbm5lY3Rpb24YCiABKAsyIS5kcmF5LmFnZW50LnYxLlRlc3RDb25uZWN0aW9uVGFza0gAEjwKD2Rlc2NyaWJlX3NjaGVtYRgLIAEoCzIhLmRyYXkuYWdlbnQudjEuRGVzY3JpYmVTY2hlbWFUYXNrSAASKQoFY291bnQYDCABKAsyGC5kcmF5LmFnZW50LnYxLkNvdW50VGFza0gAEjIKCnJlYWRfYmF0Y2gYDSABKAsyHC5kcmF5LmFnZW50LnYxLlJlYWRCYXRjaFRhc2tIABI0Cgt3cml0ZV9iYXRjaBgOIAEoCzIdLmRyYXkuYWdlbnQudjEuV3JpdGVCYXRjaFRhc2tIABI2CgxjbGVhbl9lbnRpdHkYDyABKAsyHi5kcmF5LmFnZW50LnYxLkNsZWFuRW50aXR5VGFza0gAEjoKDmRlbGV0ZV9yZWNvcmRzGBAgASgLMiAuZHJheS5hZ2VudC52MS5EZWxldGVSZWNvcmRzVGFza0gAEjgKDWZpbmlzaF9lbnRpdHkYESABKAsyHy5kcmF5LmFnZW50LnYxLkZpbmlzaEVudGl0eVRhc2tIAEIGCgRraW5kIi0KCkNhbmNlbFRhc2sSDwoHdGFza19pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiKQoJRW50aXR5UmVmEg4KBnNjaGVtYRgBIAEoCRIMCgRuYW1lGAIgASgJIhgKBkN1cnNvchIOCgZ2YWx1ZXMYASADKAkiXgoJQ29uZGl0aW9uEg0KBWZpZWxkGAEgASgJEjIKCG9wZXJhdG9yGAIgASgOMiAuZHJheS5hZ2VudC52MS5Db25kaXRpb25PcGVyYXRvchIOCgZ2YWx1ZXMYAyADKAkiaQoIUm93QmF0Y2gSLAoIZW5jb2RpbmcYASABKA4yGi5kcmF5LmFnZW50LnYxLlJvd0VuY29kaW5nEg4KBmZpZWxkcxgCIAMoCRIRCglyb3dfY291bnQYAyABKA0SDAoEZGF0YRgEIAEoDCIUChJUZXN0Q29ubmVjdGlvblRhc2siYgoUVGVzdENvbm5lY3Rpb25SZXN1bHQSGwoTZGF0YWJhc2VfbGF0ZW5jeV9tcxgBIAEoDRIWCg5zZXJ2ZXJfdmVyc2lvbhgCIAEoCRIVCg1kYXRhYmFzZV9uYW1lGAMgASgJIiUKEkRlc2NyaWJlU2NoZW1hVGFzaxIPCgdzY2hlbWFzGAEgAygJIl0KBUZpZWxkEgwKBG5hbWUYASABKAkSDAoEdHlwZRgCIAEoCRIQCghudWxsYWJsZRgDIAEoCBITCgtoYXNfZGVmYXVsdBgEIAEoCBIRCglnZW5lcmF0ZWQYBSABKAgieQoJUmVmZXJlbmNlEgwKBG5hbWUYASABKAkSDgoGZmllbGRzGAIgAygJEjMKEXJlZmVyZW5jZWRfZW50aXR5GAMgASgLMhguZHJheS5hZ2VudC52MS5FbnRpdHlSZWYSGQoRcmVmZXJlbmNlZF9maWVsZHMYBCADKAkijgIKBkVudGl0eRIOCgZzY2hlbWEYASABKAkSDAoEbmFtZRgCIAEoCRIkCgZmaWVsZHMYAyADKAsyFC5kcmF5LmFnZW50LnYxLkZpZWxkEhMKC3ByaW1hcnlfa2V5GAQgAygJEiwKCnJlZmVyZW5jZXMYBSADKAsyGC5kcmF5LmFnZW50LnYxLlJlZmVyZW5jZRIWCg5lc3RpbWF0ZWRfcm93cxgGIAEoAxIXCg9lc3RpbWF0ZV9zb3VyY2UYByABKAkSDwoHcm93X2tleRgIIAMoCRIMCgRraW5kGAkgASgJEi0KC3VuaXF1ZV9rZXlzGAogAygLMhguZHJheS5hZ2VudC52MS5VbmlxdWVLZXkiGwoJVW5pcXVlS2V5Eg4KBmZpZWxkcxgBIAMoCSJUChREZXNjcmliZVNjaGVtYVJlc3VsdBInCghlbnRpdGllcxgBIAMoCzIVLmRyYXkuYWdlbnQudjEuRW50aXR5EhMKC2ZpbmdlcnByaW50GAIgASgJIl4KCUNvdW50VGFzaxIoCgZlbnRpdHkYASABKAsyGC5kcmF5LmFnZW50LnYxLkVudGl0eVJlZhInCgV3aGVyZRgCIAMoCzIYLmRyYXkuYWdlbnQudjEuQ29uZGl0aW9uIhwKC0NvdW50UmVzdWx0Eg0KBWNvdW50GAEgASgDIvcCCg1SZWFkQmF0Y2hUYXNrEigKBmVudGl0eRgBIAEoCzIYLmRyYXkuYWdlbnQudjEuRW50aXR5UmVmEg4KBmZpZWxkcxgCIAMoCRISCgprZXlfZmllbGRzGAMgAygJEiQKBWFmdGVyGAQgASgLMhUuZHJheS5hZ2VudC52MS5DdXJzb3ISEAoIbWF4X3Jvd3MYBSABKA0SEQoJbWF4X2J5dGVzGAYgASgEEicKBXdoZXJlGAcgAygLMhguZHJheS5hZ2VudC52MS5Db25kaXRpb24SEwoLbnVsbF9maWVsZHMYCCADKAkSJAoFdW50aWwYCSABKAsyFS5kcmF5LmFnZW50LnYxLkN1cnNvchIxCgp0cmFuc2Zvcm1zGAogAygLMh0uZHJheS5hZ2VudC52MS5GaWVsZFRyYW5zZm9ybRI2Cg1xdWFsaXR5X3J1bGVzGAsgAygLMh8uZHJheS5hZ2VudC52MS5GaWVsZFF1YWxpdHlSdWxlIkUKEEZpZWxkUXVhbGl0eVJ1bGUSDQoFZmllbGQYASABKAkSDAoEcnVsZRgCIAEoCRIUCgxvcHRpb25zX2pzb24YAyABKAkiSgoORmllbGRUcmFuc2Zvcm0SDQoFZmllbGQYASABKAkSEwoLdHJhbnNmb3JtZXIYAiABKAkSFAoMb3B0aW9uc19qc29uGAMgASgJIvsBCg9SZWFkQmF0Y2hSZXN1bHQSJQoEcm93cxgBIAEoCzIXLmRyYXkuYWdlbnQudjEuUm93QmF0Y2gSIwoEbGFzdBgCIAEoCzIVLmRyYXkuYWdlbnQudjEuQ3Vyc29yEgwKBGRvbmUYAyABKAgSGAoQdHJhbnNmb3JtX2tleV9pZBgEIAEoCRI3ChByZWplY3RlZF9yZWNvcmRzGAUgAygLMh0uZHJheS5hZ2VudC52MS5SZWplY3RlZFJlY29yZBI7Cg90cmFuc2Zvcm1fc3RhdHMYBiADKAsyIi5kcmF5LmFnZW50LnYxLkZpZWxkVHJhbnNmb3JtU3RhdHMiRwoTRmllbGRUcmFuc2Zvcm1TdGF0cxINCgVmaWVsZBgBIAEoCRIOCgZ2YWx1ZXMYAiABKA0SEQoJdW5jaGFuZ2VkGAMgASgNIrsCCg5Xcml0ZUJhdGNoVGFzaxIQCghiYXRjaF9pZBgBIAEoCRIoCgZlbnRpdHkYAiABKAsyGC5kcmF5LmFnZW50LnYxLkVudGl0eVJlZhIuCghzdHJhdGVneRgDIAEoDjIcLmRyYXkuYWdlbnQudjEuV3JpdGVTdHJhdGVneRISCgprZXlfZmllbGRzGAQgAygJEiUKBHJvd3MYBSABKAsyFy5kcmF5LmFnZW50LnYxLlJvd0JhdGNoEjIKDXJlamVjdF9wb2xpY3kYBiABKA4yGy5kcmF5LmFnZW50LnYxLlJlamVjdFBvbGljeRIZChFwcmV2aW91c19iYXRjaF9pZBgHIAEoCRIVCg1maXJlX3RyaWdnZXJzGAggASgIEhwKFHVuY2hlY2tlZF9yZWZlcmVuY2VzGAkgAygJIlAKDlJlamVjdGVkUmVjb3JkEgsKA2tleRgBIAMoCRINCgVmaWVsZBgCIAEoCRIPCgdtZXNzYWdlGAMgASgJEhEKCXNxbF9zdGF0ZRgEIAEoCSKaAQoQV3JpdGVCYXRjaFJlc3VsdBIZChFhbHJlYWR5X2NvbW1pdHRlZBgBIAEoCBIPCgdjcmVhdGVkGAIgASgNEg8KB3VwZGF0ZWQYAyABKA0SEAoIcmVqZWN0ZWQYBCABKA0SNwoQcmVqZWN0ZWRfcmVjb3JkcxgFIAMoCzIdLmRyYXkuYWdlbnQudjEuUmVqZWN0ZWRSZWNvcmQiVwoPQ2xlYW5FbnRpdHlUYXNrEigKBmVudGl0eRgBIAEoCzIYLmRyYXkuYWdlbnQudjEuRW50aXR5UmVmEhoKEnN1c3BlbmRfcmVmZXJlbmNlcxgCIAEoCCIkChFDbGVhbkVudGl0eVJlc3VsdBIPCgdkZWxldGVkGAEgASgDInYKEURlbGV0ZVJlY29yZHNUYXNrEigKBmVudGl0eRgBIAEoCzIYLmRyYXkuYWdlbnQudjEuRW50aXR5UmVmEhIKCmtleV9maWVsZHMYAiADKAkSIwoEa2V5cxgDIAMoCzIVLmRyYXkuYWdlbnQudjEuQ3Vyc29yIiYKE0RlbGV0ZVJlY29yZHNSZXN1bHQSDwoHZGVsZXRlZBgBIAEoAyKCAQoQRmluaXNoRW50aXR5VGFzaxIoCgZlbnRpdHkYASABKAsyGC5kcmF5LmFnZW50LnYxLkVudGl0eVJlZhIWCg5tb3ZlX3NlcXVlbmNlcxgCIAEoCBIYChBjaGVja19yZWZlcmVuY2VzGAMgAygJEhIKCmtleV9maWVsZHMYBCADKAkiXQoMU2VxdWVuY2VNb3ZlEhAKCHNlcXVlbmNlGAEgASgJEg0KBWZpZWxkGAIgASgJEg4KBmJlZm9yZRgDIAEoCRINCgVhZnRlchgEIAEoCRINCgVtb3ZlZBgFIAEoCCJFChJSZWZlcmVuY2VWaW9sYXRpb24SEQoJcmVmZXJlbmNlGAEgASgJEgsKA2tleRgCIAMoCRIPCgdtZXNzYWdlGAMgASgJIpQBChJGaW5pc2hFbnRpdHlSZXN1bHQSLgoJc2VxdWVuY2VzGAEgAygLMhsuZHJheS5hZ2VudC52MS5TZXF1ZW5jZU1vdmUSNQoKdmlvbGF0aW9ucxgCIAMoCzIhLmRyYXkuYWdlbnQudjEuUmVmZXJlbmNlVmlvbGF0aW9uEhcKD3Zpb2xhdGlvbl9jb3VudBgDIAEoBCJ6CglUYXNrRXJyb3ISJgoEY29kZRgBIAEoDjIYLmRyYXkuYWdlbnQudjEuRXJyb3JDb2RlEg8KB21lc3NhZ2UYAiABKAkSEQoJcmV0cnlhYmxlGAMgASgIEhEKCXNxbF9zdGF0ZRgEIAEoCRIOCgZyZWFzb24YBSABKAki4wMKClRhc2tSZXN1bHQSPgoPdGVzdF9jb25uZWN0aW9uGAogASgLMiMuZHJheS5hZ2VudC52MS5UZXN0Q29ubmVjdGlvblJlc3VsdEgAEj4KD2Rlc2NyaWJlX3NjaGVtYRgLIAEoCzIjLmRyYXkuYWdlbnQudjEuRGVzY3JpYmVTY2hlbWFSZXN1bHRIABIrCgVjb3VudBgMIAEoCzIaLmRyYXkuYWdlbnQudjEuQ291bnRSZXN1bHRIABI0CgpyZWFkX2JhdGNoGA0gASgLMh4uZHJheS5hZ2VudC52MS5SZWFkQmF0Y2hSZXN1bHRIABI2Cgt3cml0ZV9iYXRjaBgOIAEoCzIfLmRyYXkuYWdlbnQudjEuV3JpdGVCYXRjaFJlc3VsdEgAEjgKDGNsZWFuX2VudGl0eRgPIAEoCzIgLmRyYXkuYWdlbnQudjEuQ2xlYW5FbnRpdHlSZXN1bHRIABI8Cg5kZWxldGVfcmVjb3JkcxgQIAEoCzIiLmRyYXkuYWdlbnQudjEuRGVsZXRlUmVjb3Jkc1Jlc3VsdEgAEjoKDWZpbmlzaF9lbnRpdHkYESABKAsyIS5kcmF5LmFnZW50LnYxLkZpbmlzaEVudGl0eVJlc3VsdEgAQgYKBGtpbmQingEKE0NvbXBsZXRlVGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIrCgZyZXN1bHQYAiABKAsyGS5kcmF5LmFnZW50LnYxLlRhc2tSZXN1bHRIABIpCgVlcnJvchgDIAEoCzIYLmRyYXkuYWdlbnQudjEuVGFza0Vycm9ySAASEwoLZHVyYXRpb25fbXMYBCABKA1CCQoHb3V0Y29tZSIoChRDb21wbGV0ZVRhc2tSZXNwb25zZRIQCghhY2NlcHRlZBgBIAEoCCIeCgxEcmFpblJlcXVlc3QSDgoGcmVhc29uGAEgASgJIg8KDURyYWluUmVzcG9uc2UqTwoIUGxhdGZvcm0SGAoUUExBVEZPUk1fVU5TUEVDSUZJRUQQABIVChFQTEFURk9STV9QT1NUR1JFUxABEhIKDlBMQVRGT1JNX01ZU1FMEAIquwIKEUNvbmRpdGlvbk9wZXJhdG9yEiIKHkNPTkRJVElPTl9PUEVSQVRPUl9VTlNQRUNJRklFRBAAEhkKFUNPTkRJVElPTl9PUEVSQVRPUl9FURABEhoKFkNPTkRJVElPTl9PUEVSQVRPUl9ORVEQAhIZChVDT05ESVRJT05fT1BFUkFUT1JfTFQQAxIaChZDT05ESVRJT05fT1BFUkFUT1JfTFRFEAQSGQoVQ09ORElUSU9OX09QRVJBVE9SX0dUEAUSGgoWQ09ORElUSU9OX09QRVJBVE9SX0dURRAGEh4KGkNPTkRJVElPTl9PUEVSQVRPUl9JU19OVUxMEAcSIgoeQ09ORElUSU9OX09QRVJBVE9SX0lTX05PVF9OVUxMEAgSGQoVQ09ORElUSU9OX09QRVJBVE9SX0lOEAkqRwoLUm93RW5jb2RpbmcSHAoYUk9XX0VOQ09ESU5HX1VOU1BFQ0lGSUVEEAASGgoWUk9XX0VOQ09ESU5HX0NPUFlfVEVYVBABKn8KDVdyaXRlU3RyYXRlZ3kSHgoaV1JJVEVfU1RSQVRFR1lfVU5TUEVDSUZJRUQQABIZChVXUklURV9TVFJBVEVHWV9JTlNFUlQQARIYChRXUklURV9TVFJBVEVHWV9NRVJHRRACEhkKFVdSSVRFX1NUUkFURUdZX1VQREFURRADKmAKDFJlamVjdFBvbGljeRIdChlSRUpFQ1RfUE9MSUNZX1VOU1BFQ0lGSUVEEAASGQoVUkVKRUNUX1BPTElDWV9JU09MQVRFEAESFgoSUkVKRUNUX1BPTElDWV9GQUlMEAIqgAQKCUVycm9yQ29kZRIaChZFUlJPUl9DT0RFX1VOU1BFQ0lGSUVEEAASGAoURVJST1JfQ09ERV9DQU5DRUxMRUQQARIWChJFUlJPUl9DT0RFX1VOS05PV04QAhIfChtFUlJPUl9DT0RFX0lOVkFMSURfQVJHVU1FTlQQAxIgChxFUlJPUl9DT0RFX0RFQURMSU5FX0VYQ0VFREVEEAQSGAoURVJST1JfQ09ERV9OT1RfRk9VTkQQBRIdChlFUlJPUl9DT0RFX0FMUkVBRFlfRVhJU1RTEAYSIAocRVJST1JfQ09ERV9QRVJNSVNTSU9OX0RFTklFRBAHEiEKHUVSUk9SX0NPREVfUkVTT1VSQ0VfRVhIQVVTVEVEEAgSIgoeRVJST1JfQ09ERV9GQUlMRURfUFJFQ09ORElUSU9OEAkSFgoSRVJST1JfQ09ERV9BQk9SVEVEEAoSGwoXRVJST1JfQ09ERV9PVVRfT0ZfUkFOR0UQCxIcChhFUlJPUl9DT0RFX1VOSU1QTEVNRU5URUQQDBIXChNFUlJPUl9DT0RFX0lOVEVSTkFMEA0SGgoWRVJST1JfQ09ERV9VTkFWQUlMQUJMRRAOEhgKFEVSUk9SX0NPREVfREFUQV9MT1NTEA8SHgoaRVJST1JfQ09ERV9VTkFVVEhFTlRJQ0FURUQQEDKqAwoTQWdlbnRHYXRld2F5U2VydmljZRJFCgZFbnJvbGwSHC5kcmF5LmFnZW50LnYxLkVucm9sbFJlcXVlc3QaHS5kcmF5LmFnZW50LnYxLkVucm9sbFJlc3BvbnNlEk4KCUhlYXJ0YmVhdBIfLmRyYXkuYWdlbnQudjEuSGVhcnRiZWF0UmVxdWVzdBogLmRyYXkuYWdlbnQudjEuSGVhcnRiZWF0UmVzcG9uc2USXwoOT3BlbldvcmtTdHJlYW0SJC5kcmF5LmFnZW50LnYxLk9wZW5Xb3JrU3RyZWFtUmVxdWVzdBolLmRyYXkuYWdlbnQudjEuT3BlbldvcmtTdHJlYW1SZXNwb25zZTABElcKDENvbXBsZXRlVGFzaxIiLmRyYXkuYWdlbnQudjEuQ29tcGxldGVUYXNrUmVxdWVzdBojLmRyYXkuYWdlbnQudjEuQ29tcGxldGVUYXNrUmVzcG9uc2USQgoFRHJhaW4SGy5kcmF5LmFnZW50LnYxLkRyYWluUmVxdWVzdBocLmRyYXkuYWdlbnQudjEuRHJhaW5SZXNwb25zZWIGcHJvdG8z");
+  fileDesc("ChlkcmF5L2FnZW50L3YxL2FnZW50LnByb3RvEg1kcmF5LmFnZW50LnYxImcKCUFnZW50SW5mbxIMCgRuYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSKQoIcGxhdGZvcm0YAyABKA4yFy5kcmF5LmFnZW50LnYxLlBsYXRmb3JtEhAKCGhvc3RuYW1lGAQgASgJIlIKDUVucm9sbFJlcXVlc3QSGAoQZW5yb2xsbWVudF90b2tlbhgBIAEoCRInCgVhZ2VudBgCIAEoCzIYLmRyYXkuYWdlbnQudjEuQWdlbnRJbmZvIm0KDkVucm9sbFJlc3BvbnNlEhAKCGFnZW50X2lkGAEgASgJEhYKDmVudmlyb25tZW50X2lkGAIgASgJEhIKCmNyZWRlbnRpYWwYAyABKAkSHQoVaGVhcnRiZWF0X2ludGVydmFsX21zGAQgASgNItMBChBIZWFydGJlYXRSZXF1ZXN0EicKBWFnZW50GAEgASgLMhguZHJheS5hZ2VudC52MS5BZ2VudEluZm8SGgoSZGF0YWJhc2VfcmVhY2hhYmxlGAIgASgIEhsKE2RhdGFiYXNlX2xhdGVuY3lfbXMYAyABKA0SFgoOZGF0YWJhc2VfZXJyb3IYBCABKAkSGgoSc2NoZW1hX2ZpbmdlcnByaW50GAUgASgJEhcKD3Rhc2tzX2luX2ZsaWdodBgGIAEoDRIQCghkcmFpbmluZxgHIAEoCCIyChFIZWFydGJlYXRSZXNwb25zZRIdChVoZWFydGJlYXRfaW50ZXJ2YWxfbXMYASABKA0iXgoVT3BlbldvcmtTdHJlYW1SZXF1ZXN0EicKBWFnZW50GAEgASgLMhguZHJheS5hZ2VudC52MS5BZ2VudEluZm8SHAoUbWF4X2NvbmN1cnJlbnRfdGFza3MYAiABKA0iogEKFk9wZW5Xb3JrU3RyZWFtUmVzcG9uc2USIwoEdGFzaxgBIAEoCzITLmRyYXkuYWdlbnQudjEuVGFza0gAEisKBmNhbmNlbBgCIAEoCzIZLmRyYXkuYWdlbnQudjEuQ2FuY2VsVGFza0gAEi4KB3Nlc3Npb24YAyABKAsyGy5kcmF5LmFnZW50LnYxLlNlc3Npb25TdGFydEgAQgYKBGtpbmQiJQoMU2Vzc2lvblN0YXJ0EhUKDXNlc3Npb25fZXBvY2gYASABKAQiqQQKBFRhc2sSDwoHdGFza19pZBgBIAEoCRIYChBkZWFkbGluZV91bml4X21zGAIgASgDEhgKEG1heF9yZXN1bHRfYnl0ZXMYAyABKAQSPAoPdGVzdF9jb25uZWN0aW9uGAogASgLMiEuZHJheS5hZ2VudC52MS5UZXN0Q29ubmVjdGlvblRhc2tIABI8Cg9kZXNjcmliZV9zY2hlbWEYCyABKAsyIS5kcmF5LmFnZW50LnYxLkRlc2NyaWJlU2NoZW1hVGFza0gAEikKBWNvdW50GAwgASgLMhguZHJheS5hZ2VudC52MS5Db3VudFRhc2tIABIyCgpyZWFkX2JhdGNoGA0gASgLMhwuZHJheS5hZ2VudC52MS5SZWFkQmF0Y2hUYXNrSAASNAoLd3JpdGVfYmF0Y2gYDiABKAsyHS5kcmF5LmFnZW50LnYxLldyaXRlQmF0Y2hUYXNrSAASNgoMY2xlYW5fZW50aXR5GA8gASgLMh4uZHJheS5hZ2VudC52MS5DbGVhbkVudGl0eVRhc2tIABI6Cg5kZWxldGVfcmVjb3JkcxgQIAEoCzIgLmRyYXkuYWdlbnQudjEuRGVsZXRlUmVjb3Jkc1Rhc2tIABI4Cg1maW5pc2hfZW50aXR5GBEgASgLMh8uZHJheS5hZ2VudC52MS5GaW5pc2hFbnRpdHlUYXNrSAASFQoNc2Vzc2lvbl9lcG9jaBgEIAEoBEIGCgRraW5kIkQKCkNhbmNlbFRhc2sSDwoHdGFza19pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkSFQoNc2Vzc2lvbl9lcG9jaBgDIAEoBCIpCglFbnRpdHlSZWYSDgoGc2NoZW1hGAEgASgJEgwKBG5hbWUYAiABKAkiGAoGQ3Vyc29yEg4KBnZhbHVlcxgBIAMoCSJeCglDb25kaXRpb24SDQoFZmllbGQYASABKAkSMgoIb3BlcmF0b3IYAiABKA4yIC5kcmF5LmFnZW50LnYxLkNvbmRpdGlvbk9wZXJhdG9yEg4KBnZhbHVlcxgDIAMoCSJpCghSb3dCYXRjaBIsCghlbmNvZGluZxgBIAEoDjIaLmRyYXkuYWdlbnQudjEuUm93RW5jb2RpbmcSDgoGZmllbGRzGAIgAygJEhEKCXJvd19jb3VudBgDIAEoDRIMCgRkYXRhGAQgASgMIhQKElRlc3RDb25uZWN0aW9uVGFzayJiChRUZXN0Q29ubmVjdGlvblJlc3VsdBIbChNkYXRhYmFzZV9sYXRlbmN5X21zGAEgASgNEhYKDnNlcnZlcl92ZXJzaW9uGAIgASgJEhUKDWRhdGFiYXNlX25hbWUYAyABKAkiJQoSRGVzY3JpYmVTY2hlbWFUYXNrEg8KB3NjaGVtYXMYASADKAkiXQoFRmllbGQSDAoEbmFtZRgBIAEoCRIMCgR0eXBlGAIgASgJEhAKCG51bGxhYmxlGAMgASgIEhMKC2hhc19kZWZhdWx0GAQgASgIEhEKCWdlbmVyYXRlZBgFIAEoCCJ5CglSZWZlcmVuY2USDAoEbmFtZRgBIAEoCRIOCgZmaWVsZHMYAiADKAkSMwoRcmVmZXJlbmNlZF9lbnRpdHkYAyABKAsyGC5kcmF5LmFnZW50LnYxLkVudGl0eVJlZhIZChFyZWZlcmVuY2VkX2ZpZWxkcxgEIAMoCSKOAgoGRW50aXR5Eg4KBnNjaGVtYRgBIAEoCRIMCgRuYW1lGAIgASgJEiQKBmZpZWxkcxgDIAMoCzIULmRyYXkuYWdlbnQudjEuRmllbGQSEwoLcHJpbWFyeV9rZXkYBCADKAkSLAoKcmVmZXJlbmNlcxgFIAMoCzIYLmRyYXkuYWdlbnQudjEuUmVmZXJlbmNlEhYKDmVzdGltYXRlZF9yb3dzGAYgASgDEhcKD2VzdGltYXRlX3NvdXJjZRgHIAEoCRIPCgdyb3dfa2V5GAggAygJEgwKBGtpbmQYCSABKAkSLQoLdW5pcXVlX2tleXMYCiADKAsyGC5kcmF5LmFnZW50LnYxLlVuaXF1ZUtleSIbCglVbmlxdWVLZXkSDgoGZmllbGRzGAEgAygJIlQKFERlc2NyaWJlU2NoZW1hUmVzdWx0EicKCGVudGl0aWVzGAEgAygLMhUuZHJheS5hZ2VudC52MS5FbnRpdHkSEwoLZmluZ2VycHJpbnQYAiABKAkiXgoJQ291bnRUYXNrEigKBmVudGl0eRgBIAEoCzIYLmRyYXkuYWdlbnQudjEuRW50aXR5UmVmEicKBXdoZXJlGAIgAygLMhguZHJheS5hZ2VudC52MS5Db25kaXRpb24iHAoLQ291bnRSZXN1bHQSDQoFY291bnQYASABKAMi9wIKDVJlYWRCYXRjaFRhc2sSKAoGZW50aXR5GAEgASgLMhguZHJheS5hZ2VudC52MS5FbnRpdHlSZWYSDgoGZmllbGRzGAIgAygJEhIKCmtleV9maWVsZHMYAyADKAkSJAoFYWZ0ZXIYBCABKAsyFS5kcmF5LmFnZW50LnYxLkN1cnNvchIQCghtYXhfcm93cxgFIAEoDRIRCgltYXhfYnl0ZXMYBiABKAQSJwoFd2hlcmUYByADKAsyGC5kcmF5LmFnZW50LnYxLkNvbmRpdGlvbhITCgtudWxsX2ZpZWxkcxgIIAMoCRIkCgV1bnRpbBgJIAEoCzIVLmRyYXkuYWdlbnQudjEuQ3Vyc29yEjEKCnRyYW5zZm9ybXMYCiADKAsyHS5kcmF5LmFnZW50LnYxLkZpZWxkVHJhbnNmb3JtEjYKDXF1YWxpdHlfcnVsZXMYCyADKAsyHy5kcmF5LmFnZW50LnYxLkZpZWxkUXVhbGl0eVJ1bGUiRQoQRmllbGRRdWFsaXR5UnVsZRINCgVmaWVsZBgBIAEoCRIMCgRydWxlGAIgASgJEhQKDG9wdGlvbnNfanNvbhgDIAEoCSJKCg5GaWVsZFRyYW5zZm9ybRINCgVmaWVsZBgBIAEoCRITCgt0cmFuc2Zvcm1lchgCIAEoCRIUCgxvcHRpb25zX2pzb24YAyABKAki+wEKD1JlYWRCYXRjaFJlc3VsdBIlCgRyb3dzGAEgASgLMhcuZHJheS5hZ2VudC52MS5Sb3dCYXRjaBIjCgRsYXN0GAIgASgLMhUuZHJheS5hZ2VudC52MS5DdXJzb3ISDAoEZG9uZRgDIAEoCBIYChB0cmFuc2Zvcm1fa2V5X2lkGAQgASgJEjcKEHJlamVjdGVkX3JlY29yZHMYBSADKAsyHS5kcmF5LmFnZW50LnYxLlJlamVjdGVkUmVjb3JkEjsKD3RyYW5zZm9ybV9zdGF0cxgGIAMoCzIiLmRyYXkuYWdlbnQudjEuRmllbGRUcmFuc2Zvcm1TdGF0cyJHChNGaWVsZFRyYW5zZm9ybVN0YXRzEg0KBWZpZWxkGAEgASgJEg4KBnZhbHVlcxgCIAEoDRIRCgl1bmNoYW5nZWQYAyABKA0iuwIKDldyaXRlQmF0Y2hUYXNrEhAKCGJhdGNoX2lkGAEgASgJEigKBmVudGl0eRgCIAEoCzIYLmRyYXkuYWdlbnQudjEuRW50aXR5UmVmEi4KCHN0cmF0ZWd5GAMgASgOMhwuZHJheS5hZ2VudC52MS5Xcml0ZVN0cmF0ZWd5EhIKCmtleV9maWVsZHMYBCADKAkSJQoEcm93cxgFIAEoCzIXLmRyYXkuYWdlbnQudjEuUm93QmF0Y2gSMgoNcmVqZWN0X3BvbGljeRgGIAEoDjIbLmRyYXkuYWdlbnQudjEuUmVqZWN0UG9saWN5EhkKEXByZXZpb3VzX2JhdGNoX2lkGAcgASgJEhUKDWZpcmVfdHJpZ2dlcnMYCCABKAgSHAoUdW5jaGVja2VkX3JlZmVyZW5jZXMYCSADKAkiUAoOUmVqZWN0ZWRSZWNvcmQSCwoDa2V5GAEgAygJEg0KBWZpZWxkGAIgASgJEg8KB21lc3NhZ2UYAyABKAkSEQoJc3FsX3N0YXRlGAQgASgJIpoBChBXcml0ZUJhdGNoUmVzdWx0EhkKEWFscmVhZHlfY29tbWl0dGVkGAEgASgIEg8KB2NyZWF0ZWQYAiABKA0SDwoHdXBkYXRlZBgDIAEoDRIQCghyZWplY3RlZBgEIAEoDRI3ChByZWplY3RlZF9yZWNvcmRzGAUgAygLMh0uZHJheS5hZ2VudC52MS5SZWplY3RlZFJlY29yZCJXCg9DbGVhbkVudGl0eVRhc2sSKAoGZW50aXR5GAEgASgLMhguZHJheS5hZ2VudC52MS5FbnRpdHlSZWYSGgoSc3VzcGVuZF9yZWZlcmVuY2VzGAIgASgIIiQKEUNsZWFuRW50aXR5UmVzdWx0Eg8KB2RlbGV0ZWQYASABKAMidgoRRGVsZXRlUmVjb3Jkc1Rhc2sSKAoGZW50aXR5GAEgASgLMhguZHJheS5hZ2VudC52MS5FbnRpdHlSZWYSEgoKa2V5X2ZpZWxkcxgCIAMoCRIjCgRrZXlzGAMgAygLMhUuZHJheS5hZ2VudC52MS5DdXJzb3IiJgoTRGVsZXRlUmVjb3Jkc1Jlc3VsdBIPCgdkZWxldGVkGAEgASgDIoIBChBGaW5pc2hFbnRpdHlUYXNrEigKBmVudGl0eRgBIAEoCzIYLmRyYXkuYWdlbnQudjEuRW50aXR5UmVmEhYKDm1vdmVfc2VxdWVuY2VzGAIgASgIEhgKEGNoZWNrX3JlZmVyZW5jZXMYAyADKAkSEgoKa2V5X2ZpZWxkcxgEIAMoCSJdCgxTZXF1ZW5jZU1vdmUSEAoIc2VxdWVuY2UYASABKAkSDQoFZmllbGQYAiABKAkSDgoGYmVmb3JlGAMgASgJEg0KBWFmdGVyGAQgASgJEg0KBW1vdmVkGAUgASgIIkUKElJlZmVyZW5jZVZpb2xhdGlvbhIRCglyZWZlcmVuY2UYASABKAkSCwoDa2V5GAIgAygJEg8KB21lc3NhZ2UYAyABKAkilAEKEkZpbmlzaEVudGl0eVJlc3VsdBIuCglzZXF1ZW5jZXMYASADKAsyGy5kcmF5LmFnZW50LnYxLlNlcXVlbmNlTW92ZRI1Cgp2aW9sYXRpb25zGAIgAygLMiEuZHJheS5hZ2VudC52MS5SZWZlcmVuY2VWaW9sYXRpb24SFwoPdmlvbGF0aW9uX2NvdW50GAMgASgEInoKCVRhc2tFcnJvchImCgRjb2RlGAEgASgOMhguZHJheS5hZ2VudC52MS5FcnJvckNvZGUSDwoHbWVzc2FnZRgCIAEoCRIRCglyZXRyeWFibGUYAyABKAgSEQoJc3FsX3N0YXRlGAQgASgJEg4KBnJlYXNvbhgFIAEoCSLjAwoKVGFza1Jlc3VsdBI+Cg90ZXN0X2Nvbm5lY3Rpb24YCiABKAsyIy5kcmF5LmFnZW50LnYxLlRlc3RDb25uZWN0aW9uUmVzdWx0SAASPgoPZGVzY3JpYmVfc2NoZW1hGAsgASgLMiMuZHJheS5hZ2VudC52MS5EZXNjcmliZVNjaGVtYVJlc3VsdEgAEisKBWNvdW50GAwgASgLMhouZHJheS5hZ2VudC52MS5Db3VudFJlc3VsdEgAEjQKCnJlYWRfYmF0Y2gYDSABKAsyHi5kcmF5LmFnZW50LnYxLlJlYWRCYXRjaFJlc3VsdEgAEjYKC3dyaXRlX2JhdGNoGA4gASgLMh8uZHJheS5hZ2VudC52MS5Xcml0ZUJhdGNoUmVzdWx0SAASOAoMY2xlYW5fZW50aXR5GA8gASgLMiAuZHJheS5hZ2VudC52MS5DbGVhbkVudGl0eVJlc3VsdEgAEjwKDmRlbGV0ZV9yZWNvcmRzGBAgASgLMiIuZHJheS5hZ2VudC52MS5EZWxldGVSZWNvcmRzUmVzdWx0SAASOgoNZmluaXNoX2VudGl0eRgRIAEoCzIhLmRyYXkuYWdlbnQudjEuRmluaXNoRW50aXR5UmVzdWx0SABCBgoEa2luZCKeAQoTQ29tcGxldGVUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEisKBnJlc3VsdBgCIAEoCzIZLmRyYXkuYWdlbnQudjEuVGFza1Jlc3VsdEgAEikKBWVycm9yGAMgASgLMhguZHJheS5hZ2VudC52MS5UYXNrRXJyb3JIABITCgtkdXJhdGlvbl9tcxgEIAEoDUIJCgdvdXRjb21lIigKFENvbXBsZXRlVGFza1Jlc3BvbnNlEhAKCGFjY2VwdGVkGAEgASgIIh4KDERyYWluUmVxdWVzdBIOCgZyZWFzb24YASABKAkiDwoNRHJhaW5SZXNwb25zZSpPCghQbGF0Zm9ybRIYChRQTEFURk9STV9VTlNQRUNJRklFRBAAEhUKEVBMQVRGT1JNX1BPU1RHUkVTEAESEgoOUExBVEZPUk1fTVlTUUwQAiq7AgoRQ29uZGl0aW9uT3BlcmF0b3ISIgoeQ09ORElUSU9OX09QRVJBVE9SX1VOU1BFQ0lGSUVEEAASGQoVQ09ORElUSU9OX09QRVJBVE9SX0VREAESGgoWQ09ORElUSU9OX09QRVJBVE9SX05FURACEhkKFUNPTkRJVElPTl9PUEVSQVRPUl9MVBADEhoKFkNPTkRJVElPTl9PUEVSQVRPUl9MVEUQBBIZChVDT05ESVRJT05fT1BFUkFUT1JfR1QQBRIaChZDT05ESVRJT05fT1BFUkFUT1JfR1RFEAYSHgoaQ09ORElUSU9OX09QRVJBVE9SX0lTX05VTEwQBxIiCh5DT05ESVRJT05fT1BFUkFUT1JfSVNfTk9UX05VTEwQCBIZChVDT05ESVRJT05fT1BFUkFUT1JfSU4QCSpHCgtSb3dFbmNvZGluZxIcChhST1dfRU5DT0RJTkdfVU5TUEVDSUZJRUQQABIaChZST1dfRU5DT0RJTkdfQ09QWV9URVhUEAEqfwoNV3JpdGVTdHJhdGVneRIeChpXUklURV9TVFJBVEVHWV9VTlNQRUNJRklFRBAAEhkKFVdSSVRFX1NUUkFURUdZX0lOU0VSVBABEhgKFFdSSVRFX1NUUkFURUdZX01FUkdFEAISGQoVV1JJVEVfU1RSQVRFR1lfVVBEQVRFEAMqYAoMUmVqZWN0UG9saWN5Eh0KGVJFSkVDVF9QT0xJQ1lfVU5TUEVDSUZJRUQQABIZChVSRUpFQ1RfUE9MSUNZX0lTT0xBVEUQARIWChJSRUpFQ1RfUE9MSUNZX0ZBSUwQAiqABAoJRXJyb3JDb2RlEhoKFkVSUk9SX0NPREVfVU5TUEVDSUZJRUQQABIYChRFUlJPUl9DT0RFX0NBTkNFTExFRBABEhYKEkVSUk9SX0NPREVfVU5LTk9XThACEh8KG0VSUk9SX0NPREVfSU5WQUxJRF9BUkdVTUVOVBADEiAKHEVSUk9SX0NPREVfREVBRExJTkVfRVhDRUVERUQQBBIYChRFUlJPUl9DT0RFX05PVF9GT1VORBAFEh0KGUVSUk9SX0NPREVfQUxSRUFEWV9FWElTVFMQBhIgChxFUlJPUl9DT0RFX1BFUk1JU1NJT05fREVOSUVEEAcSIQodRVJST1JfQ09ERV9SRVNPVVJDRV9FWEhBVVNURUQQCBIiCh5FUlJPUl9DT0RFX0ZBSUxFRF9QUkVDT05ESVRJT04QCRIWChJFUlJPUl9DT0RFX0FCT1JURUQQChIbChdFUlJPUl9DT0RFX09VVF9PRl9SQU5HRRALEhwKGEVSUk9SX0NPREVfVU5JTVBMRU1FTlRFRBAMEhcKE0VSUk9SX0NPREVfSU5URVJOQUwQDRIaChZFUlJPUl9DT0RFX1VOQVZBSUxBQkxFEA4SGAoURVJST1JfQ09ERV9EQVRBX0xPU1MQDxIeChpFUlJPUl9DT0RFX1VOQVVUSEVOVElDQVRFRBAQMqoDChNBZ2VudEdhdGV3YXlTZXJ2aWNlEkUKBkVucm9sbBIcLmRyYXkuYWdlbnQudjEuRW5yb2xsUmVxdWVzdBodLmRyYXkuYWdlbnQudjEuRW5yb2xsUmVzcG9uc2USTgoJSGVhcnRiZWF0Eh8uZHJheS5hZ2VudC52MS5IZWFydGJlYXRSZXF1ZXN0GiAuZHJheS5hZ2VudC52MS5IZWFydGJlYXRSZXNwb25zZRJfCg5PcGVuV29ya1N0cmVhbRIkLmRyYXkuYWdlbnQudjEuT3BlbldvcmtTdHJlYW1SZXF1ZXN0GiUuZHJheS5hZ2VudC52MS5PcGVuV29ya1N0cmVhbVJlc3BvbnNlMAESVwoMQ29tcGxldGVUYXNrEiIuZHJheS5hZ2VudC52MS5Db21wbGV0ZVRhc2tSZXF1ZXN0GiMuZHJheS5hZ2VudC52MS5Db21wbGV0ZVRhc2tSZXNwb25zZRJCCgVEcmFpbhIbLmRyYXkuYWdlbnQudjEuRHJhaW5SZXF1ZXN0GhwuZHJheS5hZ2VudC52MS5EcmFpblJlc3BvbnNlYgZwcm90bzM");
 
 /**
  * AgentInfo describes the running agent process.
@@ -224,6 +224,14 @@ export type OpenWorkStreamResponse = Message<"dray.agent.v1.OpenWorkStreamRespon
      */
     value: CancelTask;
     case: "cancel";
+  } | {
+    /**
+     * The first message of every work stream: the epoch of the session it opens.
+     *
+     * @generated from field: dray.agent.v1.SessionStart session = 3;
+     */
+    value: SessionStart;
+    case: "session";
   } | { case: undefined; value?: undefined };
 };
 
@@ -233,6 +241,27 @@ export type OpenWorkStreamResponse = Message<"dray.agent.v1.OpenWorkStreamRespon
  */
 export const OpenWorkStreamResponseSchema: GenMessage<OpenWorkStreamResponse> = /*@__PURE__*/
   messageDesc(file_dray_agent_v1_agent, 6);
+
+/**
+ * SessionStart says which session of the agent a work stream carries. The
+ * epoch comes from the control plane's registry of agent sessions and grows
+ * with every new work stream of the environment's agent, on any replica.
+ *
+ * @generated from message dray.agent.v1.SessionStart
+ */
+export type SessionStart = Message<"dray.agent.v1.SessionStart"> & {
+  /**
+   * @generated from field: uint64 session_epoch = 1;
+   */
+  sessionEpoch: bigint;
+};
+
+/**
+ * Describes the message dray.agent.v1.SessionStart.
+ * Use `create(SessionStartSchema)` to create a new message.
+ */
+export const SessionStartSchema: GenMessage<SessionStart> = /*@__PURE__*/
+  messageDesc(file_dray_agent_v1_agent, 7);
 
 /**
  * Task is one unit of work for the agent. Every task has a deadline.
@@ -311,6 +340,16 @@ export type Task = Message<"dray.agent.v1.Task"> & {
     value: FinishEntityTask;
     case: "finishEntity";
   } | { case: undefined; value?: undefined };
+
+  /**
+   * Epoch of the session that sent the task (SessionStart). The agent refuses
+   * a task from an epoch older than the newest it has been given (TaskError
+   * FAILED_PRECONDITION, reason "stale_session_epoch"). 0: not sent (a control
+   * plane older than the field), accepted.
+   *
+   * @generated from field: uint64 session_epoch = 4;
+   */
+  sessionEpoch: bigint;
 };
 
 /**
@@ -318,7 +357,7 @@ export type Task = Message<"dray.agent.v1.Task"> & {
  * Use `create(TaskSchema)` to create a new message.
  */
 export const TaskSchema: GenMessage<Task> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 7);
+  messageDesc(file_dray_agent_v1_agent, 8);
 
 /**
  * CancelTask aborts a task in flight. An open write transaction rolls back.
@@ -335,6 +374,14 @@ export type CancelTask = Message<"dray.agent.v1.CancelTask"> & {
    * @generated from field: string reason = 2;
    */
   reason: string;
+
+  /**
+   * Epoch of the session that sent the cancel; one from an older epoch is
+   * dropped. 0: not sent, accepted.
+   *
+   * @generated from field: uint64 session_epoch = 3;
+   */
+  sessionEpoch: bigint;
 };
 
 /**
@@ -342,7 +389,7 @@ export type CancelTask = Message<"dray.agent.v1.CancelTask"> & {
  * Use `create(CancelTaskSchema)` to create a new message.
  */
 export const CancelTaskSchema: GenMessage<CancelTask> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 8);
+  messageDesc(file_dray_agent_v1_agent, 9);
 
 /**
  * EntityRef names a table.
@@ -366,7 +413,7 @@ export type EntityRef = Message<"dray.agent.v1.EntityRef"> & {
  * Use `create(EntityRefSchema)` to create a new message.
  */
 export const EntityRefSchema: GenMessage<EntityRef> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 9);
+  messageDesc(file_dray_agent_v1_agent, 10);
 
 /**
  * Cursor is a keyset position: the text form of each key field, in key order.
@@ -385,7 +432,7 @@ export type Cursor = Message<"dray.agent.v1.Cursor"> & {
  * Use `create(CursorSchema)` to create a new message.
  */
 export const CursorSchema: GenMessage<Cursor> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 10);
+  messageDesc(file_dray_agent_v1_agent, 11);
 
 /**
  * Condition is one filter term; terms are AND-ed. Values are bound parameters,
@@ -415,7 +462,7 @@ export type Condition = Message<"dray.agent.v1.Condition"> & {
  * Use `create(ConditionSchema)` to create a new message.
  */
 export const ConditionSchema: GenMessage<Condition> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 11);
+  messageDesc(file_dray_agent_v1_agent, 12);
 
 /**
  * RowBatch carries rows between agents through the control plane, which
@@ -450,7 +497,7 @@ export type RowBatch = Message<"dray.agent.v1.RowBatch"> & {
  * Use `create(RowBatchSchema)` to create a new message.
  */
 export const RowBatchSchema: GenMessage<RowBatch> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 12);
+  messageDesc(file_dray_agent_v1_agent, 13);
 
 /**
  * @generated from message dray.agent.v1.TestConnectionTask
@@ -463,7 +510,7 @@ export type TestConnectionTask = Message<"dray.agent.v1.TestConnectionTask"> & {
  * Use `create(TestConnectionTaskSchema)` to create a new message.
  */
 export const TestConnectionTaskSchema: GenMessage<TestConnectionTask> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 13);
+  messageDesc(file_dray_agent_v1_agent, 14);
 
 /**
  * @generated from message dray.agent.v1.TestConnectionResult
@@ -490,7 +537,7 @@ export type TestConnectionResult = Message<"dray.agent.v1.TestConnectionResult">
  * Use `create(TestConnectionResultSchema)` to create a new message.
  */
 export const TestConnectionResultSchema: GenMessage<TestConnectionResult> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 14);
+  messageDesc(file_dray_agent_v1_agent, 15);
 
 /**
  * @generated from message dray.agent.v1.DescribeSchemaTask
@@ -509,7 +556,7 @@ export type DescribeSchemaTask = Message<"dray.agent.v1.DescribeSchemaTask"> & {
  * Use `create(DescribeSchemaTaskSchema)` to create a new message.
  */
 export const DescribeSchemaTaskSchema: GenMessage<DescribeSchemaTask> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 15);
+  messageDesc(file_dray_agent_v1_agent, 16);
 
 /**
  * @generated from message dray.agent.v1.Field
@@ -548,7 +595,7 @@ export type Field = Message<"dray.agent.v1.Field"> & {
  * Use `create(FieldSchema)` to create a new message.
  */
 export const FieldSchema: GenMessage<Field> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 16);
+  messageDesc(file_dray_agent_v1_agent, 17);
 
 /**
  * Reference is a foreign key from this entity to another.
@@ -582,7 +629,7 @@ export type Reference = Message<"dray.agent.v1.Reference"> & {
  * Use `create(ReferenceSchema)` to create a new message.
  */
 export const ReferenceSchema: GenMessage<Reference> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 17);
+  messageDesc(file_dray_agent_v1_agent, 18);
 
 /**
  * @generated from message dray.agent.v1.Entity
@@ -661,7 +708,7 @@ export type Entity = Message<"dray.agent.v1.Entity"> & {
  * Use `create(EntitySchema)` to create a new message.
  */
 export const EntitySchema: GenMessage<Entity> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 18);
+  messageDesc(file_dray_agent_v1_agent, 19);
 
 /**
  * UniqueKey is the fields of one unique index, in index order.
@@ -680,7 +727,7 @@ export type UniqueKey = Message<"dray.agent.v1.UniqueKey"> & {
  * Use `create(UniqueKeySchema)` to create a new message.
  */
 export const UniqueKeySchema: GenMessage<UniqueKey> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 19);
+  messageDesc(file_dray_agent_v1_agent, 20);
 
 /**
  * @generated from message dray.agent.v1.DescribeSchemaResult
@@ -702,7 +749,7 @@ export type DescribeSchemaResult = Message<"dray.agent.v1.DescribeSchemaResult">
  * Use `create(DescribeSchemaResultSchema)` to create a new message.
  */
 export const DescribeSchemaResultSchema: GenMessage<DescribeSchemaResult> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 20);
+  messageDesc(file_dray_agent_v1_agent, 21);
 
 /**
  * @generated from message dray.agent.v1.CountTask
@@ -724,7 +771,7 @@ export type CountTask = Message<"dray.agent.v1.CountTask"> & {
  * Use `create(CountTaskSchema)` to create a new message.
  */
 export const CountTaskSchema: GenMessage<CountTask> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 21);
+  messageDesc(file_dray_agent_v1_agent, 22);
 
 /**
  * @generated from message dray.agent.v1.CountResult
@@ -741,7 +788,7 @@ export type CountResult = Message<"dray.agent.v1.CountResult"> & {
  * Use `create(CountResultSchema)` to create a new message.
  */
 export const CountResultSchema: GenMessage<CountResult> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 22);
+  messageDesc(file_dray_agent_v1_agent, 23);
 
 /**
  * ReadBatchTask reads the next rows after a keyset cursor, in key order.
@@ -833,7 +880,7 @@ export type ReadBatchTask = Message<"dray.agent.v1.ReadBatchTask"> & {
  * Use `create(ReadBatchTaskSchema)` to create a new message.
  */
 export const ReadBatchTaskSchema: GenMessage<ReadBatchTask> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 23);
+  messageDesc(file_dray_agent_v1_agent, 24);
 
 /**
  * FieldQualityRule is one data-quality rule on one field.
@@ -866,7 +913,7 @@ export type FieldQualityRule = Message<"dray.agent.v1.FieldQualityRule"> & {
  * Use `create(FieldQualityRuleSchema)` to create a new message.
  */
 export const FieldQualityRuleSchema: GenMessage<FieldQualityRule> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 24);
+  messageDesc(file_dray_agent_v1_agent, 25);
 
 /**
  * FieldTransform is one field's transformation (common/src/transformers.ts).
@@ -897,7 +944,7 @@ export type FieldTransform = Message<"dray.agent.v1.FieldTransform"> & {
  * Use `create(FieldTransformSchema)` to create a new message.
  */
 export const FieldTransformSchema: GenMessage<FieldTransform> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 25);
+  messageDesc(file_dray_agent_v1_agent, 26);
 
 /**
  * @generated from message dray.agent.v1.ReadBatchResult
@@ -953,7 +1000,7 @@ export type ReadBatchResult = Message<"dray.agent.v1.ReadBatchResult"> & {
  * Use `create(ReadBatchResultSchema)` to create a new message.
  */
 export const ReadBatchResultSchema: GenMessage<ReadBatchResult> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 26);
+  messageDesc(file_dray_agent_v1_agent, 27);
 
 /**
  * FieldTransformStats says what one field's transformer did on one page.
@@ -982,7 +1029,7 @@ export type FieldTransformStats = Message<"dray.agent.v1.FieldTransformStats"> &
  * Use `create(FieldTransformStatsSchema)` to create a new message.
  */
 export const FieldTransformStatsSchema: GenMessage<FieldTransformStats> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 27);
+  messageDesc(file_dray_agent_v1_agent, 28);
 
 /**
  * WriteBatchTask writes rows as one transaction, recording batch_id in the
@@ -1059,7 +1106,7 @@ export type WriteBatchTask = Message<"dray.agent.v1.WriteBatchTask"> & {
  * Use `create(WriteBatchTaskSchema)` to create a new message.
  */
 export const WriteBatchTaskSchema: GenMessage<WriteBatchTask> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 28);
+  messageDesc(file_dray_agent_v1_agent, 29);
 
 /**
  * RejectedRecord is one row that could not be written.
@@ -1099,7 +1146,7 @@ export type RejectedRecord = Message<"dray.agent.v1.RejectedRecord"> & {
  * Use `create(RejectedRecordSchema)` to create a new message.
  */
 export const RejectedRecordSchema: GenMessage<RejectedRecord> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 29);
+  messageDesc(file_dray_agent_v1_agent, 30);
 
 /**
  * @generated from message dray.agent.v1.WriteBatchResult
@@ -1139,7 +1186,7 @@ export type WriteBatchResult = Message<"dray.agent.v1.WriteBatchResult"> & {
  * Use `create(WriteBatchResultSchema)` to create a new message.
  */
 export const WriteBatchResultSchema: GenMessage<WriteBatchResult> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 30);
+  messageDesc(file_dray_agent_v1_agent, 31);
 
 /**
  * @generated from message dray.agent.v1.CleanEntityTask
@@ -1165,7 +1212,7 @@ export type CleanEntityTask = Message<"dray.agent.v1.CleanEntityTask"> & {
  * Use `create(CleanEntityTaskSchema)` to create a new message.
  */
 export const CleanEntityTaskSchema: GenMessage<CleanEntityTask> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 31);
+  messageDesc(file_dray_agent_v1_agent, 32);
 
 /**
  * @generated from message dray.agent.v1.CleanEntityResult
@@ -1182,7 +1229,7 @@ export type CleanEntityResult = Message<"dray.agent.v1.CleanEntityResult"> & {
  * Use `create(CleanEntityResultSchema)` to create a new message.
  */
 export const CleanEntityResultSchema: GenMessage<CleanEntityResult> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 32);
+  messageDesc(file_dray_agent_v1_agent, 33);
 
 /**
  * @generated from message dray.agent.v1.DeleteRecordsTask
@@ -1209,7 +1256,7 @@ export type DeleteRecordsTask = Message<"dray.agent.v1.DeleteRecordsTask"> & {
  * Use `create(DeleteRecordsTaskSchema)` to create a new message.
  */
 export const DeleteRecordsTaskSchema: GenMessage<DeleteRecordsTask> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 33);
+  messageDesc(file_dray_agent_v1_agent, 34);
 
 /**
  * @generated from message dray.agent.v1.DeleteRecordsResult
@@ -1226,7 +1273,7 @@ export type DeleteRecordsResult = Message<"dray.agent.v1.DeleteRecordsResult"> &
  * Use `create(DeleteRecordsResultSchema)` to create a new message.
  */
 export const DeleteRecordsResultSchema: GenMessage<DeleteRecordsResult> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 34);
+  messageDesc(file_dray_agent_v1_agent, 35);
 
 /**
  * FinishEntityTask runs once an entity is loaded: it moves the sequences the
@@ -1269,7 +1316,7 @@ export type FinishEntityTask = Message<"dray.agent.v1.FinishEntityTask"> & {
  * Use `create(FinishEntityTaskSchema)` to create a new message.
  */
 export const FinishEntityTaskSchema: GenMessage<FinishEntityTask> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 35);
+  messageDesc(file_dray_agent_v1_agent, 36);
 
 /**
  * SequenceMove is one sequence FinishEntityTask looked at.
@@ -1314,7 +1361,7 @@ export type SequenceMove = Message<"dray.agent.v1.SequenceMove"> & {
  * Use `create(SequenceMoveSchema)` to create a new message.
  */
 export const SequenceMoveSchema: GenMessage<SequenceMove> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 36);
+  messageDesc(file_dray_agent_v1_agent, 37);
 
 /**
  * ReferenceViolation is one row whose foreign key has no referenced row.
@@ -1343,7 +1390,7 @@ export type ReferenceViolation = Message<"dray.agent.v1.ReferenceViolation"> & {
  * Use `create(ReferenceViolationSchema)` to create a new message.
  */
 export const ReferenceViolationSchema: GenMessage<ReferenceViolation> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 37);
+  messageDesc(file_dray_agent_v1_agent, 38);
 
 /**
  * @generated from message dray.agent.v1.FinishEntityResult
@@ -1372,7 +1419,7 @@ export type FinishEntityResult = Message<"dray.agent.v1.FinishEntityResult"> & {
  * Use `create(FinishEntityResultSchema)` to create a new message.
  */
 export const FinishEntityResultSchema: GenMessage<FinishEntityResult> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 38);
+  messageDesc(file_dray_agent_v1_agent, 39);
 
 /**
  * @generated from message dray.agent.v1.TaskError
@@ -1406,7 +1453,9 @@ export type TaskError = Message<"dray.agent.v1.TaskError"> & {
    * A machine-readable reason within the code, when there is one:
    * "previous_batch_not_committed" (ABORTED) for a write whose
    * previous_batch_id had not committed; "batch_sealed" (FAILED_PRECONDITION)
-   * for rows sent under a batch id that a fence sealed before it committed.
+   * for rows sent under a batch id that a fence sealed before it committed;
+   * "stale_session_epoch" (FAILED_PRECONDITION) for a task sent under a
+   * session epoch older than the newest the agent has been given.
    *
    * @generated from field: string reason = 5;
    */
@@ -1418,7 +1467,7 @@ export type TaskError = Message<"dray.agent.v1.TaskError"> & {
  * Use `create(TaskErrorSchema)` to create a new message.
  */
 export const TaskErrorSchema: GenMessage<TaskError> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 39);
+  messageDesc(file_dray_agent_v1_agent, 40);
 
 /**
  * @generated from message dray.agent.v1.TaskResult
@@ -1483,7 +1532,7 @@ export type TaskResult = Message<"dray.agent.v1.TaskResult"> & {
  * Use `create(TaskResultSchema)` to create a new message.
  */
 export const TaskResultSchema: GenMessage<TaskResult> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 40);
+  messageDesc(file_dray_agent_v1_agent, 41);
 
 /**
  * @generated from message dray.agent.v1.CompleteTaskRequest
@@ -1522,7 +1571,7 @@ export type CompleteTaskRequest = Message<"dray.agent.v1.CompleteTaskRequest"> &
  * Use `create(CompleteTaskRequestSchema)` to create a new message.
  */
 export const CompleteTaskRequestSchema: GenMessage<CompleteTaskRequest> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 41);
+  messageDesc(file_dray_agent_v1_agent, 42);
 
 /**
  * @generated from message dray.agent.v1.CompleteTaskResponse
@@ -1542,7 +1591,7 @@ export type CompleteTaskResponse = Message<"dray.agent.v1.CompleteTaskResponse">
  * Use `create(CompleteTaskResponseSchema)` to create a new message.
  */
 export const CompleteTaskResponseSchema: GenMessage<CompleteTaskResponse> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 42);
+  messageDesc(file_dray_agent_v1_agent, 43);
 
 /**
  * @generated from message dray.agent.v1.DrainRequest
@@ -1559,7 +1608,7 @@ export type DrainRequest = Message<"dray.agent.v1.DrainRequest"> & {
  * Use `create(DrainRequestSchema)` to create a new message.
  */
 export const DrainRequestSchema: GenMessage<DrainRequest> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 43);
+  messageDesc(file_dray_agent_v1_agent, 44);
 
 /**
  * @generated from message dray.agent.v1.DrainResponse
@@ -1572,7 +1621,7 @@ export type DrainResponse = Message<"dray.agent.v1.DrainResponse"> & {
  * Use `create(DrainResponseSchema)` to create a new message.
  */
 export const DrainResponseSchema: GenMessage<DrainResponse> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 44);
+  messageDesc(file_dray_agent_v1_agent, 45);
 
 /**
  * Platform names the kind of database an agent serves.
