@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { backoffDelay, DRAY_VERSION, DrayError, type Logger, settleWithin, sleep } from "@dray/common";
-import { ErrorCode, Platform, type Task } from "@dray/proto";
+import { ErrorCode, Platform, type Task, TaskErrorReason, taskErrorReasonToWire } from "@dray/proto";
 import { ClientError, Status } from "nice-grpc";
 import type { AgentConfig } from "./config.js";
 import type { Connector } from "./connector.js";
@@ -335,30 +335,34 @@ export function createAgent(deps: AgentDeps): Agent {
     const started = performance.now();
     const admission = fence.admit(task.sessionEpoch);
     if (admission.raised) fenceOlderTasks();
-    const refusal: { code: number; message: string; retryable: boolean; reason: string } | undefined =
-      !admission.admitted
+    const refusal:
+      | { code: number; message: string; retryable: boolean; reason: string; reasonCode: TaskErrorReason }
+      | undefined = !admission.admitted
+      ? {
+          code: ErrorCode.FAILED_PRECONDITION,
+          message: fence.staleMessage(task.sessionEpoch, "task"),
+          // The task is sound; sent again it goes through the replica that holds the agent now.
+          retryable: true,
+          reason: STALE_SESSION_EPOCH,
+          reasonCode: taskErrorReasonToWire(STALE_SESSION_EPOCH),
+        }
+      : state === "draining"
         ? {
-            code: ErrorCode.FAILED_PRECONDITION,
-            message: fence.staleMessage(task.sessionEpoch, "task"),
-            // The task is sound; sent again it goes through the replica that holds the agent now.
+            code: ErrorCode.UNAVAILABLE,
+            message: "the agent is draining and takes no new tasks",
             retryable: true,
-            reason: STALE_SESSION_EPOCH,
+            reason: "",
+            reasonCode: TaskErrorReason.UNSPECIFIED,
           }
-        : state === "draining"
+        : running >= config.maxTasks
           ? {
-              code: ErrorCode.UNAVAILABLE,
-              message: "the agent is draining and takes no new tasks",
+              code: ErrorCode.RESOURCE_EXHAUSTED,
+              message: "the agent is at its task limit",
               retryable: true,
               reason: "",
+              reasonCode: TaskErrorReason.UNSPECIFIED,
             }
-          : running >= config.maxTasks
-            ? {
-                code: ErrorCode.RESOURCE_EXHAUSTED,
-                message: "the agent is at its task limit",
-                retryable: true,
-                reason: "",
-              }
-            : undefined;
+          : undefined;
     // `running` counts tasks whose work is not done: a task stops counting before its result
     // is sent, because the control plane may send the next task as soon as it has the result.
     if (!refusal) running++;

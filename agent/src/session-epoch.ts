@@ -8,8 +8,10 @@
  * plane older than the field) and is always accepted.
  */
 
-/** Reason code of the TaskError answering a command from an older session. */
-export const STALE_SESSION_EPOCH = "stale_session_epoch";
+import { TASK_ERROR_REASONS } from "@dray/proto";
+
+/** Reason of the TaskError answering a command from an older session. */
+export const STALE_SESSION_EPOCH = TASK_ERROR_REASONS.staleSessionEpoch;
 
 /** What a session announcement did to the fence. */
 export interface Announcement {

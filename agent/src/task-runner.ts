@@ -7,6 +7,7 @@ import {
   RowEncoding,
   type Task,
   type TaskResultSchema,
+  taskErrorReasonToWire,
   type Condition as WireCondition,
   type RowBatch as WireRowBatch,
   WriteStrategy,
@@ -103,6 +104,7 @@ export async function runTask(connector: Connector, task: Task, signal: AbortSig
         retryable: e.retryable,
         sqlState: typeof details?.sqlState === "string" ? details.sqlState : "",
         reason: typeof details?.reason === "string" ? details.reason : "",
+        reasonCode: taskErrorReasonToWire(details?.reason),
       },
     };
   } finally {

@@ -14,3 +14,9 @@ export type AgentGatewayDefinition = typeof agentGatewayDefinition;
 
 /** Largest gRPC message either side accepts, in bytes. Read results stay below the task's byte budget. */
 export const MAX_GRPC_MESSAGE_BYTES = 64 * 1024 * 1024;
+export {
+  TASK_ERROR_REASONS,
+  type TaskErrorReasonName,
+  taskErrorReasonFromWire,
+  taskErrorReasonToWire,
+} from "./task-error-reasons.js";

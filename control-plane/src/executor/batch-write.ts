@@ -4,6 +4,7 @@
  * fence that tells whether a cancelled write committed.
  */
 import { DrayError } from "@dray/common";
+import { TASK_ERROR_REASONS } from "@dray/proto";
 import type { RejectedRow, RowPayload, WriteRequest, WriteResult } from "./agent-port.js";
 import type { Pass } from "./batch-read.js";
 import type { EntityRunPlan, RunContext } from "./run-context.js";
@@ -50,13 +51,14 @@ function previousNotCommitted(error: unknown): boolean {
   const e = DrayError.from(error);
   return (
     e.code === "aborted" &&
-    (e.details as { reason?: string } | undefined)?.reason === "previous_batch_not_committed"
+    (e.details as { reason?: string } | undefined)?.reason === TASK_ERROR_REASONS.previousBatchNotCommitted
   );
 }
 
 /** True for the agent's answer that a batch id was sealed by a cancel fence before its rows committed. */
 export function batchSealed(error: unknown): boolean {
-  return (DrayError.from(error).details as { reason?: string } | undefined)?.reason === "batch_sealed";
+  const reason = (DrayError.from(error).details as { reason?: string } | undefined)?.reason;
+  return reason === TASK_ERROR_REASONS.batchSealed;
 }
 
 /** The write of one batch of one pass. */

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { codeOfGrpcStatus, DrayError, type Logger } from "@dray/common";
 import type { OpenWorkStreamResponseSchema, Task, TaskError, TaskResult, TaskSchema } from "@dray/proto";
+import { TASK_ERROR_REASONS, taskErrorReasonFromWire } from "@dray/proto";
 import { AsyncQueue } from "./async-queue.js";
 
 /** The kinds of task the control plane can send. */
@@ -28,8 +29,8 @@ interface PendingTask {
   reject: (error: DrayError) => void;
 }
 
-/** `TaskError.reason` of an agent refusing a task sent under an older session epoch than its newest. */
-export const STALE_SESSION_EPOCH = "stale_session_epoch";
+/** The reason of an agent refusing a task sent under an older session epoch than its newest. */
+export const STALE_SESSION_EPOCH = TASK_ERROR_REASONS.staleSessionEpoch;
 
 /** Marker in `details.reason` of the errors meaning "no usable agent right now" (none, gone, draining). */
 export const AGENT_AWAY = "agent_away";
@@ -444,6 +445,7 @@ export class AgentSessions {
       const pending = session.pending.get(taskId);
       if (!pending) return false;
       if (outcome.error) {
+        const reason = taskErrorReasonFromWire(outcome.error);
         pending.reject(
           new DrayError(
             codeOfGrpcStatus(outcome.error.code),
@@ -451,10 +453,10 @@ export class AgentSessions {
             {
               retryable: outcome.error.retryable,
               details:
-                outcome.error.sqlState || outcome.error.reason
+                outcome.error.sqlState || reason
                   ? {
                       ...(outcome.error.sqlState ? { sqlState: outcome.error.sqlState } : {}),
-                      ...(outcome.error.reason ? { reason: outcome.error.reason } : {}),
+                      ...(reason ? { reason } : {}),
                     }
                   : undefined,
             },
@@ -462,7 +464,7 @@ export class AgentSessions {
         );
         // The agent has seen a newer session (on another replica): this one is stale. Closing it lets
         // the next task go to the replica that holds the agent now.
-        if (outcome.error.reason === STALE_SESSION_EPOCH)
+        if (reason === STALE_SESSION_EPOCH)
           this.close(session, `the agent has a newer session than epoch ${session.epoch}`);
       } else if (outcome.result) {
         pending.resolve(outcome.result);

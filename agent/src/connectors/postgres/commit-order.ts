@@ -1,4 +1,5 @@
 import { DrayError } from "@dray/common";
+import { TASK_ERROR_REASONS } from "@dray/proto";
 import { LEDGER_TABLE } from "./ledger.js";
 import type { Session, Statement } from "./session.js";
 
@@ -16,7 +17,7 @@ import type { Session, Statement } from "./session.js";
  */
 
 /** `details.reason` (and `TaskError.reason` on the wire) of a write whose predecessor had not committed. */
-export const PREVIOUS_BATCH_NOT_COMMITTED = "previous_batch_not_committed";
+export const PREVIOUS_BATCH_NOT_COMMITTED = TASK_ERROR_REASONS.previousBatchNotCommitted;
 
 /** SQL of the advisory lock key of a batch id (64-bit hash; a collision only makes one batch wait longer). */
 const LOCK_KEY = "pg_catalog.hashtextextended($1::text, 0)";

@@ -1,4 +1,5 @@
 import { DrayError } from "@dray/common";
+import { TASK_ERROR_REASONS } from "@dray/proto";
 import type { RejectedRecord, WriteBatchRequest, WriteBatchResult } from "../../connector.js";
 import { CatalogCache } from "./catalog-cache.js";
 import { awaitPreviousBatch, lockOwnBatch } from "./commit-order.js";
@@ -305,7 +306,7 @@ async function writePlanned(
         throw new DrayError(
           "failed_precondition",
           `batch ${request.batchId} was sealed by a cancel before it committed; send its rows under a new batch id`,
-          { details: { reason: "batch_sealed" } },
+          { details: { reason: TASK_ERROR_REASONS.batchSealed } },
         );
       const { created, updated, rejected } = recorded;
       return { alreadyCommitted: true, created, updated, rejected, rejectedRecords: [] };
