@@ -1,9 +1,10 @@
 /**
- * A run survives the death of a control-plane replica (issue 13): two
- * replicas share one store and NATS, both agents list both gateways and start
- * on replica 1; replica 1 is killed with SIGKILL in the middle of a copy. The
- * agents fail over to replica 2, the execution's lease moves there if replica
- * 1 ran it, and the copy completes exactly once: with writeStrategy insert, a
+ * A run survives the death of a control-plane replica (issue 13): three
+ * replicas share one store and NATS; the target's agent lists replicas 1 and
+ * 3 and starts on 1, the source's lists 2 and 3 and starts on 2. Replica 1 is
+ * killed with SIGKILL in the middle of a copy: the target's agent fails over
+ * to replica 3, the execution's lease moves to another replica if replica 1
+ * ran it, and the copy completes exactly once: with writeStrategy insert, a
  * batch written twice would show up as key conflicts (skipped rows) or extra
  * rows, and the target would differ from the source.
  */
@@ -31,15 +32,16 @@ create function slow_batches() returns trigger language plpgsql as $$ begin perf
 create trigger slow_batches after insert on orders for each statement execute function slow_batches();
 `;
 
-/** Two replicas, and a source and a target whose agents list both gateways and start on replica 1. */
-async function replicasWithAgentsOnFirst() {
-  const set = await startReplicaSet(inject("databaseUrl"), inject("natsUrl"), 2);
+type Replica = ReplicaSet["replicas"][number];
+
+/** Three replicas; the target's agent starts on replica 1 (then 3), the source's on replica 2 (then 3). */
+async function replicasWithAgentsSpread() {
+  const set = await startReplicaSet(inject("databaseUrl"), inject("natsUrl"), 3);
   sets.push(set);
-  const [first, second] = set.replicas as [ReplicaSet["replicas"][number], ReplicaSet["replicas"][number]];
-  const gateways = `${first.cp.grpcUrl}, ${second.grpcHostPort}`;
+  const [first, second, third] = set.replicas as [Replica, Replica, Replica];
   const [source, target] = await Promise.all([
-    set.addEnvironment("fr-src", gateways),
-    set.addEnvironment("fr-dst", gateways),
+    set.addEnvironment("fr-src", `${second.cp.grpcUrl}, ${third.grpcHostPort}`),
+    set.addEnvironment("fr-dst", `${first.cp.grpcUrl}, ${third.grpcHostPort}`),
   ]);
   await source.db.sql.unsafe(`${SCHEMA}${DATA}`);
   await target.db.sql.unsafe(`${SCHEMA}${SLOW}`);
@@ -65,11 +67,11 @@ async function digest(env: ReplicaEnvironment, table: string) {
 }
 
 /**
- * Starts the copy through `startVia` (whose executor then runs it), kills replica 1 mid-run, and
- * checks that the copy completes exactly once, watched through replica 2.
+ * Starts the copy through `startVia` (whose executor then runs it), kills replica 1 (which holds the
+ * target's agent) mid-run, and checks that the copy completes exactly once, watched through replica 2.
  */
 async function killFirstReplicaMidRun(startVia: "first" | "second") {
-  const { first, second, source, target } = await replicasWithAgentsOnFirst();
+  const { first, second, source, target } = await replicasWithAgentsSpread();
   const starter = startVia === "first" ? first : second;
   {
     const created = await starter.api.post("/api/v1/pipelines", {
@@ -115,12 +117,12 @@ async function killFirstReplicaMidRun(startVia: "first" | "second") {
 }
 
 describe("the kill of a replica in the middle of a run", () => {
-  it("run by the other replica: its tasks to the dead one are given up and redone through the agents' new replica", async () => {
+  it("run by a replica that lives: its tasks to the dead one are given up and redone through the agent's new replica", async () => {
     const done = await killFirstReplicaMidRun("second");
     expect(done.attempts).toBe(1);
   }, 240_000);
 
-  it("run by the dead replica: the other takes its lease over and finishes the copy", async () => {
+  it("run by the dead replica, which held the target's agent: another takes its lease over and finishes the copy", async () => {
     const done = await killFirstReplicaMidRun("first");
     expect(done.attempts).toBeGreaterThan(1);
   }, 240_000);

@@ -160,13 +160,17 @@ export class AgentRegistry {
     if (Date.now() - this.loadedAt > this.cacheMs) void this.reload();
     const holder = this.holders.get(environmentId);
     if (!holder || holder.replicaId === this.options.replicaId) return undefined;
-    return this.unreachable.get(environmentId) === holder.epoch ? undefined : holder;
+    return (this.unreachable.get(environmentId) ?? 0) >= holder.epoch ? undefined : holder;
   }
 
-  /** Records that no replica answered for the environment's current claim: it no longer counts. */
-  markUnreachable(environmentId: string): void {
-    const holder = this.holders.get(environmentId);
-    if (holder) this.unreachable.set(environmentId, holder.epoch);
+  /**
+   * Records that no replica answered for the environment's claim of `epoch`
+   * (the one a task was sent under): that claim no longer counts. A newer
+   * claim, made while the task was out (the agent moved to a live replica),
+   * still does.
+   */
+  markUnreachable(environmentId: string, epoch: number): void {
+    if ((this.unreachable.get(environmentId) ?? 0) < epoch) this.unreachable.set(environmentId, epoch);
   }
 
   /** Reloads now (tests, and before waiting for an agent). */

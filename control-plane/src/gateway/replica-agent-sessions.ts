@@ -83,11 +83,13 @@ export class ReplicaAgentSessions extends AgentSessions {
   ): Promise<TaskResultOf<K>> {
     // No session here at all (a draining one here still answers for itself).
     if (this.relay && !this.get(environmentId)) {
+      const holder = this.registry.heldElsewhere(environmentId);
       try {
         return await this.relay.dispatch(environmentId, kind, payload, options);
       } catch (error) {
-        // Nobody holds it after all (its replica died with the claim): stop counting it as connected.
-        if (isHolderGone(error)) this.registry.markUnreachable(environmentId);
+        // Nobody holds it after all (its replica died with the claim): stop counting that claim. Only
+        // that one: the agent may have opened a newer session on a live replica meanwhile.
+        if (isHolderGone(error) && holder) this.registry.markUnreachable(environmentId, holder.epoch);
         throw error;
       }
     }

@@ -66,6 +66,8 @@ interface Incoming {
   timeoutMs: number;
   maxResultBytes: number;
   abort: AbortController;
+  /** Drops the task's chunks if they never all arrive; cleared once the task ran. */
+  expiry?: NodeJS.Timeout;
 }
 
 function concat(chunks: readonly Uint8Array[]): Uint8Array {
@@ -156,7 +158,7 @@ export class TaskRelay {
       this.incoming.set(taskId, entry);
       // Chunks that never complete (the sender died while sending) are dropped after the task's deadline.
       const pending = entry;
-      setTimeout(() => {
+      pending.expiry = setTimeout(() => {
         if (this.incoming.get(taskId) === pending && pending.chunks.length < pending.total)
           this.incoming.delete(taskId);
       }, pending.timeoutMs).unref();
@@ -223,6 +225,9 @@ export class TaskRelay {
       );
     } finally {
       clearInterval(keepalive);
+      // The expiry timer would keep the task's chunks (up to a batch of rows) reachable until its deadline.
+      clearTimeout(entry.expiry);
+      entry.chunks.length = 0;
       this.incoming.delete(taskId);
     }
   }
