@@ -26,6 +26,13 @@ import {
   renderText,
   throughputTable,
 } from "./report.js";
+import {
+  latencyTable as routingLatencyTable,
+  routingMarkdown,
+  memoryTable as routingMemoryTable,
+  verdictLines as routingVerdictLines,
+} from "./routing-report.js";
+import { runRoutingBench } from "./run-routing.js";
 import { profileDirFor, runScale, type ScaleResult } from "./run-scale.js";
 import { runTransformBench } from "./run-transform.js";
 import { quantile, runUiLatencyBench } from "./run-ui-latency.js";
@@ -300,6 +307,54 @@ async function uiLatency(
   return 0;
 }
 
+/** `--routing`: routed-command latency over replicas and one replica's RSS with many agents (issue 13). */
+async function routing(
+  o: BenchOptions,
+  machine: Machine,
+  baseUrl: string,
+  runId: string,
+  startedAt: Date,
+  log: (line: string) => void,
+): Promise<number> {
+  const t0 = performance.now();
+  if (o.cpuProf) await mkdir(profileDirFor(BENCH_DIR, runId, "routing"), { recursive: true });
+  const r = await runRoutingBench({
+    baseUrl,
+    natsUrl: process.env.BENCH_NATS_URL || "nats://127.0.0.1:4222",
+    replicas: o.routingReplicas,
+    agents: o.routingAgents,
+    commands: o.routingCommands,
+    concurrency: o.routingConcurrency,
+    perReplicaAgents: o.routingPerReplicaAgents,
+    quietWaitMs: o.quietWaitSeconds * 1000,
+    keep: o.keep,
+    cpuProfileDir: o.cpuProf ? profileDirFor(BENCH_DIR, runId, "routing") : undefined,
+    bundle: o.routingBundle,
+    logPrefix: join(BENCH_DIR, "logs", `${runId}-routing`),
+    log,
+    onInterrupt,
+  });
+  const elapsedMs = performance.now() - t0;
+  const out = ["", renderText(routingLatencyTable(r)), "", renderText(routingMemoryTable(r)), ""];
+  out.push(...routingVerdictLines(r), "");
+  for (const t of profileTables([
+    { label: "[routed commands]", profiles: r.profiles } as unknown as ScaleResult,
+  ]))
+    out.push(renderText(t), "");
+  if (r.error) out.push(`FAILED:\n${r.error}\nlogs: ${r.logs.join(", ") || "none"}`, "");
+  out.push(`whole run: ${(elapsedMs / 60000).toFixed(1)} min`);
+  process.stdout.write(`${out.join("\n")}\n`);
+  if (o.record && r.relay.length > 0) {
+    await record(routingMarkdown(r, machine, startedAt, commandLine(o), elapsedMs));
+    log(`recorded in ${RESULTS}`);
+  } else if (o.record) log("not recorded: the run failed before any command was routed");
+  const missed =
+    r.relay.reduce((n, f) => n + f.lost, r.relay.length ? 0 : 1) +
+    (r.api?.lost ?? 0) +
+    (r.memory?.commands.lost ?? 0);
+  return r.error || missed > 0 ? 1 : 0;
+}
+
 async function main(): Promise<number> {
   let options: BenchOptions | "help";
   try {
@@ -327,6 +382,7 @@ async function main(): Promise<number> {
   if (o.compare === "pg-restore") return compare(o, baseUrl, runId, log);
   if (o.transform) return transform(o, machine, baseUrl, runId, log);
   if (o.uiLatency) return uiLatency(o, baseUrl, runId, log);
+  if (o.routing) return routing(o, machine, baseUrl, runId, startedAt, log);
 
   const scales = [{ label: "1×", factor: 1 }, ...(o.double ? [{ label: "2×", factor: 2 }] : [])];
   const results: ScaleResult[] = [];

@@ -40,6 +40,21 @@ export interface BenchOptions {
    * Chromium, over a copy of --rows contacts in batches of --batch-size (default 2,000); prints only.
    */
   uiLatency: boolean;
+  /**
+   * `--routing` (issue 13): latency of commands routed to agents held by another control-plane
+   * replica, and one replica's RSS with many agents connected; recorded in RESULTS.md.
+   */
+  routing: boolean;
+  /** `--routing`: replica processes, simulated agents, commands, commands in flight. */
+  routingReplicas: number;
+  routingAgents: number;
+  routingCommands: number;
+  /** `--routing`: levels of commands in flight; `routingCommands` are sent at each. */
+  routingConcurrency: number[];
+  /** `--routing`: run the replicas from this compiled bundle (`pnpm build`) instead of through tsx. */
+  routingBundle: string | undefined;
+  /** `--routing`: agents connected to one replica for its RSS (0: not measured). */
+  routingPerReplicaAgents: number;
   /** The arguments as given, for the report. */
   argv: string[];
 }
@@ -76,9 +91,26 @@ export const USAGE = `Usage: pnpm bench [-- options]
   --ui-latency      instead: the delay from each batch's commit to the Execution Monitor's page in
                     Chromium (median, 95th percentile, max) over a copy of --rows contacts in
                     batches of --batch-size (default 2,000); prints only
+  --routing         instead: 3 control-plane replicas on one store and NATS, 200 simulated agents
+                    spread over them, 10,000 commands routed to agents held by another replica
+                    (latency p50/p99/max, lost), one API Test Connection per agent through a
+                    replica that does not hold it, then 1,000 agents on one replica and its RSS;
+                    recorded in RESULTS.md (--no-record: print only; --keep applies)
+  --replicas N      with --routing: replica processes (default 3)
+  --agents N        with --routing: simulated agents (default 200)
+  --commands N      with --routing: routed commands at each concurrency (default 10000)
+  --concurrency L   with --routing: commands in flight, one level or a list run in turn
+                    (default 4,16)
+  --agents-per-replica N
+                    with --routing: agents on one replica for its RSS (default 1000; 0: skip)
+  --control-plane-bundle PATH
+                    with --routing: run the replicas from a compiled bundle
+                    (pnpm build → dist/control-plane/dist/bin/dray-control-plane.mjs), as a
+                    container does, instead of the TypeScript source through tsx
   --help            this text
 
-Database: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres).`;
+Database: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres).
+NATS (--routing): BENCH_NATS_URL (default nats://127.0.0.1:4222).`;
 
 /** Parses `100000`, `100k`, `1m`, `1e6`, `1_000_000`. */
 export function parseCount(text: string, what: string): number {
@@ -109,6 +141,13 @@ export function parseOptions(args: string[]): BenchOptions | "help" {
     loadOrder: undefined,
     transform: false,
     uiLatency: false,
+    routing: false,
+    routingReplicas: 3,
+    routingAgents: 200,
+    routingCommands: 10_000,
+    routingConcurrency: [4, 16],
+    routingPerReplicaAgents: 1_000,
+    routingBundle: undefined,
     argv,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -189,6 +228,31 @@ export function parseOptions(args: string[]): BenchOptions | "help" {
       case "--ui-latency":
         options.uiLatency = true;
         break;
+      case "--routing":
+        options.routing = true;
+        break;
+      case "--replicas":
+        options.routingReplicas = parseCount(value(), "--replicas");
+        break;
+      case "--agents":
+        options.routingAgents = parseCount(value(), "--agents");
+        break;
+      case "--commands":
+        options.routingCommands = parseCount(value(), "--commands");
+        break;
+      case "--concurrency":
+        options.routingConcurrency = value()
+          .split(",")
+          .map((v) => parseCount(v.trim(), "--concurrency"));
+        break;
+      case "--control-plane-bundle":
+        options.routingBundle = value();
+        break;
+      case "--agents-per-replica": {
+        const v = value();
+        options.routingPerReplicaAgents = v === "0" ? 0 : parseCount(v, "--agents-per-replica");
+        break;
+      }
       case "--help":
       case "-h":
         return "help";
@@ -198,6 +262,8 @@ export function parseOptions(args: string[]): BenchOptions | "help" {
   }
   if (options.transform && options.compare)
     throw new Error("--transform and --compare are separate benchmarks: give one of them");
+  if (options.routing && (options.transform || options.compare || options.uiLatency))
+    throw new Error("--routing is a separate benchmark: give it alone");
   return options;
 }
 
