@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { inDependencyOrder } from "./dependency-order.js";
 import type { EntityRunPlan } from "./run-context.js";
-import { inDependencyOrder } from "./run-execution.js";
 
 const entity = (name: string, level: number, dependsOn?: string[]): EntityRunPlan => ({
   entity: name,
