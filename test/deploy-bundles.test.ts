@@ -17,7 +17,7 @@ import { checkDockerfile } from "../scripts/deploy-validation/dockerfile.js";
 import { apiClient, eventually } from "./support/api-client.js";
 import { createTestDatabase, type TestDatabase } from "./support/databases.js";
 import { createPipeline, startRun, tableDigests } from "./support/executions.js";
-import { freePort } from "./support/processes.js";
+import { freePort, METRICS_HEADERS, TEST_METRICS_TOKEN } from "./support/processes.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const composeDir = join(root, "deploy/compose");
@@ -74,6 +74,7 @@ async function startReplica(name: string, storeUrl: string) {
     DRAY_DATABASE_URL: storeUrl,
     DRAY_NATS_URL: inject("natsUrl"),
     DRAY_ADMIN_TOKEN: adminToken,
+    DRAY_METRICS_TOKEN: TEST_METRICS_TOKEN,
     DRAY_HTTP_PORT: String(ports.http),
     DRAY_GRPC_PORT: String(ports.grpc),
     DRAY_REPLICA_ID: name,
@@ -144,7 +145,9 @@ describe("the bundles of scripts/build-bundles.ts", () => {
     const ready = await fetch(`${http}/readyz`);
     expect(ready.status).toBe(200);
     expect(await ready.json()).toEqual({ status: "ready", checks: { store: true, readiness: true } });
-    expect(await (await fetch(`${http}/metrics`)).text()).toContain("dray_http_requests_total");
+    expect((await fetch(`${http}/metrics`)).status).toBe(401);
+    const metrics = await fetch(`${http}/metrics`, { headers: METRICS_HEADERS });
+    expect(await metrics.text()).toContain("dray_http_requests_total");
     const page = await (await fetch(`${http}/ui`)).text();
     const script = page.match(/\/ui\/assets\/app\.[0-9a-f]+\.js/)?.[0];
     expect(script).toBeDefined();

@@ -10,7 +10,12 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { type ApiClient, apiClient, eventually } from "./support/api-client.js";
 import { createTestDatabase, type TestDatabase } from "./support/databases.js";
-import { type DrayProcess, startAgentProcess, startControlPlaneProcess } from "./support/processes.js";
+import {
+  type DrayProcess,
+  METRICS_HEADERS,
+  startAgentProcess,
+  startControlPlaneProcess,
+} from "./support/processes.js";
 
 const INTERVAL = 1000;
 
@@ -184,7 +189,9 @@ describe("an agent next to a Postgres database", () => {
   });
 
   it("serves Prometheus metrics: connected agents and environments by health, no tenant labels", async () => {
-    const response = await fetch(`${cp.httpUrl}/metrics`);
+    // Closed without the token: its counters name organisations and pipelines.
+    expect((await fetch(`${cp.httpUrl}/metrics`)).status).toBe(401);
+    const response = await fetch(`${cp.httpUrl}/metrics`, { headers: METRICS_HEADERS });
     expect(response.status).toBe(200);
     const text = await response.text();
     expect(text).toMatch(/^dray_agents_connected\{service="dray-control-plane"\} 1$/m);

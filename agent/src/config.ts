@@ -65,6 +65,16 @@ const EnvSchema = z.object({
    * created in the state directory (transform.key) at the first start. It never leaves the agent.
    */
   DRAY_AGENT_TRANSFORM_KEY: optionalString,
+  /**
+   * Port of the agent's Prometheus metrics (GET /metrics: process defaults, database operations by
+   * kind and outcome, their durations). Unset or empty: no metrics server (the default).
+   */
+  DRAY_AGENT_METRICS_PORT: z.preprocess(
+    (v) => (typeof v === "string" && v.trim() === "" ? undefined : v),
+    z.coerce.number().int().min(1).max(65_535).optional(),
+  ),
+  /** Address the metrics server binds; it has no authentication, so loopback unless set. */
+  DRAY_AGENT_METRICS_HOST: z.string().trim().min(1).default("127.0.0.1"),
 });
 
 /** The resolved configuration of one agent process. */
@@ -86,6 +96,8 @@ export interface AgentConfig {
   logLevel: string;
   /** DRAY_AGENT_TRANSFORM_KEY as given (parsed by loadTransformKey); undefined: the state directory's. */
   transformKey: string | undefined;
+  /** Where GET /metrics is served (DRAY_AGENT_METRICS_HOST/PORT); undefined: not served. */
+  metrics: { host: string; port: number } | undefined;
 }
 
 /**
@@ -131,5 +143,9 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv): AgentConfig {
     },
     logLevel: e.DRAY_LOG_LEVEL,
     transformKey: e.DRAY_AGENT_TRANSFORM_KEY,
+    metrics:
+      e.DRAY_AGENT_METRICS_PORT === undefined
+        ? undefined
+        : { host: e.DRAY_AGENT_METRICS_HOST, port: e.DRAY_AGENT_METRICS_PORT },
   };
 }

@@ -2,6 +2,8 @@
  * dray-agent: the process installed next to an environment's database.
  * Only this file reads process.env (through config.ts) and handles signals.
  */
+
+import type { Server } from "node:http";
 import { createPinoLogger, DRAY_VERSION, isDrayError } from "@dray/common";
 import { createAgent } from "./agent.js";
 import { loadAgentConfig } from "./config.js";
@@ -9,6 +11,7 @@ import { createPostgresConnector } from "./connectors/postgres/index.js";
 import { createCredentialStore } from "./credential-store.js";
 import { installDriverGuard } from "./driver-guard.js";
 import { connectGateway } from "./gateway-client.js";
+import { createAgentMetrics, serveAgentMetrics } from "./metrics.js";
 import { compileTransformer } from "./transform/index.js";
 import { loadTransformKey, type TransformKey } from "./transform/transform-key.js";
 
@@ -38,7 +41,8 @@ async function main(): Promise<number> {
     process.stderr.write(`dray-agent: ${(error as Error).message}\n`);
     return 2;
   }
-  const connector = createPostgresConnector({
+  const metrics = config.metrics ? createAgentMetrics() : undefined;
+  const postgres = createPostgresConnector({
     url: config.databaseUrl,
     maxConnections: config.dbPoolSize,
     staging: config.bulkLoad,
@@ -47,6 +51,20 @@ async function main(): Promise<number> {
     compileTransform: compileTransformer,
     logger,
   });
+  const connector = metrics ? metrics.instrument(postgres) : postgres;
+  let metricsServer: Server | undefined;
+  if (metrics && config.metrics) {
+    try {
+      metricsServer = await serveAgentMetrics(metrics.registry, config.metrics.host, config.metrics.port);
+    } catch (error) {
+      process.stderr.write(`dray-agent: cannot serve metrics: ${(error as Error).message}\n`);
+      await connector.close().catch(() => {});
+      return 2;
+    }
+    logger.info("metrics listening", {
+      address: `http://${config.metrics.host}:${config.metrics.port}/metrics`,
+    });
+  }
   const gateway = await connectGateway(config, logger);
   const agent = createAgent({
     config,
@@ -80,6 +98,9 @@ async function main(): Promise<number> {
     process.stderr.write(`dray-agent: ${message}\n`);
     await agent.stop().catch(() => {});
     return 1;
+  } finally {
+    metricsServer?.close();
+    metricsServer?.closeAllConnections();
   }
 }
 

@@ -36,6 +36,13 @@ const EnvSchema = z.object({
   DRAY_ADMIN_TOKEN: optionalString.refine((v) => v === undefined || v.length >= 24, {
     message: "must be at least 24 characters",
   }),
+  /**
+   * Bearer token Prometheus scrapes /metrics with (its counters name organisations and pipelines).
+   * Unset: /metrics answers 403.
+   */
+  DRAY_METRICS_TOKEN: optionalString.refine((v) => v === undefined || v.length >= 24, {
+    message: "must be at least 24 characters",
+  }),
   /** Heartbeat interval agents are told to use; 3 missed beats make an environment unhealthy. */
   DRAY_HEARTBEAT_INTERVAL_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
   /** TLS for the agent gateway: certificate chain and key (PEM files). Both or neither. */
@@ -72,6 +79,8 @@ export interface ControlPlaneConfig {
   grpcPort: number;
   bindHost: string;
   adminToken: string | undefined;
+  /** DRAY_METRICS_TOKEN: the bearer token of /metrics; undefined keeps /metrics closed. */
+  metricsToken: string | undefined;
   heartbeatIntervalMs: number;
   /** TLS of the agent gateway; with `clientCaFile`, agents must present a certificate chaining to it. */
   grpcTls: { certFile: string; keyFile: string; clientCaFile?: string } | undefined;
@@ -143,6 +152,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, defaults: { replicaId: string
     grpcPort: e.DRAY_GRPC_PORT,
     bindHost: e.DRAY_BIND_HOST,
     adminToken: e.DRAY_ADMIN_TOKEN,
+    metricsToken: e.DRAY_METRICS_TOKEN,
     heartbeatIntervalMs: e.DRAY_HEARTBEAT_INTERVAL_MS,
     grpcTls:
       e.DRAY_GRPC_TLS_CERT_FILE && e.DRAY_GRPC_TLS_KEY_FILE

@@ -195,7 +195,8 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     config,
     bus,
     onExecutionQueued: () => executor.nudge(),
-    metrics: createMetrics({ db: store.db, sessions }),
+    metrics: createMetrics({ db: store.db, sessions, heartbeatIntervalMs: config.heartbeatIntervalMs }),
+    metricsToken: config.metricsToken,
     readiness: async () => !stopping,
     gateway: { port: config.grpcPort, tls: config.grpcTls !== undefined },
   });

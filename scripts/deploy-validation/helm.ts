@@ -133,11 +133,21 @@ export function drayProblems(objects: any[], root: string): string[] {
     }
   }
   const secrets = new Map(byKind("Secret").map((s) => [s.metadata.name, s]));
+  for (const m of byKind("ServiceMonitor")) {
+    for (const endpoint of m.spec.endpoints ?? []) {
+      const ref = endpoint.bearerTokenSecret;
+      const secret = ref && secrets.get(ref.name);
+      if (secret && !(ref.key in (secret.stringData ?? secret.data ?? {})))
+        problems.push(
+          `ServiceMonitor/${m.metadata.name}: Secret ${ref.name} has no key ${ref.key} to scrape with`,
+        );
+    }
+  }
   for (const o of [...deployments, ...byKind("StatefulSet")]) {
     for (const e of o.spec.template.spec.containers.flatMap((c: any) => c.env ?? [])) {
       const ref = e.valueFrom?.secretKeyRef;
       const secret = ref && secrets.get(ref.name);
-      if (secret && !(ref.key in (secret.stringData ?? secret.data ?? {}))) {
+      if (secret && !ref.optional && !(ref.key in (secret.stringData ?? secret.data ?? {}))) {
         problems.push(`${o.kind}/${o.metadata.name}: Secret ${ref.name} has no key ${ref.key}`);
       }
     }

@@ -91,11 +91,18 @@ export async function startControlPlaneProcess(env: Record<string, string>) {
   const proc = start("control-plane/bin/dray-control-plane.js", {
     DRAY_HTTP_PORT: httpPort,
     DRAY_GRPC_PORT: grpcPort,
+    DRAY_METRICS_TOKEN: TEST_METRICS_TOKEN,
     ...env,
   });
   await proc.waitFor(/dray-control-plane ready/, 30_000);
   return { ...proc, httpUrl: `http://127.0.0.1:${httpPort}`, grpcUrl: `http://127.0.0.1:${grpcPort}` };
 }
+
+/** The bearer token of /metrics on the control planes tests start (DRAY_METRICS_TOKEN). */
+export const TEST_METRICS_TOKEN = "dray-test-metrics-token-0123456789";
+
+/** Headers that let a test read a control plane's /metrics. */
+export const METRICS_HEADERS = { authorization: `Bearer ${TEST_METRICS_TOKEN}` };
 
 /** Starts `dray-agent` as a real process. */
 export function startAgentProcess(env: Record<string, string>): DrayProcess {

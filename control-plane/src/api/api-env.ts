@@ -35,8 +35,10 @@ export interface ApiDeps {
   bus?: EventBus;
   /** Called after an execution was queued (e.g. to wake the executor). */
   onExecutionQueued?: (executionId: string) => void;
-  /** Prometheus metrics; when given, GET /metrics serves them and every request is counted. */
+  /** Prometheus metrics; when given, every request is counted and GET /metrics serves them to {@link metricsToken}. */
   metrics?: Metrics;
+  /** The bearer token /metrics asks for (DRAY_METRICS_TOKEN); without it /metrics answers 403. */
+  metricsToken?: string | undefined;
   /** The agent gateway's port and TLS, for the agent command the web UI shows; default 7070 without TLS. */
   gateway?: { port: number; tls: boolean };
 }

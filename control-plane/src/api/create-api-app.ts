@@ -8,6 +8,8 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { requestId } from "hono/request-id";
 import { createAuthMiddleware } from "../auth/auth-middleware.js";
+import { requestMetrics } from "../metrics/http-metrics.js";
+import { metricsAccess } from "../metrics/metrics-auth.js";
 import type { OpenApiDocument } from "../web/pages/docs-page.js";
 import { isWebPath, webRoutes } from "../web/web-routes.js";
 import type { ApiDeps, ApiEnv, RouteDeps } from "./api-env.js";
@@ -64,14 +66,13 @@ export function createApiApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
   app.use("*", requestId());
   const metrics = deps.metrics;
   if (metrics) {
-    app.use("*", async (c, next) => {
-      const started = performance.now();
-      await next();
-      metrics.observeRequest(c.req.method, c.res.status, (performance.now() - started) / 1000);
+    app.use("*", requestMetrics(metrics));
+    const mayRead = metricsAccess(deps.metricsToken);
+    app.get("/metrics", async (c) => {
+      const refused = mayRead(c.req.header("authorization"));
+      if (refused) return errorResponse(c, refused);
+      return c.body(await metrics.render(), 200, { "content-type": metrics.contentType });
     });
-    app.get("/metrics", async (c) =>
-      c.body(await metrics.render(), 200, { "content-type": metrics.contentType }),
-    );
   }
 
   app.use(

@@ -3,6 +3,7 @@
  * retries, the transformations and the data-quality rules of the fields read.
  */
 import { DrayError } from "@dray/common";
+import { startReadTimer } from "../metrics/executor-metrics.js";
 import type { QualityRuleSpec, ReadResult, TransformSpec } from "./agent-port.js";
 import type { EntityRunPlan, RunContext } from "./run-context.js";
 import { AgentUnavailable, BatchFailed } from "./run-errors.js";
@@ -97,9 +98,11 @@ export async function readPage(
     maxResultBytes: ctx.settings.batchBytes + 1024 * 1024,
   };
   try {
+    const read = startReadTimer(ctx);
     const { value } = await withRetries(ctx, `reading ${entity.entity}`, () =>
       ctx.agents.readBatch(ctx.settings.sourceEnvironmentId, request, options),
     );
+    read(value.rows.rowCount + value.qualityRejected.length, pass === 1);
     noteTransformKey(ctx, value.transformKeyId);
     return value;
   } catch (error) {

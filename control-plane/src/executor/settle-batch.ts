@@ -4,6 +4,7 @@
  */
 
 import { STAGES } from "../executions/execution-vocabulary.js";
+import { countRecords, observeWrite, startCommitTimer } from "../metrics/executor-metrics.js";
 import type { RejectedRow, WriteResult } from "./agent-port.js";
 import { finalizeBatch } from "./batch-bookkeeping.js";
 import type { Pass } from "./batch-read.js";
@@ -70,6 +71,8 @@ export async function settleWrite(
   });
   if (decision.kind === "hand_over") throw decision.error;
   const result = outcome.ok ? outcome.result : undefined;
+  observeWrite(outcome.ok, outcome.durationMs);
+  const committed = startCommitTimer();
   await finalizeBatch(ctx.db, {
     batchRowId: batch.rowId,
     executionId: ctx.executionId,
@@ -87,6 +90,7 @@ export async function settleWrite(
     countRecords: pass === 1,
     ...(batch.reread && result && !result.alreadyCommitted ? { reread: batch.reread } : {}),
   });
+  committed();
   if (decision.afterwards === "cancelled") throw decision.cause;
   const failure: ErrorEntry[] = decision.cause
     ? [
@@ -114,6 +118,7 @@ export async function settleWrite(
       cause: decision.cause,
     });
   if (decision.counters) bump(ctx, entity.entity, decision.counters);
+  if (decision.counters) countRecords(ctx, decision.counters);
   return result;
 }
 
