@@ -9,6 +9,7 @@
  *   control-plane/drizzle/                           the store's migrations
  *   control-plane/node_modules/@electric-sql/pglite  the embedded store (only without DRAY_DATABASE_URL)
  *   agent/dist/bin/dray-agent.mjs                    the bundle
+ *   sdk/dist/dray.mjs                                the `dray` CLI (run by sdk/bin/dray.js when fresh)
  *
  * The control plane finds its migrations and UI assets relative to its own module
  * (`new URL("../../drizzle", import.meta.url)`, `join(import.meta.dirname, "assets")`). Those
@@ -77,7 +78,22 @@ export async function buildBundles(options: BuildBundlesOptions): Promise<BuiltB
     file: join(outDir, "agent/dist/bin/dray-agent.mjs"),
     minify: options.minify ?? false,
   });
-  return [controlPlane, agent];
+  const cli = await buildCliBundle(outDir, options.minify ?? false);
+  return [controlPlane, agent, cli];
+}
+
+/**
+ * The `dray` CLI as one file, `<outDir>/sdk/dist/dray.mjs`. `sdk/bin/dray.js` runs it (instead
+ * of the TypeScript source through tsx) when it sits in the repository's `dist/` and is newer
+ * than every file of `sdk/src`.
+ */
+export async function buildCliBundle(outDir: string, minify: boolean): Promise<BuiltBundle> {
+  return bundle({
+    name: "cli",
+    entry: join(root, "sdk/src/cli/main.ts"),
+    file: join(resolve(outDir), "sdk/dist/dray.mjs"),
+    minify,
+  });
 }
 
 async function bundle(spec: { name: string; entry: string; file: string; minify: boolean }) {

@@ -173,7 +173,8 @@ describe("dray CLI", () => {
     expect(down.stderr).toMatch(/check that dray-control-plane is running/);
     const bad = await dray(["run"]);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toMatch(/usage: dray run <pipeline>/);
+    // One line naming what is missing and where help is, not the whole usage.
+    expect(bad.stderr).toMatch(/^dray: missing required argument 'pipeline' — see `dray run --help`\n$/);
     const notLoggedIn = await dray(["usage"], { DRAY_URL: "", DRAY_TOKEN: "" });
     expect(notLoggedIn.code).toBe(2);
     expect(notLoggedIn.stderr).toMatch(/dray login/);

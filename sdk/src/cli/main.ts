@@ -1,92 +1,43 @@
-import { parseArgs } from "node:util";
-import { createDrayClient } from "../client.js";
+import { type Command, CommanderError } from "commander";
+import pkg from "../../package.json" with { type: "json" };
 import { DrayApiError, DrayConnectionError } from "../errors.js";
-import { loadCliConfig, saveCliConfig } from "./cli-config.js";
 import type { CommandContext } from "./command-context.js";
-import { envCommand } from "./commands/env.js";
-import { pipelineCommand } from "./commands/pipeline.js";
-import { runCommand } from "./commands/run.js";
-import { cancelCommand, historyCommand, statusCommand, usageCommand } from "./commands/tracking.js";
 import { EXIT, UsageError } from "./exit-codes.js";
-import { createOutput } from "./output.js";
+import { createOutput, type Output } from "./output.js";
+import { defineCommands, type Handler } from "./program.js";
 
-export const HELP = `dray — the Dray command line
+/** The version `dray --version` prints (the SDK package's). */
+export const VERSION: string = pkg.version;
 
-usage: dray <command> [arguments] [--json]
-
-  login --url URL --token TOKEN        save where to reach the control plane (or set DRAY_URL, DRAY_TOKEN)
-  env list [--search s]                environments with health, agent and last heartbeat
-  env add <name> [--protected]         create an environment; prints its agent's enrollment token
-  env test <env>                       live round trip to the agent and its database
-  env entities <env> [--refresh]       tables, fields, primary keys and references
-  pipeline list                        pipelines and their last run
-  pipeline create <file.json|yaml>     create a pipeline (source/target may be environment names)
-  pipeline show|plan|delete <pipeline> details (with transformations and quality rules), the plan, or delete
-  pipeline export <pipeline>           the definition as YAML that \`pipeline create\` takes back as is
-  pipeline preview <pipeline>          up to 20 transformed rows per entity (transformed fields only)
-  run <pipeline> [--watch] [--confirm] start an execution; --watch shows live progress per entity
-  status <pipelineToken>               the stage log of one run
-  history <pipeline> [--status s] [--from d] [--to d] [--limit n | --all | --page n]
-                                       the newest runs (20 unless --limit), or all of them
-  cancel <execution> [--reason text]   stop a run; committed batches stay
-  usage                                records used this month against the limit
-
-exit codes: 0 completed, 1 failed, 2 bad usage, 3 cancelled, 4 cannot reach the control plane`;
-
-const OPTIONS = {
-  json: { type: "boolean" },
-  watch: { type: "boolean" },
-  confirm: { type: "boolean" },
-  refresh: { type: "boolean" },
-  protected: { type: "boolean" },
-  help: { type: "boolean", short: "h" },
-  url: { type: "string" },
-  token: { type: "string" },
-  search: { type: "string" },
-  application: { type: "string" },
-  status: { type: "string" },
-  from: { type: "string" },
-  to: { type: "string" },
-  page: { type: "string" },
-  limit: { type: "string" },
-  all: { type: "boolean" },
-  reason: { type: "string" },
-} as const;
-
-/** Runs the CLI with `argv` (without node and script) and returns the exit code. */
+/**
+ * Runs the CLI with `argv` (without node and script) and returns the exit code. The command
+ * line is parsed by commander; the command modules and the API client are imported only
+ * when a command runs, so `--help`, `--version` and `completion` load neither.
+ */
 export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  let parsed: ReturnType<
-    typeof parseArgs<{ args: string[]; options: typeof OPTIONS; allowPositionals: true }>
-  >;
-  try {
-    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true });
-  } catch (error) {
-    process.stderr.write(`dray: ${(error as Error).message}\n\n${HELP}\n`);
-    return EXIT.usage;
-  }
-  const { values: flags, positionals } = parsed;
-  const out = createOutput({ json: Boolean(flags.json) });
-  const [command, ...rest] = positionals;
-  if (!command || flags.help || command === "help") {
-    out.line(HELP);
-    return command || flags.help ? EXIT.ok : EXIT.usage;
-  }
+  let exitCode: number = EXIT.ok;
   let url = "";
-  try {
-    if (command === "login") {
-      if (!flags.url || !flags.token)
-        throw new UsageError("usage: dray login --url http://127.0.0.1:8080 --token <token>");
-      const client = createDrayClient({ baseUrl: flags.url, token: flags.token });
-      url = flags.url;
-      await client.environments.list().catch((error: unknown) => {
-        // A system-admin token cannot list environments but is still a valid login.
-        if (!(error instanceof DrayApiError && error.status === 403)) throw error;
-      });
-      const path = await saveCliConfig(env, { url: flags.url, token: flags.token });
-      if (out.json) out.data({ url: flags.url, config: path });
-      else out.line(`logged in to ${flags.url} (saved in ${path})`);
-      return EXIT.ok;
+  // The deepest command reached, to point an error at its help.
+  let current: Command | undefined;
+  let out: Output = createOutput({ json: argv.includes("--json"), env });
+
+  const run = async (handler: Handler, command: Command) => {
+    const flags = command.optsWithGlobals() as CommandContext["flags"];
+    out = createOutput({ json: Boolean(flags.json), env });
+    if (handler.kind === "offline") {
+      exitCode = await handler.run({ out, flags, env, program });
+      return;
     }
+    if (handler.kind === "login") {
+      const { login } = await import("./commands/login.js");
+      url = String(flags.url);
+      exitCode = await login({ out, flags, env });
+      return;
+    }
+    const [{ createDrayClient }, { loadCliConfig }] = await Promise.all([
+      import("../client.js"),
+      import("./cli-config.js"),
+    ]);
     const config = await loadCliConfig(env);
     url = config.url;
     const ctx: CommandContext = {
@@ -95,38 +46,71 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
       flags,
       env,
     };
-    switch (command) {
-      case "env":
-        return await envCommand(ctx, rest);
-      case "pipeline":
-        return await pipelineCommand(ctx, rest);
-      case "run":
-        return await runCommand(ctx, rest);
-      case "status":
-        return await statusCommand(ctx, rest);
-      case "history":
-        return await historyCommand(ctx, rest);
-      case "cancel":
-        return await cancelCommand(ctx, rest);
-      case "usage":
-        return await usageCommand(ctx);
-      default:
-        throw new UsageError(`unknown command "${command}": see \`dray --help\``);
-    }
+    exitCode = await handler.run(ctx, command.processedArgs as string[]);
+  };
+
+  const program = defineCommands(run, VERSION);
+  const every = (command: Command): Command[] => [command, ...command.commands.flatMap(every)];
+  for (const command of every(program)) {
+    command.hook("preSubcommand", (_parent, sub) => {
+      current = sub;
+    });
+    command.exitOverride();
+    command.configureOutput({
+      writeOut: (s) => process.stdout.write(s),
+      writeErr: (s) => process.stderr.write(s),
+      // Errors are written once, on one line, by `commanderExit` below.
+      outputError: () => {},
+    });
+  }
+
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return exitCode;
   } catch (error) {
+    if (error instanceof CommanderError) return commanderExit(error, current ?? program);
     return report(out, error, url);
   }
 }
 
-function report(out: ReturnType<typeof createOutput>, error: unknown, url: string): number {
+/** The exit code of a commander stop (help, version, parse error), writing the error line. */
+function commanderExit(error: CommanderError, command: Command): number {
+  if (
+    error.code === "commander.helpDisplayed" ||
+    error.code === "commander.version" ||
+    error.code === "commander.help"
+  ) {
+    return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  }
+  // "error: unknown option '--wacth'\n(Did you mean --watch?)" → one line.
+  const [line = "", ...more] = error.message.replace(/^error: /, "").split("\n");
+  const first = line.replace(/\.$/, "");
+  const suggestion = more
+    .join(" ")
+    .match(/\(Did you mean (.+)\?\)/)?.[1]
+    ?.trim();
+  const help = `see \`${commandPath(command)} --help\``;
+  process.stderr.write(`dray: ${first}${suggestion ? `; did you mean ${suggestion}?` : ""} — ${help}\n`);
+  return EXIT.usage;
+}
+
+/** "dray pipeline delete" for the command `delete` under `pipeline`. */
+function commandPath(command: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = command; c; c = c.parent) names.unshift(c.name());
+  return names.join(" ");
+}
+
+/** Writes an error on one line (with a hint) and returns its exit code. */
+function report(out: Output, error: unknown, url: string): number {
   if (error instanceof UsageError) {
-    out.error(`dray: ${error.message}`);
+    out.error(`dray: ${error.message}${error.hint ? ` — ${error.hint}` : ""}`);
     return EXIT.usage;
   }
   if (error instanceof DrayConnectionError) {
     if (out.json) out.data({ error: { code: error.code, message: error.message } });
     out.error(
-      `dray: ${error.message}\n  check that dray-control-plane is running and that the URL is right (${url || "DRAY_URL"})`,
+      `dray: ${error.message} — check that dray-control-plane is running and that the URL is right (${url || "DRAY_URL"})`,
     );
     return EXIT.unreachable;
   }
@@ -134,9 +118,9 @@ function report(out: ReturnType<typeof createOutput>, error: unknown, url: strin
     if (out.json) out.data({ error: { code: error.code, message: error.message, details: error.details } });
     const hint =
       error.status === 401
-        ? "\n  the token was refused: run `dray login` again with a valid token"
+        ? " — the token was refused: run `dray login` again with a valid token"
         : error.status === 403
-          ? "\n  this token's role may not do that: use an operator or admin token"
+          ? " — this token's role may not do that: use an operator or admin token"
           : "";
     out.error(`dray: ${error.message} (${error.code})${hint}`);
     return EXIT.failed;

@@ -27,11 +27,13 @@ export function createOutput(options: {
   json: boolean;
   stdout?: NodeJS.WriteStream;
   stderr?: NodeJS.WriteStream;
+  /** Where NO_COLOR is read. @default process.env */
+  env?: NodeJS.ProcessEnv;
 }): Output {
   const stdout = options.stdout ?? process.stdout;
   const stderr = options.stderr ?? process.stderr;
   const tty = Boolean(stdout.isTTY) && !options.json;
-  const colour = tty && !process.env.NO_COLOR;
+  const colour = tty && !(options.env ?? process.env).NO_COLOR;
   return {
     json: options.json,
     tty,

@@ -1,12 +1,13 @@
 import { collect } from "../../pages.js";
 import type { CommandContext } from "../command-context.js";
+import { confirm } from "../confirm.js";
 import { UsageError } from "../exit-codes.js";
 import { count, table } from "../output.js";
 import { resolveEnvironment } from "../resolve.js";
 
 const HEALTH_COLOUR = { healthy: "green", unhealthy: "red", unknown: "grey" } as const;
 
-/** `dray env list|add|test|entities`. */
+/** `dray env list|add|test|entities|delete`. */
 export async function envCommand(ctx: CommandContext, [sub, ...rest]: string[]): Promise<number> {
   const { client, out } = ctx;
   switch (sub) {
@@ -92,7 +93,25 @@ export async function envCommand(ctx: CommandContext, [sub, ...rest]: string[]):
       );
       return 0;
     }
+    case "delete": {
+      if (!rest[0]) throw new UsageError("missing the environment", "dray env delete <environment>");
+      const env = await resolveEnvironment(client, rest[0]);
+      const go = await confirm({
+        yes: Boolean(ctx.flags.yes),
+        what: `deleting environment ${env.name}${env.protected ? " (protected)" : ""} unpairs its agent and removes it from Dray; its database is not touched`,
+        question: `Delete environment ${env.name}?`,
+        retry: `dray env delete ${env.name} --yes`,
+      });
+      if (!go) {
+        out.error("not deleted");
+        return 2;
+      }
+      await client.environments.delete(env.id);
+      if (out.json) out.data({ deleted: env.id });
+      else out.line(`deleted environment ${env.name}`);
+      return 0;
+    }
     default:
-      throw new UsageError("usage: dray env list|add|test|entities");
+      throw new UsageError("usage: dray env list|add|test|entities|delete");
   }
 }

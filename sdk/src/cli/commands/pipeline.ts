@@ -4,6 +4,7 @@ import type { CreatePipeline } from "../../client.js";
 import { DrayApiError } from "../../errors.js";
 import { collect } from "../../pages.js";
 import type { CommandContext } from "../command-context.js";
+import { confirm } from "../confirm.js";
 import { UsageError } from "../exit-codes.js";
 import { count, table } from "../output.js";
 import {
@@ -228,6 +229,16 @@ export async function pipelineCommand(ctx: CommandContext, [sub, ...rest]: strin
     }
     case "delete": {
       const p = await resolvePipeline(client, need("delete <pipeline>"));
+      const go = await confirm({
+        yes: Boolean(ctx.flags.yes),
+        what: `deleting pipeline ${p.name} removes its definition and its run history; the data already copied stays in the target`,
+        question: `Delete pipeline ${p.name}?`,
+        retry: `dray pipeline delete ${p.name} --yes`,
+      });
+      if (!go) {
+        out.error("not deleted");
+        return 2;
+      }
       await client.pipelines.delete(p.id);
       if (out.json) {
         out.data({ deleted: p.id });

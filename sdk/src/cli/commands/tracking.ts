@@ -1,15 +1,21 @@
 import type { Execution, ExecutionHistory } from "../../client.js";
+import { FINAL_STATUSES } from "../../event-stream.js";
 import type { CommandContext } from "../command-context.js";
+import { confirm } from "../confirm.js";
 import { EXIT, UsageError } from "../exit-codes.js";
 import { count, duration, table } from "../output.js";
-import { resolvePipeline } from "../resolve.js";
-import { printSummary } from "./run.js";
+import { resolveExecution, resolvePipelineOf } from "../resolve.js";
+import { printSummary } from "./summary.js";
 
-/** `dray status <pipelineToken>`: the stage log of one job. */
-export async function statusCommand(ctx: CommandContext, [token]: string[]): Promise<number> {
-  if (!token?.startsWith("pt-"))
-    throw new UsageError("usage: dray status <pipelineToken> (it starts with pt-)");
-  const entries = await ctx.client.status.byToken(token);
+/** `dray status <execution|token|pipeline>`: the stage log of one run. */
+export async function statusCommand(ctx: CommandContext, [ref]: string[]): Promise<number> {
+  if (!ref) throw new UsageError("missing the execution", "dray status <execution|pt-token|pipeline>");
+  const execution = await resolveExecution(ctx.client, ref);
+  const entries = await ctx.client.status.byToken(execution.pipelineToken).catch((error: unknown) => {
+    // A run still queued has no stage entry yet.
+    if ((error as { status?: number }).status === 404) return [];
+    throw error;
+  });
   if (ctx.out.json) {
     ctx.out.data(entries);
     return EXIT.ok;
@@ -32,14 +38,11 @@ const HISTORY_DEFAULT_LIMIT = 20;
  * pages), or one page of 20 with `--page`.
  */
 export async function historyCommand(ctx: CommandContext, [ref]: string[]): Promise<number> {
-  if (!ref)
-    throw new UsageError(
-      "usage: dray history <pipeline> [--status failed,cancelled] [--from 2026-01-01] [--to 2026-01-31] [--limit n | --all | --page n]",
-    );
+  if (!ref) throw new UsageError("missing the pipeline", "dray history <pipeline|execution|pt-token>");
   const limit = ctx.flags.limit === undefined ? HISTORY_DEFAULT_LIMIT : Number(ctx.flags.limit);
   if (!Number.isInteger(limit) || limit < 1)
-    throw new UsageError("--limit must be a whole number of at least 1");
-  const pipeline = await resolvePipeline(ctx.client, ref);
+    throw new UsageError("--limit must be a whole number of at least 1", "for example --limit 50, or --all");
+  const pipeline = await resolvePipelineOf(ctx.client, ref);
   const filter = {
     ...(ctx.flags.status ? { status: ctx.flags.status } : {}),
     ...(ctx.flags.from ? { from: ctx.flags.from } : {}),
@@ -91,11 +94,35 @@ export async function historyCommand(ctx: CommandContext, [ref]: string[]): Prom
   return EXIT.ok;
 }
 
-/** `dray cancel <execution>`. */
-export async function cancelCommand(ctx: CommandContext, [id]: string[]): Promise<number> {
-  if (!id) throw new UsageError("usage: dray cancel <execution id> [--reason text]");
+/**
+ * `dray cancel <execution|token|pipeline> [--reason text] [--yes]`: asks first (or needs
+ * `--yes` off a terminal), then stops the run; committed batches stay in the target.
+ */
+export async function cancelCommand(ctx: CommandContext, [ref]: string[]): Promise<number> {
+  if (!ref)
+    throw new UsageError("missing the execution to cancel", "dray cancel <execution|pt-token|pipeline>");
+  const found = await resolveExecution(ctx.client, ref);
+  if (FINAL_STATUSES.has(found.status)) {
+    ctx.out.error(
+      `dray: ${found.pipelineName} (${found.pipelineToken}) already ${found.status}: nothing to cancel`,
+    );
+    return EXIT.failed;
+  }
+  const t = found.totals;
+  const go = await confirm({
+    yes: Boolean(ctx.flags.yes),
+    what:
+      `cancelling ${found.pipelineName} (${found.pipelineToken}, ${found.status}, ${count(t.processed)}/${count(t.total)} records) ` +
+      "stops it at its next batch; the records already committed stay in the target and are not rolled back",
+    question: "Cancel this run?",
+    retry: `dray cancel ${ref} --yes`,
+  });
+  if (!go) {
+    ctx.out.error("not cancelled");
+    return EXIT.usage;
+  }
   const execution = await ctx.client.executions.cancel(
-    id,
+    found.id,
     typeof ctx.flags.reason === "string" ? ctx.flags.reason : undefined,
   );
   if (ctx.out.json) {
@@ -103,7 +130,10 @@ export async function cancelCommand(ctx: CommandContext, [id]: string[]): Promis
     return EXIT.ok;
   }
   if (execution.status === "cancelled") printSummary(ctx.out, execution as Execution);
-  else ctx.out.line(`cancel requested for ${id}; it stops at once and keeps what was committed`);
+  else
+    ctx.out.line(
+      `cancel requested for ${found.pipelineName} (${found.pipelineToken}); it stops at its next batch and keeps what was committed`,
+    );
   return EXIT.ok;
 }
 
