@@ -16,19 +16,16 @@ import {
 } from "../src/executor/batch-bookkeeping.js";
 import {
   type Db,
-  environments,
   executionBatches,
   executionEntities,
-  executions,
   isUniqueViolation,
   newId,
   openStore,
-  organisations,
-  pipelines,
   type Store,
   usage,
 } from "../src/store/index.js";
 import { createTestDatabase } from "./api-test-harness.js";
+import { seedOrganisation, seedRunningExecution } from "./execution-fixtures.js";
 
 const MONTH = "2026-05";
 
@@ -40,50 +37,13 @@ interface Fixture {
 
 /** An organisation with `limit`, one execution and its entity row. */
 async function fixture(db: Db, limit: number): Promise<Fixture> {
-  const organisationId = newId();
-  await db
-    .insert(organisations)
-    .values({ id: organisationId, name: `org-${organisationId}`, monthlyRecordLimit: limit });
-  const [source, target] = [newId(), newId()];
-  await db.insert(environments).values(
-    [source, target].map((id, i) => ({
-      id,
-      organisationId,
-      name: `env-${i}`,
-      platform: "postgres" as const,
-      health: "healthy" as const,
-    })),
-  );
-  const pipelineId = newId();
-  await db.insert(pipelines).values({
-    id: pipelineId,
-    organisationId,
-    name: "p",
-    sourceEnvironmentId: source,
-    targetEnvironmentId: target,
-    action: "copy" as const,
-    writeStrategy: "merge" as const,
+  const org = await seedOrganisation(db, limit);
+  const { executionId } = await seedRunningExecution(db, org, {
     entities: ["public.t"],
-    batchSize: 1000,
-    batchBytes: 4_000_000,
-    maxRetriesPerBatch: 4,
-    stopOnError: true,
-    entityConcurrency: 2,
+    withEntityRows: true,
+    checkpoint: ["0"],
   });
-  const executionId = newId();
-  await db.insert(executions).values({
-    id: executionId,
-    organisationId,
-    pipelineId,
-    pipelineToken: `pt-${executionId}`,
-    status: "in_progress" as const,
-    triggeredBy: { tokenId: newId(), tokenName: "t", role: "operator" },
-    snapshot: {},
-  });
-  await db
-    .insert(executionEntities)
-    .values({ executionId, entity: "public.t", level: 0, status: "in_progress", checkpoint: ["0"] });
-  return { organisationId, executionId, entity: "public.t" };
+  return { organisationId: org.organisationId, executionId, entity: "public.t" };
 }
 
 let seqs = 0;

@@ -20,17 +20,9 @@ import { createNatsEventBus } from "../src/events/nats-event-bus.js";
 import { EVENTS_STREAM } from "../src/events/subjects.js";
 import { appendExecutionEvent } from "../src/executions/execution-events.js";
 import type { EventChannel } from "../src/executions/execution-vocabulary.js";
-import {
-  environments,
-  executionEvents,
-  executions,
-  newId,
-  openStore,
-  organisations,
-  pipelines,
-  type Store,
-} from "../src/store/index.js";
+import { executionEvents, openStore, type Store } from "../src/store/index.js";
 import { createTestDatabase } from "./api-test-harness.js";
+import { seedOrganisation, seedRunningExecution } from "./execution-fixtures.js";
 
 let database: Awaited<ReturnType<typeof createTestDatabase>>;
 let store: Store;
@@ -63,49 +55,12 @@ async function newBus(): Promise<EventBus> {
   return bus;
 }
 
-/** An organisation with one pipeline and `count` executions of it (ids returned). */
+/** An organisation with `count` running executions, each of its own pipeline (ids returned). */
 async function seedExecutions(count: number): Promise<{ organisationId: string; executionIds: string[] }> {
-  const db = store.db;
-  const organisationId = newId();
-  await db
-    .insert(organisations)
-    .values({ id: organisationId, name: "outbox", monthlyRecordLimit: 1_000_000 });
-  const [source, target] = [newId(), newId()];
-  await db.insert(environments).values([
-    { id: source, organisationId, name: "source", platform: "postgres" },
-    { id: target, organisationId, name: "target", platform: "postgres" },
-  ]);
+  const org = await seedOrganisation(store.db);
   const executionIds: string[] = [];
-  for (let i = 0; i < count; i++) {
-    const pipelineId = newId();
-    await db.insert(pipelines).values({
-      id: pipelineId,
-      organisationId,
-      name: `copy-${i}`,
-      sourceEnvironmentId: source,
-      targetEnvironmentId: target,
-      action: "copy",
-      writeStrategy: "merge",
-      entities: ["public.customers"],
-      batchSize: 1000,
-      batchBytes: 4_000_000,
-      maxRetriesPerBatch: 4,
-      stopOnError: true,
-      entityConcurrency: 2,
-    });
-    const id = newId();
-    await db.insert(executions).values({
-      id,
-      organisationId,
-      pipelineId,
-      pipelineToken: `pt-${id}`,
-      status: "in_progress",
-      triggeredBy: { tokenId: newId(), tokenName: "test", role: "admin" },
-      snapshot: {},
-    });
-    executionIds.push(id);
-  }
-  return { organisationId, executionIds };
+  for (let i = 0; i < count; i++) executionIds.push((await seedRunningExecution(store.db, org)).executionId);
+  return { organisationId: org.organisationId, executionIds };
 }
 
 interface ReadEvent {

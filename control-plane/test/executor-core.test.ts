@@ -21,18 +21,14 @@ import type {
 import { AgentUnavailable, BatchFailed, RecordLimitReached, RunAborted } from "../src/executor/run-errors.js";
 import {
   type Db,
-  environments,
   executionBatches,
   executionEntities,
-  executions,
-  newId,
   openStore,
-  organisations,
-  pipelines,
   type Store,
   usage,
 } from "../src/store/index.js";
 import { createTestDatabase } from "./api-test-harness.js";
+import { seedOrganisation, seedRunningExecution } from "./execution-fixtures.js";
 import { awayError, FakeAgent, transientError } from "./fake-agent.js";
 
 const ENTITY = "public.t";
@@ -62,50 +58,16 @@ afterAll(async () => {
   await drop?.();
 });
 
-/** An organisation, two environments, a pipeline and a running execution with one pending entity. */
+/** An organisation, two environments, a pipeline and a running execution of the one entity. */
 async function execution(limit = 1_000_000) {
-  const organisationId = newId();
-  await db
-    .insert(organisations)
-    .values({ id: organisationId, name: `org-${organisationId}`, monthlyRecordLimit: limit });
-  const [source, target] = [newId(), newId()];
-  await db.insert(environments).values(
-    [source, target].map((id, i) => ({
-      id,
-      organisationId,
-      name: `env-${i}`,
-      platform: "postgres" as const,
-      health: "healthy" as const,
-    })),
-  );
-  const pipelineId = newId();
-  await db.insert(pipelines).values({
-    id: pipelineId,
-    organisationId,
-    name: "p",
-    sourceEnvironmentId: source,
-    targetEnvironmentId: target,
-    action: "copy" as const,
-    writeStrategy: "merge" as const,
-    entities: [ENTITY],
-    batchSize: 100,
-    batchBytes: 4_000_000,
-    maxRetriesPerBatch: 2,
-    stopOnError: true,
-    entityConcurrency: 1,
-  });
-  const executionId = newId();
-  await db.insert(executions).values({
-    id: executionId,
-    organisationId,
-    pipelineId,
-    pipelineToken: `pt-${executionId}`,
-    status: "in_progress" as const,
-    triggeredBy: { tokenId: newId(), tokenName: "t", role: "operator" },
-    snapshot: {},
-  });
-  await db.insert(executionEntities).values({ executionId, entity: ENTITY, level: 0, status: "in_progress" });
-  return { organisationId, executionId, source, target };
+  const org = await seedOrganisation(db, limit);
+  const { executionId } = await seedRunningExecution(db, org, { entities: [ENTITY], withEntityRows: true });
+  return {
+    organisationId: org.organisationId,
+    executionId,
+    source: org.sourceEnvironmentId,
+    target: org.targetEnvironmentId,
+  };
 }
 
 type Fixture = Awaited<ReturnType<typeof execution>>;

@@ -18,20 +18,17 @@ import { createJournal } from "../src/executor/journal.js";
 import type { Journal } from "../src/executor/run-context.js";
 import {
   type Db,
-  environments,
   executionErrors,
   executionEvents,
   executionLog,
   executions,
-  newId,
   openStore,
-  organisations,
-  pipelines,
   rowsOf,
   type Store,
 } from "../src/store/index.js";
 import { schema } from "../src/store/schema.js";
 import { createTestDatabase, recordingLogger } from "./api-test-harness.js";
+import { seedOrganisation, seedRunningExecution } from "./execution-fixtures.js";
 
 let database: Awaited<ReturnType<typeof createTestDatabase>>;
 let store: Store;
@@ -64,43 +61,9 @@ afterAll(async () => {
 
 /** An in-progress execution of a new organisation and pipeline. */
 async function seedExecution(): Promise<{ executionId: string; organisationId: string }> {
-  const db = store.db;
-  const organisationId = newId();
-  await db
-    .insert(organisations)
-    .values({ id: organisationId, name: "journal", monthlyRecordLimit: 1_000_000 });
-  const [source, target] = [newId(), newId()];
-  await db.insert(environments).values([
-    { id: source, organisationId, name: "source", platform: "postgres" },
-    { id: target, organisationId, name: "target", platform: "postgres" },
-  ]);
-  const pipelineId = newId();
-  await db.insert(pipelines).values({
-    id: pipelineId,
-    organisationId,
-    name: "copy",
-    sourceEnvironmentId: source,
-    targetEnvironmentId: target,
-    action: "copy",
-    writeStrategy: "merge",
-    entities: ["public.customers"],
-    batchSize: 1000,
-    batchBytes: 4_000_000,
-    maxRetriesPerBatch: 4,
-    stopOnError: true,
-    entityConcurrency: 2,
-  });
-  const executionId = newId();
-  await db.insert(executions).values({
-    id: executionId,
-    organisationId,
-    pipelineId,
-    pipelineToken: `pt-${executionId}`,
-    status: "in_progress",
-    triggeredBy: { tokenId: newId(), tokenName: "test", role: "admin" },
-    snapshot: {},
-  });
-  return { executionId, organisationId };
+  const org = await seedOrganisation(store.db);
+  const { executionId } = await seedRunningExecution(store.db, org);
+  return { executionId, organisationId: org.organisationId };
 }
 
 interface Published {
