@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Fails when generated code (protobuf, OpenAPI document, SDK types, the transformer reference) no longer
-# matches its source.
+# Fails when generated code (protobuf, OpenAPI document, SDK types, the transformer reference, the
+# deploy/*.env.example files) no longer matches its source.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pnpm --silent gen >/dev/null
-paths=(proto/src/gen sdk/openapi.json sdk/src/api.d.ts docs/transformers.md)
+paths=(proto/src/gen sdk/openapi.json sdk/src/api.d.ts docs/transformers.md deploy/control-plane.env.example
+  deploy/agent.env.example)
 if ! git diff --exit-code --stat -- "${paths[@]}"; then
   echo "generated code is out of date: run 'pnpm gen' and commit ${paths[*]}" >&2
   exit 1

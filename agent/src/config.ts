@@ -11,7 +11,11 @@ const optionalString = z
   .optional()
   .transform((v) => (v === undefined || v.trim() === "" ? undefined : v.trim()));
 
-const EnvSchema = z.object({
+/**
+ * Every variable the agent reads, with its validation and default. Each property's doc comment is
+ * its documentation: scripts/generate-env-examples.ts writes it into deploy/agent.env.example.
+ */
+export const EnvSchema = z.object({
   /**
    * The control plane's agent gateways, comma-separated and tried in order: http://host:7070 or
    * grpc://host:7070 (plain), https://host:7070 or grpcs://host:7070 (TLS), or a bare host:7070
@@ -56,9 +60,11 @@ const EnvSchema = z.object({
   DRAY_AGENT_DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(30_000),
   /** PEM CA bundle to trust for the control plane's certificate (TLS). */
   DRAY_AGENT_TLS_CA_FILE: optionalString,
-  /** Client certificate and key (PEM) for mutual TLS. Both or neither. */
+  /** Client certificate (PEM) for mutual TLS. Both or neither with DRAY_AGENT_TLS_KEY_FILE. */
   DRAY_AGENT_TLS_CERT_FILE: optionalString,
+  /** Client private key (PEM) for mutual TLS. Both or neither with DRAY_AGENT_TLS_CERT_FILE. */
   DRAY_AGENT_TLS_KEY_FILE: optionalString,
+  /** Lowest level of the log lines written. */
   DRAY_LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
   /**
    * The key of every transformation this agent runs (32 bytes, hex or base64). Absent: one is

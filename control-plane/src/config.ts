@@ -12,7 +12,12 @@ const optionalString = z
 
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
 
-const EnvSchema = z.object({
+/**
+ * Every variable the control plane reads, with its validation and default. Each property's doc
+ * comment is its documentation: scripts/generate-env-examples.ts writes it into
+ * deploy/control-plane.env.example.
+ */
+export const EnvSchema = z.object({
   /** Postgres URL of the store. Unset: embedded PGlite under DRAY_DATA_DIR. */
   DRAY_DATABASE_URL: optionalString.refine((v) => v === undefined || /^postgres(ql)?:\/\//.test(v), {
     message: "must be a postgres:// or postgresql:// URL (leave it unset for the embedded store)",
@@ -23,7 +28,9 @@ const EnvSchema = z.object({
   }),
   /** Where embedded state lives (PGlite store). */
   DRAY_DATA_DIR: z.string().default("./.dray"),
+  /** Port of the HTTP API, the web UI, /healthz, /readyz and /metrics. */
   DRAY_HTTP_PORT: port(8080),
+  /** Port of the agent gateway (gRPC) that agents dial. */
   DRAY_GRPC_PORT: port(7070),
   /** Address both servers bind to. */
   DRAY_BIND_HOST: z.string().default("127.0.0.1"),
@@ -45,13 +52,15 @@ const EnvSchema = z.object({
   }),
   /** Heartbeat interval agents are told to use; 3 missed beats make an environment unhealthy. */
   DRAY_HEARTBEAT_INTERVAL_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
-  /** TLS for the agent gateway: certificate chain and key (PEM files). Both or neither. */
+  /** TLS for the agent gateway: certificate chain (PEM file). Both or neither with DRAY_GRPC_TLS_KEY_FILE. */
   DRAY_GRPC_TLS_CERT_FILE: optionalString,
+  /** TLS for the agent gateway: private key (PEM file). Both or neither with DRAY_GRPC_TLS_CERT_FILE. */
   DRAY_GRPC_TLS_KEY_FILE: optionalString,
   /** Mutual TLS for the agent gateway: agents must present a certificate chaining to this CA (PEM). */
   DRAY_GRPC_TLS_CLIENT_CA_FILE: optionalString,
-  /** TLS (HTTPS) for the HTTP API: certificate chain and key (PEM files). Both or neither. */
+  /** TLS (HTTPS) for the HTTP API: certificate chain (PEM file). Both or neither with DRAY_HTTP_TLS_KEY_FILE. */
   DRAY_HTTP_TLS_CERT_FILE: optionalString,
+  /** TLS (HTTPS) for the HTTP API: private key (PEM file). Both or neither with DRAY_HTTP_TLS_CERT_FILE. */
   DRAY_HTTP_TLS_KEY_FILE: optionalString,
   /** Hours an enrollment token stays valid. */
   DRAY_ENROLLMENT_TOKEN_TTL_HOURS: z.coerce
@@ -61,6 +70,7 @@ const EnvSchema = z.object({
     .default(24),
   /** Monthly record limit given to new organisations. */
   DRAY_DEFAULT_MONTHLY_RECORD_LIMIT: z.coerce.number().int().min(0).default(1_000_000),
+  /** Lowest level of the log lines written. */
   DRAY_LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
   /** Lease of a running execution; a replica that dies is replaced after it expires. */
   DRAY_EXECUTION_LEASE_MS: z.coerce.number().int().min(1000).max(600_000).default(15_000),

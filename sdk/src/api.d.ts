@@ -1378,6 +1378,7 @@ export interface operations {
             };
             header?: never;
             path: {
+                /** @description The resource's id (a UUID); any other value answers 404 like an unknown id */
                 id: string;
             };
             cookie?: never;
@@ -1498,6 +1499,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description The resource's id (a UUID); any other value answers 404 like an unknown id */
                 id: string;
             };
             cookie?: never;
@@ -1538,6 +1540,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description The resource's id (a UUID); any other value answers 404 like an unknown id */
                 id: string;
             };
             cookie?: never;
@@ -1727,6 +1730,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description The resource's id (a UUID); any other value answers 404 like an unknown id */
                 id: string;
             };
             cookie?: never;
@@ -1890,6 +1894,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description The resource's id (a UUID); any other value answers 404 like an unknown id */
                 id: string;
             };
             cookie?: never;
@@ -1939,6 +1944,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description The resource's id (a UUID); any other value answers 404 like an unknown id */
                 id: string;
             };
             cookie?: never;
@@ -1986,6 +1992,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description The resource's id (a UUID); any other value answers 404 like an unknown id */
                 id: string;
             };
             cookie?: never;
@@ -2057,6 +2064,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description The resource's id (a UUID); any other value answers 404 like an unknown id */
                 id: string;
             };
             cookie?: never;
@@ -2129,6 +2137,7 @@ export interface operations {
             };
             header?: never;
             path: {
+                /** @description The resource's id (a UUID); any other value answers 404 like an unknown id */
                 id: string;
             };
             cookie?: never;
@@ -2196,6 +2205,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description The resource's id (a UUID); any other value answers 404 like an unknown id */
                 id: string;
             };
             cookie?: never;
@@ -2254,6 +2264,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description The resource's id (a UUID); any other value answers 404 like an unknown id */
                 id: string;
             };
             cookie?: never;
@@ -2417,6 +2428,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description The resource's id (a UUID); any other value answers 404 like an unknown id */
                 id: string;
             };
             cookie?: never;
@@ -2466,6 +2478,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description The resource's id (a UUID); any other value answers 404 like an unknown id */
                 id: string;
             };
             cookie?: never;
@@ -2522,6 +2535,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description The resource's id (a UUID); any other value answers 404 like an unknown id */
                 id: string;
             };
             cookie?: never;
@@ -2593,6 +2607,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description The resource's id (a UUID); any other value answers 404 like an unknown id */
                 id: string;
             };
             cookie?: never;
@@ -2651,6 +2666,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description The resource's id (a UUID); any other value answers 404 like an unknown id */
                 id: string;
             };
             cookie?: never;
@@ -2731,6 +2747,7 @@ export interface operations {
             };
             header?: never;
             path: {
+                /** @description The resource's id (a UUID); any other value answers 404 like an unknown id */
                 id: string;
             };
             cookie?: never;
@@ -2789,6 +2806,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description The resource's id (a UUID); any other value answers 404 like an unknown id */
                 id: string;
             };
             cookie?: never;
@@ -2860,6 +2878,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description The resource's id (a UUID); any other value answers 404 like an unknown id */
                 id: string;
             };
             cookie?: never;
@@ -2931,6 +2950,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description The resource's id (a UUID); any other value answers 404 like an unknown id */
                 id: string;
             };
             cookie?: never;
@@ -2978,6 +2998,7 @@ export interface operations {
     listExecutionErrors: {
         parameters: {
             query?: {
+                /** @description Only errors or only warnings; absent: both */
                 severity?: "error" | "warning";
                 /** @description `schema.table`; a part that contains `.` or `"` is double-quoted with quotes doubled (`"sch.ema".t`, `sch."ema.t"`). The fully quoted form `"schema"."table"` is accepted too; an unquoted name with more than one dot is ambiguous and refused. Names are exact (never case-folded). */
                 entity?: string;
@@ -2990,6 +3011,7 @@ export interface operations {
             };
             header?: never;
             path: {
+                /** @description The resource's id (a UUID); any other value answers 404 like an unknown id */
                 id: string;
             };
             cookie?: never;
@@ -3057,6 +3079,7 @@ export interface operations {
             };
             header?: never;
             path: {
+                /** @description The resource's id (a UUID); any other value answers 404 like an unknown id */
                 id: string;
             };
             cookie?: never;
@@ -3113,7 +3136,9 @@ export interface operations {
     getPipelineStatus: {
         parameters: {
             query?: {
+                /** @description A run's pipeline token (`pt-…`): its stage entries */
                 pipelinetoken?: string;
+                /** @description A pipeline's name: the summaries of its runs (jobs) */
                 pipelinename?: string;
                 /** @description Page: 20 job summaries per page with pipelinename, 500 stage entries per page with pipelinetoken */
                 page?: number;

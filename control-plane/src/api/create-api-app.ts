@@ -38,7 +38,10 @@ export const OPENAPI_PATH = `${API_BASE_PATH}/openapi.json`;
  */
 export const MAX_BODY_BYTES = 4 * 1024 * 1024;
 
-/** The OpenAPI document's `info`. */
+/**
+ * The OpenAPI document's metadata: `info` (with its licence), `servers` and the descriptions of the
+ * tags the routes use. test/openapi-lint.test.ts lints the generated document (sdk/openapi.json).
+ */
 export const OPENAPI_INFO = {
   openapi: "3.1.0",
   info: {
@@ -47,8 +50,35 @@ export const OPENAPI_INFO = {
     description:
       "Copies entity records between database environments through agents. Every /api/v1 route takes " +
       "`Authorization: Bearer <token>`. Errors: `{ error: { code, message, details } }` with gRPC-style snake_case codes.",
+    // The repository grants no licence yet; change this with the repository's LICENSE file.
+    license: { name: "UNLICENSED" },
   },
-} as const;
+  servers: [
+    { url: "/", description: "The control plane that serves this document (paths start with /api/v1)" },
+    {
+      url: "http://127.0.0.1:8080",
+      description: "A control plane on this machine with the default DRAY_HTTP_PORT",
+    },
+  ],
+  tags: [
+    {
+      name: "organisations",
+      description: "Organisations (tenants), their monthly record limit and usage, and web sign-in links",
+    },
+    { name: "tokens", description: "API tokens of an organisation" },
+    {
+      name: "environments",
+      description:
+        "Database environments, their agents' enrollment tokens, connection tests and entity snapshots",
+    },
+    { name: "pipelines", description: "Pipelines: what is copied from one environment to another, and how" },
+    {
+      name: "executions",
+      description:
+        "Runs of pipelines: start, follow (also as server-sent events), cancel, history, job status",
+    },
+  ],
+};
 
 /**
  * Builds the HTTP API. Serve it with `serve({ fetch: app.fetch })`, or call it

@@ -104,7 +104,10 @@ export const Execution = z
 
 /** Query of GET /executions/{id}/errors. */
 export const ErrorsQuery = z.object({
-  severity: z.enum(["error", "warning"]).optional(),
+  severity: z
+    .enum(["error", "warning"])
+    .optional()
+    .openapi({ description: "Only errors or only warnings; absent: both" }),
   entity: EntityNameText.optional(),
   page: pageParam,
   pageSize: pageSizeParam(50, 500),
@@ -226,8 +229,18 @@ export const EventsQuery = z.object({
 
 /** Query of GET /pipeline/status. */
 export const PipelineStatusQuery = z.object({
-  pipelinetoken: z.string().min(1).max(200).optional(),
-  pipelinename: z.string().min(1).max(200).optional(),
+  pipelinetoken: z
+    .string()
+    .min(1)
+    .max(200)
+    .optional()
+    .openapi({ description: "A run's pipeline token (`pt-…`): its stage entries" }),
+  pipelinename: z
+    .string()
+    .min(1)
+    .max(200)
+    .optional()
+    .openapi({ description: "A pipeline's name: the summaries of its runs (jobs)" }),
   page: pageParam.openapi({
     description:
       "Page: 20 job summaries per page with pipelinename, 500 stage entries per page with pipelinetoken",

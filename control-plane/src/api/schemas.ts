@@ -66,7 +66,11 @@ export function jsonBody<T extends z.ZodType>(schema: T) {
 
 /** `{id}` path parameter. Ids that are not UUIDs answer 404 like unknown ones. */
 export const IdParams = z.object({
-  id: z.string().openapi({ param: { name: "id", in: "path" }, format: "uuid" }),
+  id: z.string().openapi({
+    param: { name: "id", in: "path" },
+    format: "uuid",
+    description: "The resource's id (a UUID); any other value answers 404 like an unknown id",
+  }),
 });
 
 /** The bearer security requirement every /api/v1 route carries. */
