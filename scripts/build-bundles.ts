@@ -24,7 +24,7 @@
  * pnpm build                      # into ./dist
  * tsx scripts/build-bundles.ts --out /tmp/dray-dist
  */
-import { cp, mkdir, readFile, realpath, rm, stat } from "node:fs/promises";
+import { cp, mkdir, readFile, realpath, rm, stat, utimes } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { build } from "esbuild";
@@ -97,6 +97,10 @@ export async function buildCliBundle(outDir: string, minify: boolean): Promise<B
 }
 
 async function bundle(spec: { name: string; entry: string; file: string; minify: boolean }) {
+  // The bins run a bundle only when it is newer than its sources (common/bin/bundle-or-source.mjs,
+  // sdk/bin/dray.js). Dating it at the start of the build makes a source edited while esbuild
+  // ran count as newer, so that edit is not hidden.
+  const started = new Date();
   await build({
     entryPoints: [spec.entry],
     outfile: spec.file,
@@ -114,6 +118,7 @@ async function bundle(spec: { name: string; entry: string; file: string; minify:
     logLevel: "warning",
     absWorkingDir: root,
   });
+  await utimes(spec.file, started, started);
   return { name: spec.name, file: spec.file, bytes: (await stat(spec.file)).size };
 }
 

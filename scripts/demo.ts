@@ -11,12 +11,15 @@
  * foreground group) reaches them only as the one SIGTERM sent here; repeated
  * signals while stopping are ignored. "stopped." is printed last.
  *
+ * Logs: the control plane's and the agents' log lines (JSON, DRAY_LOG_LEVEL, default info) go
+ * to <state>/demo/dray.log, never to the screen; the demo prints where.
+ *
  * Settings for tests: DRAY_DEMO_DIR (state directory), DRAY_DEMO_SCALE (seed
  * size, 1 = 67,000 rows).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, openSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
@@ -31,6 +34,10 @@ const dataDir = process.env.DRAY_DEMO_DIR ? resolve(process.env.DRAY_DEMO_DIR) :
 const DEMO_MONTHLY_RECORD_LIMIT = 100_000_000;
 const demoDir = join(dataDir, "demo");
 const stateFile = join(demoDir, "state.json");
+/** Where the control plane and the agents log (JSON lines), instead of the demo's screen. */
+const logFile = join(demoDir, "dray.log");
+/** Log level of the control plane and the agents in {@link logFile}. */
+const logLevel = process.env.DRAY_LOG_LEVEL ?? "info";
 
 interface DemoState {
   adminToken: string;
@@ -161,6 +168,7 @@ async function demoDatabase(name: string, preferredPort: number, seed: boolean):
 }
 
 function startAgent(
+  logFd: number,
   name: string,
   controlPlane: string,
   databaseUrl: string,
@@ -171,7 +179,8 @@ function startAgent(
     cwd: root,
     // A process group of its own: a terminal's Ctrl-C does not reach it, only our one SIGTERM does.
     detached: true,
-    stdio: ["ignore", "ignore", "inherit"],
+    // Its log lines (and any early error) go to the log file, not the demo's screen.
+    stdio: ["ignore", logFd, logFd],
     env: {
       ...process.env,
       DRAY_CONTROL_PLANE_URL: controlPlane,
@@ -183,7 +192,7 @@ function startAgent(
       DRAY_AGENT_MAX_TASKS: "2",
       // PGlite's socket server takes no COPY FROM STDIN: load batches with bound arrays.
       DRAY_AGENT_BULK_LOAD: external ? "copy" : "insert",
-      DRAY_LOG_LEVEL: process.env.DRAY_LOG_LEVEL ?? "warn",
+      DRAY_LOG_LEVEL: logLevel,
       ...(enrollmentToken ? { DRAY_ENROLLMENT_TOKEN: enrollmentToken } : {}),
     },
   });
@@ -237,6 +246,8 @@ async function main() {
     : { adminToken: `dray_admin_${randomBytes(24).toString("base64url")}`, environments: {} };
   const save = () => writeFile(stateFile, JSON.stringify(state, null, 2), { mode: 0o600 });
   await save();
+  console.log(`logs of the control plane and the agents: ${logFile}`);
+  const logFd = openSync(logFile, "a");
 
   // 1. The two environments' databases.
   const databases = {
@@ -250,10 +261,7 @@ async function main() {
   if (stop.requested) return shutdown();
 
   // 2. The control plane, embedded: PGlite store and in-process bus.
-  const logger = createPinoLogger({
-    name: "dray-control-plane",
-    level: process.env.DRAY_LOG_LEVEL ?? "warn",
-  });
+  const logger = createPinoLogger({ name: "dray-control-plane", level: logLevel, destination: logFile });
   const config = loadConfig(
     {
       DRAY_DATA_DIR: dataDir,
@@ -307,7 +315,7 @@ async function main() {
 
   // 4. Two real agent processes, one next to each database; each gets one SIGTERM at the stop.
   const agents = (["source", "target"] as const).map((name) =>
-    startAgent(name, gateway, databases[name].url, state.environments[name]?.enrollmentToken),
+    startAgent(logFd, name, gateway, databases[name].url, state.environments[name]?.enrollmentToken),
   );
   const stopAgents = async () => {
     for (const agent of agents)
@@ -328,7 +336,9 @@ async function main() {
       const env = await api(base, token, "GET", `/api/v1/environments/${id}`);
       if (env.health === "healthy" && env.agent.connected) break;
       if (Date.now() - started > 60_000)
-        throw new Error(`environment demo-${name} did not turn healthy: ${env.healthReason}`);
+        throw new Error(
+          `environment demo-${name} did not turn healthy: ${env.healthReason} (see ${logFile})`,
+        );
       await new Promise((r) => setTimeout(r, 250));
     }
     await api(base, token, "POST", `/api/v1/environments/${id}/refresh`);
@@ -416,6 +426,7 @@ async function main() {
     `     -H "authorization: Bearer $(node -p 'require(${JSON.stringify(stateFile)}).adminToken')" \\`,
   );
   console.log(`     -d '{"monthlyRecordLimit": 200000000}'`);
+  console.log(` logs           ${logFile}`);
   console.log(` state          ${dataDir} (delete it to start over)`);
   console.log(`${line}\n Ctrl-C stops everything.\n`);
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-// Runs the agent from its TypeScript source through tsx's loader.
-import { register } from "tsx/esm/api";
+// Runs the agent: its compiled bundle (dist/agent/dist/bin/dray-agent.mjs at the repository root,
+// written by `pnpm build`) when that is newer than every source it is built from, else the
+// TypeScript source through tsx. DRAY_FROM_SOURCE=1 forces the source. The rule and its
+// settings: common/bin/bundle-or-source.mjs.
+import { runProcess } from "../../common/bin/bundle-or-source.mjs";
 
-register();
-await import("../src/main.ts");
+await runProcess("dray-agent");

@@ -67,6 +67,11 @@ export const EnvSchema = z.object({
   /** Lowest level of the log lines written. */
   DRAY_LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
   /**
+   * How log lines look: `pretty` (one readable line each), `json` (one JSON object each), or
+   * `auto`: pretty on a terminal, JSON otherwise (files, pipes, journald, log collectors).
+   */
+  DRAY_LOG_FORMAT: z.enum(["auto", "json", "pretty"]).default("auto"),
+  /**
    * The key of every transformation this agent runs (32 bytes, hex or base64). Absent: one is
    * created in the state directory (transform.key) at the first start. It never leaves the agent.
    */
@@ -100,6 +105,8 @@ export interface AgentConfig {
   drainTimeoutMs: number;
   tls: { caFile?: string; certFile?: string; keyFile?: string };
   logLevel: string;
+  /** DRAY_LOG_FORMAT: undefined chooses by whether stderr is a terminal. */
+  logFormat: "json" | "pretty" | undefined;
   /** DRAY_AGENT_TRANSFORM_KEY as given (parsed by loadTransformKey); undefined: the state directory's. */
   transformKey: string | undefined;
   /** Where GET /metrics is served (DRAY_AGENT_METRICS_HOST/PORT); undefined: not served. */
@@ -148,6 +155,7 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv): AgentConfig {
       ...(e.DRAY_AGENT_TLS_KEY_FILE ? { keyFile: e.DRAY_AGENT_TLS_KEY_FILE } : {}),
     },
     logLevel: e.DRAY_LOG_LEVEL,
+    logFormat: e.DRAY_LOG_FORMAT === "auto" ? undefined : e.DRAY_LOG_FORMAT,
     transformKey: e.DRAY_AGENT_TRANSFORM_KEY,
     metrics:
       e.DRAY_AGENT_METRICS_PORT === undefined

@@ -26,7 +26,11 @@ async function main(): Promise<number> {
     process.stderr.write(`dray-agent: ${(error as Error).message}\n`);
     return 2;
   }
-  const logger = createPinoLogger({ name: "dray-agent", level: config.logLevel }).child({
+  const logger = createPinoLogger({
+    name: "dray-agent",
+    level: config.logLevel,
+    ...(config.logFormat ? { format: config.logFormat } : {}),
+  }).child({
     agent: config.name,
   });
   logger.info("starting", {

@@ -1,4 +1,5 @@
 import { pino } from "pino";
+import pinoPretty from "pino-pretty";
 
 /** Structured fields attached to a log line. */
 export type LogFields = Record<string, unknown>;
@@ -15,12 +16,53 @@ export interface Logger {
   child(fields: LogFields): Logger;
 }
 
+/** How log lines are written: JSON lines for machines, or one coloured line per entry for people. */
+export type LogFormat = "json" | "pretty";
+
 /** Options of {@link createPinoLogger}. */
 export interface PinoLoggerOptions {
   /** @default "info" */
   level?: string;
   /** Process name put on every line. */
   name: string;
+  /**
+   * Where lines go: a file descriptor or a file path (appended to, created if missing).
+   * @default 2 (stderr)
+   */
+  destination?: number | string;
+  /**
+   * @default {@link chooseLogFormat} for the destination: pretty on a terminal, JSON otherwise
+   * (a file path is never a terminal).
+   */
+  format?: LogFormat;
+}
+
+/** What {@link chooseLogFormat} looks at. */
+export interface LogFormatInputs {
+  /** Whether the destination is a terminal (`process.stderr.isTTY` for stderr). */
+  isTTY: boolean;
+  /** `DRAY_LOG_FORMAT` (`json` or `pretty`) and `NO_COLOR` are read from here. */
+  env: Record<string, string | undefined>;
+}
+
+/** The chosen format and, for `pretty`, whether to colour it. */
+export interface LogFormatChoice {
+  format: LogFormat;
+  colour: boolean;
+}
+
+/**
+ * Pretty lines on a terminal, JSON lines otherwise (files, pipes, journald, log collectors).
+ * `DRAY_LOG_FORMAT=json|pretty` overrides the guess (e.g. JSON in a container started with a
+ * TTY); any other value is ignored. Colour only on a terminal and never with `NO_COLOR` set
+ * (https://no-color.org: any non-empty value).
+ */
+export function chooseLogFormat(inputs: LogFormatInputs): LogFormatChoice {
+  const forced = inputs.env.DRAY_LOG_FORMAT?.trim().toLowerCase();
+  const format: LogFormat =
+    forced === "json" || forced === "pretty" ? forced : inputs.isTTY ? "pretty" : "json";
+  const colour = format === "pretty" && inputs.isTTY && !inputs.env.NO_COLOR;
+  return { format, colour };
 }
 
 /** Field names whose values are never written to logs. */
@@ -39,15 +81,37 @@ const REDACTED_PATHS = [
   "*.enrollmentToken",
 ];
 
-/** A {@link Logger} writing JSON lines to stderr through pino, with secrets redacted. */
+/**
+ * A {@link Logger} through pino, with secrets redacted: to stderr by default, as JSON lines or,
+ * on a terminal, as one human-readable line per entry (see {@link chooseLogFormat}). Pretty
+ * lines are written synchronously in this thread (no worker), so they survive bundling and
+ * keep their order with the process's other output.
+ */
 export function createPinoLogger(options: PinoLoggerOptions): Logger {
+  const destination = options.destination ?? 2;
+  const isTTY =
+    destination === 2 ? Boolean(process.stderr.isTTY) : destination === 1 && Boolean(process.stdout.isTTY);
+  const choice = chooseLogFormat({ isTTY, env: process.env });
+  const format = options.format ?? choice.format;
+  const stream =
+    format === "pretty"
+      ? pinoPretty({
+          destination,
+          sync: true,
+          colorize: choice.colour,
+          singleLine: true,
+          translateTime: "SYS:HH:MM:ss.l",
+          ignore: "pid,hostname",
+          mkdir: true,
+        })
+      : pino.destination({ dest: destination, sync: true, mkdir: true, append: true });
   const base = pino(
     {
       name: options.name,
       level: options.level ?? "info",
       redact: { paths: REDACTED_PATHS, censor: "[redacted]" },
     },
-    pino.destination(2),
+    stream,
   );
   return wrap(base);
 }

@@ -72,6 +72,11 @@ export const EnvSchema = z.object({
   DRAY_DEFAULT_MONTHLY_RECORD_LIMIT: z.coerce.number().int().min(0).default(1_000_000),
   /** Lowest level of the log lines written. */
   DRAY_LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+  /**
+   * How log lines look: `pretty` (one readable line each), `json` (one JSON object each), or
+   * `auto`: pretty on a terminal, JSON otherwise (files, pipes, journald, log collectors).
+   */
+  DRAY_LOG_FORMAT: z.enum(["auto", "json", "pretty"]).default("auto"),
   /** Lease of a running execution; a replica that dies is replaced after it expires. */
   DRAY_EXECUTION_LEASE_MS: z.coerce.number().int().min(1000).max(600_000).default(15_000),
   /** Write batches of one entity in flight at once (1 = one at a time); commits are settled in order. */
@@ -99,6 +104,8 @@ export interface ControlPlaneConfig {
   enrollmentTokenTtlMs: number;
   defaultMonthlyRecordLimit: number;
   logLevel: string;
+  /** DRAY_LOG_FORMAT: undefined chooses by whether stderr is a terminal. */
+  logFormat: "json" | "pretty" | undefined;
   replicaId: string;
   executionLeaseMs: number;
   /** Write batches of one entity in flight at once. */
@@ -179,6 +186,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, defaults: { replicaId: string
     enrollmentTokenTtlMs: e.DRAY_ENROLLMENT_TOKEN_TTL_HOURS * 3_600_000,
     defaultMonthlyRecordLimit: e.DRAY_DEFAULT_MONTHLY_RECORD_LIMIT,
     logLevel: e.DRAY_LOG_LEVEL,
+    logFormat: e.DRAY_LOG_FORMAT === "auto" ? undefined : e.DRAY_LOG_FORMAT,
     replicaId: e.DRAY_REPLICA_ID ?? defaults.replicaId,
     executionLeaseMs: e.DRAY_EXECUTION_LEASE_MS,
     writesInFlight: e.DRAY_EXECUTION_WRITES_IN_FLIGHT,

@@ -15,7 +15,11 @@ async function main(): Promise<number> {
     process.stderr.write(`dray-control-plane: ${(error as Error).message}\n`);
     return 2;
   }
-  const logger = createPinoLogger({ name: "dray-control-plane", level: config.logLevel }).child({
+  const logger = createPinoLogger({
+    name: "dray-control-plane",
+    level: config.logLevel,
+    ...(config.logFormat ? { format: config.logFormat } : {}),
+  }).child({
     replica: config.replicaId,
   });
   logger.info("starting", {
