@@ -18,7 +18,7 @@ import {
   openApiHarness,
   sampleSnapshot,
 } from "../../control-plane/test/api-test-harness.js";
-import { runCli } from "../src/cli/main.js";
+import { type CliRun, runCliInProcess } from "./cli-in-process.js";
 
 const BASE = "http://dray.test";
 
@@ -76,29 +76,8 @@ afterAll(async () => {
 });
 
 /** Runs the CLI with the operator's token; returns its exit code, stdout and stderr. */
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  vi.stubGlobal("fetch", appFetch);
-  let out = "";
-  let err = "";
-  const capture = (into: (s: string) => void) => (chunk: string | Uint8Array) => {
-    into(typeof chunk === "string" ? chunk : Buffer.from(chunk).toString());
-    return true;
-  };
-  const stdout = vi.spyOn(process.stdout, "write").mockImplementation(capture((s) => (out += s)));
-  const stderr = vi.spyOn(process.stderr, "write").mockImplementation(capture((s) => (err += s)));
-  try {
-    const code = await runCli(args, {
-      DRAY_URL: BASE,
-      DRAY_TOKEN: org.operator,
-      DRAY_CONFIG_DIR: "/nonexistent-dray",
-      NO_COLOR: "1",
-    });
-    return { code, out, err };
-  } finally {
-    stdout.mockRestore();
-    stderr.mockRestore();
-    vi.unstubAllGlobals();
-  }
+function cli(args: string[]): Promise<CliRun> {
+  return runCliInProcess(appFetch, args, { DRAY_URL: BASE, DRAY_TOKEN: org.operator });
 }
 
 describe("dray pipeline show", () => {
