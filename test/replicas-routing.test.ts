@@ -160,7 +160,9 @@ describe("three replicas: A holds the source's agent, B the targets', C none", (
     }, 30_000);
     console.log(`Test Connection of an agent no replica holds answered 503 in ${answer.ms} ms`);
     expect(answer.r.body.error.code).toBe("unavailable");
-    // Far below the 30 s a task waits for an agent that holds it but does not answer.
-    expect(answer.ms).toBeLessThan(10_000);
+    // Far below the 30 s a task waits for an agent that holds it but does not answer. Usually
+    // milliseconds ("no responders"); at most the relay's 10 s wait for a first answer when the
+    // request reaches the old holder just as it stops serving the agent (its unsubscribe in flight).
+    expect(answer.ms).toBeLessThan(15_000);
   });
 });
