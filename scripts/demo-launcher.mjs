@@ -46,7 +46,9 @@ if (!existsSync(join(root, "node_modules", ".modules.yaml"))) {
 async function buildIfStale() {
   if (process.env.DRAY_FROM_SOURCE === "1") return;
   const { resolveEntry } = await import("../common/bin/bundle-or-source.mjs");
-  const stale = ["dray-control-plane", "dray-agent"].filter((name) => resolveEntry(name).kind !== "bundle");
+  const stale = ["dray-control-plane", "dray-agent", "dray"].filter(
+    (name) => resolveEntry(name).kind !== "bundle",
+  );
   if (stale.length === 0) return;
   const dist = join(root, "dist");
   // Under node_modules (ignored by git, same file system as dist/, so the renames are atomic).

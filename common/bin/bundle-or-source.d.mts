@@ -1,7 +1,7 @@
 /** Types of common/bin/bundle-or-source.mjs (plain JavaScript, run before any TypeScript loader). */
 
-/** The Dray processes whose bins run a bundle or their source. */
-export type DrayProcessName = "dray-control-plane" | "dray-agent";
+/** The Dray programs whose bins run a bundle or their source (`dray` is the CLI). */
+export type DrayProcessName = "dray-control-plane" | "dray-agent" | "dray";
 
 /** The repository root. */
 export declare const repositoryRoot: string;

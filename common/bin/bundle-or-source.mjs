@@ -1,5 +1,5 @@
-// Shared by the bins of the Dray processes (control-plane/bin/dray-control-plane.js,
-// agent/bin/dray-agent.js) and by scripts/demo-launcher.mjs. Plain JavaScript, so that it runs
+// Shared by the bins (control-plane/bin/dray-control-plane.js, agent/bin/dray-agent.js,
+// sdk/bin/dray.js) and by scripts/demo-launcher.mjs. Plain JavaScript, so that it runs
 // before any TypeScript loader is registered.
 //
 // The rule: a bin runs its compiled bundle (written by `pnpm build` into the repository's
@@ -42,6 +42,11 @@ export const PROCESSES = {
     bundle: "agent/dist/bin/dray-agent.mjs",
     source: "agent/src/main.ts",
     sources: ["agent/src", "agent/package.json", ...SHARED_SOURCES],
+  },
+  dray: {
+    bundle: "sdk/dist/dray.mjs",
+    source: "sdk/src/cli/main.ts",
+    sources: ["sdk/src", "sdk/package.json", ...SHARED_SOURCES],
   },
 };
 
