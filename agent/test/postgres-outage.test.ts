@@ -26,9 +26,8 @@ import { isDriverTypeFetchFailure, toDrayError } from "../src/connectors/postgre
 import { createPostgresConnector } from "../src/connectors/postgres/index.js";
 import { PoolKeeper } from "../src/connectors/postgres/pool-keeper.js";
 import { Session, type SessionPools, STUCK_AFTER_CANCEL_MS } from "../src/connectors/postgres/session.js";
-import type { CredentialStore } from "../src/credential-store.js";
-import type { GatewayConnection } from "../src/gateway-client.js";
 import { rowBatch } from "./connector-contract.js";
+import { enrolledCredentials, fakeGateway } from "./support/fake-gateway.js";
 import { type OwnCluster, startOwnCluster } from "./support/own-cluster.js";
 
 const ENTITY = { schema: "public", name: "items" };
@@ -327,49 +326,6 @@ describe("a statement whose backend stops answering", () => {
   });
 });
 
-/** A control plane stand-in: records heartbeats, hands out queued tasks on the work stream. */
-function fakeGateway() {
-  const heartbeats: { at: number; databaseReachable: boolean; databaseError: string }[] = [];
-  const tasks: unknown[] = [];
-  const results: { taskId: string; outcome: { case: string; value: { code?: number } } }[] = [];
-  let wake = () => {};
-  const client = {
-    heartbeat: async (request: { databaseReachable: boolean; databaseError: string }) => {
-      heartbeats.push({ at: performance.now(), ...request });
-      return { heartbeatIntervalMs: 30_000 };
-    },
-    async *openWorkStream(_request: unknown, options: { signal: AbortSignal }) {
-      while (!options.signal.aborted) {
-        const task = tasks.shift();
-        if (task) yield { kind: { case: "task", value: task } };
-        else
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-            options.signal.addEventListener("abort", () => resolve(), { once: true });
-          });
-      }
-    },
-    completeTask: async (request: (typeof results)[number]) => {
-      results.push(request);
-      return {};
-    },
-    drain: async () => ({}),
-    enroll: async () => {
-      throw new Error("not used");
-    },
-  };
-  const gateway = { client, channel: {}, setCredential() {}, close() {} } as unknown as GatewayConnection;
-  return {
-    gateway,
-    heartbeats,
-    results,
-    push(task: unknown) {
-      tasks.push(task);
-      wake();
-    },
-  };
-}
-
 async function waitUntil<T>(what: string, fn: () => T | undefined, timeoutMs: number): Promise<T> {
   const until = performance.now() + timeoutMs;
   for (;;) {
@@ -384,17 +340,7 @@ describe("the agent's heartbeat through an outage", () => {
   it("reports the database unreachable as soon as a task finds it down, and reachable as soon as it is back", async () => {
     const connector = createPostgresConnector({ url: cluster.url, maxConnections: 2 });
     const fake = fakeGateway();
-    const credentials = {
-      path: "(memory)",
-      load: async () => ({
-        agentId: "a",
-        environmentId: "e",
-        credential: "c",
-        controlPlaneAddress: "x",
-        enrolledAt: new Date().toISOString(),
-      }),
-      save: async () => {},
-    } as unknown as CredentialStore;
+    const credentials = enrolledCredentials();
     const agent = createAgent({
       config: {
         enrollmentToken: undefined,
@@ -423,7 +369,7 @@ describe("the agent's heartbeat through an outage", () => {
 
       await cluster.stop("immediate");
       const failedAt = performance.now();
-      fake.push(probeTask());
+      fake.pushTask(probeTask());
       const down = await waitUntil(
         "a heartbeat saying unreachable",
         () => fake.heartbeats.find((h) => !h.databaseReachable),
@@ -446,7 +392,7 @@ describe("the agent's heartbeat through an outage", () => {
       );
       expect(up.at - startedAt).toBeLessThan(3_000);
       // And the next task succeeds.
-      fake.push(probeTask());
+      fake.pushTask(probeTask());
       const ok = await waitUntil(
         "the task after the restart",
         () => fake.results.find((r) => r.taskId === `t${n}`),

@@ -11,8 +11,7 @@ import { type LogFields, type Logger, silentLogger } from "@dray/common";
 import { ErrorCode, RejectPolicy, RowEncoding, TaskSchema, WriteStrategy } from "@dray/proto";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createAgent } from "../src/agent.js";
-import type { CredentialStore } from "../src/credential-store.js";
-import type { GatewayConnection } from "../src/gateway-client.js";
+import { type CompletedTask, enrolledCredentials, fakeGateway } from "./support/fake-gateway.js";
 import { createOwnDatabase, type OwnDatabase } from "./support/own-database.js";
 
 let db: OwnDatabase;
@@ -25,49 +24,6 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => db?.drop());
-
-interface Completed {
-  taskId: string;
-  outcome: { case: string; value: { code?: number; reason?: string; message?: string; retryable?: boolean } };
-}
-
-/** A control plane stand-in: one work stream fed by `push`, results recorded. */
-function fakeGateway() {
-  const queue: unknown[] = [];
-  const results: Completed[] = [];
-  let wake = () => {};
-  const client = {
-    heartbeat: async () => ({ heartbeatIntervalMs: 30_000 }),
-    async *openWorkStream(_request: unknown, options: { signal: AbortSignal }) {
-      while (!options.signal.aborted) {
-        const message = queue.shift();
-        if (message) yield message;
-        else
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-            options.signal.addEventListener("abort", () => resolve(), { once: true });
-          });
-      }
-    },
-    completeTask: async (request: Completed) => {
-      results.push(request);
-      return { accepted: true };
-    },
-    drain: async () => ({}),
-    enroll: async () => {
-      throw new Error("not used");
-    },
-  };
-  const gateway = { client, channel: {}, setCredential() {}, close() {} } as unknown as GatewayConnection;
-  return {
-    gateway,
-    results,
-    push(message: unknown) {
-      queue.push(message);
-      wake();
-    },
-  };
-}
 
 /** A logger that keeps its warnings. */
 function recordingLogger(warnings: { message: string; fields?: LogFields }[]): Logger {
@@ -106,7 +62,7 @@ function writeTask(taskId: string, epoch: bigint, ids: number[]) {
   };
 }
 
-async function resultOf(results: Completed[], taskId: string): Promise<Completed> {
+async function resultOf(results: CompletedTask[], taskId: string): Promise<CompletedTask> {
   const until = Date.now() + 15_000;
   for (;;) {
     const found = results.find((r) => r.taskId === taskId);
@@ -129,17 +85,7 @@ describe("the agent's session-epoch fence", () => {
   it("refuses a write of an older session without touching the target, and runs the current session's", async () => {
     const fake = fakeGateway();
     const warnings: { message: string; fields?: LogFields }[] = [];
-    const credentials = {
-      path: "(memory)",
-      load: async () => ({
-        agentId: "a",
-        environmentId: "e",
-        credential: "c",
-        controlPlaneAddress: "x",
-        enrolledAt: new Date().toISOString(),
-      }),
-      save: async () => {},
-    } as unknown as CredentialStore;
+    const credentials = enrolledCredentials();
     const agent = createAgent({
       config: {
         enrollmentToken: undefined,

@@ -16,6 +16,7 @@ import type {
   WriteRequest,
   WriteResult,
 } from "../src/executor/agent-port.js";
+import { AGENT_AWAY } from "../src/gateway/agent-sessions.js";
 
 /** A row: its key values and its other values, as text. */
 export interface FakeRow {
@@ -57,11 +58,11 @@ export function transientError(message = "connection reset"): DrayError {
   return new DrayError("unavailable", message, { retryable: true });
 }
 
-/** The gateway's error for an environment whose agent is away. */
+/** The gateway's error for an environment whose agent is away (what `isAgentAway` recognises). */
 export function awayError(environmentId: string): DrayError {
   return new DrayError("unavailable", "the agent is away", {
     retryable: false,
-    details: { reason: "agent_away", environmentId },
+    details: { reason: AGENT_AWAY, environmentId },
   });
 }
 
