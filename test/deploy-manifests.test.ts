@@ -4,7 +4,8 @@
  * chart rendered by helm (when a helm binary is found) against the Kubernetes schemas. Each
  * check is also shown to fail on a broken input, so a pass means something.
  */
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -202,6 +203,19 @@ describe("Helm chart: checks on rendered objects", () => {
       const cp = plain.objects.find((o) => o.kind === "Deployment");
       expect(cp.spec.replicas).toBe(2);
       expect(cp.spec.template.spec.containers[0].readinessProbe.httpGet.path).toBe("/readyz");
+      // A ServiceMonitor without a metrics token would scrape a /metrics that answers 403: refused.
+      const tokenless = join(mkdtempSync(join(tmpdir(), "dray-helm-")), "values.yaml");
+      writeFileSync(
+        tokenless,
+        readFileSync(join(root, "deploy/helm/test-values/plain-text.yaml"), "utf8").replace(
+          /^ {2}metricsToken: .*$/m,
+          '  metricsToken: ""',
+        ),
+      );
+      const refused = renderChart(helm!, join(root, "deploy/helm/dray"), tokenless);
+      expect("error" in refused && refused.error).toMatch(
+        /serviceMonitor.enabled needs controlPlane.metricsToken/,
+      );
     },
     60_000,
   );

@@ -11,6 +11,13 @@ describe("loadConfig", () => {
     expect(loadConfig({}, defaults).writesInFlight).toBe(2);
     expect(loadConfig({ DRAY_EXECUTION_WRITES_IN_FLIGHT: "1" }, defaults).writesInFlight).toBe(1);
   });
+  it("refuses a short metrics token and an unknown log format, naming the variable", () => {
+    expect(() => loadConfig({ DRAY_METRICS_TOKEN: "short" }, defaults)).toThrow(/DRAY_METRICS_TOKEN/);
+    expect(() => loadConfig({ DRAY_LOG_FORMAT: "yaml" }, defaults)).toThrow(/DRAY_LOG_FORMAT/);
+    const config = loadConfig({ DRAY_METRICS_TOKEN: "m".repeat(24), DRAY_LOG_FORMAT: "json" }, defaults);
+    expect([config.metricsToken, config.logFormat]).toEqual(["m".repeat(24), "json"]);
+    expect(loadConfig({}, defaults).logFormat).toBeUndefined();
+  });
   it("refuses a writes-in-flight setting out of range, naming the variable", () => {
     for (const bad of ["0", "9", "two"])
       expect(() => loadConfig({ DRAY_EXECUTION_WRITES_IN_FLIGHT: bad }, defaults)).toThrow(
