@@ -128,6 +128,26 @@ export interface ReadBatchRequest {
    * `rejected`. `last` still covers it, so the next read goes on after it.
    */
   qualityRules?: FieldQualityRule[];
+  /**
+   * Continuous pipelines: keeps the read below a high-water mark so that a row
+   * committed late is never passed over. `keyFields` are then the cursor field
+   * followed by the row key, and the cursor field must be `keyFields[0]`. Rows
+   * whose cursor is NULL are never read this way. Ignored when `until` is given
+   * (a range already read under a bound is read again whole).
+   */
+  continuous?: ContinuousBound;
+}
+
+/** The high-water mark of a continuous read (see {@link ReadBatchRequest.continuous}). */
+export interface ContinuousBound {
+  /** The cursor field: `keyFields[0]`. */
+  cursorField: string;
+  /**
+   * Date/time cursors: read only values older than now() minus this lag (and
+   * older than the start of the oldest transaction still writing). A
+   * non-negative integer of at most one day (86,400,000). Unused by other cursors.
+   */
+  safetyLagMs: number;
 }
 
 /** One data-quality rule on one field (common/src/quality-rules.ts names the rules). */
@@ -198,6 +218,11 @@ export interface WriteBatchRequest {
   fireTriggers?: boolean;
   /** Foreign keys (constraint names) this write does not check: validated later by {@link Connector.finishEntity}. */
   uncheckedReferences?: string[];
+  /**
+   * Continuous pipelines: the position after this batch (cursor, then row key,
+   * as text), recorded in the batch's ledger row in the same transaction as the rows.
+   */
+  position?: string[];
 }
 
 /** What to do once an entity is loaded. */

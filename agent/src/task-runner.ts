@@ -15,6 +15,7 @@ import {
 import type {
   Condition,
   Connector,
+  ContinuousBound,
   EntityName,
   FieldQualityRule,
   FieldTransform,
@@ -172,6 +173,7 @@ async function execute(
           nullFields: [...r.nullFields],
           ...(r.transforms.length > 0 ? { transforms: r.transforms.map(transformOf) } : {}),
           ...(r.qualityRules.length > 0 ? { qualityRules: r.qualityRules.map(qualityRuleOf) } : {}),
+          ...(r.continuous ? { continuous: continuousOf(r.continuous) } : {}),
         },
         signal,
       );
@@ -216,6 +218,7 @@ async function execute(
           ...(w.previousBatchId ? { previousBatchId: w.previousBatchId } : {}),
           fireTriggers: w.fireTriggers,
           uncheckedReferences: [...w.uncheckedReferences],
+          ...(w.position ? { position: [...w.position.values] } : {}),
         },
         signal,
       );
@@ -294,6 +297,17 @@ function optionsOf(optionsJson: string, what: string): Record<string, unknown> {
   if (options === null || typeof options !== "object" || Array.isArray(options))
     throw new DrayError("invalid_argument", `the options of ${what} must be a JSON object`);
   return options as Record<string, unknown>;
+}
+
+/**
+ * The continuous bound as the connector takes it. A lag beyond what a number
+ * holds exactly stays out of range, so the connector refuses it
+ * (`invalid_argument`, see continuous-bound.ts).
+ */
+function continuousOf(c: { cursorField: string; safetyLagMs: bigint }): ContinuousBound {
+  const lag =
+    c.safetyLagMs > BigInt(Number.MAX_SAFE_INTEGER) ? Number.POSITIVE_INFINITY : Number(c.safetyLagMs);
+  return { cursorField: c.cursorField, safetyLagMs: lag };
 }
 
 function transformOf(t: { field: string; transformer: string; optionsJson: string }): FieldTransform {

@@ -1,6 +1,7 @@
 import { DrayError } from "@dray/common";
 import type { ReadBatchRequest, ReadBatchResult } from "../../connector.js";
 import { BoundParams, conditionsSql, dollarPlaceholder, type Placeholder } from "./conditions.js";
+import { keyInfoOf, validateContinuous } from "./continuous-bound.js";
 import { CopyTextBuilder } from "./copy-text.js";
 import { type EntityInfo, type FieldInfo, ownRowsSql, requireFields, resolveKey } from "./entity-catalog.js";
 import { qualifiedName, quoteIdentifier, validateEntityName, validateFieldList } from "./identifiers.js";
@@ -20,6 +21,7 @@ export function validateReadRequest(request: ReadBatchRequest): void {
   if (request.nullFields !== undefined) validateFieldList("nullFields", request.nullFields);
   validateKeyPosition("after", request.after);
   validateKeyPosition("until", request.until);
+  validateContinuous(request);
 }
 
 /** A key position (`after`, `until`) is absent, null, or a list of strings without NUL. */
@@ -169,9 +171,13 @@ export function planRead(info: EntityInfo, request: ReadBatchRequest, key: Field
   return { from: ownRowsSql(info), fields, key, nulled, resolve: (name) => requireFields(info, [name])[0]! };
 }
 
-/** {@link planRead} of a keyset read: the key is `keyFields`, else the row key (see {@link resolveKey}). */
+/**
+ * {@link planRead} of a keyset read: the key is `keyFields`, else the row key
+ * (see {@link resolveKey}). A continuous read's cursor field may be nullable
+ * (its rows with a NULL cursor are never read, see continuous-bound.ts).
+ */
 export function planKeysetRead(info: EntityInfo, request: ReadBatchRequest): KeysetPlan {
-  return planRead(info, request, resolveKey(info, request.keyFields));
+  return planRead(info, request, resolveKey(keyInfoOf(info, request), request.keyFields));
 }
 
 /**

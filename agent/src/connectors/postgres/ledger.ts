@@ -1,4 +1,5 @@
 import { DrayError } from "@dray/common";
+import { sqlStateOf } from "./error-mapping.js";
 import { LEDGER_SCHEMA } from "./identifiers.js";
 import type { Session } from "./session.js";
 
@@ -11,30 +12,53 @@ export const LEDGER_LOCK_KEY = 0x44524159;
 /** Longest batch id accepted (characters). */
 export const MAX_BATCH_ID_LENGTH = 200;
 
+/** Whether the ledger table exists, and whether it has the `position` column (added for continuous pipelines). */
+const LEDGER_STATE_SQL = `select pg_catalog.to_regclass('${LEDGER_TABLE}') is not null as present,
+  exists (select 1 from pg_catalog.pg_attribute
+    where attrelid = pg_catalog.to_regclass('${LEDGER_TABLE}') and attname = 'position' and not attisdropped) as has_position`;
+
 /**
- * Creates the ledger schema and table when missing. Safe when several agents
- * race: the transaction-scoped advisory lock lets one create while the others
- * wait, then find everything in place.
+ * Creates the ledger schema and table when missing, and adds the `position`
+ * column (jsonb: the text values of a continuous batch's position, NULL for
+ * other batches) to a ledger created before it existed. Safe when several
+ * agents race: the transaction-scoped advisory lock lets one create while the
+ * others wait, then find everything in place.
+ *
+ * A ledger the agent's user may not alter (it belongs to another role) is left
+ * without the column: writes without a position go on, and a write with one
+ * fails with `failed_precondition` ({@link claimBatch}).
  */
 export async function createLedger(session: Session): Promise<void> {
   // Checked first: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema exists.
-  const [found] = await session.query<{ present: boolean }>(
-    `select pg_catalog.to_regclass('${LEDGER_TABLE}') is not null as present`,
-  );
-  if (found?.present) return;
-  await session.transaction(async () => {
-    await session.query("select pg_catalog.pg_advisory_xact_lock($1::int8)", [LEDGER_LOCK_KEY]);
-    await session.query(`create schema if not exists ${LEDGER_SCHEMA}`);
-    await session.query(`create table if not exists ${LEDGER_TABLE} (
-      batch_id text primary key,
-      entity text not null,
-      row_count int not null,
-      created int not null,
-      updated int not null,
-      rejected int not null,
-      committed_at timestamptz not null default now())`);
-  });
+  const [found] = await session.query<{ present: boolean; has_position: boolean }>(LEDGER_STATE_SQL);
+  if (found?.present && found.has_position) return;
+  try {
+    await session.transaction(async () => {
+      await session.query("select pg_catalog.pg_advisory_xact_lock($1::int8)", [LEDGER_LOCK_KEY]);
+      if (!found?.present) {
+        await session.query(`create schema if not exists ${LEDGER_SCHEMA}`);
+        await session.query(`create table if not exists ${LEDGER_TABLE} (
+          batch_id text primary key,
+          entity text not null,
+          row_count int not null,
+          created int not null,
+          updated int not null,
+          rejected int not null,
+          committed_at timestamptz not null default now(),
+          position jsonb)`);
+      }
+      await session.query(`alter table ${LEDGER_TABLE} add column if not exists position jsonb`);
+    });
+  } catch (error) {
+    if (!found?.present || sqlStateOf(error) !== INSUFFICIENT_PRIVILEGE) throw error;
+  }
 }
+
+/** SQLSTATE of a statement the user may not run. */
+const INSUFFICIENT_PRIVILEGE = "42501";
+
+/** SQLSTATE of an unknown column. */
+const UNDEFINED_COLUMN = "42703";
 
 /**
  * Checks a batch id: a non-empty string of at most {@link MAX_BATCH_ID_LENGTH} characters without NUL.
@@ -56,23 +80,46 @@ export function validateBatchId(batchId: unknown): string {
 }
 
 /**
- * Inserts the batch's ledger row as the first write of the transaction.
+ * Inserts the batch's ledger row as the first write of the transaction, with
+ * the batch's `position` when it has one (continuous pipelines: committed
+ * together with the rows).
  * Returns null when this transaction claimed the batch, or the counts (and row
  * count) recorded when it first committed if the id is already there. A concurrent writer of
  * the same id blocks on the primary key until this transaction ends, then sees
  * the committed row (or takes over after a rollback).
+ *
+ * @throws DrayError `failed_precondition` for a position when the ledger has no
+ *   `position` column (its user may not add it, see {@link createLedger}).
  */
 export async function claimBatch(
   session: Session,
   batchId: string,
   entity: string,
   rowCount: number,
+  position?: readonly string[],
 ): Promise<(BatchCounts & { rowCount: number }) | null> {
-  const claimed = await session.query(
-    `insert into ${LEDGER_TABLE} (batch_id, entity, row_count, created, updated, rejected)
-     values ($1::text, $2::text, $3::int4, 0, 0, 0) on conflict (batch_id) do nothing returning batch_id`,
-    [batchId, entity, rowCount],
-  );
+  const claimed =
+    position === undefined
+      ? await session.query(
+          `insert into ${LEDGER_TABLE} (batch_id, entity, row_count, created, updated, rejected)
+           values ($1::text, $2::text, $3::int4, 0, 0, 0) on conflict (batch_id) do nothing returning batch_id`,
+          [batchId, entity, rowCount],
+        )
+      : await session
+          .query(
+            `insert into ${LEDGER_TABLE} (batch_id, entity, row_count, created, updated, rejected, position)
+             values ($1::text, $2::text, $3::int4, 0, 0, 0, $4::text::jsonb) on conflict (batch_id) do nothing returning batch_id`,
+            [batchId, entity, rowCount, JSON.stringify(position)],
+          )
+          .catch((error: unknown) => {
+            if (sqlStateOf(error) !== UNDEFINED_COLUMN) throw error;
+            throw new DrayError(
+              "failed_precondition",
+              `the ledger ${LEDGER_TABLE} has no position column and this agent's database user may not add it: ` +
+                `run ALTER TABLE ${LEDGER_TABLE} ADD COLUMN position jsonb as its owner`,
+              { retryable: false, cause: error },
+            );
+          });
   if (claimed.length === 1) return null;
   const [recorded] = await session.query<BatchCounts & { row_count: number }>(
     `select created, updated, rejected, row_count from ${LEDGER_TABLE} where batch_id = $1::text`,
@@ -86,6 +133,28 @@ export async function claimBatch(
     rowCount: Number(recorded.row_count),
   };
 }
+
+/**
+ * Checks a batch position: absent, or a list of at most {@link MAX_POSITION_VALUES}
+ * strings without NUL.
+ *
+ * @throws DrayError `invalid_argument`
+ */
+export function validatePosition(position: unknown): void {
+  if (position === undefined) return;
+  if (
+    !Array.isArray(position) ||
+    position.length > MAX_POSITION_VALUES ||
+    position.some((v) => typeof v !== "string" || v.includes("\0"))
+  )
+    throw new DrayError(
+      "invalid_argument",
+      `position must be a list of at most ${MAX_POSITION_VALUES} key values (strings without NUL)`,
+    );
+}
+
+/** Most values a batch position may hold (cursor plus row key fields). */
+export const MAX_POSITION_VALUES = 64;
 
 /** Counts of a written batch. */
 export interface BatchCounts {

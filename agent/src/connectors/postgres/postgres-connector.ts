@@ -27,6 +27,7 @@ const MAX_MEMOS = 64;
 import { templateFactory } from "../../transform/wrappers.js";
 import { CatalogCache } from "./catalog-cache.js";
 import { createPool } from "./connection-options.js";
+import { ContinuousMarks } from "./continuous-bound.js";
 import { countRows } from "./count-rows.js";
 import { deleteAllRows, deleteRowsByKey } from "./delete-rows.js";
 import { describeSchema } from "./describe-schema.js";
@@ -90,6 +91,8 @@ class PostgresConnector implements Connector {
   private readonly snapshots: SnapshotHolder;
   /** Catalog look-ups of reads and writes, shared by their batches (finish and describe read the catalog as it is). */
   private readonly catalog = new CatalogCache();
+  /** High-water marks of continuous reads on non-date/time cursors (continuous-bound.ts). */
+  private readonly marks = new ContinuousMarks();
 
   constructor(private readonly options: PostgresConnectorOptions & { logger: Logger }) {
     this.keeper = new PoolKeeper(
@@ -148,7 +151,14 @@ class PostgresConnector implements Connector {
       signal,
       (session) =>
         transforms.length === 0 && rules.length === 0
-          ? readBatch(session, request, this.options.readMethod ?? "copy", this.snapshots, this.catalog)
+          ? readBatch(
+              session,
+              request,
+              this.options.readMethod ?? "copy",
+              this.snapshots,
+              this.catalog,
+              this.marks,
+            )
           : this.readProcessed(session, request, transforms, rules),
       () => validateReadRequest(request),
     );
@@ -188,6 +198,7 @@ class PostgresConnector implements Connector {
       this.options.readMethod ?? "copy",
       this.snapshots,
       this.catalog,
+      this.marks,
     );
     const types = new Map(info.fields.map((f) => [f.name, f.type]));
     const plans = transforms.map((t) => {

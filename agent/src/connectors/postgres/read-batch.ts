@@ -7,6 +7,7 @@
  */
 import type { ReadBatchRequest, ReadBatchResult } from "../../connector.js";
 import { CatalogCache } from "./catalog-cache.js";
+import { boundContinuousRead, ContinuousMarks } from "./continuous-bound.js";
 import { buildCopyRead, copyKeysetPage } from "./copy-read.js";
 import { rowKeyOf } from "./entity-catalog.js";
 import { readKeyless } from "./keyless-read.js";
@@ -28,7 +29,10 @@ export type ReadMethod = "copy" | "select";
  * The entity's catalog comes from `catalog` (the connector's cache; without
  * one it is read for this call); a page planned from a cached entry that
  * fails the way a changed catalog explains is read once more from a fresh
- * reading ({@link CatalogCache.use}).
+ * reading ({@link CatalogCache.use}). A continuous read is kept below its
+ * high-water mark (continuous-bound.ts); the two-phase marks of non-date/time
+ * cursors live in `marks` (the connector's; without one a read of such a
+ * cursor finds no earlier recording and returns no rows).
  */
 export async function readBatch(
   session: Session,
@@ -36,11 +40,12 @@ export async function readBatch(
   method: ReadMethod,
   snapshots?: SnapshotHolder,
   catalog: CatalogCache = new CatalogCache({ ttlMs: 0 }),
+  marks: ContinuousMarks = new ContinuousMarks(),
 ): Promise<ReadBatchResult> {
   return catalog.use(
     session,
     request.entity,
-    ({ info }) => {
+    async ({ info }) => {
       if ((request.keyFields ?? []).length === 0 && rowKeyOf(info).length === 0) {
         // Unknown fields are refused here, where a stale entry's refusal is planned again (readKeyless
         // refuses a partitioned table first, so that refusal is left to it).
@@ -48,13 +53,14 @@ export async function readBatch(
         return null;
       }
       const plan = planKeysetRead(info, request);
-      return { plan, copy: method === "copy" ? buildCopyRead(request, plan) : null };
+      const bounded = await boundContinuousRead(session, info, request, marks);
+      return { plan, bounded, copy: method === "copy" ? buildCopyRead(bounded, plan) : null };
     },
     (planned, { info }) => {
       if (planned === null) return readKeyless(session, request, info, method, snapshots);
       return planned.copy
-        ? copyKeysetPage(session, request, planned.copy)
-        : selectKeysetPage(session, request, planned.plan);
+        ? copyKeysetPage(session, planned.bounded, planned.copy)
+        : selectKeysetPage(session, planned.bounded, planned.plan);
     },
   );
 }

@@ -9,7 +9,7 @@ import type { EntityInfo, FieldInfo } from "./entity-catalog.js";
 import { errorDetails, isDataError, sqlStateOf } from "./error-mapping.js";
 import { displayName, validateEntityName, validateFieldList } from "./identifiers.js";
 import { bisectWrite, type RangeCounts } from "./isolation.js";
-import { claimBatch, recordBatch, validateBatchId } from "./ledger.js";
+import { claimBatch, recordBatch, validateBatchId, validatePosition } from "./ledger.js";
 import {
   type ForeignKeyInfo,
   keysToCheck,
@@ -42,6 +42,7 @@ export function validateWriteRequest(request: WriteBatchRequest): void {
     throw new DrayError("invalid_argument", "rows.fields must name at least one field");
   validateFieldList("keyFields", request.keyFields ?? []);
   validateFieldList("uncheckedReferences", request.uncheckedReferences ?? []);
+  validatePosition(request.position);
 }
 
 /**
@@ -298,7 +299,13 @@ async function writePlanned(
   const fireTriggers = request.fireTriggers === true;
   return session.transaction(async () => {
     const rowCount = prepared.loadCount + prepared.malformed.length;
-    const recorded = await claimBatch(session, request.batchId, displayName(request.entity), rowCount);
+    const recorded = await claimBatch(
+      session,
+      request.batchId,
+      displayName(request.entity),
+      rowCount,
+      request.position,
+    );
     // A replay writes nothing and answers with what the first commit recorded (rejected records are not kept).
     if (recorded) {
       // A cancel fence seals an id with no rows: rows sent under it now were never written.
