@@ -24,6 +24,20 @@ describe("loadConfig", () => {
         /DRAY_EXECUTION_WRITES_IN_FLIGHT/,
       );
   });
+  it("bounds uploads at 5 GiB and keeps files 90 days unless told otherwise", () => {
+    const config = loadConfig({}, defaults);
+    expect([config.uploadMaxBytes, config.fileRetentionDays]).toEqual([5 * 1024 ** 3, 90]);
+    const set = loadConfig({ DRAY_UPLOAD_MAX_BYTES: "1048576", DRAY_FILE_RETENTION_DAYS: "7" }, defaults);
+    expect([set.uploadMaxBytes, set.fileRetentionDays]).toEqual([1_048_576, 7]);
+  });
+  it("refuses an upload limit or a retention out of range, naming the variable", () => {
+    for (const bad of ["0", "-1", "1.5", "big"])
+      expect(() => loadConfig({ DRAY_UPLOAD_MAX_BYTES: bad }, defaults)).toThrow(/DRAY_UPLOAD_MAX_BYTES/);
+    for (const bad of ["0", "36501", "ninety"])
+      expect(() => loadConfig({ DRAY_FILE_RETENTION_DAYS: bad }, defaults)).toThrow(
+        /DRAY_FILE_RETENTION_DAYS/,
+      );
+  });
 });
 
 describe("loadConfig: TLS files", () => {

@@ -10,6 +10,11 @@ const optionalString = z
   .optional()
   .transform((v) => (v === undefined || v.trim() === "" ? undefined : v.trim()));
 
+/** Default of DRAY_UPLOAD_MAX_BYTES: 5 GiB. */
+export const DEFAULT_UPLOAD_MAX_BYTES = 5 * 1024 ** 3;
+/** Default of DRAY_FILE_RETENTION_DAYS. */
+export const DEFAULT_FILE_RETENTION_DAYS = 90;
+
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
 
 /**
@@ -83,6 +88,21 @@ export const EnvSchema = z.object({
   DRAY_EXECUTION_WRITES_IN_FLIGHT: z.coerce.number().int().min(1).max(8).default(2),
   /** Name of this replica in logs and leases. Defaults to host:pid. */
   DRAY_REPLICA_ID: optionalString,
+  /**
+   * Largest file `POST /api/v1/pipeline/upload` accepts, in bytes (as sent: compressed size for gzip);
+   * past it the upload answers 413. Default 5 GiB.
+   */
+  DRAY_UPLOAD_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(2 ** 50)
+    .default(DEFAULT_UPLOAD_MAX_BYTES),
+  /**
+   * Days the record and staged bytes of a loaded or skipped file are kept; after that they are purged
+   * (hourly) and the same bytes load again when uploaded again. Default 90.
+   */
+  DRAY_FILE_RETENTION_DAYS: z.coerce.number().int().min(1).max(36_500).default(DEFAULT_FILE_RETENTION_DAYS),
 });
 
 /** The resolved configuration of one control-plane process. */
@@ -110,6 +130,10 @@ export interface ControlPlaneConfig {
   executionLeaseMs: number;
   /** Write batches of one entity in flight at once. */
   writesInFlight: number;
+  /** DRAY_UPLOAD_MAX_BYTES: the largest accepted upload. */
+  uploadMaxBytes: number;
+  /** DRAY_FILE_RETENTION_DAYS: days loaded or skipped files are kept. */
+  fileRetentionDays: number;
 }
 
 /**
@@ -190,6 +214,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, defaults: { replicaId: string
     replicaId: e.DRAY_REPLICA_ID ?? defaults.replicaId,
     executionLeaseMs: e.DRAY_EXECUTION_LEASE_MS,
     writesInFlight: e.DRAY_EXECUTION_WRITES_IN_FLIGHT,
+    uploadMaxBytes: e.DRAY_UPLOAD_MAX_BYTES,
+    fileRetentionDays: e.DRAY_FILE_RETENTION_DAYS,
   };
 }
 

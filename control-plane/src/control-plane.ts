@@ -12,6 +12,7 @@ import { createMemoryEventBus } from "./events/memory-event-bus.js";
 import { createNatsEventBus } from "./events/nats-event-bus.js";
 import { createExecutor, type Executor } from "./executor/executor.js";
 import { gatewayAgentPort } from "./executor/gateway-agent-port.js";
+import { startFilePurge } from "./files/file-records.js";
 import { createAgentDirectory } from "./gateway/agent-directory.js";
 import { AgentRegistry } from "./gateway/agent-registry.js";
 import { AgentSessions } from "./gateway/agent-sessions.js";
@@ -186,6 +187,12 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     ? createEventRepublisher({ db: store.db, bus, logger: logger.child({ component: "events" }) })
     : undefined;
   republisher?.start();
+  // Loaded and skipped files past DRAY_FILE_RETENTION_DAYS, and orphaned staged bytes: now, then hourly.
+  const filePurge = startFilePurge({
+    db: store.db,
+    logger: logger.child({ component: "files" }),
+    retentionDays: config.fileRetentionDays,
+  });
 
   let stopping = false;
   const app = createApiApp({
@@ -227,6 +234,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
         await executor.stop();
         await health.stop();
         await republisher?.stop();
+        await filePurge.stop();
         sessions.closeAll("control plane shutting down");
         relayStopped = true;
         registry?.stop();

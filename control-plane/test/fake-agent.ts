@@ -226,6 +226,36 @@ export class FakeAgent implements AgentPort {
     return { deleted };
   }
 
+  copyTextRows(fields: readonly string[], data: Uint8Array): RowPayload {
+    const lines = Buffer.from(data)
+      .toString("utf8")
+      .split("\n")
+      .filter((l) => l.length > 0);
+    return new FakeRows(
+      lines.map((line) => {
+        const cells = line.split("\t");
+        return {
+          key: [cells[0]!],
+          values: Object.fromEntries(fields.map((f, i) => [f, cells[i] === "\\N" ? null : cells[i]!])),
+        };
+      }),
+    );
+  }
+
+  rowValues(rows: RowPayload): string[][] {
+    return (rows as FakeRows).rows.map((r) => [...r.key]);
+  }
+
+  async deleteKeys(
+    _environmentId: string,
+    request: { entity: { schema: string; name: string }; keys: readonly (readonly string[])[] },
+  ) {
+    const table = this.target.get(`${request.entity.schema}.${request.entity.name}`);
+    let deleted = 0;
+    for (const key of request.keys) if (table?.delete(key[0]!)) deleted += 1;
+    return { deleted };
+  }
+
   async finish() {
     return { sequences: [], violations: [], violationCount: 0 };
   }

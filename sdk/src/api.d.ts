@@ -315,6 +315,66 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/pipelines/{id}/start": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start a continuous pipeline (seed 03's START PIPELINE)
+         * @description Queues the pipeline's long-lived execution: it copies new and changed rows batch after batch, polling every batchIntervalMs when idle, until stopped. A restart continues from the positions the last one reached. 409 `failed_precondition` for a once pipeline or while it already runs.
+         */
+        post: operations["startPipeline"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/pipelines/{id}/stop": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Stop a continuous pipeline at its next batch boundary (seed 03's STOP PIPELINE)
+         * @description The batches in flight commit first; then the execution ends `completed`. Answers at once with the execution (continuous.stopRequested true); follow its status to see it end. 409 when it does not run.
+         */
+        post: operations["stopPipeline"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/pipelines/{id}/reconcile": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Remove target rows deleted at the source (continuous pipelines)
+         * @description At its next poll, the running continuous execution compares the keys of each entity range by range and deletes the target rows whose key the source no longer has (target rows that never came from the source are deleted too). 409 when it does not run.
+         */
+        post: operations["reconcilePipeline"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/executions/{id}/cancel": {
         parameters: {
             query?: never;
@@ -397,13 +457,73 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Job status: stage entries by `pipelinetoken`, or job summaries by `pipelinename` (20 per page)
-         * @description Give exactly one of `pipelinetoken` and `pipelinename`. An unknown token answers 404; an unknown pipeline name answers an empty array.
+         * Job status: stage entries by `pipelinetoken`, job summaries by `pipelinename` (20 per page), or an upload batch's files by `publishertoken`
+         * @description Give exactly one of `pipelinetoken`, `pipelinename` and `publishertoken`. An unknown pipeline or publisher token answers 404; an unknown pipeline name answers an empty array.
          */
         get: operations["getPipelineStatus"];
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/pipeline/upload": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Upload a file to a `files` pipeline (operator); its load is queued
+         * @description A `multipart/form-data` body with the form fields `file` (the file: CSV or NDJSON as the pipeline's `fileSettings.format` says, optionally gzip-compressed), `pipeline` (the pipeline's name) and, optionally, `publishertoken` (names an upload batch; `GET /pipeline/status?publishertoken=` rolls it up). The file id is the SHA-256 of the bytes: uploading the same bytes to the same pipeline again queues nothing and answers 200 with the first upload's token (`duplicate: true`) until the file is dropped. A gzip file (recognised by its first bytes) answers the `accepted` shape, with a publisher token made up when none was given. The size limit is the control plane's DRAY_UPLOAD_MAX_BYTES (413 past it).
+         */
+        post: operations["uploadPipelineFile"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/pipelines/{id}/files": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The files uploaded to a `files` pipeline, newest first, with their state
+         * @description Pages of `limit` files; pass the answer's `next` as `cursor` for the page after it (null on the last).
+         */
+        get: operations["listPipelineFiles"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/pipelines/{id}/files/{fileId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * DROP FILE (operator): forget a file and its staged bytes, so the same bytes load again
+         * @description 409 `failed_precondition` while the file's load is queued or in progress (wait for it, or cancel the execution named in `details`). Rows it already loaded stay in the target.
+         */
+        delete: operations["dropPipelineFile"];
         options?: never;
         head?: never;
         patch?: never;
@@ -693,8 +813,13 @@ export interface components {
             /** Format: uuid */
             organisationId: string;
             name: string;
+            /**
+             * @description environment (the default): rows are read by the source environment's agent. files: rows come from files uploaded with POST /pipeline/upload into the one target entity; there is no sourceEnvironmentId
+             * @enum {string}
+             */
+            sourceKind: "environment" | "files";
             /** Format: uuid */
-            sourceEnvironmentId: string;
+            sourceEnvironmentId: string | null;
             /** Format: uuid */
             targetEnvironmentId: string;
             /**
@@ -708,6 +833,17 @@ export interface components {
              */
             writeStrategy: "insert" | "merge" | "clean";
             entities: string[];
+            /**
+             * @description once (the default): a run copies what is there and ends. continuous: POST /pipelines/{id}/start begins one long-lived execution that copies new and changed rows batch after batch (ordered by cursorField, then the row key) until POST /pipelines/{id}/stop; needs writeStrategy merge
+             * @enum {string}
+             */
+            mode: "once" | "continuous";
+            cursorField: string | null;
+            batchIntervalMs: number;
+            safetyLagMs: number;
+            maxFailedPolls: number;
+            reconcileEveryPolls: number;
+            fileSettings: components["schemas"]["FileSettings"];
             batchSize: number;
             batchBytes: number;
             maxRetriesPerBatch: number;
@@ -771,6 +907,21 @@ export interface components {
                 createdAt: string;
             } | null;
         };
+        FileSettings: {
+            /**
+             * @description csv (with a header row) or ndjson
+             * @enum {string}
+             */
+            format: "csv" | "ndjson";
+            /** @description CSV field delimiter, one character (default ",") */
+            delimiter?: string;
+            /** @description CSV quote character, one character (default ") */
+            quote?: string;
+            /** @description File column (CSV header name or JSON key) → target field. Without it every column must be a field of the target entity; with it, unmapped columns are ignored */
+            fieldMapping?: {
+                [key: string]: string;
+            };
+        } | null;
         EffectiveTransformation: {
             field: string;
             transformer: string;
@@ -785,10 +936,17 @@ export interface components {
         CreatePipeline: {
             name: string;
             /**
-             * Format: uuid
-             * @description Environment records are read from
+             * @description environment (the default): rows are read by the source environment's agent. files: rows come from files uploaded with POST /pipeline/upload into the one target entity; there is no sourceEnvironmentId
+             * @default environment
+             * @enum {string}
              */
-            sourceEnvironmentId: string;
+            sourceKind: "environment" | "files";
+            /**
+             * Format: uuid
+             * @description Environment records are read from; null for sourceKind "files"
+             * @default null
+             */
+            sourceEnvironmentId: string | null;
             /**
              * Format: uuid
              * @description Environment records are written to
@@ -879,6 +1037,38 @@ export interface components {
              *     ]
              */
             qualityRules: components["schemas"]["QualityRule"][];
+            /**
+             * @description once (the default): a run copies what is there and ends. continuous: POST /pipelines/{id}/start begins one long-lived execution that copies new and changed rows batch after batch (ordered by cursorField, then the row key) until POST /pipelines/{id}/stop; needs writeStrategy merge
+             * @default once
+             * @enum {string}
+             */
+            mode: "once" | "continuous";
+            /**
+             * @description Continuous mode: the field whose growth marks new or changed rows (e.g. updated_at); null or absent: the row key. Rows are read in (cursorField, row key) order, strictly after the last position
+             * @default null
+             */
+            cursorField: string | null;
+            /**
+             * @description Continuous mode: wait between polls that found nothing new (default 2,500)
+             * @default 2500
+             */
+            batchIntervalMs: number;
+            /**
+             * @description Continuous mode, date/time cursors: rows newer than now() minus this lag wait for a later poll, so a transaction that commits late is still copied (default 5,000)
+             * @default 5000
+             */
+            safetyLagMs: number;
+            /**
+             * @description Continuous mode: consecutive failed polls after which the pipeline pauses itself (default 5)
+             * @default 5
+             */
+            maxFailedPolls: number;
+            /**
+             * @description Continuous mode: every N polls, remove target rows whose key no longer exists at the source; 0 (the default): only when asked for with POST /pipelines/{id}/reconcile
+             * @default 0
+             */
+            reconcileEveryPolls: number;
+            fileSettings?: components["schemas"]["FileSettings"];
         };
         TransformationRule: {
             /**
@@ -943,9 +1133,9 @@ export interface components {
             name?: string;
             /**
              * Format: uuid
-             * @description Environment records are read from
+             * @description Environment records are read from; null for sourceKind "files"
              */
-            sourceEnvironmentId?: string;
+            sourceEnvironmentId?: string | null;
             /**
              * Format: uuid
              * @description Environment records are written to
@@ -1016,6 +1206,27 @@ export interface components {
              *     ]
              */
             qualityRules?: components["schemas"]["QualityRule"][];
+            /**
+             * @description environment (the default): rows are read by the source environment's agent. files: rows come from files uploaded with POST /pipeline/upload into the one target entity; there is no sourceEnvironmentId
+             * @enum {string}
+             */
+            sourceKind?: "environment" | "files";
+            /**
+             * @description once (the default): a run copies what is there and ends. continuous: POST /pipelines/{id}/start begins one long-lived execution that copies new and changed rows batch after batch (ordered by cursorField, then the row key) until POST /pipelines/{id}/stop; needs writeStrategy merge
+             * @enum {string}
+             */
+            mode?: "once" | "continuous";
+            /** @description Continuous mode: the field whose growth marks new or changed rows (e.g. updated_at); null or absent: the row key. Rows are read in (cursorField, row key) order, strictly after the last position */
+            cursorField?: string | null;
+            /** @description Continuous mode: wait between polls that found nothing new (default 2,500) */
+            batchIntervalMs?: number;
+            /** @description Continuous mode, date/time cursors: rows newer than now() minus this lag wait for a later poll, so a transaction that commits late is still copied (default 5,000) */
+            safetyLagMs?: number;
+            /** @description Continuous mode: consecutive failed polls after which the pipeline pauses itself (default 5) */
+            maxFailedPolls?: number;
+            /** @description Continuous mode: every N polls, remove target rows whose key no longer exists at the source; 0 (the default): only when asked for with POST /pipelines/{id}/reconcile */
+            reconcileEveryPolls?: number;
+            fileSettings?: components["schemas"]["FileSettings"];
         };
         PipelinePlan: {
             /**
@@ -1143,11 +1354,33 @@ export interface components {
             pipelineId: string;
             pipelineName: string;
             pipelineToken: string;
+            /**
+             * @description run (a once run), continuous (a continuous pipeline's execution) or file (one uploaded file's load)
+             * @enum {string}
+             */
+            kind: "run" | "continuous" | "file";
             /** @enum {string} */
             status: "queued" | "in_progress" | "completed" | "failed" | "cancelled";
             cancelRequested: boolean;
+            /** @description Continuous executions only; null otherwise */
+            continuous: {
+                /** @description Polls of the source so far */
+                polls: number;
+                /**
+                 * Format: date-time
+                 * @example 2026-05-01T12:00:00.000Z
+                 */
+                lastPollAt: string | null;
+                /** @description A stop was asked for: the run ends at a batch boundary */
+                stopRequested: boolean;
+                stoppedBy: components["schemas"]["ExecutionActor"];
+            } | null;
+            /** @description File loads: SHA-256 of the file's bytes (hex) */
+            fileId: string | null;
+            /** @description File loads: the upload batch's publisher token */
+            publisherToken: string | null;
             triggeredBy: components["schemas"]["ExecutionActor"];
-            cancelledBy: components["schemas"]["ExecutionActor"] & (Record<string, never> | null);
+            cancelledBy: components["schemas"]["ExecutionActor"];
             /** @example monthly_record_limit */
             reasonCode: string | null;
             reason: string | null;
@@ -1203,7 +1436,7 @@ export interface components {
             tokenId: string;
             tokenName: string;
             role: string;
-        };
+        } | null;
         CancelExecution: {
             reason?: string;
         };
@@ -1306,21 +1539,9 @@ export interface components {
             pageSize: number;
             total: number;
         };
-        StageStatusEntry: {
-            id: number;
-            /** @example 2026-03-15T10:00:00Z */
-            dateTime: string;
-            pipeline: string;
-            /** @example StreamNotifier */
-            processName: string;
-            publisherToken: null;
-            pipelineToken: string;
-            filename: string;
-            /** @enum {string} */
-            state: "begin" | "processing" | "end" | "error";
-            code: string;
-            description: string;
-            epoch: number;
+        StageStatusEntry: components["schemas"]["StageStatusEntry"] & {
+            /** @description The upload batch of a file load (`publishertoken` of the upload); null otherwise */
+            publisherToken?: string | null;
         };
         JobSummary: {
             createdAtTimestamp: string;
@@ -1338,6 +1559,93 @@ export interface components {
              * @example end
              */
             status: string | null;
+        };
+        PublisherStatus: {
+            publisherToken: string;
+            /** @description True when every file's load has ended */
+            allDone: boolean;
+            files: components["schemas"]["PublisherFileStatus"][];
+        };
+        PublisherFileStatus: {
+            filename: string;
+            /** @description SHA-256 of the file's bytes, hex */
+            fileId: string;
+            pipelineToken: string;
+            /**
+             * @description INITIALIZED: its load is queued; PROCESSING: loading; COMPLETED: the load ended
+             * @enum {string}
+             */
+            status: "INITIALIZED" | "PROCESSING" | "COMPLETED";
+            /** @enum {string} */
+            state: "Unloaded" | "Loaded" | "Skipped";
+            /** @description Why the file was skipped */
+            error: string | null;
+        };
+        DuplicateUpload: {
+            /** @description The token of the load the same bytes had */
+            pipelineToken: string;
+            /** @enum {string} */
+            status: "INITIALIZED" | "PROCESSING" | "COMPLETED";
+            fileId: string;
+            /** @enum {string} */
+            state: "Unloaded" | "Loaded" | "Skipped";
+            /** @enum {boolean} */
+            duplicate: true;
+        };
+        UploadedFile: {
+            /** @example pt-0c5e7d2a-… */
+            pipelineToken: string;
+            /** @enum {string} */
+            status: "INITIALIZED";
+            /** @description SHA-256 of the file's bytes, hex */
+            fileId: string;
+            filename: string;
+            /** @enum {string} */
+            state: "Unloaded";
+        };
+        UploadedArchive: {
+            /** @enum {string} */
+            status: "accepted";
+            publisherToken: string;
+            files: {
+                /** @description The file's name without `.gz` */
+                filename: string;
+                fileId: string;
+                pipelineToken: string;
+                /** @enum {string} */
+                state: "Unloaded";
+            }[];
+        };
+        PipelineFilesPage: {
+            files: components["schemas"]["PipelineFile"][];
+            /** @description Cursor of the next page (pass it as `cursor`), or null on the last page */
+            next: string | null;
+        };
+        PipelineFile: {
+            /** @description SHA-256 of the file's bytes, hex */
+            fileId: string;
+            filename: string;
+            /** @example csv */
+            format: string;
+            compressed: boolean;
+            sizeBytes: number;
+            /** @enum {string} */
+            state: "Unloaded" | "Loaded" | "Skipped";
+            error: string | null;
+            pipelineToken: string;
+            publisherToken: string | null;
+            rowsLoaded: number;
+            rowsRejected: number;
+            /**
+             * Format: date-time
+             * @example 2026-05-01T12:00:00.000Z
+             */
+            uploadedAt: string;
+            /**
+             * Format: date-time
+             * @example 2026-05-01T12:00:00.000Z
+             */
+            finishedAt: string | null;
         };
         Usage: {
             /** @example 2026-05 */
@@ -2873,6 +3181,183 @@ export interface operations {
             };
         };
     };
+    startPipeline: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The resource's id (a UUID); any other value answers 404 like an unknown id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Queued; follow it with GET /executions/{id} or its events */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StartedExecution"];
+                };
+            };
+            /** @description Missing, invalid or revoked bearer token (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The token's role may not do this (`permission_denied`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such resource in the caller's organisation (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with existing state (`already_exists`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    stopPipeline: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The resource's id (a UUID); any other value answers 404 like an unknown id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Stop requested (or done, for a start still queued) */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Execution"];
+                };
+            };
+            /** @description Missing, invalid or revoked bearer token (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The token's role may not do this (`permission_denied`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such resource in the caller's organisation (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with existing state (`already_exists`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    reconcilePipeline: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The resource's id (a UUID); any other value answers 404 like an unknown id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Reconcile requested */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Execution"];
+                };
+            };
+            /** @description Missing, invalid or revoked bearer token (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The token's role may not do this (`permission_denied`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such resource in the caller's organisation (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with existing state (`already_exists`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     cancelExecution: {
         parameters: {
             query?: never;
@@ -3142,6 +3627,8 @@ export interface operations {
                 pipelinename?: string;
                 /** @description Page: 20 job summaries per page with pipelinename, 500 stage entries per page with pipelinetoken */
                 page?: number;
+                /** @description An upload batch's publisher token: the status of each of its files */
+                publishertoken?: string;
             };
             header?: never;
             path?: never;
@@ -3149,13 +3636,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Stage entries (by token, oldest first) or job summaries (by name, newest first) */
+            /** @description Stage entries (by pipeline token, oldest first), job summaries (by name, newest first) or the files of an upload batch (by publisher token, oldest first) */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["StageStatusEntry"][] | components["schemas"]["JobSummary"][];
+                    "application/json": components["schemas"]["StageStatusEntry"][] | components["schemas"]["JobSummary"][] | components["schemas"]["PublisherStatus"];
                 };
             };
             /** @description Invalid request (`invalid_argument`): the message names the offending fields */
@@ -3187,6 +3674,217 @@ export interface operations {
             };
             /** @description No such resource in the caller's organisation (`not_found`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    uploadPipelineFile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": {
+                    /**
+                     * Format: binary
+                     * @description The file
+                     */
+                    file: string;
+                    /** @description The name of a pipeline whose source is `files` */
+                    pipeline: string;
+                    /** @description Names the upload batch (optional) */
+                    publishertoken?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description These bytes were uploaded to the pipeline before: nothing queued */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DuplicateUpload"];
+                };
+            };
+            /** @description Staged; its load is queued */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UploadedFile"] | components["schemas"]["UploadedArchive"];
+                };
+            };
+            /** @description Invalid request (`invalid_argument`): the message names the offending fields */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or revoked bearer token (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The token's role may not do this (`permission_denied`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such resource in the caller's organisation (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request body is larger than the limit (`invalid_argument`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listPipelineFiles: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1–200 (default 50) */
+                limit?: number;
+                /** @description The `next` of the previous page; omit it for the first page */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The resource's id (a UUID); any other value answers 404 like an unknown id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of files */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PipelineFilesPage"];
+                };
+            };
+            /** @description Invalid request (`invalid_argument`): the message names the offending fields */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing, invalid or revoked bearer token (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The token's role may not do this (`permission_denied`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such resource in the caller's organisation (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    dropPipelineFile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The resource's id (a UUID); any other value answers 404 like an unknown id */
+                id: string;
+                /** @description The file's id (SHA-256 of its bytes, hex) */
+                fileId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Dropped */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, invalid or revoked bearer token (`unauthenticated`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The token's role may not do this (`permission_denied`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such resource in the caller's organisation (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with existing state (`already_exists`) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

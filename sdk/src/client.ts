@@ -8,6 +8,7 @@ import {
 } from "./errors.js";
 import { type ExecutionEvent, FINAL_STATUSES, followEvents } from "./event-stream.js";
 import { eachItem } from "./pages.js";
+import { multipartBody, newBoundary, readableOf, type UploadSource, uploadSource } from "./upload-body.js";
 
 type Schemas = components["schemas"];
 export type Organisation = Schemas["Organisation"];
@@ -28,7 +29,15 @@ type PipelineDefaults =
   | "targetTriggers"
   | "loadOrder"
   | "transformations"
-  | "qualityRules";
+  | "qualityRules"
+  | "sourceKind"
+  | "sourceEnvironmentId"
+  | "mode"
+  | "cursorField"
+  | "batchIntervalMs"
+  | "safetyLagMs"
+  | "maxFailedPolls"
+  | "reconcileEveryPolls";
 /** The body of a new pipeline: fields with defaults may be left out. */
 export type CreatePipeline = Omit<Schemas["CreatePipeline"], PipelineDefaults> &
   Partial<Pick<Schemas["CreatePipeline"], PipelineDefaults>>;
@@ -48,6 +57,29 @@ export type ExecutionBatches = Schemas["ExecutionBatchesPage"];
 export type StageStatusEntry = Schemas["StageStatusEntry"];
 export type JobSummary = Schemas["JobSummary"];
 export type Usage = Schemas["Usage"];
+/** A file of a `files` pipeline with its load state, rows and error. */
+export type PipelineFile = Schemas["PipelineFile"];
+/** A page of a pipeline's files, newest first, and the `next` cursor. */
+export type PipelineFilesPage = Schemas["PipelineFilesPage"];
+/** The files of one upload batch (publisher token) and whether all of their loads ended. */
+export type PublisherStatus = Schemas["PublisherStatus"];
+/**
+ * The answer of an upload: a plain file (`status: "INITIALIZED"`), a gzip file
+ * (`status: "accepted"`, its files listed) or bytes uploaded before (`duplicate: true`,
+ * the first upload's token; nothing queued).
+ */
+export type UploadResult = Schemas["UploadedFile"] | Schemas["UploadedArchive"] | Schemas["DuplicateUpload"];
+
+/** Options of {@link DrayClient.files}`.upload`. */
+export interface UploadOptions {
+  /** Names the upload batch; `status.byPublisherToken` rolls its files up. */
+  publisherToken?: string;
+  /** The file name sent (default: the path's last segment, or `upload` for a stream). */
+  filename?: string;
+  /** Called as the file's bytes are read into the request; `totalBytes` is undefined for a stream. */
+  onProgress?: (sentBytes: number, totalBytes: number | undefined) => void;
+  signal?: AbortSignal;
+}
 /** Query of the environments list (`limit` 1–200, default 50; `cursor` = the previous page's `next`). */
 export type ListEnvironmentsQuery = NonNullable<paths["/api/v1/environments"]["get"]["parameters"]["query"]>;
 /** Query of the tokens list (`limit` 1–200, default 50; `cursor` = the previous page's `next`). */
@@ -136,6 +168,66 @@ export function createDrayClient(options: DrayClientOptions) {
       );
     }
     return result.data as T;
+  }
+
+  /** Sends the upload form, streamed, and reads the answer (errors as from `call`). */
+  async function postUpload(
+    pipelineName: string,
+    source: UploadSource,
+    uploadOptions: UploadOptions,
+  ): Promise<UploadResult> {
+    const boundary = newBoundary();
+    const fields = {
+      pipeline: pipelineName,
+      ...(uploadOptions.publisherToken === undefined ? {} : { publisherToken: uploadOptions.publisherToken }),
+    };
+    let readError: unknown;
+    const chunks = async function* () {
+      try {
+        yield* multipartBody(boundary, fields, source, (sent) =>
+          uploadOptions.onProgress?.(sent, source.totalBytes),
+        );
+      } catch (error) {
+        readError = error;
+        throw error;
+      }
+    };
+    let response: Response;
+    try {
+      response = await fetchImpl(`${baseUrl}/api/v1/pipeline/upload`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${options.token}`,
+          "content-type": `multipart/form-data; boundary=${boundary}`,
+          accept: "application/json",
+        },
+        body: readableOf(chunks()),
+        duplex: "half",
+        ...(uploadOptions.signal ? { signal: uploadOptions.signal } : {}),
+      } as RequestInit);
+    } catch (error) {
+      if (readError !== undefined) throw readError;
+      if ((error as Error)?.name === "AbortError") throw error;
+      throw new DrayConnectionError(baseUrl, error);
+    }
+    const text = await response.text();
+    let body: unknown;
+    try {
+      body = text ? JSON.parse(text) : undefined;
+    } catch {
+      body = undefined;
+    }
+    if (!response.ok) {
+      const error = (body as { error?: { code?: string; message?: string; details?: unknown } } | undefined)
+        ?.error;
+      throw new DrayApiError(
+        response.status,
+        error?.code ?? "unknown",
+        error?.message ?? `HTTP ${response.status}`,
+        error?.details,
+      );
+    }
+    return body as UploadResult;
   }
 
   const executions = {
@@ -306,6 +398,19 @@ export function createDrayClient(options: DrayClientOptions) {
           ),
         ),
       /**
+       * Starts a continuous pipeline: queues its long-lived execution, which copies new and
+       * changed rows batch after batch until stopped.
+       */
+      start: (id: string) => call(http.POST("/api/v1/pipelines/{id}/start", { params: { path: { id } } })),
+      /**
+       * Asks a continuous pipeline to stop at its next batch boundary: the batches in flight
+       * commit first. Answers at once with the execution; `executions.wait` follows it to its end.
+       */
+      stop: (id: string) => call(http.POST("/api/v1/pipelines/{id}/stop", { params: { path: { id } } })),
+      /** At its next poll, the running continuous execution deletes target rows deleted at the source. */
+      reconcile: (id: string) =>
+        call(http.POST("/api/v1/pipelines/{id}/reconcile", { params: { path: { id } } })),
+      /**
        * Starts an execution. With `wait`, resolves with the final execution or
        * throws {@link ExecutionFailedError} / {@link ExecutionCancelledError}.
        *
@@ -330,6 +435,45 @@ export function createDrayClient(options: DrayClientOptions) {
       },
     },
     executions,
+    /** Files of `files` pipelines: upload, list, DROP FILE. */
+    files: {
+      /**
+       * Uploads a file to the `files` pipeline named `pipelineName` (a path, streamed from
+       * disk, or a readable stream); its load is queued. Same bytes again answer
+       * `duplicate: true` with the first upload's token.
+       *
+       * @example
+       * const r = await dray.files.upload("orders-feed", "./orders.csv", { onProgress: (n, t) => console.log(n, t) });
+       */
+      async upload(
+        pipelineName: string,
+        file: string | NodeJS.ReadableStream | AsyncIterable<Uint8Array>,
+        uploadOptions: UploadOptions = {},
+      ): Promise<UploadResult> {
+        const source = await uploadSource(file as string | AsyncIterable<Uint8Array>, uploadOptions.filename);
+        return postUpload(pipelineName, source, uploadOptions);
+      },
+      /** One page of a pipeline's files, newest first (`limit`, default 50), and the `next` cursor. */
+      list: (pipelineId: string, query: { limit?: number; cursor?: string } = {}) =>
+        call(http.GET("/api/v1/pipelines/{id}/files", { params: { path: { id: pipelineId }, query } })),
+      /** Every file of a pipeline, newest first, page after page (an async iterator). */
+      listAll: (pipelineId: string) =>
+        eachItem("files", (cursor) =>
+          call(
+            http.GET("/api/v1/pipelines/{id}/files", {
+              params: { path: { id: pipelineId }, query: cursor ? { cursor } : {} },
+            }),
+          ),
+        ),
+      /** DROP FILE: forgets the file and its staged bytes (rows it loaded stay); 409 while it loads. */
+      drop: async (pipelineId: string, fileId: string): Promise<void> => {
+        await call(
+          http.DELETE("/api/v1/pipelines/{id}/files/{fileId}", {
+            params: { path: { id: pipelineId, fileId } },
+          }),
+        );
+      },
+    },
     /** This month's committed records, reservations, limit and remainder. */
     usage: () => call(http.GET("/api/v1/usage", {})),
     /** The seed-compatible status API. */
@@ -344,6 +488,11 @@ export function createDrayClient(options: DrayClientOptions) {
         call(
           http.GET("/api/v1/pipeline/status", { params: { query: { pipelinename: pipelineName, page } } }),
         ) as Promise<JobSummary[]>,
+      /** The files of one upload batch with their load status, and `allDone`. */
+      byPublisherToken: (publisherToken: string) =>
+        call(
+          http.GET("/api/v1/pipeline/status", { params: { query: { publishertoken: publisherToken } } }),
+        ) as Promise<PublisherStatus>,
     },
   };
 }

@@ -17,6 +17,7 @@ import { environmentAgentRoutes } from "./environment-agent-routes.js";
 import { environmentsRoutes } from "./environments-routes.js";
 import { createErrorHandler, errorResponse, notFoundHandler, validationHook } from "./errors.js";
 import { executionEventsRoutes, executionsRoutes } from "./executions-routes.js";
+import { filesRoutes, UPLOAD_PATH } from "./files-routes.js";
 import { healthRoutes } from "./health-routes.js";
 import { inputGuard, urlGuard } from "./input-guard.js";
 import { organisationsRoutes } from "./organisations-routes.js";
@@ -105,20 +106,18 @@ export function createApiApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
     });
   }
 
-  app.use(
-    `${API_BASE_PATH}/*`,
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: (c) =>
-        errorResponse(
-          c,
-          new DrayError(
-            "invalid_argument",
-            `request body is larger than ${MAX_BODY_BYTES / 1024 / 1024} MiB`,
-          ),
-          413,
-        ),
-    }),
+  const limitBody = bodyLimit({
+    maxSize: MAX_BODY_BYTES,
+    onError: (c) =>
+      errorResponse(
+        c,
+        new DrayError("invalid_argument", `request body is larger than ${MAX_BODY_BYTES / 1024 / 1024} MiB`),
+        413,
+      ),
+  });
+  // File uploads are streamed into the store and bounded by DRAY_UPLOAD_MAX_BYTES instead (files-routes.ts).
+  app.use(`${API_BASE_PATH}/*`, (c, next) =>
+    c.req.path === `${API_BASE_PATH}${UPLOAD_PATH}` ? next() : limitBody(c, next),
   );
   // A NUL in a JSON body answers 400 before any route (the SSE route included) sees it.
   app.use(`${API_BASE_PATH}/*`, inputGuard());
@@ -142,6 +141,7 @@ export function createApiApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
   app.route(API_BASE_PATH, pipelinesRoutes(routeDeps));
   app.route(API_BASE_PATH, executionsRoutes(routeDeps));
   app.route(API_BASE_PATH, statusRoutes(routeDeps));
+  app.route(API_BASE_PATH, filesRoutes(routeDeps));
   app.route(API_BASE_PATH, usageRoutes(routeDeps));
   app.route(API_BASE_PATH, signInLinkRoutes(routeDeps));
   app.doc31(OPENAPI_PATH, OPENAPI_INFO);

@@ -75,8 +75,28 @@ export const Execution = z
     pipelineId: uuid,
     pipelineName: z.string(),
     pipelineToken: z.string(),
+    kind: z.enum(["run", "continuous", "file"]).openapi({
+      description:
+        "run (a once run), continuous (a continuous pipeline's execution) or file (one uploaded file's load)",
+    }),
     status: ExecutionStatus,
     cancelRequested: z.boolean(),
+    continuous: z
+      .object({
+        polls: z.number().int().openapi({ description: "Polls of the source so far" }),
+        lastPollAt: Timestamp.nullable(),
+        stopRequested: z
+          .boolean()
+          .openapi({ description: "A stop was asked for: the run ends at a batch boundary" }),
+        stoppedBy: Actor.nullable(),
+      })
+      .nullable()
+      .openapi({ description: "Continuous executions only; null otherwise" }),
+    fileId: z.string().nullable().openapi({ description: "File loads: SHA-256 of the file's bytes (hex)" }),
+    publisherToken: z
+      .string()
+      .nullable()
+      .openapi({ description: "File loads: the upload batch's publisher token" }),
     triggeredBy: Actor,
     cancelledBy: Actor.nullable(),
     reasonCode: z.string().nullable().openapi({ example: "monthly_record_limit" }),

@@ -11,6 +11,7 @@ import { authenticateRequest } from "../auth/auth-middleware.js";
 import { bearerTokenOf } from "../auth/authenticate.js";
 import { requireOrganisationRole } from "../auth/roles.js";
 import { cancelExecution } from "../executions/cancel-execution.js";
+import { requestReconcile, startContinuous, stopContinuous } from "../executions/continuous-control.js";
 import { followExecutionEvents } from "../executions/event-stream.js";
 import { ExecutionEventHub, type ExecutionEventHubOptions } from "../executions/execution-event-hub.js";
 import {
@@ -153,6 +154,59 @@ const eventsRoute = createRoute({
   },
 });
 
+const startContinuousRoute = createRoute({
+  method: "post",
+  path: "/pipelines/{id}/start",
+  operationId: "startPipeline",
+  summary: "Start a continuous pipeline (seed 03's START PIPELINE)",
+  description:
+    "Queues the pipeline's long-lived execution: it copies new and changed rows batch after batch, polling every " +
+    "batchIntervalMs when idle, until stopped. A restart continues from the positions the last one reached. " +
+    "409 `failed_precondition` for a once pipeline or while it already runs.",
+  tags,
+  security: bearerSecurity,
+  request: { params: IdParams },
+  responses: {
+    202: jsonResponse(s.StartedExecution, "Queued; follow it with GET /executions/{id} or its events"),
+    ...errorResponses(401, 403, 404, 409),
+  },
+});
+
+const stopContinuousRoute = createRoute({
+  method: "post",
+  path: "/pipelines/{id}/stop",
+  operationId: "stopPipeline",
+  summary: "Stop a continuous pipeline at its next batch boundary (seed 03's STOP PIPELINE)",
+  description:
+    "The batches in flight commit first; then the execution ends `completed`. Answers at once with the " +
+    "execution (continuous.stopRequested true); follow its status to see it end. 409 when it does not run.",
+  tags,
+  security: bearerSecurity,
+  request: { params: IdParams },
+  responses: {
+    202: jsonResponse(s.Execution, "Stop requested (or done, for a start still queued)"),
+    ...errorResponses(401, 403, 404, 409),
+  },
+});
+
+const reconcileRoute = createRoute({
+  method: "post",
+  path: "/pipelines/{id}/reconcile",
+  operationId: "reconcilePipeline",
+  summary: "Remove target rows deleted at the source (continuous pipelines)",
+  description:
+    "At its next poll, the running continuous execution compares the keys of each entity range by range and " +
+    "deletes the target rows whose key the source no longer has (target rows that never came from the source " +
+    "are deleted too). 409 when it does not run.",
+  tags,
+  security: bearerSecurity,
+  request: { params: IdParams },
+  responses: {
+    202: jsonResponse(s.Execution, "Reconcile requested"),
+    ...errorResponses(401, 403, 404, 409),
+  },
+});
+
 /** Routes of executions (mount under /api/v1 behind the auth middleware). */
 export function executionsRoutes(deps: RouteDeps): OpenAPIHono<ApiEnv> {
   const app = createRouter();
@@ -169,6 +223,29 @@ export function executionsRoutes(deps: RouteDeps): OpenAPIHono<ApiEnv> {
     );
     deps.onExecutionQueued?.(started.id);
     return c.json(started, 202);
+  });
+
+  app.openapi(startContinuousRoute, async (c) => {
+    const principal = c.get("principal");
+    const organisationId = requireOrganisationRole(principal, "operator");
+    const actor = await actorOf(deps.db, principal);
+    const started = await startContinuous(deps, organisationId, c.req.valid("param").id, actor, deps.now());
+    deps.onExecutionQueued?.(started.id);
+    return c.json(started, 202);
+  });
+
+  app.openapi(stopContinuousRoute, async (c) => {
+    const principal = c.get("principal");
+    const organisationId = requireOrganisationRole(principal, "operator");
+    const actor = await actorOf(deps.db, principal);
+    const row = await stopContinuous(deps, organisationId, c.req.valid("param").id, actor, deps.now());
+    return c.json(await executionView(deps.db, organisationId, row.id, deps.now()), 202);
+  });
+
+  app.openapi(reconcileRoute, async (c) => {
+    const organisationId = requireOrganisationRole(c.get("principal"), "operator");
+    const row = await requestReconcile(deps, organisationId, c.req.valid("param").id, deps.now());
+    return c.json(await executionView(deps.db, organisationId, row.id, deps.now()), 202);
   });
 
   app.openapi(cancelRoute, async (c) => {

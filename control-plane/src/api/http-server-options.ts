@@ -34,6 +34,9 @@ export const API_SERVER_OPTIONS = {
   // A client must send its whole head within this (Node's default is 60 s), so a slow
   // client holds a large head's buffer only briefly.
   headersTimeout: HEADERS_TIMEOUT_MS,
+  // No cap on receiving a whole body (Node's default is 300 s): a multi-GiB file upload streams for
+  // longer than that. Other bodies are capped at 4 MiB by the API, and heads by headersTimeout.
+  requestTimeout: 0,
 } as const;
 
 /** What to answer a request Node could not take. */

@@ -4,24 +4,35 @@ import { MAX_SEARCH_LENGTH } from "../environments/environments-query.js";
 import { ENTITY_KINDS } from "../environments/schema-snapshot.js";
 import {
   DEFAULT_BATCH_BYTES,
+  DEFAULT_BATCH_INTERVAL_MS,
   DEFAULT_BATCH_SIZE,
   DEFAULT_ENTITY_CONCURRENCY,
   DEFAULT_LOAD_ORDER,
+  DEFAULT_MAX_FAILED_POLLS,
   DEFAULT_MAX_RETRIES_PER_BATCH,
+  DEFAULT_RECONCILE_EVERY_POLLS,
+  DEFAULT_SAFETY_LAG_MS,
   DEFAULT_STOP_ON_ERROR,
   DEFAULT_TARGET_TRIGGERS,
   LOAD_ORDERS,
   MAX_BATCH_BYTES,
+  MAX_BATCH_INTERVAL_MS,
   MAX_BATCH_SIZE,
   MAX_ENTITY_CONCURRENCY,
+  MAX_MAX_FAILED_POLLS,
   MAX_PIPELINE_ENTITIES,
   MAX_PIPELINE_NAME_LENGTH,
   MAX_PIPELINE_QUALITY_RULES,
   MAX_PIPELINE_TRANSFORMATIONS,
+  MAX_RECONCILE_EVERY_POLLS,
   MAX_RETRIES_PER_BATCH,
+  MAX_SAFETY_LAG_MS,
   MIN_BATCH_BYTES,
+  MIN_BATCH_INTERVAL_MS,
   MIN_BATCH_SIZE,
   PIPELINE_ACTIONS,
+  PIPELINE_MODES,
+  SOURCE_KINDS,
   TARGET_TRIGGERS,
   WRITE_STRATEGIES,
 } from "../pipelines/pipeline-defaults.js";
@@ -137,12 +148,86 @@ const loadOrder = z.enum(LOAD_ORDERS).openapi({
     "parallel needs targetTriggers off: with triggers firing the database checks each reference as it is written",
 });
 
+const sourceKind = z.enum(SOURCE_KINDS).openapi({
+  description:
+    "environment (the default): rows are read by the source environment's agent. files: rows come from files " +
+    "uploaded with POST /pipeline/upload into the one target entity; there is no sourceEnvironmentId",
+});
+const mode = z.enum(PIPELINE_MODES).openapi({
+  description:
+    "once (the default): a run copies what is there and ends. continuous: POST /pipelines/{id}/start begins one " +
+    "long-lived execution that copies new and changed rows batch after batch (ordered by cursorField, then the " +
+    "row key) until POST /pipelines/{id}/stop; needs writeStrategy merge",
+});
+const FileSettings = z
+  .strictObject({
+    format: z.enum(["csv", "ndjson"]).openapi({ description: "csv (with a header row) or ndjson" }),
+    delimiter: z
+      .string()
+      .optional()
+      .openapi({ description: 'CSV field delimiter, one character (default ",")' }),
+    quote: z.string().optional().openapi({ description: 'CSV quote character, one character (default ")' }),
+    fieldMapping: z
+      .record(z.string(), z.string())
+      .optional()
+      .openapi({
+        description:
+          "File column (CSV header name or JSON key) → target field. Without it every column must be a field " +
+          "of the target entity; with it, unmapped columns are ignored",
+      }),
+  })
+  .openapi("FileSettings");
+
 /** Fields of a pipeline body, without defaults (PATCH leaves absent ones as they are). */
 const fields = {
-  name: z.string().trim().min(1).max(MAX_PIPELINE_NAME_LENGTH),
-  sourceEnvironmentId: z
+  sourceKind,
+  mode,
+  cursorField: z
     .string()
-    .openapi({ format: "uuid", description: "Environment records are read from" }),
+    .min(1)
+    .max(63)
+    .nullable()
+    .openapi({
+      description:
+        "Continuous mode: the field whose growth marks new or changed rows (e.g. updated_at); null or absent: the " +
+        "row key. Rows are read in (cursorField, row key) order, strictly after the last position",
+    }),
+  batchIntervalMs: z
+    .number()
+    .int()
+    .min(MIN_BATCH_INTERVAL_MS)
+    .max(MAX_BATCH_INTERVAL_MS)
+    .openapi({ description: "Continuous mode: wait between polls that found nothing new (default 2,500)" }),
+  safetyLagMs: z
+    .number()
+    .int()
+    .min(0)
+    .max(MAX_SAFETY_LAG_MS)
+    .openapi({
+      description:
+        "Continuous mode, date/time cursors: rows newer than now() minus this lag wait for a later poll, so a " +
+        "transaction that commits late is still copied (default 5,000)",
+    }),
+  maxFailedPolls: z.number().int().min(1).max(MAX_MAX_FAILED_POLLS).openapi({
+    description:
+      "Continuous mode: consecutive failed polls after which the pipeline pauses itself (default 5)",
+  }),
+  reconcileEveryPolls: z
+    .number()
+    .int()
+    .min(0)
+    .max(MAX_RECONCILE_EVERY_POLLS)
+    .openapi({
+      description:
+        "Continuous mode: every N polls, remove target rows whose key no longer exists at the source; 0 (the " +
+        "default): only when asked for with POST /pipelines/{id}/reconcile",
+    }),
+  fileSettings: FileSettings.nullable(),
+  name: z.string().trim().min(1).max(MAX_PIPELINE_NAME_LENGTH),
+  sourceEnvironmentId: z.string().nullable().openapi({
+    format: "uuid",
+    description: 'Environment records are read from; null for sourceKind "files"',
+  }),
   targetEnvironmentId: z
     .string()
     .openapi({ format: "uuid", description: "Environment records are written to" }),
@@ -199,7 +284,8 @@ const fields = {
 export const CreatePipeline = z
   .strictObject({
     name: fields.name,
-    sourceEnvironmentId: fields.sourceEnvironmentId,
+    sourceKind: fields.sourceKind.default("environment"),
+    sourceEnvironmentId: fields.sourceEnvironmentId.default(null),
     targetEnvironmentId: fields.targetEnvironmentId,
     action: fields.action.default("copy"),
     writeStrategy: fields.writeStrategy,
@@ -213,6 +299,13 @@ export const CreatePipeline = z
     loadOrder: fields.loadOrder.default(DEFAULT_LOAD_ORDER),
     transformations: fields.transformations.default([]),
     qualityRules: fields.qualityRules.default([]),
+    mode: fields.mode.default("once"),
+    cursorField: fields.cursorField.default(null),
+    batchIntervalMs: fields.batchIntervalMs.default(DEFAULT_BATCH_INTERVAL_MS),
+    safetyLagMs: fields.safetyLagMs.default(DEFAULT_SAFETY_LAG_MS),
+    maxFailedPolls: fields.maxFailedPolls.default(DEFAULT_MAX_FAILED_POLLS),
+    reconcileEveryPolls: fields.reconcileEveryPolls.default(DEFAULT_RECONCILE_EVERY_POLLS),
+    fileSettings: fields.fileSettings.default(null),
   })
   .openapi("CreatePipeline");
 
@@ -234,6 +327,14 @@ export const UpdatePipeline = z
     loadOrder: fields.loadOrder.optional(),
     transformations: fields.transformations.optional(),
     qualityRules: fields.qualityRules.optional(),
+    sourceKind: fields.sourceKind.optional(),
+    mode: fields.mode.optional(),
+    cursorField: fields.cursorField.optional(),
+    batchIntervalMs: fields.batchIntervalMs.optional(),
+    safetyLagMs: fields.safetyLagMs.optional(),
+    maxFailedPolls: fields.maxFailedPolls.optional(),
+    reconcileEveryPolls: fields.reconcileEveryPolls.optional(),
+    fileSettings: fields.fileSettings.optional(),
   })
   .openapi("UpdatePipeline");
 
@@ -252,11 +353,19 @@ export const Pipeline = z
     id: uuid,
     organisationId: uuid,
     name: z.string(),
-    sourceEnvironmentId: uuid,
+    sourceKind,
+    sourceEnvironmentId: uuid.nullable(),
     targetEnvironmentId: uuid,
     action,
     writeStrategy,
     entities: z.array(z.string()),
+    mode,
+    cursorField: z.string().nullable(),
+    batchIntervalMs: z.number().int(),
+    safetyLagMs: z.number().int(),
+    maxFailedPolls: z.number().int(),
+    reconcileEveryPolls: z.number().int(),
+    fileSettings: FileSettings.nullable(),
     batchSize: z.number().int(),
     batchBytes: z.number().int(),
     maxRetriesPerBatch: z.number().int(),

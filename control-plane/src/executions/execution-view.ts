@@ -25,8 +25,20 @@ export interface ExecutionView {
   pipelineId: string;
   pipelineName: string;
   pipelineToken: string;
+  /** `run` (a once run), `continuous` (a continuous pipeline's execution) or `file` (one uploaded file's load). */
+  kind: "run" | "continuous" | "file";
   status: ExecutionStatus;
   cancelRequested: boolean;
+  /** Continuous: polls of the source so far, the last one's time, and the stop asked for (by whom). */
+  continuous: {
+    polls: number;
+    lastPollAt: string | null;
+    stopRequested: boolean;
+    stoppedBy: Actor | null;
+  } | null;
+  /** File loads: the file (SHA-256 of its bytes) and the upload batch's publisher token. */
+  fileId: string | null;
+  publisherToken: string | null;
   triggeredBy: Actor;
   cancelledBy: Actor | null;
   reasonCode: string | null;
@@ -89,8 +101,20 @@ export function toExecutionView(
     pipelineId: row.pipelineId,
     pipelineName,
     pipelineToken: row.pipelineToken,
+    kind: row.kind,
     status: row.status,
     cancelRequested: row.cancelRequestedAt !== null,
+    continuous:
+      row.kind === "continuous"
+        ? {
+            polls: row.polls,
+            lastPollAt: iso(row.lastPollAt),
+            stopRequested: row.stopRequestedAt !== null,
+            stoppedBy: row.stoppedBy ?? null,
+          }
+        : null,
+    fileId: row.fileId,
+    publisherToken: row.publisherToken,
     triggeredBy: row.triggeredBy,
     cancelledBy: row.cancelledBy ?? null,
     reasonCode: row.reasonCode,

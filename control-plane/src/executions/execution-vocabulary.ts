@@ -20,6 +20,8 @@ export const REASON_CODES = {
   batchFailed: "batch_failed",
   confirmationRequired: "confirmation_required",
   cancelledByUser: "cancelled_by_user",
+  /** A continuous pipeline paused itself after `maxFailedPolls` consecutive failed polls. */
+  pausedAfterFailedPolls: "paused_after_failed_polls",
   internal: "internal",
 } as const;
 export type ReasonCode = (typeof REASON_CODES)[keyof typeof REASON_CODES];
@@ -27,6 +29,7 @@ export type ReasonCode = (typeof REASON_CODES)[keyof typeof REASON_CODES];
 /** Stage names of the stage log (seed 02). The loader is `<Platform>Loader`. */
 export const STAGES = {
   intake: "StreamNotifier",
+  fileIntake: "FileNotifier",
   dataQuality: "DataQuality",
   transformation: "Transformation",
   jobRunner: "JobRunner",

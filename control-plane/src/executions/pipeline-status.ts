@@ -4,9 +4,10 @@
  * name, 20 per page, newest first. Field names are exactly the seed's.
  */
 import { DrayError } from "@dray/common";
-import { and, asc, desc, eq, inArray } from "drizzle-orm";
+import { and, asc, desc, eq, inArray, sql } from "drizzle-orm";
+import { type FileJobStatus, type FileState, fileJobStatusOf } from "../files/queue-file-load.js";
 import type { Db } from "../store/db.js";
-import { executionLog, executions, pipelines } from "../store/schema.js";
+import { executionLog, executions, pipelineFiles, pipelines } from "../store/schema.js";
 import type { StageState } from "./execution-vocabulary.js";
 import {
   formatTotalTime,
@@ -25,7 +26,8 @@ export interface StageStatusEntry {
   dateTime: string;
   pipeline: string;
   processName: string;
-  publisherToken: null;
+  /** The upload batch of a file load; null for other jobs. */
+  publisherToken: string | null;
   pipelineToken: string;
   filename: string;
   state: StageState;
@@ -64,7 +66,13 @@ export async function stageStatusByToken(
   page = 1,
 ): Promise<StageStatusEntry[]> {
   const [job] = await db
-    .select({ id: executions.id, pipeline: pipelines.name })
+    .select({
+      id: executions.id,
+      pipeline: pipelines.name,
+      publisherToken: executions.publisherToken,
+      // A file load's file, as frozen when it was queued (files/queue-file-load.ts).
+      filename: sql<string | null>`${executions.snapshot}->'file'->>'filename'`,
+    })
     .from(executions)
     .innerJoin(pipelines, eq(pipelines.id, executions.pipelineId))
     .where(and(eq(executions.pipelineToken, pipelineToken), eq(executions.organisationId, organisationId)))
@@ -82,9 +90,10 @@ export async function stageStatusByToken(
     dateTime: isoSeconds(e.at),
     pipeline: job.pipeline,
     processName: e.processName,
-    publisherToken: null,
+    publisherToken: job.publisherToken,
     pipelineToken,
-    filename: e.entity ?? job.pipeline,
+    // A file load's entries name its file; other jobs' name the entity, or the pipeline.
+    filename: job.filename ?? e.entity ?? job.pipeline,
     state: e.state,
     code: e.code,
     description: e.description,
@@ -149,4 +158,58 @@ export async function jobSummariesByName(
       status: jobStatusOf(job.status, entry?.state ?? null),
     };
   });
+}
+
+/** One file of an upload batch (`GET /pipeline/status?publishertoken=`). */
+export interface PublisherFileStatus {
+  filename: string;
+  fileId: string;
+  pipelineToken: string;
+  /** INITIALIZED (queued), PROCESSING (in progress) or COMPLETED (ended). */
+  status: FileJobStatus;
+  state: FileState;
+  /** Why the file was skipped; null otherwise. */
+  error: string | null;
+}
+
+/** The files of one upload batch and whether all of them are done. */
+export interface PublisherStatus {
+  publisherToken: string;
+  /** True when every file's load has ended (status COMPLETED). */
+  allDone: boolean;
+  files: PublisherFileStatus[];
+}
+
+/** Most files listed for one publisher token. */
+export const PUBLISHER_FILES_LIMIT = 10_000;
+
+/**
+ * The files the organisation received with this publisher token, oldest
+ * first, with their load status; `not_found` when no file has it.
+ */
+export async function publisherStatus(
+  db: Db,
+  organisationId: string,
+  publisherToken: string,
+): Promise<PublisherStatus> {
+  const rows = await db
+    .select({ file: pipelineFiles, executionStatus: executions.status })
+    .from(pipelineFiles)
+    .leftJoin(executions, eq(executions.id, pipelineFiles.executionId))
+    .where(
+      and(eq(pipelineFiles.organisationId, organisationId), eq(pipelineFiles.publisherToken, publisherToken)),
+    )
+    .orderBy(asc(pipelineFiles.uploadedAt), asc(pipelineFiles.fileId))
+    .limit(PUBLISHER_FILES_LIMIT);
+  if (rows.length === 0)
+    throw new DrayError("not_found", `no file has the publisher token "${publisherToken}"`);
+  const files = rows.map(({ file, executionStatus }) => ({
+    filename: file.filename,
+    fileId: file.fileId,
+    pipelineToken: file.pipelineToken,
+    status: fileJobStatusOf(executionStatus, file.state),
+    state: file.state,
+    error: file.error,
+  }));
+  return { publisherToken, allDone: files.every((f) => f.status === "COMPLETED"), files };
 }

@@ -9,6 +9,7 @@ import { DrayError, type Logger } from "@dray/common";
 import { and, eq, inArray } from "drizzle-orm";
 import type { EventBus } from "../events/event-bus.js";
 import type { PipelineSettings } from "../pipelines/pipeline-validation.js";
+import { requireSourceEnvironment } from "../pipelines/pipeline-validation.js";
 import { getPipeline } from "../pipelines/pipelines-service.js";
 import type { Db } from "../store/db.js";
 import { newId } from "../store/ids.js";
@@ -37,6 +38,7 @@ export interface StartedExecution {
 export function pipelineSnapshot(pipeline: PipelineRow): PipelineSettings {
   return {
     name: pipeline.name,
+    sourceKind: pipeline.sourceKind,
     sourceEnvironmentId: pipeline.sourceEnvironmentId,
     targetEnvironmentId: pipeline.targetEnvironmentId,
     action: pipeline.action,
@@ -58,6 +60,17 @@ export function pipelineSnapshot(pipeline: PipelineRow): PipelineSettings {
     ...((pipeline.qualityRules ?? []).length > 0
       ? { qualityRules: pipeline.qualityRules.map((r) => ({ ...r, options: { ...r.options } })) }
       : {}),
+    mode: pipeline.mode,
+    ...(pipeline.mode === "continuous"
+      ? {
+          cursorField: pipeline.cursorField,
+          batchIntervalMs: pipeline.batchIntervalMs,
+          safetyLagMs: pipeline.safetyLagMs,
+          maxFailedPolls: pipeline.maxFailedPolls,
+          reconcileEveryPolls: pipeline.reconcileEveryPolls,
+        }
+      : {}),
+    ...(pipeline.fileSettings ? { fileSettings: structuredClone(pipeline.fileSettings) } : {}),
   };
 }
 
@@ -96,6 +109,7 @@ export async function startExecution(
   now: Date,
 ): Promise<StartedExecution> {
   const pipeline = await getPipeline(deps.db, organisationId, pipelineId);
+  requireSourceEnvironment(pipeline, "is not run: each uploaded file is loaded as its own job");
   let created: { id: string; pipelineToken: string; entry: StageLogRow } | undefined;
   // A unique violation whose winner finished in between is retried once.
   for (let attempt = 0; attempt < 2 && !created; attempt++) {
@@ -108,6 +122,7 @@ export async function startExecution(
           organisationId,
           pipelineId: pipeline.id,
           pipelineToken,
+          kind: pipeline.mode === "continuous" ? "continuous" : "run",
           status: "queued",
           triggeredBy: input.actor,
           snapshot: pipelineSnapshot(pipeline),

@@ -52,6 +52,11 @@ export interface ReadRequest {
   maxBytes: number;
   transforms: readonly TransformSpec[];
   qualityRules: readonly QualityRuleSpec[];
+  /**
+   * Continuous pipelines: the key fields are the cursor field then the row
+   * key, and the agent reads only below its high-water mark (ReadBatchTask.continuous).
+   */
+  continuous?: { cursorField: string; safetyLagMs: number };
 }
 
 /** A row the agent did not pass on: by its key (transformed where the key is), never its values. */
@@ -97,6 +102,8 @@ export interface WriteRequest {
   previousBatchId: string;
   fireTriggers: boolean;
   uncheckedReferences: readonly string[];
+  /** Continuous pipelines: the position after this batch, recorded in the target's ledger with the rows. */
+  position?: readonly string[] | null;
 }
 
 export interface WriteResult {
@@ -106,6 +113,13 @@ export interface WriteResult {
   updated: number;
   rejected: number;
   rejectedRows: readonly RejectedRow[];
+}
+
+/** Deletes the rows of one entity with the given key values (DeleteRecordsTask). */
+export interface DeleteKeysRequest {
+  entity: EntityAddress;
+  keyFields: readonly string[];
+  keys: readonly (readonly string[])[];
 }
 
 /** Deletes every row of one target entity. */
@@ -177,6 +191,16 @@ export interface AgentPort {
   describe(environmentId: string, options: CallOptions): Promise<SchemaSnapshot>;
   count(environmentId: string, entity: EntityAddress, options: CallOptions): Promise<number>;
   clean(environmentId: string, request: CleanRequest, options: CallOptions): Promise<{ deleted: number }>;
+  /** Rows the control plane made itself (a loaded file), as COPY text lines of `fields`. */
+  copyTextRows(fields: readonly string[], data: Uint8Array, rowCount: number): RowPayload;
+  /** The values of read rows, each row's in the read's field order (reconcile reads keys only). */
+  rowValues(rows: RowPayload): string[][];
+  /** Deletes the rows with these keys (continuous reconcile). */
+  deleteKeys(
+    environmentId: string,
+    request: DeleteKeysRequest,
+    options: CallOptions,
+  ): Promise<{ deleted: number }>;
   finish(environmentId: string, request: FinishRequest, options: CallOptions): Promise<FinishResult>;
   /** True when the environment's agent is connected (to this replica or, routed, to another). */
   isConnected(environmentId: string): boolean;

@@ -4,6 +4,7 @@
  */
 import { DrayError } from "@dray/common";
 import { startReadTimer } from "../metrics/executor-metrics.js";
+import { requireSourceEnvironment } from "../pipelines/pipeline-validation.js";
 import type { QualityRuleSpec, ReadResult, TransformSpec } from "./agent-port.js";
 import type { EntityRunPlan, RunContext } from "./run-context.js";
 import { AgentUnavailable, BatchFailed } from "./run-errors.js";
@@ -83,7 +84,7 @@ export async function readPage(
   const request = {
     entity: { schema: entity.schema, name: entity.name },
     fields,
-    keyFields: entity.keyFields,
+    keyFields: entity.cursorKey ?? entity.keyFields,
     after: range.after,
     until: range.until ?? null,
     maxRows: range.resuming ? ctx.settings.batchSize * 2 : ctx.settings.batchSize,
@@ -91,6 +92,9 @@ export async function readPage(
     transforms: readTransforms(entity, fields),
     // Rows that fail a rule are left out on the first pass; the back-fill pass finds nothing to update for them.
     qualityRules: pass === 1 ? readQualityRules(entity, fields) : [],
+    ...(entity.cursorKey
+      ? { continuous: { cursorField: entity.cursorKey[0]!, safetyLagMs: ctx.settings.safetyLagMs ?? 0 } }
+      : {}),
   };
   const options = {
     signal: ctx.signal,
@@ -100,7 +104,7 @@ export async function readPage(
   try {
     const read = startReadTimer(ctx);
     const { value } = await withRetries(ctx, `reading ${entity.entity}`, () =>
-      ctx.agents.readBatch(ctx.settings.sourceEnvironmentId, request, options),
+      ctx.agents.readBatch(requireSourceEnvironment(ctx.settings, "cannot be read"), request, options),
     );
     read(value.rows.rowCount + value.qualityRejected.length, pass === 1);
     noteTransformKey(ctx, value.transformKeyId);

@@ -25,6 +25,8 @@ export interface PendingBatch {
   reread?: { cursorTo: string[] | null; rows: number; bytes: number };
   /** Rows of the batch's range the source left out for failing a data-quality rule (skipped). */
   qualityRejected?: readonly RejectedRow[];
+  /** Continuous pipelines: the read position after this batch, kept in the target's ledger. */
+  position?: readonly string[] | null;
 }
 
 /** How a write ended: its result, or the error it failed with for good. */
@@ -66,7 +68,7 @@ export function writeRequest(
   ctx: RunContext,
   entity: EntityRunPlan,
   pass: Pass,
-  batch: { batchId: string; rows: RowPayload },
+  batch: { batchId: string; rows: RowPayload; position?: readonly string[] | null },
   previousBatchId = "",
   fence = false,
 ): WriteRequest {
@@ -81,6 +83,7 @@ export function writeRequest(
     previousBatchId,
     fireTriggers: ctx.settings.targetTriggers === "fire",
     uncheckedReferences: entity.uncheckedReferences ?? [],
+    ...(batch.position && entity.cursorKey ? { position: batch.position } : {}),
   };
 }
 

@@ -101,7 +101,7 @@ export async function copyRange(
         });
       }
       state.cursor = cursorTo;
-      window.start({ rowId, batchId, seq, rows, priorAttempts: 0, qualityRejected });
+      window.start({ rowId, batchId, seq, rows, priorAttempts: 0, qualityRejected, position: cursorTo });
     }
   } catch (error) {
     window.stop(error);

@@ -88,6 +88,7 @@ export async function copyEntity(
       priorAttempts: left.attempts,
       reread: { cursorTo: rereadTo, rows: again.rows.rowCount, bytes: again.rows.byteLength },
       qualityRejected: again.qualityRejected,
+      position: rereadTo,
     };
     const outcome = await startWrite(ctx, entity, pass, pending);
     if (!outcome.ok && batchSealed(outcome.error)) {

@@ -85,6 +85,15 @@ export async function cancelRequested(db: Db, executionId: string): Promise<stri
   return row ? (row.reason ?? "cancelled") : undefined;
 }
 
+/** Whether a stop of the (continuous) execution was asked for (`stopContinuous`). */
+export async function stopRequested(db: Db, executionId: string): Promise<boolean> {
+  const [row] = await db
+    .select({ id: executions.id })
+    .from(executions)
+    .where(and(eq(executions.id, executionId), isNotNull(executions.stopRequestedAt)));
+  return Boolean(row);
+}
+
 /**
  * Moves the execution to a final status if this replica still owns it.
  * Returns false when it did not (so no second final event is published).

@@ -19,6 +19,7 @@ import {
   claimExecution,
   finishExecution,
   renewLease,
+  stopRequested,
 } from "./execution-lease.js";
 import { compileExecutorOptions, type ExecutorTuning } from "./executor-options.js";
 import { createJournal } from "./journal.js";
@@ -84,17 +85,26 @@ export function createExecutor(options: ExecutorOptions): Executor {
       },
       Math.max(100, Math.floor(leaseMs / 3)),
     );
+    // A continuous run stops at a batch boundary when asked (its batches in flight commit first).
+    const stop = new AbortController();
     const checkCancel = async () => {
       try {
         const reason = await cancelRequested(db, execution.id);
         if (reason !== undefined) abort(new RunAborted("cancel", reason));
+        if (
+          execution.kind === "continuous" &&
+          !stop.signal.aborted &&
+          (await stopRequested(db, execution.id))
+        )
+          stop.abort();
       } catch {}
     };
     // The API announces a cancel request on the execution's status subject; the store has the reason.
     const cancelEvents = bus.subscribe(
       subjects.executionStatus(execution.organisationId, execution.id),
       (_subject, event) => {
-        if (event.type === "execution.cancel_requested") void checkCancel();
+        if (event.type === "execution.cancel_requested" || event.type === "execution.stop_requested")
+          void checkCancel();
       },
     );
     const watchCancel = setInterval(checkCancel, tunables.cancelCheckMs);
@@ -128,6 +138,7 @@ export function createExecutor(options: ExecutorOptions): Executor {
         pipelineToken: execution.pipelineToken,
         settings,
         signal: controller.signal,
+        stop: stop.signal,
         counters,
         onProgress,
         options: tunables,

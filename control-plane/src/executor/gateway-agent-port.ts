@@ -1,6 +1,7 @@
+import { create } from "@bufbuild/protobuf";
 import { DrayError } from "@dray/common";
 import type { ReadBatchResult, RejectedRecord, RowBatch, WriteBatchResult } from "@dray/proto";
-import { RejectPolicy, WriteStrategy } from "@dray/proto";
+import { RejectPolicy, RowBatchSchema, RowEncoding, WriteStrategy } from "@dray/proto";
 import type { AgentSessions } from "../gateway/agent-sessions.js";
 import { createEnvironmentAgents } from "../gateway/environment-agents-impl.js";
 import type {
@@ -14,6 +15,7 @@ import type {
   WriteRequest,
   WriteResult,
 } from "./agent-port.js";
+import { decodeCopyRows } from "./copy-text-rows.js";
 
 /**
  * Rows as the source agent encoded them: handed to the target agent as they
@@ -54,6 +56,14 @@ export function readTask(request: ReadRequest) {
     nullFields: [],
     transforms: withJson(request.transforms),
     qualityRules: withJson(request.qualityRules),
+    ...(request.continuous
+      ? {
+          continuous: {
+            cursorField: request.continuous.cursorField,
+            safetyLagMs: BigInt(request.continuous.safetyLagMs),
+          },
+        }
+      : {}),
   };
 }
 
@@ -88,6 +98,7 @@ export function writeTask(request: WriteRequest) {
     previousBatchId: request.previousBatchId,
     fireTriggers: request.fireTriggers,
     uncheckedReferences: [...request.uncheckedReferences],
+    ...(request.position ? { position: { values: [...request.position] } } : {}),
   };
 }
 
@@ -146,6 +157,27 @@ export function gatewayAgentPort(sessions: AgentSessions): AgentPort {
     },
     async clean(environmentId, request, options) {
       const r = await sessions.dispatch(environmentId, "cleanEntity", request, dispatchOptions(options));
+      return { deleted: Number(r.deleted) };
+    },
+    copyTextRows(fields, data, rowCount) {
+      return new WireRows(
+        create(RowBatchSchema, { encoding: RowEncoding.COPY_TEXT, fields: [...fields], rowCount, data }),
+      );
+    },
+    rowValues(rows) {
+      return decodeCopyRows((rows as WireRows).batch.data);
+    },
+    async deleteKeys(environmentId, request, options) {
+      const r = await sessions.dispatch(
+        environmentId,
+        "deleteRecords",
+        {
+          entity: request.entity,
+          keyFields: [...request.keyFields],
+          keys: request.keys.map((values) => ({ values: [...values] })),
+        },
+        dispatchOptions(options),
+      );
       return { deleted: Number(r.deleted) };
     },
     async finish(environmentId, request, options) {

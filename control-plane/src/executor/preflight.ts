@@ -1,15 +1,22 @@
 import { DrayError } from "@dray/common";
 import { and, eq, sql } from "drizzle-orm";
 import { findEnvironment } from "../environments/environments-service.js";
-import { entityKindOf, rowKeyOf, type SchemaSnapshot } from "../environments/schema-snapshot.js";
+import {
+  type EntitySnapshot,
+  entityKindOf,
+  rowKeyOf,
+  type SchemaSnapshot,
+} from "../environments/schema-snapshot.js";
 import { isAgentAway } from "../gateway/agent-sessions.js";
 import { DEFAULT_LOAD_ORDER, DEFAULT_TARGET_TRIGGERS } from "../pipelines/pipeline-defaults.js";
 import { readRecordUsage } from "../pipelines/pipeline-plan.js";
+import { requireSourceEnvironment } from "../pipelines/pipeline-validation.js";
 import { raiseLimitHint, recordLimitStatus, utcMonth } from "../pipelines/record-limit.js";
 import { buildRunPlan } from "../pipelines/run-plan.js";
 import { toFieldTransforms } from "../pipelines/transformations.js";
 import { environments } from "../store/schema.js";
 import { type EnvironmentObservation, retryWhileAway, waitUntilReady } from "./agent-readiness.js";
+import { cursorKeyOf } from "./cursor-key.js";
 import type { EntityRunPlan, ExecutionPlan, PipelineSettings, RunContext } from "./run-context.js";
 
 /** A preflight refusal: the execution fails before any record moves. */
@@ -147,7 +154,7 @@ export async function preflight(
   settings: PipelineSettings,
   confirmed: boolean,
 ): Promise<{ plan: ExecutionPlan; totals: Map<string, number> }> {
-  const source = await loadEnvironment(ctx, settings.sourceEnvironmentId, "source");
+  const source = await loadEnvironment(ctx, requireSourceEnvironment(settings, "cannot be run"), "source");
   const target = await loadEnvironment(ctx, settings.targetEnvironmentId, "target");
   const sourceEnv: RunEnvironment = { role: "source", id: source.id, name: source.name };
   const targetEnv: RunEnvironment = { role: "target", id: target.id, name: target.name };
@@ -203,6 +210,7 @@ export async function preflight(
     );
   }
 
+  const continuous = settings.mode === "continuous";
   const byName = new Map(sourceSnapshot.entities.map((e) => [e.entity, e]));
   const targetByName = new Map(targetSnapshot.entities.map((e) => [e.entity, e]));
   const deferred = new Map<string, string[]>();
@@ -237,9 +245,11 @@ export async function preflight(
         dependsOn: [...dependsOn].sort(),
         transforms: transformsOf.get(name) ?? [],
         ...(rulesOf.has(name) ? { qualityRules: rulesOf.get(name)! } : {}),
+        ...(continuous ? { cursorKey: cursorKeyOf(settings.cursorField, rowKeyOf(e)) } : {}),
       };
     }),
   );
+  if (continuous) checkContinuousPlan(entities, byName);
 
   const counts = await Promise.all(
     entities.map((e) =>
@@ -257,7 +267,8 @@ export async function preflight(
 
   const month = utcMonth(new Date());
   const limit = recordLimitStatus(await readRecordUsage(ctx.db, ctx.organisationId, month), month, needed);
-  if (limit.wouldExceed) {
+  // A continuous run copies what changes for as long as it runs: its batches are held to the limit one by one.
+  if (limit.wouldExceed && !continuous) {
     throw new PreflightFailed(
       "monthly_record_limit",
       `monthly record limit: ${limit.used} of ${limit.limit} records used in ${month}` +
@@ -285,4 +296,28 @@ export async function preflight(
     },
     totals,
   };
+}
+
+/**
+ * What a continuous run cannot do: break a reference cycle with a second pass
+ * (it never ends), or read an entity without a row key, or by a cursor field
+ * the entity lacks.
+ *
+ * @throws PreflightFailed `plan_failed`
+ */
+function checkContinuousPlan(entities: readonly EntityRunPlan[], byName: Map<string, EntitySnapshot>): void {
+  const problems: string[] = [];
+  for (const e of entities) {
+    if (e.deferredFields.length > 0)
+      problems.push(
+        `${e.entity} is in a reference cycle through nullable fields (${e.deferredFields.join(", ")}), which a ` +
+          "continuous pipeline cannot back-fill: leave one entity of the cycle out or use a once pipeline",
+      );
+    if (e.keyFields.length === 0) problems.push(`${e.entity} has no row key to merge on`);
+    const cursor = e.cursorKey?.[0];
+    if (cursor && !byName.get(e.entity)?.fields.some((f) => f.name === cursor))
+      problems.push(`${e.entity} has no field ${cursor} (the cursor field)`);
+  }
+  if (problems.length > 0)
+    throw new PreflightFailed("plan_failed", `the continuous pipeline cannot run: ${problems.join("; ")}`);
 }

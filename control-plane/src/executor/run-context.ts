@@ -55,6 +55,12 @@ export interface EntityRunPlan {
    * (ReadBatchResult.rejected_records). Absent: none.
    */
   qualityRules?: { field: string; rule: string; options: Record<string, unknown> }[];
+  /**
+   * Continuous pipelines: the read order, the cursor field then the row key's
+   * other fields. Reads go by it (with the agent's high-water mark), writes
+   * merge by `keyFields`, and checkpoints are positions in it. Absent for once runs.
+   */
+  cursorKey?: string[];
 }
 
 /** A reference written unchecked and validated once every entity it joins is loaded. */
@@ -162,6 +168,8 @@ export interface RunContext {
   plan: ExecutionPlan;
   /** Aborts on cancel, lost lease or shutdown; `signal.reason` says which. */
   signal: AbortSignal;
+  /** Continuous runs: fires when a stop was asked for (the run ends at a batch boundary, completed). */
+  stop?: AbortSignal;
   /** Live counters per entity (mirrors execution_entities). */
   counters: Map<string, EntityCounters>;
   /** Called after every batch; emits throttled progress. */

@@ -3,9 +3,11 @@ import { and, count, eq, sql } from "drizzle-orm";
 import { STAGES } from "../executions/execution-vocabulary.js";
 import { executionEntities, executionErrors, executions } from "../store/schema.js";
 import { releaseUnfinishedBatches } from "./batch-bookkeeping.js";
+import { runContinuous } from "./continuous-run.js";
 import { eachLimited, inDependencyOrder } from "./dependency-order.js";
 import { copyEntity } from "./entity-copier.js";
 import type { ClaimedExecution } from "./execution-lease.js";
+import { runFileLoad } from "./file-load.js";
 import { preflight } from "./preflight.js";
 import type { EntityRunPlan, ExecutionPlan, PipelineSettings, RunContext } from "./run-context.js";
 import { abortKindOf, type RunAborted, reasonCodeOf } from "./run-errors.js";
@@ -92,7 +94,7 @@ async function awaitAgents(ctx: Omit<RunContext, "plan">, plan: ExecutionPlan | 
   const environments = [
     { role: "source", id: ctx.settings.sourceEnvironmentId, name: plan?.sourceName },
     { role: "target", id: ctx.settings.targetEnvironmentId, name: plan?.targetName },
-  ];
+  ].filter((e): e is { role: string; id: string; name: string | undefined } => e.id !== null);
   const missing = () => environments.filter((e) => !ctx.agents.isConnected(e.id));
   if (missing().length === 0) return;
   await ctx.journal.stage({
@@ -194,6 +196,7 @@ export async function runExecution(
   base: Omit<RunContext, "plan">,
   execution: ClaimedExecution,
 ): Promise<RunOutcome> {
+  if (execution.kind === "file") return runFileLoad(base, execution);
   const ctx = base as RunContext;
   try {
     if (execution.attempts === 1) {
@@ -235,6 +238,10 @@ export async function runExecution(
         code: "begin",
         description: `Transforming ${fieldsTransformed} fields of ${transformed.length} entities on the source agent`,
       });
+    if (execution.kind === "continuous") {
+      await runContinuous(ctx, ctx.stop ?? new AbortController().signal, execution.pipelineId, fresh);
+      return { status: "completed" };
+    }
     if (ctx.settings.writeStrategy === "clean" && fresh) await cleanTargets(ctx);
     // Sequences move behind the copy (nothing else depends on them); the run waits for them at its end.
     const sequenceMoves: Promise<unknown>[] = [];

@@ -73,3 +73,36 @@ export const DEFAULT_TARGET_TRIGGERS: TargetTriggers = "off";
 export const LOAD_ORDERS = ["dependencies", "parallel"] as const;
 export type LoadOrder = (typeof LOAD_ORDERS)[number];
 export const DEFAULT_LOAD_ORDER: LoadOrder = "dependencies";
+
+/** Where a pipeline's rows come from: an environment's agent, or uploaded files. */
+export const SOURCE_KINDS = ["environment", "files"] as const;
+export type SourceKind = (typeof SOURCE_KINDS)[number];
+
+/**
+ * `once` (the default): a run copies what is there and ends. `continuous`: one
+ * long-lived execution copies batch after batch of new and changed rows until
+ * stopped (seed 03's START / STOP PIPELINE).
+ */
+export const PIPELINE_MODES = ["once", "continuous"] as const;
+export type PipelineMode = (typeof PIPELINE_MODES)[number];
+
+/** Continuous mode: the wait between polls that found nothing new (seed 03's BATCH_INTERVAL). */
+export const DEFAULT_BATCH_INTERVAL_MS = 2_500;
+export const MIN_BATCH_INTERVAL_MS = 100;
+export const MAX_BATCH_INTERVAL_MS = 3_600_000;
+
+/**
+ * Continuous mode: rows whose date/time cursor is newer than now() minus this
+ * lag are left for a later poll, so that a transaction committing late is
+ * still seen.
+ */
+export const DEFAULT_SAFETY_LAG_MS = 5_000;
+export const MAX_SAFETY_LAG_MS = 3_600_000;
+
+/** Continuous mode: consecutive failed polls after which the pipeline pauses itself. */
+export const DEFAULT_MAX_FAILED_POLLS = 5;
+export const MAX_MAX_FAILED_POLLS = 1_000;
+
+/** Continuous mode: reconcile deletes every N polls; 0 (the default) only when asked for. */
+export const DEFAULT_RECONCILE_EVERY_POLLS = 0;
+export const MAX_RECONCILE_EVERY_POLLS = 1_000_000;

@@ -9,7 +9,7 @@ import { getEnvironment } from "../environments/environments-service.js";
 import type { EnvironmentAgents } from "../gateway/environment-agents.js";
 import type { Db } from "../store/open-store.js";
 import { organisations, usage } from "../store/schema.js";
-import { noSnapshot } from "./pipeline-validation.js";
+import { noSnapshot, requireSourceEnvironment } from "./pipeline-validation.js";
 import { getPipeline } from "./pipelines-service.js";
 import {
   type RecordLimitStatus,
@@ -65,8 +65,9 @@ export async function getPipelinePlan(
   agents?: EnvironmentAgents,
 ): Promise<PipelinePlan> {
   const pipeline = await getPipeline(db, organisationId, id);
+  const sourceId = requireSourceEnvironment(pipeline, "has no run plan");
   const [source, target] = await Promise.all([
-    getEnvironment(db, organisationId, pipeline.sourceEnvironmentId),
+    getEnvironment(db, organisationId, sourceId),
     getEnvironment(db, organisationId, pipeline.targetEnvironmentId),
   ]);
   const clock = { now: () => now };

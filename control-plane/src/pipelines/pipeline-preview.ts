@@ -15,7 +15,7 @@ import { rowKeyOf, type SchemaSnapshot } from "../environments/schema-snapshot.j
 import type { TaskPayload } from "../gateway/agent-sessions.js";
 import type { EnvironmentAgents } from "../gateway/environment-agents.js";
 import type { Db } from "../store/open-store.js";
-import { noSnapshot } from "./pipeline-validation.js";
+import { noSnapshot, requireSourceEnvironment } from "./pipeline-validation.js";
 import { getPipeline } from "./pipelines-service.js";
 import { type EffectiveTransformation, effectiveTransformations } from "./transformations.js";
 
@@ -300,8 +300,9 @@ export async function getPipelinePreview(
       { details: { action: pipeline.action } },
     );
   }
+  const sourceId = requireSourceEnvironment(pipeline, "has no source rows to preview");
   const [source, target] = await Promise.all([
-    getEnvironment(db, organisationId, pipeline.sourceEnvironmentId),
+    getEnvironment(db, organisationId, sourceId),
     getEnvironment(db, organisationId, pipeline.targetEnvironmentId),
   ]);
   if (typeof agents.readBatch !== "function") {

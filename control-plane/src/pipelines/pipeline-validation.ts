@@ -7,11 +7,15 @@ import { DrayError } from "@dray/common";
 import { cachedSnapshotOf } from "../environments/entity-snapshots.js";
 import { type EnvironmentRow, findEnvironment } from "../environments/environments-service.js";
 import type { SchemaSnapshot } from "../environments/schema-snapshot.js";
+import { validateFileSettings } from "../files/file-settings.js";
 import type { Db } from "../store/open-store.js";
+import { checkContinuousSettings, checkFilesShape, checkFilesTarget } from "./mode-validation.js";
 import {
   LOAD_ORDERS,
   type LoadOrder,
   type PipelineAction,
+  type PipelineMode,
+  type SourceKind,
   SUPPORTED_ACTIONS,
   TARGET_TRIGGERS,
   type TargetTriggers,
@@ -27,7 +31,14 @@ import {
 /** Every setting of a pipeline, as stored. */
 export interface PipelineSettings {
   name: string;
-  sourceEnvironmentId: string;
+  /**
+   * `environment` (rows read by the source environment's agent) or `files`
+   * (rows from uploaded files; no source environment). Settings frozen before
+   * it existed lack it: read them as `environment`.
+   */
+  sourceKind?: SourceKind;
+  /** The source environment; null for a `files` pipeline. */
+  sourceEnvironmentId: string | null;
   targetEnvironmentId: string;
   action: PipelineAction;
   writeStrategy: WriteStrategy;
@@ -61,6 +72,20 @@ export interface PipelineSettings {
    * executions before they existed lack them: read them as none.
    */
   qualityRules?: PipelineQualityRule[];
+  /** `once` or `continuous`; absent in older settings: `once`. */
+  mode?: PipelineMode;
+  /** Continuous mode: the cursor field; null = the row key. */
+  cursorField?: string | null;
+  /** Continuous mode: wait between polls that found nothing new. */
+  batchIntervalMs?: number;
+  /** Continuous mode: the safety lag of date/time cursors. */
+  safetyLagMs?: number;
+  /** Continuous mode: consecutive failed polls before the pipeline pauses itself. */
+  maxFailedPolls?: number;
+  /** Continuous mode: reconcile deletes every N polls; 0 = on demand only. */
+  reconcileEveryPolls?: number;
+  /** A `files` pipeline's format and field mapping (files/file-settings.ts); null otherwise. */
+  fileSettings?: Record<string, unknown> | null;
 }
 
 /** A validation problem at a field path, as in `details.issues` of a 400. */
@@ -106,9 +131,11 @@ export async function validatePipelineSettings(
   organisationId: string,
   settings: PipelineSettings,
 ): Promise<{
-  source: EnvironmentRow;
+  /** Null for a `files` pipeline. */
+  source: EnvironmentRow | null;
   target: EnvironmentRow;
-  sourceSnapshot: SchemaSnapshot;
+  /** Null for a `files` pipeline. */
+  sourceSnapshot: SchemaSnapshot | null;
   /** The effective transformations per entity (empty unless the action is transform). */
   transformations: Map<string, EffectiveTransformation[]>;
   /** The data-quality rules per entity (only entities with one). */
@@ -130,6 +157,12 @@ export async function validatePipelineSettings(
     ]);
   }
   assertNoDuplicates(settings.entities);
+  if (settings.sourceKind === "files") return validateFilesPipeline(db, organisationId, settings);
+  if (!settings.sourceEnvironmentId) {
+    throw invalid('sourceEnvironmentId is required (or set source "files" for a pipeline fed by uploads)', [
+      { path: "sourceEnvironmentId", message: "required" },
+    ]);
+  }
 
   const [source, target] = await Promise.all([
     findEnvironment(db, organisationId, settings.sourceEnvironmentId),
@@ -185,7 +218,27 @@ export async function validatePipelineSettings(
     sourceSnapshot,
   );
   const qualityRules = resolveQualityRules(settings.entities, settings.qualityRules ?? [], sourceSnapshot);
+  checkContinuousSettings(settings, sourceSnapshot);
   return { source, target, sourceSnapshot, transformations, qualityRules };
+}
+
+/** The checks of a `files` pipeline: its shape, file settings, target environment and entity. */
+async function validateFilesPipeline(
+  db: Pick<Db, "select">,
+  organisationId: string,
+  settings: PipelineSettings,
+): ReturnType<typeof validatePipelineSettings> {
+  checkFilesShape(settings);
+  const files = validateFileSettings(settings.fileSettings);
+  const target = await findEnvironment(db, organisationId, settings.targetEnvironmentId);
+  if (!target) {
+    const message = `environment ${settings.targetEnvironmentId} was not found in this organisation`;
+    throw invalid(`targetEnvironmentId: ${message}`, [{ path: "targetEnvironmentId", message }]);
+  }
+  const targetSnapshot = cachedSnapshotOf(target);
+  if (!targetSnapshot) throw noSnapshot(target);
+  checkFilesTarget(settings, targetSnapshot, target.name, files.fieldMapping);
+  return { source: null, target, sourceSnapshot: null, transformations: new Map(), qualityRules: new Map() };
 }
 
 /** Throws `invalid_argument` naming each entity selected more than once. */
@@ -205,4 +258,23 @@ function assertNoDuplicates(entities: readonly string[]): void {
   if (issues.length > 0) {
     throw invalid(`entities are selected more than once: ${[...duplicates].join(", ")}`, issues);
   }
+}
+
+/**
+ * The pipeline's source environment id, for the work only a pipeline with a
+ * source environment can do (plans, previews, once and continuous runs).
+ *
+ * @throws DrayError `failed_precondition` for a `files` pipeline, saying it `what`.
+ */
+export function requireSourceEnvironment(
+  pipeline: Pick<PipelineSettings, "name" | "sourceEnvironmentId">,
+  what: string,
+): string {
+  if (pipeline.sourceEnvironmentId) return pipeline.sourceEnvironmentId;
+  throw new DrayError(
+    "failed_precondition",
+    `pipeline ${pipeline.name} loads uploaded files and ${what}: upload files with POST /api/v1/pipeline/upload ` +
+      "(dray upload) and follow them with GET /api/v1/pipelines/{id}/files",
+    { details: { sourceKind: "files" } },
+  );
 }

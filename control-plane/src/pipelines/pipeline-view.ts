@@ -28,16 +28,36 @@ export interface PipelineActivity {
   lastExecution: LastExecutionView | null;
 }
 
+/** A `files` pipeline's settings as stored (validated on save by files/file-settings.ts). */
+export interface FileSettingsView {
+  format: "csv" | "ndjson";
+  delimiter?: string;
+  quote?: string;
+  fieldMapping?: Record<string, string>;
+}
+
 /** A pipeline as the API shows it; timestamps are ISO strings. */
 export interface PipelineView extends PipelineActivity {
   id: string;
   organisationId: string;
   name: string;
-  sourceEnvironmentId: string;
+  /** `environment` or `files` (rows from uploads). */
+  sourceKind: PipelineRow["sourceKind"];
+  /** Null for a `files` pipeline. */
+  sourceEnvironmentId: string | null;
   targetEnvironmentId: string;
   action: PipelineRow["action"];
   writeStrategy: PipelineRow["writeStrategy"];
   entities: string[];
+  /** `once` or `continuous`, with the continuous settings (ignored by once pipelines). */
+  mode: PipelineRow["mode"];
+  cursorField: string | null;
+  batchIntervalMs: number;
+  safetyLagMs: number;
+  maxFailedPolls: number;
+  reconcileEveryPolls: number;
+  /** A `files` pipeline's format and field mapping; null otherwise. */
+  fileSettings: FileSettingsView | null;
   batchSize: number;
   batchBytes: number;
   maxRetriesPerBatch: number;
@@ -74,11 +94,21 @@ export function toPipelineView(
     id: row.id,
     organisationId: row.organisationId,
     name: row.name,
+    sourceKind: row.sourceKind,
     sourceEnvironmentId: row.sourceEnvironmentId,
     targetEnvironmentId: row.targetEnvironmentId,
     action: row.action,
     writeStrategy: row.writeStrategy,
     entities: [...row.entities],
+    mode: row.mode,
+    cursorField: row.cursorField,
+    batchIntervalMs: row.batchIntervalMs,
+    safetyLagMs: row.safetyLagMs,
+    maxFailedPolls: row.maxFailedPolls,
+    reconcileEveryPolls: row.reconcileEveryPolls,
+    fileSettings: row.fileSettings
+      ? (structuredClone(row.fileSettings) as unknown as FileSettingsView)
+      : null,
     batchSize: row.batchSize,
     batchBytes: row.batchBytes,
     maxRetriesPerBatch: row.maxRetriesPerBatch,
@@ -153,7 +183,10 @@ export async function effectiveOf(
   rows: readonly PipelineRow[],
 ): Promise<Map<string, PipelineView["effectiveTransformations"]>> {
   const out = new Map<string, PipelineView["effectiveTransformations"]>();
-  const transforming = rows.filter((r) => (r.transformations ?? []).length > 0);
+  const transforming = rows.filter(
+    (r): r is PipelineRow & { sourceEnvironmentId: string } =>
+      (r.transformations ?? []).length > 0 && r.sourceEnvironmentId !== null,
+  );
   if (transforming.length === 0) return out;
   const sourceIds = [...new Set(transforming.map((r) => r.sourceEnvironmentId))];
   const sources = await db.select().from(environments).where(inArray(environments.id, sourceIds));

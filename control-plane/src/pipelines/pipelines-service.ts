@@ -14,10 +14,14 @@ import { isUniqueViolation } from "../store/raw-sql.js";
 import { executions, pipelines } from "../store/schema.js";
 import {
   DEFAULT_BATCH_BYTES,
+  DEFAULT_BATCH_INTERVAL_MS,
   DEFAULT_BATCH_SIZE,
   DEFAULT_ENTITY_CONCURRENCY,
   DEFAULT_LOAD_ORDER,
+  DEFAULT_MAX_FAILED_POLLS,
   DEFAULT_MAX_RETRIES_PER_BATCH,
+  DEFAULT_RECONCILE_EVERY_POLLS,
+  DEFAULT_SAFETY_LAG_MS,
   DEFAULT_STOP_ON_ERROR,
   DEFAULT_TARGET_TRIGGERS,
 } from "./pipeline-defaults.js";
@@ -39,7 +43,15 @@ export type CreatePipelineInput = Pick<
     | "targetTriggers"
     | "loadOrder"
     | "transformations"
-    | "qualityRules"]?: PipelineSettings[K] | undefined;
+    | "qualityRules"
+    | "sourceKind"
+    | "mode"
+    | "cursorField"
+    | "batchIntervalMs"
+    | "safetyLagMs"
+    | "maxFailedPolls"
+    | "reconcileEveryPolls"
+    | "fileSettings"]?: PipelineSettings[K] | undefined;
 };
 
 /** Fields an update may change; the merged result is validated like a new pipeline. */
@@ -69,7 +81,20 @@ function settingsOf(row: PipelineRow): PipelineSettings {
   } = row;
   const transformations = (row.transformations ?? []).map((t) => ({ ...t, options: { ...t.options } }));
   const qualityRules = (row.qualityRules ?? []).map((r) => ({ ...r, options: { ...r.options } }));
+  const { sourceKind, mode, cursorField, batchIntervalMs, safetyLagMs, maxFailedPolls, reconcileEveryPolls } =
+    row;
+  const fileSettings = row.fileSettings ? structuredClone(row.fileSettings) : null;
   return {
+    ...{
+      sourceKind,
+      mode,
+      cursorField,
+      batchIntervalMs,
+      safetyLagMs,
+      maxFailedPolls,
+      reconcileEveryPolls,
+      fileSettings,
+    },
     ...{ name, sourceEnvironmentId, targetEnvironmentId, action, writeStrategy, entities: [...entities] },
     ...{
       batchSize,
@@ -104,11 +129,11 @@ function mergeSettings(settings: PipelineSettings, patch: UpdatePipelineInput): 
 async function prefetchSourceSnapshot(
   db: Db,
   organisationId: string,
-  sourceEnvironmentId: string,
+  sourceEnvironmentId: string | null,
   agents: EnvironmentAgents | undefined,
   now: Date,
 ): Promise<void> {
-  if (!agents) return;
+  if (!agents || !sourceEnvironmentId) return;
   const source = await findEnvironment(db, organisationId, sourceEnvironmentId);
   if (source) await ensureEntitySnapshot(db, agents, source, { now: () => now });
 }
@@ -141,8 +166,23 @@ export async function createPipeline(
     loadOrder: input.loadOrder ?? DEFAULT_LOAD_ORDER,
     transformations: (input.transformations ?? []).map((t) => ({ ...t, options: t.options ?? {} })),
     qualityRules: (input.qualityRules ?? []).map((r) => ({ ...r, options: r.options ?? {} })),
+    sourceKind: input.sourceKind ?? "environment",
+    mode: input.mode ?? "once",
+    cursorField: input.cursorField ?? null,
+    batchIntervalMs: input.batchIntervalMs ?? DEFAULT_BATCH_INTERVAL_MS,
+    safetyLagMs: input.safetyLagMs ?? DEFAULT_SAFETY_LAG_MS,
+    maxFailedPolls: input.maxFailedPolls ?? DEFAULT_MAX_FAILED_POLLS,
+    reconcileEveryPolls: input.reconcileEveryPolls ?? DEFAULT_RECONCILE_EVERY_POLLS,
+    fileSettings: input.fileSettings ?? null,
   };
-  await prefetchSourceSnapshot(db, organisationId, settings.sourceEnvironmentId, agents, now);
+  // A files pipeline's target snapshot is what its entity is checked against.
+  await prefetchSourceSnapshot(
+    db,
+    organisationId,
+    settings.sourceKind === "files" ? settings.targetEnvironmentId : settings.sourceEnvironmentId,
+    agents,
+    now,
+  );
   await validatePipelineSettings(db, organisationId, settings);
   try {
     const [row] = await db
@@ -225,8 +265,11 @@ export async function updatePipeline(
   agents?: EnvironmentAgents,
 ): Promise<PipelineRow> {
   if (agents) {
+    const current = await findPipeline(db, organisationId, id);
     const sourceId =
-      patch.sourceEnvironmentId ?? (await findPipeline(db, organisationId, id))?.sourceEnvironmentId;
+      (patch.sourceKind ?? current?.sourceKind) === "files"
+        ? (patch.targetEnvironmentId ?? current?.targetEnvironmentId)
+        : (patch.sourceEnvironmentId ?? current?.sourceEnvironmentId);
     if (sourceId) await prefetchSourceSnapshot(db, organisationId, sourceId, agents, now);
   }
   try {

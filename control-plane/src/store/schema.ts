@@ -8,6 +8,7 @@ import {
   bigint,
   bigserial,
   boolean,
+  customType,
   index,
   integer,
   jsonb,
@@ -18,6 +19,9 @@ import {
   uniqueIndex,
   uuid,
 } from "drizzle-orm/pg-core";
+
+/** Raw bytes (Postgres bytea) as Buffers. */
+const bytea = customType<{ data: Buffer; driverData: Buffer }>({ dataType: () => "bytea" });
 
 const createdAt = () => timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow();
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
@@ -215,9 +219,18 @@ export const pipelines = pgTable(
       .notNull()
       .references(() => organisations.id, { onDelete: "cascade" }),
     name: text("name").notNull(),
-    sourceEnvironmentId: uuid("source_environment_id")
+    /**
+     * `environment`: rows are read from the source environment's agent;
+     * `files`: rows come from uploaded files (`POST /pipeline/upload`), and
+     * there is no source environment.
+     */
+    sourceKind: text("source_kind", { enum: ["environment", "files"] })
       .notNull()
-      .references(() => environments.id, { onDelete: "restrict" }),
+      .default("environment"),
+    /** The source environment; null for a `files` pipeline. */
+    sourceEnvironmentId: uuid("source_environment_id").references(() => environments.id, {
+      onDelete: "restrict",
+    }),
     targetEnvironmentId: uuid("target_environment_id")
       .notNull()
       .references(() => environments.id, { onDelete: "restrict" }),
@@ -263,6 +276,28 @@ export const pipelines = pgTable(
       .$type<{ entity: string; field: string; rule: string; options: Record<string, unknown> }[]>()
       .notNull()
       .default([]),
+    /**
+     * `once`: a run copies what is there and ends; `continuous`: one long-lived
+     * execution copies batch after batch until stopped (pipelines/continuous-settings.ts).
+     */
+    mode: text("mode", { enum: ["once", "continuous"] })
+      .notNull()
+      .default("once"),
+    /** Continuous mode: the field whose growth marks new or changed rows; null = the row key. */
+    cursorField: text("cursor_field"),
+    /** Continuous mode: wait between polls that found nothing new. */
+    batchIntervalMs: integer("batch_interval_ms").notNull().default(2500),
+    /** Continuous mode: rows newer than now() minus this are left for a later poll. */
+    safetyLagMs: integer("safety_lag_ms").notNull().default(5000),
+    /** Continuous mode: consecutive failed polls after which the pipeline pauses itself. */
+    maxFailedPolls: integer("max_failed_polls").notNull().default(5),
+    /** Continuous mode: reconcile deletes every N polls; 0 = only on demand. */
+    reconcileEveryPolls: integer("reconcile_every_polls").notNull().default(0),
+    /**
+     * A `files` pipeline's file format and field mapping (pipelines/file-settings.ts);
+     * null for other pipelines.
+     */
+    fileSettings: jsonb("file_settings").$type<Record<string, unknown> | null>(),
     createdAt: createdAt(),
     updatedAt: ts("updated_at").notNull().defaultNow(),
   },
@@ -282,6 +317,25 @@ export const executions = pgTable(
       .references(() => pipelines.id, { onDelete: "cascade" }),
     /** `pt-<uuid>`, the seed's pipeline token. */
     pipelineToken: text("pipeline_token").notNull(),
+    /**
+     * `run`: a once run; `continuous`: a continuous pipeline's long-lived
+     * execution; `file`: the load of one uploaded file.
+     */
+    kind: text("kind", { enum: ["run", "continuous", "file"] })
+      .notNull()
+      .default("run"),
+    /** A `file` execution's file (SHA-256 of its bytes, hex). */
+    fileId: text("file_id"),
+    /** The upload batch a `file` execution came in with (the uploader's publisher token). */
+    publisherToken: text("publisher_token"),
+    /** Continuous: when a stop was asked for (the batch in flight finishes first). */
+    stopRequestedAt: ts("stop_requested_at"),
+    stoppedBy: jsonb("stopped_by").$type<{ tokenId: string; tokenName: string; role: string }>(),
+    /** Continuous: polls of the source so far, and when the last one ran. */
+    polls: bigint("polls", { mode: "number" }).notNull().default(0),
+    lastPollAt: ts("last_poll_at"),
+    /** Continuous: a reconcile asked for on demand, run at the next poll. */
+    reconcileRequestedAt: ts("reconcile_requested_at"),
     status: text("status", { enum: ["queued", "in_progress", "completed", "failed", "cancelled"] }).notNull(),
     /** Who started it: `{ tokenId, tokenName, role }`. */
     triggeredBy: jsonb("triggered_by")
@@ -313,7 +367,11 @@ export const executions = pgTable(
     index("executions_pipeline_idx").on(t.pipelineId, t.createdAt),
     index("executions_claim_idx").on(t.status, t.createdAt),
     // One queued or running execution per pipeline: a second start answers 409.
-    uniqueIndex("executions_one_active_idx").on(t.pipelineId).where(sql`status in ('queued', 'in_progress')`),
+    // File loads are jobs of their own: many may queue for one pipeline (serialised by the target locks).
+    uniqueIndex("executions_one_active_idx")
+      .on(t.pipelineId)
+      .where(sql`status in ('queued', 'in_progress') and kind <> 'file'`),
+    index("executions_publisher_idx").on(t.organisationId, t.publisherToken),
   ],
 );
 
@@ -509,3 +567,65 @@ export const schema = {
   usage,
   targetEntityLocks,
 };
+
+/**
+ * Files uploaded to a `files` pipeline, one row per distinct content (the
+ * seed's PIPELINES_FILES): `Unloaded` until its load ends, then `Loaded` or
+ * `Skipped` (after every retry failed, with the error). DROP FILE deletes the
+ * row, so the same bytes load again when uploaded again.
+ */
+export const pipelineFiles = pgTable(
+  "pipeline_files",
+  {
+    pipelineId: uuid("pipeline_id")
+      .notNull()
+      .references(() => pipelines.id, { onDelete: "cascade" }),
+    /** SHA-256 of the uploaded bytes, hex. */
+    fileId: text("file_id").notNull(),
+    organisationId: uuid("organisation_id")
+      .notNull()
+      .references(() => organisations.id, { onDelete: "cascade" }),
+    filename: text("filename").notNull(),
+    /** `csv` or `ndjson`. */
+    format: text("format").notNull(),
+    /** True when the bytes are gzip-compressed. */
+    compressed: boolean("compressed").notNull().default(false),
+    sizeBytes: bigint("size_bytes", { mode: "number" }).notNull(),
+    state: text("state", { enum: ["Unloaded", "Loaded", "Skipped"] }).notNull(),
+    /** Why the file was skipped. */
+    error: text("error"),
+    /** The staged bytes (staged_file_chunks.upload_id); null once purged. */
+    uploadId: uuid("upload_id"),
+    executionId: uuid("execution_id"),
+    pipelineToken: text("pipeline_token").notNull(),
+    publisherToken: text("publisher_token"),
+    rowsLoaded: bigint("rows_loaded", { mode: "number" }).notNull().default(0),
+    rowsRejected: bigint("rows_rejected", { mode: "number" }).notNull().default(0),
+    uploadedAt: createdAt(),
+    finishedAt: ts("finished_at"),
+  },
+  (t) => [
+    primaryKey({ columns: [t.pipelineId, t.fileId] }),
+    index("pipeline_files_uploaded_idx").on(t.uploadedAt),
+    index("pipeline_files_publisher_idx").on(t.organisationId, t.publisherToken),
+  ],
+);
+
+/**
+ * Uploaded bytes staged in the store in chunks, so that every replica can load
+ * them. Chunks of an upload that no pipeline_files row points to are purged.
+ */
+export const stagedFileChunks = pgTable(
+  "staged_file_chunks",
+  {
+    uploadId: uuid("upload_id").notNull(),
+    /** 0-based chunk number. */
+    seq: integer("seq").notNull(),
+    data: bytea("data").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.uploadId, t.seq] }),
+    index("staged_file_chunks_created_idx").on(t.createdAt),
+  ],
+);

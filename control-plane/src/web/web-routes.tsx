@@ -233,7 +233,9 @@ export function webRoutes(
     ]);
     const cards = views.map((pipeline) => ({
       pipeline,
-      sourceName: names.get(pipeline.sourceEnvironmentId) ?? pipeline.sourceEnvironmentId,
+      sourceName: pipeline.sourceEnvironmentId
+        ? (names.get(pipeline.sourceEnvironmentId) ?? pipeline.sourceEnvironmentId)
+        : "uploaded files",
       targetName: names.get(pipeline.targetEnvironmentId) ?? pipeline.targetEnvironmentId,
     }));
     return page(
@@ -314,7 +316,11 @@ export function webRoutes(
       c,
       <PipelinePage
         pipeline={view!}
-        sourceName={names.get(row.sourceEnvironmentId) ?? row.sourceEnvironmentId}
+        sourceName={
+          row.sourceEnvironmentId
+            ? (names.get(row.sourceEnvironmentId) ?? row.sourceEnvironmentId)
+            : "uploaded files"
+        }
         targetName={names.get(row.targetEnvironmentId) ?? row.targetEnvironmentId}
         plan={plan}
         history={history.executions}

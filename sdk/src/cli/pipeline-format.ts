@@ -110,7 +110,11 @@ export function pipelineDefinition(p: Pipeline, names: EnvironmentNames = {}): R
   return {
     name: p.name,
     action: p.action,
-    ...(names.source ? { source: names.source } : { sourceEnvironmentId: p.sourceEnvironmentId }),
+    ...(p.sourceKind === "files"
+      ? { sourceKind: "files" }
+      : names.source
+        ? { source: names.source }
+        : { sourceEnvironmentId: p.sourceEnvironmentId }),
     ...(names.target ? { target: names.target } : { targetEnvironmentId: p.targetEnvironmentId }),
     entities: [...p.entities],
     writeStrategy: p.writeStrategy,
@@ -121,6 +125,17 @@ export function pipelineDefinition(p: Pipeline, names: EnvironmentNames = {}): R
     stopOnError: p.stopOnError,
     targetTriggers: p.targetTriggers,
     loadOrder: p.loadOrder,
+    ...(p.mode === "continuous"
+      ? {
+          mode: p.mode,
+          cursorField: p.cursorField,
+          batchIntervalMs: p.batchIntervalMs,
+          safetyLagMs: p.safetyLagMs,
+          maxFailedPolls: p.maxFailedPolls,
+          reconcileEveryPolls: p.reconcileEveryPolls,
+        }
+      : {}),
+    ...(p.sourceKind === "files" && p.fileSettings ? { fileSettings: { ...p.fileSettings } } : {}),
     ...(transformations.length > 0
       ? {
           transformations: transformations.map((t) => ({

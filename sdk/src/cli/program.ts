@@ -33,6 +33,8 @@ function api(load: () => Promise<ApiCommand>, sub?: string): Handler {
 const envModule = () => import("./commands/env.js").then((m) => m.envCommand);
 const pipelineModule = () => import("./commands/pipeline.js").then((m) => m.pipelineCommand);
 const tracking = () => import("./commands/tracking.js");
+const continuous = () => import("./commands/continuous.js");
+const filesModule = () => import("./commands/files.js");
 
 /** The "Examples:" block of a command's help. */
 function examples(...lines: string[]): string {
@@ -127,7 +129,7 @@ Exit codes: 0 completed, 1 failed, 2 bad usage, 3 cancelled, 4 cannot reach the 
 
   const pipeline = program
     .command("pipeline")
-    .description("pipelines: list, create, show, export, plan, preview, delete")
+    .description("pipelines: list, create, show, export, plan, preview, delete, start, stop, reconcile")
     .addHelpText(
       "after",
       examples("dray pipeline create pipeline.yaml", "dray pipeline plan demo-crm", "dray pipeline list"),
@@ -171,6 +173,89 @@ Exit codes: 0 completed, 1 failed, 2 bad usage, 3 cancelled, 4 cannot reach the 
     .addOption(yes())
     .addHelpText("after", examples("dray pipeline delete demo-crm", "dray pipeline delete demo-crm --yes"))
     .action(on(api(pipelineModule, "delete")));
+
+  pipeline
+    .command("start")
+    .description("start a continuous pipeline: it copies new and changed rows until stopped")
+    .argument("<pipeline>", "name or id")
+    .addHelpText(
+      "after",
+      `${examples("dray pipeline start orders-sync", "dray pipeline start orders-sync --json")}
+Only for pipelines with mode: continuous (a once pipeline runs with \`dray run\`). A restart
+continues from the positions the last execution reached.
+`,
+    )
+    .action(on(api(() => continuous().then((m) => m.startCommand))));
+  pipeline
+    .command("stop")
+    .description("stop a continuous pipeline at its next batch boundary (the batch in flight finishes first)")
+    .argument("<pipeline>", "name or id")
+    .option("-w, --wait", "wait until the execution has ended, and exit with its outcome")
+    .addHelpText(
+      "after",
+      `${examples("dray pipeline stop orders-sync", "dray pipeline stop orders-sync --wait")}
+Without --wait it returns once the stop is requested; with it, it exits 0 when the
+execution ends completed, 1 failed, 3 cancelled.
+`,
+    )
+    .action(on(api(() => continuous().then((m) => m.stopCommand))));
+  pipeline
+    .command("reconcile")
+    .description("at its next poll, a running continuous pipeline deletes target rows deleted at the source")
+    .argument("<pipeline>", "name or id")
+    .addHelpText("after", examples("dray pipeline reconcile orders-sync"))
+    .action(on(api(() => continuous().then((m) => m.reconcileCommand))));
+
+  program
+    .command("upload")
+    .description("upload files to a `files` pipeline (streamed, a bar per file); each file's load is queued")
+    .argument("<pipeline>", "name or id of a pipeline whose source is files")
+    .argument("<file...>", "the files (CSV or NDJSON as the pipeline says, or their .gz)")
+    .option(
+      "--publisher-token <token>",
+      "name the upload batch (default: one made up per call, shared by its files)",
+    )
+    .addHelpText(
+      "after",
+      `${examples(
+        "dray upload orders-feed orders-2026-05-01.csv",
+        "dray upload orders-feed day1.csv day2.csv.gz --publisher-token nightly-2026-05-01",
+        "dray upload orders-feed *.ndjson --json",
+      )}
+Prints each file's pipeline token (pt-…) and state (Unloaded until its load ends). The same
+bytes uploaded again queue nothing: the first upload's token is printed. A refused file (too
+large, …) does not stop the others; the exit code is then 1.
+`,
+    )
+    .action(on(api(() => import("./commands/upload.js").then((m) => m.uploadCommand))));
+
+  const files = program
+    .command("files")
+    .description("the files uploaded to a pipeline with their load state; `files drop` forgets one")
+    .argument("<pipeline>", "name or id")
+    .addHelpText(
+      "after",
+      examples(
+        "dray files orders-feed",
+        "dray files orders-feed --json",
+        "dray files drop orders-feed 3f2a9c1b7e04",
+      ),
+    )
+    .action(on(api(() => filesModule().then((m) => m.filesListCommand))));
+  files
+    .command("drop")
+    .description("DROP FILE: forget a file and its staged bytes (asks first; loaded rows stay)")
+    .argument("<pipeline>", "name or id")
+    .argument("<fileId>", "the file's id, or the start of it that `dray files` shows")
+    .addOption(yes())
+    .addHelpText(
+      "after",
+      `${examples("dray files drop orders-feed 3f2a9c1b7e04", "dray files drop orders-feed 3f2a9c1b7e04 --yes")}
+The same bytes can then be uploaded again. A file whose load is queued or running cannot
+be dropped (wait for it, or cancel its execution).
+`,
+    )
+    .action(on(api(() => filesModule().then((m) => m.filesDropCommand))));
 
   program
     .command("run")

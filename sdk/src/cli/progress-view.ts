@@ -68,9 +68,22 @@ function fit(text: string, width: number): string {
  */
 export function progressFrame(
   entities: readonly EntityProgress[],
-  options: { rate: number; eta: number | null; columns: number; colours?: FrameColours },
+  options: {
+    rate: number;
+    eta: number | null;
+    columns: number;
+    colours?: FrameColours;
+    /** What the rate counts, per second ("" when `formatCount` names the unit). @default "records" */
+    unit?: string;
+    /** How counts are written. @default count (1,234,567) */
+    formatCount?: (n: number) => string;
+    /** Other words for the states, e.g. `{ in_progress: "sending" }`. */
+    stateWords?: Partial<Record<string, string>>;
+  },
 ): string[] {
   const c = options.colours ?? PLAIN;
+  const format = options.formatCount ?? count;
+  const unit = options.unit ?? "records";
   const room = Math.max(20, options.columns) - 1;
   const stateWidth = 7;
   const rows = entities.map((e) => {
@@ -82,7 +95,7 @@ export function progressFrame(
       e,
       state,
       fraction,
-      counts: `${count(e.processed)}/${count(total)}`,
+      counts: `${format(e.processed)}/${format(total)}`,
       percent: `${String(Math.floor(fraction * 100)).padStart(3)}%`,
       extra,
     };
@@ -90,7 +103,8 @@ export function progressFrame(
   const countsWidth = Math.max(0, ...rows.map((r) => r.counts.length + r.extra.length));
   const nameWidth = Math.max(6, ...entities.map((e) => e.entity.length));
   const lines = rows.map((r) => {
-    const style = STATE[r.state] ?? { word: r.state, colour: "grey" as const };
+    const known = STATE[r.state] ?? { word: r.state, colour: "grey" as const };
+    const style = { ...known, word: options.stateWords?.[r.state] ?? known.word };
     // Fixed parts: state, percent and the spaces between the parts.
     let counts = (r.counts + r.extra).padStart(countsWidth);
     const fixed = stateWidth + 1 + 1 + r.percent.length;
@@ -122,6 +136,6 @@ export function progressFrame(
     return parts.join(" ");
   });
   const eta = options.eta === null ? "—" : `${options.eta}s`;
-  lines.push(c.grey(fit(`${count(Math.round(options.rate))} records/s  ETA ${eta}`, room)));
+  lines.push(c.grey(fit(`${format(Math.round(options.rate))}${unit ? ` ${unit}` : ""}/s  ETA ${eta}`, room)));
   return lines;
 }

@@ -71,17 +71,20 @@ const UUID_LIKE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}
 /** The names of the environments of `p`; one the token may not read (403, 404) stays unnamed. */
 async function environmentNames(
   ctx: CommandContext,
-  p: { sourceEnvironmentId: string; targetEnvironmentId: string },
+  p: { sourceEnvironmentId: string | null; targetEnvironmentId: string },
 ): Promise<EnvironmentNames> {
   // A name that looks like an id would be read back as one: such an environment stays by id.
-  const nameOf = (id: string) =>
-    ctx.client.environments.get(id).then(
-      (e) => (UUID_LIKE.test(e.name) ? undefined : e.name),
-      (error: unknown) => {
-        if (error instanceof DrayApiError && (error.status === 403 || error.status === 404)) return undefined;
-        throw error;
-      },
-    );
+  const nameOf = async (id: string | null) =>
+    id === null
+      ? undefined
+      : ctx.client.environments.get(id).then(
+          (e) => (UUID_LIKE.test(e.name) ? undefined : e.name),
+          (error: unknown) => {
+            if (error instanceof DrayApiError && (error.status === 403 || error.status === 404))
+              return undefined;
+            throw error;
+          },
+        );
   const [source, target] = await Promise.all([nameOf(p.sourceEnvironmentId), nameOf(p.targetEnvironmentId)]);
   return { source, target };
 }

@@ -85,7 +85,7 @@ export async function historyCommand(ctx: CommandContext, [ref]: string[]): Prom
         e.status,
         duration(e.durationMs),
         count(e.recordsProcessed),
-        e.triggeredBy.tokenName,
+        e.triggeredBy?.tokenName ?? "—",
         e.pipelineToken,
       ]),
     ]),
