@@ -16,6 +16,7 @@ import {
   startAgent,
   startFaultSource,
   usedRecords,
+  waitForAwayWarning,
   waitForCommitted,
 } from "./support/fault-stack.js";
 
@@ -38,6 +39,8 @@ describe("SIGTERM of an agent mid-run, then a restart", () => {
     await waitForCommitted(stack.api, run.id, 30_000);
     const exit = await killAgent(target, "SIGTERM");
     expect(exit).toBe(0);
+    // Restart only once the run is waiting for it: a restart before the run next needs the agent is no fault.
+    await waitForAwayWarning(stack.api, run.id, "shop-qa");
     await startAgent(target);
     await expectExactCopy(stack, run.id, sourceDigests, target, usedBefore);
     await expectWaitedForAgent(stack.api, run.id, "shop-qa");
@@ -51,6 +54,7 @@ describe("SIGTERM of an agent mid-run, then a restart", () => {
     await waitForCommitted(stack.api, run.id, 30_000);
     const exit = await killAgent(source, "SIGTERM");
     expect(exit).toBe(0);
+    await waitForAwayWarning(stack.api, run.id, "shop-prod");
     await startAgent(source);
     await expectExactCopy(stack, run.id, sourceDigests, target, usedBefore);
     await expectWaitedForAgent(stack.api, run.id, "shop-prod");

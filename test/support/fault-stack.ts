@@ -212,6 +212,31 @@ export async function usedRecords(api: ApiClient): Promise<number> {
 }
 
 /**
+ * Waits until the run has noticed that the agent of `environment` is away
+ * (its "is away" warning), so that a restart lands while the run waits for
+ * it rather than before the run needed it.
+ */
+export async function waitForAwayWarning(
+  api: ApiClient,
+  runId: string,
+  environment: string,
+  timeoutMs = 60_000,
+) {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const errors = await allPages(api, `/api/v1/executions/${runId}/errors`, "errors");
+    if (
+      errors.some(
+        (e) => e.severity === "warning" && e.message.includes(`environment "${environment}" is away`),
+      )
+    )
+      return;
+    if (Date.now() > until) throw new Error(`the run never noticed that ${environment}'s agent was away`);
+    await pause(200);
+  }
+}
+
+/**
  * Asserts that the run waited for an away agent (the fault landed mid-run and
  * was waited out, not retried): its errors hold the warning naming `environment`.
  */
