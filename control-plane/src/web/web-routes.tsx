@@ -8,7 +8,7 @@
  * token's role; every form POST is checked against CSRF.
  */
 import { DrayError, isDrayError } from "@dray/common";
-import { count, desc, eq } from "drizzle-orm";
+import { and, count, desc, eq, inArray } from "drizzle-orm";
 import type { Context } from "hono";
 import { Hono } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
@@ -18,17 +18,25 @@ import { testEnvironmentConnection } from "../environments/connection-test.js";
 import { toEnvironmentView } from "../environments/environment-view.js";
 import { createEnvironment, getEnvironment, listEnvironments } from "../environments/environments-service.js";
 import { cancelExecution } from "../executions/cancel-execution.js";
+import { stopContinuous } from "../executions/continuous-control.js";
 import { listPipelineExecutions } from "../executions/execution-lists.js";
 import { actorOf } from "../executions/execution-records.js";
 import { executionView } from "../executions/execution-view.js";
 import { parseCreatedRange, parseStatusFilter } from "../executions/history-filter.js";
 import { startExecution } from "../executions/start-execution.js";
 import { usageView } from "../executions/usage-view.js";
+import { dropPipelineFile, listPipelineFiles } from "../files/file-records.js";
 import { getPipelinePlan } from "../pipelines/pipeline-plan.js";
 import { toPipelineViews } from "../pipelines/pipeline-view.js";
 import { listPipelinesPage } from "../pipelines/pipelines-list.js";
 import { getPipeline } from "../pipelines/pipelines-service.js";
-import { environments, executionEntities, executionErrors, organisations } from "../store/schema.js";
+import {
+  environments,
+  executionEntities,
+  executionErrors,
+  executionLog,
+  organisations,
+} from "../store/schema.js";
 import { DocsPage, type OpenApiDocument } from "./pages/docs-page.js";
 import {
   EnvironmentsHealth,
@@ -273,6 +281,36 @@ export function webRoutes(
     }
   });
 
+  app.post("/pipelines/:id/stop", async (c) => {
+    await form(c, "operator");
+    const organisationId = orgOf(c);
+    try {
+      const stopped = await stopContinuous(
+        { db: deps.db, bus: deps.bus, logger: deps.logger },
+        organisationId,
+        c.req.param("id"),
+        await actorOf(deps.db, c.get("session").principal),
+        deps.now(),
+      );
+      return c.redirect(`/executions/${stopped.id}`, 303);
+    } catch (error) {
+      if (isDrayError(error) && error.code === "failed_precondition") return pipelinesPage(c, error.message);
+      throw error;
+    }
+  });
+
+  app.post("/pipelines/:id/files/:fileId/drop", async (c) => {
+    await form(c, "operator");
+    const id = c.req.param("id");
+    try {
+      await dropPipelineFile(deps.db, orgOf(c), id, c.req.param("fileId"));
+    } catch (error) {
+      if (isDrayError(error) && error.code === "failed_precondition") return pipelinesPage(c, error.message);
+      throw error;
+    }
+    return c.redirect(`/pipelines/${id}#files`, 303);
+  });
+
   app.get("/pipelines/:id", async (c) => {
     const organisationId = orgOf(c);
     const id = c.req.param("id");
@@ -307,11 +345,17 @@ export function webRoutes(
         { page: 1, pageSize: 20, ...(cursor ? { cursor } : {}) },
         now,
       ),
-      getPipelinePlan(deps.db, organisationId, id, now, deps.agents).catch((error: unknown) => {
-        if (!isDrayError(error)) throw error;
-        return { error: error.message };
-      }),
+      row.sourceKind === "files"
+        ? null
+        : getPipelinePlan(deps.db, organisationId, id, now, deps.agents).catch((error: unknown) => {
+            if (!isDrayError(error)) throw error;
+            return { error: error.message };
+          }),
     ]);
+    const files =
+      row.sourceKind === "files"
+        ? (await listPipelineFiles(deps.db, organisationId, id, { limit: 50 })).files
+        : null;
     return page(
       c,
       <PipelinePage
@@ -323,6 +367,7 @@ export function webRoutes(
         }
         targetName={names.get(row.targetEnvironmentId) ?? row.targetEnvironmentId}
         plan={plan}
+        files={files}
         history={history.executions}
         historyTotal={history.total}
         next={history.next}
@@ -339,7 +384,7 @@ export function webRoutes(
 
   const monitorData = async (organisationId: string, id: string): Promise<MonitorData> => {
     const execution = await executionView(deps.db, organisationId, id, deps.now());
-    const [times, errors, [total]] = await Promise.all([
+    const [times, errors, [total], passes] = await Promise.all([
       deps.db
         .select({
           entity: executionEntities.entity,
@@ -355,6 +400,19 @@ export function webRoutes(
         .orderBy(desc(executionErrors.id))
         .limit(50),
       deps.db.select({ n: count() }).from(executionErrors).where(eq(executionErrors.executionId, id)),
+      execution.kind === "continuous"
+        ? deps.db
+            .select({ at: executionLog.at, description: executionLog.description })
+            .from(executionLog)
+            .where(
+              and(
+                eq(executionLog.executionId, id),
+                inArray(executionLog.code, ["poll", "reconcile", "poll_failed", "stop_requested", "stopped"]),
+              ),
+            )
+            .orderBy(desc(executionLog.id))
+            .limit(10)
+        : Promise.resolve([]),
     ]);
     return {
       execution,
@@ -372,6 +430,7 @@ export function webRoutes(
         message: e.message,
       })),
       errorTotal: total?.n ?? 0,
+      passes: passes.map((p) => ({ at: p.at.toISOString(), description: p.description })),
     };
   };
 

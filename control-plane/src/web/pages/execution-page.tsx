@@ -27,6 +27,8 @@ export interface MonitorData {
   /** The newest errors, newest first. */
   errors: MonitorError[];
   errorTotal: number;
+  /** Continuous executions: the newest stage entries of its polls and stops, newest first. */
+  passes?: { at: string; description: string }[];
 }
 
 /** True once the execution has its final status. */
@@ -90,6 +92,36 @@ export const MonitorLive: FC<{ data: MonitorData; now: Date }> = ({ data, now })
           Skipped / failed <b>{`${count(e.totals.skipped)} / ${count(e.totals.failed)}`}</b>
         </div>
       </div>
+      {e.continuous ? (
+        <section aria-labelledby="passes-title">
+          <h2 id="passes-title">Polls</h2>
+          <p>
+            <b>{count(e.continuous.polls)}</b> polls
+            {e.continuous.lastPollAt ? (
+              <span class="muted"> · last at {when(e.continuous.lastPollAt)}</span>
+            ) : null}
+            {e.continuous.stopRequested && !isFinal(e.status) ? (
+              <span>
+                {" "}
+                · stopping
+                {e.continuous.stoppedBy ? ` (asked by ${e.continuous.stoppedBy.tokenName})` : ""}: the batches
+                in flight commit first
+              </span>
+            ) : null}
+          </p>
+          {(data.passes ?? []).length > 0 ? (
+            <ul>
+              {(data.passes ?? []).map((p) => (
+                <li>
+                  {when(p.at)}: {p.description}
+                </li>
+              ))}
+            </ul>
+          ) : (
+            <p class="muted">No poll has copied rows yet.</p>
+          )}
+        </section>
+      ) : null}
       <h2>Entities</h2>
       {e.entities.length === 0 ? (
         <p class="muted">The plan is being made: entities appear once preflight passes.</p>
@@ -187,6 +219,14 @@ export const ExecutionPage: FC<{
       <div class="row">
         <h1>Execution Monitor</h1>
         <span class="spacer" />
+        {canCancel && !final && e.continuous && !e.continuous.stopRequested ? (
+          <form method="post" action={`/pipelines/${e.pipelineId}/stop`} class="row">
+            <input type="hidden" name="_csrf" value={viewer.csrfToken} />
+            <button type="submit" class="secondary" title="The batches in flight commit first">
+              Stop Pipeline
+            </button>
+          </form>
+        ) : null}
         {canCancel && !final && !e.cancelRequested ? (
           <button type="button" class="danger" data-dialog-open="cancel-dialog" data-while-running>
             Cancel

@@ -1,12 +1,14 @@
 /** @jsxImportSource hono/jsx */
 /**
- * A pipeline's page: Run Pipeline, its settings (entities, strategy,
- * transformations, quality rules), the plan preview (levels, cycles,
- * warnings, estimate and limit impact) and the Run History, filtered by
- * status and date range and paged.
+ * A pipeline's page: Run Pipeline (Start / Stop Pipeline when continuous),
+ * its settings (entities, strategy, mode, transformations, quality rules),
+ * the plan preview (levels, cycles, warnings, estimate and limit impact) or,
+ * for a files pipeline, its files with their states and DROP FILE, and the
+ * Run History, filtered by status and date range and paged.
  */
 import type { FC } from "hono/jsx";
 import type { ExecutionSummary } from "../../executions/execution-lists.js";
+import type { PipelineFileView } from "../../files/file-records.js";
 import type { PipelinePlan } from "../../pipelines/pipeline-plan.js";
 import type { PipelineView } from "../../pipelines/pipeline-view.js";
 import {
@@ -75,12 +77,94 @@ const Plan: FC<{ plan: PipelinePlan }> = ({ plan }) => (
   </section>
 );
 
+/** Stop Pipeline (a form posting to /pipelines/:id/stop) while a continuous pipeline runs. */
+const StopButton: FC<{ pipeline: PipelineView; viewer: Viewer; canRun: boolean }> = ({
+  pipeline,
+  viewer,
+  canRun,
+}) =>
+  canRun && pipeline.mode === "continuous" && pipeline.running ? (
+    <form method="post" action={`/pipelines/${pipeline.id}/stop`} class="row">
+      <input type="hidden" name="_csrf" value={viewer.csrfToken} />
+      <button type="submit" class="secondary" title="The batches in flight commit first">
+        Stop Pipeline
+      </button>
+    </form>
+  ) : null;
+
+/** A files pipeline's files (seed 03's PIPELINES_FILES), newest first, with DROP FILE. */
+const Files: FC<{ pipeline: PipelineView; files: PipelineFileView[]; viewer: Viewer; canRun: boolean }> = ({
+  pipeline,
+  files,
+  viewer,
+  canRun,
+}) => (
+  <section aria-labelledby="files">
+    <h2 id="files">Files</h2>
+    <p class="muted">
+      Upload with <code>dray upload {pipeline.name} FILE…</code> or <code>POST /api/v1/pipeline/upload</code>.
+      A file that is Loaded or Skipped is not loaded again unless it is dropped.
+    </p>
+    {files.length === 0 ? (
+      <p class="muted">No files uploaded yet.</p>
+    ) : (
+      <div class="scroll">
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">File</th>
+              <th scope="col">State</th>
+              <th scope="col">Rows</th>
+              <th scope="col">Uploaded</th>
+              <th scope="col">Error</th>
+              {canRun ? <th scope="col">DROP FILE</th> : null}
+            </tr>
+          </thead>
+          <tbody>
+            {files.map((f) => (
+              <tr>
+                <td>
+                  {f.filename} <span class="muted">{f.fileId.slice(0, 12)}</span>
+                </td>
+                <td>{f.state}</td>
+                <td>
+                  {count(f.rowsLoaded)}
+                  {f.rowsRejected > 0 ? ` (${count(f.rowsRejected)} rejected)` : ""}
+                </td>
+                <td>{when(f.uploadedAt)}</td>
+                <td>{f.error ?? ""}</td>
+                {canRun ? (
+                  <td>
+                    {f.state === "Unloaded" ? (
+                      <span class="muted">loading</span>
+                    ) : (
+                      <form method="post" action={`/pipelines/${pipeline.id}/files/${f.fileId}/drop`}>
+                        <input type="hidden" name="_csrf" value={viewer.csrfToken} />
+                        <button type="submit" class="secondary" aria-label={`Drop ${f.filename}`}>
+                          Drop
+                        </button>
+                      </form>
+                    )}
+                  </td>
+                ) : null}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    )}
+  </section>
+);
+
 /** The whole page. */
 export const PipelinePage: FC<{
   pipeline: PipelineView;
   sourceName: string;
   targetName: string;
-  plan: PipelinePlan | { error: string };
+  /** Null for a files pipeline (it has no run plan). */
+  plan: PipelinePlan | { error: string } | null;
+  /** A files pipeline's files; null otherwise. */
+  files?: PipelineFileView[] | null;
   history: ExecutionSummary[];
   historyTotal: number;
   next: string | null;
@@ -103,7 +187,15 @@ export const PipelinePage: FC<{
       <div class="row">
         <h1>{pipeline.name}</h1>
         <span class="spacer" />
-        <RunButton pipeline={pipeline} viewer={p.viewer} canRun={p.canRun} label="Run Pipeline" />
+        {pipeline.sourceKind === "files" ? null : (
+          <RunButton
+            pipeline={pipeline}
+            viewer={p.viewer}
+            canRun={p.canRun}
+            label={pipeline.mode === "continuous" ? "Start Pipeline" : "Run Pipeline"}
+          />
+        )}
+        <StopButton pipeline={pipeline} viewer={p.viewer} canRun={p.canRun} />
       </div>
       {p.error ? <Notice kind="error">{p.error}</Notice> : null}
       <section aria-labelledby="settings-title">
@@ -127,6 +219,33 @@ export const PipelinePage: FC<{
                 <th scope="row">Entities</th>
                 <td>{pipeline.entities.join(", ")}</td>
               </tr>
+              {pipeline.mode === "continuous" ? (
+                <tr>
+                  <th scope="row">Mode</th>
+                  <td>
+                    continuous: by {pipeline.cursorField ?? "the row key"}, polling every{" "}
+                    {formatDuration(pipeline.batchIntervalMs)} when idle, safety lag{" "}
+                    {formatDuration(pipeline.safetyLagMs)}, pauses after {pipeline.maxFailedPolls} failed
+                    polls
+                  </td>
+                </tr>
+              ) : null}
+              {pipeline.fileSettings ? (
+                <tr>
+                  <th scope="row">Files</th>
+                  <td>
+                    {pipeline.fileSettings.format}
+                    {pipeline.fileSettings.format === "csv"
+                      ? ` (delimiter ${JSON.stringify(pipeline.fileSettings.delimiter ?? ",")}, quote ${JSON.stringify(pipeline.fileSettings.quote ?? '"')})`
+                      : ""}
+                    {pipeline.fileSettings.fieldMapping
+                      ? `, mapping ${Object.entries(pipeline.fileSettings.fieldMapping)
+                          .map(([from, to]) => `${from} → ${to}`)
+                          .join(", ")}`
+                      : ""}
+                  </td>
+                </tr>
+              ) : null}
               <tr>
                 <th scope="row">Batches</th>
                 <td>
@@ -176,11 +295,12 @@ export const PipelinePage: FC<{
           </table>
         </div>
       </section>
-      {"error" in p.plan ? (
+      {p.plan === null ? null : "error" in p.plan ? (
         <Notice kind="warning">The plan could not be made: {p.plan.error}</Notice>
       ) : (
         <Plan plan={p.plan} />
       )}
+      {p.files ? <Files pipeline={pipeline} files={p.files} viewer={p.viewer} canRun={p.canRun} /> : null}
       <section aria-labelledby="history">
         <h2 id="history">Run History</h2>
         <form method="get" action={`/pipelines/${pipeline.id}#history`} class="row">

@@ -37,8 +37,10 @@ export const RunButton: FC<{
       </button>
       {pipeline.running && pipeline.lastExecution ? (
         <span class="muted" id={reasonId}>
-          A run is {pipeline.lastExecution.status === "queued" ? "queued" : "in progress"}:{" "}
-          <a href={`/executions/${pipeline.lastExecution.id}`}>open its monitor</a>
+          {pipeline.mode === "continuous"
+            ? "The pipeline is running"
+            : `A run is ${pipeline.lastExecution.status === "queued" ? "queued" : "in progress"}`}
+          : <a href={`/executions/${pipeline.lastExecution.id}`}>open its monitor</a>
         </span>
       ) : null}
     </form>
@@ -106,7 +108,16 @@ export const PipelinesPage: FC<{
                 <Badge status="never" />
               )}
             </div>
-            <RunButton pipeline={pipeline} viewer={viewer} canRun={canRun} label="Run" />
+            {pipeline.sourceKind === "files" ? (
+              <p class="muted">Loads each uploaded file: {pipeline.entities[0]}</p>
+            ) : (
+              <RunButton
+                pipeline={pipeline}
+                viewer={viewer}
+                canRun={canRun}
+                label={pipeline.mode === "continuous" ? "Start" : "Run"}
+              />
+            )}
           </article>
         ))}
       </div>
