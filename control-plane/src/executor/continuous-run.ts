@@ -12,7 +12,7 @@
 import { DrayError, sleep } from "@dray/common";
 import { and, desc, eq, ne, sql } from "drizzle-orm";
 import { REASON_CODES, STAGES } from "../executions/execution-vocabulary.js";
-import { executionEntities, executions } from "../store/schema.js";
+import { executionBatches, executionEntities, executions } from "../store/schema.js";
 import { inDependencyOrder } from "./dependency-order.js";
 import { copyEntity } from "./entity-copier.js";
 import { reconcileEntity } from "./reconcile.js";
@@ -64,6 +64,16 @@ export async function carryPositionsOver(ctx: RunContext, pipelineId: string): P
   return carried;
 }
 
+/** Whether the execution has reserved any batch yet. */
+async function hasBatches(ctx: RunContext): Promise<boolean> {
+  const [row] = await ctx.db
+    .select({ id: executionBatches.id })
+    .from(executionBatches)
+    .where(eq(executionBatches.executionId, ctx.executionId))
+    .limit(1);
+  return row !== undefined;
+}
+
 /** Records one poll of the source (the count and time the Execution Monitor shows). */
 async function notePoll(ctx: RunContext): Promise<number> {
   const [row] = await ctx.db
@@ -98,12 +108,13 @@ async function idle(ctx: RunContext, ms: number, stop: AbortSignal): Promise<voi
  * Runs the polls of a continuous execution until `stop` fires (resolves) or
  * the run fails, is cancelled or handed over (throws).
  */
-export async function runContinuous(ctx: RunContext, stop: AbortSignal, pipelineId: string, fresh: boolean) {
+export async function runContinuous(ctx: RunContext, stop: AbortSignal, pipelineId: string) {
   const settings = ctx.settings;
   const interval = settings.batchIntervalMs ?? 2500;
   const maxFailed = settings.maxFailedPolls ?? 5;
   const reconcileEvery = settings.reconcileEveryPolls ?? 0;
-  if (fresh) {
+  // Until its first batch, a run (also one resumed after a crash at its start) takes the previous positions.
+  if (!(await hasBatches(ctx))) {
     const carried = await carryPositionsOver(ctx, pipelineId);
     if (carried > 0)
       await ctx.journal.stage({

@@ -48,7 +48,11 @@ export interface StagedFileRef {
 const INTAKE = STAGES.fileIntake;
 
 /** Describes the target and builds the one-entity plan of the load. */
-async function planFileLoad(ctx: Omit<RunContext, "plan">, targetName: string): Promise<ExecutionPlan> {
+async function planFileLoad(
+  ctx: Omit<RunContext, "plan">,
+  targetName: string,
+  platform: ExecutionPlan["targetPlatform"],
+): Promise<ExecutionPlan> {
   const snapshot = await ctx.agents.describe(ctx.settings.targetEnvironmentId, {
     signal: ctx.signal,
     timeoutMs: ctx.options.taskTimeoutMs,
@@ -76,8 +80,8 @@ async function planFileLoad(ctx: Omit<RunContext, "plan">, targetName: string): 
   return {
     levels: [[name]],
     entities: [entity],
-    targetPlatform: "postgres",
-    sourcePlatform: "postgres",
+    targetPlatform: platform,
+    sourcePlatform: platform,
     targetName,
     sourceName: "uploaded files",
   };
@@ -147,7 +151,7 @@ export async function runFileLoad(
   if (!file)
     return { status: "failed", reasonCode: "internal", reason: "the file execution names no staged file" };
   const [targetRow] = await ctx.db
-    .select({ name: environments.name })
+    .select({ name: environments.name, platform: environments.platform })
     .from(environments)
     .where(eq(environments.id, ctx.settings.targetEnvironmentId));
   const targetName = targetRow?.name ?? ctx.settings.targetEnvironmentId;
@@ -161,7 +165,7 @@ export async function runFileLoad(
         description: `Reading ${file.filename} (${file.format}${file.compressed ? ", gzip" : ""})`,
       });
     }
-    ctx.plan = await planFileLoad(base, targetName);
+    ctx.plan = await planFileLoad(base, targetName, targetRow?.platform ?? "postgres");
     const entity = ctx.plan.entities[0]!;
     await ctx.db
       .insert(executionEntities)
@@ -198,6 +202,14 @@ export async function runFileLoad(
     });
     await loadBatches(ctx, entity, file);
     const c = ctx.counters.get(entity.entity)!;
+    // A file's size in rows is known once it is read: the entity ends complete, at 100%.
+    c.total = c.processed + c.skipped + c.failed;
+    await ctx.db
+      .update(executionEntities)
+      .set({ status: "completed", total: c.total, finishedAt: new Date() })
+      .where(
+        and(eq(executionEntities.executionId, ctx.executionId), eq(executionEntities.entity, entity.entity)),
+      );
     await ctx.journal.stage({
       processName: loader,
       state: "end",

@@ -239,7 +239,7 @@ export async function runExecution(
         description: `Transforming ${fieldsTransformed} fields of ${transformed.length} entities on the source agent`,
       });
     if (execution.kind === "continuous") {
-      await runContinuous(ctx, ctx.stop ?? new AbortController().signal, execution.pipelineId, fresh);
+      await runContinuous(ctx, ctx.stop ?? new AbortController().signal, execution.pipelineId);
       return { status: "completed" };
     }
     if (ctx.settings.writeStrategy === "clean" && fresh) await cleanTargets(ctx);
