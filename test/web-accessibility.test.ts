@@ -1,16 +1,7 @@
-/**
- * Accessibility and layout of every page of the web UI in Chromium, with a
- * real control plane, agents and a finished copy: axe-core finds no serious
- * or critical violation, nothing overflows sideways at 360 px or 1,440 px,
- * every control is reachable with the keyboard and shows its focus, and the
- * pages stay within the JavaScript budget (30 KB gzipped).
- */
-import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { gzipSync } from "node:zlib";
-import type { Browser, Page } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { launchBrowser, signedInPage } from "./support/browser.js";
+import { launchBrowser, seriousViolations, signedInPage } from "./support/browser.js";
 import { type DrayStack, startDrayStack, waitForExecution } from "./support/dray-stack.js";
 import { createPipeline, startRun } from "./support/executions.js";
 
@@ -22,8 +13,6 @@ const DATA = `
 insert into accounts select g, 'account ' || g from generate_series(1, 50) g;
 insert into contacts select g, 1 + g % 50, 'c' || g || '@example.com' from generate_series(1, 500) g;
 `;
-
-const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 
 let stack: DrayStack;
 let browser: Browser;
@@ -59,19 +48,6 @@ afterAll(async () => {
   await browser?.close();
   await stack?.close();
 });
-
-/** axe-core's serious and critical violations of the page, as "rule: target" lines. */
-async function seriousViolations(page: Page): Promise<string[]> {
-  // Evaluated through the DevTools protocol, so the page's CSP (no eval) does not stop it.
-  await page.evaluate(AXE_SOURCE);
-  const results = await page.evaluate(async () => {
-    const axe = (globalThis as unknown as { axe: { run(): Promise<any> } }).axe;
-    return axe.run();
-  });
-  return (results.violations as any[])
-    .filter((v) => v.impact === "serious" || v.impact === "critical")
-    .flatMap((v) => v.nodes.map((n: any) => `${v.id}: ${n.target.join(" ")}`));
-}
 
 describe("every page of the web UI", () => {
   it("has no serious or critical axe violation, signed out (sign-in) and in", async () => {

@@ -5,6 +5,8 @@
  * violations are logged as "Refused to …") or an uncaught page error fails
  * the test that opened it.
  */
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { type Browser, type BrowserContext, chromium, type Locator, type Page } from "playwright-core";
 import { expect, onTestFinished } from "vitest";
 
@@ -98,4 +100,19 @@ export function shownText(locator: Locator): Promise<string> {
 /** The element's computed background colour, e.g. `rgb(21, 128, 61)`. */
 export function backgroundOf(locator: Locator): Promise<string> {
   return locator.evaluate((el) => (globalThis as any).getComputedStyle(el).backgroundColor as string);
+}
+
+const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+/** axe-core's serious and critical violations of the page, as "rule: target" lines. */
+export async function seriousViolations(page: Page): Promise<string[]> {
+  // Evaluated through the DevTools protocol, so the page's CSP (no eval) does not stop it.
+  await page.evaluate(AXE_SOURCE);
+  const results = await page.evaluate(async () => {
+    const axe = (globalThis as unknown as { axe: { run(): Promise<any> } }).axe;
+    return axe.run();
+  });
+  return (results.violations as any[])
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .flatMap((v) => v.nodes.map((n: any) => `${v.id}: ${n.target.join(" ")}`));
 }
