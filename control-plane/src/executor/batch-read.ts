@@ -61,6 +61,19 @@ function noteTransformKey(ctx: RunContext, keyId: string) {
   });
 }
 
+/** Errors a read failed with (the source side), as opposed to a write's. */
+const readFailures = new WeakSet<object>();
+
+/** True when `error` is how a read failed (its source agent away, or the read itself failing for good). */
+export function isReadFailure(error: unknown): boolean {
+  return typeof error === "object" && error !== null && readFailures.has(error);
+}
+
+function asReadFailure<E extends object>(error: E): E {
+  readFailures.add(error);
+  return error;
+}
+
 /** Where a read starts and stops, and whether it re-reads a resumed batch. */
 export interface ReadRange {
   after: readonly string[] | null;
@@ -111,12 +124,15 @@ export async function readPage(
     return value;
   } catch (error) {
     const e = DrayError.from(error);
-    if (ctx.signal.aborted || e instanceof AgentUnavailable) throw e;
+    if (ctx.signal.aborted) throw e;
+    if (e instanceof AgentUnavailable) throw asReadFailure(e);
     const attempts = (e as { attempts?: number }).attempts ?? 1;
-    throw new BatchFailed(
-      e.code,
-      `reading ${entity.entity} from source environment "${ctx.plan.sourceName}" failed after ${attempts} attempt(s): ${e.message}`,
-      { details: e.details, cause: e },
+    throw asReadFailure(
+      new BatchFailed(
+        e.code,
+        `reading ${entity.entity} from source environment "${ctx.plan.sourceName}" failed after ${attempts} attempt(s): ${e.message}`,
+        { details: e.details, cause: e },
+      ),
     );
   }
 }

@@ -13,11 +13,12 @@ import { DrayError, sleep } from "@dray/common";
 import { and, desc, eq, ne, sql } from "drizzle-orm";
 import { REASON_CODES, STAGES } from "../executions/execution-vocabulary.js";
 import { executionBatches, executionEntities, executions } from "../store/schema.js";
+import { isReadFailure } from "./batch-read.js";
 import { inDependencyOrder } from "./dependency-order.js";
 import { copyEntity } from "./entity-copier.js";
 import { reconcileEntity } from "./reconcile.js";
 import type { EntityRunPlan, RunContext } from "./run-context.js";
-import { BatchFailed, RecordLimitReached } from "./run-errors.js";
+import { AgentUnavailable, BatchFailed, RecordLimitReached } from "./run-errors.js";
 
 /** Thrown when a continuous run pauses itself after too many failed polls in a row. */
 export class PausedAfterFailedPolls extends DrayError {
@@ -145,8 +146,10 @@ export async function runContinuous(ctx: RunContext, stop: AbortSignal, pipeline
     } catch (error) {
       if (ctx.signal.aborted || error instanceof RecordLimitReached) throw error;
       if (stop.aborted) break;
-      // A batch given up after its retries with stopOnError stops the pipeline (seed 03).
-      if (error instanceof BatchFailed && settings.stopOnError && isWriteFailure(error)) throw error;
+      // A batch given up after its retries with stopOnError stops the pipeline (seed 03); a poll that
+      // could not read, or found an agent away, is a failed poll.
+      const batchGivenUp = error instanceof BatchFailed && !(error instanceof AgentUnavailable);
+      if (batchGivenUp && settings.stopOnError && !isReadFailure(error)) throw error;
       failedPolls += 1;
       const e = DrayError.from(error);
       await ctx.journal.stage({
@@ -198,9 +201,4 @@ async function raiseTotals(ctx: RunContext): Promise<void> {
       .set({ total: seen })
       .where(and(eq(executionEntities.executionId, ctx.executionId), eq(executionEntities.entity, entity)));
   }
-}
-
-/** True for a batch that failed writing (a read that fails is a failed poll). */
-function isWriteFailure(error: BatchFailed): boolean {
-  return !error.message.startsWith("reading ");
 }
