@@ -140,36 +140,43 @@ describe("ContinuousMarks", () => {
     expect(marks.advance("k", at("12:15:12", "11"))).toBe("5");
     // Nothing newer qualifies: the mark stays.
     expect(marks.advance("k", at("12:16:12", "12"))).toBe("5");
-    // 12 ended: the newest earlier recording (max 12) is the mark.
-    expect(marks.advance("k", at("16:16:", "13"))).toBe("12");
-    expect(marks.advance("k", at("16:16:", "13"))).toBe("13");
+    // 12 ended, 16 runs: the newest earlier recording (max 12) is the mark.
+    expect(marks.advance("k", at("16:17:16", "13"))).toBe("12");
+    expect(marks.advance("k", at("17:18:17", "14"))).toBe("13");
+  });
+
+  it("takes a read's own largest value at once when no transaction was writing", () => {
+    const marks = new ContinuousMarks();
+    expect(marks.advance("k", at("10:10:", "5"))).toBe("5");
+    expect(marks.advance("k", at("11:12:11", "8"))).toBe("5");
+    expect(marks.advance("k", at("13:13:", "9"))).toBe("9");
   });
 
   it("keeps the last mark when the qualifying recording saw no rows", () => {
     const marks = new ContinuousMarks();
-    marks.advance("k", at("1:1:", "3"));
-    expect(marks.advance("k", at("1:1:", null))).toBe("3");
-    expect(marks.advance("k", at("1:1:", null))).toBe("3");
+    marks.advance("k", at("1:2:1", "3"));
+    expect(marks.advance("k", at("2:3:2", null))).toBe("3");
+    expect(marks.advance("k", at("3:4:3", null))).toBe("3");
   });
 
   it("starts afresh after a restart and keeps cursors apart", () => {
     const marks = new ContinuousMarks();
-    marks.advance("a", at("1:1:", "3"));
-    expect(marks.advance("b", at("1:1:", "7"))).toBeNull();
-    expect(marks.advance("a", at("1:1:", "4"))).toBe("3");
+    marks.advance("a", at("1:2:1", "3"));
+    expect(marks.advance("b", at("1:2:1", "7"))).toBeNull();
+    expect(marks.advance("a", at("2:3:2", "4"))).toBe("3");
     marks.clear();
-    expect(marks.advance("a", at("1:1:", "4"))).toBeNull();
+    expect(marks.advance("a", at("2:3:2", "4"))).toBeNull();
   });
 
   it("holds at most maxCursors cursors, forgetting the least recently read", () => {
     const marks = new ContinuousMarks({ maxCursors: 2 });
-    marks.advance("a", at("1:1:", "1"));
-    marks.advance("b", at("1:1:", "1"));
-    marks.advance("a", at("1:1:", "2"));
-    marks.advance("c", at("1:1:", "1"));
+    marks.advance("a", at("1:2:1", "1"));
+    marks.advance("b", at("1:2:1", "1"));
+    marks.advance("a", at("2:3:2", "2"));
+    marks.advance("c", at("2:3:2", "1"));
     expect(marks.size).toBe(2);
-    expect(marks.advance("a", at("1:1:", "3"))).toBe("2");
-    expect(marks.advance("b", at("1:1:", "3"))).toBeNull();
+    expect(marks.advance("a", at("3:4:3", "3"))).toBe("2");
+    expect(marks.advance("b", at("3:4:3", "3"))).toBeNull();
   });
 
   it("keeps at most maxPending recordings, dropping the oldest", () => {

@@ -27,8 +27,10 @@
  * memory per (entity, cursor field). Each read records `pg_current_snapshot()`
  * with the largest cursor value it sees; the mark is the largest value of the
  * newest EARLIER recording whose in-progress transactions have all ended
- * since, read with `<=`. Until one qualifies (the first poll of an entity,
- * and the first after an agent restart) the read returns no rows. A mark
+ * since, read with `<=`. A read whose snapshot shows no transaction writing
+ * (anywhere on the server) takes its own largest value at once. Until a mark
+ * exists (the first poll of an entity on a busy server, and the first after
+ * an agent restart) the read returns no rows. A mark
  * once reached stays usable until a newer recording qualifies. A transaction
  * that takes its cursor value before its first write (e.g. `nextval` in an
  * earlier statement) and writes it later may still be passed over. The
@@ -251,6 +253,12 @@ export class ContinuousMarks {
     }
     this.states.set(key, state);
     while (this.states.size > this.maxCursors) this.states.delete(this.states.keys().next().value as string);
+    if (current.snapshot.xip.length === 0) {
+      // No transaction was writing when this read looked: what it saw is final now, no need to wait a poll.
+      if (current.maxValue !== null) state.safe = current.maxValue;
+      state.pending = [];
+      return state.safe;
+    }
     for (let i = state.pending.length - 1; i >= 0; i--) {
       const recording = state.pending[i]!;
       if (!transactionsEnded(recording.snapshot, current.snapshot)) continue;
