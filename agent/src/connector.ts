@@ -281,6 +281,47 @@ export interface WriteBatchResult {
   rejectedRecords: RejectedRecord[];
 }
 
+/**
+ * Digests the keys of an entity range by range (continuous reconcile). The
+ * ranges follow the key order: `(after, b1], (b1, b2], …, (bn, until]`, the
+ * boundaries picked by the connector (`splitEvery`) or given (`boundaries`).
+ */
+export interface DigestKeysRequest {
+  entity: EntityName;
+  /** NOT NULL fields covering a unique index; empty = the row key. */
+  keyFields: string[];
+  /** Rows strictly after this key position; null = from the start. */
+  after?: string[] | null;
+  /** Rows up to this key position (inclusive); null = to the end. */
+  until?: string[] | null;
+  /**
+   * When > 0 (at most 1,000,000): the connector picks the boundaries, the key
+   * of every `splitEvery`-th row, at most 1,000 of them.
+   */
+  splitEvery?: number;
+  /** Boundaries chosen by the caller (ascending, at most 1,000); not with `splitEvery`. */
+  boundaries?: string[][];
+}
+
+/**
+ * The count and digest of one range. The digest is the same on every
+ * connector for the same set of keys: each row's key values in text form, each
+ * preceded by its UTF-8 length in bytes and `:`; the first 60 bits (15 hex
+ * digits) of that string's MD5 are the row's hash; the digest is the sum of
+ * the hashes mod 2^64 as 16 lowercase hex digits.
+ */
+export interface RangeDigest {
+  count: number;
+  digest: string;
+}
+
+export interface DigestKeysResult {
+  /** The boundaries used (given or picked), as key positions in text form. */
+  boundaries: string[][];
+  /** One per range, in key order: `boundaries.length + 1`. */
+  ranges: RangeDigest[];
+}
+
 /** A database connector. See the module comment for the cancellation and error rules. */
 export interface Connector {
   readonly platform: "postgres" | "mysql";
@@ -325,6 +366,8 @@ export interface Connector {
     keys: string[][],
     signal: AbortSignal,
   ): Promise<number>;
+  /** Counts and digests the keys of an entity range by range (see {@link DigestKeysRequest}). */
+  digestKeys(request: DigestKeysRequest, signal: AbortSignal): Promise<DigestKeysResult>;
   /** Closes pools; further calls reject. */
   close(): Promise<void>;
 }

@@ -8,7 +8,7 @@
  * count, describeSchema, testConnection, cleanEntity, finishEntity,
  * deleteRecords); the heartbeat's database probe and schema fingerprint also
  * count as testConnection and describeSchema. Labels are bounded: the kind
- * (eight values) and the outcome (ok, cancelled, error). No entity, batch or
+ * (nine values) and the outcome (ok, cancelled, error). No entity, batch or
  * execution is ever a label.
  */
 import { createServer, type Server } from "node:http";
@@ -26,6 +26,7 @@ export const MEASURED_OPERATIONS = [
   "cleanEntity",
   "finishEntity",
   "deleteRecords",
+  "digestKeys",
 ] as const;
 
 type Operation = (typeof MEASURED_OPERATIONS)[number];

@@ -274,6 +274,29 @@ async function execute(
         },
       };
     }
+    case "digestKeys": {
+      const d = kind.value;
+      const result = await connector.digestKeys(
+        {
+          entity: entityOf(d.entity),
+          keyFields: [...d.keyFields],
+          after: d.after ? [...d.after.values] : null,
+          until: d.until ? [...d.until.values] : null,
+          splitEvery: d.splitEvery,
+          boundaries: d.boundaries.map((b) => [...b.values]),
+        },
+        signal,
+      );
+      return {
+        kind: {
+          case: "digestKeys",
+          value: {
+            boundaries: result.boundaries.map((values) => ({ values })),
+            ranges: result.ranges.map((r) => ({ count: BigInt(r.count), digest: r.digest })),
+          },
+        },
+      };
+    }
     case undefined:
       throw new DrayError("unimplemented", "the task has no kind this agent knows: upgrade the agent");
   }

@@ -2,13 +2,19 @@
  * An in-process agent for the executor's unit tests: it implements the
  * executor's agent port over in-memory tables, with a target ledger that
  * behaves like the real one (an id commits once; a fence answers with the
- * first commit's counts or seals the id), and hooks to inject faults.
+ * first commit's counts or seals the id), and hooks to inject faults. Key
+ * digests (reconcile) follow the agents' definition (RangeDigest in
+ * proto/dray/agent/v1/agent.proto).
  */
+import { createHash } from "node:crypto";
 import { DrayError } from "@dray/common";
 import type {
   AgentAbsence,
   AgentPort,
   CallOptions,
+  DigestKeysRequest,
+  DigestKeysResult,
+  KeyRangeDigest,
   ReadRequest,
   ReadResult,
   RejectedRow,
@@ -53,6 +59,19 @@ const compareKeys = (a: readonly string[], b: readonly string[]) => {
   return 0;
 };
 
+/** The agents' 60-bit hash of one key: MD5 of each value as `<UTF-8 bytes>:<value>`, first 15 hex digits. */
+function keyHash(key: readonly string[]): bigint {
+  const text = key.map((v) => `${Buffer.byteLength(v, "utf8")}:${v}`).join("");
+  return BigInt(`0x${createHash("md5").update(text, "utf8").digest("hex").slice(0, 15)}`);
+}
+
+/** Count and digest (sum of the key hashes mod 2^64, 16 hex digits) of keys. */
+function digestOf(keys: readonly (readonly string[])[]): KeyRangeDigest {
+  let sum = 0n;
+  for (const key of keys) sum += keyHash(key);
+  return { count: keys.length, digest: (sum % (1n << 64n)).toString(16).padStart(16, "0") };
+}
+
 /** A retryable error as the gateway reports a dropped task. */
 export function transientError(message = "connection reset"): DrayError {
   return new DrayError("unavailable", message, { retryable: true });
@@ -82,8 +101,18 @@ export class FakeAgent implements AgentPort {
   readonly commits: string[] = [];
   /** Every read and write, in order. */
   readonly calls: { kind: "read" | "write" | "fence"; request: ReadRequest | WriteRequest }[] = [];
+  /** Every key digest, with the environment it named. */
+  readonly digests: { environmentId: string; request: DigestKeysRequest }[] = [];
+  /** Rows returned by reads so far (reconcile reads keys only). */
+  rowsRead = 0;
+  /**
+   * When set, reads and digests naming this environment see the target's rows
+   * (in key order) instead of the source's: for reconcile, which compares both.
+   */
+  targetEnvironmentId: string | undefined;
   onRead: FaultHook<ReadRequest> | undefined;
   onWrite: FaultHook<WriteRequest> | undefined;
+  onDigest: FaultHook<DigestKeysRequest> | undefined;
   private readonly inFlight = new Map<string, Promise<unknown>>();
   private readonly away = new Map<string, number>();
   private readonly arrivals = new Set<() => void>();
@@ -121,14 +150,14 @@ export class FakeAgent implements AgentPort {
     this.calls.push({ kind: "read", request });
     await this.onRead?.(request, ++this.reads);
     if (options.signal?.aborted) throw new DrayError("cancelled", "read cancelled");
-    const entity = `${request.entity.schema}.${request.entity.name}`;
-    const all = this.source.get(entity) ?? [];
+    const all = this.rowsOf(environmentId, request.entity);
     const after = request.after;
     const until = request.until;
     const range = all.filter(
       (r) => (!after || compareKeys(r.key, after) > 0) && (!until || compareKeys(r.key, until) <= 0),
     );
     const page = range.slice(0, request.maxRows);
+    this.rowsRead += page.length;
     return {
       rows: new FakeRows(page),
       last: page.length > 0 ? page[page.length - 1]!.key : null,
@@ -136,6 +165,47 @@ export class FakeAgent implements AgentPort {
       qualityRejected: [],
       transformKeyId: "",
     };
+  }
+
+  /** The rows a read or digest of `environmentId` sees, in key order (see {@link targetEnvironmentId}). */
+  private rowsOf(environmentId: string, entity: { schema: string; name: string }): readonly FakeRow[] {
+    const name = `${entity.schema}.${entity.name}`;
+    if (this.targetEnvironmentId === undefined || environmentId !== this.targetEnvironmentId)
+      return this.source.get(name) ?? [];
+    return [...(this.target.get(name)?.values() ?? [])].sort((a, b) => compareKeys(a.key, b.key));
+  }
+
+  /** The agents' DigestKeysTask over in-memory rows (given boundaries are taken as ascending). */
+  async digestKeys(
+    environmentId: string,
+    request: DigestKeysRequest,
+    options: CallOptions,
+  ): Promise<DigestKeysResult> {
+    this.present(environmentId);
+    this.digests.push({ environmentId, request });
+    await this.onDigest?.(request, this.digests.length);
+    if (options.signal?.aborted) throw new DrayError("cancelled", "digest cancelled");
+    if (request.splitEvery > 0 && request.boundaries.length > 0)
+      throw new DrayError("invalid_argument", "give splitEvery or boundaries, not both");
+    const { after, until } = request;
+    const keys = this.rowsOf(environmentId, request.entity)
+      .map((r) => r.key)
+      .filter((k) => (!after || compareKeys(k, after) > 0) && (!until || compareKeys(k, until) <= 0));
+    const boundaries =
+      request.splitEvery > 0
+        ? Array.from(
+            { length: Math.min(1_000, Math.floor(keys.length / request.splitEvery)) },
+            (_, i) => keys[(i + 1) * request.splitEvery - 1]!,
+          )
+        : request.boundaries;
+    const parts: (readonly string[])[][] = boundaries.map(() => []);
+    parts.push([]);
+    let at = 0;
+    for (const key of keys) {
+      while (at < boundaries.length && compareKeys(key, boundaries[at]!) > 0) at++;
+      parts[at]!.push(key);
+    }
+    return { boundaries: boundaries.map((b) => [...b]), ranges: parts.map(digestOf) };
   }
 
   async writeBatch(environmentId: string, request: WriteRequest, options: CallOptions): Promise<WriteResult> {
@@ -252,7 +322,7 @@ export class FakeAgent implements AgentPort {
   ) {
     const table = this.target.get(`${request.entity.schema}.${request.entity.name}`);
     let deleted = 0;
-    for (const key of request.keys) if (table?.delete(key[0]!)) deleted += 1;
+    for (const key of request.keys) if (table?.delete(key.join(","))) deleted += 1;
     return { deleted };
   }
 

@@ -122,6 +122,45 @@ export interface DeleteKeysRequest {
   keys: readonly (readonly string[])[];
 }
 
+/**
+ * Digests the keys of one entity range by range where the rows are
+ * (DigestKeysTask, continuous reconcile). The ranges follow the key order:
+ * `(after, b1], (b1, b2], …, (bn, until]`, the boundaries picked by the agent
+ * (`splitEvery`) or given (`boundaries`), never both.
+ */
+export interface DigestKeysRequest {
+  entity: EntityAddress;
+  keyFields: readonly string[];
+  /** Rows strictly after this key; null from the start. */
+  after: readonly string[] | null;
+  /** Rows up to this key (inclusive); null to the end. */
+  until: readonly string[] | null;
+  /**
+   * When > 0 (at most 1,000,000): the agent picks the key of every
+   * `splitEvery`-th row as a boundary, at most 1,000 of them; 0 otherwise.
+   */
+  splitEvery: number;
+  /** Boundaries given instead, ascending, at most 1,000. */
+  boundaries: readonly (readonly string[])[];
+}
+
+/**
+ * The count and digest of one key range. Equal on two sides when they hold
+ * the same keys; equal by chance for different keys with a probability of at
+ * most 2^-60 (the digest is defined in proto/dray/agent/v1/agent.proto, RangeDigest).
+ */
+export interface KeyRangeDigest {
+  count: number;
+  digest: string;
+}
+
+export interface DigestKeysResult {
+  /** The boundaries used (given or picked). */
+  boundaries: readonly (readonly string[])[];
+  /** One per range, in key order: `boundaries.length + 1`. */
+  ranges: readonly KeyRangeDigest[];
+}
+
 /** Deletes every row of one target entity. */
 export interface CleanRequest {
   entity: EntityAddress;
@@ -202,6 +241,12 @@ export interface AgentPort {
     options: CallOptions,
   ): Promise<{ deleted: number }>;
   finish(environmentId: string, request: FinishRequest, options: CallOptions): Promise<FinishResult>;
+  /** Counts and digests the keys of one entity range by range (continuous reconcile). */
+  digestKeys(
+    environmentId: string,
+    request: DigestKeysRequest,
+    options: CallOptions,
+  ): Promise<DigestKeysResult>;
   /** True when the environment's agent is connected (to this replica or, routed, to another). */
   isConnected(environmentId: string): boolean;
   /** When the agent's session opened, if it is connected to this replica. */

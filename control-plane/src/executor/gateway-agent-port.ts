@@ -7,6 +7,7 @@ import { createEnvironmentAgents } from "../gateway/environment-agents-impl.js";
 import type {
   AgentPort,
   CallOptions,
+  DigestKeysRequest,
   ReadRequest,
   ReadResult,
   RejectedRow,
@@ -112,6 +113,18 @@ function writeResult(result: WriteBatchResult): WriteResult {
   };
 }
 
+/** The wire task of a key digest. */
+export function digestKeysTask(request: DigestKeysRequest) {
+  return {
+    entity: request.entity,
+    keyFields: [...request.keyFields],
+    ...(request.after ? { after: { values: [...request.after] } } : {}),
+    ...(request.until ? { until: { values: [...request.until] } } : {}),
+    splitEvery: request.splitEvery,
+    boundaries: request.boundaries.map((values) => ({ values: [...values] })),
+  };
+}
+
 const dispatchOptions = (o: CallOptions) => ({
   ...(o.signal ? { signal: o.signal } : {}),
   timeoutMs: o.timeoutMs,
@@ -202,6 +215,18 @@ export function gatewayAgentPort(sessions: AgentSessions): AgentPort {
         })),
         violations: r.violations.map(({ reference, key, message }) => ({ reference, key, message })),
         violationCount: Number(r.violationCount),
+      };
+    },
+    async digestKeys(environmentId, request, options) {
+      const r = await sessions.dispatch(
+        environmentId,
+        "digestKeys",
+        digestKeysTask(request),
+        dispatchOptions(options),
+      );
+      return {
+        boundaries: r.boundaries.map((b) => [...b.values]),
+        ranges: r.ranges.map((x) => ({ count: Number(x.count), digest: x.digest })),
       };
     },
     isConnected: (environmentId) => sessions.isConnected(environmentId),

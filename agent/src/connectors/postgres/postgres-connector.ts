@@ -3,6 +3,8 @@ import type postgres from "postgres";
 import type {
   Condition,
   Connector,
+  DigestKeysRequest,
+  DigestKeysResult,
   EntityName,
   FieldQualityRule,
   FieldTransform,
@@ -31,6 +33,7 @@ import { ContinuousMarks } from "./continuous-bound.js";
 import { countRows } from "./count-rows.js";
 import { deleteAllRows, deleteRowsByKey } from "./delete-rows.js";
 import { describeSchema } from "./describe-schema.js";
+import { digestKeys, validateDigestRequest } from "./digest-keys.js";
 import { isConnectionFailure, toDrayError } from "./error-mapping.js";
 import { finishEntity } from "./finish-entity.js";
 import { displayName, validateEntityName, validateFieldList } from "./identifiers.js";
@@ -326,6 +329,15 @@ class PostgresConnector implements Connector {
         validateEntityName(entity);
         validateFieldList("keyFields", keyFields ?? []);
       },
+    );
+  }
+
+  digestKeys(request: DigestKeysRequest, signal: AbortSignal): Promise<DigestKeysResult> {
+    return this.run(
+      `digest the keys of ${describe(request?.entity)}`,
+      signal,
+      (session) => digestKeys(session, request),
+      () => validateDigestRequest(request),
     );
   }
 
