@@ -480,7 +480,7 @@ export interface paths {
         put?: never;
         /**
          * Upload a file to a `files` pipeline (operator); its load is queued
-         * @description A `multipart/form-data` body with the form fields `file` (the file: CSV or NDJSON as the pipeline's `fileSettings.format` says, optionally gzip-compressed), `pipeline` (the pipeline's name) and, optionally, `publishertoken` (names an upload batch; `GET /pipeline/status?publishertoken=` rolls it up). The file id is the SHA-256 of the bytes: uploading the same bytes to the same pipeline again queues nothing and answers 200 with the first upload's token (`duplicate: true`) until the file is dropped. A gzip file (recognised by its first bytes) answers the `accepted` shape, with a publisher token made up when none was given. The size limit is the control plane's DRAY_UPLOAD_MAX_BYTES (413 past it).
+         * @description A `multipart/form-data` body with the form fields `file` (the file: CSV or NDJSON as the pipeline's `fileSettings.format` says, optionally gzip-compressed), `pipeline` (the pipeline's name) and, optionally, `publishertoken` (names an upload batch; `GET /pipeline/status?publishertoken=` rolls it up). The file id is the SHA-256 of the bytes: uploading the same bytes to the same pipeline again queues nothing and answers 200 with the first upload's token (`duplicate: true`) until the file is dropped. A gzip file (recognised by its first bytes) answers the `accepted` shape, with a publisher token made up when none was given. A tar or gzip-compressed tar (`ustar` magic at offset 257, after gunzip) is unpacked as it streams: each regular entry (directories, links, empty files and hidden or metadata entries such as `._*` and `__MACOSX/` are skipped) becomes its own file with its own id, token and load, a duplicate entry answering its recorded token (`duplicate: true`); the entries are queued together, or none when the archive is damaged (400). At most 1,000 files per archive. A zip answers 400. The size limit is the control plane's DRAY_UPLOAD_MAX_BYTES (413 past it), for an archive both as sent and for its files together.
          */
         post: operations["uploadPipelineFile"];
         delete?: never;
@@ -1608,12 +1608,19 @@ export interface components {
             status: "accepted";
             publisherToken: string;
             files: {
-                /** @description The file's name without `.gz` */
+                /** @description The file's name without `.gz`; for a tar's entry, its path inside the archive */
                 filename: string;
+                /** @description SHA-256 of the file's bytes (of the entry's), hex */
                 fileId: string;
+                /** @description The token of its load; of a duplicate, the token of the load the same bytes had */
                 pipelineToken: string;
                 /** @enum {string} */
-                state: "Unloaded";
+                state: "Unloaded" | "Loaded" | "Skipped";
+                /**
+                 * @description Set when the pipeline had these bytes already: nothing queued for it
+                 * @enum {boolean}
+                 */
+                duplicate?: true;
             }[];
         };
         PipelineFilesPage: {

@@ -1,7 +1,9 @@
 /**
  * Files of `files` pipelines: `POST /pipeline/upload` (multipart, streamed
  * into the store as it arrives, then one `file` execution queued per distinct
- * content), the list of a pipeline's files and DROP FILE.
+ * content; a tar or .tar.gz is unpacked as it streams, one file per regular
+ * entry, all queued in one transaction at the end), the list of a pipeline's
+ * files and DROP FILE.
  */
 import { DrayError, isDrayError } from "@dray/common";
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
@@ -10,17 +12,21 @@ import { requireOrganisationRole } from "../auth/roles.js";
 import { DEFAULT_UPLOAD_MAX_BYTES } from "../config.js";
 import { actorOf, type PipelineRow } from "../executions/execution-records.js";
 import { newPipelineToken } from "../executions/start-execution.js";
+import { archiveFiles, gunzipPieces, sniffUpload, ZIP_REFUSAL } from "../files/archive-entries.js";
 import { dropPipelineFile, listPipelineFiles } from "../files/file-records.js";
 import { isGzip, validateFileSettings } from "../files/file-settings.js";
 import {
   bytesOf,
-  deleteStaged,
+  deleteStagedMany,
   isUploadTooLarge,
+  limitBytes,
+  type StagedArchiveFile,
   type StagedUpload,
+  stageArchive,
   stageUpload,
 } from "../files/file-staging.js";
 import { boundaryOf, type MultipartPart, parseMultipart, readTextPart } from "../files/multipart-stream.js";
-import { queueFileLoad } from "../files/queue-file-load.js";
+import { type FileToQueue, queueFileLoad, queueFileLoads } from "../files/queue-file-load.js";
 import type { Db } from "../store/db.js";
 import { pipelines } from "../store/schema.js";
 import type { ApiEnv, RouteDeps } from "./api-env.js";
@@ -56,10 +62,18 @@ const UploadedArchive = z
     publisherToken: z.string(),
     files: z.array(
       z.object({
-        filename: z.string().openapi({ description: "The file's name without `.gz`" }),
-        fileId: z.string(),
-        pipelineToken: z.string(),
-        state: z.literal("Unloaded"),
+        filename: z.string().openapi({
+          description: "The file's name without `.gz`; for a tar's entry, its path inside the archive",
+        }),
+        fileId: z.string().openapi({ description: "SHA-256 of the file's bytes (of the entry's), hex" }),
+        pipelineToken: z.string().openapi({
+          description: "The token of its load; of a duplicate, the token of the load the same bytes had",
+        }),
+        state: z.enum(["Unloaded", "Loaded", "Skipped"]),
+        duplicate: z
+          .literal(true)
+          .optional()
+          .openapi({ description: "Set when the pipeline had these bytes already: nothing queued for it" }),
       }),
     ),
   })
@@ -116,7 +130,13 @@ const uploadRoute = createRoute({
     "The file id is the SHA-256 of the bytes: uploading the same bytes to the same pipeline again queues " +
     "nothing and answers 200 with the first upload's token (`duplicate: true`) until the file is dropped. " +
     "A gzip file (recognised by its first bytes) answers the `accepted` shape, with a publisher token made " +
-    "up when none was given. The size limit is the control plane's DRAY_UPLOAD_MAX_BYTES (413 past it).",
+    "up when none was given. A tar or gzip-compressed tar (`ustar` magic at offset 257, after gunzip) is " +
+    "unpacked as it streams: each regular entry (directories, links, empty files and hidden or metadata " +
+    "entries such as `._*` and `__MACOSX/` are skipped) becomes its own file with its own id, token and " +
+    "load, a duplicate entry answering its recorded token (`duplicate: true`); the entries are queued " +
+    "together, or none when the archive is damaged (400). At most 1,000 files per archive. A zip answers " +
+    "400. The size limit is the control plane's DRAY_UPLOAD_MAX_BYTES (413 past it), for an archive both " +
+    "as sent and for its files together.",
   tags,
   security: bearerSecurity,
   request: {
@@ -243,9 +263,17 @@ function textField(name: string, value: string, max: number): string {
   return value;
 }
 
+/** The `file` of the upload body, staged: one file, or the files of an archive. */
+type StagedForm = { kind: "file"; staged: StagedUpload } | { kind: "archive"; files: StagedArchiveFile[] };
+
+/** The name stored for a file of an archive: its path, without `.gz` when the entry itself is gzip. */
+function archiveFilename(label: string, compressed: boolean): string {
+  return compressed && label.toLowerCase().endsWith(".gz") && label.length > 3 ? label.slice(0, -3) : label;
+}
+
 /** What the upload body held. */
 interface UploadForm {
-  staged: StagedUpload | undefined;
+  upload: StagedForm | undefined;
   sentFilename: string | undefined;
   pipelineName: string | undefined;
   publisherToken: string | undefined;
@@ -269,21 +297,23 @@ export function filesRoutes(deps: RouteDeps): OpenAPIHono<ApiEnv> {
         "the request has no body: send the file as the form field `file`",
       );
     const form: UploadForm = {
-      staged: undefined,
+      upload: undefined,
       sentFilename: undefined,
       pipelineName: undefined,
       publisherToken: undefined,
       pipeline: undefined,
     };
-    let kept = false;
+    /** Upload ids whose staged bytes a queued load now owns. */
+    const kept = new Set<string>();
     try {
       for await (const part of parseMultipart(bytesOf(body), boundary)) {
         await readPart(deps.db, organisationId, part, form, maxBytes);
       }
-      const { staged } = form;
-      if (!staged)
+      const { upload } = form;
+      if (!upload)
         throw new DrayError("invalid_argument", "the form has no file: send it as the form field `file`");
-      if (staged.sizeBytes === 0) throw new DrayError("invalid_argument", "the file is empty");
+      if (upload.kind === "file" && upload.staged.sizeBytes === 0)
+        throw new DrayError("invalid_argument", "the file is empty");
       if (form.pipelineName === undefined) {
         throw new DrayError(
           "invalid_argument",
@@ -293,6 +323,44 @@ export function filesRoutes(deps: RouteDeps): OpenAPIHono<ApiEnv> {
       const pipeline =
         form.pipeline ?? (await filesPipelineNamed(deps.db, organisationId, form.pipelineName));
       const format = formatOf(pipeline);
+      if (upload.kind === "archive") {
+        const publisherToken = form.publisherToken ?? `pub-${newPipelineToken().slice(3)}`;
+        const actor = await actorOf(deps.db, principal);
+        const toQueue: FileToQueue[] = upload.files.map(({ label, staged }) => {
+          const compressed = isGzip(staged.head);
+          return {
+            staged,
+            filename: archiveFilename(label, compressed),
+            format,
+            compressed,
+            publisherToken,
+            actor,
+          };
+        });
+        const results = await queueFileLoads(deps, pipeline, toQueue, deps.now());
+        const files = results.map((result, i) => {
+          const filename = upload.files[i]!.label;
+          if (result.duplicate) {
+            return {
+              filename,
+              fileId: result.fileId,
+              pipelineToken: result.pipelineToken,
+              state: result.state,
+              duplicate: true as const,
+            };
+          }
+          kept.add(upload.files[i]!.staged.uploadId);
+          deps.onExecutionQueued?.(result.executionId);
+          return {
+            filename,
+            fileId: result.fileId,
+            pipelineToken: result.pipelineToken,
+            state: "Unloaded" as const,
+          };
+        });
+        return c.json({ status: "accepted" as const, publisherToken, files }, 202);
+      }
+      const { staged } = upload;
       const compressed = isGzip(staged.head);
       const publisherToken =
         form.publisherToken ?? (compressed ? `pub-${newPipelineToken().slice(3)}` : null);
@@ -321,7 +389,7 @@ export function filesRoutes(deps: RouteDeps): OpenAPIHono<ApiEnv> {
           200,
         );
       }
-      kept = true;
+      kept.add(staged.uploadId);
       deps.onExecutionQueued?.(queued.executionId);
       if (compressed) {
         return c.json(
@@ -357,10 +425,15 @@ export function filesRoutes(deps: RouteDeps): OpenAPIHono<ApiEnv> {
       }
       throw error;
     } finally {
-      if (form.staged && !kept) {
-        await deleteStaged(deps.db, form.staged.uploadId).catch((error) =>
+      const staged =
+        form.upload?.kind === "file"
+          ? [form.upload.staged.uploadId]
+          : (form.upload?.files.map((f) => f.staged.uploadId) ?? []);
+      const refused = staged.filter((uploadId) => !kept.has(uploadId));
+      if (refused.length > 0) {
+        await deleteStagedMany(deps.db, refused).catch((error) =>
           deps.logger.warn("could not delete refused staged bytes (the purge will)", {
-            uploadId: form.staged?.uploadId,
+            uploadIds: refused.slice(0, 20),
             error: String(error),
           }),
         );
@@ -397,19 +470,19 @@ async function readPart(
   maxBytes: number,
 ): Promise<void> {
   if (part.name === "file") {
-    if (form.staged)
+    if (form.upload)
       throw new DrayError(
         "invalid_argument",
         "the form has more than one `file`: upload one file per request",
       );
     form.sentFilename = part.filename;
-    form.staged = await stageUpload(db, part.body, { maxBytes });
+    form.upload = await stageFilePart(db, part.body, maxBytes);
   } else if (part.name === "pipeline") {
     if (form.pipelineName !== undefined)
       throw new DrayError("invalid_argument", "the form has more than one `pipeline` field");
     form.pipelineName = textField("pipeline", await readTextPart(part, MAX_FIELD_BYTES), MAX_FIELD_BYTES);
     // Known before the file: an unknown pipeline is refused before any byte is staged.
-    if (!form.staged) form.pipeline = await filesPipelineNamed(db, organisationId, form.pipelineName);
+    if (!form.upload) form.pipeline = await filesPipelineNamed(db, organisationId, form.pipelineName);
   } else if (part.name === "publishertoken") {
     if (form.publisherToken !== undefined) {
       throw new DrayError("invalid_argument", "the form has more than one `publishertoken` field");
@@ -421,4 +494,19 @@ async function readPart(
     );
   }
   // Other fields are skipped (the parser drains them).
+}
+
+/**
+ * Stages the `file` of the form as it streams: a tar or .tar.gz file by file
+ * (the archive as sent and its files together each bounded by `maxBytes`;
+ * nothing stays staged when it turns out damaged), anything else as one file.
+ * A zip is refused (400).
+ */
+async function stageFilePart(db: Db, body: AsyncIterable<Uint8Array>, maxBytes: number): Promise<StagedForm> {
+  const sniffed = await sniffUpload(limitBytes(body, maxBytes));
+  if (sniffed.kind === "zip") throw new DrayError("invalid_argument", ZIP_REFUSAL);
+  if (sniffed.kind === "file")
+    return { kind: "file", staged: await stageUpload(db, sniffed.bytes, { maxBytes }) };
+  const tar = sniffed.gzip ? gunzipPieces(sniffed.bytes) : sniffed.bytes;
+  return { kind: "archive", files: await stageArchive(db, archiveFiles(tar), { maxBytes }) };
 }

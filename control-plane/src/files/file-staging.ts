@@ -2,7 +2,9 @@
  * Staging of uploaded bytes in the store (staged_file_chunks), so that any
  * replica can load them: the bytes are written chunk by chunk as they arrive,
  * with their SHA-256 (the file id) and size computed on the way, and read back
- * chunk by chunk. At most one chunk is held in memory either way.
+ * chunk by chunk. At most one chunk is held in memory either way. The files
+ * of an archive are staged the same way, one upload each, as the archive
+ * streams ({@link stageArchive}).
  *
  * @example
  * const staged = await stageUpload(db, part.body, { maxBytes: config.uploadMaxBytes });
@@ -10,9 +12,10 @@
  */
 import { createHash, randomUUID } from "node:crypto";
 import { DrayError } from "@dray/common";
-import { and, asc, eq, gt } from "drizzle-orm";
+import { and, asc, eq, gt, inArray } from "drizzle-orm";
 import type { Db } from "../store/db.js";
 import { stagedFileChunks } from "../store/schema.js";
+import type { ArchiveFile } from "./archive-entries.js";
 
 /** Bytes per staged chunk unless told otherwise: 1 MiB. */
 export const DEFAULT_CHUNK_BYTES = 1024 * 1024;
@@ -48,10 +51,14 @@ export interface StagedUpload {
  * the upload route answers with HTTP 413.
  */
 export class UploadTooLargeError extends DrayError {
-  constructor(readonly limitBytes: number) {
+  /** @param subject what is too large, e.g. `the file is` (the default) or `the archive's files together are` */
+  constructor(
+    readonly limitBytes: number,
+    subject = "the file is",
+  ) {
     super(
       "invalid_argument",
-      `the file is larger than the upload limit of ${formatBytes(limitBytes)} (${limitBytes} bytes); ` +
+      `${subject} larger than the upload limit of ${formatBytes(limitBytes)} (${limitBytes} bytes); ` +
         `the limit is the control plane's ${UPLOAD_LIMIT_SETTING} setting`,
       { details: { limitBytes, setting: UPLOAD_LIMIT_SETTING } },
     );
@@ -192,4 +199,81 @@ export async function deleteStaged(db: Pick<Db, "delete">, uploadId: string): Pr
     .where(eq(stagedFileChunks.uploadId, uploadId))
     .returning({ seq: stagedFileChunks.seq });
   return deleted.length;
+}
+
+/** Deletes the staged chunks of several uploads at once; returns how many chunks were deleted. */
+export async function deleteStagedMany(
+  db: Pick<Db, "delete">,
+  uploadIds: readonly string[],
+): Promise<number> {
+  if (uploadIds.length === 0) return 0;
+  const deleted = await db
+    .delete(stagedFileChunks)
+    .where(inArray(stagedFileChunks.uploadId, [...uploadIds]))
+    .returning({ seq: stagedFileChunks.seq });
+  return deleted.length;
+}
+
+/**
+ * The pieces of `source`, throwing {@link UploadTooLargeError} (about
+ * `subject`) as soon as more than `maxBytes` came through: e.g. the bytes of
+ * an upload as sent, before an archive among them is unpacked.
+ */
+export async function* limitBytes(
+  source: ByteSource,
+  maxBytes: number,
+  subject = "the file is",
+): AsyncGenerator<Uint8Array> {
+  let size = 0;
+  for await (const piece of bytesOf(source)) {
+    size += piece.byteLength;
+    if (size > maxBytes) throw new UploadTooLargeError(maxBytes, subject);
+    yield piece;
+  }
+}
+
+/** One file of an archive, staged. */
+export interface StagedArchiveFile {
+  /** Its path inside the archive (a label: never written to disk). */
+  label: string;
+  staged: StagedUpload;
+}
+
+/**
+ * Stages the files of an archive one after another as they stream (each its
+ * own upload id and SHA-256), the files together bounded by `maxBytes`
+ * (past it {@link UploadTooLargeError}). On any failure, a damaged archive
+ * included, it deletes every file it staged and rethrows: nothing of the
+ * archive stays behind.
+ */
+export async function stageArchive(
+  db: Db,
+  files: AsyncIterable<ArchiveFile>,
+  options: StageUploadOptions,
+): Promise<StagedArchiveFile[]> {
+  const staged: StagedArchiveFile[] = [];
+  let used = 0;
+  try {
+    for await (const file of files) {
+      let one: StagedUpload;
+      try {
+        one = await stageUpload(db, file.body, { ...options, maxBytes: options.maxBytes - used });
+      } catch (error) {
+        if (isUploadTooLarge(error))
+          throw new UploadTooLargeError(options.maxBytes, "the archive's files together are");
+        throw error;
+      }
+      used += one.sizeBytes;
+      staged.push({ label: file.label, staged: one });
+    }
+  } catch (error) {
+    await deleteStagedMany(
+      db,
+      staged.map((s) => s.staged.uploadId),
+    ).catch(() => {
+      // The original error is the one to report; chunks left behind are purged as orphans later.
+    });
+    throw error;
+  }
+  return staged;
 }

@@ -72,7 +72,7 @@ export function uploadReports(file: string, sentName: string, result: UploadResu
       fileId: f.fileId,
       pipelineToken: f.pipelineToken,
       state: f.state,
-      duplicate: false,
+      duplicate: f.duplicate === true,
     }));
   }
   return [
