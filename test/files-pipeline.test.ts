@@ -14,9 +14,13 @@ import { countRows, createPipeline } from "./support/executions.js";
 
 /** One table per test, so that each test owns its target rows. */
 const TABLES = ["t_csv", "t_ndjson", "t_gzip", "t_badrow", "t_badvalue", "t_dup", "t_pub", "t_serial"];
-const SETUP_SQL = TABLES.map(
-  (t) => `create table public.${t} (id integer primary key, name text not null, amount integer);`,
-).join("\n");
+const SETUP_SQL = [
+  ...TABLES.map(
+    (t) => `create table public.${t} (id integer primary key, name text not null, amount integer);`,
+  ),
+  // A constraint the target enforces on its own: a file breaking it fails until the constraint goes.
+  "create table public.t_fixed (id integer primary key, name text not null, amount integer, constraint amount_small check (amount < 100));",
+].join("\n");
 
 let stack: DrayStack;
 let target: StackEnvironment;
@@ -277,6 +281,38 @@ describe("file pipelines", () => {
     expect(await rowsOf("t_badvalue")).toEqual([
       { id: 1, name: "a", amount: 10 },
       { id: 2, name: "b", amount: 20 },
+    ]);
+  });
+
+  it("seed 03: a file Skipped after its retries loads once the cause is fixed, DROP FILE, and the same bytes again", async () => {
+    const p = await filesPipeline("t_fixed", { format: "csv" });
+    const bytes = "id,name,amount\n1,a,10\n2,b,500\n";
+    const first = await upload(p.name, "big-amounts.csv", bytes);
+    expect(first.status).toBe(202);
+    const skipped = await settledFile(p.id, first.body.pipelineToken, 120_000);
+    expect(skipped.state).toBe("Skipped");
+    expect(skipped.error).toMatch(/amount_small/);
+    expect(await countRows(target.db.sql, "t_fixed")).toBe(0);
+
+    // Loaded or Skipped files are not loaded again until DROP FILE (the same bytes answer their old token).
+    await target.db.sql.unsafe("alter table public.t_fixed drop constraint amount_small");
+    const same = await upload(p.name, "big-amounts.csv", bytes);
+    expect(same.status).toBe(200);
+    expect(same.body).toMatchObject({
+      duplicate: true,
+      pipelineToken: first.body.pipelineToken,
+      state: "Skipped",
+    });
+    expect((await stack.api.delete(`/api/v1/pipelines/${p.id}/files/${first.body.fileId}`)).status).toBe(204);
+
+    const reload = await upload(p.name, "big-amounts.csv", bytes);
+    expect(reload.status).toBe(202);
+    expect(reload.body.fileId).toBe(first.body.fileId);
+    const loaded = await settledFile(p.id, reload.body.pipelineToken, 120_000);
+    expect(loaded).toMatchObject({ state: "Loaded", rowsLoaded: 2, rowsRejected: 0, error: null });
+    expect(await rowsOf("t_fixed")).toEqual([
+      { id: 1, name: "a", amount: 10 },
+      { id: 2, name: "b", amount: 500 },
     ]);
   });
 
