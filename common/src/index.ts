@@ -1,7 +1,8 @@
 /**
  * @module @dray/common
  * What every Dray process shares: the error type and code set, the logger
- * interface, backoff and abort helpers, entity names.
+ * interface, backoff and abort helpers, entity names, data-quality rules and
+ * their compiler.
  */
 export { abortReason, linkedAbortController, settleWithin, sleep, throwIfAborted } from "./abort.js";
 export { type BackoffOptions, backoffDelay } from "./backoff.js";
@@ -31,6 +32,7 @@ export {
   type PinoLoggerOptions,
   silentLogger,
 } from "./logger.js";
+export { compileQualityRule, type QualityCheck } from "./quality/compile-rule.js";
 export * from "./quality-rules.js";
 export * from "./transformers.js";
 export { DRAY_VERSION } from "./version.js";

@@ -1025,7 +1025,7 @@ export interface components {
              */
             transformations: components["schemas"]["TransformationRule"][];
             /**
-             * @description Checks the source agent runs on every row it reads, before transformations (seed 02's DataQuality stage). A row that fails one is not copied: it is reported with its (transformed) key and the rule in the execution's errors and counted as skipped
+             * @description Checks the source agent runs on every row it reads, before transformations (seed 02's DataQuality stage). A row that fails one is not copied: it is reported with its (transformed) key and the rule in the execution's errors and counted as skipped. On a files pipeline the rules name target fields (after fileSettings.fieldMapping) and the control plane checks each parsed row; a failing row is skipped and reported by its line
              * @default []
              * @example [
              *       {
@@ -1195,7 +1195,7 @@ export interface components {
              */
             transformations?: components["schemas"]["TransformationRule"][];
             /**
-             * @description Checks the source agent runs on every row it reads, before transformations (seed 02's DataQuality stage). A row that fails one is not copied: it is reported with its (transformed) key and the rule in the execution's errors and counted as skipped
+             * @description Checks the source agent runs on every row it reads, before transformations (seed 02's DataQuality stage). A row that fails one is not copied: it is reported with its (transformed) key and the rule in the execution's errors and counted as skipped. On a files pipeline the rules name target fields (after fileSettings.fieldMapping) and the control plane checks each parsed row; a failing row is skipped and reported by its line
              * @example [
              *       {
              *         "entity": "public.contacts",

@@ -1,7 +1,7 @@
 /** Data-quality rules applied to a page of COPY text with processCopyPage (transform-rows.ts). */
+import { compileQualityRule } from "@dray/common";
 import { describe, expect, it } from "vitest";
 import { processCopyPage } from "../transform/transform-rows.js";
-import { compileQualityRule } from "./compile-rule.js";
 
 const page = (rows: string[][]) => Buffer.from(rows.map((r) => `${r.join("\t")}\n`).join(""));
 const lines = (data: Buffer) => data.toString("utf8").split("\n").slice(0, -1);

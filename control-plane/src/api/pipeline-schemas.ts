@@ -109,7 +109,9 @@ const qualityRules = z
     description:
       "Checks the source agent runs on every row it reads, before transformations (seed 02's DataQuality " +
       "stage). A row that fails one is not copied: it is reported with its (transformed) key and the rule in the " +
-      "execution's errors and counted as skipped",
+      "execution's errors and counted as skipped. On a files pipeline the rules name target fields (after " +
+      "fileSettings.fieldMapping) and the control plane checks each parsed row; a failing row is skipped and " +
+      "reported by its line",
     example: [{ entity: "public.contacts", field: "email", rule: "not_null", options: {} }],
   });
 

@@ -8,16 +8,19 @@
  * resumes from the checkpoint; the batch it left in flight is cut again
  * identically (same start, same limits) and written under the same id, so it
  * commits exactly once. Rows that cannot be parsed are reported by line and
- * skipped. The file ends `Loaded`, or `Skipped` (with the error) when its load
+ * skipped. When the pipeline has data-quality rules (on target fields), the
+ * control plane checks every parsed row against them (files have no source
+ * agent to do it) and skips, by line, the rows that fail one (the DataQuality
+ * stage). The file ends `Loaded`, or `Skipped` (with the error) when its load
  * fails after the retries.
  */
 import { randomUUID } from "node:crypto";
-import { DrayError } from "@dray/common";
-import { and, count, desc, eq } from "drizzle-orm";
+import { compileQualityRule, DrayError, type QualityCheck } from "@dray/common";
+import { and, count, desc, eq, inArray } from "drizzle-orm";
 import { STAGES } from "../executions/execution-vocabulary.js";
 import { validateFileSettings } from "../files/file-settings.js";
 import { readStagedFile } from "../files/file-staging.js";
-import { fileBatches } from "../files/parse-file.js";
+import { type FileReject, type FileRowCheck, fileBatches } from "../files/parse-file.js";
 import { raiseLimitHint, utcMonth } from "../pipelines/record-limit.js";
 import {
   environments,
@@ -47,12 +50,69 @@ export interface StagedFileRef {
 
 const INTAKE = STAGES.fileIntake;
 
-/** Describes the target and builds the one-entity plan of the load. */
+/** Error-log codes of the rows a file load skips: unreadable, or failing a data-quality rule. */
+const BAD_ROW = "bad_row";
+const DATA_QUALITY = "data_quality";
+
+/** A data-quality rule compiled for the target field it checks. */
+interface FileRule {
+  /** Position of the field in the load's target fields. */
+  index: number;
+  /** What a row failing it is told, naming the rule, its options and the field (never a value). */
+  message: string;
+  check: QualityCheck;
+}
+
+/**
+ * The pipeline's data-quality rules on `entity`, compiled for the types of its
+ * target fields (`types`, from the target's description), as one row check
+ * over values in `entity.fields` order: the first rule a row fails names it.
+ * Undefined when the pipeline has none.
+ *
+ * @throws DrayError `failed_precondition` when a rule's field is no longer a
+ *   target field; `invalid_argument` when a rule no longer fits its field's type
+ */
+export function fileRowCheck(
+  rules: readonly { entity: string; field: string; rule: string; options: Record<string, unknown> }[],
+  entity: Pick<EntityRunPlan, "entity" | "fields">,
+  types: ReadonlyMap<string, string>,
+): { check: FileRowCheck; rules: number } | undefined {
+  const compiled: FileRule[] = rules
+    .filter((r) => r.entity === entity.entity)
+    .map((r) => {
+      const index = entity.fields.indexOf(r.field);
+      const type = types.get(r.field);
+      if (index < 0 || type === undefined)
+        throw new DrayError(
+          "failed_precondition",
+          `data-quality rule ${r.rule} is on field ${r.field}, which ${entity.entity} no longer has (or is generated): ` +
+            "fix the pipeline's qualityRules, or the target table",
+        );
+      const options = r.options ?? {};
+      return {
+        index,
+        message: `failed data-quality rule ${r.rule}${
+          Object.keys(options).length > 0 ? ` ${JSON.stringify(options)}` : ""
+        } on field ${r.field}`,
+        check: compileQualityRule(r.rule, options, type),
+      };
+    });
+  if (compiled.length === 0) return undefined;
+  return {
+    rules: compiled.length,
+    check: (values) => {
+      for (const rule of compiled) if (!rule.check(values[rule.index] ?? null)) return rule.message;
+      return null;
+    },
+  };
+}
+
+/** Describes the target and builds the one-entity plan of the load, with the types of its fields. */
 async function planFileLoad(
   ctx: Omit<RunContext, "plan">,
   targetName: string,
   platform: ExecutionPlan["targetPlatform"],
-): Promise<ExecutionPlan> {
+): Promise<{ plan: ExecutionPlan; types: Map<string, string> }> {
   const snapshot = await ctx.agents.describe(ctx.settings.targetEnvironmentId, {
     signal: ctx.signal,
     timeoutMs: ctx.options.taskTimeoutMs,
@@ -77,7 +137,7 @@ async function planFileLoad(
     dependsOn: [],
     transforms: [],
   };
-  return {
+  const plan: ExecutionPlan = {
     levels: [[name]],
     entities: [entity],
     targetPlatform: platform,
@@ -85,6 +145,8 @@ async function planFileLoad(
     targetName,
     sourceName: "uploaded files",
   };
+  const types = new Map(target.fields.filter((f) => !f.generated).map((f) => [f.name, f.type]));
+  return { plan, types };
 }
 
 async function resumeState(ctx: RunContext, entity: string) {
@@ -120,22 +182,29 @@ async function setFileState(
   error: string | null,
 ) {
   const c = ctx.counters.get(ctx.plan.entities[0]!.entity);
-  // Rows the parser could not read are in the error log (code bad_row), the target's rejects in the counters.
-  await ctx.journal.flush();
-  const [bad] = await ctx.db
-    .select({ n: count() })
-    .from(executionErrors)
-    .where(and(eq(executionErrors.executionId, ctx.executionId), eq(executionErrors.code, "bad_row")));
+  // Rows the parser could not read (code bad_row) or that failed a data-quality rule (code data_quality) are
+  // in the error log, the target's rejects in the counters.
+  const skipped = await skippedRows(ctx, [BAD_ROW, DATA_QUALITY]);
   await ctx.db
     .update(pipelineFiles)
     .set({
       state,
       error,
       rowsLoaded: (c?.created ?? 0) + (c?.updated ?? 0),
-      rowsRejected: (c?.skipped ?? 0) + (c?.failed ?? 0) + (bad?.n ?? 0),
+      rowsRejected: (c?.skipped ?? 0) + (c?.failed ?? 0) + skipped,
       finishedAt: new Date(),
     })
     .where(and(eq(pipelineFiles.pipelineId, pipelineId), eq(pipelineFiles.fileId, file.fileId)));
+}
+
+/** Rows of this execution in the error log under one of `codes` (all attempts), once the journal is written. */
+async function skippedRows(ctx: RunContext, codes: string[]): Promise<number> {
+  await ctx.journal.flush();
+  const [row] = await ctx.db
+    .select({ n: count() })
+    .from(executionErrors)
+    .where(and(eq(executionErrors.executionId, ctx.executionId), inArray(executionErrors.code, codes)));
+  return row?.n ?? 0;
 }
 
 /**
@@ -165,8 +234,10 @@ export async function runFileLoad(
         description: `Reading ${file.filename} (${file.format}${file.compressed ? ", gzip" : ""})`,
       });
     }
-    ctx.plan = await planFileLoad(base, targetName, targetRow?.platform ?? "postgres");
+    const planned = await planFileLoad(base, targetName, targetRow?.platform ?? "postgres");
+    ctx.plan = planned.plan;
     const entity = ctx.plan.entities[0]!;
+    const quality = fileRowCheck(ctx.settings.qualityRules ?? [], entity, planned.types);
     await ctx.db
       .insert(executionEntities)
       .values({ executionId: ctx.executionId, entity: entity.entity, level: 0, status: "in_progress" })
@@ -200,7 +271,15 @@ export async function runFileLoad(
       entity: entity.entity,
       description: `Loading ${entity.entity}`,
     });
-    await loadBatches(ctx, entity, file);
+    if (quality)
+      await ctx.journal.stage({
+        processName: STAGES.dataQuality,
+        state: "begin",
+        code: "begin",
+        entity: entity.entity,
+        description: `Checking ${quality.rules} data-quality rules on the rows of ${file.filename}`,
+      });
+    await loadBatches(ctx, entity, file, quality?.check);
     const c = ctx.counters.get(entity.entity)!;
     // A file's size in rows is known once it is read: the entity ends complete, at 100%.
     c.total = c.processed + c.skipped + c.failed;
@@ -217,6 +296,19 @@ export async function runFileLoad(
       entity: entity.entity,
       description: `${entity.entity}: ${c.created} created, ${c.updated} updated, ${c.skipped} skipped, ${c.failed} failed`,
     });
+    if (quality) {
+      const failed = await skippedRows(ctx, [DATA_QUALITY]);
+      await ctx.journal.stage({
+        processName: STAGES.dataQuality,
+        state: "end",
+        code: "end",
+        entity: entity.entity,
+        description:
+          failed === 0
+            ? `Every row passed the ${quality.rules} data-quality rules`
+            : `${failed} row(s) failed data-quality rules and were skipped (error log, code data_quality)`,
+      });
+    }
     await setFileState(ctx, execution.pipelineId, file, "Loaded", null);
     await ctx.journal.stage({
       processName: INTAKE,
@@ -263,8 +355,50 @@ export async function runFileLoad(
   }
 }
 
+/** Journals the rejects of a batch (its rows that were not read, or failed a rule) and their DataQuality entries. */
+async function journalRejects(
+  ctx: RunContext,
+  entity: EntityRunPlan,
+  file: StagedFileRef,
+  batch: { rejects: FileReject[]; firstLine: number; lastLine: number },
+): Promise<void> {
+  await ctx.journal.errors(
+    batch.rejects.map((r) => ({
+      severity: "error" as const,
+      entity: entity.entity,
+      recordKey: [`line ${r.line}`],
+      code: r.kind === "quality" ? DATA_QUALITY : BAD_ROW,
+      message: `${file.filename} line ${r.line}: ${r.message}`,
+    })),
+  );
+  const lines = `lines ${batch.firstLine}–${batch.lastLine}`;
+  const unread = batch.rejects.filter((r) => r.kind !== "quality").length;
+  if (unread > 0)
+    await ctx.journal.stage({
+      processName: STAGES.dataQuality,
+      state: "processing",
+      code: "rows_skipped",
+      entity: entity.entity,
+      description: `${unread} row(s) of ${lines} could not be read and were skipped (error log, code bad_row)`,
+    });
+  const failed = batch.rejects.length - unread;
+  if (failed > 0)
+    await ctx.journal.stage({
+      processName: STAGES.dataQuality,
+      state: "processing",
+      code: "rows_skipped",
+      entity: entity.entity,
+      description: `${failed} row(s) of ${lines} failed data-quality rules and were skipped (error log, code data_quality)`,
+    });
+}
+
 /** Cuts the file into batches and writes them one after the other from the checkpoint. */
-async function loadBatches(ctx: RunContext, entity: EntityRunPlan, file: StagedFileRef): Promise<void> {
+async function loadBatches(
+  ctx: RunContext,
+  entity: EntityRunPlan,
+  file: StagedFileRef,
+  rowCheck: FileRowCheck | undefined,
+): Promise<void> {
   const settings = validateFileSettings(ctx.settings.fileSettings);
   const { skipRecords, lastSeq, unfinished } = await resumeState(ctx, entity.entity);
   let seq = lastSeq;
@@ -277,30 +411,15 @@ async function loadBatches(ctx: RunContext, entity: EntityRunPlan, file: StagedF
     maxRows: ctx.settings.batchSize,
     maxBytes: ctx.settings.batchBytes,
     skipRecords,
+    ...(rowCheck ? { rowCheck } : {}),
   });
   for await (const batch of batches) {
     if (ctx.signal.aborted) throw ctx.signal.reason;
     const cursorFrom = [String(consumed)];
     consumed += batch.records;
     const cursorTo = [String(consumed)];
-    if (batch.rejects.length > 0 && !resumed) {
-      await ctx.journal.errors(
-        batch.rejects.map((r) => ({
-          severity: "error" as const,
-          entity: entity.entity,
-          recordKey: [`line ${r.line}`],
-          code: "bad_row",
-          message: `${file.filename} line ${r.line}: ${r.message}`,
-        })),
-      );
-      await ctx.journal.stage({
-        processName: STAGES.dataQuality,
-        state: "processing",
-        code: "rows_skipped",
-        entity: entity.entity,
-        description: `${batch.rejects.length} row(s) of lines ${batch.firstLine}–${batch.lastLine} could not be read and were skipped (error log, code bad_row)`,
-      });
-    }
+    // A resumed batch's rejects were journaled when it was first cut.
+    if (batch.rejects.length > 0 && !resumed) await journalRejects(ctx, entity, file, batch);
     const rows = ctx.agents.copyTextRows(batch.fields, batch.data, batch.rowCount);
     let rowId: string;
     let batchId: string;

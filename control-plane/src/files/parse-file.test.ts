@@ -188,7 +188,9 @@ describe("fileBatches: CSV", () => {
   it("rejects a value holding NUL", async () => {
     const batches = await collect("id,name\n1,a\u0000b\n2,c\n", options({ format: "csv" }));
     expect(rowsOf(batches)).toEqual([["2", "c"]]);
-    expect(rejectsOf(batches)).toEqual([{ line: 2, message: expect.stringContaining('"name"') }]);
+    expect(rejectsOf(batches)).toEqual([
+      { line: 2, message: expect.stringContaining('"name"'), kind: "parse" },
+    ]);
   });
 });
 
@@ -210,7 +212,7 @@ describe("fileBatches: NDJSON", () => {
       ["12345678901234567890", "a\tb é", '{"x": [1, "y"]}', "t", "1.50"],
       ["2", null, "[]", "f", null],
     ]);
-    expect(rejectsOf(batches)).toEqual([{ line: 5, message: expect.stringContaining("NUL") }]);
+    expect(rejectsOf(batches)).toEqual([{ line: 5, message: expect.stringContaining("NUL"), kind: "parse" }]);
     expect(batches[0]).toMatchObject({ records: 3, firstLine: 1, lastLine: 5 });
   });
 
@@ -405,5 +407,97 @@ describe("fileBatches: bounded memory", () => {
     expect(count).toBe(rows);
     expect(produced).toBeGreaterThan(55_000_000);
     expect(peak).toBeLessThan(64 * 1024 * 1024);
+  });
+});
+
+describe("fileBatches: rowCheck", () => {
+  /** Fails a row whose name is NULL or whose note is "bad"; records every row it sees. */
+  function recordingCheck() {
+    const seen: (string | null)[][] = [];
+    const rowCheck = (values: readonly (string | null)[]) => {
+      seen.push([...values]);
+      if (values[1] === null) return "failed data-quality rule not_null on field name";
+      if (values[2] === "bad") return "failed data-quality rule one_of on field note";
+      return null;
+    };
+    return { seen, rowCheck };
+  }
+
+  it("rejects the rows it fails as quality rejects, by line, and loads the others", async () => {
+    const { seen, rowCheck } = recordingCheck();
+    const csv = 'id,name,note\n1,ann,ok\n2,,ok\n3,"multi\nline",bad\n4,dan,"tab\there"\n5,x\n';
+    const batches = await collect(csv, options({ format: "csv" }, { rowCheck }));
+    expect(rowsOf(batches)).toEqual([
+      ["1", "ann", "ok"],
+      ["4", "dan", "tab\there"],
+    ]);
+    expect(rejectsOf(batches)).toEqual([
+      { line: 3, message: "failed data-quality rule not_null on field name", kind: "quality" },
+      { line: 4, message: "failed data-quality rule one_of on field note", kind: "quality" },
+      { line: 7, message: "line 7 has 2 columns, the header has 3", kind: "parse" },
+    ]);
+    // The check sees unescaped values; a row that cannot be read is not checked.
+    expect(seen).toEqual([
+      ["1", "ann", "ok"],
+      ["2", null, "ok"],
+      ["3", "multi\nline", "bad"],
+      ["4", "dan", "tab\there"],
+    ]);
+    expect(batches[0]).toMatchObject({ rowCount: 2, records: 5, firstLine: 2, lastLine: 7 });
+  });
+
+  it("gives values in target-field order, null for a target field the file does not carry", async () => {
+    const { seen, rowCheck } = recordingCheck();
+    const csvBatches = await collect("note,id\nn1,1\n", options({ format: "csv" }, { rowCheck }));
+    expect(csvBatches[0]!.fields).toEqual(["note", "id"]);
+    expect(seen).toEqual([["1", null, "n1"]]);
+    expect(rejectsOf(csvBatches)).toEqual([
+      { line: 2, message: "failed data-quality rule not_null on field name", kind: "quality" },
+    ]);
+
+    seen.length = 0;
+    const mapped = await collect(
+      '{"Note":"bad","Name":"x","ID":7,"other":1}\n{"Name":"y","ID":8}\n',
+      options({ format: "ndjson", fieldMapping: { Note: "note", Name: "name", ID: "id" } }, { rowCheck }),
+    );
+    expect(seen).toEqual([
+      ["7", "x", "bad"],
+      ["8", "y", null],
+    ]);
+    expect(rowsOf(mapped)).toEqual([[null, "y", "8"]]);
+    expect(rejectsOf(mapped)).toEqual([
+      { line: 1, message: "failed data-quality rule one_of on field note", kind: "quality" },
+    ]);
+  });
+
+  it("checks NDJSON rows after parsing them, never a line that is not an object", async () => {
+    const { seen, rowCheck } = recordingCheck();
+    const batches = await collect(
+      '{"id":1,"name":"a"}\nnot json\n{"id":3}\n{"id":4,"name":"d","note":"bad"}\n',
+      options({ format: "ndjson" }, { rowCheck }),
+    );
+    expect(rowsOf(batches)).toEqual([["1", "a", null]]);
+    expect(rejectsOf(batches).map((r) => [r.line, r.kind])).toEqual([
+      [2, "parse"],
+      [3, "quality"],
+      [4, "quality"],
+    ]);
+    expect(seen.map((v) => v[0])).toEqual(["1", "3", "4"]);
+  });
+
+  it("does not check the records skipped on resume, and cuts the same batches with or without rejects", async () => {
+    const rows = Array.from({ length: 30 }, (_, i) => `${i + 1},${i % 4 === 0 ? "" : `n${i}`},x`);
+    const csv = `id,name,note\n${rows.join("\n")}\n`;
+    const { rowCheck } = recordingCheck();
+    const opts = options({ format: "csv" }, { maxRows: 7, rowCheck });
+    const full = await collect(csv, opts);
+    expect(full.map((b) => b.records)).toEqual([7, 7, 7, 7, 2]);
+    expect(rejectsOf(full).map((r) => r.line)).toEqual([2, 6, 10, 14, 18, 22, 26, 30]);
+    expect(rowsOf(full)).toHaveLength(22);
+    const counting = recordingCheck();
+    const resumed = await collect(csv, { ...opts, skipRecords: 14, rowCheck: counting.rowCheck });
+    expect(counting.seen.map((v) => v[0])).toEqual(Array.from({ length: 16 }, (_, i) => String(i + 15)));
+    expect(concat(resumed)).toBe(concat(full.slice(2)));
+    expect(rejectsOf(resumed)).toEqual(rejectsOf(full.slice(2)));
   });
 });

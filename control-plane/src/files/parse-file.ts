@@ -3,7 +3,8 @@
  * its rows into batches of PostgreSQL COPY text, the format the target agent's
  * write task takes. Memory stays bounded by the batch limits and the stream
  * buffers: nothing waits for the whole file, and nothing is read while the
- * consumer holds a batch. Rows that cannot be loaded are reported per line
+ * consumer holds a batch. Rows that cannot be loaded, and rows that fail the
+ * caller's row check (the pipeline's data-quality rules), are reported per line
  * (rejects) and the load goes on; a file that cannot be read any further
  * (corrupt gzip, unterminated quote, bytes that are not UTF-8 in a CSV file)
  * ends the stream with an `invalid_argument` error naming the line.
@@ -19,7 +20,18 @@ import type { FileSettings } from "./file-settings.js";
 export interface FileReject {
   line: number;
   message: string;
+  /** `parse`: the row could not be read; `quality`: it was read but failed the row check. */
+  kind: "parse" | "quality";
 }
+
+/**
+ * A check of one parsed row: its values in the order of the target fields
+ * (`FileBatchOptions.targetFields`) as the text PostgreSQL reads (unescaped,
+ * null for NULL; a target field the file does not carry is null). Returns why
+ * the row must be skipped (a message that must not quote the data) or null to
+ * load it.
+ */
+export type FileRowCheck = (values: readonly (string | null)[]) => string | null;
 
 /** A batch of rows cut from a file, ready for the target agent's write task. */
 export interface FileBatch {
@@ -54,6 +66,8 @@ export interface FileBatchOptions {
   skipRecords?: number;
   /** Longest record or line read, in bytes (CSV: characters of a field); longer fails the file. Default 64 MiB. */
   maxRecordBytes?: number;
+  /** Applied to every row that parses (not to rows skipped on resume); a row it fails is a `quality` reject. */
+  rowCheck?: FileRowCheck;
 }
 
 /** Default longest record or line, in bytes. */
@@ -65,7 +79,10 @@ const CR = 0x0d;
 /** One record read from the file, converted to a COPY line or rejected. */
 type ParsedRecord =
   | { startLine: number; endLine: number; copyLine: string; reject?: undefined }
-  | { startLine: number; endLine: number; copyLine?: undefined; reject: string };
+  | { startLine: number; endLine: number; copyLine?: undefined; reject: string; quality?: true };
+
+/** A row check over values in the order of a reader's output fields. */
+type FieldsCheck = (values: readonly (string | null | undefined)[]) => string | null;
 
 /** What a format reader yields: the target fields first, then records. */
 type ReaderItem = { fields: string[] } | ParsedRecord;
@@ -80,6 +97,8 @@ type ReaderItem = { fields: string[] } | ParsedRecord;
  * keys go through `fieldMapping` when given (others ignored); without it they
  * must be target fields (CSV: checked on the header before any row; NDJSON: a
  * row with another key is rejected, and every target field is written).
+ * With `rowCheck`, a row that parses but fails it is rejected too (kind
+ * `quality`, the check's message).
  *
  * Throws `invalid_argument` for header or mapping problems (before any batch),
  * for a corrupt or truncated gzip stream ("the file is not valid gzip: …") and
@@ -190,7 +209,11 @@ class BatchBuilder {
 
   addReject(record: ParsedRecord & { reject: string }): void {
     this.note(record);
-    this.rejects.push({ line: record.startLine, message: record.reject });
+    this.rejects.push({
+      line: record.startLine,
+      message: record.reject,
+      kind: record.quality ? "quality" : "parse",
+    });
   }
 
   finish(fields: string[]): FileBatch {
@@ -267,6 +290,40 @@ function copyLineOf(values: readonly (string | null | undefined)[]): string | nu
 
 function nulReject(where: string, field: string): string {
   return `${where}: the value for field ${shown(field)} holds a NUL character, which PostgreSQL text cannot store`;
+}
+
+/**
+ * `options.rowCheck` for rows whose values come in the order of `fields`
+ * (target fields): the values are put in target-field order first, a target
+ * field not among `fields` being null. Undefined without a row check.
+ */
+function fieldsCheck(fields: readonly string[], options: FileBatchOptions): FieldsCheck | undefined {
+  const check = options.rowCheck;
+  if (check === undefined) return undefined;
+  const position = new Map(options.targetFields.map((field, index) => [field, index]));
+  const targetIndex = fields.map((field) => position.get(field));
+  const width = options.targetFields.length;
+  return (values) => {
+    const row: (string | null)[] = new Array(width).fill(null);
+    for (let i = 0; i < targetIndex.length; i++) {
+      const at = targetIndex[i];
+      if (at !== undefined) row[at] = values[i] ?? null;
+    }
+    return check(row);
+  };
+}
+
+/** The record of a row that parsed: rejected (kind `quality`) when it fails `check`. */
+function checkedRecord(
+  startLine: number,
+  endLine: number,
+  copyLine: string,
+  values: readonly (string | null | undefined)[],
+  check: FieldsCheck | undefined,
+): ParsedRecord {
+  const failed = check?.(values) ?? null;
+  if (failed !== null) return { startLine, endLine, reject: failed, quality: true };
+  return { startLine, endLine, copyLine };
 }
 
 // ---------------------------------------------------------------------------
@@ -445,17 +502,19 @@ async function* csvRecords(
   useLightCast(parser);
   pipeline(Readable.from(utf8Checked(bytes), { objectMode: false }), parser, ignore);
   let layout: CsvLayout | undefined;
+  let check: FieldsCheck | undefined;
   let recordNo = 0;
   try {
     for await (const { record, startLine, endLine } of parser as AsyncIterable<CsvRow>) {
       if (layout === undefined) {
         layout = csvLayout(record, options, startLine);
+        check = fieldsCheck(layout.fields, options);
         yield { fields: layout.fields };
         continue;
       }
       recordNo++;
       if (recordNo <= skip) continue;
-      yield csvRecord(record, layout, startLine, endLine);
+      yield csvRecord(record, layout, startLine, endLine, check);
     }
   } catch (error) {
     throw csvFailure(error, lines, layout === undefined && lines.lastEnd === 0);
@@ -476,6 +535,7 @@ function csvRecord(
   layout: CsvLayout,
   startLine: number,
   endLine: number,
+  check: FieldsCheck | undefined,
 ): ParsedRecord {
   const where = startLine === endLine ? `line ${startLine}` : `lines ${startLine}-${endLine}`;
   if (record.length !== layout.width) {
@@ -489,7 +549,7 @@ function csvRecord(
   const copyLine = copyLineOf(values);
   if (typeof copyLine === "number")
     return { startLine, endLine, reject: nulReject(where, layout.fields[copyLine]!) };
-  return { startLine, endLine, copyLine };
+  return checkedRecord(startLine, endLine, copyLine, values, check);
 }
 
 /** Output fields from the header; throws `invalid_argument` when header and mapping or target disagree. */
@@ -633,6 +693,7 @@ async function* ndjsonRecords(
   const mapping = options.settings.fieldMapping;
   const fields = mapping === undefined ? [...options.targetFields] : Object.values(mapping);
   const fieldIndex = new Map(fields.map((field, index) => [field, index]));
+  const check = fieldsCheck(fields, options);
   const targets = new Set(options.targetFields);
   const skip = options.skipRecords ?? 0;
   const fieldOfKey = (key: string): string | undefined | null => {
@@ -651,7 +712,7 @@ async function* ndjsonRecords(
       if (isBlank(line)) continue;
       recordNo++;
       if (recordNo <= skip) continue;
-      yield ndjsonRecord(line, lineNo, fields, fieldIndex, fieldOfKey);
+      yield ndjsonRecord(line, lineNo, fields, fieldIndex, fieldOfKey, check);
     }
   }
 }
@@ -662,6 +723,7 @@ function ndjsonRecord(
   fields: string[],
   fieldIndex: Map<string, number>,
   fieldOfKey: (key: string) => string | undefined | null,
+  check: FieldsCheck | undefined,
 ): ParsedRecord {
   const where = `line ${line}`;
   const rejected = (message: string): ParsedRecord => ({ startLine: line, endLine: line, reject: message });
@@ -692,7 +754,7 @@ function ndjsonRecord(
   }
   const copyLine = copyLineOf(values);
   if (typeof copyLine === "number") return rejected(nulReject(where, fields[copyLine]!));
-  return { startLine: line, endLine: line, copyLine };
+  return checkedRecord(line, line, copyLine, values, check);
 }
 
 /** The text written for a top-level JSON value given as its source text. */

@@ -6,6 +6,7 @@
 import { DrayError } from "@dray/common";
 import { rowKeyOf, type SchemaSnapshot } from "../environments/schema-snapshot.js";
 import type { PipelineSettings } from "./pipeline-validation.js";
+import { type FieldQualityRule, resolveQualityRules } from "./quality-rules.js";
 
 interface Issue {
   path: string;
@@ -59,8 +60,8 @@ export function checkContinuousSettings(settings: PipelineSettings, source: Sche
 /**
  * A `files` pipeline loads one target entity: no source environment, action
  * `copy`, writeStrategy `insert` or `merge`, mode `once` (each upload is a
- * job), and no transformations or data-quality rules (those run on a source
- * agent, and files have none).
+ * job), and no transformations (those run on a source agent, and files have
+ * none). Data-quality rules are allowed: see {@link checkFilesQualityRules}.
  *
  * @throws DrayError `invalid_argument`
  */
@@ -84,8 +85,6 @@ export function checkFilesShape(settings: PipelineSettings): void {
     });
   if ((settings.transformations ?? []).length > 0)
     issues.push({ path: "transformations", message: 'not supported on a "files" pipeline yet' });
-  if ((settings.qualityRules ?? []).length > 0)
-    issues.push({ path: "qualityRules", message: 'not supported on a "files" pipeline yet' });
   if (!settings.fileSettings)
     issues.push({
       path: "fileSettings",
@@ -128,4 +127,41 @@ export function checkFilesTarget(
         message: `${entityName} has no field ${field}`,
       })),
     );
+}
+
+/**
+ * Checks a `files` pipeline's data-quality rules against the target's
+ * snapshot (the control plane checks the parsed rows before they are written,
+ * so a rule names a target field, after fieldMapping): each rule is on the one
+ * target entity, on a field it has, fits the field's type and has valid
+ * options (as {@link resolveQualityRules} checks them for a source). With a
+ * fieldMapping, the field must be one the mapping fills. Returns the rules by
+ * entity. Run after {@link checkFilesTarget}.
+ *
+ * @throws DrayError `invalid_argument` naming the rule (`qualityRules[i] (schema.table.field)`)
+ */
+export function checkFilesQualityRules(
+  settings: PipelineSettings,
+  target: SchemaSnapshot,
+  mapping: Record<string, string> | undefined,
+): Map<string, FieldQualityRule[]> {
+  const rules = settings.qualityRules ?? [];
+  const resolved = resolveQualityRules(settings.entities, rules, target);
+  if (mapping === undefined) return resolved;
+  const filled = new Set(Object.values(mapping));
+  const unfilled = rules.flatMap((rule, i) => (filled.has(rule.field) ? [] : [{ rule, i }]));
+  if (unfilled.length > 0)
+    throw invalid(
+      unfilled
+        .map(
+          ({ rule, i }) =>
+            `qualityRules[${i}] (${rule.entity}.${rule.field}): no file column is mapped to field ${rule.field} in fileSettings.fieldMapping, so the rule would only ever see NULL`,
+        )
+        .join("; "),
+      unfilled.map(({ rule, i }) => ({
+        path: `qualityRules.${i}.field`,
+        message: `${rule.field} is not a target of fileSettings.fieldMapping`,
+      })),
+    );
+  return resolved;
 }

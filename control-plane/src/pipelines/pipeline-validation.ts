@@ -9,7 +9,12 @@ import { type EnvironmentRow, findEnvironment } from "../environments/environmen
 import type { SchemaSnapshot } from "../environments/schema-snapshot.js";
 import { validateFileSettings } from "../files/file-settings.js";
 import type { Db } from "../store/open-store.js";
-import { checkContinuousSettings, checkFilesShape, checkFilesTarget } from "./mode-validation.js";
+import {
+  checkContinuousSettings,
+  checkFilesQualityRules,
+  checkFilesShape,
+  checkFilesTarget,
+} from "./mode-validation.js";
 import {
   LOAD_ORDERS,
   type LoadOrder,
@@ -222,7 +227,7 @@ export async function validatePipelineSettings(
   return { source, target, sourceSnapshot, transformations, qualityRules };
 }
 
-/** The checks of a `files` pipeline: its shape, file settings, target environment and entity. */
+/** The checks of a `files` pipeline: its shape, file settings, target environment and entity, data-quality rules. */
 async function validateFilesPipeline(
   db: Pick<Db, "select">,
   organisationId: string,
@@ -238,7 +243,8 @@ async function validateFilesPipeline(
   const targetSnapshot = cachedSnapshotOf(target);
   if (!targetSnapshot) throw noSnapshot(target);
   checkFilesTarget(settings, targetSnapshot, target.name, files.fieldMapping);
-  return { source: null, target, sourceSnapshot: null, transformations: new Map(), qualityRules: new Map() };
+  const qualityRules = checkFilesQualityRules(settings, targetSnapshot, files.fieldMapping);
+  return { source: null, target, sourceSnapshot: null, transformations: new Map(), qualityRules };
 }
 
 /** Throws `invalid_argument` naming each entity selected more than once. */

@@ -1,4 +1,4 @@
-import { DrayError, type Logger, silentLogger } from "@dray/common";
+import { compileQualityRule, DrayError, type Logger, type QualityCheck, silentLogger } from "@dray/common";
 import type postgres from "postgres";
 import type {
   Condition,
@@ -17,7 +17,6 @@ import type {
   WriteBatchRequest,
   WriteBatchResult,
 } from "../../connector.js";
-import { compileQualityRule, type QualityCheck } from "../../quality/compile-rule.js";
 import { memoizeTransform } from "../../transform/memoize.js";
 import { isSealed, openCursor, sealCursor } from "../../transform/sealed-cursor.js";
 import type { TransformKey } from "../../transform/transform-key.js";

@@ -1,11 +1,13 @@
 /**
- * Data-quality rules as the source agent runs them: each rule compiles, for
- * one column type, to a predicate over the value's COPY text form (null for
- * NULL). Every rule but `not_null` lets NULL pass. `matches` runs on re2js, a
+ * Data-quality rules as Dray runs them (the source agent on the rows it reads,
+ * the control plane on the rows of a loaded file): each rule compiles, for one
+ * column type, to a predicate over the value's COPY text form (null for NULL). Every rule but `not_null` lets NULL pass. `matches` runs on re2js, a
  * linear-time engine, so no pattern can hang on any value.
  */
-import { DrayError, isIsoDateBound, qualityRuleInfo, typeFamily } from "@dray/common";
 import { RE2JS } from "re2js";
+import { DrayError } from "../dray-error.js";
+import { isIsoDateBound, qualityRuleInfo } from "../quality-rules.js";
+import { typeFamily } from "../transformers.js";
 import {
   compareDecimal,
   compareTemporal,
