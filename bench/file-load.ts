@@ -67,7 +67,7 @@ export function parseFileLoadOptions(argv: string[]): FileLoadOptions {
     if (arg === "--file-mb") options.fileMb = value();
     else if (arg === "--timeout") options.timeoutS = value();
     else if (arg === "--keep-file") options.keepFile = true;
-    else if (arg === "--") continue;
+    else if (arg === "--" || arg === "--file-load") continue;
     else throw new Error(`unknown option ${arg} (known: --file-mb N, --timeout S, --keep-file)`);
   }
   return options;

@@ -356,6 +356,11 @@ async function routing(
 }
 
 async function main(): Promise<number> {
+  // `--file-load` (issue 14) is its own script: one large CSV through a files pipeline.
+  if (process.argv.includes("--file-load")) {
+    await import("../file-load.js");
+    return 0;
+  }
   let options: BenchOptions | "help";
   try {
     options = parseOptions(process.argv.slice(2));

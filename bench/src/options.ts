@@ -107,6 +107,9 @@ export const USAGE = `Usage: pnpm bench [-- options]
                     with --routing: run the replicas from a compiled bundle
                     (pnpm build → dist/control-plane/dist/bin/dray-control-plane.mjs), as a
                     container does, instead of the TypeScript source through tsx
+  --file-load       instead: one generated CSV (--file-mb N, default 1024) uploaded to a files
+                    pipeline and loaded; upload MiB/s, load rows/s and the peak RSS of the control
+                    plane and the target agent (prints only; bench/file-load.ts, --timeout S, --keep-file)
   --help            this text
 
 Database: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres).
