@@ -10,7 +10,7 @@ import { and, eq } from "drizzle-orm";
 import type { PipelineRow } from "../executions/execution-records.js";
 import type { Db } from "../store/db.js";
 import { pipelines } from "../store/schema.js";
-import { archiveFiles, gunzipPieces, sniffUpload, ZIP_REFUSAL } from "./archive-entries.js";
+import { archiveFiles } from "./archive-entries.js";
 import { validateFileSettings } from "./file-settings.js";
 import {
   bytesOf,
@@ -20,7 +20,9 @@ import {
   stageArchive,
   stageUpload,
 } from "./file-staging.js";
+import { gunzipPieces } from "./gunzip-pieces.js";
 import { boundaryOf, type MultipartPart, parseMultipart, readTextPart } from "./multipart-stream.js";
+import { sniffUpload, ZIP_REFUSAL } from "./upload-sniff.js";
 
 /** Largest `pipeline` or `publishertoken` form field, in bytes. */
 const MAX_FIELD_BYTES = 1024;
