@@ -13,14 +13,17 @@
  * agent to do it) and skips, by line, the rows that fail one (the DataQuality
  * stage). The file ends `Loaded`, or `Skipped` (with the error) when its load
  * fails after the retries.
+ *
+ * The rule compiler and the DataQuality entries are in `file-quality.ts`,
+ * the target's one-entity plan in `file-plan.ts`.
  */
 import { randomUUID } from "node:crypto";
-import { compileQualityRule, DrayError, type QualityCheck } from "@dray/common";
+import { DrayError } from "@dray/common";
 import { and, count, desc, eq, inArray } from "drizzle-orm";
 import { STAGES } from "../executions/execution-vocabulary.js";
 import { validateFileSettings } from "../files/file-settings.js";
 import { readStagedFile } from "../files/file-staging.js";
-import { type FileReject, type FileRowCheck, fileBatches } from "../files/parse-file.js";
+import { type FileBatch, type FileRowCheck, fileBatches } from "../files/parse-file.js";
 import { raiseLimitHint, utcMonth } from "../pipelines/record-limit.js";
 import {
   environments,
@@ -32,7 +35,16 @@ import {
 import { reserveBatch } from "./batch-bookkeeping.js";
 import { startWrite } from "./batch-write.js";
 import type { ClaimedExecution } from "./execution-lease.js";
-import type { EntityRunPlan, ExecutionPlan, RunContext } from "./run-context.js";
+import { planFileLoad } from "./file-plan.js";
+import {
+  BAD_ROW,
+  DATA_QUALITY,
+  fileRowCheck,
+  qualityBeginEntry,
+  qualityEndEntry,
+  rejectEntries,
+} from "./file-quality.js";
+import type { EntityRunPlan, RunContext } from "./run-context.js";
 import { abortKindOf, RecordLimitReached, reasonCodeOf } from "./run-errors.js";
 import type { RunOutcome } from "./run-execution.js";
 import { settleWrite } from "./settle-batch.js";
@@ -49,105 +61,6 @@ export interface StagedFileRef {
 }
 
 const INTAKE = STAGES.fileIntake;
-
-/** Error-log codes of the rows a file load skips: unreadable, or failing a data-quality rule. */
-const BAD_ROW = "bad_row";
-const DATA_QUALITY = "data_quality";
-
-/** A data-quality rule compiled for the target field it checks. */
-interface FileRule {
-  /** Position of the field in the load's target fields. */
-  index: number;
-  /** What a row failing it is told, naming the rule, its options and the field (never a value). */
-  message: string;
-  check: QualityCheck;
-}
-
-/**
- * The pipeline's data-quality rules on `entity`, compiled for the types of its
- * target fields (`types`, from the target's description), as one row check
- * over values in `entity.fields` order: the first rule a row fails names it.
- * Undefined when the pipeline has none.
- *
- * @throws DrayError `failed_precondition` when a rule's field is no longer a
- *   target field; `invalid_argument` when a rule no longer fits its field's type
- */
-export function fileRowCheck(
-  rules: readonly { entity: string; field: string; rule: string; options: Record<string, unknown> }[],
-  entity: Pick<EntityRunPlan, "entity" | "fields">,
-  types: ReadonlyMap<string, string>,
-): { check: FileRowCheck; rules: number } | undefined {
-  const compiled: FileRule[] = rules
-    .filter((r) => r.entity === entity.entity)
-    .map((r) => {
-      const index = entity.fields.indexOf(r.field);
-      const type = types.get(r.field);
-      if (index < 0 || type === undefined)
-        throw new DrayError(
-          "failed_precondition",
-          `data-quality rule ${r.rule} is on field ${r.field}, which ${entity.entity} no longer has (or is generated): ` +
-            "fix the pipeline's qualityRules, or the target table",
-        );
-      const options = r.options ?? {};
-      return {
-        index,
-        message: `failed data-quality rule ${r.rule}${
-          Object.keys(options).length > 0 ? ` ${JSON.stringify(options)}` : ""
-        } on field ${r.field}`,
-        check: compileQualityRule(r.rule, options, type),
-      };
-    });
-  if (compiled.length === 0) return undefined;
-  return {
-    rules: compiled.length,
-    check: (values) => {
-      for (const rule of compiled) if (!rule.check(values[rule.index] ?? null)) return rule.message;
-      return null;
-    },
-  };
-}
-
-/** Describes the target and builds the one-entity plan of the load, with the types of its fields. */
-async function planFileLoad(
-  ctx: Omit<RunContext, "plan">,
-  targetName: string,
-  platform: ExecutionPlan["targetPlatform"],
-): Promise<{ plan: ExecutionPlan; types: Map<string, string> }> {
-  const snapshot = await ctx.agents.describe(ctx.settings.targetEnvironmentId, {
-    signal: ctx.signal,
-    timeoutMs: ctx.options.taskTimeoutMs,
-  });
-  const name = ctx.settings.entities[0]!;
-  const target = snapshot.entities.find((e) => e.entity === name);
-  if (!target)
-    throw new DrayError(
-      "failed_precondition",
-      `target entity ${name} does not exist in ${targetName}: create it, or point the pipeline at another entity`,
-    );
-  const keyFields = target.rowKey ?? target.primaryKey;
-  const entity: EntityRunPlan = {
-    entity: name,
-    schema: target.schema,
-    name: target.name,
-    level: 0,
-    keyFields,
-    fields: target.fields.filter((f) => !f.generated).map((f) => f.name),
-    deferredFields: [],
-    uncheckedReferences: [],
-    dependsOn: [],
-    transforms: [],
-  };
-  const plan: ExecutionPlan = {
-    levels: [[name]],
-    entities: [entity],
-    targetPlatform: platform,
-    sourcePlatform: platform,
-    targetName,
-    sourceName: "uploaded files",
-  };
-  const types = new Map(target.fields.filter((f) => !f.generated).map((f) => [f.name, f.type]));
-  return { plan, types };
-}
 
 async function resumeState(ctx: RunContext, entity: string) {
   const [row] = await ctx.db
@@ -271,14 +184,7 @@ export async function runFileLoad(
       entity: entity.entity,
       description: `Loading ${entity.entity}`,
     });
-    if (quality)
-      await ctx.journal.stage({
-        processName: STAGES.dataQuality,
-        state: "begin",
-        code: "begin",
-        entity: entity.entity,
-        description: `Checking ${quality.rules} data-quality rules on the rows of ${file.filename}`,
-      });
+    if (quality) await ctx.journal.stage(qualityBeginEntry(entity.entity, file.filename, quality.rules));
     await loadBatches(ctx, entity, file, quality?.check);
     const c = ctx.counters.get(entity.entity)!;
     // A file's size in rows is known once it is read: the entity ends complete, at 100%.
@@ -298,16 +204,7 @@ export async function runFileLoad(
     });
     if (quality) {
       const failed = await skippedRows(ctx, [DATA_QUALITY]);
-      await ctx.journal.stage({
-        processName: STAGES.dataQuality,
-        state: "end",
-        code: "end",
-        entity: entity.entity,
-        description:
-          failed === 0
-            ? `Every row passed the ${quality.rules} data-quality rules`
-            : `${failed} row(s) failed data-quality rules and were skipped (error log, code data_quality)`,
-      });
+      await ctx.journal.stage(qualityEndEntry(entity.entity, quality.rules, failed));
     }
     await setFileState(ctx, execution.pipelineId, file, "Loaded", null);
     await ctx.journal.stage({
@@ -360,36 +257,11 @@ async function journalRejects(
   ctx: RunContext,
   entity: EntityRunPlan,
   file: StagedFileRef,
-  batch: { rejects: FileReject[]; firstLine: number; lastLine: number },
+  batch: FileBatch,
 ): Promise<void> {
-  await ctx.journal.errors(
-    batch.rejects.map((r) => ({
-      severity: "error" as const,
-      entity: entity.entity,
-      recordKey: [`line ${r.line}`],
-      code: r.kind === "quality" ? DATA_QUALITY : BAD_ROW,
-      message: `${file.filename} line ${r.line}: ${r.message}`,
-    })),
-  );
-  const lines = `lines ${batch.firstLine}–${batch.lastLine}`;
-  const unread = batch.rejects.filter((r) => r.kind !== "quality").length;
-  if (unread > 0)
-    await ctx.journal.stage({
-      processName: STAGES.dataQuality,
-      state: "processing",
-      code: "rows_skipped",
-      entity: entity.entity,
-      description: `${unread} row(s) of ${lines} could not be read and were skipped (error log, code bad_row)`,
-    });
-  const failed = batch.rejects.length - unread;
-  if (failed > 0)
-    await ctx.journal.stage({
-      processName: STAGES.dataQuality,
-      state: "processing",
-      code: "rows_skipped",
-      entity: entity.entity,
-      description: `${failed} row(s) of ${lines} failed data-quality rules and were skipped (error log, code data_quality)`,
-    });
+  const { errors, stages } = rejectEntries(entity.entity, file.filename, batch);
+  await ctx.journal.errors(errors);
+  for (const stage of stages) await ctx.journal.stage(stage);
 }
 
 /** Cuts the file into batches and writes them one after the other from the checkpoint. */

@@ -4,7 +4,7 @@ import { gzipSync } from "node:zlib";
 import { DrayError } from "@dray/common";
 import { describe, expect, it } from "vitest";
 import { type FileSettings, validateFileSettings } from "./file-settings.js";
-import { escapeCopyValue, type FileBatch, type FileBatchOptions, fileBatches } from "./parse-file.js";
+import { type FileBatch, type FileBatchOptions, fileBatches } from "./parse-file.js";
 
 /** The bytes in chunks of `size` (small by default, so values and lines straddle chunks). */
 async function* chunksOf(data: string | Buffer, size = 7): AsyncGenerator<Uint8Array> {
@@ -76,14 +76,6 @@ function decodeCopy(data: Uint8Array): (string | null)[][] {
 const rowsOf = (batches: FileBatch[]) => batches.flatMap((b) => decodeCopy(b.data));
 const rejectsOf = (batches: FileBatch[]) => batches.flatMap((b) => b.rejects);
 const concat = (batches: FileBatch[]) => Buffer.concat(batches.map((b) => b.data)).toString("utf8");
-
-describe("escapeCopyValue", () => {
-  it("escapes backslash and control characters, refuses NUL", () => {
-    expect(escapeCopyValue("plain é")).toBe("plain é");
-    expect(escapeCopyValue("a\tb\nc\rd\\e")).toBe("a\\tb\\nc\\rd\\\\e");
-    expect(escapeCopyValue("x\0y")).toBeNull();
-  });
-});
 
 describe("fileBatches: CSV", () => {
   it("reads the header, quoting, embedded newlines and delimiters, NULL vs empty string", async () => {
