@@ -47,6 +47,7 @@ beforeAll(async () => {
   holder = await openTaskRelay(url, local, silentLogger);
   sender = await openTaskRelay(url, local, silentLogger);
   holder.serve(served);
+  await (holder as unknown as { nc: { flush(): Promise<void> } }).nc.flush();
 });
 
 afterAll(async () => {
@@ -118,6 +119,8 @@ describe("the task relay", () => {
     const doomed = await openTaskRelay(inject("natsUrl"), local, silentLogger);
     const environmentId = randomUUID();
     doomed.serve(environmentId);
+    // The subscription must reach the server before the task is sent, or the sender hears "no responders".
+    await (doomed as unknown as { nc: { flush(): Promise<void> } }).nc.flush();
     seen.length = 0;
     const pending = sender.dispatch(
       environmentId,
