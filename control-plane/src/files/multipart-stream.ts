@@ -1,9 +1,11 @@
 /**
- * A streaming parser of `multipart/form-data` bodies (RFC 7578): parts come
+ * Reading `multipart/form-data` bodies (RFC 7578) as they stream: parts come
  * one after another, each with its bytes as an async iterable, so an uploaded
- * file is never held whole in memory. The parser keeps at most one piece of
- * the body plus a delimiter's length; the delimiter is found with
- * `Buffer.indexOf` (no regular expressions).
+ * file is never held whole in memory. The parsing is `@fastify/busboy`'s; this
+ * module turns its events into an async iterable with backpressure (a piece of
+ * the body is handed to the parser only once it took the previous one, and it
+ * takes none while the part being read holds unread bytes) and its failures
+ * into `invalid_argument` errors.
  *
  * @example
  * for await (const part of parseMultipart(body, boundaryOf(contentType))) {
@@ -11,15 +13,19 @@
  *   else await readTextPart(part, 1024);
  * }
  */
+import type { Readable } from "node:stream";
+import { MIMEType } from "node:util";
 import { DrayError } from "@dray/common";
+import { Busboy, type BusboyFileStream } from "@fastify/busboy";
+import { type BytePieces, bufferOf, iteratorOf } from "./byte-pieces.js";
 
 /** Limits of {@link parseMultipart}. */
 export interface MultipartLimits {
-  /** Largest header block of one part. @default 16 KiB */
+  /** Largest header block of one part (longer ones are cut there: memory stays bounded). @default 16 KiB */
   maxHeaderBytes?: number;
   /** Most parts in one body. @default 20 */
   maxParts?: number;
-  /** Largest preamble (bytes before the first boundary). @default 64 KiB */
+  /** Largest preamble (bytes before the first part's headers end). @default 64 KiB */
   maxPreambleBytes?: number;
 }
 
@@ -27,9 +33,9 @@ export interface MultipartLimits {
 export interface MultipartPart {
   /** The `name` of its Content-Disposition. */
   name: string;
-  /** The `filename` (or decoded `filename*`) of its Content-Disposition, as sent. */
+  /** The `filename` (or decoded `filename*`) of its Content-Disposition, as sent (path included). */
   filename: string | undefined;
-  /** Its Content-Type header, when sent. */
+  /** Its Content-Type, lower-cased without parameters; `text/plain` when none was sent (RFC 7578 §4.4). */
   contentType: string | undefined;
   /**
    * Its bytes. Read them before asking for the next part; what is left unread
@@ -38,9 +44,9 @@ export interface MultipartPart {
   body: AsyncIterable<Uint8Array>;
 }
 
-const CRLF = Buffer.from("\r\n");
-const HEADER_END = Buffer.from("\r\n\r\n");
 const MAX_BOUNDARY_LENGTH = 70;
+/** Most header lines of one part. */
+const MAX_HEADER_PAIRS = 100;
 
 function malformed(reason: string): DrayError {
   return new DrayError("invalid_argument", `invalid multipart/form-data body: ${reason}`);
@@ -57,8 +63,9 @@ function isBoundaryChar(c: number): boolean {
 }
 
 /**
- * The boundary of a `multipart/form-data` Content-Type. Throws
- * `invalid_argument` for another type or a missing or invalid boundary.
+ * The boundary of a `multipart/form-data` Content-Type (read with Node's
+ * WHATWG `MIMEType`). Throws `invalid_argument` for another type or a
+ * missing or invalid boundary.
  *
  * @example
  * boundaryOf('multipart/form-data; boundary="abc"') // "abc"
@@ -66,10 +73,17 @@ function isBoundaryChar(c: number): boolean {
 export function boundaryOf(contentType: string | undefined): string {
   const expected = "the request must be multipart/form-data with a boundary (send the file as a form field)";
   if (!contentType) throw new DrayError("invalid_argument", expected);
-  const { type, params } = parseHeaderValue(contentType);
-  if (type.toLowerCase() !== "multipart/form-data") throw new DrayError("invalid_argument", expected);
-  const boundary = params.get("boundary");
-  if (boundary === undefined || boundary.length === 0 || boundary.length > MAX_BOUNDARY_LENGTH) {
+  let mime: MIMEType;
+  try {
+    mime = new MIMEType(contentType);
+  } catch {
+    throw new DrayError("invalid_argument", expected);
+  }
+  const boundary = mime.params.get("boundary");
+  if (mime.essence !== "multipart/form-data" || boundary === null) {
+    throw new DrayError("invalid_argument", expected);
+  }
+  if (boundary.length === 0 || boundary.length > MAX_BOUNDARY_LENGTH) {
     throw new DrayError("invalid_argument", expected);
   }
   for (let i = 0; i < boundary.length; i++) {
@@ -78,214 +92,185 @@ export function boundaryOf(contentType: string | undefined): string {
   return boundary;
 }
 
+/** A boundary as a quoted Content-Type parameter. */
+function quoted(boundary: string): string {
+  return `"${boundary.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
+}
+
+/** The reason to give for a failure of the parser. */
+function parserFailure(error: unknown, partsSeen: number): DrayError {
+  const message = error instanceof Error ? error.message : String(error);
+  if (partsSeen === 0) return malformed("the body holds no part (no boundary found)");
+  if (message.startsWith("Unexpected end of multipart data")) {
+    return malformed("the body ended inside a part (no closing boundary)");
+  }
+  return malformed(message);
+}
+
+/** A part as the parser announced it, before it is handed out. */
+interface AnnouncedPart {
+  name: string;
+  filename: string | undefined;
+  contentType: string;
+  stream: BusboyFileStream;
+}
+
 /**
- * A header value `type; a=b; c="d e"` as its first token and its parameters
- * (names lower-cased; quoted values unquoted, `\"` and `\\` unescaped). One
- * linear scan.
+ * The bytes of one part: one iterator over its stream, shared by the caller
+ * (who may stop early) and the drain that skips what is left. A failure of
+ * the whole body wins over the part's own error.
  */
-export function parseHeaderValue(value: string): { type: string; params: Map<string, string> } {
-  const params = new Map<string, string>();
-  let at = value.indexOf(";");
-  const type = (at < 0 ? value : value.slice(0, at)).trim();
-  if (at < 0) return { type, params };
-  at++;
-  while (at < value.length) {
-    while (at < value.length && (value[at] === " " || value[at] === "\t" || value[at] === ";")) at++;
-    if (at >= value.length) break;
-    let nameEnd = at;
-    while (nameEnd < value.length && value[nameEnd] !== "=" && value[nameEnd] !== ";") nameEnd++;
-    const name = value.slice(at, nameEnd).trim().toLowerCase();
-    if (nameEnd >= value.length || value[nameEnd] === ";") {
-      at = nameEnd;
-      continue;
+function partBytes(
+  stream: Readable,
+  failure: () => unknown,
+): { body: AsyncIterable<Uint8Array>; drain: () => Promise<void> } {
+  let iterator: AsyncIterator<Uint8Array> | undefined;
+  const next = async (): Promise<IteratorResult<Uint8Array>> => {
+    iterator ??= stream[Symbol.asyncIterator]();
+    try {
+      const result = await iterator.next();
+      if (result.done && failure() !== undefined) throw failure();
+      return result;
+    } catch (error) {
+      throw failure() ?? error;
     }
-    at = nameEnd + 1;
-    while (at < value.length && (value[at] === " " || value[at] === "\t")) at++;
-    let text = "";
-    if (value[at] === '"') {
-      at++;
-      while (at < value.length && value[at] !== '"') {
-        if (value[at] === "\\" && (value[at + 1] === '"' || value[at + 1] === "\\")) at++;
-        text += value[at];
-        at++;
+  };
+  return {
+    // No `return`: a caller that stops early leaves the rest to `drain`.
+    body: { [Symbol.asyncIterator]: () => ({ next }) },
+    drain: async () => {
+      while (!(await next()).done) {
+        // skip
       }
-      at++; // the closing quote
-      while (at < value.length && value[at] !== ";") at++;
-    } else {
-      let end = value.indexOf(";", at);
-      if (end < 0) end = value.length;
-      text = value.slice(at, end).trim();
-      at = end;
-    }
-    if (name && !params.has(name)) params.set(name, text);
-  }
-  return { type, params };
-}
-
-/** The value of an RFC 5987 `filename*` (`UTF-8''%E2%82%AC.csv`), or undefined when it cannot be read. */
-function decodeExtendedValue(value: string): string | undefined {
-  const first = value.indexOf("'");
-  const second = first < 0 ? -1 : value.indexOf("'", first + 1);
-  if (second < 0) return undefined;
-  const charset = value.slice(0, first).toLowerCase();
-  if (charset !== "utf-8" && charset !== "us-ascii" && charset !== "") return undefined;
-  try {
-    return decodeURIComponent(value.slice(second + 1));
-  } catch {
-    return undefined;
-  }
-}
-
-/** The name, filename and content type of a part from its header block. */
-function partHeaders(block: string): Omit<MultipartPart, "body"> {
-  let disposition: string | undefined;
-  let contentType: string | undefined;
-  for (const line of block.split("\r\n")) {
-    const colon = line.indexOf(":");
-    if (colon <= 0) continue;
-    const name = line.slice(0, colon).trim().toLowerCase();
-    const value = line.slice(colon + 1).trim();
-    if (name === "content-disposition") disposition = value;
-    else if (name === "content-type") contentType = value;
-  }
-  if (disposition === undefined) throw malformed("a part has no Content-Disposition header");
-  const { type, params } = parseHeaderValue(disposition);
-  const name = params.get("name");
-  if (type.toLowerCase() !== "form-data" || name === undefined) {
-    throw malformed("a part's Content-Disposition is not `form-data` with a `name`");
-  }
-  const extended = params.get("filename*");
-  const filename =
-    (extended === undefined ? undefined : decodeExtendedValue(extended)) ?? params.get("filename");
-  return { name, filename, contentType };
-}
-
-/** A pull reader over the body's pieces with one pending buffer. */
-class PieceReader {
-  buffer: Buffer;
-  private ended = false;
-
-  constructor(
-    private readonly source: AsyncIterator<Uint8Array>,
-    initial: Buffer,
-  ) {
-    this.buffer = initial;
-  }
-
-  /** Appends the next non-empty piece to `buffer`; false when the body has ended. */
-  async more(): Promise<boolean> {
-    while (!this.ended) {
-      const next = await this.source.next();
-      if (next.done) {
-        this.ended = true;
-        return false;
-      }
-      const piece = next.value;
-      if (piece.byteLength === 0) continue;
-      const bytes = Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
-      this.buffer = this.buffer.length === 0 ? bytes : Buffer.concat([this.buffer, bytes]);
-      return true;
-    }
-    return false;
-  }
+    },
+  };
 }
 
 /**
  * The parts of a multipart body, in order. Throws `invalid_argument` (400) for
- * a body that does not follow the format or exceeds `limits`.
+ * a body that does not follow the format or exceeds `limits`; a failure of
+ * `source` itself is thrown as it is. Parts without a Content-Disposition of
+ * `form-data` are skipped by the parser.
  */
 export async function* parseMultipart(
-  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  source: BytePieces,
   boundary: string,
   limits: MultipartLimits = {},
 ): AsyncGenerator<MultipartPart> {
   const maxHeaderBytes = limits.maxHeaderBytes ?? 16 * 1024;
   const maxParts = limits.maxParts ?? 20;
   const maxPreambleBytes = limits.maxPreambleBytes ?? 64 * 1024;
-  const delimiter = Buffer.from(`\r\n--${boundary}`);
-  const keep = delimiter.length - 1;
-  // A CRLF in front makes the first boundary look like every later one.
-  const pieces = (async function* () {
-    yield* source;
-  })();
-  const reader = new PieceReader(pieces, Buffer.from(CRLF));
+  const parser = Busboy({
+    headers: { "content-type": `multipart/form-data; boundary=${quoted(boundary)}` },
+    limits: { parts: maxParts, headerSize: maxHeaderBytes, headerPairs: MAX_HEADER_PAIRS },
+    // Every part streams (fields too), so a long field is refused, never cut.
+    isPartAFile: () => true,
+    preservePath: true,
+  });
 
-  // The preamble: everything before the first delimiter is skipped.
-  let skipped = 0;
-  for (;;) {
-    const at = reader.buffer.indexOf(delimiter);
-    if (at >= 0) {
-      reader.buffer = reader.buffer.subarray(at + delimiter.length);
-      break;
-    }
-    if (reader.buffer.length > keep) {
-      skipped += reader.buffer.length - keep;
-      reader.buffer = reader.buffer.subarray(reader.buffer.length - keep);
-    }
-    if (skipped > maxPreambleBytes) throw malformed("no boundary where the body starts");
-    if (!(await reader.more())) throw malformed("the body holds no part (no boundary found)");
-  }
+  const announced: AnnouncedPart[] = [];
+  let partsSeen = 0;
+  let failure: unknown;
+  let finished = false;
+  let stopped = false;
+  let current: Readable | undefined;
+  let wake: (() => void) | undefined;
+  let interruptWrite: (() => void) | undefined;
+  const notify = () => {
+    const resume = wake;
+    wake = undefined;
+    resume?.();
+  };
+  const fail = (error: unknown) => {
+    if (failure !== undefined) return;
+    failure = error;
+    const reason = error instanceof Error ? error : new Error(String(error));
+    current?.destroy(reason);
+    for (const part of announced) part.stream.destroy(reason);
+    notify();
+    interruptWrite?.();
+  };
 
-  for (let parts = 0; ; parts++) {
-    // After a delimiter: `--` closes the body; otherwise optional padding, then CRLF and the headers.
-    while (reader.buffer.length < 2) {
-      if (!(await reader.more())) throw malformed("the body ended after a boundary");
+  parser.on("file", (name, stream, filename, _encoding, mimeType) => {
+    partsSeen++;
+    // A part cut off by the end of the body gets an error of its own: the body's failure says it.
+    stream.on("error", () => {});
+    if (failure !== undefined) {
+      stream.resume();
+      return;
     }
-    if (reader.buffer[0] === 45 && reader.buffer[1] === 45) return;
-    if (parts >= maxParts) throw malformed(`more than ${maxParts} parts`);
-    let headerEnd: number;
+    if (name === undefined) {
+      stream.resume();
+      fail(malformed("a part's Content-Disposition is not `form-data` with a `name`"));
+      return;
+    }
+    announced.push({ name, filename, contentType: mimeType, stream });
+    notify();
+  });
+  parser.on("partsLimit", () => fail(malformed(`more than ${maxParts} parts`)));
+  parser.on("error", (error) => fail(parserFailure(error, partsSeen)));
+  parser.on("finish", () => {
+    finished = true;
+    notify();
+  });
+
+  /** Hands the body to the parser one piece at a time, each once the previous one was taken. */
+  const pump = async () => {
+    const pieces = iteratorOf(source);
+    let written = 0;
+    try {
+      for (;;) {
+        const next = await pieces.next();
+        if (stopped || failure !== undefined) {
+          if (!next.done) await pieces.return?.();
+          break;
+        }
+        if (next.done) {
+          parser.end();
+          break;
+        }
+        if (next.value.byteLength === 0) continue;
+        written += next.value.byteLength;
+        if (partsSeen === 0 && written > maxPreambleBytes + maxHeaderBytes) {
+          fail(malformed("no boundary where the body starts"));
+          break;
+        }
+        await new Promise<void>((resolve, reject) => {
+          interruptWrite = resolve;
+          parser.write(bufferOf(next.value), (error) => (error ? reject(error) : resolve()));
+        });
+        interruptWrite = undefined;
+      }
+    } catch (error) {
+      if (!stopped) fail(error);
+    }
+  };
+  const pumping = pump();
+
+  try {
     for (;;) {
-      const lineEnd = reader.buffer.indexOf(CRLF);
-      headerEnd = lineEnd < 0 ? -1 : reader.buffer.indexOf(HEADER_END, lineEnd);
-      if (headerEnd >= 0) break;
-      if (reader.buffer.length > maxHeaderBytes) {
-        throw malformed(`a part's headers are longer than ${maxHeaderBytes} bytes`);
+      while (announced.length === 0 && failure === undefined && !finished) {
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
       }
-      if (!(await reader.more())) throw malformed("the body ended inside a part's headers");
+      if (failure !== undefined) throw failure;
+      const part = announced.shift();
+      if (!part) return;
+      current = part.stream;
+      const bytes = partBytes(part.stream, () => failure);
+      yield { name: part.name, filename: part.filename, contentType: part.contentType, body: bytes.body };
+      await bytes.drain();
+      current = undefined;
     }
-    const lineEnd = reader.buffer.indexOf(CRLF);
-    for (let i = 0; i < lineEnd; i++) {
-      const c = reader.buffer[i];
-      if (c !== 32 && c !== 9) throw malformed("unexpected bytes after a boundary");
-    }
-    const block = reader.buffer.subarray(lineEnd + 2, Math.max(lineEnd + 2, headerEnd)).toString("utf8");
-    reader.buffer = reader.buffer.subarray(headerEnd + HEADER_END.length);
-    const headers = partHeaders(block);
-
-    let partEnded = false;
-    /** The next bytes of the current part, or undefined at its end. */
-    const nextBytes = async (): Promise<Buffer | undefined> => {
-      while (!partEnded) {
-        const at = reader.buffer.indexOf(delimiter);
-        if (at >= 0) {
-          const bytes = reader.buffer.subarray(0, at);
-          reader.buffer = reader.buffer.subarray(at + delimiter.length);
-          partEnded = true;
-          if (bytes.length > 0) return bytes;
-          return undefined;
-        }
-        if (reader.buffer.length > keep) {
-          const bytes = reader.buffer.subarray(0, reader.buffer.length - keep);
-          reader.buffer = reader.buffer.subarray(reader.buffer.length - keep);
-          return bytes;
-        }
-        if (!(await reader.more())) throw malformed("the body ended inside a part (no closing boundary)");
-      }
-      return undefined;
-    };
-    const body: AsyncIterable<Uint8Array> = {
-      [Symbol.asyncIterator]: () => ({
-        next: async (): Promise<IteratorResult<Uint8Array>> => {
-          const bytes = await nextBytes();
-          return bytes === undefined ? { done: true, value: undefined } : { done: false, value: bytes };
-        },
-      }),
-    };
-    yield { ...headers, body };
-    // What the caller left unread is skipped.
-    while ((await nextBytes()) !== undefined) {
-      // skip
-    }
+  } finally {
+    stopped = true;
+    interruptWrite?.();
+    current?.destroy();
+    for (const part of announced) part.stream.destroy();
+    parser.destroy();
+    // The pump ends at its next piece; it never throws.
+    void pumping;
   }
 }
 
@@ -305,7 +290,7 @@ export async function readTextPart(part: MultipartPart, maxBytes: number): Promi
         { details: { issues: [{ path: part.name, message: `must be at most ${maxBytes} bytes` }] } },
       );
     }
-    pieces.push(Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength));
+    pieces.push(bufferOf(piece));
   }
   return Buffer.concat(pieces).toString("utf8").trim();
 }

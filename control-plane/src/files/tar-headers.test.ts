@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { parsePaxRecords, tarNumber } from "./tar-headers.js";
+import { isTarHeader, tarNumber } from "./tar-headers.js";
+import { header } from "./tar-test-fixtures.js";
 
-describe("tarNumber, parsePaxRecords", () => {
+describe("tarNumber, isTarHeader", () => {
   it("reads octal and base-256 numbers and refuses anything else", () => {
     expect(tarNumber(Buffer.from("00000000017\0"))).toBe(15);
     expect(tarNumber(Buffer.from("  17 \0"))).toBe(15);
@@ -12,8 +13,12 @@ describe("tarNumber, parsePaxRecords", () => {
     expect(tarNumber(Buffer.from("12 3"))).toBeUndefined();
   });
 
-  it("parses pax records (lengths in bytes, `=` inside values)", () => {
-    const records = parsePaxRecords(Buffer.from("16 path=a=b.csv\n11 size=42\n"));
-    expect(Object.fromEntries(records)).toEqual({ path: "a=b.csv", size: "42" });
+  it("takes a block with the ustar magic and a matching checksum, nothing else", () => {
+    expect(isTarHeader(header("a.csv", 10))).toBe(true);
+    expect(isTarHeader(header("a.csv", 10, { gnu: true }))).toBe(true);
+    const damaged = header("a.csv", 10);
+    damaged[0] = damaged[0]! ^ 0xff;
+    expect(isTarHeader(damaged)).toBe(false);
+    expect(isTarHeader(header("a.csv", 10).subarray(0, 511))).toBe(false);
   });
 });
