@@ -8,6 +8,7 @@
 import { DrayError, silentLogger } from "@dray/common";
 import { and, asc, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readPage } from "../src/executor/batch-read.js";
 import { copyEntity } from "../src/executor/entity-copier.js";
 import { compileExecutorOptions, type ExecutorTuning } from "../src/executor/executor-options.js";
 import type { EntityCounters } from "../src/executor/progress-math.js";
@@ -188,6 +189,26 @@ describe("the batch loop", () => {
     expect(named.map((w) => w.batchId.split(":").pop())).toEqual(expect.arrayContaining(["2", "3"]));
     for (const w of named)
       expect(Number(w.previousBatchId.split(":").pop())).toBe(Number(w.batchId.split(":").pop()) - 1);
+  });
+
+  it("starts from a first page read ahead: it is written as batch 1 and never read again", async () => {
+    const f = await execution();
+    const agent = new FakeAgent();
+    agent.seed(ENTITY, 250);
+    const { ctx, counters } = context(f, agent);
+    const firstPage = readPage(ctx, PLAN, 1, { after: null });
+    await firstPage;
+    const readsBefore = agent.calls.filter((c) => c.kind === "read").length;
+    await copyEntity(ctx, PLAN, 1, undefined, true, firstPage);
+    expect(agent.targetKeys(ENTITY)).toEqual(keys(1, 250));
+    expect(counters).toMatchObject({ created: 250, processed: 250 });
+    // Without the page, the copy would read from the start again: here it reads only after the first page.
+    const reads = agent.calls.filter((c) => c.kind === "read").slice(readsBefore);
+    expect(reads.map((c) => (c.request as { after: readonly string[] | null }).after)).toEqual([
+      ["100"],
+      ["200"],
+    ]);
+    expect((await batches(f.executionId)).map((b) => b.cursorFrom)).toEqual([null, ["100"], ["200"]]);
   });
 
   it("retries a failing write with backoff and records its attempts", async () => {

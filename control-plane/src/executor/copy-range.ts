@@ -40,7 +40,8 @@ function limitMessage(
  * limit, written as one target transaction with its ledger id, and settled in
  * order. The next read is in flight while writes commit, and up to
  * `writesInFlight` writes run at once. When `halt` fires (another entity of
- * the run failed), it stops at the next batch boundary.
+ * the run failed), it stops at the next batch boundary. `firstPage`: the page
+ * after `state.cursor`, already read (see read-ahead.ts).
  */
 export async function copyRange(
   ctx: RunContext,
@@ -49,6 +50,7 @@ export async function copyRange(
   state: RangeState,
   until: string[] | null,
   halt?: AbortSignal,
+  firstPage?: Promise<ReadResult>,
 ): Promise<void> {
   const window = new WriteWindow(ctx, entity, pass);
   const inFlight = Math.max(1, ctx.options.writesInFlight);
@@ -57,7 +59,7 @@ export async function copyRange(
     page.catch(() => {});
     return page;
   };
-  let next: Promise<ReadResult> | undefined = readAfter(state.cursor);
+  let next: Promise<ReadResult> | undefined = firstPage ?? readAfter(state.cursor);
   try {
     while (next && !window.stopped) {
       if (halt?.aborted) {

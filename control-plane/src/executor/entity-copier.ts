@@ -8,6 +8,7 @@
  */
 import { and, desc, eq } from "drizzle-orm";
 import { executionBatches, executionEntities } from "../store/schema.js";
+import type { ReadResult } from "./agent-port.js";
 import { cancelBatch } from "./batch-bookkeeping.js";
 import { chainOrder } from "./batch-chain.js";
 import { type Pass, readPage } from "./batch-read.js";
@@ -50,7 +51,7 @@ async function resumePoint(ctx: RunContext, entity: EntityRunPlan, pass: Pass) {
  * (bounded by its recorded end) and written under its ledger id; a range that
  * no longer fits one batch is completed by extra batches before going on.
  * `fresh`: the entity was pending (never started), so there is nothing to
- * look up first.
+ * look up first; `firstPage` is then its first page when it was read ahead.
  */
 export async function copyEntity(
   ctx: RunContext,
@@ -58,10 +59,11 @@ export async function copyEntity(
   pass: Pass,
   halt?: AbortSignal,
   fresh = false,
+  firstPage?: Promise<ReadResult>,
 ): Promise<void> {
   if (fresh) {
     // Never started before (it was pending): no checkpoint and no batch to finish.
-    await copyRange(ctx, entity, pass, { seq: 0, cursor: null }, null, halt);
+    await copyRange(ctx, entity, pass, { seq: 0, cursor: null }, null, halt, firstPage);
     return;
   }
   const { checkpoint, lastSeq, unfinished } = await resumePoint(ctx, entity, pass);

@@ -154,8 +154,10 @@ export async function preflight(
   settings: PipelineSettings,
   confirmed: boolean,
 ): Promise<{ plan: ExecutionPlan; totals: Map<string, number> }> {
-  const source = await loadEnvironment(ctx, requireSourceEnvironment(settings, "cannot be run"), "source");
-  const target = await loadEnvironment(ctx, settings.targetEnvironmentId, "target");
+  const [source, target] = await Promise.all([
+    loadEnvironment(ctx, requireSourceEnvironment(settings, "cannot be run"), "source"),
+    loadEnvironment(ctx, settings.targetEnvironmentId, "target"),
+  ]);
   const sourceEnv: RunEnvironment = { role: "source", id: source.id, name: source.name };
   const targetEnv: RunEnvironment = { role: "target", id: target.id, name: target.name };
   await Promise.all([awaitAgent(ctx, sourceEnv, false), awaitAgent(ctx, targetEnv, false)]);
@@ -166,6 +168,8 @@ export async function preflight(
     );
   }
 
+  // The entities the pipeline names are counted while both schemas are described (see countEarly).
+  const early = countEarly(ctx, source.id, settings.entities);
   let sourceSnapshot: SchemaSnapshot;
   let targetSnapshot: SchemaSnapshot;
   try {
@@ -252,15 +256,19 @@ export async function preflight(
   if (continuous) checkContinuousPlan(entities, byName);
 
   const counts = await Promise.all(
-    entities.map((e) =>
-      onAgent(ctx, sourceEnv, () =>
-        ctx.agents.count(
-          source.id,
-          { schema: e.schema, name: e.name },
-          { signal: ctx.signal, timeoutMs: ctx.options.countTimeoutMs },
-        ),
-      ).then((n) => [e.entity, n] as const),
-    ),
+    entities.map((e) => {
+      const count = () =>
+        onAgent(ctx, sourceEnv, () =>
+          ctx.agents.count(
+            source.id,
+            { schema: e.schema, name: e.name },
+            { signal: ctx.signal, timeoutMs: ctx.options.countTimeoutMs },
+          ),
+        );
+      const counted = early.get(addressKey(e)) ?? Promise.reject(new Error("not counted early"));
+      // An early count that failed (say, the name was not an entity's) is simply counted again.
+      return counted.catch(count).then((n) => [e.entity, n] as const);
+    }),
   );
   const totals = new Map(counts);
   const needed = counts.reduce((sum, [, n]) => sum + n, 0);
@@ -296,6 +304,35 @@ export async function preflight(
     },
     totals,
   };
+}
+
+const addressKey = (e: { schema: string; name: string }) => `${e.schema}\u0000${e.name}`;
+
+/**
+ * Starts counting, on the source agent, each entity the pipeline names as
+ * `schema.name`, before the plan has resolved them; keyed by schema and name.
+ * A count is used only for the plan entity of exactly that schema and name,
+ * and one that fails is ignored (the entity is counted again in the plan's
+ * terms), so a name that is not an entity's costs one wasted round trip.
+ */
+function countEarly(
+  ctx: PreflightContext,
+  sourceId: string,
+  names: readonly string[],
+): Map<string, Promise<number>> {
+  const early = new Map<string, Promise<number>>();
+  for (const qualified of names) {
+    const dot = qualified.indexOf(".");
+    if (dot <= 0 || dot === qualified.length - 1) continue;
+    const address = { schema: qualified.slice(0, dot), name: qualified.slice(dot + 1) };
+    const counted = ctx.agents.count(sourceId, address, {
+      signal: ctx.signal,
+      timeoutMs: ctx.options.countTimeoutMs,
+    });
+    counted.catch(() => {});
+    early.set(addressKey(address), counted);
+  }
+  return early;
 }
 
 /**

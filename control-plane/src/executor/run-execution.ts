@@ -3,12 +3,14 @@ import { and, count, eq, sql } from "drizzle-orm";
 import { STAGES } from "../executions/execution-vocabulary.js";
 import { executionEntities, executionErrors, executions } from "../store/schema.js";
 import { releaseUnfinishedBatches } from "./batch-bookkeeping.js";
+import { readPage } from "./batch-read.js";
 import { runContinuous } from "./continuous-run.js";
 import { eachLimited, inDependencyOrder } from "./dependency-order.js";
 import { copyEntity } from "./entity-copier.js";
 import type { ClaimedExecution } from "./execution-lease.js";
 import { runFileLoad } from "./file-load.js";
 import { preflight } from "./preflight.js";
+import { ReadAhead } from "./read-ahead.js";
 import type { EntityRunPlan, ExecutionPlan, PipelineSettings, RunContext } from "./run-context.js";
 import { abortKindOf, type RunAborted, reasonCodeOf } from "./run-errors.js";
 import { acquireTargetLocks } from "./target-locks.js";
@@ -145,17 +147,34 @@ async function qualityFailures(ctx: RunContext): Promise<number> {
   return row?.n ?? 0;
 }
 
-async function runEntity(ctx: RunContext, entity: EntityRunPlan, pass: 1 | 2, halt: AbortSignal) {
-  const [row] = await ctx.db
-    .select({ status: executionEntities.status, pass: executionEntities.pass })
-    .from(executionEntities)
-    .where(
-      and(eq(executionEntities.executionId, ctx.executionId), eq(executionEntities.entity, entity.entity)),
-    );
-  if (row?.status === "completed" || (row && row.pass > pass)) return;
-  const fresh = pass === 1 && row?.status === "pending";
+/**
+ * Runs one pass of one entity. `ahead`: the run's pages read ahead (a fresh
+ * run), which also tells that the entity is still pending, so its row need not
+ * be looked up first.
+ */
+async function runEntity(
+  ctx: RunContext,
+  entity: EntityRunPlan,
+  pass: 1 | 2,
+  halt: AbortSignal,
+  ahead?: ReadAhead,
+) {
+  let fresh = pass === 1 && ahead !== undefined;
+  if (!fresh) {
+    const [row] = await ctx.db
+      .select({ status: executionEntities.status, pass: executionEntities.pass })
+      .from(executionEntities)
+      .where(
+        and(eq(executionEntities.executionId, ctx.executionId), eq(executionEntities.entity, entity.entity)),
+      );
+    if (row?.status === "completed" || (row && row.pass > pass)) return;
+    fresh = pass === 1 && row?.status === "pending";
+  }
   if (pass === 2) await enterPass2(ctx, entity.entity);
-  await setEntityStatus(ctx, entity.entity, "in_progress");
+  // The status is written while the copy starts (a read has no side effect, and the first batch's
+  // reservation is a store write of its own); it is awaited before anything else is written about the entity.
+  const started = setEntityStatus(ctx, entity.entity, "in_progress");
+  started.catch(() => {});
   const loader = loaderOf(ctx.plan);
   await ctx.journal.stage({
     processName: loader,
@@ -167,7 +186,12 @@ async function runEntity(ctx: RunContext, entity: EntityRunPlan, pass: 1 | 2, ha
         ? `Loading ${entity.entity}`
         : `Back-filling deferred references of ${entity.entity} (${entity.deferredFields.join(", ")})`,
   });
-  await copyEntity(ctx, entity, pass, halt, fresh);
+  try {
+    await copyEntity(ctx, entity, pass, halt, fresh, fresh ? ahead?.take(entity.entity) : undefined);
+  } finally {
+    // A failed run releases its entities; this write must not land after that.
+    await started;
+  }
   const last = pass === 2 || entity.deferredFields.length === 0;
   if (last) await setEntityStatus(ctx, entity.entity, "completed");
   const c = ctx.counters.get(entity.entity)!;
@@ -245,12 +269,22 @@ export async function runExecution(
     if (ctx.settings.writeStrategy === "clean" && fresh) await cleanTargets(ctx);
     // Sequences move behind the copy (nothing else depends on them); the run waits for them at its end.
     const sequenceMoves: Promise<unknown>[] = [];
-    await inDependencyOrder(ctx.plan.entities, ctx.settings.entityConcurrency, async (e, halt) => {
-      await runEntity(ctx, e, 1, halt);
-      const moved = moveSequences(ctx, e);
-      moved.catch(() => {});
-      sequenceMoves.push(moved);
-    });
+    // A fresh run reads the first page of entities waiting for their dependencies while those load.
+    const ahead = fresh
+      ? new ReadAhead(ctx.plan.entities, ctx.settings.entityConcurrency, (e) =>
+          readPage(ctx, e, 1, { after: null }),
+        )
+      : undefined;
+    try {
+      await inDependencyOrder(ctx.plan.entities, ctx.settings.entityConcurrency, async (e, halt) => {
+        await runEntity(ctx, e, 1, halt, ahead);
+        const moved = moveSequences(ctx, e);
+        moved.catch(() => {});
+        sequenceMoves.push(moved);
+      });
+    } finally {
+      ahead?.close();
+    }
     const deferred = ctx.plan.entities.filter((e) => e.deferredFields.length > 0);
     await eachLimited(deferred, ctx.settings.entityConcurrency, (e, halt) => runEntity(ctx, e, 2, halt));
     await Promise.all(sequenceMoves);
