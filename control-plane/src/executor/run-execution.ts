@@ -150,7 +150,10 @@ async function qualityFailures(ctx: RunContext): Promise<number> {
 /**
  * Runs one pass of one entity. `ahead`: the run's pages read ahead (a fresh
  * run), which also tells that the entity is still pending, so its row need not
- * be looked up first.
+ * be looked up first. `behind`: when given, the entity's final status is
+ * written behind the copy (its promise goes there, for the run to await) so
+ * that the entities waiting for it start at once: should the process die
+ * first, the resumed run finds nothing left to copy of it and completes it.
  */
 async function runEntity(
   ctx: RunContext,
@@ -158,6 +161,7 @@ async function runEntity(
   pass: 1 | 2,
   halt: AbortSignal,
   ahead?: ReadAhead,
+  behind?: Promise<unknown>[],
 ) {
   let fresh = pass === 1 && ahead !== undefined;
   if (!fresh) {
@@ -193,7 +197,13 @@ async function runEntity(
     await started;
   }
   const last = pass === 2 || entity.deferredFields.length === 0;
-  if (last) await setEntityStatus(ctx, entity.entity, "completed");
+  if (last) {
+    const completed = setEntityStatus(ctx, entity.entity, "completed");
+    if (behind) {
+      completed.catch(() => {});
+      behind.push(completed);
+    } else await completed;
+  }
   const c = ctx.counters.get(entity.entity)!;
   await ctx.journal.stage({
     processName: loader,
@@ -267,8 +277,9 @@ export async function runExecution(
       return { status: "completed" };
     }
     if (ctx.settings.writeStrategy === "clean" && fresh) await cleanTargets(ctx);
-    // Sequences move behind the copy (nothing else depends on them); the run waits for them at its end.
-    const sequenceMoves: Promise<unknown>[] = [];
+    // Sequences move, and entities' final statuses are written, behind the copy (nothing else depends on
+    // them); the run waits for them at its end.
+    const behind: Promise<unknown>[] = [];
     // A fresh run reads the first page of entities waiting for their dependencies while those load.
     const ahead = fresh
       ? new ReadAhead(ctx.plan.entities, ctx.settings.entityConcurrency, (e) =>
@@ -277,17 +288,21 @@ export async function runExecution(
       : undefined;
     try {
       await inDependencyOrder(ctx.plan.entities, ctx.settings.entityConcurrency, async (e, halt) => {
-        await runEntity(ctx, e, 1, halt, ahead);
+        await runEntity(ctx, e, 1, halt, ahead, behind);
         const moved = moveSequences(ctx, e);
         moved.catch(() => {});
-        sequenceMoves.push(moved);
+        behind.push(moved);
       });
+    } catch (error) {
+      // Nothing of the run is written after it ends (a failed run releases its entities next).
+      await Promise.allSettled(behind);
+      throw error;
     } finally {
       ahead?.close();
     }
     const deferred = ctx.plan.entities.filter((e) => e.deferredFields.length > 0);
     await eachLimited(deferred, ctx.settings.entityConcurrency, (e, halt) => runEntity(ctx, e, 2, halt));
-    await Promise.all(sequenceMoves);
+    await Promise.all(behind);
     await validatePostponed(ctx);
     if (checked.length > 0) {
       const failed = await qualityFailures(ctx);
