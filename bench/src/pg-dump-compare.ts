@@ -9,6 +9,7 @@ import { spawn } from "node:child_process";
 import { mkdir } from "node:fs/promises";
 import type { ApiClient } from "../../test/support/api-client.js";
 import { createTestDatabase, type TestDatabase } from "../../test/support/databases.js";
+import { readEventStream } from "../../test/support/executions.js";
 import { readProfiles } from "./cpu-profile.js";
 import { PG_GROUPS, type PhaseStats, ProcessSampler, waitForQuiet } from "./proc-stats.js";
 import {
@@ -216,19 +217,39 @@ async function stageLog(api: ApiClient, pipelineToken: string): Promise<StageEnt
   return out;
 }
 
-/** Starts the pipeline and polls (every 50 ms) until the execution ends; never throws for a failed run. */
-async function runDray(api: ApiClient, pipelineId: string, timeoutMs: number): Promise<DrayCompareRun> {
+/**
+ * Starts the pipeline and waits until the execution ends, as `dray run --watch`
+ * learns it: from the execution's event stream, which the control plane ends
+ * with the final status. Should the stream end early or fail, it polls (every
+ * 50 ms). Never throws for a failed run.
+ */
+async function runDray(stack: BenchStack, pipelineId: string, timeoutMs: number): Promise<DrayCompareRun> {
+  const api = stack.api;
   const requestedAt = Date.now();
   const started = performance.now();
   const run = await api.post(`/api/v1/pipelines/${pipelineId}/executions`);
   if (run.status !== 202)
     throw new Error(`POST /pipelines/${pipelineId}/executions: ${run.status} ${JSON.stringify(run.body)}`);
   const id = run.body.id as string;
+  const final = ["completed", "failed", "cancelled"];
+  const stream = await readEventStream(`${stack.cp.httpUrl}/api/v1/executions/${id}/events`, stack.apiToken, {
+    timeoutMs,
+  }).catch(() => undefined);
+  const endedWith = (e: { event: string | undefined; data: string }) => {
+    if (e.event !== "execution.status") return false;
+    try {
+      return final.includes((JSON.parse(e.data) as { status?: string }).status ?? "");
+    } catch {
+      return false;
+    }
+  };
+  // Only a stream that ended on the final status tells when the run ended.
+  const streamedEnd = stream?.ended === true && stream.events.some(endedWith) ? performance.now() : undefined;
   let view: Record<string, unknown> & { status: string };
   for (;;) {
     const r = await api.get(`/api/v1/executions/${id}`);
     view = r.body;
-    if (["completed", "failed", "cancelled"].includes(view.status)) break;
+    if (final.includes(view.status)) break;
     if (performance.now() - started > timeoutMs) {
       await api.post(`/api/v1/executions/${id}/cancel`, { reason: "bench timeout" }).catch(() => {});
       view = { ...view, status: "timed out" };
@@ -236,8 +257,8 @@ async function runDray(api: ApiClient, pipelineId: string, timeoutMs: number): P
     }
     await sleep(50);
   }
-  const ms = performance.now() - started;
-  const seenAt = Date.now();
+  const ms = (streamedEnd ?? performance.now()) - started;
+  const seenAt = requestedAt + Math.round(ms);
   const stages = await stageLog(api, run.body.pipelineToken).catch(() => []);
   const batches = await pages<BatchEntry>(api, `/api/v1/executions/${id}/batches`, "batches", 500).catch(
     () => [],
@@ -384,7 +405,7 @@ export async function runCompareShape(shape: Shape, o: CompareOptions): Promise<
       sampler.begin("dray");
       let run: DrayCompareRun;
       try {
-        run = await runDray(stack.api, pipeline.body.id, o.timeoutMs);
+        run = await runDray(stack, pipeline.body.id, o.timeoutMs);
       } finally {
         sampler.end();
       }
@@ -487,7 +508,7 @@ export function phases(run: DrayCompareRun): { name: string; ms: number | undefi
     ...levelSpans(run),
     { name: "last batch finished → runner end", ms: d(lastBatch, runnerEnd) },
     { name: "runner end → finished", ms: d(runnerEnd, finished) },
-    { name: "finished → seen by the bench (poll every 50 ms)", ms: d(finished, run.seenAt) },
+    { name: "finished → seen by the bench (event stream)", ms: d(finished, run.seenAt) },
     { name: "total, request → seen", ms: run.ms },
   ];
 }

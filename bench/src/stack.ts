@@ -28,6 +28,8 @@ export interface BenchStack {
   store: TestDatabase;
   cp: DrayProcess & { httpUrl: string };
   api: ApiClient;
+  /** The bearer token `api` sends (an admin of the bench's organisation), for clients of its own (SSE). */
+  apiToken: string;
   environments: BenchEnvironment[];
   /** Creates an environment for `databaseUrl`, starts its agent, waits until healthy and describes it. */
   addEnvironment(name: string, databaseUrl: string): Promise<BenchEnvironment>;
@@ -97,6 +99,7 @@ export async function startBenchStack(options: {
   const { grpcUrl, httpUrl } = cp;
   const admin = apiClient(httpUrl, adminToken);
   let api: ApiClient;
+  let apiToken: string;
   try {
     const org = await admin.post("/api/v1/organisations", {
       name: `bench-${randomBytes(3).toString("hex")}`,
@@ -109,7 +112,8 @@ export async function startBenchStack(options: {
       organisationId: org.body.id,
     });
     if (token.status !== 201) throw new Error(`cannot create a token: ${JSON.stringify(token.body)}`);
-    api = apiClient(httpUrl, token.body.token);
+    apiToken = token.body.token;
+    api = apiClient(httpUrl, apiToken);
   } catch (error) {
     await stopProcess(cp, 10_000);
     await writeFile(`${logPrefix}-control-plane.log`, cp.output()).catch(() => {});
@@ -130,6 +134,7 @@ export async function startBenchStack(options: {
   };
 
   return {
+    apiToken,
     store,
     cp,
     api,
