@@ -128,7 +128,9 @@ async function execute(
       };
     }
     case "describeSchema": {
-      const d = await connector.describeSchema([...kind.value.schemas], signal);
+      const d = await connector.describeSchema([...kind.value.schemas], signal, {
+        estimates: !kind.value.statisticsOnly,
+      });
       return {
         kind: {
           case: "describeSchema",

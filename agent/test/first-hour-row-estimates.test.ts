@@ -4,12 +4,15 @@
  * each entity says where its estimate comes from.
  */
 import { randomBytes } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import { TaskSchema } from "@dray/proto";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { Connector } from "../src/connector.js";
 import type { DescribedEntity } from "../src/connectors/postgres/describe-schema.js";
 import { createPostgresConnector } from "../src/connectors/postgres/index.js";
 import { EXACT_COUNT_MAX_PAGES, estimatePlan } from "../src/connectors/postgres/row-estimates.js";
+import { runTask } from "../src/task-runner.js";
 
 const SCHEMA = "est";
 const name = `dray_t_${randomBytes(6).toString("hex")}`;
@@ -75,6 +78,25 @@ describe("describeSchema on tables never analysed", () => {
     for (const table of ["small", "large", "empty"])
       expect(byName.get(table), table).toMatchObject({ estimateSource: "statistics", estimatedRows: -1 });
     expect(byName.get("analysed")).toMatchObject({ estimatedRows: 500, estimateSource: "statistics" });
+  });
+
+  it("neither counts nor samples for a describe_schema task with statistics_only (a run's preflight)", async () => {
+    const estimatesOf = async (statisticsOnly: boolean) => {
+      const task = create(TaskSchema, {
+        taskId: `t-${statisticsOnly}`,
+        kind: { case: "describeSchema", value: { schemas: [SCHEMA], statisticsOnly } },
+      });
+      const outcome = await runTask(connector, task, never());
+      const kind = outcome?.case === "result" ? outcome.value.kind : undefined;
+      if (kind?.case !== "describeSchema") throw new Error(`describe failed: ${JSON.stringify(outcome)}`);
+      return new Map(
+        (kind.value?.entities ?? []).map((e) => [e.name, [Number(e.estimatedRows), e.estimateSource]]),
+      );
+    };
+    const quick = await estimatesOf(true);
+    expect(quick.get("small")).toEqual([-1, "statistics"]);
+    expect(quick.get("analysed")).toEqual([500, "statistics"]);
+    expect((await estimatesOf(false)).get("small")).toEqual([67000, "exact"]);
   });
 
   it("keeps the fingerprint independent of how rows were estimated", async () => {

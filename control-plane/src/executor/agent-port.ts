@@ -227,7 +227,10 @@ export interface AgentPort {
   readBatch(environmentId: string, request: ReadRequest, options: CallOptions): Promise<ReadResult>;
   writeBatch(environmentId: string, request: WriteRequest, options: CallOptions): Promise<WriteResult>;
   /** The environment's entities, fields, keys and references. */
-  describe(environmentId: string, options: CallOptions): Promise<SchemaSnapshot>;
+  describe(
+    environmentId: string,
+    options: CallOptions & { statisticsOnly?: boolean },
+  ): Promise<SchemaSnapshot>;
   count(environmentId: string, entity: EntityAddress, options: CallOptions): Promise<number>;
   clean(environmentId: string, request: CleanRequest, options: CallOptions): Promise<{ deleted: number }>;
   /** Rows the control plane made itself (a loaded file), as COPY text lines of `fields`. */

@@ -140,7 +140,10 @@ const dispatchOptions = (o: CallOptions) => ({
 export function gatewayAgentPort(sessions: AgentSessions): AgentPort {
   const environments = createEnvironmentAgents(sessions);
   return {
-    describe: (environmentId, options) => environments.describeSchema(environmentId, options.signal),
+    describe: (environmentId, options) =>
+      environments.describeSchema(environmentId, options.signal, {
+        statisticsOnly: options.statisticsOnly === true,
+      }),
     async readBatch(environmentId, request, options) {
       const r = await sessions.dispatch(
         environmentId,

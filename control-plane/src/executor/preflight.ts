@@ -175,10 +175,20 @@ export async function preflight(
   try {
     [sourceSnapshot, targetSnapshot] = await Promise.all([
       onAgent(ctx, sourceEnv, () =>
-        ctx.agents.describe(source.id, { signal: ctx.signal, timeoutMs: ctx.options.taskTimeoutMs }),
+        ctx.agents.describe(source.id, {
+          signal: ctx.signal,
+          timeoutMs: ctx.options.taskTimeoutMs,
+          // The run counts the source exactly below and needs no estimate of either side.
+          statisticsOnly: true,
+        }),
       ),
       onAgent(ctx, targetEnv, () =>
-        ctx.agents.describe(target.id, { signal: ctx.signal, timeoutMs: ctx.options.taskTimeoutMs }),
+        ctx.agents.describe(target.id, {
+          signal: ctx.signal,
+          timeoutMs: ctx.options.taskTimeoutMs,
+          // The run counts the source exactly below and needs no estimate of either side.
+          statisticsOnly: true,
+        }),
       ),
     ]);
   } catch (error) {

@@ -84,11 +84,11 @@ export function createEnvironmentAgents(sessions: AgentSessions): EnvironmentAge
         maxResultBytes: Number(task.maxBytes ?? 0n) + 1024 * 1024,
       }),
 
-    async describeSchema(environmentId, signal): Promise<SchemaSnapshot> {
+    async describeSchema(environmentId, signal, options = {}): Promise<SchemaSnapshot> {
       const result = await sessions.dispatch(
         environmentId,
         "describeSchema",
-        { schemas: [] },
+        { schemas: [], statisticsOnly: options.statisticsOnly === true },
         { timeoutMs: 60_000, signal },
       );
       return {

@@ -20,7 +20,15 @@ export interface ConnectionTest {
 export interface EnvironmentAgents {
   isConnected(environmentId: string): boolean;
   testConnection(environmentId: string, signal?: AbortSignal): Promise<ConnectionTest>;
-  describeSchema(environmentId: string, signal?: AbortSignal): Promise<SchemaSnapshot>;
+  /**
+   * The environment's schema. `statisticsOnly`: row estimates from the planner
+   * statistics alone (no count or sample of never-analysed tables).
+   */
+  describeSchema(
+    environmentId: string,
+    signal?: AbortSignal,
+    options?: { statisticsOnly?: boolean },
+  ): Promise<SchemaSnapshot>;
   /** One page of rows (transformed when the task carries transforms); used by the pipeline preview. */
   readBatch?(
     environmentId: string,
