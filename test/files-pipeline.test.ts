@@ -323,11 +323,9 @@ describe("file pipelines", () => {
     expect(first.status).toBe(202);
     await settledFile(p.id, first.body.pipelineToken);
     expect(await countRows(target.db.sql, "t_dup")).toBe(25);
-    // The file is Loaded in the load's last transaction; its job is COMPLETED just after, as the run ends.
-    await eventually(async () => {
-      const runs = await stack.api.get(`/api/v1/pipelines/${p.id}/executions`);
-      return runs.body.executions?.[0]?.status === "completed" ? true : undefined;
-    }, 30_000);
+    // The file turns Loaded in the transaction that ends its job: never Loaded while the job is PROCESSING.
+    const runs = await stack.api.get(`/api/v1/pipelines/${p.id}/executions`);
+    expect(runs.body.executions.map((e: { status: string }) => e.status)).toEqual(["completed"]);
 
     const second = await upload(p.name, "dup-again.csv", bytes);
     console.info(`duplicate upload answered in ${second.ms.toFixed(1)} ms`);

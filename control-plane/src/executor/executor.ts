@@ -197,6 +197,7 @@ export function createExecutor(options: ExecutorOptions): Executor {
       },
       async (tx) => {
         stored = await storeExecutionEvents(tx, target, finalEvents);
+        await outcome.alsoWhenFinished?.(tx);
       },
     );
     if (!finished) return;

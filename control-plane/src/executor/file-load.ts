@@ -25,6 +25,7 @@ import { validateFileSettings } from "../files/file-settings.js";
 import { readStagedFile } from "../files/file-staging.js";
 import { type FileBatch, type FileRowCheck, fileBatches } from "../files/parse-file.js";
 import { raiseLimitHint, utcMonth } from "../pipelines/record-limit.js";
+import type { Db } from "../store/db.js";
 import {
   environments,
   executionBatches,
@@ -87,27 +88,36 @@ async function resumeState(ctx: RunContext, entity: string) {
   };
 }
 
-async function setFileState(
+/**
+ * The write that ends the file in `state`, with its row counts as they stand
+ * now; the run applies it in the transaction that records its end (see
+ * RunOutcome), so a file is Loaded or Skipped exactly when its job is
+ * COMPLETED or FAILED.
+ */
+async function fileStateWrite(
   ctx: RunContext,
   pipelineId: string,
   file: StagedFileRef,
   state: "Loaded" | "Skipped",
   error: string | null,
-) {
-  const c = ctx.counters.get(ctx.plan.entities[0]!.entity);
+): Promise<(tx: Db) => Promise<void>> {
+  const entity = ctx.plan?.entities[0]?.entity;
+  const c = entity === undefined ? undefined : ctx.counters.get(entity);
   // Rows the parser could not read (code bad_row) or that failed a data-quality rule (code data_quality) are
   // in the error log, the target's rejects in the counters.
-  const skipped = await skippedRows(ctx, [BAD_ROW, DATA_QUALITY]);
-  await ctx.db
-    .update(pipelineFiles)
-    .set({
-      state,
-      error,
-      rowsLoaded: (c?.created ?? 0) + (c?.updated ?? 0),
-      rowsRejected: (c?.skipped ?? 0) + (c?.failed ?? 0) + skipped,
-      finishedAt: new Date(),
-    })
-    .where(and(eq(pipelineFiles.pipelineId, pipelineId), eq(pipelineFiles.fileId, file.fileId)));
+  // Should the store not answer that count, the rejects stay unknown rather than the state unwritten.
+  const skipped =
+    c === undefined ? undefined : await skippedRows(ctx, [BAD_ROW, DATA_QUALITY]).catch(() => undefined);
+  const counts = {
+    ...(c === undefined ? {} : { rowsLoaded: c.created + c.updated }),
+    ...(c === undefined || skipped === undefined ? {} : { rowsRejected: c.skipped + c.failed + skipped }),
+  };
+  return async (tx) => {
+    await tx
+      .update(pipelineFiles)
+      .set({ state, error, ...counts, finishedAt: new Date() })
+      .where(and(eq(pipelineFiles.pipelineId, pipelineId), eq(pipelineFiles.fileId, file.fileId)));
+  };
 }
 
 /** Rows of this execution in the error log under one of `codes` (all attempts), once the journal is written. */
@@ -206,7 +216,7 @@ export async function runFileLoad(
       const failed = await skippedRows(ctx, [DATA_QUALITY]);
       await ctx.journal.stage(qualityEndEntry(entity.entity, quality.rules, failed));
     }
-    await setFileState(ctx, execution.pipelineId, file, "Loaded", null);
+    const loaded = await fileStateWrite(ctx, execution.pipelineId, file, "Loaded", null);
     await ctx.journal.stage({
       processName: INTAKE,
       state: "end",
@@ -219,7 +229,7 @@ export async function runFileLoad(
       code: "end",
       description: "Process completed",
     });
-    return { status: "completed" };
+    return { status: "completed", alsoWhenFinished: loaded };
   } catch (error) {
     const kind = abortKindOf(ctx.signal);
     if (kind === "lost" || kind === "shutdown") return { status: "lost" };
@@ -228,13 +238,7 @@ export async function runFileLoad(
       kind === "cancel"
         ? `the load was cancelled: ${e.message}`
         : `the load failed after its retries: ${e.message}`;
-    if (ctx.plan) await setFileState(ctx, execution.pipelineId, file, "Skipped", reason).catch(() => {});
-    else
-      await ctx.db
-        .update(pipelineFiles)
-        .set({ state: "Skipped", error: reason, finishedAt: new Date() })
-        .where(and(eq(pipelineFiles.pipelineId, execution.pipelineId), eq(pipelineFiles.fileId, file.fileId)))
-        .catch(() => {});
+    const skipped = await fileStateWrite(ctx, execution.pipelineId, file, "Skipped", reason);
     await ctx.journal
       .stage({
         processName: INTAKE,
@@ -243,12 +247,12 @@ export async function runFileLoad(
         description: `${file.filename}: Skipped (${reason})`,
       })
       .catch(() => {});
-    if (kind === "cancel") return { status: "cancelled", reason: e.message };
+    if (kind === "cancel") return { status: "cancelled", reason: e.message, alsoWhenFinished: skipped };
     const reasonCode = reasonCodeOf(error) === "internal" ? e.code : reasonCodeOf(error);
     await ctx.journal
       .stage({ processName: STAGES.jobRunner, state: "error", code: reasonCode, description: e.message })
       .catch(() => {});
-    return { status: "failed", reasonCode, reason: e.message };
+    return { status: "failed", reasonCode, reason: e.message, alsoWhenFinished: skipped };
   }
 }
 

@@ -1,6 +1,7 @@
 import { DrayError, sleep } from "@dray/common";
 import { and, count, eq, sql } from "drizzle-orm";
 import { STAGES } from "../executions/execution-vocabulary.js";
+import type { Db } from "../store/db.js";
 import { executionEntities, executionErrors, executions } from "../store/schema.js";
 import { releaseUnfinishedBatches } from "./batch-bookkeeping.js";
 import { readPage } from "./batch-read.js";
@@ -16,11 +17,19 @@ import { abortKindOf, type RunAborted, reasonCodeOf } from "./run-errors.js";
 import { acquireTargetLocks } from "./target-locks.js";
 import { cleanTargets, moveSequences, validatePostponed } from "./target-tasks.js";
 
+/**
+ * What else the transaction that records a run's end writes (a file load: its
+ * file's state), so that it changes exactly when the run's status does.
+ */
+interface AlsoWhenFinished {
+  alsoWhenFinished?: (tx: Db) => Promise<void>;
+}
+
 /** How a run ended. `lost` means another replica owns it now: write nothing more. */
 export type RunOutcome =
-  | { status: "completed" }
-  | { status: "failed"; reasonCode: string; reason: string }
-  | { status: "cancelled"; reason: string }
+  | ({ status: "completed" } & AlsoWhenFinished)
+  | ({ status: "failed"; reasonCode: string; reason: string } & AlsoWhenFinished)
+  | ({ status: "cancelled"; reason: string } & AlsoWhenFinished)
   | { status: "lost" };
 
 const STAGE = { intake: "StreamNotifier", runner: "JobRunner" } as const;
