@@ -281,7 +281,7 @@ export class FakeAgent implements AgentPort {
     return result;
   }
 
-  async describe(): Promise<never> {
+  async describe(_environmentId?: string, _options?: CallOptions): Promise<never> {
     throw new DrayError("unimplemented", "the fake agent does not describe schemas");
   }
 

@@ -1,0 +1,179 @@
+/**
+ * Preflight's counts, against a real store and an in-process agent: the
+ * entities a pipeline names are counted while both schemas are described, the
+ * describes ask for planner statistics only, and a count that failed early is
+ * taken again in the plan's terms.
+ */
+import { silentLogger } from "@dray/common";
+import { eq } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { EntitySnapshot, SchemaSnapshot } from "../src/environments/schema-snapshot.js";
+import type { CallOptions } from "../src/executor/agent-port.js";
+import { compileExecutorOptions } from "../src/executor/executor-options.js";
+import { preflight } from "../src/executor/preflight.js";
+import type { PipelineSettings } from "../src/executor/run-context.js";
+import { type Db, environments, openStore, type Store } from "../src/store/index.js";
+import { createTestDatabase } from "./api-test-harness.js";
+import { seedOrganisation } from "./execution-fixtures.js";
+import { FakeAgent } from "./fake-agent.js";
+
+let store: Store;
+let db: Db;
+let drop: () => Promise<void>;
+
+beforeAll(async () => {
+  const database = await createTestDatabase();
+  drop = database.drop;
+  store = await openStore({ databaseUrl: database.url, dataDir: "memory://", logger: silentLogger });
+  db = store.db;
+});
+
+afterAll(async () => {
+  await store?.close();
+  await drop?.();
+});
+
+/** `public.<name>` with a bigint `id` key, and a `parent_id` referencing `parent` when given. */
+function entity(name: string, parent?: string): EntitySnapshot {
+  const field = (f: string) => ({
+    name: f,
+    type: "bigint",
+    nullable: false,
+    hasDefault: false,
+    generated: false,
+  });
+  return {
+    entity: `public.${name}`,
+    schema: "public",
+    name,
+    fields: parent ? [field("id"), field("parent_id")] : [field("id")],
+    primaryKey: ["id"],
+    references: parent
+      ? [
+          {
+            name: `${name}_parent_id_fkey`,
+            fields: ["parent_id"],
+            referencedEntity: `public.${parent}`,
+            referencedFields: ["id"],
+          },
+        ]
+      : [],
+    estimatedRows: -1,
+  };
+}
+
+const SCHEMA: SchemaSnapshot = {
+  capturedAt: "2026-12-07T00:00:00.000Z",
+  fingerprint: "fp",
+  entities: [entity("parents"), entity("children", "parents")],
+};
+
+/** The fake agent, describing SCHEMA once `release()` is called, and noting when each count was asked for. */
+class DescribingAgent extends FakeAgent {
+  readonly events: string[] = [];
+  readonly describeOptions: (CallOptions & { statisticsOnly?: boolean })[] = [];
+  failFirstCountOf: string | undefined;
+  private released!: () => void;
+  private readonly describable = new Promise<void>((resolve) => {
+    this.released = resolve;
+  });
+
+  release(): void {
+    this.released();
+  }
+
+  override async describe(
+    _environmentId: string,
+    options: CallOptions & { statisticsOnly?: boolean },
+  ): Promise<never> {
+    this.describeOptions.push(options);
+    await this.describable;
+    this.events.push("described");
+    return structuredClone(SCHEMA) as never;
+  }
+
+  override async count(environmentId: string, entity: { schema: string; name: string }): Promise<number> {
+    const name = `${entity.schema}.${entity.name}`;
+    this.events.push(`count ${name}`);
+    if (this.failFirstCountOf === name) {
+      this.failFirstCountOf = undefined;
+      throw new Error(`no such table ${name} (first try)`);
+    }
+    return super.count(environmentId, entity);
+  }
+}
+
+async function run(agent: DescribingAgent, entities: string[]) {
+  const org = await seedOrganisation(db);
+  // Both agents reported just now.
+  await db
+    .update(environments)
+    .set({ lastHeartbeatAt: new Date() })
+    .where(eq(environments.organisationId, org.organisationId));
+  const settings = {
+    name: "p",
+    sourceEnvironmentId: org.sourceEnvironmentId,
+    targetEnvironmentId: org.targetEnvironmentId,
+    action: "copy",
+    writeStrategy: "merge",
+    entities,
+    batchSize: 100,
+    batchBytes: 1_000_000,
+    maxRetriesPerBatch: 1,
+    stopOnError: true,
+    entityConcurrency: 2,
+    targetTriggers: "off",
+    loadOrder: "dependencies",
+  } as PipelineSettings;
+  const journal = {
+    stage: async () => {},
+    error: async () => {},
+    errors: async () => {},
+    status: async () => {},
+    progress: async () => {},
+    flush: async () => {},
+  };
+  return preflight(
+    {
+      db,
+      agents: agent,
+      organisationId: org.organisationId,
+      signal: new AbortController().signal,
+      journal,
+      logger: silentLogger,
+      options: compileExecutorOptions({}),
+    },
+    settings,
+    false,
+  );
+}
+
+describe("preflight counts", () => {
+  it("counts the named entities while the schemas are described, once each, and describes with statistics only", async () => {
+    const agent = new DescribingAgent();
+    agent.seed("public.parents", 30);
+    agent.seed("public.children", 120);
+    const planned = run(agent, ["public.children", "public.parents"]);
+    // Both counts are asked for while neither describe has answered.
+    while (agent.describeOptions.length < 2) await new Promise((r) => setTimeout(r, 2));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(agent.events).toEqual(["count public.children", "count public.parents"]);
+    agent.release();
+    const { plan, totals } = await planned;
+    expect(plan.entities.map((e) => e.entity)).toEqual(["public.parents", "public.children"]);
+    expect(Object.fromEntries(totals)).toEqual({ "public.parents": 30, "public.children": 120 });
+    expect(agent.events.filter((e) => e.startsWith("count"))).toHaveLength(2);
+    expect(agent.describeOptions.map((o) => o.statisticsOnly)).toEqual([true, true]);
+  });
+
+  it("counts an entity again when its early count failed", async () => {
+    const agent = new DescribingAgent();
+    agent.seed("public.parents", 7);
+    agent.seed("public.children", 9);
+    agent.failFirstCountOf = "public.children";
+    agent.release();
+    const { totals } = await run(agent, ["public.parents", "public.children"]);
+    expect(Object.fromEntries(totals)).toEqual({ "public.parents": 7, "public.children": 9 });
+    expect(agent.events.filter((e) => e === "count public.children")).toHaveLength(2);
+  });
+});
