@@ -7,12 +7,12 @@ import { randomBytes } from "node:crypto";
 import { DrayError, type LogFields, type Logger, silentLogger } from "@dray/common";
 import { eq } from "drizzle-orm";
 import postgres from "postgres";
-import { inject } from "vitest";
+import { afterAll, beforeAll, inject } from "vitest";
 import { createApiApp } from "../src/api/index.js";
 import { ensureSystemAdminToken } from "../src/auth/index.js";
 import type { SchemaSnapshot } from "../src/environments/schema-snapshot.js";
 import type { ConnectionTest, EnvironmentAgents } from "../src/gateway/environment-agents.js";
-import { environments, openStore, type Store } from "../src/store/index.js";
+import { type Db, environments, openStore, type Store } from "../src/store/index.js";
 
 /** Creates `dray_cp_<random>` next to the test database; `drop()` removes it (forcefully). */
 export async function createTestDatabase(): Promise<{ url: string; name: string; drop(): Promise<void> }> {
@@ -41,6 +41,30 @@ export async function createTestDatabase(): Promise<{ url: string; name: string;
 }
 
 /** A log line kept by {@link recordingLogger}. */
+/**
+ * A store on a database of the test file's own, opened before its tests and
+ * closed and dropped after them. Read `db` from inside a test or hook.
+ */
+export function useTestStore(): { readonly db: Db } {
+  let store: Store | undefined;
+  let drop: (() => Promise<void>) | undefined;
+  beforeAll(async () => {
+    const database = await createTestDatabase();
+    drop = database.drop;
+    store = await openStore({ databaseUrl: database.url, dataDir: "memory://", logger: silentLogger });
+  });
+  afterAll(async () => {
+    await store?.close();
+    await drop?.();
+  });
+  return {
+    get db() {
+      if (!store) throw new Error("the test store is open only inside tests and hooks");
+      return store.db;
+    },
+  };
+}
+
 export interface LogLine {
   level: string;
   message: string;

@@ -7,7 +7,7 @@
  */
 import { DrayError, silentLogger } from "@dray/common";
 import { and, asc, eq } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { readPage } from "../src/executor/batch-read.js";
 import { copyEntity } from "../src/executor/entity-copier.js";
 import { compileExecutorOptions, type ExecutorTuning } from "../src/executor/executor-options.js";
@@ -20,15 +20,8 @@ import type {
   StageEntry,
 } from "../src/executor/run-context.js";
 import { AgentUnavailable, BatchFailed, RecordLimitReached, RunAborted } from "../src/executor/run-errors.js";
-import {
-  type Db,
-  executionBatches,
-  executionEntities,
-  openStore,
-  type Store,
-  usage,
-} from "../src/store/index.js";
-import { createTestDatabase } from "./api-test-harness.js";
+import { type Db, executionBatches, executionEntities, usage } from "../src/store/index.js";
+import { useTestStore } from "./api-test-harness.js";
 import { seedOrganisation, seedRunningExecution } from "./execution-fixtures.js";
 import { awayError, FakeAgent, transientError } from "./fake-agent.js";
 
@@ -43,20 +36,10 @@ const PLAN: EntityRunPlan = {
   deferredFields: [],
 };
 
-let store: Store;
+const testStore = useTestStore();
 let db: Db;
-let drop: () => Promise<void>;
-
-beforeAll(async () => {
-  const database = await createTestDatabase();
-  drop = database.drop;
-  store = await openStore({ databaseUrl: database.url, dataDir: "memory://", logger: silentLogger });
-  db = store.db;
-});
-
-afterAll(async () => {
-  await store?.close();
-  await drop?.();
+beforeAll(() => {
+  db = testStore.db;
 });
 
 /** An organisation, two environments, a pipeline and a running execution of the one entity. */

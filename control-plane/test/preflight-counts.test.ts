@@ -6,32 +6,18 @@
  */
 import { silentLogger } from "@dray/common";
 import { eq } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { EntitySnapshot, SchemaSnapshot } from "../src/environments/schema-snapshot.js";
 import type { CallOptions } from "../src/executor/agent-port.js";
 import { compileExecutorOptions } from "../src/executor/executor-options.js";
 import { preflight } from "../src/executor/preflight.js";
 import type { PipelineSettings } from "../src/executor/run-context.js";
-import { type Db, environments, openStore, type Store } from "../src/store/index.js";
-import { createTestDatabase } from "./api-test-harness.js";
+import { environments } from "../src/store/index.js";
+import { useTestStore } from "./api-test-harness.js";
 import { seedOrganisation } from "./execution-fixtures.js";
 import { FakeAgent } from "./fake-agent.js";
 
-let store: Store;
-let db: Db;
-let drop: () => Promise<void>;
-
-beforeAll(async () => {
-  const database = await createTestDatabase();
-  drop = database.drop;
-  store = await openStore({ databaseUrl: database.url, dataDir: "memory://", logger: silentLogger });
-  db = store.db;
-});
-
-afterAll(async () => {
-  await store?.close();
-  await drop?.();
-});
+const store = useTestStore();
 
 /** `public.<name>` with a bigint `id` key, and a `parent_id` referencing `parent` when given. */
 function entity(name: string, parent?: string): EntitySnapshot {
@@ -104,6 +90,7 @@ class DescribingAgent extends FakeAgent {
 }
 
 async function run(agent: DescribingAgent, entities: string[]) {
+  const db = store.db;
   const org = await seedOrganisation(db);
   // Both agents reported just now.
   await db
