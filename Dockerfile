@@ -51,7 +51,7 @@ VOLUME ["/var/lib/dray-agent"]
 USER 10001:10001
 # SIGTERM drains the tasks in flight (up to DRAY_AGENT_DRAIN_TIMEOUT_MS) before exiting.
 STOPSIGNAL SIGTERM
-CMD ["node", "--max-semi-space-size=64", "/app/dist/bin/dray-agent.mjs"]
+CMD ["node", "--max-semi-space-size=64", "--initial-old-space-size=128", "/app/dist/bin/dray-agent.mjs"]
 
 FROM runtime AS control-plane
 COPY --from=build /out/control-plane /app
@@ -64,4 +64,4 @@ ENV DRAY_BIND_HOST=0.0.0.0 \
 EXPOSE 8080 7070
 USER 10001:10001
 STOPSIGNAL SIGTERM
-CMD ["node", "--max-semi-space-size=64", "/app/dist/bin/dray-control-plane.mjs"]
+CMD ["node", "--max-semi-space-size=64", "--initial-old-space-size=128", "/app/dist/bin/dray-control-plane.mjs"]

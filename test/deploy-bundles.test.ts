@@ -63,6 +63,8 @@ function run(command: string, args: string[], env: Record<string, string>): Runn
 let out: string;
 let bundles: Record<string, BuiltBundle>;
 const databases: TestDatabase[] = [];
+/** The V8 flags of the Dockerfile's CMD and deploy/systemd's ExecStart lines. */
+const NODE_FLAGS = ["--max-semi-space-size=64", "--initial-old-space-size=128"];
 const processes: Running[] = [];
 const stateDirs: string[] = [];
 const adminToken = `dray_admin_bundle_${Date.now()}_0123456789`;
@@ -70,7 +72,8 @@ const replicas: { name: string; http: number; grpc: number }[] = [];
 
 async function startReplica(name: string, storeUrl: string) {
   const ports = { name, http: await freePort(), grpc: await freePort() };
-  const cp = run(process.execPath, ["--max-semi-space-size=64", bundles["control-plane"]!.file], {
+  // Node's flags as the image and the systemd units give them.
+  const cp = run(process.execPath, [...NODE_FLAGS, bundles["control-plane"]!.file], {
     DRAY_DATABASE_URL: storeUrl,
     DRAY_NATS_URL: inject("natsUrl"),
     DRAY_ADMIN_TOKEN: adminToken,
@@ -88,7 +91,7 @@ async function startReplica(name: string, storeUrl: string) {
 function startAgent(name: string, controlPlaneUrl: string, databaseUrl: string, enrollmentToken: string) {
   return mkdtemp(join(tmpdir(), `dray-bundle-agent-${name}-`)).then((stateDir) => {
     stateDirs.push(stateDir);
-    const agent = run(process.execPath, [bundles.agent!.file], {
+    const agent = run(process.execPath, [...NODE_FLAGS, bundles.agent!.file], {
       DRAY_CONTROL_PLANE_URL: controlPlaneUrl,
       DRAY_AGENT_DATABASE_URL: databaseUrl,
       DRAY_AGENT_STATE_DIR: stateDir,
@@ -137,6 +140,22 @@ describe("the bundles of scripts/build-bundles.ts", () => {
     const docker = checkDockerfile(root, out);
     expect(docker.details.join("\n")).toContain("fresh bundle build");
     expect(docker.status, docker.details.join("\n")).toBe("ok");
+  });
+
+  it("start with the same V8 flags in the image and the systemd units as here", async () => {
+    const files = [
+      "Dockerfile",
+      "deploy/systemd/dray-agent.service",
+      "deploy/systemd/dray-control-plane.service",
+    ];
+    for (const file of files) {
+      const text = await readFile(join(root, file), "utf8");
+      const starts = text
+        .split("\n")
+        .filter((line) => /^(CMD \[|ExecStart=)/.test(line) && /node/.test(line));
+      expect(starts.length, file).toBeGreaterThan(0);
+      for (const line of starts) for (const flag of NODE_FLAGS) expect(line, file).toContain(flag);
+    }
   });
 
   it("serve /healthz, /readyz, /metrics and the UI's assets from the control-plane bundle", async () => {

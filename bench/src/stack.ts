@@ -63,8 +63,10 @@ export async function startBenchStack(options: {
   const store = await createTestDatabase(baseUrl, "dray_bench_store");
   const dataDir = await mkdtemp(join(tmpdir(), "dray-bench-cp-"));
   const adminToken = `dray_admin_${randomBytes(16).toString("hex")}`;
-  // The processes run as the systemd units run them (deploy/systemd): a 64 MiB young generation.
-  // BENCH_NODE_OPTIONS replaces that, e.g. with "" to measure Node's defaults.
+  // The processes run as the systemd units and the image run them (deploy/systemd, Dockerfile): a
+  // 64 MiB young generation and a 128 MiB initial old generation. BENCH_NODE_OPTIONS and
+  // BENCH_NODE_ARGS replace those, e.g. with "" to measure Node's defaults.
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? "--initial-old-space-size=128").split(" ").filter(Boolean);
   const nodeOptions = [
     process.env.BENCH_NODE_OPTIONS ?? "--max-semi-space-size=64",
     ...(options.cpuProfileDir
@@ -82,14 +84,17 @@ export async function startBenchStack(options: {
   let cp: Awaited<ReturnType<typeof startControlPlaneProcess>>;
   try {
     // DRAY_NATS_URL is left unset: the in-process event bus.
-    cp = await startControlPlaneProcess({
-      DRAY_DATABASE_URL: store.url,
-      DRAY_DATA_DIR: dataDir,
-      DRAY_ADMIN_TOKEN: adminToken,
-      DRAY_HTTP_PORT: String(await freePort()),
-      DRAY_GRPC_PORT: String(await freePort()),
-      ...extra,
-    });
+    cp = await startControlPlaneProcess(
+      {
+        DRAY_DATABASE_URL: store.url,
+        DRAY_DATA_DIR: dataDir,
+        DRAY_ADMIN_TOKEN: adminToken,
+        DRAY_HTTP_PORT: String(await freePort()),
+        DRAY_GRPC_PORT: String(await freePort()),
+        ...extra,
+      },
+      nodeArgs,
+    );
     processes["control-plane"] = cp;
   } catch (error) {
     await store.drop().catch(() => {});
@@ -145,14 +150,17 @@ export async function startBenchStack(options: {
         throw new Error(`cannot create environment ${name}: ${JSON.stringify(created.body)}`);
       const stateDir = await mkdtemp(join(tmpdir(), `dray-bench-agent-${name}-`));
       stateDirs.push(stateDir);
-      const agent = startAgentProcess({
-        DRAY_CONTROL_PLANE_URL: grpcUrl,
-        DRAY_AGENT_DATABASE_URL: databaseUrl,
-        DRAY_AGENT_STATE_DIR: stateDir,
-        DRAY_AGENT_NAME: `bench-${name}`,
-        DRAY_ENROLLMENT_TOKEN: created.body.enrollmentToken,
-        ...extra,
-      });
+      const agent = startAgentProcess(
+        {
+          DRAY_CONTROL_PLANE_URL: grpcUrl,
+          DRAY_AGENT_DATABASE_URL: databaseUrl,
+          DRAY_AGENT_STATE_DIR: stateDir,
+          DRAY_AGENT_NAME: `bench-${name}`,
+          DRAY_ENROLLMENT_TOKEN: created.body.enrollmentToken,
+          ...extra,
+        },
+        nodeArgs,
+      );
       processes[`${name}-agent`] = agent;
       const environment: BenchEnvironment = { id: created.body.environment.id, name, agent };
       environments.push(environment);

@@ -28,8 +28,12 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-function start(bin: string, env: Record<string, string>): DrayProcess {
-  const child = spawn(process.execPath, [bin], {
+/**
+ * Starts `bin` with Node. `nodeArgs` go before it on Node's command line: the
+ * place for V8 flags that NODE_OPTIONS refuses (`--initial-old-space-size`).
+ */
+function start(bin: string, env: Record<string, string>, nodeArgs: readonly string[] = []): DrayProcess {
+  const child = spawn(process.execPath, [...nodeArgs, bin], {
     cwd: root,
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", DRAY_LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -85,15 +89,22 @@ function start(bin: string, env: Record<string, string>): DrayProcess {
 }
 
 /** Starts `dray-control-plane` as a real process and waits until it serves. */
-export async function startControlPlaneProcess(env: Record<string, string>) {
+export async function startControlPlaneProcess(
+  env: Record<string, string>,
+  nodeArgs: readonly string[] = [],
+) {
   const httpPort = env.DRAY_HTTP_PORT ?? String(await freePort());
   const grpcPort = env.DRAY_GRPC_PORT ?? String(await freePort());
-  const proc = start("control-plane/bin/dray-control-plane.js", {
-    DRAY_HTTP_PORT: httpPort,
-    DRAY_GRPC_PORT: grpcPort,
-    DRAY_METRICS_TOKEN: TEST_METRICS_TOKEN,
-    ...env,
-  });
+  const proc = start(
+    "control-plane/bin/dray-control-plane.js",
+    {
+      DRAY_HTTP_PORT: httpPort,
+      DRAY_GRPC_PORT: grpcPort,
+      DRAY_METRICS_TOKEN: TEST_METRICS_TOKEN,
+      ...env,
+    },
+    nodeArgs,
+  );
   await proc.waitFor(/dray-control-plane ready/, 30_000);
   return { ...proc, httpUrl: `http://127.0.0.1:${httpPort}`, grpcUrl: `http://127.0.0.1:${grpcPort}` };
 }
@@ -105,6 +116,9 @@ export const TEST_METRICS_TOKEN = "dray-test-metrics-token-0123456789";
 export const METRICS_HEADERS = { authorization: `Bearer ${TEST_METRICS_TOKEN}` };
 
 /** Starts `dray-agent` as a real process. */
-export function startAgentProcess(env: Record<string, string>): DrayProcess {
-  return start("agent/bin/dray-agent.js", env);
+export function startAgentProcess(
+  env: Record<string, string>,
+  nodeArgs: readonly string[] = [],
+): DrayProcess {
+  return start("agent/bin/dray-agent.js", env, nodeArgs);
 }
