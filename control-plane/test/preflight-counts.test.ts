@@ -7,52 +7,19 @@
 import { silentLogger } from "@dray/common";
 import { eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
-import type { EntitySnapshot, SchemaSnapshot } from "../src/environments/schema-snapshot.js";
 import type { CallOptions } from "../src/executor/agent-port.js";
 import { compileExecutorOptions } from "../src/executor/executor-options.js";
 import { preflight } from "../src/executor/preflight.js";
 import type { PipelineSettings } from "../src/executor/run-context.js";
 import { environments } from "../src/store/index.js";
-import { useTestStore } from "./api-test-harness.js";
+import { sampleSnapshot, useTestStore } from "./api-test-harness.js";
 import { seedOrganisation } from "./execution-fixtures.js";
 import { FakeAgent } from "./fake-agent.js";
 
 const store = useTestStore();
 
-/** `public.<name>` with a bigint `id` key, and a `parent_id` referencing `parent` when given. */
-function entity(name: string, parent?: string): EntitySnapshot {
-  const field = (f: string) => ({
-    name: f,
-    type: "bigint",
-    nullable: false,
-    hasDefault: false,
-    generated: false,
-  });
-  return {
-    entity: `public.${name}`,
-    schema: "public",
-    name,
-    fields: parent ? [field("id"), field("parent_id")] : [field("id")],
-    primaryKey: ["id"],
-    references: parent
-      ? [
-          {
-            name: `${name}_parent_id_fkey`,
-            fields: ["parent_id"],
-            referencedEntity: `public.${parent}`,
-            referencedFields: ["id"],
-          },
-        ]
-      : [],
-    estimatedRows: -1,
-  };
-}
-
-const SCHEMA: SchemaSnapshot = {
-  capturedAt: "2026-12-07T00:00:00.000Z",
-  fingerprint: "fp",
-  entities: [entity("parents"), entity("children", "parents")],
-};
+/** Two entities, public.orders → public.customers. */
+const SCHEMA = sampleSnapshot("fp");
 
 /** The fake agent, describing SCHEMA once `release()` is called, and noting when each count was asked for. */
 class DescribingAgent extends FakeAgent {
@@ -138,29 +105,29 @@ async function run(agent: DescribingAgent, entities: string[]) {
 describe("preflight counts", () => {
   it("counts the named entities while the schemas are described, once each, and describes with statistics only", async () => {
     const agent = new DescribingAgent();
-    agent.seed("public.parents", 30);
-    agent.seed("public.children", 120);
-    const planned = run(agent, ["public.children", "public.parents"]);
+    agent.seed("public.customers", 30);
+    agent.seed("public.orders", 120);
+    const planned = run(agent, ["public.orders", "public.customers"]);
     // Both counts are asked for while neither describe has answered.
     while (agent.describeOptions.length < 2) await new Promise((r) => setTimeout(r, 2));
     await new Promise((r) => setTimeout(r, 20));
-    expect(agent.events).toEqual(["count public.children", "count public.parents"]);
+    expect(agent.events).toEqual(["count public.orders", "count public.customers"]);
     agent.release();
     const { plan, totals } = await planned;
-    expect(plan.entities.map((e) => e.entity)).toEqual(["public.parents", "public.children"]);
-    expect(Object.fromEntries(totals)).toEqual({ "public.parents": 30, "public.children": 120 });
+    expect(plan.entities.map((e) => e.entity)).toEqual(["public.customers", "public.orders"]);
+    expect(Object.fromEntries(totals)).toEqual({ "public.customers": 30, "public.orders": 120 });
     expect(agent.events.filter((e) => e.startsWith("count"))).toHaveLength(2);
     expect(agent.describeOptions.map((o) => o.statisticsOnly)).toEqual([true, true]);
   });
 
   it("counts an entity again when its early count failed", async () => {
     const agent = new DescribingAgent();
-    agent.seed("public.parents", 7);
-    agent.seed("public.children", 9);
-    agent.failFirstCountOf = "public.children";
+    agent.seed("public.customers", 7);
+    agent.seed("public.orders", 9);
+    agent.failFirstCountOf = "public.orders";
     agent.release();
-    const { totals } = await run(agent, ["public.parents", "public.children"]);
-    expect(Object.fromEntries(totals)).toEqual({ "public.parents": 7, "public.children": 9 });
-    expect(agent.events.filter((e) => e === "count public.children")).toHaveLength(2);
+    const { totals } = await run(agent, ["public.customers", "public.orders"]);
+    expect(Object.fromEntries(totals)).toEqual({ "public.customers": 7, "public.orders": 9 });
+    expect(agent.events.filter((e) => e === "count public.orders")).toHaveLength(2);
   });
 });

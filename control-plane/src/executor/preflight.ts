@@ -1,4 +1,4 @@
-import { DrayError } from "@dray/common";
+import { DrayError, parseEntityName } from "@dray/common";
 import { and, eq, sql } from "drizzle-orm";
 import { findEnvironment } from "../environments/environments-service.js";
 import {
@@ -170,27 +170,19 @@ export async function preflight(
 
   // The entities the pipeline names are counted while both schemas are described (see countEarly).
   const early = countEarly(ctx, source.id, settings.entities);
+  // The run counts the source exactly below and needs no estimate of either side.
+  const describe = (env: RunEnvironment) =>
+    onAgent(ctx, env, () =>
+      ctx.agents.describe(env.id, {
+        signal: ctx.signal,
+        timeoutMs: ctx.options.taskTimeoutMs,
+        statisticsOnly: true,
+      }),
+    );
   let sourceSnapshot: SchemaSnapshot;
   let targetSnapshot: SchemaSnapshot;
   try {
-    [sourceSnapshot, targetSnapshot] = await Promise.all([
-      onAgent(ctx, sourceEnv, () =>
-        ctx.agents.describe(source.id, {
-          signal: ctx.signal,
-          timeoutMs: ctx.options.taskTimeoutMs,
-          // The run counts the source exactly below and needs no estimate of either side.
-          statisticsOnly: true,
-        }),
-      ),
-      onAgent(ctx, targetEnv, () =>
-        ctx.agents.describe(target.id, {
-          signal: ctx.signal,
-          timeoutMs: ctx.options.taskTimeoutMs,
-          // The run counts the source exactly below and needs no estimate of either side.
-          statisticsOnly: true,
-        }),
-      ),
-    ]);
+    [sourceSnapshot, targetSnapshot] = await Promise.all([describe(sourceEnv), describe(targetEnv)]);
   } catch (error) {
     if (error instanceof PreflightFailed || ctx.signal.aborted) throw error;
     const e = DrayError.from(error);
@@ -275,9 +267,9 @@ export async function preflight(
             { signal: ctx.signal, timeoutMs: ctx.options.countTimeoutMs },
           ),
         );
-      const counted = early.get(addressKey(e)) ?? Promise.reject(new Error("not counted early"));
+      const counted = early.get(addressKey(e));
       // An early count that failed (say, the name was not an entity's) is simply counted again.
-      return counted.catch(count).then((n) => [e.entity, n] as const);
+      return (counted ? counted.catch(count) : count()).then((n) => [e.entity, n] as const);
     }),
   );
   const totals = new Map(counts);
@@ -319,8 +311,9 @@ export async function preflight(
 const addressKey = (e: { schema: string; name: string }) => `${e.schema}\u0000${e.name}`;
 
 /**
- * Starts counting, on the source agent, each entity the pipeline names as
- * `schema.name`, before the plan has resolved them; keyed by schema and name.
+ * Starts counting, on the source agent, each entity the pipeline names (as
+ * parseEntityName reads it), before the plan has resolved them; keyed by
+ * schema and name.
  * A count is used only for the plan entity of exactly that schema and name,
  * and one that fails is ignored (the entity is counted again in the plan's
  * terms), so a name that is not an entity's costs one wasted round trip.
@@ -332,9 +325,13 @@ function countEarly(
 ): Map<string, Promise<number>> {
   const early = new Map<string, Promise<number>>();
   for (const qualified of names) {
-    const dot = qualified.indexOf(".");
-    if (dot <= 0 || dot === qualified.length - 1) continue;
-    const address = { schema: qualified.slice(0, dot), name: qualified.slice(dot + 1) };
+    let address: { schema: string; name: string };
+    try {
+      const { schema, table } = parseEntityName(qualified);
+      address = { schema, name: table };
+    } catch {
+      continue; // Not a valid name: the plan refuses it with the reason.
+    }
     const counted = ctx.agents.count(sourceId, address, {
       signal: ctx.signal,
       timeoutMs: ctx.options.countTimeoutMs,

@@ -201,10 +201,12 @@ async function runEntity(
   });
   try {
     await copyEntity(ctx, entity, pass, halt, fresh, fresh ? ahead?.take(entity.entity) : undefined);
-  } finally {
-    // A failed run releases its entities; this write must not land after that.
-    await started;
+  } catch (error) {
+    // A failed run releases its entities; this write must not land after that (nor hide the copy's error).
+    await started.catch(() => {});
+    throw error;
   }
+  await started;
   const last = pass === 2 || entity.deferredFields.length === 0;
   if (last) {
     const completed = setEntityStatus(ctx, entity.entity, "completed");
