@@ -192,6 +192,8 @@ function startAgent(
       DRAY_AGENT_MAX_TASKS: "2",
       // PGlite's socket server takes no COPY FROM STDIN: load batches with bound arrays.
       DRAY_AGENT_BULK_LOAD: external ? "copy" : "insert",
+      // Holding a run's snapshot takes a session of its own, which PGlite cannot give.
+      DRAY_AGENT_RUN_SNAPSHOTS: external ? "on" : "off",
       DRAY_LOG_LEVEL: logLevel,
       ...(enrollmentToken ? { DRAY_ENROLLMENT_TOKEN: enrollmentToken } : {}),
     },

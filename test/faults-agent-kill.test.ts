@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventually } from "./support/api-client.js";
+import { stageLog } from "./support/continuous.js";
 import type { DrayStack, StackEnvironment } from "./support/dray-stack.js";
 import { countRows, startRun, waitForAgentSleep } from "./support/executions.js";
 import { FAULT_SCHEMA, FAULT_SIZE, slowWrites } from "./support/fault-dataset.js";
@@ -43,6 +44,26 @@ describe("kill -9 of the target agent, restarted 5 s later", () => {
     await restartAgent(target, "SIGKILL", 5_000);
     await expectExactCopy(stack, run.id, sourceDigests, target, usedBefore);
     await expectWaitedForAgent(stack.api, run.id, "shop-qa");
+  }, 150_000);
+});
+
+describe("kill -9 of the source agent, restarted 2 s later", () => {
+  it("the run reads on without its lost snapshot, checks every reference again and completes exactly once", async () => {
+    const target = await stack.addEnvironment("shop-src-kill", `${FAULT_SCHEMA}${slowWrites(0.5)}`);
+    const pipelineId = await defaultPipeline(stack.api, "fault-kill-source", source, target);
+    const usedBefore = await usedRecords(stack.api);
+    const run = await startRun(stack.api, pipelineId);
+    await waitForCommitted(stack.api, run.id, 30_000);
+    await restartAgent(source, "SIGKILL", 2_000);
+    await expectExactCopy(stack, run.id, sourceDigests, target, usedBefore);
+    const log = await stageLog(stack.api, run.pipelineToken);
+    const lost = log.findIndex((e) => e.code === "snapshot_lost");
+    expect(lost, JSON.stringify(log.map((e) => e.description))).toBeGreaterThan(0);
+    expect(log.filter((e) => e.code === "snapshot_lost")).toHaveLength(1);
+    expect(log[lost]!.description).toContain("checks every reference");
+    // No entity that began after the loss trusts a reference.
+    const later = log.slice(lost).filter((e) => e.state === "begin" && e.description.startsWith("Loading"));
+    for (const e of later) expect(e.description).not.toContain("not checked again");
   }, 150_000);
 });
 

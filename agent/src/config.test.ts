@@ -88,6 +88,14 @@ describe("loadAgentConfig", () => {
       /DRAY_AGENT_BULK_READ/,
     );
   });
+  it("holds run snapshots unless told otherwise", () => {
+    expect(loadAgentConfig(base).runSnapshots).toBe(true);
+    expect(loadAgentConfig({ ...base, DRAY_AGENT_RUN_SNAPSHOTS: "off" }).runSnapshots).toBe(false);
+    expect(() => loadAgentConfig({ ...base, DRAY_AGENT_RUN_SNAPSHOTS: "no" })).toThrow(
+      /DRAY_AGENT_RUN_SNAPSHOTS/,
+    );
+  });
+
   it("lists every problem by variable name", () => {
     expect(() => loadAgentConfig({ DRAY_CONTROL_PLANE_URL: "ftp://x" })).toThrow(
       /DRAY_CONTROL_PLANE_URL[\s\S]*DRAY_AGENT_DATABASE_URL/,

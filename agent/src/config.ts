@@ -56,6 +56,13 @@ export const EnvSchema = z.object({
    * for servers or proxies without COPY TO STDOUT).
    */
   DRAY_AGENT_BULK_READ: z.enum(["copy", "select"]).default("copy"),
+  /**
+   * Whether the agent holds a snapshot of the database for a run, so that every
+   * entity is read as of one moment (on a connection of its own, for the run's
+   * length). `off` for servers that serve one session at a time, e.g. PGlite's
+   * socket server: runs then read each page in a snapshot of its own.
+   */
+  DRAY_AGENT_RUN_SNAPSHOTS: z.enum(["on", "off"]).default("on"),
   /** How long a graceful stop waits for tasks in flight before cancelling them. */
   DRAY_AGENT_DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(30_000),
   /** PEM CA bundle to trust for the control plane's certificate (TLS). */
@@ -102,6 +109,7 @@ export interface AgentConfig {
   dbPoolSize: number;
   bulkLoad: "copy" | "insert";
   bulkRead: "copy" | "select";
+  runSnapshots: boolean;
   drainTimeoutMs: number;
   tls: { caFile?: string; certFile?: string; keyFile?: string };
   logLevel: string;
@@ -148,6 +156,7 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv): AgentConfig {
     dbPoolSize: e.DRAY_AGENT_DB_POOL_SIZE,
     bulkLoad: e.DRAY_AGENT_BULK_LOAD,
     bulkRead: e.DRAY_AGENT_BULK_READ,
+    runSnapshots: e.DRAY_AGENT_RUN_SNAPSHOTS === "on",
     drainTimeoutMs: e.DRAY_AGENT_DRAIN_TIMEOUT_MS,
     tls: {
       ...(e.DRAY_AGENT_TLS_CA_FILE ? { caFile: e.DRAY_AGENT_TLS_CA_FILE } : {}),

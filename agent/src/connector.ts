@@ -51,6 +51,11 @@ export interface ReferenceDescription {
   fields: string[];
   referencedEntity: EntityName;
   referencedFields: string[];
+  /**
+   * The database enforces it for every row: declared on the table itself,
+   * validated (not NOT VALID), its triggers not disabled.
+   */
+  validated: boolean;
 }
 
 export interface EntityDescription extends EntityName {
@@ -136,6 +141,14 @@ export interface ReadBatchRequest {
    * (a range already read under a bound is read again whole).
    */
   continuous?: ContinuousBound;
+  /**
+   * Read in this exported snapshot ({@link Connector.exportSnapshot}), so that
+   * every entity of a run is read as of one moment. Ignored by continuous reads
+   * and by tables without a row key.
+   *
+   * @throws DrayError `failed_precondition` (reason `snapshot_gone`) when it is no longer held.
+   */
+  snapshotId?: string;
 }
 
 /** The high-water mark of a continuous read (see {@link ReadBatchRequest.continuous}). */
@@ -368,6 +381,13 @@ export interface Connector {
   ): Promise<number>;
   /** Counts and digests the keys of an entity range by range (see {@link DigestKeysRequest}). */
   digestKeys(request: DigestKeysRequest, signal: AbortSignal): Promise<DigestKeysResult>;
+  /**
+   * Exports a snapshot of the database and holds it until {@link releaseSnapshot},
+   * 15 minutes without a read in it, or {@link close}; returns its id.
+   */
+  exportSnapshot(signal: AbortSignal): Promise<string>;
+  /** Lets a snapshot exported here go; an unknown id is ignored. */
+  releaseSnapshot(snapshotId: string): Promise<void>;
   /** Closes pools; further calls reject. */
   close(): Promise<void>;
 }

@@ -51,6 +51,7 @@ async function main(): Promise<number> {
     maxConnections: config.dbPoolSize,
     staging: config.bulkLoad,
     readMethod: config.bulkRead,
+    runSnapshots: config.runSnapshots,
     transformKey,
     compileTransform: compileTransformer,
     logger,

@@ -176,6 +176,7 @@ async function execute(
           ...(r.transforms.length > 0 ? { transforms: r.transforms.map(transformOf) } : {}),
           ...(r.qualityRules.length > 0 ? { qualityRules: r.qualityRules.map(qualityRuleOf) } : {}),
           ...(r.continuous ? { continuous: continuousOf(r.continuous) } : {}),
+          ...(r.snapshotId ? { snapshotId: r.snapshotId } : {}),
         },
         signal,
       );
@@ -298,6 +299,14 @@ async function execute(
           },
         },
       };
+    }
+    case "exportSnapshot": {
+      const snapshotId = await connector.exportSnapshot(signal);
+      return { kind: { case: "exportSnapshot", value: { snapshotId } } };
+    }
+    case "releaseSnapshot": {
+      await connector.releaseSnapshot(kind.value.snapshotId);
+      return { kind: { case: "releaseSnapshot", value: {} } };
     }
     case undefined:
       throw new DrayError("unimplemented", "the task has no kind this agent knows: upgrade the agent");

@@ -245,6 +245,7 @@ export function runConnectorContract(name: string, harness: ConnectorHarness): v
             fields: ["pa", "pb"],
             referencedEntity: entity("d_pair"),
             referencedFields: ["a", "b"],
+            validated: true,
           },
         ]);
         expect(byName.get("d_node")!.references).toEqual([
@@ -253,6 +254,7 @@ export function runConnectorContract(name: string, harness: ConnectorHarness): v
             fields: ["parent_id"],
             referencedEntity: entity("d_node"),
             referencedFields: ["id"],
+            validated: true,
           },
         ]);
         expect(byName.get("d_cycle_a")!.references).toEqual([
@@ -261,6 +263,7 @@ export function runConnectorContract(name: string, harness: ConnectorHarness): v
             fields: ["b_id"],
             referencedEntity: entity("d_cycle_b"),
             referencedFields: ["id"],
+            validated: true,
           },
         ]);
         expect(byName.get("d_cycle_b")!.references).toEqual([
@@ -269,6 +272,7 @@ export function runConnectorContract(name: string, harness: ConnectorHarness): v
             fields: ["a_id"],
             referencedEntity: entity("d_cycle_a"),
             referencedFields: ["id"],
+            validated: true,
           },
         ]);
         expect(byName.get("d_nokey")!.primaryKey).toEqual([]);

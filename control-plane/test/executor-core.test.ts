@@ -8,6 +8,7 @@
 import { DrayError, silentLogger } from "@dray/common";
 import { and, asc, eq } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
+import type { ReadRequest, WriteRequest } from "../src/executor/agent-port.js";
 import { readPage } from "../src/executor/batch-read.js";
 import { copyEntity } from "../src/executor/entity-copier.js";
 import { compileExecutorOptions, type ExecutorTuning } from "../src/executor/executor-options.js";
@@ -430,5 +431,72 @@ describe("the monthly record limit", () => {
     const [row] = await db.select().from(usage).where(eq(usage.organisationId, f.organisationId));
     expect(Number(row!.records)).toBe(200);
     expect(Number(row!.reserved)).toBe(0);
+  });
+});
+
+describe("the run's source snapshot", () => {
+  const snapshotGone = () =>
+    new DrayError("failed_precondition", "snapshot 00000003-0000001B-1 is no longer held", {
+      retryable: false,
+      details: { reason: "snapshot_gone" },
+    });
+
+  it("goes with every read and lets writes skip the references it vouches for", async () => {
+    const f = await execution();
+    const agent = new FakeAgent();
+    agent.seed(ENTITY, 250);
+    const { ctx, counters } = context(f, agent);
+    ctx.snapshot = { id: "00000003-0000001B-1", lost: false, loadedWhole: new Set(["public.parent"]) };
+    const plan = {
+      ...PLAN,
+      trustedReferences: [{ name: "t_parent_fkey", referencedEntity: "public.parent" }],
+    };
+    await copyEntity(ctx, plan, 1, ctx.signal, true);
+    expect(counters.created).toBe(250);
+    const reads = agent.calls.filter((c) => c.kind === "read").map((c) => c.request as ReadRequest);
+    expect(reads.length).toBeGreaterThan(1);
+    expect(reads.every((r) => r.snapshotId === "00000003-0000001B-1")).toBe(true);
+    const writes = agent.calls.filter((c) => c.kind === "write").map((c) => c.request as WriteRequest);
+    expect(writes.every((w) => w.uncheckedReferences.includes("t_parent_fkey"))).toBe(true);
+  });
+
+  it("once gone, is read without (the same page again), logged once, and vouches for nothing more", async () => {
+    const f = await execution();
+    const agent = new FakeAgent();
+    agent.seed(ENTITY, 250);
+    agent.onRead = (request, n) => {
+      if (n === 2 && request.snapshotId) throw snapshotGone();
+    };
+    const { ctx, stages, counters } = context(f, agent);
+    ctx.snapshot = { id: "00000003-0000001B-1", lost: false, loadedWhole: new Set(["public.parent"]) };
+    const plan = {
+      ...PLAN,
+      trustedReferences: [{ name: "t_parent_fkey", referencedEntity: "public.parent" }],
+    };
+    await copyEntity(ctx, plan, 1, ctx.signal, true);
+    expect(counters).toMatchObject({ created: 250, skipped: 0, failed: 0 });
+    expect(await agent.targetKeys(ENTITY)).toEqual(keys(1, 250));
+    const reads = agent.calls.filter((c) => c.kind === "read").map((c) => c.request as ReadRequest);
+    expect(reads.map((r) => r.snapshotId ?? null)).toEqual([
+      "00000003-0000001B-1",
+      "00000003-0000001B-1",
+      null,
+      null,
+    ]);
+    expect(reads[1]!.after).toEqual(reads[2]!.after);
+    expect(stages.filter((s) => s.code === "snapshot_lost")).toHaveLength(1);
+    expect(ctx.snapshot.lost).toBe(true);
+    const writes = agent.calls.filter((c) => c.kind === "write").map((c) => c.request as WriteRequest);
+    // The first batch's write may be sent before or after the loss (either is right); none after it trusts.
+    expect(writes.slice(1).every((w) => w.uncheckedReferences.length === 0)).toBe(true);
+  });
+
+  it("is not asked for by a read without one (a resumed run)", async () => {
+    const f = await execution();
+    const agent = new FakeAgent();
+    agent.seed(ENTITY, 10);
+    const { ctx } = context(f, agent);
+    await readPage(ctx, PLAN, 1, { after: null });
+    expect((agent.calls[0]!.request as ReadRequest).snapshotId).toBeUndefined();
   });
 });

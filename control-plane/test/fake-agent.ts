@@ -113,6 +113,11 @@ export class FakeAgent implements AgentPort {
   onRead: FaultHook<ReadRequest> | undefined;
   onWrite: FaultHook<WriteRequest> | undefined;
   onDigest: FaultHook<DigestKeysRequest> | undefined;
+  /** Snapshot ids exported (ExportSnapshotTask), and those released, in order. */
+  readonly exportedSnapshots: string[] = [];
+  readonly releasedSnapshots: string[] = [];
+  /** When set, an export fails with this error (an agent older than snapshots answers `unimplemented`). */
+  exportSnapshotError: Error | undefined;
   private readonly inFlight = new Map<string, Promise<unknown>>();
   private readonly away = new Map<string, number>();
   private readonly arrivals = new Set<() => void>();
@@ -176,6 +181,19 @@ export class FakeAgent implements AgentPort {
   }
 
   /** The agents' DigestKeysTask over in-memory rows (given boundaries are taken as ascending). */
+  async exportSnapshot(environmentId: string): Promise<string> {
+    this.present(environmentId);
+    if (this.exportSnapshotError) throw this.exportSnapshotError;
+    const id = `0000000${this.exportedSnapshots.length + 3}-0000001B-1`;
+    this.exportedSnapshots.push(id);
+    return id;
+  }
+
+  async releaseSnapshot(environmentId: string, snapshotId: string): Promise<void> {
+    this.present(environmentId);
+    this.releasedSnapshots.push(snapshotId);
+  }
+
   async digestKeys(
     environmentId: string,
     request: DigestKeysRequest,

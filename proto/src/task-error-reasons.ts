@@ -13,6 +13,8 @@ export const TASK_ERROR_REASONS = {
   batchSealed: "batch_sealed",
   /** FAILED_PRECONDITION: a task sent under an older session epoch than the agent's newest. */
   staleSessionEpoch: "stale_session_epoch",
+  /** FAILED_PRECONDITION: a read's `snapshot_id` names a snapshot that is no longer held. */
+  snapshotGone: "snapshot_gone",
 } as const;
 
 export type TaskErrorReasonName = (typeof TASK_ERROR_REASONS)[keyof typeof TASK_ERROR_REASONS];
@@ -21,6 +23,7 @@ const TO_WIRE: Record<TaskErrorReasonName, TaskErrorReason> = {
   previous_batch_not_committed: TaskErrorReason.PREVIOUS_BATCH_NOT_COMMITTED,
   batch_sealed: TaskErrorReason.BATCH_SEALED,
   stale_session_epoch: TaskErrorReason.STALE_SESSION_EPOCH,
+  snapshot_gone: TaskErrorReason.SNAPSHOT_GONE,
 };
 
 const FROM_WIRE = new Map<TaskErrorReason, TaskErrorReasonName>(

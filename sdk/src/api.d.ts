@@ -790,6 +790,8 @@ export interface components {
                 fields: string[];
                 referencedEntity: string;
                 referencedFields: string[];
+                /** @description True when the database enforces the reference for every row (declared on the table, validated, its triggers on); absent when it does not or when the agent did not say */
+                validated?: boolean;
             }[];
             estimatedRows: number;
             /**

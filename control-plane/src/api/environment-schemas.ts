@@ -147,6 +147,14 @@ export const EntitySnapshot = z
         fields: z.array(z.string()),
         referencedEntity: z.string(),
         referencedFields: z.array(z.string()),
+        validated: z
+          .boolean()
+          .optional()
+          .openapi({
+            description:
+              "True when the database enforces the reference for every row (declared on the table, validated, " +
+              "its triggers on); absent when it does not or when the agent did not say",
+          }),
       }),
     ),
     estimatedRows: z.number(),

@@ -32,7 +32,17 @@ export interface EntitySnapshot {
   uniqueKeys?: string[][];
   /** Absent in snapshots stored before it existed: `table` (see {@link entityKindOf}). */
   kind?: EntityKind;
-  references: { name: string; fields: string[]; referencedEntity: string; referencedFields: string[] }[];
+  references: {
+    name: string;
+    fields: string[];
+    referencedEntity: string;
+    referencedFields: string[];
+    /**
+     * The source database enforces it for every row (declared on the table,
+     * validated, triggers on). Absent in older snapshots and from older agents: not known.
+     */
+    validated?: boolean;
+  }[];
   estimatedRows: number;
   /** Where `estimatedRows` comes from (absent in snapshots stored before it existed: statistics). */
   estimateSource?: "statistics" | "exact" | "sampled";

@@ -57,6 +57,8 @@ export interface ReadRequest {
    * key, and the agent reads only below its high-water mark (ReadBatchTask.continuous).
    */
   continuous?: { cursorField: string; safetyLagMs: number };
+  /** Read in this exported source snapshot (the run's, {@link AgentPort.exportSnapshot}). */
+  snapshotId?: string;
 }
 
 /** A row the agent did not pass on: by its key (transformed where the key is), never its values. */
@@ -250,6 +252,13 @@ export interface AgentPort {
     request: DigestKeysRequest,
     options: CallOptions,
   ): Promise<DigestKeysResult>;
+  /**
+   * Exports a snapshot of the environment's database and has the agent hold it
+   * (ExportSnapshotTask); reads given its id see the database as of that moment.
+   */
+  exportSnapshot(environmentId: string, options: CallOptions): Promise<string>;
+  /** Lets a snapshot go (ReleaseSnapshotTask); an unknown id is ignored. */
+  releaseSnapshot(environmentId: string, snapshotId: string, options: CallOptions): Promise<void>;
   /** True when the environment's agent is connected (to this replica or, routed, to another). */
   isConnected(environmentId: string): boolean;
   /** When the agent's session opened, if it is connected to this replica. */

@@ -8,6 +8,7 @@ import { requireSourceEnvironment } from "../pipelines/pipeline-validation.js";
 import type { QualityRuleSpec, ReadResult, TransformSpec } from "./agent-port.js";
 import type { EntityRunPlan, RunContext } from "./run-context.js";
 import { AgentUnavailable, BatchFailed } from "./run-errors.js";
+import { isSnapshotGone, liveSnapshotId, noteSnapshotGone } from "./run-snapshot.js";
 import { withRetries } from "./task-retries.js";
 
 /** Pass 1 loads rows; pass 2 back-fills the references deferred to break a cycle. */
@@ -83,7 +84,8 @@ export interface ReadRange {
 }
 
 /**
- * Reads the page after `range.after`, with retries. A read that fails for
+ * Reads the page after `range.after`, with retries, in the run's source
+ * snapshot while it is held (run-snapshot.ts). A read that fails for
  * good fails the run (`BatchFailed`): without it the batch's range is unknown,
  * so it cannot be skipped.
  */
@@ -116,9 +118,19 @@ export async function readPage(
   };
   try {
     const read = startReadTimer(ctx);
-    const { value } = await withRetries(ctx, `reading ${entity.entity}`, () =>
-      ctx.agents.readBatch(requireSourceEnvironment(ctx.settings, "cannot be read"), request, options),
-    );
+    const source = requireSourceEnvironment(ctx.settings, "cannot be read");
+    const { value } = await withRetries(ctx, `reading ${entity.entity}`, async () => {
+      // A continuous read goes by its high-water mark instead (the agent ignores a snapshot there).
+      const snapshotId = entity.cursorKey ? undefined : liveSnapshotId(ctx);
+      if (!snapshotId) return ctx.agents.readBatch(source, request, options);
+      try {
+        return await ctx.agents.readBatch(source, { ...request, snapshotId }, options);
+      } catch (error) {
+        if (!isSnapshotGone(error)) throw error;
+        await noteSnapshotGone(ctx);
+        return ctx.agents.readBatch(source, request, options);
+      }
+    });
     read(value.rows.rowCount + value.qualityRejected.length, pass === 1);
     noteTransformKey(ctx, value.transformKeyId);
     return value;

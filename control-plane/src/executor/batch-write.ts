@@ -9,6 +9,7 @@ import type { RejectedRow, RowPayload, WriteRequest, WriteResult } from "./agent
 import type { Pass } from "./batch-read.js";
 import type { EntityRunPlan, RunContext } from "./run-context.js";
 import { handedOver } from "./run-errors.js";
+import { trustedNow } from "./run-snapshot.js";
 import { withRetries } from "./task-retries.js";
 
 /** A reserved batch to write. */
@@ -82,7 +83,8 @@ export function writeRequest(
     onRowError: ctx.settings.stopOnError ? "fail" : "isolate",
     previousBatchId,
     fireTriggers: ctx.settings.targetTriggers === "fire",
-    uncheckedReferences: entity.uncheckedReferences ?? [],
+    // References the run's snapshot vouches for are not checked (run-snapshot.ts), nor postponed ones.
+    uncheckedReferences: [...(entity.uncheckedReferences ?? []), ...trustedNow(ctx, entity)],
     ...(batch.position && entity.cursorKey ? { position: batch.position } : {}),
   };
 }

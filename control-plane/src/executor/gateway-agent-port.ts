@@ -57,6 +57,7 @@ export function readTask(request: ReadRequest) {
     nullFields: [],
     transforms: withJson(request.transforms),
     qualityRules: withJson(request.qualityRules),
+    ...(request.snapshotId ? { snapshotId: request.snapshotId } : {}),
     ...(request.continuous
       ? {
           continuous: {
@@ -231,6 +232,13 @@ export function gatewayAgentPort(sessions: AgentSessions): AgentPort {
         boundaries: r.boundaries.map((b) => [...b.values]),
         ranges: r.ranges.map((x) => ({ count: Number(x.count), digest: x.digest })),
       };
+    },
+    async exportSnapshot(environmentId, options) {
+      const r = await sessions.dispatch(environmentId, "exportSnapshot", {}, dispatchOptions(options));
+      return r.snapshotId;
+    },
+    async releaseSnapshot(environmentId, snapshotId, options) {
+      await sessions.dispatch(environmentId, "releaseSnapshot", { snapshotId }, dispatchOptions(options));
     },
     isConnected: (environmentId) => sessions.isConnected(environmentId),
     connectedSince: (environmentId) => sessions.get(environmentId)?.openedAt,

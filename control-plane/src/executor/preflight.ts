@@ -18,6 +18,7 @@ import { environments } from "../store/schema.js";
 import { type EnvironmentObservation, retryWhileAway, waitUntilReady } from "./agent-readiness.js";
 import { cursorKeyOf } from "./cursor-key.js";
 import type { EntityRunPlan, ExecutionPlan, PipelineSettings, RunContext } from "./run-context.js";
+import { type TrustContext, trustableReferences } from "./trusted-references.js";
 
 /** A preflight refusal: the execution fails before any record moves. */
 export class PreflightFailed extends DrayError {
@@ -228,6 +229,15 @@ export async function preflight(
   const notOrdering = new Set(
     [...runPlan.deferred, ...runPlan.postponed].map((d) => `${d.entity}\u0000${d.reference}`),
   );
+  // With the target's triggers on, the database checks every reference itself; a continuous run reads in no snapshot.
+  const trustContext: TrustContext | null =
+    targetTriggers === "off" && !continuous
+      ? {
+          selected,
+          transformedFields: (name) => new Set((transformsOf.get(name) ?? []).map((t) => t.field)),
+          postponed: new Set(runPlan.postponed.map((p) => p.reference)),
+        }
+      : null;
   const entities: EntityRunPlan[] = runPlan.levels.flatMap((level, index) =>
     level.map((name) => {
       const e = byName.get(name)!;
@@ -247,6 +257,7 @@ export async function preflight(
         fields: e.fields.filter((f) => !f.generated && targetFields.has(f.name)).map((f) => f.name),
         deferredFields: [...new Set(deferred.get(name) ?? [])],
         uncheckedReferences: [...new Set(unchecked.get(name) ?? [])],
+        trustedReferences: trustContext ? trustableReferences(e, targetByName.get(name), trustContext) : [],
         kind: entityKindOf(e),
         dependsOn: [...dependsOn].sort(),
         transforms: transformsOf.get(name) ?? [],

@@ -35,6 +35,13 @@ export interface EntityRunPlan {
    */
   uncheckedReferences?: string[];
   /**
+   * References the source enforces for every row, to entities of the run, that a
+   * write need not check again while the run reads in one source snapshot and the
+   * referenced entity was copied whole in it (see run-snapshot.ts). Absent in
+   * older plans: none.
+   */
+  trustedReferences?: { name: string; referencedEntity: string }[];
+  /**
    * Entities that must be loaded (pass 1) before this one starts: the ones it
    * references, except through deferred or postponed references. Absent in
    * plans stored before it existed: every entity of a lower level.
@@ -180,6 +187,18 @@ export interface RunContext {
    */
   options: Readonly<ExecutorTunables>;
   journal: Journal;
+  /** A fresh run's snapshot of the source, which every read of the run shares (run-snapshot.ts). */
+  snapshot?: RunSnapshot;
+}
+
+/** The source snapshot a run reads in, and what it has let the run trust. */
+export interface RunSnapshot {
+  /** ReadBatchTask.snapshot_id. */
+  id: string;
+  /** Set once a read found it gone: later reads go without it, and every reference is checked again. */
+  lost: boolean;
+  /** Entities whose pass 1 ended with every row read in the snapshot written (none skipped or failed). */
+  loadedWhole: Set<string>;
 }
 
 export type { PipelineSettings };

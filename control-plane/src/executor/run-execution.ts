@@ -12,8 +12,15 @@ import type { ClaimedExecution } from "./execution-lease.js";
 import { runFileLoad } from "./file-load.js";
 import { preflight } from "./preflight.js";
 import { ReadAhead } from "./read-ahead.js";
-import type { EntityRunPlan, ExecutionPlan, PipelineSettings, RunContext } from "./run-context.js";
+import type {
+  EntityRunPlan,
+  ExecutionPlan,
+  PipelineSettings,
+  RunContext,
+  RunSnapshot,
+} from "./run-context.js";
 import { abortKindOf, type RunAborted, reasonCodeOf } from "./run-errors.js";
+import { noteEntityLoaded, openRunSnapshot, releaseRunSnapshot, trustedNow } from "./run-snapshot.js";
 import { acquireTargetLocks } from "./target-locks.js";
 import { cleanTargets, moveSequences, validatePostponed } from "./target-tasks.js";
 
@@ -189,6 +196,7 @@ async function runEntity(
   const started = setEntityStatus(ctx, entity.entity, "in_progress");
   started.catch(() => {});
   const loader = loaderOf(ctx.plan);
+  const trusted = pass === 1 ? trustedNow(ctx, entity) : [];
   await ctx.journal.stage({
     processName: loader,
     state: "begin",
@@ -196,7 +204,11 @@ async function runEntity(
     entity: entity.entity,
     description:
       pass === 1
-        ? `Loading ${entity.entity}`
+        ? `Loading ${entity.entity}${
+            trusted.length > 0
+              ? `; references ${trusted.join(", ")} hold in the source snapshot and are not checked again`
+              : ""
+          }`
         : `Back-filling deferred references of ${entity.entity} (${entity.deferredFields.join(", ")})`,
   });
   try {
@@ -207,6 +219,7 @@ async function runEntity(
     throw error;
   }
   await started;
+  if (pass === 1) noteEntityLoaded(ctx, entity.entity);
   const last = pass === 2 || entity.deferredFields.length === 0;
   if (last) {
     const completed = setEntityStatus(ctx, entity.entity, "completed");
@@ -243,6 +256,7 @@ export async function runExecution(
 ): Promise<RunOutcome> {
   if (execution.kind === "file") return runFileLoad(base, execution);
   const ctx = base as RunContext;
+  let snapshot: Promise<RunSnapshot | undefined> | undefined;
   try {
     if (execution.attempts === 1) {
       await ctx.journal.status("in_progress");
@@ -257,12 +271,20 @@ export async function runExecution(
       await awaitAgents(base, (execution.snapshot as { plan?: ExecutionPlan }).plan);
     }
     ctx.plan = await loadOrPlan(base, execution);
+    // A fresh run reads every entity as of one moment of the source; the snapshot is exported while the target is locked.
+    if (execution.attempts === 1 && execution.kind !== "continuous") {
+      snapshot = openRunSnapshot(ctx);
+      snapshot.catch(() => {});
+    }
     await acquireTargetLocks(ctx);
+    if (snapshot) ctx.snapshot = await snapshot;
     await ctx.journal.stage({
       processName: STAGE.runner,
       state: "begin",
       code: "begin",
-      description: `Running ${ctx.plan.entities.length} entities in ${ctx.plan.levels.length} levels into ${ctx.plan.targetName}`,
+      description:
+        `Running ${ctx.plan.entities.length} entities in ${ctx.plan.levels.length} levels into ${ctx.plan.targetName}` +
+        (ctx.snapshot ? `, reading the source as of one moment (snapshot ${ctx.snapshot.id})` : ""),
     });
     const fresh = execution.attempts === 1;
     const transformed = ctx.plan.entities.filter((e) => (e.transforms ?? []).length > 0);
@@ -359,5 +381,7 @@ export async function runExecution(
       .stage({ processName: STAGE.runner, state: "error", code: reasonCode, description: e.message })
       .catch(() => {});
     return { status: "failed", reasonCode, reason: e.message };
+  } finally {
+    if (snapshot) releaseRunSnapshot(ctx, await snapshot.catch(() => undefined));
   }
 }

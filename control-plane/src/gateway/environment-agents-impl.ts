@@ -40,6 +40,7 @@ export function entitySnapshotOf(entity: Entity): EntitySnapshot {
         table: r.referencedEntity?.name ?? "",
       }),
       referencedFields: [...r.referencedFields],
+      ...(r.validated ? { validated: true } : {}),
     })),
     estimatedRows: Number(entity.estimatedRows),
     ...(isLabelledEstimate(entity.estimateSource) ? { estimateSource: entity.estimateSource } : {}),

@@ -138,15 +138,20 @@ export async function copyInto(
 
 /**
  * Reads one keyset page with COPY TO STDOUT (see {@link copyInto}), in a short
- * transaction that holds the parameter settings.
+ * transaction that holds the parameter settings; `before` is sent first (a
+ * snapshot to read in, run-snapshot.ts).
  */
 export async function copyKeysetPage(
   session: Session,
   request: ReadBatchRequest,
   read: CopyRead,
+  before: readonly Statement[] = [],
 ): Promise<ReadBatchResult> {
   const collector = copyCollector(read.fields.length, read.columnCount, request.maxBytes);
-  await session.transaction(() => copyInto(session, read, collector), read.setup);
+  await session.transaction(
+    () => copyInto(session, read, collector),
+    read.setup ? [...before, read.setup] : before,
+  );
   const page = collector.finish(read.keyPositions);
   return {
     rows: { encoding: "copy_text", fields: read.fields, rowCount: page.rowCount, data: page.data },

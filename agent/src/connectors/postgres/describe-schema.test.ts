@@ -25,6 +25,7 @@ describe("buildEntities", () => {
       fields: ["id"],
       referencedEntity: { schema: "s", name: "b" },
       referencedFields: ["id"],
+      validated: false,
     });
     expect(b.estimatedRows).toBe(10);
     expect(entities[0]!.estimatedRows).toBe(-1);
@@ -111,12 +112,14 @@ describe("mergeReferences", () => {
         fields: ["customer_id"],
         referencedEntity: { schema: "s", name: "customer" },
         referencedFields: ["id"],
+        validated: false,
       },
       {
         name: "p1_staff_fk",
         fields: ["staff_id"],
         referencedEntity: { schema: "s", name: "staff" },
         referencedFields: ["id"],
+        validated: false,
       },
     ]);
   });
@@ -125,6 +128,17 @@ describe("mergeReferences", () => {
     expect(mergeReferences([fk("a_part_fk", 2), fk("z_parent_fk", 0)]).map((r) => r.name)).toEqual([
       "z_parent_fk",
     ]);
+  });
+
+  it("calls a reference validated only when the table itself declares it and the catalog says so", () => {
+    const validated = (level: number, flag: boolean | undefined) =>
+      mergeReferences([{ ...fk("f", level), ...(flag === undefined ? {} : { validated: flag }) }])[0]!
+        .validated;
+    expect(validated(0, true)).toBe(true);
+    expect(validated(0, false)).toBe(false);
+    expect(validated(0, undefined)).toBe(false);
+    // Declared on partitions only: some partition may lack it, so the source does not vouch for every row.
+    expect(validated(1, true)).toBe(false);
   });
 
   it("keeps foreign keys that differ in fields or referenced entity apart", () => {

@@ -66,6 +66,10 @@ select
         select json_agg(a.attname order by k.ord)
         from unnest(co.conkey) with ordinality k(attnum, ord)
         join pg_catalog.pg_attribute a on a.attrelid = co.conrelid and a.attnum = k.attnum),
+      'validated', co.convalidated and not exists (
+        select 1 from pg_catalog.pg_trigger t
+        join pg_catalog.pg_constraint cc on cc.oid = t.tgconstraint
+        where (cc.oid = co.oid or cc.conparentid = co.oid) and t.tgenabled = 'D'),
       'refSchema', rn.nspname,
       'refName', rc.relname,
       'refFields', (
@@ -100,6 +104,8 @@ interface ConstraintRow {
   /** 0 on the table itself, the partition depth for a partition's foreign key; absent = 0. */
   level?: number;
   fields: string[];
+  /** Validated (not NOT VALID) and its triggers not disabled; absent in unit tests' rows: false. */
+  validated?: boolean;
   refSchema: string | null;
   refName: string | null;
   refFields: string[] | null;
@@ -135,7 +141,8 @@ function compareText(a: string, b: string): number {
  * declared on several partitions with the same fields, referenced entity and
  * referenced fields are one reference, named after the one declared on the
  * table itself when there is one, else after the first partition's in name
- * order. Sorted by name.
+ * order. Sorted by name. `validated` says the source enforces the reference
+ * for every row: declared on the table itself, validated, triggers enabled.
  */
 export function mergeReferences(constraints: readonly ConstraintRow[]): ReferenceDescription[] {
   const foreign = constraints
@@ -148,6 +155,8 @@ export function mergeReferences(constraints: readonly ConstraintRow[]): Referenc
       fields: c.fields,
       referencedEntity: { schema: c.refSchema ?? "", name: c.refName ?? "" },
       referencedFields: c.refFields ?? [],
+      // Enforced for every row only when declared on the table itself: one declared on partitions may miss some.
+      validated: c.validated === true && (c.level ?? 0) === 0,
     };
     const shape = JSON.stringify([
       reference.fields,

@@ -63,6 +63,8 @@ export interface PostgresConnectorOptions {
   staging?: StagingMode;
   /** How read pages are read: COPY TO STDOUT, or SELECT for servers without it. @default "copy" */
   readMethod?: ReadMethod;
+  /** Whether {@link PostgresConnector.exportSnapshot} holds snapshots for runs (off: it refuses). @default true */
+  runSnapshots?: boolean;
   /** The agent's transform key (see agent/src/transform/transform-key.ts); reads with transforms need it. */
   transformKey?: TransformKey;
   /** Builds a transformer's value function (agent/src/transform); reads with transforms need it. */
@@ -338,6 +340,25 @@ class PostgresConnector implements Connector {
       (session) => digestKeys(session, request),
       () => validateDigestRequest(request),
     );
+  }
+
+  async exportSnapshot(signal: AbortSignal): Promise<string> {
+    if (this.closed) throw new DrayError("failed_precondition", "the Postgres connector is closed");
+    if (this.options.runSnapshots === false)
+      throw new DrayError(
+        "failed_precondition",
+        "this agent holds no snapshot for runs (DRAY_AGENT_RUN_SNAPSHOTS=off)",
+        { retryable: false },
+      );
+    try {
+      return (await this.snapshots.export(null, signal)).snapshotId;
+    } catch (error) {
+      throw toDrayError(error, { aborted: signal.aborted, operation: "export a snapshot" });
+    }
+  }
+
+  async releaseSnapshot(snapshotId: string): Promise<void> {
+    await this.snapshots.release(String(snapshotId), "the run let it go");
   }
 
   async close(): Promise<void> {

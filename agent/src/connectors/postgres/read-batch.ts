@@ -2,7 +2,8 @@
  * One `readBatch`: look the entity up, then read a keyset page (by the key
  * fields, else the row key) with COPY TO STDOUT or, as the fallback, with a
  * plain SELECT; a table without any row key is read by physical position in
- * one snapshot (keyless-read.ts). Plain tables are read with ONLY: never the
+ * one snapshot (keyless-read.ts); a run's reads may share one exported
+ * snapshot (run-snapshot.ts). Plain tables are read with ONLY: never the
  * rows of tables inheriting from them.
  */
 import type { ReadBatchRequest, ReadBatchResult } from "../../connector.js";
@@ -12,6 +13,7 @@ import { buildCopyRead, copyKeysetPage } from "./copy-read.js";
 import { rowKeyOf } from "./entity-catalog.js";
 import { readKeyless } from "./keyless-read.js";
 import { planKeysetRead, planRead, selectKeysetPage } from "./keyset-read.js";
+import { readInRunSnapshot, runSnapshotSetup } from "./run-snapshot.js";
 import type { Session } from "./session.js";
 import type { SnapshotHolder } from "./snapshot-holder.js";
 
@@ -30,7 +32,8 @@ export type ReadMethod = "copy" | "select";
  * one it is read for this call); a page planned from a cached entry that
  * fails the way a changed catalog explains is read once more from a fresh
  * reading ({@link CatalogCache.use}). A continuous read is kept below its
- * high-water mark (continuous-bound.ts); the two-phase marks of non-date/time
+ * high-water mark (continuous-bound.ts); a once read with `snapshotId` reads
+ * in that snapshot (run-snapshot.ts); the two-phase marks of non-date/time
  * cursors live in `marks` (the connector's; without one a read of such a
  * cursor finds no earlier recording and returns no rows).
  */
@@ -58,9 +61,18 @@ export async function readBatch(
     },
     (planned, { info }) => {
       if (planned === null) return readKeyless(session, request, info, method, snapshots);
-      return planned.copy
-        ? copyKeysetPage(session, planned.bounded, planned.copy)
-        : selectKeysetPage(session, planned.bounded, planned.plan);
+      const snapshotId = request.continuous ? undefined : request.snapshotId;
+      if (!snapshotId)
+        return planned.copy
+          ? copyKeysetPage(session, planned.bounded, planned.copy)
+          : selectKeysetPage(session, planned.bounded, planned.plan);
+      const setup = runSnapshotSetup(snapshotId);
+      snapshots?.touch(snapshotId);
+      return readInRunSnapshot(snapshotId, () =>
+        planned.copy
+          ? copyKeysetPage(session, planned.bounded, planned.copy, setup)
+          : session.transaction(() => selectKeysetPage(session, planned.bounded, planned.plan), setup),
+      );
     },
   );
 }

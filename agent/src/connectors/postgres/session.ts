@@ -273,10 +273,10 @@ export class Session {
   /**
    * Runs `fn` inside BEGIN … COMMIT. Any failure (including an abort) rolls
    * back before it propagates; COMMIT itself is not cancelled. `setup`, when
-   * given, is the transaction's first statement, sent together with BEGIN (one
-   * round trip for both).
+   * given, is the transaction's first statement (or statements, in order), sent
+   * together with BEGIN (one round trip for all).
    */
-  async transaction<T>(fn: () => Promise<T>, setup?: Statement | null): Promise<T> {
+  async transaction<T>(fn: () => Promise<T>, setup?: Statement | readonly Statement[] | null): Promise<T> {
     await this.begin(setup);
     let result: T;
     try {
@@ -296,8 +296,9 @@ export class Session {
   }
 
   /** BEGIN, pipelined with `setup` when given; a failed `setup` rolls back. */
-  private async begin(setup: Statement | null | undefined): Promise<void> {
-    if (!setup) {
+  private async begin(setup: Statement | readonly Statement[] | null | undefined): Promise<void> {
+    const statements = setup ? ("text" in setup ? [setup] : setup) : [];
+    if (statements.length === 0) {
       await this.query(BEGIN);
       return;
     }
@@ -306,7 +307,7 @@ export class Session {
       await this.guard(() =>
         Promise.all([
           this.conn.unsafe(BEGIN),
-          this.conn.unsafe(setup.text, textParams(this.conn, setup.params)),
+          ...statements.map((s) => this.conn.unsafe(s.text, textParams(this.conn, s.params))),
         ]),
       );
     } catch (error) {

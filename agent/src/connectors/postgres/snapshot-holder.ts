@@ -1,5 +1,6 @@
 /**
- * Exported snapshots for consistent reads of tables without a row key: each
+ * Exported snapshots, for consistent reads of tables without a row key and for
+ * a run that reads every entity as of one moment (ExportSnapshotTask): each
  * one is a REPEATABLE READ transaction held open on a connection of its own
  * (never one of the session pool, whose connections serve one call at a time),
  * so that every later read can import its snapshot (`SET TRANSACTION SNAPSHOT`)
@@ -24,7 +25,10 @@ export const SNAPSHOT_IDLE_MS = 15 * 60_000;
 export interface ExportedSnapshot {
   /** What `pg_export_snapshot()` returned, e.g. `00000003-0000001B-1`. */
   snapshotId: string;
-  /** Blocks of the table when the snapshot was taken: every row it sees lies before this one. */
+  /**
+   * Blocks of the table when the snapshot was taken: every row it sees lies before this one
+   * (0 for a snapshot of the whole database).
+   */
   totalBlocks: number;
 }
 
@@ -48,6 +52,9 @@ select pg_catalog.pg_export_snapshot() as id,
 from pg_catalog.pg_class c
 join pg_catalog.pg_namespace n on n.oid = c.relnamespace
 where n.nspname = $1::text and c.relname = $2::text`;
+
+/** Exports a snapshot of the whole database (a run's reads). */
+const EXPORT_DATABASE_SQL = "select pg_catalog.pg_export_snapshot() as id, '0' as blocks";
 
 interface Held {
   pool: postgres.Sql;
@@ -74,9 +81,11 @@ export class SnapshotHolder {
    * limit ends it instead (and the server ends it when the agent's connection
    * goes away).
    *
+   * Without `entity`, the snapshot is the whole database's (`totalBlocks` 0).
+   *
    * @throws DrayError `not_found` when the table is gone.
    */
-  async export(entity: EntityName, signal: AbortSignal): Promise<ExportedSnapshot> {
+  async export(entity: EntityName | null, signal: AbortSignal): Promise<ExportedSnapshot> {
     if (this.closed) throw new DrayError("failed_precondition", "the Postgres connector is closed");
     let id: string | undefined;
     const pool = createPool({
@@ -91,10 +100,12 @@ export class SnapshotHolder {
       const conn = await pool.reserve();
       await conn.unsafe("set idle_in_transaction_session_timeout = 0");
       await conn.unsafe("begin isolation level repeatable read read only");
-      const rows = await conn.unsafe<{ id: string; blocks: string }[]>(
-        EXPORT_SQL,
-        textParams(conn, [entity.schema, entity.name]),
-      );
+      const rows = entity
+        ? await conn.unsafe<{ id: string; blocks: string }[]>(
+            EXPORT_SQL,
+            textParams(conn, [entity.schema, entity.name]),
+          )
+        : await conn.unsafe<{ id: string; blocks: string }[]>(EXPORT_DATABASE_SQL);
       return { conn, row: rows[0] };
     })();
     let exported: Awaited<typeof work>;
@@ -112,16 +123,21 @@ export class SnapshotHolder {
       conn.release();
       await pool.end({ timeout: 1 });
       if (this.closed) throw new DrayError("failed_precondition", "the Postgres connector is closed");
-      throw new DrayError("not_found", `entity ${displayName(entity)} was not found`);
+      throw new DrayError("not_found", `entity ${entity ? displayName(entity) : "?"} was not found`);
     }
     id = row.id;
     this.held.set(id, { pool, conn, timer: undefined });
     this.touch(id);
-    this.options.logger.debug("holding a snapshot for a read without a row key", {
-      entity: displayName(entity),
-      snapshot: id,
-    });
+    this.options.logger.debug(
+      entity ? "holding a snapshot for a read without a row key" : "holding a snapshot for a run's reads",
+      { ...(entity ? { entity: displayName(entity) } : {}), snapshot: id },
+    );
     return { snapshotId: id, totalBlocks: Number(row.blocks) };
+  }
+
+  /** True when the snapshot `id` is held here. */
+  holds(id: string): boolean {
+    return this.held.has(id);
   }
 
   /** Restarts the idle clock of a snapshot held here; one held elsewhere (or gone) is left alone. */

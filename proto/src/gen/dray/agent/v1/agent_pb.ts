@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dray/agent/v1/agent.proto.
  */
 export const file_dray_agent_v1_agent: GenFile = /*@__PURE__*/
-  fileDesc("ChlkcmF5L2FnZW50L3YxL2FnZW50LnByb3RvEg1kcmF5LmFnZW50LnYxImcKCUFnZW50SW5mbxIMCgRuYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSKQoIcGxhdGZvcm0YAyABKA4yFy5kcmF5LmFnZW50LnYxLlBsYXRmb3JtEhAKCGhvc3RuYW1lGAQgASgJIlIKDUVucm9sbFJlcXVlc3QSGAoQZW5yb2xsbWVudF90b2tlbhgBIAEoCRInCgVhZ2VudBgCIAEoCzIYLmRyYXkuYWdlbnQudjEuQWdlbnRJbmZvIm0KDkVucm9sbFJlc3BvbnNlEhAKCGFnZW50X2lkGAEgASgJEhYKDmVudmlyb25tZW50X2lkGAIgASgJEhIKCmNyZWRlbnRpYWwYAyABKAkSHQoVaGVhcnRiZWF0X2ludGVydmFsX21zGAQgASgNItMBChBIZWFydGJlYXRSZXF1ZXN0EicKBWFnZW50GAEgASgLMhguZHJheS5hZ2VudC52MS5BZ2VudEluZm8SGgoSZGF0YWJhc2VfcmVhY2hhYmxlGAIgASgIEhsKE2RhdGFiYXNlX2xhdGVuY3lfbXMYAyABKA0SFgoOZGF0YWJhc2VfZXJyb3IYBCABKAkSGgoSc2NoZW1hX2ZpbmdlcnByaW50GAUgASgJEhcKD3Rhc2tzX2luX2ZsaWdodBgGIAEoDRIQCghkcmFpbmluZxgHIAEoCCIyChFIZWFydGJlYXRSZXNwb25zZRIdChVoZWFydGJlYXRfaW50ZXJ2YWxfbXMYASABKA0iXgoVT3BlbldvcmtTdHJlYW1SZXF1ZXN0EicKBWFnZW50GAEgASgLMhguZHJheS5hZ2VudC52MS5BZ2VudEluZm8SHAoUbWF4X2NvbmN1cnJlbnRfdGFza3MYAiABKA0iogEKFk9wZW5Xb3JrU3RyZWFtUmVzcG9uc2USIwoEdGFzaxgBIAEoCzITLmRyYXkuYWdlbnQudjEuVGFza0gAEisKBmNhbmNlbBgCIAEoCzIZLmRyYXkuYWdlbnQudjEuQ2FuY2VsVGFza0gAEi4KB3Nlc3Npb24YAyABKAsyGy5kcmF5LmFnZW50LnYxLlNlc3Npb25TdGFydEgAQgYKBGtpbmQiJQoMU2Vzc2lvblN0YXJ0EhUKDXNlc3Npb25fZXBvY2gYASABKAQi3wQKBFRhc2sSDwoHdGFza19pZBgBIAEoCRIYChBkZWFkbGluZV91bml4X21zGAIgASgDEhgKEG1heF9yZXN1bHRfYnl0ZXMYAyABKAQSPAoPdGVzdF9jb25uZWN0aW9uGAogASgLMiEuZHJheS5hZ2VudC52MS5UZXN0Q29ubmVjdGlvblRhc2tIABI8Cg9kZXNjcmliZV9zY2hlbWEYCyABKAsyIS5kcmF5LmFnZW50LnYxLkRlc2NyaWJlU2NoZW1hVGFza0gAEikKBWNvdW50GAwgASgLMhguZHJheS5hZ2VudC52MS5Db3VudFRhc2tIABIyCgpyZWFkX2JhdGNoGA0gASgLMhwuZHJheS5hZ2VudC52MS5SZWFkQmF0Y2hUYXNrSAASNAoLd3JpdGVfYmF0Y2gYDiABKAsyHS5kcmF5LmFnZW50LnYxLldyaXRlQmF0Y2hUYXNrSAASNgoMY2xlYW5fZW50aXR5GA8gASgLMh4uZHJheS5hZ2VudC52MS5DbGVhbkVudGl0eVRhc2tIABI6Cg5kZWxldGVfcmVjb3JkcxgQIAEoCzIgLmRyYXkuYWdlbnQudjEuRGVsZXRlUmVjb3Jkc1Rhc2tIABI4Cg1maW5pc2hfZW50aXR5GBEgASgLMh8uZHJheS5hZ2VudC52MS5GaW5pc2hFbnRpdHlUYXNrSAASNAoLZGlnZXN0X2tleXMYEiABKAsyHS5kcmF5LmFnZW50LnYxLkRpZ2VzdEtleXNUYXNrSAASFQoNc2Vzc2lvbl9lcG9jaBgEIAEoBEIGCgRraW5kIkQKCkNhbmNlbFRhc2sSDwoHdGFza19pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkSFQoNc2Vzc2lvbl9lcG9jaBgDIAEoBCIpCglFbnRpdHlSZWYSDgoGc2NoZW1hGAEgASgJEgwKBG5hbWUYAiABKAkiGAoGQ3Vyc29yEg4KBnZhbHVlcxgBIAMoCSJeCglDb25kaXRpb24SDQoFZmllbGQYASABKAkSMgoIb3BlcmF0b3IYAiABKA4yIC5kcmF5LmFnZW50LnYxLkNvbmRpdGlvbk9wZXJhdG9yEg4KBnZhbHVlcxgDIAMoCSJpCghSb3dCYXRjaBIsCghlbmNvZGluZxgBIAEoDjIaLmRyYXkuYWdlbnQudjEuUm93RW5jb2RpbmcSDgoGZmllbGRzGAIgAygJEhEKCXJvd19jb3VudBgDIAEoDRIMCgRkYXRhGAQgASgMIhQKElRlc3RDb25uZWN0aW9uVGFzayJiChRUZXN0Q29ubmVjdGlvblJlc3VsdBIbChNkYXRhYmFzZV9sYXRlbmN5X21zGAEgASgNEhYKDnNlcnZlcl92ZXJzaW9uGAIgASgJEhUKDWRhdGFiYXNlX25hbWUYAyABKAkiPgoSRGVzY3JpYmVTY2hlbWFUYXNrEg8KB3NjaGVtYXMYASADKAkSFwoPc3RhdGlzdGljc19vbmx5GAIgASgIIl0KBUZpZWxkEgwKBG5hbWUYASABKAkSDAoEdHlwZRgCIAEoCRIQCghudWxsYWJsZRgDIAEoCBITCgtoYXNfZGVmYXVsdBgEIAEoCBIRCglnZW5lcmF0ZWQYBSABKAgieQoJUmVmZXJlbmNlEgwKBG5hbWUYASABKAkSDgoGZmllbGRzGAIgAygJEjMKEXJlZmVyZW5jZWRfZW50aXR5GAMgASgLMhguZHJheS5hZ2VudC52MS5FbnRpdHlSZWYSGQoRcmVmZXJlbmNlZF9maWVsZHMYBCADKAkijgIKBkVudGl0eRIOCgZzY2hlbWEYASABKAkSDAoEbmFtZRgCIAEoCRIkCgZmaWVsZHMYAyADKAsyFC5kcmF5LmFnZW50LnYxLkZpZWxkEhMKC3ByaW1hcnlfa2V5GAQgAygJEiwKCnJlZmVyZW5jZXMYBSADKAsyGC5kcmF5LmFnZW50LnYxLlJlZmVyZW5jZRIWCg5lc3RpbWF0ZWRfcm93cxgGIAEoAxIXCg9lc3RpbWF0ZV9zb3VyY2UYByABKAkSDwoHcm93X2tleRgIIAMoCRIMCgRraW5kGAkgASgJEi0KC3VuaXF1ZV9rZXlzGAogAygLMhguZHJheS5hZ2VudC52MS5VbmlxdWVLZXkiGwoJVW5pcXVlS2V5Eg4KBmZpZWxkcxgBIAMoCSJUChREZXNjcmliZVNjaGVtYVJlc3VsdBInCghlbnRpdGllcxgBIAMoCzIVLmRyYXkuYWdlbnQudjEuRW50aXR5EhMKC2ZpbmdlcnByaW50GAIgASgJIl4KCUNvdW50VGFzaxIoCgZlbnRpdHkYASABKAsyGC5kcmF5LmFnZW50LnYxLkVudGl0eVJlZhInCgV3aGVyZRgCIAMoCzIYLmRyYXkuYWdlbnQudjEuQ29uZGl0aW9uIhwKC0NvdW50UmVzdWx0Eg0KBWNvdW50GAEgASgDIqsDCg1SZWFkQmF0Y2hUYXNrEigKBmVudGl0eRgBIAEoCzIYLmRyYXkuYWdlbnQudjEuRW50aXR5UmVmEg4KBmZpZWxkcxgCIAMoCRISCgprZXlfZmllbGRzGAMgAygJEiQKBWFmdGVyGAQgASgLMhUuZHJheS5hZ2VudC52MS5DdXJzb3ISEAoIbWF4X3Jvd3MYBSABKA0SEQoJbWF4X2J5dGVzGAYgASgEEicKBXdoZXJlGAcgAygLMhguZHJheS5hZ2VudC52MS5Db25kaXRpb24SEwoLbnVsbF9maWVsZHMYCCADKAkSJAoFdW50aWwYCSABKAsyFS5kcmF5LmFnZW50LnYxLkN1cnNvchIxCgp0cmFuc2Zvcm1zGAogAygLMh0uZHJheS5hZ2VudC52MS5GaWVsZFRyYW5zZm9ybRI2Cg1xdWFsaXR5X3J1bGVzGAsgAygLMh8uZHJheS5hZ2VudC52MS5GaWVsZFF1YWxpdHlSdWxlEjIKCmNvbnRpbnVvdXMYDCABKAsyHi5kcmF5LmFnZW50LnYxLkNvbnRpbnVvdXNCb3VuZCI+Cg9Db250aW51b3VzQm91bmQSFAoMY3Vyc29yX2ZpZWxkGAEgASgJEhUKDXNhZmV0eV9sYWdfbXMYAiABKAQiRQoQRmllbGRRdWFsaXR5UnVsZRINCgVmaWVsZBgBIAEoCRIMCgRydWxlGAIgASgJEhQKDG9wdGlvbnNfanNvbhgDIAEoCSJKCg5GaWVsZFRyYW5zZm9ybRINCgVmaWVsZBgBIAEoCRITCgt0cmFuc2Zvcm1lchgCIAEoCRIUCgxvcHRpb25zX2pzb24YAyABKAki+wEKD1JlYWRCYXRjaFJlc3VsdBIlCgRyb3dzGAEgASgLMhcuZHJheS5hZ2VudC52MS5Sb3dCYXRjaBIjCgRsYXN0GAIgASgLMhUuZHJheS5hZ2VudC52MS5DdXJzb3ISDAoEZG9uZRgDIAEoCBIYChB0cmFuc2Zvcm1fa2V5X2lkGAQgASgJEjcKEHJlamVjdGVkX3JlY29yZHMYBSADKAsyHS5kcmF5LmFnZW50LnYxLlJlamVjdGVkUmVjb3JkEjsKD3RyYW5zZm9ybV9zdGF0cxgGIAMoCzIiLmRyYXkuYWdlbnQudjEuRmllbGRUcmFuc2Zvcm1TdGF0cyJHChNGaWVsZFRyYW5zZm9ybVN0YXRzEg0KBWZpZWxkGAEgASgJEg4KBnZhbHVlcxgCIAEoDRIRCgl1bmNoYW5nZWQYAyABKA0i5AIKDldyaXRlQmF0Y2hUYXNrEhAKCGJhdGNoX2lkGAEgASgJEigKBmVudGl0eRgCIAEoCzIYLmRyYXkuYWdlbnQudjEuRW50aXR5UmVmEi4KCHN0cmF0ZWd5GAMgASgOMhwuZHJheS5hZ2VudC52MS5Xcml0ZVN0cmF0ZWd5EhIKCmtleV9maWVsZHMYBCADKAkSJQoEcm93cxgFIAEoCzIXLmRyYXkuYWdlbnQudjEuUm93QmF0Y2gSMgoNcmVqZWN0X3BvbGljeRgGIAEoDjIbLmRyYXkuYWdlbnQudjEuUmVqZWN0UG9saWN5EhkKEXByZXZpb3VzX2JhdGNoX2lkGAcgASgJEhUKDWZpcmVfdHJpZ2dlcnMYCCABKAgSHAoUdW5jaGVja2VkX3JlZmVyZW5jZXMYCSADKAkSJwoIcG9zaXRpb24YCiABKAsyFS5kcmF5LmFnZW50LnYxLkN1cnNvciJQCg5SZWplY3RlZFJlY29yZBILCgNrZXkYASADKAkSDQoFZmllbGQYAiABKAkSDwoHbWVzc2FnZRgDIAEoCRIRCglzcWxfc3RhdGUYBCABKAkimgEKEFdyaXRlQmF0Y2hSZXN1bHQSGQoRYWxyZWFkeV9jb21taXR0ZWQYASABKAgSDwoHY3JlYXRlZBgCIAEoDRIPCgd1cGRhdGVkGAMgASgNEhAKCHJlamVjdGVkGAQgASgNEjcKEHJlamVjdGVkX3JlY29yZHMYBSADKAsyHS5kcmF5LmFnZW50LnYxLlJlamVjdGVkUmVjb3JkIlcKD0NsZWFuRW50aXR5VGFzaxIoCgZlbnRpdHkYASABKAsyGC5kcmF5LmFnZW50LnYxLkVudGl0eVJlZhIaChJzdXNwZW5kX3JlZmVyZW5jZXMYAiABKAgiJAoRQ2xlYW5FbnRpdHlSZXN1bHQSDwoHZGVsZXRlZBgBIAEoAyJ2ChFEZWxldGVSZWNvcmRzVGFzaxIoCgZlbnRpdHkYASABKAsyGC5kcmF5LmFnZW50LnYxLkVudGl0eVJlZhISCgprZXlfZmllbGRzGAIgAygJEiMKBGtleXMYAyADKAsyFS5kcmF5LmFnZW50LnYxLkN1cnNvciImChNEZWxldGVSZWNvcmRzUmVzdWx0Eg8KB2RlbGV0ZWQYASABKAMiggEKEEZpbmlzaEVudGl0eVRhc2sSKAoGZW50aXR5GAEgASgLMhguZHJheS5hZ2VudC52MS5FbnRpdHlSZWYSFgoObW92ZV9zZXF1ZW5jZXMYAiABKAgSGAoQY2hlY2tfcmVmZXJlbmNlcxgDIAMoCRISCgprZXlfZmllbGRzGAQgAygJIl0KDFNlcXVlbmNlTW92ZRIQCghzZXF1ZW5jZRgBIAEoCRINCgVmaWVsZBgCIAEoCRIOCgZiZWZvcmUYAyABKAkSDQoFYWZ0ZXIYBCABKAkSDQoFbW92ZWQYBSABKAgiRQoSUmVmZXJlbmNlVmlvbGF0aW9uEhEKCXJlZmVyZW5jZRgBIAEoCRILCgNrZXkYAiADKAkSDwoHbWVzc2FnZRgDIAEoCSKUAQoSRmluaXNoRW50aXR5UmVzdWx0Ei4KCXNlcXVlbmNlcxgBIAMoCzIbLmRyYXkuYWdlbnQudjEuU2VxdWVuY2VNb3ZlEjUKCnZpb2xhdGlvbnMYAiADKAsyIS5kcmF5LmFnZW50LnYxLlJlZmVyZW5jZVZpb2xhdGlvbhIXCg92aW9sYXRpb25fY291bnQYAyABKAQi2gEKDkRpZ2VzdEtleXNUYXNrEigKBmVudGl0eRgBIAEoCzIYLmRyYXkuYWdlbnQudjEuRW50aXR5UmVmEhIKCmtleV9maWVsZHMYAiADKAkSJAoFYWZ0ZXIYAyABKAsyFS5kcmF5LmFnZW50LnYxLkN1cnNvchIkCgV1bnRpbBgEIAEoCzIVLmRyYXkuYWdlbnQudjEuQ3Vyc29yEhMKC3NwbGl0X2V2ZXJ5GAUgASgNEikKCmJvdW5kYXJpZXMYBiADKAsyFS5kcmF5LmFnZW50LnYxLkN1cnNvciIsCgtSYW5nZURpZ2VzdBINCgVjb3VudBgBIAEoBBIOCgZkaWdlc3QYAiABKAkiaQoQRGlnZXN0S2V5c1Jlc3VsdBIpCgpib3VuZGFyaWVzGAEgAygLMhUuZHJheS5hZ2VudC52MS5DdXJzb3ISKgoGcmFuZ2VzGAIgAygLMhouZHJheS5hZ2VudC52MS5SYW5nZURpZ2VzdCKvAQoJVGFza0Vycm9yEiYKBGNvZGUYASABKA4yGC5kcmF5LmFnZW50LnYxLkVycm9yQ29kZRIPCgdtZXNzYWdlGAIgASgJEhEKCXJldHJ5YWJsZRgDIAEoCBIRCglzcWxfc3RhdGUYBCABKAkSDgoGcmVhc29uGAUgASgJEjMKC3JlYXNvbl9jb2RlGAYgASgOMh4uZHJheS5hZ2VudC52MS5UYXNrRXJyb3JSZWFzb24imwQKClRhc2tSZXN1bHQSPgoPdGVzdF9jb25uZWN0aW9uGAogASgLMiMuZHJheS5hZ2VudC52MS5UZXN0Q29ubmVjdGlvblJlc3VsdEgAEj4KD2Rlc2NyaWJlX3NjaGVtYRgLIAEoCzIjLmRyYXkuYWdlbnQudjEuRGVzY3JpYmVTY2hlbWFSZXN1bHRIABIrCgVjb3VudBgMIAEoCzIaLmRyYXkuYWdlbnQudjEuQ291bnRSZXN1bHRIABI0CgpyZWFkX2JhdGNoGA0gASgLMh4uZHJheS5hZ2VudC52MS5SZWFkQmF0Y2hSZXN1bHRIABI2Cgt3cml0ZV9iYXRjaBgOIAEoCzIfLmRyYXkuYWdlbnQudjEuV3JpdGVCYXRjaFJlc3VsdEgAEjgKDGNsZWFuX2VudGl0eRgPIAEoCzIgLmRyYXkuYWdlbnQudjEuQ2xlYW5FbnRpdHlSZXN1bHRIABI8Cg5kZWxldGVfcmVjb3JkcxgQIAEoCzIiLmRyYXkuYWdlbnQudjEuRGVsZXRlUmVjb3Jkc1Jlc3VsdEgAEjoKDWZpbmlzaF9lbnRpdHkYESABKAsyIS5kcmF5LmFnZW50LnYxLkZpbmlzaEVudGl0eVJlc3VsdEgAEjYKC2RpZ2VzdF9rZXlzGBIgASgLMh8uZHJheS5hZ2VudC52MS5EaWdlc3RLZXlzUmVzdWx0SABCBgoEa2luZCKeAQoTQ29tcGxldGVUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEisKBnJlc3VsdBgCIAEoCzIZLmRyYXkuYWdlbnQudjEuVGFza1Jlc3VsdEgAEikKBWVycm9yGAMgASgLMhguZHJheS5hZ2VudC52MS5UYXNrRXJyb3JIABITCgtkdXJhdGlvbl9tcxgEIAEoDUIJCgdvdXRjb21lIigKFENvbXBsZXRlVGFza1Jlc3BvbnNlEhAKCGFjY2VwdGVkGAEgASgIIh4KDERyYWluUmVxdWVzdBIOCgZyZWFzb24YASABKAkiDwoNRHJhaW5SZXNwb25zZSpPCghQbGF0Zm9ybRIYChRQTEFURk9STV9VTlNQRUNJRklFRBAAEhUKEVBMQVRGT1JNX1BPU1RHUkVTEAESEgoOUExBVEZPUk1fTVlTUUwQAiq7AgoRQ29uZGl0aW9uT3BlcmF0b3ISIgoeQ09ORElUSU9OX09QRVJBVE9SX1VOU1BFQ0lGSUVEEAASGQoVQ09ORElUSU9OX09QRVJBVE9SX0VREAESGgoWQ09ORElUSU9OX09QRVJBVE9SX05FURACEhkKFUNPTkRJVElPTl9PUEVSQVRPUl9MVBADEhoKFkNPTkRJVElPTl9PUEVSQVRPUl9MVEUQBBIZChVDT05ESVRJT05fT1BFUkFUT1JfR1QQBRIaChZDT05ESVRJT05fT1BFUkFUT1JfR1RFEAYSHgoaQ09ORElUSU9OX09QRVJBVE9SX0lTX05VTEwQBxIiCh5DT05ESVRJT05fT1BFUkFUT1JfSVNfTk9UX05VTEwQCBIZChVDT05ESVRJT05fT1BFUkFUT1JfSU4QCSpHCgtSb3dFbmNvZGluZxIcChhST1dfRU5DT0RJTkdfVU5TUEVDSUZJRUQQABIaChZST1dfRU5DT0RJTkdfQ09QWV9URVhUEAEqfwoNV3JpdGVTdHJhdGVneRIeChpXUklURV9TVFJBVEVHWV9VTlNQRUNJRklFRBAAEhkKFVdSSVRFX1NUUkFURUdZX0lOU0VSVBABEhgKFFdSSVRFX1NUUkFURUdZX01FUkdFEAISGQoVV1JJVEVfU1RSQVRFR1lfVVBEQVRFEAMqYAoMUmVqZWN0UG9saWN5Eh0KGVJFSkVDVF9QT0xJQ1lfVU5TUEVDSUZJRUQQABIZChVSRUpFQ1RfUE9MSUNZX0lTT0xBVEUQARIWChJSRUpFQ1RfUE9MSUNZX0ZBSUwQAiqABAoJRXJyb3JDb2RlEhoKFkVSUk9SX0NPREVfVU5TUEVDSUZJRUQQABIYChRFUlJPUl9DT0RFX0NBTkNFTExFRBABEhYKEkVSUk9SX0NPREVfVU5LTk9XThACEh8KG0VSUk9SX0NPREVfSU5WQUxJRF9BUkdVTUVOVBADEiAKHEVSUk9SX0NPREVfREVBRExJTkVfRVhDRUVERUQQBBIYChRFUlJPUl9DT0RFX05PVF9GT1VORBAFEh0KGUVSUk9SX0NPREVfQUxSRUFEWV9FWElTVFMQBhIgChxFUlJPUl9DT0RFX1BFUk1JU1NJT05fREVOSUVEEAcSIQodRVJST1JfQ09ERV9SRVNPVVJDRV9FWEhBVVNURUQQCBIiCh5FUlJPUl9DT0RFX0ZBSUxFRF9QUkVDT05ESVRJT04QCRIWChJFUlJPUl9DT0RFX0FCT1JURUQQChIbChdFUlJPUl9DT0RFX09VVF9PRl9SQU5HRRALEhwKGEVSUk9SX0NPREVfVU5JTVBMRU1FTlRFRBAMEhcKE0VSUk9SX0NPREVfSU5URVJOQUwQDRIaChZFUlJPUl9DT0RFX1VOQVZBSUxBQkxFEA4SGAoURVJST1JfQ09ERV9EQVRBX0xPU1MQDxIeChpFUlJPUl9DT0RFX1VOQVVUSEVOVElDQVRFRBAQKrcBCg9UYXNrRXJyb3JSZWFzb24SIQodVEFTS19FUlJPUl9SRUFTT05fVU5TUEVDSUZJRUQQABIyCi5UQVNLX0VSUk9SX1JFQVNPTl9QUkVWSU9VU19CQVRDSF9OT1RfQ09NTUlUVEVEEAESIgoeVEFTS19FUlJPUl9SRUFTT05fQkFUQ0hfU0VBTEVEEAISKQolVEFTS19FUlJPUl9SRUFTT05fU1RBTEVfU0VTU0lPTl9FUE9DSBADMqoDChNBZ2VudEdhdGV3YXlTZXJ2aWNlEkUKBkVucm9sbBIcLmRyYXkuYWdlbnQudjEuRW5yb2xsUmVxdWVzdBodLmRyYXkuYWdlbnQudjEuRW5yb2xsUmVzcG9uc2USTgoJSGVhcnRiZWF0Eh8uZHJheS5hZ2VudC52MS5IZWFydGJlYXRSZXF1ZXN0GiAuZHJheS5hZ2VudC52MS5IZWFydGJlYXRSZXNwb25zZRJfCg5PcGVuV29ya1N0cmVhbRIkLmRyYXkuYWdlbnQudjEuT3BlbldvcmtTdHJlYW1SZXF1ZXN0GiUuZHJheS5hZ2VudC52MS5PcGVuV29ya1N0cmVhbVJlc3BvbnNlMAESVwoMQ29tcGxldGVUYXNrEiIuZHJheS5hZ2VudC52MS5Db21wbGV0ZVRhc2tSZXF1ZXN0GiMuZHJheS5hZ2VudC52MS5Db21wbGV0ZVRhc2tSZXNwb25zZRJCCgVEcmFpbhIbLmRyYXkuYWdlbnQudjEuRHJhaW5SZXF1ZXN0GhwuZHJheS5hZ2VudC52MS5EcmFpblJlc3BvbnNlYgZwcm90bzM");
+  fileDesc("ChlkcmF5L2FnZW50L3YxL2FnZW50LnByb3RvEg1kcmF5LmFnZW50LnYxImcKCUFnZW50SW5mbxIMCgRuYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSKQoIcGxhdGZvcm0YAyABKA4yFy5kcmF5LmFnZW50LnYxLlBsYXRmb3JtEhAKCGhvc3RuYW1lGAQgASgJIlIKDUVucm9sbFJlcXVlc3QSGAoQZW5yb2xsbWVudF90b2tlbhgBIAEoCRInCgVhZ2VudBgCIAEoCzIYLmRyYXkuYWdlbnQudjEuQWdlbnRJbmZvIm0KDkVucm9sbFJlc3BvbnNlEhAKCGFnZW50X2lkGAEgASgJEhYKDmVudmlyb25tZW50X2lkGAIgASgJEhIKCmNyZWRlbnRpYWwYAyABKAkSHQoVaGVhcnRiZWF0X2ludGVydmFsX21zGAQgASgNItMBChBIZWFydGJlYXRSZXF1ZXN0EicKBWFnZW50GAEgASgLMhguZHJheS5hZ2VudC52MS5BZ2VudEluZm8SGgoSZGF0YWJhc2VfcmVhY2hhYmxlGAIgASgIEhsKE2RhdGFiYXNlX2xhdGVuY3lfbXMYAyABKA0SFgoOZGF0YWJhc2VfZXJyb3IYBCABKAkSGgoSc2NoZW1hX2ZpbmdlcnByaW50GAUgASgJEhcKD3Rhc2tzX2luX2ZsaWdodBgGIAEoDRIQCghkcmFpbmluZxgHIAEoCCIyChFIZWFydGJlYXRSZXNwb25zZRIdChVoZWFydGJlYXRfaW50ZXJ2YWxfbXMYASABKA0iXgoVT3BlbldvcmtTdHJlYW1SZXF1ZXN0EicKBWFnZW50GAEgASgLMhguZHJheS5hZ2VudC52MS5BZ2VudEluZm8SHAoUbWF4X2NvbmN1cnJlbnRfdGFza3MYAiABKA0iogEKFk9wZW5Xb3JrU3RyZWFtUmVzcG9uc2USIwoEdGFzaxgBIAEoCzITLmRyYXkuYWdlbnQudjEuVGFza0gAEisKBmNhbmNlbBgCIAEoCzIZLmRyYXkuYWdlbnQudjEuQ2FuY2VsVGFza0gAEi4KB3Nlc3Npb24YAyABKAsyGy5kcmF5LmFnZW50LnYxLlNlc3Npb25TdGFydEgAQgYKBGtpbmQiJQoMU2Vzc2lvblN0YXJ0EhUKDXNlc3Npb25fZXBvY2gYASABKAQi3QUKBFRhc2sSDwoHdGFza19pZBgBIAEoCRIYChBkZWFkbGluZV91bml4X21zGAIgASgDEhgKEG1heF9yZXN1bHRfYnl0ZXMYAyABKAQSPAoPdGVzdF9jb25uZWN0aW9uGAogASgLMiEuZHJheS5hZ2VudC52MS5UZXN0Q29ubmVjdGlvblRhc2tIABI8Cg9kZXNjcmliZV9zY2hlbWEYCyABKAsyIS5kcmF5LmFnZW50LnYxLkRlc2NyaWJlU2NoZW1hVGFza0gAEikKBWNvdW50GAwgASgLMhguZHJheS5hZ2VudC52MS5Db3VudFRhc2tIABIyCgpyZWFkX2JhdGNoGA0gASgLMhwuZHJheS5hZ2VudC52MS5SZWFkQmF0Y2hUYXNrSAASNAoLd3JpdGVfYmF0Y2gYDiABKAsyHS5kcmF5LmFnZW50LnYxLldyaXRlQmF0Y2hUYXNrSAASNgoMY2xlYW5fZW50aXR5GA8gASgLMh4uZHJheS5hZ2VudC52MS5DbGVhbkVudGl0eVRhc2tIABI6Cg5kZWxldGVfcmVjb3JkcxgQIAEoCzIgLmRyYXkuYWdlbnQudjEuRGVsZXRlUmVjb3Jkc1Rhc2tIABI4Cg1maW5pc2hfZW50aXR5GBEgASgLMh8uZHJheS5hZ2VudC52MS5GaW5pc2hFbnRpdHlUYXNrSAASNAoLZGlnZXN0X2tleXMYEiABKAsyHS5kcmF5LmFnZW50LnYxLkRpZ2VzdEtleXNUYXNrSAASPAoPZXhwb3J0X3NuYXBzaG90GBMgASgLMiEuZHJheS5hZ2VudC52MS5FeHBvcnRTbmFwc2hvdFRhc2tIABI+ChByZWxlYXNlX3NuYXBzaG90GBQgASgLMiIuZHJheS5hZ2VudC52MS5SZWxlYXNlU25hcHNob3RUYXNrSAASFQoNc2Vzc2lvbl9lcG9jaBgEIAEoBEIGCgRraW5kIkQKCkNhbmNlbFRhc2sSDwoHdGFza19pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkSFQoNc2Vzc2lvbl9lcG9jaBgDIAEoBCIpCglFbnRpdHlSZWYSDgoGc2NoZW1hGAEgASgJEgwKBG5hbWUYAiABKAkiGAoGQ3Vyc29yEg4KBnZhbHVlcxgBIAMoCSJeCglDb25kaXRpb24SDQoFZmllbGQYASABKAkSMgoIb3BlcmF0b3IYAiABKA4yIC5kcmF5LmFnZW50LnYxLkNvbmRpdGlvbk9wZXJhdG9yEg4KBnZhbHVlcxgDIAMoCSJpCghSb3dCYXRjaBIsCghlbmNvZGluZxgBIAEoDjIaLmRyYXkuYWdlbnQudjEuUm93RW5jb2RpbmcSDgoGZmllbGRzGAIgAygJEhEKCXJvd19jb3VudBgDIAEoDRIMCgRkYXRhGAQgASgMIhQKElRlc3RDb25uZWN0aW9uVGFzayJiChRUZXN0Q29ubmVjdGlvblJlc3VsdBIbChNkYXRhYmFzZV9sYXRlbmN5X21zGAEgASgNEhYKDnNlcnZlcl92ZXJzaW9uGAIgASgJEhUKDWRhdGFiYXNlX25hbWUYAyABKAkiPgoSRGVzY3JpYmVTY2hlbWFUYXNrEg8KB3NjaGVtYXMYASADKAkSFwoPc3RhdGlzdGljc19vbmx5GAIgASgIIl0KBUZpZWxkEgwKBG5hbWUYASABKAkSDAoEdHlwZRgCIAEoCRIQCghudWxsYWJsZRgDIAEoCBITCgtoYXNfZGVmYXVsdBgEIAEoCBIRCglnZW5lcmF0ZWQYBSABKAgijAEKCVJlZmVyZW5jZRIMCgRuYW1lGAEgASgJEg4KBmZpZWxkcxgCIAMoCRIzChFyZWZlcmVuY2VkX2VudGl0eRgDIAEoCzIYLmRyYXkuYWdlbnQudjEuRW50aXR5UmVmEhkKEXJlZmVyZW5jZWRfZmllbGRzGAQgAygJEhEKCXZhbGlkYXRlZBgFIAEoCCKOAgoGRW50aXR5Eg4KBnNjaGVtYRgBIAEoCRIMCgRuYW1lGAIgASgJEiQKBmZpZWxkcxgDIAMoCzIULmRyYXkuYWdlbnQudjEuRmllbGQSEwoLcHJpbWFyeV9rZXkYBCADKAkSLAoKcmVmZXJlbmNlcxgFIAMoCzIYLmRyYXkuYWdlbnQudjEuUmVmZXJlbmNlEhYKDmVzdGltYXRlZF9yb3dzGAYgASgDEhcKD2VzdGltYXRlX3NvdXJjZRgHIAEoCRIPCgdyb3dfa2V5GAggAygJEgwKBGtpbmQYCSABKAkSLQoLdW5pcXVlX2tleXMYCiADKAsyGC5kcmF5LmFnZW50LnYxLlVuaXF1ZUtleSIbCglVbmlxdWVLZXkSDgoGZmllbGRzGAEgAygJIlQKFERlc2NyaWJlU2NoZW1hUmVzdWx0EicKCGVudGl0aWVzGAEgAygLMhUuZHJheS5hZ2VudC52MS5FbnRpdHkSEwoLZmluZ2VycHJpbnQYAiABKAkiXgoJQ291bnRUYXNrEigKBmVudGl0eRgBIAEoCzIYLmRyYXkuYWdlbnQudjEuRW50aXR5UmVmEicKBXdoZXJlGAIgAygLMhguZHJheS5hZ2VudC52MS5Db25kaXRpb24iHAoLQ291bnRSZXN1bHQSDQoFY291bnQYASABKAMiwAMKDVJlYWRCYXRjaFRhc2sSKAoGZW50aXR5GAEgASgLMhguZHJheS5hZ2VudC52MS5FbnRpdHlSZWYSDgoGZmllbGRzGAIgAygJEhIKCmtleV9maWVsZHMYAyADKAkSJAoFYWZ0ZXIYBCABKAsyFS5kcmF5LmFnZW50LnYxLkN1cnNvchIQCghtYXhfcm93cxgFIAEoDRIRCgltYXhfYnl0ZXMYBiABKAQSJwoFd2hlcmUYByADKAsyGC5kcmF5LmFnZW50LnYxLkNvbmRpdGlvbhITCgtudWxsX2ZpZWxkcxgIIAMoCRIkCgV1bnRpbBgJIAEoCzIVLmRyYXkuYWdlbnQudjEuQ3Vyc29yEjEKCnRyYW5zZm9ybXMYCiADKAsyHS5kcmF5LmFnZW50LnYxLkZpZWxkVHJhbnNmb3JtEjYKDXF1YWxpdHlfcnVsZXMYCyADKAsyHy5kcmF5LmFnZW50LnYxLkZpZWxkUXVhbGl0eVJ1bGUSMgoKY29udGludW91cxgMIAEoCzIeLmRyYXkuYWdlbnQudjEuQ29udGludW91c0JvdW5kEhMKC3NuYXBzaG90X2lkGA0gASgJIj4KD0NvbnRpbnVvdXNCb3VuZBIUCgxjdXJzb3JfZmllbGQYASABKAkSFQoNc2FmZXR5X2xhZ19tcxgCIAEoBCJFChBGaWVsZFF1YWxpdHlSdWxlEg0KBWZpZWxkGAEgASgJEgwKBHJ1bGUYAiABKAkSFAoMb3B0aW9uc19qc29uGAMgASgJIkoKDkZpZWxkVHJhbnNmb3JtEg0KBWZpZWxkGAEgASgJEhMKC3RyYW5zZm9ybWVyGAIgASgJEhQKDG9wdGlvbnNfanNvbhgDIAEoCSL7AQoPUmVhZEJhdGNoUmVzdWx0EiUKBHJvd3MYASABKAsyFy5kcmF5LmFnZW50LnYxLlJvd0JhdGNoEiMKBGxhc3QYAiABKAsyFS5kcmF5LmFnZW50LnYxLkN1cnNvchIMCgRkb25lGAMgASgIEhgKEHRyYW5zZm9ybV9rZXlfaWQYBCABKAkSNwoQcmVqZWN0ZWRfcmVjb3JkcxgFIAMoCzIdLmRyYXkuYWdlbnQudjEuUmVqZWN0ZWRSZWNvcmQSOwoPdHJhbnNmb3JtX3N0YXRzGAYgAygLMiIuZHJheS5hZ2VudC52MS5GaWVsZFRyYW5zZm9ybVN0YXRzIkcKE0ZpZWxkVHJhbnNmb3JtU3RhdHMSDQoFZmllbGQYASABKAkSDgoGdmFsdWVzGAIgASgNEhEKCXVuY2hhbmdlZBgDIAEoDSIUChJFeHBvcnRTbmFwc2hvdFRhc2siKwoURXhwb3J0U25hcHNob3RSZXN1bHQSEwoLc25hcHNob3RfaWQYASABKAkiKgoTUmVsZWFzZVNuYXBzaG90VGFzaxITCgtzbmFwc2hvdF9pZBgBIAEoCSIXChVSZWxlYXNlU25hcHNob3RSZXN1bHQi5AIKDldyaXRlQmF0Y2hUYXNrEhAKCGJhdGNoX2lkGAEgASgJEigKBmVudGl0eRgCIAEoCzIYLmRyYXkuYWdlbnQudjEuRW50aXR5UmVmEi4KCHN0cmF0ZWd5GAMgASgOMhwuZHJheS5hZ2VudC52MS5Xcml0ZVN0cmF0ZWd5EhIKCmtleV9maWVsZHMYBCADKAkSJQoEcm93cxgFIAEoCzIXLmRyYXkuYWdlbnQudjEuUm93QmF0Y2gSMgoNcmVqZWN0X3BvbGljeRgGIAEoDjIbLmRyYXkuYWdlbnQudjEuUmVqZWN0UG9saWN5EhkKEXByZXZpb3VzX2JhdGNoX2lkGAcgASgJEhUKDWZpcmVfdHJpZ2dlcnMYCCABKAgSHAoUdW5jaGVja2VkX3JlZmVyZW5jZXMYCSADKAkSJwoIcG9zaXRpb24YCiABKAsyFS5kcmF5LmFnZW50LnYxLkN1cnNvciJQCg5SZWplY3RlZFJlY29yZBILCgNrZXkYASADKAkSDQoFZmllbGQYAiABKAkSDwoHbWVzc2FnZRgDIAEoCRIRCglzcWxfc3RhdGUYBCABKAkimgEKEFdyaXRlQmF0Y2hSZXN1bHQSGQoRYWxyZWFkeV9jb21taXR0ZWQYASABKAgSDwoHY3JlYXRlZBgCIAEoDRIPCgd1cGRhdGVkGAMgASgNEhAKCHJlamVjdGVkGAQgASgNEjcKEHJlamVjdGVkX3JlY29yZHMYBSADKAsyHS5kcmF5LmFnZW50LnYxLlJlamVjdGVkUmVjb3JkIlcKD0NsZWFuRW50aXR5VGFzaxIoCgZlbnRpdHkYASABKAsyGC5kcmF5LmFnZW50LnYxLkVudGl0eVJlZhIaChJzdXNwZW5kX3JlZmVyZW5jZXMYAiABKAgiJAoRQ2xlYW5FbnRpdHlSZXN1bHQSDwoHZGVsZXRlZBgBIAEoAyJ2ChFEZWxldGVSZWNvcmRzVGFzaxIoCgZlbnRpdHkYASABKAsyGC5kcmF5LmFnZW50LnYxLkVudGl0eVJlZhISCgprZXlfZmllbGRzGAIgAygJEiMKBGtleXMYAyADKAsyFS5kcmF5LmFnZW50LnYxLkN1cnNvciImChNEZWxldGVSZWNvcmRzUmVzdWx0Eg8KB2RlbGV0ZWQYASABKAMiggEKEEZpbmlzaEVudGl0eVRhc2sSKAoGZW50aXR5GAEgASgLMhguZHJheS5hZ2VudC52MS5FbnRpdHlSZWYSFgoObW92ZV9zZXF1ZW5jZXMYAiABKAgSGAoQY2hlY2tfcmVmZXJlbmNlcxgDIAMoCRISCgprZXlfZmllbGRzGAQgAygJIl0KDFNlcXVlbmNlTW92ZRIQCghzZXF1ZW5jZRgBIAEoCRINCgVmaWVsZBgCIAEoCRIOCgZiZWZvcmUYAyABKAkSDQoFYWZ0ZXIYBCABKAkSDQoFbW92ZWQYBSABKAgiRQoSUmVmZXJlbmNlVmlvbGF0aW9uEhEKCXJlZmVyZW5jZRgBIAEoCRILCgNrZXkYAiADKAkSDwoHbWVzc2FnZRgDIAEoCSKUAQoSRmluaXNoRW50aXR5UmVzdWx0Ei4KCXNlcXVlbmNlcxgBIAMoCzIbLmRyYXkuYWdlbnQudjEuU2VxdWVuY2VNb3ZlEjUKCnZpb2xhdGlvbnMYAiADKAsyIS5kcmF5LmFnZW50LnYxLlJlZmVyZW5jZVZpb2xhdGlvbhIXCg92aW9sYXRpb25fY291bnQYAyABKAQi2gEKDkRpZ2VzdEtleXNUYXNrEigKBmVudGl0eRgBIAEoCzIYLmRyYXkuYWdlbnQudjEuRW50aXR5UmVmEhIKCmtleV9maWVsZHMYAiADKAkSJAoFYWZ0ZXIYAyABKAsyFS5kcmF5LmFnZW50LnYxLkN1cnNvchIkCgV1bnRpbBgEIAEoCzIVLmRyYXkuYWdlbnQudjEuQ3Vyc29yEhMKC3NwbGl0X2V2ZXJ5GAUgASgNEikKCmJvdW5kYXJpZXMYBiADKAsyFS5kcmF5LmFnZW50LnYxLkN1cnNvciIsCgtSYW5nZURpZ2VzdBINCgVjb3VudBgBIAEoBBIOCgZkaWdlc3QYAiABKAkiaQoQRGlnZXN0S2V5c1Jlc3VsdBIpCgpib3VuZGFyaWVzGAEgAygLMhUuZHJheS5hZ2VudC52MS5DdXJzb3ISKgoGcmFuZ2VzGAIgAygLMhouZHJheS5hZ2VudC52MS5SYW5nZURpZ2VzdCKvAQoJVGFza0Vycm9yEiYKBGNvZGUYASABKA4yGC5kcmF5LmFnZW50LnYxLkVycm9yQ29kZRIPCgdtZXNzYWdlGAIgASgJEhEKCXJldHJ5YWJsZRgDIAEoCBIRCglzcWxfc3RhdGUYBCABKAkSDgoGcmVhc29uGAUgASgJEjMKC3JlYXNvbl9jb2RlGAYgASgOMh4uZHJheS5hZ2VudC52MS5UYXNrRXJyb3JSZWFzb24inQUKClRhc2tSZXN1bHQSPgoPdGVzdF9jb25uZWN0aW9uGAogASgLMiMuZHJheS5hZ2VudC52MS5UZXN0Q29ubmVjdGlvblJlc3VsdEgAEj4KD2Rlc2NyaWJlX3NjaGVtYRgLIAEoCzIjLmRyYXkuYWdlbnQudjEuRGVzY3JpYmVTY2hlbWFSZXN1bHRIABIrCgVjb3VudBgMIAEoCzIaLmRyYXkuYWdlbnQudjEuQ291bnRSZXN1bHRIABI0CgpyZWFkX2JhdGNoGA0gASgLMh4uZHJheS5hZ2VudC52MS5SZWFkQmF0Y2hSZXN1bHRIABI2Cgt3cml0ZV9iYXRjaBgOIAEoCzIfLmRyYXkuYWdlbnQudjEuV3JpdGVCYXRjaFJlc3VsdEgAEjgKDGNsZWFuX2VudGl0eRgPIAEoCzIgLmRyYXkuYWdlbnQudjEuQ2xlYW5FbnRpdHlSZXN1bHRIABI8Cg5kZWxldGVfcmVjb3JkcxgQIAEoCzIiLmRyYXkuYWdlbnQudjEuRGVsZXRlUmVjb3Jkc1Jlc3VsdEgAEjoKDWZpbmlzaF9lbnRpdHkYESABKAsyIS5kcmF5LmFnZW50LnYxLkZpbmlzaEVudGl0eVJlc3VsdEgAEjYKC2RpZ2VzdF9rZXlzGBIgASgLMh8uZHJheS5hZ2VudC52MS5EaWdlc3RLZXlzUmVzdWx0SAASPgoPZXhwb3J0X3NuYXBzaG90GBMgASgLMiMuZHJheS5hZ2VudC52MS5FeHBvcnRTbmFwc2hvdFJlc3VsdEgAEkAKEHJlbGVhc2Vfc25hcHNob3QYFCABKAsyJC5kcmF5LmFnZW50LnYxLlJlbGVhc2VTbmFwc2hvdFJlc3VsdEgAQgYKBGtpbmQingEKE0NvbXBsZXRlVGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIrCgZyZXN1bHQYAiABKAsyGS5kcmF5LmFnZW50LnYxLlRhc2tSZXN1bHRIABIpCgVlcnJvchgDIAEoCzIYLmRyYXkuYWdlbnQudjEuVGFza0Vycm9ySAASEwoLZHVyYXRpb25fbXMYBCABKA1CCQoHb3V0Y29tZSIoChRDb21wbGV0ZVRhc2tSZXNwb25zZRIQCghhY2NlcHRlZBgBIAEoCCIeCgxEcmFpblJlcXVlc3QSDgoGcmVhc29uGAEgASgJIg8KDURyYWluUmVzcG9uc2UqTwoIUGxhdGZvcm0SGAoUUExBVEZPUk1fVU5TUEVDSUZJRUQQABIVChFQTEFURk9STV9QT1NUR1JFUxABEhIKDlBMQVRGT1JNX01ZU1FMEAIquwIKEUNvbmRpdGlvbk9wZXJhdG9yEiIKHkNPTkRJVElPTl9PUEVSQVRPUl9VTlNQRUNJRklFRBAAEhkKFUNPTkRJVElPTl9PUEVSQVRPUl9FURABEhoKFkNPTkRJVElPTl9PUEVSQVRPUl9ORVEQAhIZChVDT05ESVRJT05fT1BFUkFUT1JfTFQQAxIaChZDT05ESVRJT05fT1BFUkFUT1JfTFRFEAQSGQoVQ09ORElUSU9OX09QRVJBVE9SX0dUEAUSGgoWQ09ORElUSU9OX09QRVJBVE9SX0dURRAGEh4KGkNPTkRJVElPTl9PUEVSQVRPUl9JU19OVUxMEAcSIgoeQ09ORElUSU9OX09QRVJBVE9SX0lTX05PVF9OVUxMEAgSGQoVQ09ORElUSU9OX09QRVJBVE9SX0lOEAkqRwoLUm93RW5jb2RpbmcSHAoYUk9XX0VOQ09ESU5HX1VOU1BFQ0lGSUVEEAASGgoWUk9XX0VOQ09ESU5HX0NPUFlfVEVYVBABKn8KDVdyaXRlU3RyYXRlZ3kSHgoaV1JJVEVfU1RSQVRFR1lfVU5TUEVDSUZJRUQQABIZChVXUklURV9TVFJBVEVHWV9JTlNFUlQQARIYChRXUklURV9TVFJBVEVHWV9NRVJHRRACEhkKFVdSSVRFX1NUUkFURUdZX1VQREFURRADKmAKDFJlamVjdFBvbGljeRIdChlSRUpFQ1RfUE9MSUNZX1VOU1BFQ0lGSUVEEAASGQoVUkVKRUNUX1BPTElDWV9JU09MQVRFEAESFgoSUkVKRUNUX1BPTElDWV9GQUlMEAIqgAQKCUVycm9yQ29kZRIaChZFUlJPUl9DT0RFX1VOU1BFQ0lGSUVEEAASGAoURVJST1JfQ09ERV9DQU5DRUxMRUQQARIWChJFUlJPUl9DT0RFX1VOS05PV04QAhIfChtFUlJPUl9DT0RFX0lOVkFMSURfQVJHVU1FTlQQAxIgChxFUlJPUl9DT0RFX0RFQURMSU5FX0VYQ0VFREVEEAQSGAoURVJST1JfQ09ERV9OT1RfRk9VTkQQBRIdChlFUlJPUl9DT0RFX0FMUkVBRFlfRVhJU1RTEAYSIAocRVJST1JfQ09ERV9QRVJNSVNTSU9OX0RFTklFRBAHEiEKHUVSUk9SX0NPREVfUkVTT1VSQ0VfRVhIQVVTVEVEEAgSIgoeRVJST1JfQ09ERV9GQUlMRURfUFJFQ09ORElUSU9OEAkSFgoSRVJST1JfQ09ERV9BQk9SVEVEEAoSGwoXRVJST1JfQ09ERV9PVVRfT0ZfUkFOR0UQCxIcChhFUlJPUl9DT0RFX1VOSU1QTEVNRU5URUQQDBIXChNFUlJPUl9DT0RFX0lOVEVSTkFMEA0SGgoWRVJST1JfQ09ERV9VTkFWQUlMQUJMRRAOEhgKFEVSUk9SX0NPREVfREFUQV9MT1NTEA8SHgoaRVJST1JfQ09ERV9VTkFVVEhFTlRJQ0FURUQQECrcAQoPVGFza0Vycm9yUmVhc29uEiEKHVRBU0tfRVJST1JfUkVBU09OX1VOU1BFQ0lGSUVEEAASMgouVEFTS19FUlJPUl9SRUFTT05fUFJFVklPVVNfQkFUQ0hfTk9UX0NPTU1JVFRFRBABEiIKHlRBU0tfRVJST1JfUkVBU09OX0JBVENIX1NFQUxFRBACEikKJVRBU0tfRVJST1JfUkVBU09OX1NUQUxFX1NFU1NJT05fRVBPQ0gQAxIjCh9UQVNLX0VSUk9SX1JFQVNPTl9TTkFQU0hPVF9HT05FEAQyqgMKE0FnZW50R2F0ZXdheVNlcnZpY2USRQoGRW5yb2xsEhwuZHJheS5hZ2VudC52MS5FbnJvbGxSZXF1ZXN0Gh0uZHJheS5hZ2VudC52MS5FbnJvbGxSZXNwb25zZRJOCglIZWFydGJlYXQSHy5kcmF5LmFnZW50LnYxLkhlYXJ0YmVhdFJlcXVlc3QaIC5kcmF5LmFnZW50LnYxLkhlYXJ0YmVhdFJlc3BvbnNlEl8KDk9wZW5Xb3JrU3RyZWFtEiQuZHJheS5hZ2VudC52MS5PcGVuV29ya1N0cmVhbVJlcXVlc3QaJS5kcmF5LmFnZW50LnYxLk9wZW5Xb3JrU3RyZWFtUmVzcG9uc2UwARJXCgxDb21wbGV0ZVRhc2sSIi5kcmF5LmFnZW50LnYxLkNvbXBsZXRlVGFza1JlcXVlc3QaIy5kcmF5LmFnZW50LnYxLkNvbXBsZXRlVGFza1Jlc3BvbnNlEkIKBURyYWluEhsuZHJheS5hZ2VudC52MS5EcmFpblJlcXVlc3QaHC5kcmF5LmFnZW50LnYxLkRyYWluUmVzcG9uc2ViBnByb3RvMw");
 
 /**
  * AgentInfo describes the running agent process.
@@ -345,6 +345,18 @@ export type Task = Message<"dray.agent.v1.Task"> & {
      */
     value: DigestKeysTask;
     case: "digestKeys";
+  } | {
+    /**
+     * @generated from field: dray.agent.v1.ExportSnapshotTask export_snapshot = 19;
+     */
+    value: ExportSnapshotTask;
+    case: "exportSnapshot";
+  } | {
+    /**
+     * @generated from field: dray.agent.v1.ReleaseSnapshotTask release_snapshot = 20;
+     */
+    value: ReleaseSnapshotTask;
+    case: "releaseSnapshot";
   } | { case: undefined; value?: undefined };
 
   /**
@@ -636,6 +648,15 @@ export type Reference = Message<"dray.agent.v1.Reference"> & {
    * @generated from field: repeated string referenced_fields = 4;
    */
   referencedFields: string[];
+
+  /**
+   * The database enforces it for every row: validated (not NOT VALID), and
+   * enabled, on the table or on every partition that declares it. False from
+   * agents older than the field.
+   *
+   * @generated from field: bool validated = 5;
+   */
+  validated: boolean;
 };
 
 /**
@@ -896,6 +917,17 @@ export type ReadBatchTask = Message<"dray.agent.v1.ReadBatchTask"> & {
    * @generated from field: dray.agent.v1.ContinuousBound continuous = 12;
    */
   continuous?: ContinuousBound | undefined;
+
+  /**
+   * Read in this snapshot (ExportSnapshotTask), so that every entity of a run
+   * is read as of one moment, as pg_dump does. Empty: the read's own snapshot.
+   * A snapshot that is no longer held fails the read with FAILED_PRECONDITION,
+   * reason "snapshot_gone". Ignored by continuous reads and by tables without
+   * a row key (read in a snapshot of their own).
+   *
+   * @generated from field: string snapshot_id = 13;
+   */
+  snapshotId: string;
 };
 
 /**
@@ -1088,6 +1120,76 @@ export const FieldTransformStatsSchema: GenMessage<FieldTransformStats> = /*@__P
   messageDesc(file_dray_agent_v1_agent, 29);
 
 /**
+ * ExportSnapshotTask exports a snapshot of the database and holds it (a
+ * REPEATABLE READ transaction kept open on a connection of its own) until
+ * ReleaseSnapshotTask, the agent's idle limit (15 minutes without a read in
+ * it) or the agent's end. Like any long transaction, it keeps the server from
+ * vacuuming rows that died after it.
+ *
+ * @generated from message dray.agent.v1.ExportSnapshotTask
+ */
+export type ExportSnapshotTask = Message<"dray.agent.v1.ExportSnapshotTask"> & {
+};
+
+/**
+ * Describes the message dray.agent.v1.ExportSnapshotTask.
+ * Use `create(ExportSnapshotTaskSchema)` to create a new message.
+ */
+export const ExportSnapshotTaskSchema: GenMessage<ExportSnapshotTask> = /*@__PURE__*/
+  messageDesc(file_dray_agent_v1_agent, 30);
+
+/**
+ * @generated from message dray.agent.v1.ExportSnapshotResult
+ */
+export type ExportSnapshotResult = Message<"dray.agent.v1.ExportSnapshotResult"> & {
+  /**
+   * What pg_export_snapshot() returned; ReadBatchTask.snapshot_id takes it.
+   *
+   * @generated from field: string snapshot_id = 1;
+   */
+  snapshotId: string;
+};
+
+/**
+ * Describes the message dray.agent.v1.ExportSnapshotResult.
+ * Use `create(ExportSnapshotResultSchema)` to create a new message.
+ */
+export const ExportSnapshotResultSchema: GenMessage<ExportSnapshotResult> = /*@__PURE__*/
+  messageDesc(file_dray_agent_v1_agent, 31);
+
+/**
+ * ReleaseSnapshotTask lets a held snapshot go; an unknown id is ignored.
+ *
+ * @generated from message dray.agent.v1.ReleaseSnapshotTask
+ */
+export type ReleaseSnapshotTask = Message<"dray.agent.v1.ReleaseSnapshotTask"> & {
+  /**
+   * @generated from field: string snapshot_id = 1;
+   */
+  snapshotId: string;
+};
+
+/**
+ * Describes the message dray.agent.v1.ReleaseSnapshotTask.
+ * Use `create(ReleaseSnapshotTaskSchema)` to create a new message.
+ */
+export const ReleaseSnapshotTaskSchema: GenMessage<ReleaseSnapshotTask> = /*@__PURE__*/
+  messageDesc(file_dray_agent_v1_agent, 32);
+
+/**
+ * @generated from message dray.agent.v1.ReleaseSnapshotResult
+ */
+export type ReleaseSnapshotResult = Message<"dray.agent.v1.ReleaseSnapshotResult"> & {
+};
+
+/**
+ * Describes the message dray.agent.v1.ReleaseSnapshotResult.
+ * Use `create(ReleaseSnapshotResultSchema)` to create a new message.
+ */
+export const ReleaseSnapshotResultSchema: GenMessage<ReleaseSnapshotResult> = /*@__PURE__*/
+  messageDesc(file_dray_agent_v1_agent, 33);
+
+/**
  * WriteBatchTask writes rows as one transaction, recording batch_id in the
  * target's ledger (schema dray) in the same transaction.
  *
@@ -1170,7 +1272,7 @@ export type WriteBatchTask = Message<"dray.agent.v1.WriteBatchTask"> & {
  * Use `create(WriteBatchTaskSchema)` to create a new message.
  */
 export const WriteBatchTaskSchema: GenMessage<WriteBatchTask> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 30);
+  messageDesc(file_dray_agent_v1_agent, 34);
 
 /**
  * RejectedRecord is one row that could not be written.
@@ -1210,7 +1312,7 @@ export type RejectedRecord = Message<"dray.agent.v1.RejectedRecord"> & {
  * Use `create(RejectedRecordSchema)` to create a new message.
  */
 export const RejectedRecordSchema: GenMessage<RejectedRecord> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 31);
+  messageDesc(file_dray_agent_v1_agent, 35);
 
 /**
  * @generated from message dray.agent.v1.WriteBatchResult
@@ -1250,7 +1352,7 @@ export type WriteBatchResult = Message<"dray.agent.v1.WriteBatchResult"> & {
  * Use `create(WriteBatchResultSchema)` to create a new message.
  */
 export const WriteBatchResultSchema: GenMessage<WriteBatchResult> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 32);
+  messageDesc(file_dray_agent_v1_agent, 36);
 
 /**
  * @generated from message dray.agent.v1.CleanEntityTask
@@ -1276,7 +1378,7 @@ export type CleanEntityTask = Message<"dray.agent.v1.CleanEntityTask"> & {
  * Use `create(CleanEntityTaskSchema)` to create a new message.
  */
 export const CleanEntityTaskSchema: GenMessage<CleanEntityTask> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 33);
+  messageDesc(file_dray_agent_v1_agent, 37);
 
 /**
  * @generated from message dray.agent.v1.CleanEntityResult
@@ -1293,7 +1395,7 @@ export type CleanEntityResult = Message<"dray.agent.v1.CleanEntityResult"> & {
  * Use `create(CleanEntityResultSchema)` to create a new message.
  */
 export const CleanEntityResultSchema: GenMessage<CleanEntityResult> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 34);
+  messageDesc(file_dray_agent_v1_agent, 38);
 
 /**
  * @generated from message dray.agent.v1.DeleteRecordsTask
@@ -1320,7 +1422,7 @@ export type DeleteRecordsTask = Message<"dray.agent.v1.DeleteRecordsTask"> & {
  * Use `create(DeleteRecordsTaskSchema)` to create a new message.
  */
 export const DeleteRecordsTaskSchema: GenMessage<DeleteRecordsTask> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 35);
+  messageDesc(file_dray_agent_v1_agent, 39);
 
 /**
  * @generated from message dray.agent.v1.DeleteRecordsResult
@@ -1337,7 +1439,7 @@ export type DeleteRecordsResult = Message<"dray.agent.v1.DeleteRecordsResult"> &
  * Use `create(DeleteRecordsResultSchema)` to create a new message.
  */
 export const DeleteRecordsResultSchema: GenMessage<DeleteRecordsResult> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 36);
+  messageDesc(file_dray_agent_v1_agent, 40);
 
 /**
  * FinishEntityTask runs once an entity is loaded: it moves the sequences the
@@ -1380,7 +1482,7 @@ export type FinishEntityTask = Message<"dray.agent.v1.FinishEntityTask"> & {
  * Use `create(FinishEntityTaskSchema)` to create a new message.
  */
 export const FinishEntityTaskSchema: GenMessage<FinishEntityTask> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 37);
+  messageDesc(file_dray_agent_v1_agent, 41);
 
 /**
  * SequenceMove is one sequence FinishEntityTask looked at.
@@ -1425,7 +1527,7 @@ export type SequenceMove = Message<"dray.agent.v1.SequenceMove"> & {
  * Use `create(SequenceMoveSchema)` to create a new message.
  */
 export const SequenceMoveSchema: GenMessage<SequenceMove> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 38);
+  messageDesc(file_dray_agent_v1_agent, 42);
 
 /**
  * ReferenceViolation is one row whose foreign key has no referenced row.
@@ -1454,7 +1556,7 @@ export type ReferenceViolation = Message<"dray.agent.v1.ReferenceViolation"> & {
  * Use `create(ReferenceViolationSchema)` to create a new message.
  */
 export const ReferenceViolationSchema: GenMessage<ReferenceViolation> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 39);
+  messageDesc(file_dray_agent_v1_agent, 43);
 
 /**
  * @generated from message dray.agent.v1.FinishEntityResult
@@ -1483,7 +1585,7 @@ export type FinishEntityResult = Message<"dray.agent.v1.FinishEntityResult"> & {
  * Use `create(FinishEntityResultSchema)` to create a new message.
  */
 export const FinishEntityResultSchema: GenMessage<FinishEntityResult> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 40);
+  messageDesc(file_dray_agent_v1_agent, 44);
 
 /**
  * DigestKeysTask digests the keys of an entity range by range where the rows
@@ -1547,7 +1649,7 @@ export type DigestKeysTask = Message<"dray.agent.v1.DigestKeysTask"> & {
  * Use `create(DigestKeysTaskSchema)` to create a new message.
  */
 export const DigestKeysTaskSchema: GenMessage<DigestKeysTask> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 41);
+  messageDesc(file_dray_agent_v1_agent, 45);
 
 /**
  * RangeDigest sums up the keys of one range. The digest is computed the same
@@ -1579,7 +1681,7 @@ export type RangeDigest = Message<"dray.agent.v1.RangeDigest"> & {
  * Use `create(RangeDigestSchema)` to create a new message.
  */
 export const RangeDigestSchema: GenMessage<RangeDigest> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 42);
+  messageDesc(file_dray_agent_v1_agent, 46);
 
 /**
  * @generated from message dray.agent.v1.DigestKeysResult
@@ -1605,7 +1707,7 @@ export type DigestKeysResult = Message<"dray.agent.v1.DigestKeysResult"> & {
  * Use `create(DigestKeysResultSchema)` to create a new message.
  */
 export const DigestKeysResultSchema: GenMessage<DigestKeysResult> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 43);
+  messageDesc(file_dray_agent_v1_agent, 47);
 
 /**
  * @generated from message dray.agent.v1.TaskError
@@ -1657,7 +1759,7 @@ export type TaskError = Message<"dray.agent.v1.TaskError"> & {
  * Use `create(TaskErrorSchema)` to create a new message.
  */
 export const TaskErrorSchema: GenMessage<TaskError> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 44);
+  messageDesc(file_dray_agent_v1_agent, 48);
 
 /**
  * @generated from message dray.agent.v1.TaskResult
@@ -1720,6 +1822,18 @@ export type TaskResult = Message<"dray.agent.v1.TaskResult"> & {
      */
     value: DigestKeysResult;
     case: "digestKeys";
+  } | {
+    /**
+     * @generated from field: dray.agent.v1.ExportSnapshotResult export_snapshot = 19;
+     */
+    value: ExportSnapshotResult;
+    case: "exportSnapshot";
+  } | {
+    /**
+     * @generated from field: dray.agent.v1.ReleaseSnapshotResult release_snapshot = 20;
+     */
+    value: ReleaseSnapshotResult;
+    case: "releaseSnapshot";
   } | { case: undefined; value?: undefined };
 };
 
@@ -1728,7 +1842,7 @@ export type TaskResult = Message<"dray.agent.v1.TaskResult"> & {
  * Use `create(TaskResultSchema)` to create a new message.
  */
 export const TaskResultSchema: GenMessage<TaskResult> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 45);
+  messageDesc(file_dray_agent_v1_agent, 49);
 
 /**
  * @generated from message dray.agent.v1.CompleteTaskRequest
@@ -1767,7 +1881,7 @@ export type CompleteTaskRequest = Message<"dray.agent.v1.CompleteTaskRequest"> &
  * Use `create(CompleteTaskRequestSchema)` to create a new message.
  */
 export const CompleteTaskRequestSchema: GenMessage<CompleteTaskRequest> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 46);
+  messageDesc(file_dray_agent_v1_agent, 50);
 
 /**
  * @generated from message dray.agent.v1.CompleteTaskResponse
@@ -1787,7 +1901,7 @@ export type CompleteTaskResponse = Message<"dray.agent.v1.CompleteTaskResponse">
  * Use `create(CompleteTaskResponseSchema)` to create a new message.
  */
 export const CompleteTaskResponseSchema: GenMessage<CompleteTaskResponse> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 47);
+  messageDesc(file_dray_agent_v1_agent, 51);
 
 /**
  * @generated from message dray.agent.v1.DrainRequest
@@ -1804,7 +1918,7 @@ export type DrainRequest = Message<"dray.agent.v1.DrainRequest"> & {
  * Use `create(DrainRequestSchema)` to create a new message.
  */
 export const DrainRequestSchema: GenMessage<DrainRequest> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 48);
+  messageDesc(file_dray_agent_v1_agent, 52);
 
 /**
  * @generated from message dray.agent.v1.DrainResponse
@@ -1817,7 +1931,7 @@ export type DrainResponse = Message<"dray.agent.v1.DrainResponse"> & {
  * Use `create(DrainResponseSchema)` to create a new message.
  */
 export const DrainResponseSchema: GenMessage<DrainResponse> = /*@__PURE__*/
-  messageDesc(file_dray_agent_v1_agent, 49);
+  messageDesc(file_dray_agent_v1_agent, 53);
 
 /**
  * Platform names the kind of database an agent serves.
@@ -2138,6 +2252,13 @@ export enum TaskErrorReason {
    * @generated from enum value: TASK_ERROR_REASON_STALE_SESSION_EPOCH = 3;
    */
   STALE_SESSION_EPOCH = 3,
+
+  /**
+   * FAILED_PRECONDITION: a read's snapshot_id names a snapshot no longer held.
+   *
+   * @generated from enum value: TASK_ERROR_REASON_SNAPSHOT_GONE = 4;
+   */
+  SNAPSHOT_GONE = 4,
 }
 
 /**
