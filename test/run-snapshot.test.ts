@@ -46,17 +46,21 @@ beforeAll(async () => {
 
 afterAll(async () => stack?.close());
 
+/** A pipeline merging the three tables from the source into `into`. */
+function mergeAll(name: string, into: StackEnvironment, settings: Record<string, unknown>): Promise<string> {
+  return createPipeline(stack.api, {
+    name,
+    sourceEnvironmentId: source.id,
+    targetEnvironmentId: into.id,
+    writeStrategy: "merge",
+    entities: ["public.region", "public.shop", "public.sale"],
+    ...settings,
+  });
+}
+
 describe("a run while writers add shops with their sales", () => {
   it("copies one moment of the source: every copied shop with all its sales, no sale without its shop", async () => {
-    const pipelineId = await createPipeline(stack.api, {
-      name: "snapshot-merge",
-      sourceEnvironmentId: source.id,
-      targetEnvironmentId: target.id,
-      writeStrategy: "merge",
-      entities: ["public.region", "public.shop", "public.sale"],
-      batchSize: 500,
-      entityConcurrency: 1,
-    });
+    const pipelineId = await mergeAll("snapshot-merge", target, { batchSize: 500, entityConcurrency: 1 });
     // Each transaction adds one shop and five sales of it, from ids past the seeded ones.
     let writing = true;
     let added = 0;
@@ -110,12 +114,7 @@ describe("a run while writers add shops with their sales", () => {
 
 describe("a run whose referenced entity is not copied whole", () => {
   it("checks that entity's references again: sales of rejected shops are rejected, not written without their shop", async () => {
-    const pipelineId = await createPipeline(stack.api, {
-      name: "snapshot-narrow",
-      sourceEnvironmentId: source.id,
-      targetEnvironmentId: narrowTarget.id,
-      writeStrategy: "merge",
-      entities: ["public.region", "public.shop", "public.sale"],
+    const pipelineId = await mergeAll("snapshot-narrow", narrowTarget, {
       batchSize: 5000,
       stopOnError: false,
     });
