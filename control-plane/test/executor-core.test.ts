@@ -21,7 +21,8 @@ import type {
   StageEntry,
 } from "../src/executor/run-context.js";
 import { AgentUnavailable, BatchFailed, RecordLimitReached, RunAborted } from "../src/executor/run-errors.js";
-import { type Db, executionBatches, executionEntities, usage } from "../src/store/index.js";
+import { runExecution } from "../src/executor/run-execution.js";
+import { type Db, executionBatches, executionEntities, executions, usage } from "../src/store/index.js";
 import { useTestStore } from "./api-test-harness.js";
 import { seedOrganisation, seedRunningExecution } from "./execution-fixtures.js";
 import { awayError, FakeAgent, transientError } from "./fake-agent.js";
@@ -374,6 +375,45 @@ describe("hand-over and resume", () => {
     expect(rows[2]!.batchId).toBe(left[2]!.batchId);
     expect(agent.targetKeys(ENTITY)).toEqual(keys(1, 500));
     expect(await checkpoint(f.executionId)).toEqual(["500"]);
+  });
+
+  it("a resumed run finishes a batch left in progress even when its entity still reads pending", async () => {
+    const f = await execution();
+    const agent = new FakeAgent();
+    agent.seed(ENTITY, 300);
+    const first = new AbortController();
+    let gate: (() => void) | undefined;
+    agent.onWrite = async (req) => {
+      if (req.batchId.endsWith(":1:1") && !gate) await new Promise<void>((resolve) => (gate = resolve));
+    };
+    const owner1 = context(f, agent, { controller: first, tuning: { writesInFlight: 1 } });
+    const run1 = copyEntity(owner1.ctx, PLAN, 1, undefined, true).catch((e) => e);
+    await until(() => gate !== undefined);
+    first.abort(new RunAborted("lost", "the process died"));
+    gate!();
+    await run1;
+    expect((await batches(f.executionId)).map((b) => b.state)).toEqual(["in_progress"]);
+    // The owner died after reserving its first batch and before its entity's in_progress status landed.
+    await db
+      .update(executionEntities)
+      .set({ status: "pending" })
+      .where(eq(executionEntities.executionId, f.executionId));
+    agent.onWrite = undefined;
+
+    const { ctx: owner2 } = context(f, agent);
+    const snapshot = { ...owner2.settings, plan: owner2.plan };
+    const [claimed] = await db
+      .update(executions)
+      .set({ snapshot, attempts: 2 })
+      .where(eq(executions.id, f.executionId))
+      .returning();
+    const { plan: _plan, ...base } = owner2;
+    const outcome = await runExecution(base, claimed!);
+    expect(outcome).toEqual({ status: "completed" });
+    const rows = await batches(f.executionId);
+    expect(rows.map((b) => b.state)).toEqual(["succeeded", "succeeded", "succeeded"]);
+    expect(new Set(rows.map((b) => b.batchId)).size).toBe(3);
+    expect(agent.targetKeys(ENTITY)).toEqual(keys(1, 300));
   });
 
   it("resumes past a gap and re-writes the range of an id a fence sealed as new batches", async () => {

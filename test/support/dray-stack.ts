@@ -160,7 +160,8 @@ export async function startDrayStack(
     await eventually(async () => {
       const r = await api.get(`/api/v1/environments/${environment.id}`);
       return r.body.health === "healthy" && r.body.agent.connected ? true : undefined;
-    }, 20_000);
+      // Generous: on a loaded 2-core machine an agent's start, enrolment and first heartbeat took over 20 s.
+    }, 60_000);
     const entities = await api.post(`/api/v1/environments/${environment.id}/refresh`);
     if (entities.status !== 200) throw new Error(`cannot describe ${name}: ${JSON.stringify(entities.body)}`);
     return environment;

@@ -179,7 +179,7 @@ async function runEntity(
   ahead?: ReadAhead,
   behind?: Promise<unknown>[],
 ) {
-  let fresh = pass === 1 && ahead !== undefined;
+  const fresh = pass === 1 && ahead !== undefined;
   if (!fresh) {
     const [row] = await ctx.db
       .select({ status: executionEntities.status, pass: executionEntities.pass })
@@ -188,7 +188,8 @@ async function runEntity(
         and(eq(executionEntities.executionId, ctx.executionId), eq(executionEntities.entity, entity.entity)),
       );
     if (row?.status === "completed" || (row && row.pass > pass)) return;
-    fresh = pass === 1 && row?.status === "pending";
+    // Even a "pending" entity is looked up in a resumed run: its in_progress status is written while the
+    // copy starts, so the previous owner may have died with a batch reserved and the status not yet written.
   }
   if (pass === 2) await enterPass2(ctx, entity.entity);
   // The status is written while the copy starts (a read has no side effect, and the first batch's
