@@ -139,7 +139,7 @@ export async function copyInto(
 /**
  * Reads one keyset page with COPY TO STDOUT (see {@link copyInto}), in a short
  * transaction that holds the parameter settings; `before` is sent first (a
- * snapshot to read in, run-snapshot.ts).
+ * snapshot to read in, snapshot-import.ts).
  */
 export async function copyKeysetPage(
   session: Session,

@@ -25,11 +25,13 @@ import {
   settingsStatement,
 } from "./copy-read.js";
 import type { EntityInfo } from "./entity-catalog.js";
-import { sqlStateOf } from "./error-mapping.js";
 import { displayName, quoteIdentifier } from "./identifiers.js";
 import { encodePage, type KeysetPlan, type KeysetQuery, planRead } from "./keyset-read.js";
 import type { RawRow, Session } from "./session.js";
 import type { SnapshotHolder } from "./snapshot-holder.js";
+import { isSnapshotId, snapshotImportSetup, whileSnapshotHeld } from "./snapshot-import.js";
+
+export { isSnapshotId };
 
 /** A physical row position: `(block,offset)`. */
 export interface RowPosition {
@@ -51,9 +53,6 @@ export const DEFAULT_ROWS_PER_BLOCK = 60;
 /** Largest block number (BlockNumber is 32-bit) and line pointer offset (16-bit). */
 const MAX_BLOCK = 0xffff_fffe;
 const MAX_OFFSET = 0xffff;
-
-/** Longest snapshot id accepted (the server's are about 20 characters). */
-const MAX_SNAPSHOT_ID_LENGTH = 64;
 
 /** The decimal value of `text` when it holds 1 to 10 ASCII digits only, else null. */
 function parseDigits(text: string): number | null {
@@ -85,23 +84,6 @@ export function parseTid(text: string): RowPosition | null {
 /** The text form of a position, `(block,offset)`. */
 export function tidText(position: RowPosition): string {
   return `(${position.block},${position.offset})`;
-}
-
-/**
- * True for a snapshot id as `pg_export_snapshot()` writes it: 1 to 64 hex
- * digits and dashes, nothing else (checked character by character, so the id
- * can be written as a SQL literal).
- */
-export function isSnapshotId(id: unknown): id is string {
-  if (typeof id !== "string" || id.length === 0 || id.length > MAX_SNAPSHOT_ID_LENGTH) return false;
-  for (let i = 0; i < id.length; i++) {
-    const code = id.charCodeAt(i);
-    const digit = code >= 0x30 && code <= 0x39;
-    const upper = code >= 0x41 && code <= 0x46;
-    const lower = code >= 0x61 && code <= 0x66;
-    if (!digit && !upper && !lower && code !== 0x2d) return false;
-  }
-  return true;
 }
 
 /**
@@ -234,9 +216,6 @@ export function keylessRange(request: ReadBatchRequest): KeylessRange {
   };
 }
 
-/** SQLSTATEs of a snapshot that can no longer be imported (invalid id; its transaction ended). */
-const LOST_SNAPSHOT_STATES = new Set(["22023", "55000"]);
-
 /** The error of a read whose snapshot is gone. */
 export function lostSnapshotError(info: Pick<EntityInfo, "entity">, snapshotId: string): DrayError {
   const entity = displayName(info.entity);
@@ -256,29 +235,20 @@ where n.nspname = $1::text and c.relname = $2::text`;
 
 /**
  * Runs `fn` in a `REPEATABLE READ READ ONLY` transaction that imports the
- * snapshot `snapshotId` (validated before it is written as a literal).
+ * snapshot `snapshotId` (snapshot-import.ts).
  *
  * @throws DrayError `failed_precondition` when the snapshot can no longer be imported.
  */
-async function inSnapshot<T>(
+function inSnapshot<T>(
   session: Session,
   info: EntityInfo,
   snapshotId: string,
   fn: () => Promise<T>,
 ): Promise<T> {
-  if (!isSnapshotId(snapshotId)) throw new DrayError("invalid_argument", "the snapshot id is malformed");
-  return session.transaction(
-    async () => {
-      try {
-        await session.query(`set transaction snapshot '${snapshotId}'`);
-      } catch (error) {
-        const state = sqlStateOf(error);
-        if (state !== undefined && LOST_SNAPSHOT_STATES.has(state)) throw lostSnapshotError(info, snapshotId);
-        throw error;
-      }
-      return fn();
-    },
-    { text: "set transaction isolation level repeatable read, read only", params: [] },
+  return whileSnapshotHeld(
+    snapshotId,
+    () => session.transaction(fn, snapshotImportSetup(snapshotId)),
+    (id) => lostSnapshotError(info, id),
   );
 }
 

@@ -3,7 +3,7 @@
  * fields, else the row key) with COPY TO STDOUT or, as the fallback, with a
  * plain SELECT; a table without any row key is read by physical position in
  * one snapshot (keyless-read.ts); a run's reads may share one exported
- * snapshot (run-snapshot.ts). Plain tables are read with ONLY: never the
+ * snapshot (snapshot-import.ts). Plain tables are read with ONLY: never the
  * rows of tables inheriting from them.
  */
 import type { ReadBatchRequest, ReadBatchResult } from "../../connector.js";
@@ -13,9 +13,9 @@ import { buildCopyRead, copyKeysetPage } from "./copy-read.js";
 import { rowKeyOf } from "./entity-catalog.js";
 import { readKeyless } from "./keyless-read.js";
 import { planKeysetRead, planRead, selectKeysetPage } from "./keyset-read.js";
-import { readInRunSnapshot, runSnapshotSetup } from "./run-snapshot.js";
 import type { Session } from "./session.js";
 import type { SnapshotHolder } from "./snapshot-holder.js";
+import { snapshotImportSetup, whileSnapshotHeld } from "./snapshot-import.js";
 
 /**
  * How pages are read: `copy` (COPY TO STDOUT, the server's bytes forwarded as
@@ -33,7 +33,7 @@ export type ReadMethod = "copy" | "select";
  * fails the way a changed catalog explains is read once more from a fresh
  * reading ({@link CatalogCache.use}). A continuous read is kept below its
  * high-water mark (continuous-bound.ts); a once read with `snapshotId` reads
- * in that snapshot (run-snapshot.ts); the two-phase marks of non-date/time
+ * in that snapshot (snapshot-import.ts); the two-phase marks of non-date/time
  * cursors live in `marks` (the connector's; without one a read of such a
  * cursor finds no earlier recording and returns no rows).
  */
@@ -66,9 +66,9 @@ export async function readBatch(
         return planned.copy
           ? copyKeysetPage(session, planned.bounded, planned.copy)
           : selectKeysetPage(session, planned.bounded, planned.plan);
-      const setup = runSnapshotSetup(snapshotId);
+      const setup = snapshotImportSetup(snapshotId);
       snapshots?.touch(snapshotId);
-      return readInRunSnapshot(snapshotId, () =>
+      return whileSnapshotHeld(snapshotId, () =>
         planned.copy
           ? copyKeysetPage(session, planned.bounded, planned.copy, setup)
           : session.transaction(() => selectKeysetPage(session, planned.bounded, planned.plan), setup),
