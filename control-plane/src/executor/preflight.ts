@@ -169,8 +169,16 @@ export async function preflight(
     );
   }
 
+  const countSource = (entity: { schema: string; name: string }) =>
+    onAgent(ctx, sourceEnv, () =>
+      ctx.agents.count(
+        source.id,
+        { schema: entity.schema, name: entity.name },
+        { signal: ctx.signal, timeoutMs: ctx.options.countTimeoutMs },
+      ),
+    );
   // The entities the pipeline names are counted while both schemas are described (see countEarly).
-  const early = countEarly(ctx, source.id, settings.entities);
+  const early = countEarly(settings.entities, countSource);
   // The run counts the source exactly below and needs no estimate of either side.
   const describe = (env: RunEnvironment) =>
     onAgent(ctx, env, () =>
@@ -270,17 +278,11 @@ export async function preflight(
 
   const counts = await Promise.all(
     entities.map((e) => {
-      const count = () =>
-        onAgent(ctx, sourceEnv, () =>
-          ctx.agents.count(
-            source.id,
-            { schema: e.schema, name: e.name },
-            { signal: ctx.signal, timeoutMs: ctx.options.countTimeoutMs },
-          ),
-        );
       const counted = early.get(addressKey(e));
       // An early count that failed (say, the name was not an entity's) is simply counted again.
-      return (counted ? counted.catch(count) : count()).then((n) => [e.entity, n] as const);
+      return (counted ? counted.catch(() => countSource(e)) : countSource(e)).then(
+        (n) => [e.entity, n] as const,
+      );
     }),
   );
   const totals = new Map(counts);
@@ -322,17 +324,16 @@ export async function preflight(
 const addressKey = (e: { schema: string; name: string }) => `${e.schema}\u0000${e.name}`;
 
 /**
- * Starts counting, on the source agent, each entity the pipeline names (as
- * parseEntityName reads it), before the plan has resolved them; keyed by
- * schema and name.
- * A count is used only for the plan entity of exactly that schema and name,
- * and one that fails is ignored (the entity is counted again in the plan's
- * terms), so a name that is not an entity's costs one wasted round trip.
+ * Starts counting (`count`, on the source agent) each entity the pipeline
+ * names (as parseEntityName reads it), before the plan has resolved them;
+ * keyed by schema and name. A count is used only for the plan entity of
+ * exactly that schema and name, and one that fails is ignored (the entity is
+ * counted again in the plan's terms), so a name that is not an entity's costs
+ * one wasted round trip.
  */
 function countEarly(
-  ctx: PreflightContext,
-  sourceId: string,
   names: readonly string[],
+  count: (entity: { schema: string; name: string }) => Promise<number>,
 ): Map<string, Promise<number>> {
   const early = new Map<string, Promise<number>>();
   for (const qualified of names) {
@@ -343,10 +344,7 @@ function countEarly(
     } catch {
       continue; // Not a valid name: the plan refuses it with the reason.
     }
-    const counted = ctx.agents.count(sourceId, address, {
-      signal: ctx.signal,
-      timeoutMs: ctx.options.countTimeoutMs,
-    });
+    const counted = count(address);
     counted.catch(() => {});
     early.set(addressKey(address), counted);
   }

@@ -81,7 +81,6 @@ export async function noteSnapshotGone(ctx: RunContext): Promise<void> {
   const snapshot = ctx.snapshot;
   if (!snapshot || snapshot.lost) return;
   snapshot.lost = true;
-  snapshot.loadedWhole.clear();
   await ctx.journal.stage({
     processName: STAGES.intake,
     state: "processing",
