@@ -22,6 +22,7 @@ import type {
 } from "../src/executor/run-context.js";
 import { AgentUnavailable, BatchFailed, RecordLimitReached, RunAborted } from "../src/executor/run-errors.js";
 import { runExecution } from "../src/executor/run-execution.js";
+import { openRunSnapshot } from "../src/executor/run-snapshot.js";
 import { type Db, executionBatches, executionEntities, executions, usage } from "../src/store/index.js";
 import { useTestStore } from "./api-test-harness.js";
 import { seedOrganisation, seedRunningExecution } from "./execution-fixtures.js";
@@ -538,5 +539,31 @@ describe("the run's source snapshot", () => {
     const { ctx } = context(f, agent);
     await readPage(ctx, PLAN, 1, { after: null });
     expect((agent.calls[0]!.request as ReadRequest).snapshotId).toBeUndefined();
+  });
+});
+
+describe("opening the run's source snapshot", () => {
+  it("returns the snapshot the source agent exported", async () => {
+    const f = await execution();
+    const agent = new FakeAgent();
+    const { ctx, stages } = context(f, agent);
+    const snapshot = await openRunSnapshot(ctx);
+    expect(snapshot).toEqual({ id: agent.exportedSnapshots[0], lost: false, loadedWhole: new Set() });
+    expect(stages).toEqual([]);
+  });
+
+  it("reads without one when the source agent cannot hold it, and says why in the stage log", async () => {
+    const f = await execution();
+    const agent = new FakeAgent();
+    agent.exportSnapshotError = new DrayError(
+      "failed_precondition",
+      "this agent holds no snapshot for runs (DRAY_AGENT_RUN_SNAPSHOTS=off)",
+    );
+    const { ctx, stages } = context(f, agent);
+    expect(await openRunSnapshot(ctx)).toBeUndefined();
+    expect(stages).toHaveLength(1);
+    expect(stages[0]).toMatchObject({ code: "snapshot", state: "processing" });
+    expect(stages[0]!.description).toContain("DRAY_AGENT_RUN_SNAPSHOTS=off");
+    expect(stages[0]!.description).toContain("every reference is checked");
   });
 });
