@@ -251,7 +251,7 @@ describe("a connection lost between two statements of a session", () => {
       for (let round = 0; round < 3; round++) {
         const failure = await Session.run(pools, signal, async (session) => {
           await session.query("select 1");
-          await admin.unsafe("select pg_terminate_backend($1::int4)", [session.backend.pid]);
+          await admin.unsafe("select pg_terminate_backend($1::int4)", [(await session.backend).pid]);
           await sleep(200);
           return session.query("select 2").then(
             () => undefined,
@@ -302,7 +302,7 @@ describe("a statement whose backend stops answering", () => {
 
       const started = performance.now();
       const failure = await Session.run(pools, AbortSignal.timeout(1_000), async (session) => {
-        frozen = session.backend.pid;
+        frozen = (await session.backend).pid;
         process.kill(frozen, "SIGSTOP");
         return session.query("select 1").then(
           () => undefined,

@@ -5,6 +5,11 @@
  * last one leaves or once the execution has ended. Streams that are behind the
  * feed (a resume from an old `Last-Event-ID`, or a slow client) catch up with
  * their own paged reads, then take new events from the feed's buffer.
+ *
+ * Events are published only once stored (the store is the outbox), so an event
+ * that arrives on the bus right after the last one the feed holds is taken as
+ * it came, without a store read. Anything else (a gap, a final status, an
+ * event from before the feed) makes the feed read the store, as its poll does.
  */
 import { and, asc, eq, gt, lte, sql } from "drizzle-orm";
 import type { EventBus, Subscription } from "../events/event-bus.js";
@@ -122,6 +127,14 @@ async function hasFinalStatusEvent(db: Db, executionId: string, upToSeq: number)
   return row !== undefined;
 }
 
+/** True for an `execution.status` event whose status is final. */
+function isFinalStatusEvent(event: unknown): boolean {
+  const e = event as { type?: unknown; status?: unknown } | null;
+  return (
+    e?.type === "execution.status" && typeof e.status === "string" && FINAL_STATUSES.has(e.status as never)
+  );
+}
+
 class Feed implements ExecutionFeed {
   lastSeq: number;
   ended = false;
@@ -149,7 +162,7 @@ class Feed implements ExecutionFeed {
   start(): void {
     this.subscription = this.hub.bus?.subscribe(
       `dray.${this.organisationId}.executions.${this.executionId}.>`,
-      () => this.waker.nudge(),
+      (_subject, event) => this.published(event),
     );
     void this.loop();
   }
@@ -169,6 +182,22 @@ class Feed implements ExecutionFeed {
   release(): void {
     this.refs--;
     if (this.refs <= 0) this.halt();
+  }
+
+  /**
+   * An event published on the bus: the next one in seq order goes straight
+   * into the buffer (unless it ends the execution, which the store confirms);
+   * anything else wakes the poll.
+   */
+  private published(event: unknown): void {
+    const seq = (event as { seq?: unknown } | null)?.seq;
+    if (typeof seq === "number" && seq <= this.lastSeq) return;
+    if (seq === this.lastSeq + 1 && !this.stop.signal.aborted && !isFinalStatusEvent(event)) {
+      this.append([{ seq, payload: event }]);
+      this.notify();
+      return;
+    }
+    this.waker.nudge();
   }
 
   private notify(): void {
@@ -195,9 +224,12 @@ class Feed implements ExecutionFeed {
     return run();
   }
 
+  /** Adds events in seq order; those the feed already holds (taken from the bus during a read) are skipped. */
   private append(rows: StoredEvent[]): void {
-    for (const row of rows) this.buffer.push(row);
-    this.lastSeq = rows[rows.length - 1]!.seq;
+    const fresh = rows.filter((row) => row.seq > this.lastSeq);
+    if (fresh.length === 0) return;
+    for (const row of fresh) this.buffer.push(row);
+    this.lastSeq = fresh[fresh.length - 1]!.seq;
     const excess = this.buffer.length - FEED_BUFFER;
     if (excess > 0) this.bufferBase = this.buffer.splice(0, excess).at(-1)!.seq;
   }
@@ -217,10 +249,9 @@ class Feed implements ExecutionFeed {
         if (!state) return this.finish();
         const rows = await this.read("events", () => readEvents(db, this.executionId, this.lastSeq));
         if (signal.aborted) return;
-        if (rows.length > 0) {
-          this.append(rows);
-          this.notify();
-        }
+        const before = this.lastSeq;
+        this.append(rows);
+        if (this.lastSeq > before) this.notify();
         if (rows.length === READ_BATCH) continue;
         if (FINAL_STATUSES.has(state.status) && this.lastSeq >= state.eventSeq) {
           const seen = await this.read("final-event", () =>

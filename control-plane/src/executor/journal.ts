@@ -30,6 +30,15 @@ type Entry =
   | { what: string; kind: "event"; item: ExecutionEventItem };
 
 type Deps = { db: Db; bus: EventBus; logger: Logger };
+
+/** Options of {@link createJournal}. */
+export interface JournalOptions {
+  /** How long the writer waits, after the first entry queued since it last ran, for more entries to write together. @default 15 ms */
+  gatherMs?: number;
+}
+
+/** Default of {@link JournalOptions.gatherMs}. */
+export const DEFAULT_GATHER_MS = 15;
 type Target = { executionId: string; organisationId: string };
 
 /**
@@ -39,19 +48,39 @@ type Target = { executionId: string; organisationId: string };
  * Entries are written behind the copy, in the order they were made, by one
  * queue: a call returns once its entry is queued, so store and NATS round
  * trips stay off the copy's path; {@link Journal.flush} waits for the queue
- * to drain (the run does before it ends). Each time the writer runs it takes
- * every entry queued so far and writes them together ({@link writeEntries}:
- * one store transaction, then the events published in order). A failure to
+ * to drain (the run does before it ends, and it does not wait for a gathering
+ * window). The writer starts `gatherMs` after the first entry queued since it
+ * last ran, then takes every entry queued so far and writes them together
+ * ({@link writeEntries}: one store transaction, then the events published in
+ * order): the entries of one moment of a run (an entity's end, the next ones'
+ * begin, a progress event) share one transaction. A failure to
  * write an entry is logged and never fails the run; a process that dies
  * loses what was queued (never rows, counters or checkpoints, which are
  * written in the run's path).
  */
-export function createJournal(deps: Deps, target: Target): Journal {
+export function createJournal(deps: Deps, target: Target, options: JournalOptions = {}): Journal {
+  const gatherMs = options.gatherMs ?? DEFAULT_GATHER_MS;
   let tail: Promise<void> = Promise.resolve();
   let queued: Entry[] = [];
+  /** Set while flush() waits: the writer does not wait for more entries. */
+  let urgent = false;
+  let hurry: (() => void) | undefined;
+  const gather = (): Promise<void> =>
+    urgent || gatherMs <= 0
+      ? Promise.resolve()
+      : new Promise((resolve) => {
+          const done = () => {
+            clearTimeout(timer);
+            hurry = undefined;
+            resolve();
+          };
+          const timer = setTimeout(done, gatherMs);
+          hurry = done;
+        });
   const writeQueued = async (): Promise<void> => {
     const batch = queued;
     queued = [];
+    if (batch.length === 0) return;
     try {
       await writeEntries(deps, target, batch);
     } catch (error) {
@@ -74,11 +103,19 @@ export function createJournal(deps: Deps, target: Target): Journal {
   const enqueue = (entry: Entry): Promise<void> => {
     queued.push(entry);
     // The first entry since the writer last took the queue schedules the next write.
-    if (queued.length === 1) tail = tail.then(writeQueued);
+    if (queued.length === 1) tail = tail.then(gather).then(writeQueued);
     return Promise.resolve();
   };
   return {
-    flush: () => tail,
+    flush: async () => {
+      urgent = true;
+      hurry?.();
+      try {
+        await tail;
+      } finally {
+        urgent = false;
+      }
+    },
     stage: (entry) => enqueue({ what: "a stage-log entry", kind: "stage", entry }),
     error: (entry) => enqueue({ what: "an execution error", kind: "errors", entries: [entry] }),
     errors: (entries) => enqueue({ what: "execution errors", kind: "errors", entries: [...entries] }),

@@ -139,6 +139,12 @@ async function onAgent<T>(ctx: PreflightContext, env: RunEnvironment, task: () =
   });
 }
 
+/** What the caller may start alongside preflight. */
+export interface PreflightHooks {
+  /** Called once both environments' agents are connected and healthy, before the schemas are described. */
+  agentsReady?: () => void;
+}
+
 /**
  * Checks everything before a record moves (docs/architecture.md §4, "Preflight"): both
  * environments healthy with connected agents (an agent that is briefly away
@@ -154,6 +160,7 @@ export async function preflight(
   ctx: PreflightContext,
   settings: PipelineSettings,
   confirmed: boolean,
+  hooks: PreflightHooks = {},
 ): Promise<{ plan: ExecutionPlan; totals: Map<string, number> }> {
   const [source, target] = await Promise.all([
     loadEnvironment(ctx, requireSourceEnvironment(settings, "cannot be run"), "source"),
@@ -162,6 +169,7 @@ export async function preflight(
   const sourceEnv: RunEnvironment = { role: "source", id: source.id, name: source.name };
   const targetEnv: RunEnvironment = { role: "target", id: target.id, name: target.name };
   await Promise.all([awaitAgent(ctx, sourceEnv, false), awaitAgent(ctx, targetEnv, false)]);
+  hooks.agentsReady?.();
   if (settings.writeStrategy === "clean" && target.protected && !confirmed) {
     throw new PreflightFailed(
       "confirmation_required",

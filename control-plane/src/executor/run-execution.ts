@@ -10,7 +10,7 @@ import { eachLimited, inDependencyOrder } from "./dependency-order.js";
 import { copyEntity } from "./entity-copier.js";
 import type { ClaimedExecution } from "./execution-lease.js";
 import { runFileLoad } from "./file-load.js";
-import { preflight } from "./preflight.js";
+import { type PreflightHooks, preflight } from "./preflight.js";
 import { ReadAhead } from "./read-ahead.js";
 import type {
   EntityRunPlan,
@@ -46,6 +46,7 @@ const loaderOf = (plan: ExecutionPlan) => STAGES.loader(plan.targetPlatform);
 async function loadOrPlan(
   ctx: Omit<RunContext, "plan">,
   execution: ClaimedExecution,
+  hooks: PreflightHooks = {},
 ): Promise<ExecutionPlan> {
   const snapshot = execution.snapshot as PipelineSettings & { plan?: ExecutionPlan };
   if (snapshot.plan) {
@@ -62,7 +63,7 @@ async function loadOrPlan(
     });
     return snapshot.plan;
   }
-  const { plan, totals } = await preflight(ctx, ctx.settings, execution.confirmed);
+  const { plan, totals } = await preflight(ctx, ctx.settings, execution.confirmed, hooks);
   await ctx.db.transaction(async (tx) => {
     await tx
       .update(executions)
@@ -271,12 +272,18 @@ export async function runExecution(
     if (execution.attempts > 1) {
       await awaitAgents(base, (execution.snapshot as { plan?: ExecutionPlan }).plan);
     }
-    ctx.plan = await loadOrPlan(base, execution);
-    // A fresh run reads every entity as of one moment of the source; the snapshot is exported while the target is locked.
-    if (execution.attempts === 1 && execution.kind !== "continuous") {
-      snapshot = openRunSnapshot(ctx);
-      snapshot.catch(() => {});
-    }
+    // A fresh run reads every entity as of one moment of the source: the snapshot is exported as soon as
+    // the agents are ready, while preflight describes and counts and the target is locked.
+    const hooks: PreflightHooks =
+      execution.attempts === 1 && execution.kind !== "continuous"
+        ? {
+            agentsReady: () => {
+              snapshot = openRunSnapshot(ctx);
+              snapshot.catch(() => {});
+            },
+          }
+        : {};
+    ctx.plan = await loadOrPlan(base, execution, hooks);
     await acquireTargetLocks(ctx);
     if (snapshot) ctx.snapshot = await snapshot;
     await ctx.journal.stage({

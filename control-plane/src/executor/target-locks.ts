@@ -26,27 +26,32 @@ export async function acquireTargetLocks(ctx: RunContext): Promise<void> {
   for (;;) {
     const held = await ctx.db
       .transaction(async (tx) => {
-        for (const entity of entities) {
-          const result = await tx.execute(sql`
+        // One statement for every entity, in name order (so runs taking overlapping sets cannot deadlock).
+        const taken = rowsOf<{ entity: string }>(
+          await tx.execute(sql`
           insert into target_entity_locks (environment_id, entity, execution_id)
-          values (${environmentId}, ${entity}, ${ctx.executionId})
+          select ${environmentId}::uuid, wanted.entity, ${ctx.executionId}::uuid
+            from jsonb_array_elements_text(${JSON.stringify(entities)}::jsonb) as wanted(entity)
+           order by wanted.entity
           on conflict (environment_id, entity) do update
             set execution_id = excluded.execution_id, acquired_at = now()
             where target_entity_locks.execution_id = excluded.execution_id
                or not exists (
                  select 1 from executions e
                  where e.id = target_entity_locks.execution_id and e.status in ('queued', 'in_progress'))
-          returning entity`);
-          if (rowsOf(result).length === 0) {
-            const [holder] = await tx
-              .select({ executionId: targetEntityLocks.executionId })
-              .from(targetEntityLocks)
-              .where(
-                and(eq(targetEntityLocks.environmentId, environmentId), eq(targetEntityLocks.entity, entity)),
-              );
-            // Throwing rolls back the locks taken so far: all or nothing.
-            throw new LockBusy(holder?.executionId ?? "another execution", entity);
-          }
+          returning entity`),
+        );
+        const got = new Set(taken.map((r) => r.entity));
+        const busy = entities.find((entity) => !got.has(entity));
+        if (busy !== undefined) {
+          const [holder] = await tx
+            .select({ executionId: targetEntityLocks.executionId })
+            .from(targetEntityLocks)
+            .where(
+              and(eq(targetEntityLocks.environmentId, environmentId), eq(targetEntityLocks.entity, busy)),
+            );
+          // Throwing rolls back the locks taken: all or nothing.
+          throw new LockBusy(holder?.executionId ?? "another execution", busy);
         }
         return { blockedBy: undefined, entity: undefined };
       })

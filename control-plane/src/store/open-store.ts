@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Logger, silentLogger } from "@dray/common";
 import type { Db } from "./db.js";
+import { preparingClient } from "./preparing-client.js";
 import { schema } from "./schema.js";
 
 export type { Db } from "./db.js";
@@ -71,7 +72,7 @@ async function openPostgres(url: string, poolSize: number, logger: Logger): Prom
   }
 
   const client = postgres(url, { max: poolSize, onnotice });
-  const db = drizzle(client, { schema }) as unknown as Db;
+  const db = drizzle(preparingClient(client), { schema }) as unknown as Db;
   return { db, kind: "postgres", close: () => client.end({ timeout: 5 }) };
 }
 

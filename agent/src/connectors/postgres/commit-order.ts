@@ -24,7 +24,7 @@ const LOCK_KEY = "pg_catalog.hashtextextended($1::text, 0)";
 
 /** The statement taking a write transaction's lock on its own batch id; run it first in the transaction. */
 export function lockOwnBatch(batchId: string): Statement {
-  return { text: `select pg_catalog.pg_advisory_xact_lock(${LOCK_KEY})`, params: [batchId] };
+  return { text: `select pg_catalog.pg_advisory_xact_lock(${LOCK_KEY})`, params: [batchId], prepared: true };
 }
 
 /**
@@ -34,13 +34,16 @@ export function lockOwnBatch(batchId: string): Statement {
  * @throws DrayError `aborted` (retryable) when the predecessor has not committed.
  */
 export async function awaitPreviousBatch(session: Session, previousBatchId: string): Promise<void> {
-  await session.query(`select pg_catalog.pg_advisory_xact_lock_shared(${LOCK_KEY})`, [previousBatchId]);
+  await session.query(`select pg_catalog.pg_advisory_xact_lock_shared(${LOCK_KEY})`, [previousBatchId], {
+    prepared: true,
+  });
   // A new statement: under READ COMMITTED it sees a commit that ended the wait above.
   // A fence (an empty write under the id) seals it with row_count 0: its rows never landed. Batches
   // written with successors in flight always hold rows.
   const [found] = await session.query<{ committed: boolean }>(
     `select exists (select 1 from ${LEDGER_TABLE} where batch_id = $1::text and row_count > 0) as committed`,
     [previousBatchId],
+    { prepared: true },
   );
   if (!found?.committed)
     throw new DrayError(

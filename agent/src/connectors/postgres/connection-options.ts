@@ -93,15 +93,16 @@ function noDelaySocket(options: { host: string[]; port: number[]; path?: string 
 
 /**
  * A postgres.js pool with Dray's session settings. Types are fetched on connect
- * (postgres.js needs that for `reserve()` on a fresh pool); statements are
- * never prepared by name, since Dray's SQL is built per entity.
+ * (postgres.js needs that for `reserve()` on a fresh pool). Statements are not
+ * prepared unless a session asks (Session's `prepared`: the few whose text is
+ * the same for every entity), since most of Dray's SQL is built per entity.
  */
 export function createPool(options: PoolOptions): postgres.Sql {
   const poolOptions = {
     max: options.max,
     idle_timeout: 60,
     connect_timeout: options.connectTimeoutSeconds ?? 10,
-    prepare: false,
+    prepare: true,
     connection: { ...TIMEOUT_SETTINGS, ...SESSION_SETTINGS },
     keep_alive: KEEPALIVE_SECONDS,
     backoff: reconnectDelaySeconds,

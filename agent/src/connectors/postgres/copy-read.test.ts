@@ -31,10 +31,11 @@ const request = (extra: Partial<ReadBatchRequest> = {}): ReadBatchRequest => ({
 });
 
 describe("settingsStatement", () => {
-  it("stores every non-NULL value, bound, in its transaction-local setting", () => {
+  it("stores every non-NULL value, bound, in its transaction-local setting (prepared: its text is shared)", () => {
     expect(settingsStatement(["41", null, 100])).toEqual({
       text: "select pg_catalog.set_config('dray.p1', $1::text, true), pg_catalog.set_config('dray.p3', $2::text, true)",
       params: ["41", 100],
+      prepared: true,
     });
     expect(settingsStatement([])).toBeNull();
     expect(settingsStatement([null])).toBeNull();

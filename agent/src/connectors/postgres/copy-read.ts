@@ -34,9 +34,14 @@ function settingName(index: number): string {
   return `dray.p${index}`;
 }
 
+/** Reads parameter `index` (1-based) back from its setting, as text. */
+export function settingValue(index: number): string {
+  return `pg_catalog.current_setting('${settingName(index)}')`;
+}
+
 /** Reads parameter `index` back from its setting; NULL stays the literal `null`. */
 export const settingPlaceholder: Placeholder = (index, value) =>
-  value === null || value === undefined ? "null" : `pg_catalog.current_setting('${settingName(index)}')`;
+  value === null || value === undefined ? "null" : settingValue(index);
 
 /**
  * The statement that stores every non-NULL parameter in its transaction-local
@@ -45,7 +50,7 @@ export const settingPlaceholder: Placeholder = (index, value) =>
  * @example
  * settingsStatement(["41", null, 100])
  * // { text: "select pg_catalog.set_config('dray.p1', $1::text, true), pg_catalog.set_config('dray.p3', $2::text, true)",
- * //   params: ["41", 100] }
+ * //   params: ["41", 100], prepared: true }
  */
 export function settingsStatement(values: readonly unknown[]): Statement | null {
   const calls: string[] = [];
@@ -55,7 +60,8 @@ export function settingsStatement(values: readonly unknown[]): Statement | null 
     params.push(value);
     calls.push(`pg_catalog.set_config('${settingName(i + 1)}', $${params.length}::text, true)`);
   });
-  return calls.length > 0 ? { text: `select ${calls.join(", ")}`, params } : null;
+  // Prepared: its text depends only on which parameters are set, so a connection keeps few of them.
+  return calls.length > 0 ? { text: `select ${calls.join(", ")}`, params, prepared: true } : null;
 }
 
 /**

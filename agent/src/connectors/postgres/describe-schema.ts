@@ -256,7 +256,7 @@ export async function describeSchema(
   if (!Array.isArray(schemas))
     throw new DrayError("invalid_argument", "schemas must be a list of schema names");
   for (const schema of schemas) validateIdentifier("schema", schema);
-  const rows = await session.query<DescribeRow>(DESCRIBE_SQL, [JSON.stringify(schemas)]);
+  const rows = await session.query<DescribeRow>(DESCRIBE_SQL, [JSON.stringify(schemas)], { prepared: true });
   const entities = buildEntities(rows);
   const fingerprint = fingerprintOf(entities);
   if (options.estimates === false) {

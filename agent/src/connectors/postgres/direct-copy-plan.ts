@@ -5,6 +5,7 @@
  * and types; running it is `direct-copy.ts`.
  */
 import type { WriteStrategy } from "../../connector.js";
+import { settingValue } from "./copy-read.js";
 import { parseCopyLine } from "./copy-text.js";
 import type { EntityInfo } from "./entity-catalog.js";
 import { qualifiedName, quoteIdentifier } from "./identifiers.js";
@@ -17,10 +18,12 @@ export interface DirectCopyPlan {
   copySql: string;
   /**
    * One row `{ taken, blocked }`: `taken` when a row of the target lies in the
-   * key range `$1..` (lower bound, then upper bound, one parameter per key
-   * field); `blocked` when the target has something a COPY would not treat as
-   * the staged statement does (see {@link planDirectCopy}). Parameters come
-   * from {@link probeParams}.
+   * key range of parameters 1.. (lower bound, then upper bound, one parameter
+   * per key field); `blocked` when the target has something a COPY would not
+   * treat as the staged statement does (see {@link planDirectCopy}). It takes
+   * no bind parameter: it reads {@link probeParams} from the transaction's
+   * settings (copy-read.ts), so it needs no round trip of its own to be
+   * described and can be sent together with the statement that sets them.
    */
   probeSql: string;
   /** Bound after the key bounds: the target's qualified name, and for merge the key field names. */
@@ -60,8 +63,9 @@ export function planDirectCopy(
   const target = qualifiedName(info.entity);
   const width = plan.key.length;
   const keyColumns = `(${plan.key.map((k) => quoteIdentifier(k.name)).join(", ")})`;
-  const bound = (from: number) => `(${plan.key.map((k, i) => `$${from + i}::${k.castType}`).join(", ")})`;
-  const relation = `$${2 * width + 1}::text::regclass`;
+  const bound = (from: number) =>
+    `(${plan.key.map((k, i) => `${settingValue(from + i)}::${k.castType}`).join(", ")})`;
+  const relation = `${settingValue(2 * width + 1)}::text::regclass`;
   const triggerEvents = merge
     ? `(g.tgtype & ${BEFORE_ROW_INSERT}) = ${BEFORE_ROW_INSERT} or (g.tgtype & ${UPDATE_EVENT}) <> 0`
     : `(g.tgtype & ${BEFORE_ROW_INSERT}) = ${BEFORE_ROW_INSERT}`;
@@ -82,7 +86,7 @@ export function planDirectCopy(
       " where k.ord <= i.indnkeyatts order by 1)";
     const keyAttnums =
       "array(select a.attnum from pg_catalog.pg_attribute a" +
-      ` where a.attrelid = c.oid and a.attname = any($${2 * width + 2}::text[]) order by 1)`;
+      ` where a.attrelid = c.oid and a.attname = any(${settingValue(2 * width + 2)}::text[]) order by 1)`;
     blockers.push(
       "not pg_catalog.has_table_privilege(c.oid, 'SELECT')",
       "not pg_catalog.has_table_privilege(c.oid, 'UPDATE')",

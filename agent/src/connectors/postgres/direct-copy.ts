@@ -1,4 +1,5 @@
 import type { WriteBatchRequest } from "../../connector.js";
+import { settingsStatement, settingValue } from "./copy-read.js";
 import { planDirectCopy, probeParams } from "./direct-copy-plan.js";
 import { type EntityInfo, ownRowsSql } from "./entity-catalog.js";
 import { quoteIdentifier } from "./identifiers.js";
@@ -21,7 +22,8 @@ const SAVEPOINT = "dray_direct";
  * staged statement (see `planDirectCopy`). Every row is then new, so
  * `created` is the row count.
  *
- * Probe and COPY run under a savepoint. When anything fails there — a key
+ * Probe and COPY run under a savepoint (taken with the probe, in one round
+ * trip). When anything fails there — a key
  * that does not cast, a unique violation from a row outside the range or a
  * concurrent writer, a bad value, a foreign key checked immediately — it is
  * rolled back and null is returned: the caller's staged path then writes the
@@ -54,16 +56,23 @@ export async function tryDirectCopy(
   // down the staged path, which rejects exactly the violating rows.
   const width = plan.key.length;
   const keyColumns = `(${plan.key.map((k) => `t.${quoteIdentifier(k.name)}`).join(", ")})`;
-  const bound = (from: number) => `(${plan.key.map((k, i) => `$${from + i}::${k.castType}`).join(", ")})`;
+  // The key bounds are read back from the settings the probe's parameters were stored in.
+  const bound = (from: number) =>
+    `(${plan.key.map((k, i) => `${settingValue(from + i)}::${k.castType}`).join(", ")})`;
   const copiedRows = `from ${ownRowsSql(info)} t where ${keyColumns} >= ${bound(1)} and ${keyColumns} <= ${bound(width + 1)}`;
   const violation = copiedRowsViolationSql(mode.references, copiedRows);
   // The rows must all lie in the probed range (a batch out of key order would not) and break no key.
   const checkSql =
     violation === null ? null : `select (select count(*) ${copiedRows}) as copied, ${violation} as broken`;
   const immediate = request.rejectPolicy === "isolate" ? "set constraints all immediate; " : "";
-  await session.control(`${immediate}savepoint ${SAVEPOINT}`);
   try {
-    const [probe] = await session.query<{ taken: boolean; blocked: boolean }>(direct.probeSql, params);
+    // Savepoint, the probe's parameters and the probe: one round trip.
+    const [, , probeRows] = await session.pipeline([
+      { text: `${immediate}savepoint ${SAVEPOINT}`, params: [] },
+      settingsStatement(params)!,
+      { text: direct.probeSql, params: [] },
+    ]);
+    const probe = probeRows?.[0] as { taken: boolean; blocked: boolean } | undefined;
     if (probe === undefined || probe.taken || probe.blocked) {
       await session.control(`release savepoint ${SAVEPOINT}`);
       return null;
@@ -74,10 +83,7 @@ export async function tryDirectCopy(
       return { created: rows.loadCount, updated: 0 };
     }
     await session.copyIn(direct.copySql, rows.data, "select 1");
-    const [check] = await session.query<{ copied: string; broken: boolean }>(
-      checkSql,
-      params.slice(0, 2 * width),
-    );
+    const [check] = await session.query<{ copied: string; broken: boolean }>(checkSql);
     if (check === undefined || check.broken || Number(check.copied) !== rows.loadCount) {
       await session.control(`rollback to savepoint ${SAVEPOINT}; release savepoint ${SAVEPOINT}`);
       return null;

@@ -96,7 +96,7 @@ interface LookupRow {
  * @throws DrayError `not_found` when no table or partitioned table has that name.
  */
 export async function lookupEntity(session: Session, entity: EntityName): Promise<EntityInfo> {
-  const rows = await session.query<LookupRow>(LOOKUP_SQL, [entity.schema, entity.name]);
+  const rows = await session.query<LookupRow>(LOOKUP_SQL, [entity.schema, entity.name], { prepared: true });
   const row = rows[0];
   if (!row) throw new DrayError("not_found", `entity ${displayName(entity)} was not found`);
   const keys = row.unique_keys

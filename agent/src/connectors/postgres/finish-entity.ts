@@ -114,7 +114,9 @@ export function sequenceDecision(
  */
 export async function moveSequences(session: Session, info: EntityInfo): Promise<SequenceMove[]> {
   const uses = (
-    await session.query<SequenceUse>(SEQUENCES_SQL, [info.entity.schema, info.entity.name])
+    await session.query<SequenceUse>(SEQUENCES_SQL, [info.entity.schema, info.entity.name], {
+      prepared: true,
+    })
   ).filter((u) => u.integral);
   if (uses.length === 0) return [];
   const fields = [...new Set(uses.map((u) => u.field))];
@@ -132,10 +134,11 @@ export async function moveSequences(session: Session, info: EntityInfo): Promise
       );
       let after = state.lastValue;
       if (decision.move) {
-        await session.query("select pg_catalog.setval($1::text::oid::regclass, $2::text::int8, true)", [
-          use.oid,
-          decision.to.toString(),
-        ]);
+        await session.query(
+          "select pg_catalog.setval($1::text::oid::regclass, $2::text::int8, true)",
+          [use.oid, decision.to.toString()],
+          { prepared: true },
+        );
         after = decision.to;
       }
       moves.push({
@@ -322,11 +325,11 @@ export async function findReferences(
 ): Promise<ReferenceDeclaration[]> {
   const all: ReferenceDeclaration[] = [];
   for (const reference of references) {
-    const found = await session.query<ReferenceDeclaration>(REFERENCES_SQL, [
-      info.entity.schema,
-      info.entity.name,
-      reference,
-    ]);
+    const found = await session.query<ReferenceDeclaration>(
+      REFERENCES_SQL,
+      [info.entity.schema, info.entity.name, reference],
+      { prepared: true },
+    );
     if (found.length === 0)
       throw new DrayError(
         "not_found",

@@ -1,7 +1,7 @@
 import { DrayError } from "@dray/common";
 import { sqlStateOf } from "./error-mapping.js";
 import { LEDGER_SCHEMA } from "./identifiers.js";
-import type { Session } from "./session.js";
+import type { Session, Statement } from "./session.js";
 
 /** The ledger table, schema-qualified. */
 export const LEDGER_TABLE = `${LEDGER_SCHEMA}.batch_ledger`;
@@ -80,50 +80,63 @@ export function validateBatchId(batchId: unknown): string {
 }
 
 /**
- * Inserts the batch's ledger row as the first write of the transaction, with
- * the batch's `position` when it has one (continuous pipelines: committed
- * together with the rows).
- * Returns null when this transaction claimed the batch, or the counts (and row
- * count) recorded when it first committed if the id is already there. A concurrent writer of
- * the same id blocks on the primary key until this transaction ends, then sees
- * the committed row (or takes over after a rollback).
+ * The statement inserting the batch's ledger row, the first write of the
+ * batch's transaction, with the batch's `position` when it has one
+ * (continuous pipelines: committed together with the rows). It returns a row
+ * when this transaction claimed the batch and none when the id is already
+ * there; {@link claimOutcome} reads its answer. A concurrent writer of the same
+ * id blocks on the primary key until this transaction ends, then sees the
+ * committed row (or takes over after a rollback). Prepared, and sent with the
+ * transaction's BEGIN.
  *
- * @throws DrayError `failed_precondition` for a position when the ledger has no
- *   `position` column (its user may not add it, see {@link createLedger}).
+ * Its error, for a position when the ledger has no `position` column (its user
+ * may not add it, see {@link createLedger}), is DrayError `failed_precondition`.
  */
-export async function claimBatch(
-  session: Session,
+export function claimStatement(
   batchId: string,
   entity: string,
   rowCount: number,
   position?: readonly string[],
-): Promise<(BatchCounts & { rowCount: number }) | null> {
-  const claimed =
-    position === undefined
-      ? await session.query(
-          `insert into ${LEDGER_TABLE} (batch_id, entity, row_count, created, updated, rejected)
+): Statement {
+  if (position === undefined)
+    return {
+      text: `insert into ${LEDGER_TABLE} (batch_id, entity, row_count, created, updated, rejected)
            values ($1::text, $2::text, $3::int4, 0, 0, 0) on conflict (batch_id) do nothing returning batch_id`,
-          [batchId, entity, rowCount],
-        )
-      : await session
-          .query(
-            `insert into ${LEDGER_TABLE} (batch_id, entity, row_count, created, updated, rejected, position)
+      params: [batchId, entity, rowCount],
+      prepared: true,
+    };
+  return {
+    text: `insert into ${LEDGER_TABLE} (batch_id, entity, row_count, created, updated, rejected, position)
              values ($1::text, $2::text, $3::int4, 0, 0, 0, $4::text::jsonb) on conflict (batch_id) do nothing returning batch_id`,
-            [batchId, entity, rowCount, JSON.stringify(position)],
-          )
-          .catch((error: unknown) => {
-            if (sqlStateOf(error) !== UNDEFINED_COLUMN) throw error;
-            throw new DrayError(
-              "failed_precondition",
-              `the ledger ${LEDGER_TABLE} has no position column and this agent's database user may not add it: ` +
-                `run ALTER TABLE ${LEDGER_TABLE} ADD COLUMN position jsonb as its owner`,
-              { retryable: false, cause: error },
-            );
-          });
-  if (claimed.length === 1) return null;
+    params: [batchId, entity, rowCount, JSON.stringify(position)],
+    prepared: true,
+    mapError: (error) => {
+      if (sqlStateOf(error) !== UNDEFINED_COLUMN) return error;
+      return new DrayError(
+        "failed_precondition",
+        `the ledger ${LEDGER_TABLE} has no position column and this agent's database user may not add it: ` +
+          `run ALTER TABLE ${LEDGER_TABLE} ADD COLUMN position jsonb as its owner`,
+        { retryable: false, cause: error },
+      );
+    },
+  };
+}
+
+/**
+ * What the claim ({@link claimStatement}) answered: null when this
+ * transaction claimed the batch, or the counts (and row count) recorded when
+ * it first committed if the id was already there.
+ */
+export async function claimOutcome(
+  session: Session,
+  claimedRows: readonly unknown[],
+  batchId: string,
+): Promise<(BatchCounts & { rowCount: number }) | null> {
+  if (claimedRows.length === 1) return null;
   const [recorded] = await session.query<BatchCounts & { row_count: number }>(
     `select created, updated, rejected, row_count from ${LEDGER_TABLE} where batch_id = $1::text`,
     [batchId],
+    { prepared: true },
   );
   if (!recorded) throw new DrayError("internal", `ledger row of batch ${batchId} vanished`);
   return {
@@ -163,10 +176,11 @@ export interface BatchCounts {
   rejected: number;
 }
 
-/** Records the outcome in the batch's ledger row (same transaction as the rows). */
-export async function recordBatch(session: Session, batchId: string, counts: BatchCounts): Promise<void> {
-  await session.query(
-    `update ${LEDGER_TABLE} set created = $2::int4, updated = $3::int4, rejected = $4::int4 where batch_id = $1::text`,
-    [batchId, counts.created, counts.updated, counts.rejected],
-  );
+/** The statement recording the outcome in the batch's ledger row (same transaction as the rows; sent with COMMIT). */
+export function recordStatement(batchId: string, counts: BatchCounts): Statement {
+  return {
+    text: `update ${LEDGER_TABLE} set created = $2::int4, updated = $3::int4, rejected = $4::int4 where batch_id = $1::text`,
+    params: [batchId, counts.created, counts.updated, counts.rejected],
+    prepared: true,
+  };
 }

@@ -416,7 +416,7 @@ class PostgresConnector implements Connector {
     const control = this.control;
     try {
       await Promise.race([
-        control.unsafe(CANCEL_SQL, textParams(control, [backend.pid, backend.started])),
+        control.unsafe(CANCEL_SQL, textParams(control, [backend.pid, backend.started]), { prepare: false }),
         timeout,
       ]);
     } catch (error) {

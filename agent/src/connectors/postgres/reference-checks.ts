@@ -106,7 +106,9 @@ export function foreignKeysOf(rows: readonly ForeignKeyRow[]): ForeignKeyInfo[] 
 
 /** The foreign keys of a target table that a write with triggers off must check itself. */
 export async function lookupForeignKeys(session: Session, info: EntityInfo): Promise<ForeignKeyInfo[]> {
-  const rows = await session.query<ForeignKeyRow>(FOREIGN_KEYS_SQL, [qualifiedName(info.entity)]);
+  const rows = await session.query<ForeignKeyRow>(FOREIGN_KEYS_SQL, [qualifiedName(info.entity)], {
+    prepared: true,
+  });
   return foreignKeysOf(rows);
 }
 

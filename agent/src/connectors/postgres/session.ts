@@ -18,6 +18,23 @@ export type RawRow = (Buffer | null)[];
 export interface Statement {
   text: string;
   params: readonly unknown[];
+  /** Prepare it on the connection (see {@link StatementOptions}). */
+  prepared?: boolean;
+  /** Turns the statement's error into the one its caller reports (in a pipeline, where it has no caller of its own). */
+  mapError?: (error: unknown) => unknown;
+}
+
+/** How a statement with parameters is sent. */
+export interface StatementOptions {
+  /**
+   * Prepare it by name on the connection and keep it there. An unprepared
+   * statement with parameters costs two round trips (postgres.js describes it
+   * before it binds the values) and holds up the statements pipelined behind
+   * it; a prepared one costs that once per connection, then one round trip.
+   * Only for statements whose text is the same whatever the entity (the
+   * ledger's, a read's parameters), so each connection keeps few of them.
+   */
+  prepared?: boolean;
 }
 
 /** What sessions need from the connector. */
@@ -88,7 +105,7 @@ const IDENTIFY_SQL =
  */
 export const STUCK_AFTER_CANCEL_MS = 3_000;
 
-/** How long an aborted call waits for its session's identifying read to finish. */
+/** How long a cancel waits for its session's identifying read to answer. */
 const IDENTIFY_WAIT_MS = 2_000;
 
 /**
@@ -107,13 +124,24 @@ const IDENTIFY_WAIT_MS = 2_000;
 export class Session {
   private cancelling: Promise<void> | undefined;
 
+  /** The backend's pid once identified (for log lines). */
+  private pid: number | undefined;
+
   private constructor(
     private readonly conn: postgres.ReservedSql,
-    readonly backend: Backend,
+    /** The server process behind the session, once its identifying read has answered. */
+    readonly backend: Promise<Backend>,
     readonly signal: AbortSignal,
     private readonly pools: SessionPools,
     private readonly lease: PoolLease,
-  ) {}
+  ) {
+    backend.then(
+      (b) => {
+        this.pid = b.pid;
+      },
+      () => {},
+    );
+  }
 
   /** The link to the connection's fate. */
   private get link(): ConnectionLink {
@@ -138,32 +166,22 @@ export class Session {
       lease.release();
       throw error;
     }
-    let pending: Promise<unknown> = Promise.resolve();
-    try {
-      const identify = conn.unsafe<Backend[]>(lease.mark + IDENTIFY_SQL);
-      pending = identify.then(
-        () => {},
-        () => {},
-      );
-      // Identifying is one short catalog read; on abort it is left to finish rather than
-      // cancelled, and the call waits (briefly) for that, so it leaves no statement running.
-      let rows: Backend[];
-      try {
-        rows = await abortable(whileConnected(Promise.resolve(identify), lease.link), signal, () => {});
-      } catch (error) {
-        await settleWithin([whileConnected(pending, lease.link)], IDENTIFY_WAIT_MS);
-        throw error;
-      }
+    // The identifying read is the session's first statement; the call's own statements follow it in the
+    // same round trip instead of waiting for its answer. A cancel waits for it (it is ahead of them all).
+    const backend = whileConnected(
+      Promise.resolve(conn.unsafe<Backend[]>(lease.mark + IDENTIFY_SQL).execute()),
+      lease.link,
+    ).then((rows) => {
       const row = rows[0];
       if (!row) throw new Error("could not identify the session's backend process");
-      const session = new Session(
-        conn,
-        { pid: Number(row.pid), started: String(row.started) },
-        signal,
-        pools,
-        lease,
-      );
-      return await fn(session);
+      return { pid: Number(row.pid), started: String(row.started) };
+    });
+    const pending: Promise<unknown> = backend.then(
+      () => {},
+      () => {},
+    );
+    try {
+      return await fn(new Session(conn, backend, signal, pools, lease));
     } catch (error) {
       if (isConnectionFailure(error)) {
         lease.link.markLost(String(error));
@@ -186,17 +204,14 @@ export class Session {
   query<T extends object = Record<string, unknown>>(
     text: string,
     params: readonly unknown[] = [],
+    options: StatementOptions = {},
   ): Promise<T[]> {
-    return this.guard(
-      () => this.conn.unsafe(text, textParams(this.conn, params)) as unknown as Settleable<T[]>,
-    );
+    return this.guard(() => this.send(text, params, options) as unknown as Settleable<T[]>);
   }
 
   /** Runs one statement with bound parameters; rows as arrays of raw text bytes. */
-  rawRows(text: string, params: readonly unknown[] = []): Promise<RawRow[]> {
-    return this.guard(
-      () => this.conn.unsafe(text, textParams(this.conn, params)).raw() as unknown as Settleable<RawRow[]>,
-    );
+  rawRows(text: string, params: readonly unknown[] = [], options: StatementOptions = {}): Promise<RawRow[]> {
+    return this.guard(() => this.send(text, params, options).raw() as unknown as Settleable<RawRow[]>);
   }
 
   /**
@@ -220,7 +235,7 @@ export class Session {
    * delivered before it issues anything else.
    */
   cancelStatement(reason: string): void {
-    this.pools.logger.debug("cancelling the running statement", { reason, pid: this.backend.pid });
+    this.pools.logger.debug("cancelling the running statement", { reason, pid: this.pid });
     this.startCancel();
   }
 
@@ -274,57 +289,100 @@ export class Session {
    * Runs `fn` inside BEGIN … COMMIT. Any failure (including an abort) rolls
    * back before it propagates; COMMIT itself is not cancelled. `setup`, when
    * given, is the transaction's first statement (or statements, in order), sent
-   * together with BEGIN (one round trip for all).
+   * together with BEGIN (one round trip for all); `fn` gets their rows, in the
+   * same order. `finish`, when it returns a statement for `fn`'s result, is
+   * that statement sent together with COMMIT (one round trip for both).
    */
-  async transaction<T>(fn: () => Promise<T>, setup?: Statement | readonly Statement[] | null): Promise<T> {
-    await this.begin(setup);
+  async transaction<T>(
+    fn: (setupRows: unknown[][]) => Promise<T>,
+    setup?: Statement | readonly Statement[] | null,
+    finish?: (result: T) => Statement | null,
+  ): Promise<T> {
+    const setupRows = await this.begin(setup);
     let result: T;
+    let last: Statement | null;
     try {
-      result = await fn();
+      result = await fn(setupRows);
+      last = finish?.(result) ?? null;
     } catch (error) {
       await this.rollbackQuietly();
       throw error;
     }
     this.throwIfLost();
     try {
-      await whileConnected(Promise.resolve(this.conn.unsafe("commit")), this.link);
+      if (last === null) await whileConnected(Promise.resolve(this.conn.unsafe("commit")), this.link);
+      else {
+        const [recorded, commit] = inOrder([
+          this.send(last.text, last.params, last),
+          this.conn.unsafe("commit"),
+        ]);
+        commit!.catch(() => {});
+        await whileConnected(Promise.all([recorded, commit]), this.link);
+      }
     } catch (error) {
       this.noteFailure(error);
+      // A failed last statement aborted the transaction: its COMMIT rolled it back.
       throw error;
     }
     return result;
   }
 
-  /** BEGIN, pipelined with `setup` when given; a failed `setup` rolls back. */
-  private async begin(setup: Statement | readonly Statement[] | null | undefined): Promise<void> {
+  /**
+   * Sends `statements` in one round trip and returns each one's rows, in order.
+   * The first failure rejects (each statement's `mapError` applied); the
+   * statements after it fail too, inside a transaction.
+   */
+  pipeline(statements: readonly Statement[]): Promise<unknown[][]> {
+    return this.guard(() => Promise.all(this.sendAll(statements)));
+  }
+
+  /** BEGIN, pipelined with `setup` when given (their rows returned); a failed `setup` rolls back. */
+  private async begin(setup: Statement | readonly Statement[] | null | undefined): Promise<unknown[][]> {
     const statements = setup ? ("text" in setup ? [setup] : setup) : [];
     if (statements.length === 0) {
       await this.query(BEGIN);
-      return;
+      return [];
     }
     throwIfAborted(this.signal);
     try {
-      await this.guard(() =>
-        Promise.all([
-          this.conn.unsafe(BEGIN),
-          ...statements.map((s) => this.conn.unsafe(s.text, textParams(this.conn, s.params))),
-        ]),
+      const [, ...rows] = await this.guard(() =>
+        Promise.all(this.sendAll([{ text: BEGIN, params: [] }, ...statements])),
       );
+      return rows as unknown[][];
     } catch (error) {
       await this.rollbackQuietly();
       throw error;
     }
   }
 
+  /** Starts the statements of a pipeline in order; each one's rows, or its error as its `mapError` says. */
+  private sendAll(statements: readonly Statement[]): Promise<unknown[]>[] {
+    const started = inOrder(statements.map((s) => this.send(s.text, s.params, s)));
+    return started.map((rows, i) => {
+      const { mapError } = statements[i]!;
+      return mapError
+        ? rows.catch((error: unknown) => {
+            throw mapError(error);
+          })
+        : rows;
+    });
+  }
+
   /** Runs one statement; returns the row count the server reported (e.g. rows deleted). */
-  async execute(text: string, params: readonly unknown[] = []): Promise<number> {
+  async execute(
+    text: string,
+    params: readonly unknown[] = [],
+    options: StatementOptions = {},
+  ): Promise<number> {
     const result = await this.guard(
-      () =>
-        this.conn.unsafe(text, textParams(this.conn, params)) as unknown as Settleable<{
-          count: number | null;
-        }>,
+      () => this.send(text, params, options) as unknown as Settleable<{ count: number | null }>,
     );
     return Number(result.count ?? 0);
+  }
+
+  /** The driver's query for one statement (started once awaited). */
+  private send(text: string, params: readonly unknown[], options: StatementOptions) {
+    return this.conn.unsafe(text, textParams(this.conn, params), { prepare: options.prepared === true });
   }
 
   /** Runs a simple-protocol statement that must not be cancelled (savepoint bookkeeping). */
@@ -346,7 +404,7 @@ export class Session {
       await whileConnected(Promise.resolve(this.conn.unsafe("rollback")), this.link);
     } catch (error) {
       this.noteFailure(error);
-      this.pools.logger.warn("rollback failed", { error: String(error), pid: this.backend.pid });
+      this.pools.logger.warn("rollback failed", { error: String(error), pid: this.pid });
     }
   }
 
@@ -409,12 +467,36 @@ export class Session {
     }
   }
 
-  /** Cancels the running statement from a separate connection, once until it has been delivered. */
+  /**
+   * Cancels the running statement from a separate connection, once until it
+   * has been delivered. The session's identifying read runs ahead of every
+   * other statement, so its answer comes first; a connection that does not
+   * give it within {@link IDENTIFY_WAIT_MS} is given up.
+   */
   private startCancel(): void {
-    this.cancelling ??= this.pools.cancelBackend(this.backend).catch((error) => {
-      this.pools.logger.warn("cancel failed", { error: String(error), pid: this.backend.pid });
-    });
+    this.cancelling ??= settleWithin([this.backend], IDENTIFY_WAIT_MS)
+      .then(async (timedOut) => {
+        if (timedOut) {
+          this.link.markLost("the connection did not identify its server process");
+          this.lease.retire("the connection did not identify its server process");
+          return;
+        }
+        await this.pools.cancelBackend(await this.backend);
+      })
+      .catch((error) => {
+        this.pools.logger.warn("cancel failed", { error: String(error), pid: this.pid });
+      });
   }
+}
+
+/**
+ * Starts the driver's queries in the order given (postgres.js starts a query
+ * only once it is awaited, so awaiting them together could send them in
+ * another order) and returns them as promises of their rows.
+ */
+function inOrder(queries: readonly { execute(): unknown }[]): Promise<unknown[]>[] {
+  for (const query of queries) query.execute();
+  return queries.map((query) => Promise.resolve(query as unknown as Promise<unknown[]>));
 }
 
 /**

@@ -9,14 +9,20 @@ import type { EntityInfo, FieldInfo } from "./entity-catalog.js";
 import { errorDetails, isDataError, sqlStateOf } from "./error-mapping.js";
 import { displayName, validateEntityName, validateFieldList } from "./identifiers.js";
 import { bisectWrite, type RangeCounts } from "./isolation.js";
-import { claimBatch, recordBatch, validateBatchId, validatePosition } from "./ledger.js";
+import {
+  claimOutcome,
+  claimStatement,
+  recordStatement,
+  validateBatchId,
+  validatePosition,
+} from "./ledger.js";
 import {
   type ForeignKeyInfo,
   keysToCheck,
   type OrdinalRecord,
   rejectBrokenReferences,
 } from "./reference-checks.js";
-import type { Session } from "./session.js";
+import type { Session, Statement } from "./session.js";
 import { type StagingMode, stageRows } from "./stage-rows.js";
 import { rejectKeyConflicts } from "./unique-checks.js";
 import { planWrite, STAGE, stageColumn, type WritePlan } from "./write-plan.js";
@@ -46,26 +52,26 @@ export function validateWriteRequest(request: WriteBatchRequest): void {
 }
 
 /**
- * Turns the target's triggers and rules off for the rest of the transaction
- * (as pg_restore --disable-triggers does); foreign keys are then checked by
- * the agent ({@link rejectBrokenReferences}).
+ * The statement turning the target's triggers and rules off for the rest of
+ * the transaction (as pg_restore --disable-triggers does); foreign keys are
+ * then checked by the agent ({@link rejectBrokenReferences}).
  *
- * @throws DrayError `permission_denied` when the target's user may not.
+ * Its error, when the target's user may not, is DrayError `permission_denied`.
  */
-async function triggersOff(session: Session): Promise<void> {
-  try {
-    await session.query("set local session_replication_role = replica");
-  } catch (error) {
-    if (sqlStateOf(error) !== "42501") throw error;
-    throw new DrayError(
+const TRIGGERS_OFF: Statement = {
+  text: "set local session_replication_role = replica",
+  params: [],
+  mapError: (error) => {
+    if (sqlStateOf(error) !== "42501") return error;
+    return new DrayError(
       "permission_denied",
       "the target's database user may not turn triggers off during loads (session_replication_role): " +
         "connect the target agent as a superuser, run GRANT SET ON PARAMETER session_replication_role TO <user>, " +
         'or set the pipeline\'s targetTriggers to "fire"',
       { retryable: false, cause: error },
     );
-  }
-}
+  },
+};
 
 /** A line COPY would refuse, found before sending. */
 export interface MalformedLine {
@@ -297,123 +303,131 @@ async function writePlanned(
   references: ForeignKeyInfo[],
 ): Promise<WriteBatchResult> {
   const fireTriggers = request.fireTriggers === true;
-  return session.transaction(async () => {
-    const rowCount = prepared.loadCount + prepared.malformed.length;
-    const recorded = await claimBatch(
-      session,
-      request.batchId,
-      displayName(request.entity),
-      rowCount,
-      request.position,
-    );
-    // A replay writes nothing and answers with what the first commit recorded (rejected records are not kept).
-    if (recorded) {
-      // A cancel fence seals an id with no rows: rows sent under it now were never written.
-      if (recorded.rowCount === 0 && rowCount > 0)
-        throw new DrayError(
-          "failed_precondition",
-          `batch ${request.batchId} was sealed by a cancel before it committed; send its rows under a new batch id`,
-          { details: { reason: TASK_ERROR_REASONS.batchSealed } },
-        );
-      const { created, updated, rejected } = recorded;
-      return { alreadyCommitted: true, created, updated, rejected, rejectedRecords: [] };
-    }
-    if (!fireTriggers) await triggersOff(session);
-    const rejectedRecords = prepared.malformed.map((m) => rejectMalformed(plan, m));
-    // Rows rejected by checks and by bisection, reported in batch order.
-    const checked: OrdinalRecord[] = [];
-    let counts: RangeCounts = { created: 0, updated: 0 };
-    const direct =
-      staging === "copy" && directCopy
-        ? await tryDirectCopy(session, info, plan, request, prepared, {
-            triggersOff: !fireTriggers,
-            references,
-          })
-        : null;
-    if (direct !== null) {
-      counts = direct;
-    } else if (prepared.loadCount > 0) {
-      await session.query(plan.createStageSql);
-      await stageRows(session, plan, prepared.data, prepared.loadCount, staging);
-      if (request.rejectPolicy === "fail") {
-        const range = { first: 1, last: prepared.loadCount };
-        const broken = await rejectBrokenReferences(session, info, plan, references, range);
-        if (broken.length > 0) {
-          const first = broken[0]!;
-          throw new DrayError("failed_precondition", first.message, {
-            details: { sqlState: first.sqlState, rejected: broken.length },
-            retryable: false,
-          });
-        }
-        counts = await writeRange(session, plan, 1, prepared.loadCount);
-      } else {
-        // Deferred constraints are checked per statement here, so a bad row fails its own range, not COMMIT.
-        await session.query("set constraints all immediate");
-        let probed = 0;
-        let conflictsChecked = false;
-        const outcome = await bisectWrite(1, prepared.loadCount, {
-          write: async (first, last) => {
-            // The reference check and the write of a range stand or fall together: a value that does not
-            // cast fails both, and bisection narrows it down like any other data error.
-            const writeChecked = () =>
-              underSavepoint(session, "dray_range", async () => {
-                const broken = await rejectBrokenReferences(session, info, plan, references, { first, last });
-                const written = await writeRange(session, plan, first, last);
-                return { written, broken };
-              });
-            let outcome: Awaited<ReturnType<typeof writeChecked>>;
-            try {
-              outcome = await writeChecked();
-            } catch (error) {
-              if (conflictsChecked || session.signal.aborted || !isDataError(sqlStateOf(error))) throw error;
-              // The first data error: take every unique-key conflict out in a few set-based statements,
-              // then try again; bisection is left for other data errors (and for a value that does not
-              // cast, which fails the set-based check too).
-              conflictsChecked = true;
-              const conflicts = await underSavepoint(session, "dray_conflicts", () =>
-                rejectKeyConflicts(session, info, plan, request.strategy),
-              ).catch((checkError) => {
-                if (session.signal.aborted || !isDataError(sqlStateOf(checkError))) throw checkError;
-                return [];
-              });
-              if (conflicts.length === 0) throw error;
-              checked.push(...conflicts);
-              outcome = await writeChecked();
-            }
-            checked.push(...outcome.broken);
-            return outcome.written;
-          },
-          reject: async (ordinal, error) => {
-            const record = await describeRejected(
-              session,
-              plan,
-              ordinal,
-              error,
-              probed++ < MAX_PROBED_REJECTS,
-            );
-            // Out of the staging table, so no later row of the batch counts it as its referenced row.
-            if (references.length > 0)
-              await session.execute(`delete from ${STAGE} where dray_ord = $1::int8`, [ordinal]);
-            return { ordinal, ...record };
-          },
-          isDataError: (error) => !session.signal.aborted && isDataError(sqlStateOf(error)),
-        });
-        counts = outcome;
-        checked.push(...outcome.rejected);
+  const rowCount = prepared.loadCount + prepared.malformed.length;
+  // Sent with BEGIN, in one round trip: the lock on the batch's id, the ledger claim and, unless the
+  // target's triggers fire, turning them off.
+  const setup = [
+    lockOwnBatch(request.batchId),
+    claimStatement(request.batchId, displayName(request.entity), rowCount, request.position),
+    ...(fireTriggers ? [] : [TRIGGERS_OFF]),
+  ];
+  return session.transaction(
+    async ([, claimed]) => {
+      const recorded = await claimOutcome(session, claimed ?? [], request.batchId);
+      // A replay writes nothing and answers with what the first commit recorded (rejected records are not kept).
+      if (recorded) {
+        // A cancel fence seals an id with no rows: rows sent under it now were never written.
+        if (recorded.rowCount === 0 && rowCount > 0)
+          throw new DrayError(
+            "failed_precondition",
+            `batch ${request.batchId} was sealed by a cancel before it committed; send its rows under a new batch id`,
+            { details: { reason: TASK_ERROR_REASONS.batchSealed } },
+          );
+        const { created, updated, rejected } = recorded;
+        return { alreadyCommitted: true, created, updated, rejected, rejectedRecords: [] };
       }
-    }
-    checked.sort((a, b) => a.ordinal - b.ordinal);
-    rejectedRecords.push(...checked.map(({ ordinal: _ordinal, ...record }) => record));
-    const result = {
-      alreadyCommitted: false,
-      created: counts.created,
-      updated: counts.updated,
-      rejected: rejectedRecords.length,
-      rejectedRecords,
-    };
-    // With a predecessor in flight, commit only after it has (committed batches stay in key order).
-    if (request.previousBatchId) await awaitPreviousBatch(session, request.previousBatchId);
-    await recordBatch(session, request.batchId, result);
-    return result;
-  }, lockOwnBatch(request.batchId));
+      const rejectedRecords = prepared.malformed.map((m) => rejectMalformed(plan, m));
+      // Rows rejected by checks and by bisection, reported in batch order.
+      const checked: OrdinalRecord[] = [];
+      let counts: RangeCounts = { created: 0, updated: 0 };
+      const direct =
+        staging === "copy" && directCopy
+          ? await tryDirectCopy(session, info, plan, request, prepared, {
+              triggersOff: !fireTriggers,
+              references,
+            })
+          : null;
+      if (direct !== null) {
+        counts = direct;
+      } else if (prepared.loadCount > 0) {
+        await session.query(plan.createStageSql);
+        await stageRows(session, plan, prepared.data, prepared.loadCount, staging);
+        if (request.rejectPolicy === "fail") {
+          const range = { first: 1, last: prepared.loadCount };
+          const broken = await rejectBrokenReferences(session, info, plan, references, range);
+          if (broken.length > 0) {
+            const first = broken[0]!;
+            throw new DrayError("failed_precondition", first.message, {
+              details: { sqlState: first.sqlState, rejected: broken.length },
+              retryable: false,
+            });
+          }
+          counts = await writeRange(session, plan, 1, prepared.loadCount);
+        } else {
+          // Deferred constraints are checked per statement here, so a bad row fails its own range, not COMMIT.
+          await session.query("set constraints all immediate");
+          let probed = 0;
+          let conflictsChecked = false;
+          const outcome = await bisectWrite(1, prepared.loadCount, {
+            write: async (first, last) => {
+              // The reference check and the write of a range stand or fall together: a value that does not
+              // cast fails both, and bisection narrows it down like any other data error.
+              const writeChecked = () =>
+                underSavepoint(session, "dray_range", async () => {
+                  const broken = await rejectBrokenReferences(session, info, plan, references, {
+                    first,
+                    last,
+                  });
+                  const written = await writeRange(session, plan, first, last);
+                  return { written, broken };
+                });
+              let outcome: Awaited<ReturnType<typeof writeChecked>>;
+              try {
+                outcome = await writeChecked();
+              } catch (error) {
+                if (conflictsChecked || session.signal.aborted || !isDataError(sqlStateOf(error)))
+                  throw error;
+                // The first data error: take every unique-key conflict out in a few set-based statements,
+                // then try again; bisection is left for other data errors (and for a value that does not
+                // cast, which fails the set-based check too).
+                conflictsChecked = true;
+                const conflicts = await underSavepoint(session, "dray_conflicts", () =>
+                  rejectKeyConflicts(session, info, plan, request.strategy),
+                ).catch((checkError) => {
+                  if (session.signal.aborted || !isDataError(sqlStateOf(checkError))) throw checkError;
+                  return [];
+                });
+                if (conflicts.length === 0) throw error;
+                checked.push(...conflicts);
+                outcome = await writeChecked();
+              }
+              checked.push(...outcome.broken);
+              return outcome.written;
+            },
+            reject: async (ordinal, error) => {
+              const record = await describeRejected(
+                session,
+                plan,
+                ordinal,
+                error,
+                probed++ < MAX_PROBED_REJECTS,
+              );
+              // Out of the staging table, so no later row of the batch counts it as its referenced row.
+              if (references.length > 0)
+                await session.execute(`delete from ${STAGE} where dray_ord = $1::int8`, [ordinal]);
+              return { ordinal, ...record };
+            },
+            isDataError: (error) => !session.signal.aborted && isDataError(sqlStateOf(error)),
+          });
+          counts = outcome;
+          checked.push(...outcome.rejected);
+        }
+      }
+      checked.sort((a, b) => a.ordinal - b.ordinal);
+      rejectedRecords.push(...checked.map(({ ordinal: _ordinal, ...record }) => record));
+      const result = {
+        alreadyCommitted: false,
+        created: counts.created,
+        updated: counts.updated,
+        rejected: rejectedRecords.length,
+        rejectedRecords,
+      };
+      // With a predecessor in flight, commit only after it has (committed batches stay in key order).
+      if (request.previousBatchId) await awaitPreviousBatch(session, request.previousBatchId);
+      return result;
+    },
+    setup,
+    // The outcome goes into the ledger row together with COMMIT (a replay records nothing).
+    (result) => (result.alreadyCommitted ? null : recordStatement(request.batchId, result)),
+  );
 }
