@@ -127,6 +127,25 @@ async function hasFinalStatusEvent(db: Db, executionId: string, upToSeq: number)
   return row !== undefined;
 }
 
+/**
+ * A copy of a parsed JSON value (no Dates or other classes: JSON.parse it
+ * first, as storing it would) with every object's keys in the order a jsonb
+ * column keeps them (shorter keys first, then by their bytes), so an event
+ * taken from the bus serialises exactly as the same event read back from the
+ * store.
+ *
+ * @example inJsonbKeyOrder({ type: "x", seq: 4, at: "…" }) // { at: "…", seq: 4, type: "x" }
+ */
+export function inJsonbKeyOrder(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(inJsonbKeyOrder);
+  if (value === null || typeof value !== "object") return value;
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => [Buffer.from(k, "utf8"), k, inJsonbKeyOrder(v)] as const);
+  entries.sort(([a], [b]) => a.length - b.length || Buffer.compare(a, b));
+  return Object.fromEntries(entries.map(([, k, v]) => [k, v]));
+}
+
 /** True for an `execution.status` event whose status is final. */
 function isFinalStatusEvent(event: unknown): boolean {
   const e = event as { type?: unknown; status?: unknown } | null;
@@ -193,7 +212,8 @@ class Feed implements ExecutionFeed {
     const seq = (event as { seq?: unknown } | null)?.seq;
     if (typeof seq === "number" && seq <= this.lastSeq) return;
     if (seq === this.lastSeq + 1 && !this.stop.signal.aborted && !isFinalStatusEvent(event)) {
-      this.append([{ seq, payload: event }]);
+      // As the store would give it back, so a stream reads the same whichever way an event came.
+      this.append([{ seq, payload: inJsonbKeyOrder(JSON.parse(JSON.stringify(event))) }]);
       this.notify();
       return;
     }
