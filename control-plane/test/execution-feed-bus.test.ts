@@ -135,22 +135,28 @@ async function collect(items: AsyncGenerator<StreamItem>, into: StreamItem[] = [
   return into;
 }
 
+/** A stream following the execution from its first event (stopped after the test); what it yields so far, and its end. */
+function followFromStart(f: { hub: ExecutionEventHub; executionId: string }) {
+  const stop = new AbortController();
+  cleanups.push(() => stop.abort());
+  const streamed: StreamItem[] = [];
+  const stream = collect(
+    followExecutionEvents({
+      hub: f.hub,
+      organisationId: org.organisationId,
+      executionId: f.executionId,
+      afterSeq: 0,
+      signal: stop.signal,
+    }),
+    streamed,
+  );
+  return { streamed, stream, stop: () => stop.abort() };
+}
+
 describe("execution feed and the bus", () => {
   it("takes 20 events appended one at a time from the bus, in order, without reading the store for each", async () => {
     const f = await followed();
-    const stop = new AbortController();
-    cleanups.push(() => stop.abort());
-    const streamed: StreamItem[] = [];
-    const stream = collect(
-      followExecutionEvents({
-        hub: f.hub,
-        organisationId: org.organisationId,
-        executionId: f.executionId,
-        afterSeq: 0,
-        signal: stop.signal,
-      }),
-      streamed,
-    );
+    const { streamed, stream, stop } = followFromStart(f);
     const appended: ExecutionEvent[] = [];
     for (let i = 0; i < 20; i++) {
       const [event] = await appendExecutionEvents(deps(), f.target, [
@@ -180,7 +186,7 @@ describe("execution feed and the bus", () => {
     expect(f.reads.state).toBeLessThanOrEqual(2);
     expect(f.reads["catch-up"]).toBe(0);
 
-    stop.abort();
+    stop();
     await stream;
     f.feed.release();
     expect(f.hub.activeFeeds).toBe(0);
@@ -306,19 +312,7 @@ describe("execution feed and the bus", () => {
 
   it("reads the store for a final status event from the bus, delivers it and ends", async () => {
     const f = await followed();
-    const stop = new AbortController();
-    cleanups.push(() => stop.abort());
-    const streamed: StreamItem[] = [];
-    const stream = collect(
-      followExecutionEvents({
-        hub: f.hub,
-        organisationId: org.organisationId,
-        executionId: f.executionId,
-        afterSeq: 0,
-        signal: stop.signal,
-      }),
-      streamed,
-    );
+    const { streamed, stream } = followFromStart(f);
     const progress = await appendExecutionEvents(
       deps(),
       f.target,

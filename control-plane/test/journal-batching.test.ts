@@ -8,61 +8,23 @@
  */
 import { silentLogger } from "@dray/common";
 import { asc, eq, sql } from "drizzle-orm";
-import { drizzle } from "drizzle-orm/postgres-js";
-import postgres from "postgres";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { DrayEvent, EventBus } from "../src/events/event-bus.js";
 import { createEventRepublisher } from "../src/events/event-republisher.js";
 import { executionErrorEvent, stageLogEvent } from "../src/executions/stage-log.js";
 import { createJournal } from "../src/executor/journal.js";
 import type { Journal } from "../src/executor/run-context.js";
-import {
-  type Db,
-  executionErrors,
-  executionEvents,
-  executionLog,
-  executions,
-  openStore,
-  rowsOf,
-  type Store,
-} from "../src/store/index.js";
-import { schema } from "../src/store/schema.js";
-import { createTestDatabase, recordingLogger } from "./api-test-harness.js";
+import { executionErrors, executionEvents, executionLog, executions, rowsOf } from "../src/store/index.js";
+import { recordingLogger } from "./api-test-harness.js";
+import { useCountingStore } from "./counting-store.js";
 import { seedOrganisation, seedRunningExecution } from "./execution-fixtures.js";
 
-let database: Awaited<ReturnType<typeof createTestDatabase>>;
-let store: Store;
-/** A second client on the store database that keeps every statement it sends. */
-let counted: { db: Db; statements: string[]; end(): Promise<void> };
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  store = await openStore({ databaseUrl: database.url, dataDir: "memory://", logger: silentLogger });
-  const statements: string[] = [];
-  const client = postgres(database.url, {
-    max: 1,
-    onnotice: () => {},
-    debug: (_connection, query) => void statements.push(query.trim().toLowerCase()),
-  });
-  counted = {
-    db: drizzle(client, { schema }) as unknown as Db,
-    statements,
-    end: () => client.end({ timeout: 5 }),
-  };
-  // Connected (postgres.js reads the server's types first), so only the journal's statements are counted.
-  await counted.db.execute(sql`select 1`);
-});
-
-afterAll(async () => {
-  await counted?.end();
-  await store?.close();
-  await database?.drop();
-});
+const counting = useCountingStore();
 
 /** An in-progress execution of a new organisation and pipeline. */
 async function seedExecution(): Promise<{ executionId: string; organisationId: string }> {
-  const org = await seedOrganisation(store.db);
-  const { executionId } = await seedRunningExecution(store.db, org);
+  const org = await seedOrganisation(counting.store.db);
+  const { executionId } = await seedRunningExecution(counting.store.db, org);
   return { executionId, organisationId: org.organisationId };
 }
 
@@ -89,7 +51,7 @@ function recordingBus(answer: (msgId: string) => boolean | Promise<boolean> = ()
 }
 
 async function storedEvents(executionId: string) {
-  return store.db
+  return counting.store.db
     .select()
     .from(executionEvents)
     .where(eq(executionEvents.executionId, executionId))
@@ -108,13 +70,13 @@ describe("the journal writes what is queued in batches", () => {
     const target = await seedExecution();
     const { executionId } = target;
     const { bus, published } = recordingBus();
-    const journal = createJournal({ db: counted.db, bus, logger: silentLogger }, target);
+    const journal = createJournal({ db: counting.db, bus, logger: silentLogger }, target);
     // One event already taken (e.g. the queued status): the batch continues from seq 2.
-    await store.db.update(executions).set({ eventSeq: 1 }).where(eq(executions.id, executionId));
+    await counting.store.db.update(executions).set({ eventSeq: 1 }).where(eq(executions.id, executionId));
 
     type Call = "stage" | "error" | "progress" | "status" | "errors";
     const calls: Call[] = [];
-    counted.statements.length = 0;
+    counting.statements.length = 0;
     for (let i = 0; i < 99; i++) {
       const call = (["stage", "error", "progress", "status"] as const)[i % 4]!;
       calls.push(call);
@@ -150,8 +112,8 @@ describe("the journal writes what is queued in batches", () => {
     await journal.flush();
 
     // One transaction: the rows, the seqs and the events; then one statement marks the published.
-    const sent = counted.statements.filter((s) => s !== "begin" && s !== "commit");
-    expect(counted.statements.filter((s) => s === "begin")).toHaveLength(1);
+    const sent = counting.statements.map((s) => s.query).filter((s) => s !== "begin" && s !== "commit");
+    expect(counting.statements.filter((s) => s.query === "begin")).toHaveLength(1);
     expect(sent.map((s) => s.split(/\s+/).slice(0, 3).join(" "))).toEqual([
       'insert into "execution_log"',
       'insert into "execution_errors"',
@@ -160,19 +122,19 @@ describe("the journal writes what is queued in batches", () => {
       'update "execution_events" set',
     ]);
     const [xmins] = rowsOf<{ n: number }>(
-      await store.db.execute(sql`
+      await counting.store.db.execute(sql`
       select count(distinct x)::int as n from (
         select xmin::text as x from execution_log where execution_id = ${executionId}
         union all select xmin::text from execution_errors where execution_id = ${executionId}) rows`),
     );
     expect(xmins?.n).toBe(1);
 
-    const logRows = await store.db
+    const logRows = await counting.store.db
       .select()
       .from(executionLog)
       .where(eq(executionLog.executionId, executionId))
       .orderBy(asc(executionLog.id));
-    const errorRows = await store.db
+    const errorRows = await counting.store.db
       .select()
       .from(executionErrors)
       .where(eq(executionErrors.executionId, executionId))
@@ -217,7 +179,7 @@ describe("the journal writes what is queued in batches", () => {
     expect(events.map((e) => ({ channel: e.channel, body: bodyOf(e.payload, executionId, e.seq) }))).toEqual(
       JSON.parse(JSON.stringify(expected)),
     );
-    const [execution] = await store.db
+    const [execution] = await counting.store.db
       .select({ eventSeq: executions.eventSeq })
       .from(executions)
       .where(eq(executions.id, executionId));
@@ -236,7 +198,7 @@ describe("the journal writes what is queued in batches", () => {
     const target = await seedExecution();
     const { executionId } = target;
     const { bus, published } = recordingBus((msgId) => msgId !== `${executionId}:3`);
-    const journal = createJournal({ db: store.db, bus, logger: silentLogger }, target);
+    const journal = createJournal({ db: counting.store.db, bus, logger: silentLogger }, target);
     for (let n = 0; n < 6; n++) void journal.progress({ n });
     await journal.flush();
     expect(published.map((p) => p.msgId)).toEqual([`${executionId}:1`, `${executionId}:2`]);
@@ -252,7 +214,7 @@ describe("the journal writes what is queued in batches", () => {
 
     const later = recordingBus();
     const republisher = createEventRepublisher({
-      db: store.db,
+      db: counting.store.db,
       bus: later.bus,
       logger: silentLogger,
       graceMs: 0,
@@ -267,7 +229,7 @@ describe("the journal writes what is queued in batches", () => {
     const { executionId } = target;
     const { bus, published } = recordingBus();
     const logger = recordingLogger();
-    const journal = createJournal({ db: store.db, bus, logger }, target);
+    const journal = createJournal({ db: counting.store.db, bus, logger }, target);
     void journal.stage({
       processName: "JobRunner",
       state: "begin",
@@ -282,11 +244,11 @@ describe("the journal writes what is queued in batches", () => {
     expect(logger.lines.filter((l) => l.level === "warn").map((l) => l.message)).toEqual([
       "could not record an execution error",
     ]);
-    const [logRow] = await store.db
+    const [logRow] = await counting.store.db
       .select()
       .from(executionLog)
       .where(eq(executionLog.executionId, executionId));
-    const errors = await store.db
+    const errors = await counting.store.db
       .select()
       .from(executionErrors)
       .where(eq(executionErrors.executionId, executionId));
@@ -318,7 +280,7 @@ describe("the journal writes what is queued in batches", () => {
       }
       return true;
     });
-    const journal: Journal = createJournal({ db: store.db, bus, logger: silentLogger }, target);
+    const journal: Journal = createJournal({ db: counting.store.db, bus, logger: silentLogger }, target);
     await journal.progress({ n: 0 });
     await firstPublish;
     // The writer is busy with the first entry: these wait for the next write, together.
@@ -332,7 +294,7 @@ describe("the journal writes what is queued in batches", () => {
     );
     expect(published.map((p) => p.msgId)).toEqual([1, 2, 3, 4, 5, 6].map((seq) => `${executionId}:${seq}`));
     const [xmins] = rowsOf<{ n: number }>(
-      await store.db.execute(sql`
+      await counting.store.db.execute(sql`
       select count(distinct xmin::text)::int as n from execution_events
       where execution_id = ${executionId} and seq > 1`),
     );

@@ -1,62 +1,15 @@
-/**
- * The executor's journal gathers what a run makes in one moment before it
- * writes: the writer starts a short window (gatherMs, 15 ms by default) after
- * the first entry queued since it last ran, then writes every entry queued so
- * far in one store transaction, its events with consecutive seqs in call
- * order. flush() ends a pending window at once instead of waiting it out; a
- * window of 0 writes the first entry without waiting for more. Real Postgres.
- */
-import { silentLogger } from "@dray/common";
 import { asc, eq, sql } from "drizzle-orm";
-import { drizzle } from "drizzle-orm/postgres-js";
-import postgres from "postgres";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { EventBus } from "../src/events/event-bus.js";
 import { executionErrorEvent, stageLogEvent } from "../src/executions/stage-log.js";
 import { createJournal, DEFAULT_GATHER_MS, type JournalOptions } from "../src/executor/journal.js";
 import type { StageEntry } from "../src/executor/run-context.js";
-import {
-  type Db,
-  executionErrors,
-  executionEvents,
-  executionLog,
-  openStore,
-  rowsOf,
-  type Store,
-} from "../src/store/index.js";
-import { schema } from "../src/store/schema.js";
-import { createTestDatabase, recordingLogger } from "./api-test-harness.js";
+import { executionErrors, executionEvents, executionLog, rowsOf } from "../src/store/index.js";
+import { recordingLogger } from "./api-test-harness.js";
+import { useCountingStore } from "./counting-store.js";
 import { seedOrganisation, seedRunningExecution } from "./execution-fixtures.js";
 
-let database: Awaited<ReturnType<typeof createTestDatabase>>;
-let store: Store;
-/** A second client on the store database that keeps every statement it sends, and when. */
-let counted: { db: Db; statements: { query: string; at: number }[]; end(): Promise<void> };
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  store = await openStore({ databaseUrl: database.url, dataDir: "memory://", logger: silentLogger });
-  const statements: { query: string; at: number }[] = [];
-  const client = postgres(database.url, {
-    max: 1,
-    onnotice: () => {},
-    debug: (_connection, query) =>
-      void statements.push({ query: query.trim().toLowerCase(), at: performance.now() }),
-  });
-  counted = {
-    db: drizzle(client, { schema }) as unknown as Db,
-    statements,
-    end: () => client.end({ timeout: 5 }),
-  };
-  // Connected (postgres.js reads the server's types first), so only the journal's statements are counted.
-  await counted.db.execute(sql`select 1`);
-});
-
-afterAll(async () => {
-  await counted?.end();
-  await store?.close();
-  await database?.drop();
-});
+const counting = useCountingStore();
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 /** Lets every pending promise callback run, and nothing that waits on a timer. */
@@ -74,8 +27,8 @@ async function eventually(check: () => Promise<boolean>, timeoutMs: number): Pro
 
 /** An in-progress execution of a new organisation and pipeline. */
 async function seedExecution(): Promise<{ executionId: string; organisationId: string }> {
-  const org = await seedOrganisation(store.db);
-  const { executionId } = await seedRunningExecution(store.db, org);
+  const org = await seedOrganisation(counting.store.db);
+  const { executionId } = await seedRunningExecution(counting.store.db, org);
   return { executionId, organisationId: org.organisationId };
 }
 
@@ -98,12 +51,12 @@ async function countedJournal(options?: JournalOptions) {
   const target = await seedExecution();
   const { bus, published } = recordingBus();
   const logger = recordingLogger();
-  const journal = createJournal({ db: counted.db, bus, logger }, target, options);
-  counted.statements.length = 0;
+  const journal = createJournal({ db: counting.db, bus, logger }, target, options);
+  counting.statements.length = 0;
   return { target, journal, published, logger };
 }
 
-const begins = () => counted.statements.filter((s) => s.query === "begin");
+const begins = () => counting.statements.filter((s) => s.query === "begin");
 
 const stageEntry = (description: string): StageEntry => ({
   processName: "PostgresLoader",
@@ -114,7 +67,7 @@ const stageEntry = (description: string): StageEntry => ({
 });
 
 async function logRowsOf(executionId: string) {
-  return store.db
+  return counting.store.db
     .select()
     .from(executionLog)
     .where(eq(executionLog.executionId, executionId))
@@ -122,7 +75,7 @@ async function logRowsOf(executionId: string) {
 }
 
 async function errorRowsOf(executionId: string) {
-  return store.db
+  return counting.store.db
     .select()
     .from(executionErrors)
     .where(eq(executionErrors.executionId, executionId))
@@ -130,7 +83,7 @@ async function errorRowsOf(executionId: string) {
 }
 
 async function storedEvents(executionId: string) {
-  return store.db
+  return counting.store.db
     .select()
     .from(executionEvents)
     .where(eq(executionEvents.executionId, executionId))
@@ -140,7 +93,7 @@ async function storedEvents(executionId: string) {
 /** How many transactions wrote the execution's stage-log and error rows (distinct xmin). */
 async function writingTransactions(executionId: string): Promise<number | undefined> {
   const [row] = rowsOf<{ n: number }>(
-    await store.db.execute(sql`
+    await counting.store.db.execute(sql`
       select count(distinct x)::int as n from (
         select xmin::text as x from execution_log where execution_id = ${executionId}
         union all select xmin::text from execution_errors where execution_id = ${executionId}) rows`),
@@ -161,7 +114,7 @@ describe("the journal gathers entries for a short window before it writes", () =
     void journal.status("in_progress", { step: 3 });
     // All three were queued inside the window, and nothing has been written yet.
     expect(performance.now() - queuedAt).toBeLessThan(200);
-    expect(counted.statements).toEqual([]);
+    expect(counting.statements).toEqual([]);
 
     // The window ends by itself (no flush): the three are written together.
     expect(await eventually(async () => (await storedEvents(executionId)).length === 3, 2_000)).toBe(true);
