@@ -502,8 +502,9 @@ describe("a real listening server", () => {
     expect(new Set(statuses)).toEqual(new Set([400]));
     // /healthz kept answering between the requests of the burst (one blocking request held it for 88 s).
     expect(duringBurst).toBeGreaterThanOrEqual(3);
-    // Not a speed test: the bound leaves room for a busy machine, far below a blocked event loop.
-    expect(Math.max(...healthz)).toBeLessThan(3000);
+    // Not a speed test: the bound leaves room for a busy machine (3.3 s was seen while three test files
+    // ran at once on 2 cores, 0.5 s alone), far below a blocked event loop (88 s).
+    expect(Math.max(...healthz)).toBeLessThan(10_000);
     console.log(
       `healthz during a burst of 24: ${healthz.length} answers, slowest ${Math.max(...healthz).toFixed(0)} ms`,
     );
