@@ -11,7 +11,10 @@ import { DrayError, silentLogger } from "@dray/common";
 import postgres from "postgres";
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
 import { createPool } from "../src/connectors/postgres/connection-options.js";
+import { createLedger } from "../src/connectors/postgres/ledger.js";
 import { Session, type SessionPools } from "../src/connectors/postgres/session.js";
+import { prepareRows, writeStagedBatch } from "../src/connectors/postgres/write-batch.js";
+import { rowBatch } from "./connector-contract.js";
 import { createOwnDatabase, type OwnDatabase } from "./support/own-database.js";
 
 let db: OwnDatabase;
@@ -203,5 +206,37 @@ describe("the identifying read", () => {
       select state from pg_catalog.pg_stat_activity where pid = ${pid!}`;
     expect(state?.state).not.toBe("active");
     expect(await run((session) => session.query("select 2 as two"))).toEqual([{ two: 2 }]);
+  });
+});
+
+describe("a write's ledger claim, sent with BEGIN", () => {
+  it("says what to run when the ledger has no position column for a continuous batch, and writes nothing", async () => {
+    await run(createLedger);
+    // A ledger made before continuous pipelines, whose owner is someone else: the column stays missing.
+    await admin.unsafe("alter table dray.batch_ledger drop column position");
+    try {
+      const rows = rowBatch(["id", "note"], [["1", "continuous"]]);
+      const refused = run((session) =>
+        writeStagedBatch(
+          session,
+          {
+            batchId: "session-pipeline-position",
+            entity: { schema: "public", name: "t" },
+            strategy: "merge",
+            keyFields: ["id"],
+            rows,
+            rejectPolicy: "isolate",
+            position: ["2026-12-07", "1"],
+          },
+          prepareRows(rows.data, rows.fields.length, rows.rowCount),
+        ),
+      );
+      await expect(refused).rejects.toMatchObject({ code: "failed_precondition", retryable: false });
+      await expect(refused).rejects.toThrow(/ALTER TABLE dray\.batch_ledger ADD COLUMN position jsonb/);
+      expect(await db.sql`select id from t`).toHaveLength(0);
+      expect(await admin`select batch_id from dray.batch_ledger`).toHaveLength(0);
+    } finally {
+      await admin.unsafe("alter table dray.batch_ledger add column if not exists position jsonb");
+    }
   });
 });

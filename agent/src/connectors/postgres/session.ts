@@ -96,6 +96,8 @@ export function textParams(sql: postgres.Sql, params: readonly unknown[]): never
  */
 const BEGIN = "begin isolation level read committed";
 
+const COMMIT: Statement = { text: "commit", params: [] };
+
 const IDENTIFY_SQL =
   "select pg_backend_pid() as pid, backend_start::text as started from pg_catalog.pg_stat_activity where pid = pg_backend_pid()";
 
@@ -310,15 +312,8 @@ export class Session {
     }
     this.throwIfLost();
     try {
-      if (last === null) await whileConnected(Promise.resolve(this.conn.unsafe("commit")), this.link);
-      else {
-        const [recorded, commit] = inOrder([
-          this.send(last.text, last.params, last),
-          this.conn.unsafe("commit"),
-        ]);
-        commit!.catch(() => {});
-        await whileConnected(Promise.all([recorded, commit]), this.link);
-      }
+      const statements = last === null ? [COMMIT] : [last, COMMIT];
+      await whileConnected(Promise.all(this.sendAll(statements)), this.link);
     } catch (error) {
       this.noteFailure(error);
       // A failed last statement aborted the transaction: its COMMIT rolled it back.
