@@ -209,6 +209,49 @@ describe("the identifying read", () => {
   });
 });
 
+describe("the identifying read, once per connection", () => {
+  const activityReads = () => sent.filter((text) => text.includes("pg_stat_activity")).length;
+
+  it("reads pg_stat_activity for a connection's first session only, and names the same backend after", async () => {
+    const first = await run((session) => session.backend);
+    const readsAfterFirst = activityReads();
+    const second = await run((session) => session.backend);
+    // One connection in the pool: the second session is on the first one's connection.
+    expect(second).toEqual(first);
+    expect(readsAfterFirst).toBeLessThanOrEqual(1);
+    expect(activityReads()).toBe(readsAfterFirst);
+    expect(sent.filter((text) => text.endsWith("select pg_backend_pid() as pid")).length).toBeGreaterThan(0);
+  });
+
+  it("identifies a new connection in full: a new server process never inherits an old one's start", async () => {
+    const before = await run((session) => session.backend);
+    // A second pool: its connection is a new server process.
+    const other = createPool({
+      url: new URL(
+        `/${(await db.sql<{ name: string }[]>`select current_database() as name`)[0]!.name}`,
+        inject("databaseUrl"),
+      ).toString(),
+      max: 1,
+      logger: silentLogger,
+      onStatement: (_connection, text) => void sent.push(text.trim()),
+    });
+    try {
+      const after = await Session.run(
+        { ...pools, sql: other },
+        new AbortController().signal,
+        (session) => session.backend,
+      );
+      expect(after.pid).not.toBe(before.pid);
+      expect(activityReads()).toBe(1);
+      const [row] = await admin<{ started: string }[]>`
+        select backend_start::text as started from pg_catalog.pg_stat_activity where pid = ${after.pid}`;
+      expect(after.started).toBe(row?.started);
+    } finally {
+      await other.end({ timeout: 5 });
+    }
+  });
+});
+
 describe("a write's ledger claim, sent with BEGIN", () => {
   it("says what to run when the ledger has no position column for a continuous batch, and writes nothing", async () => {
     await run(createLedger);

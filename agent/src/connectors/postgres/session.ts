@@ -102,6 +102,59 @@ const IDENTIFY_SQL =
   "select pg_backend_pid() as pid, backend_start::text as started from pg_catalog.pg_stat_activity where pid = pg_backend_pid()";
 
 /**
+ * A session on a connection already identified opens with this instead: reading
+ * pg_stat_activity costs the server about a millisecond, once per connection is enough.
+ */
+const KNOWN_SQL = "select pg_backend_pid() as pid";
+
+/**
+ * `backend_start` of the connections already identified, by the pid and secret
+ * key the server gave each at its start (the driver's `Query.state`, set as soon
+ * as a statement is handed to the connection). The secret is drawn anew for every
+ * server process, so a reused pid never matches an old entry.
+ */
+const identified = new Map<string, string>();
+
+/** Entries kept in {@link identified}: a pool's connections and some that have closed. */
+const IDENTIFIED_KEPT = 512;
+
+/** The driver's key of the connection a statement was handed to, if it has one. */
+function connectionKey(query: unknown): string | undefined {
+  const state = (query as { state?: { pid?: number | null; secret?: number | null } }).state;
+  return state?.pid && state.secret != null ? `${state.pid}:${state.secret}` : undefined;
+}
+
+/**
+ * Identifies the session's backend with its first statements: the cheap
+ * {@link KNOWN_SQL}, and {@link IDENTIFY_SQL} right behind it unless the
+ * connection was identified before (its answer is then remembered). Resolves
+ * once both are handed to the connection (the driver hands a statement over a
+ * microtask after it is started), so that the session's own statements go
+ * behind them; the rows are the promise's promise.
+ */
+async function identify(conn: postgres.ReservedSql, mark: string): Promise<{ rows: Promise<Backend[]> }> {
+  const first = conn.unsafe<{ pid: number }[]>(mark + KNOWN_SQL).execute();
+  for (let tick = 0; tick < 4 && connectionKey(first) === undefined; tick++) await null;
+  const key = connectionKey(first);
+  const started = key === undefined ? undefined : identified.get(key);
+  if (started !== undefined)
+    return { rows: Promise.resolve(first).then((r) => r.map((row) => ({ pid: row.pid, started }))) };
+  Promise.resolve(first).catch(() => {});
+  const rows = Promise.resolve(conn.unsafe<Backend[]>(mark + IDENTIFY_SQL).execute());
+  if (key !== undefined)
+    rows.then(
+      (r) => {
+        if (r[0]) {
+          if (identified.size >= IDENTIFIED_KEPT) identified.delete(identified.keys().next().value!);
+          identified.set(key, String(r[0].started));
+        }
+      },
+      () => {},
+    );
+  return { rows };
+}
+
+/**
  * How long a statement may go on after its abort and the server-side cancel:
  * past that the server or the network is gone, and the connection is given up.
  */
@@ -170,10 +223,7 @@ export class Session {
     }
     // The identifying read is the session's first statement; the call's own statements follow it in the
     // same round trip instead of waiting for its answer. A cancel waits for it (it is ahead of them all).
-    const backend = whileConnected(
-      Promise.resolve(conn.unsafe<Backend[]>(lease.mark + IDENTIFY_SQL).execute()),
-      lease.link,
-    ).then((rows) => {
+    const backend = whileConnected((await identify(conn, lease.mark)).rows, lease.link).then((rows) => {
       const row = rows[0];
       if (!row) throw new Error("could not identify the session's backend process");
       return { pid: Number(row.pid), started: String(row.started) };
