@@ -351,6 +351,17 @@ export interface Connector {
     options?: { estimates?: boolean },
   ): Promise<SchemaDescription>;
   count(entity: EntityName, where: Condition[], signal: AbortSignal): Promise<number>;
+  /**
+   * Counts every row of each entity (CountTask.more), in the order given, in as
+   * few statements as the connector can; rejects `not_found` when one is not a table.
+   * With `estimateOverBytes`, a larger table with planner statistics gets their
+   * estimate instead, and the most rows it can hold (CountTask.estimate_over_bytes).
+   */
+  countMany(
+    entities: readonly EntityName[],
+    signal: AbortSignal,
+    options?: { estimateOverBytes?: number },
+  ): Promise<{ count: number; estimated: boolean; upperBound: number }[]>;
   readBatch(request: ReadBatchRequest, signal: AbortSignal): Promise<ReadBatchResult>;
   /**
    * Writes the batch as one transaction together with its ledger entry.

@@ -153,6 +153,29 @@ async function execute(
       };
     }
     case "count": {
+      const more = kind.value.more ?? [];
+      if (more.length > 0 || (kind.value.estimateOverBytes ?? 0n) > 0n) {
+        if (kind.value.where.length > 0)
+          throw new DrayError("invalid_argument", "a count of several entities takes no conditions");
+        const counts = await connector.countMany(
+          [entityOf(kind.value.entity), ...more.map(entityOf)],
+          signal,
+          {
+            estimateOverBytes: Number(kind.value.estimateOverBytes ?? 0n),
+          },
+        );
+        return {
+          kind: {
+            case: "count",
+            value: {
+              count: BigInt(counts[0]?.count ?? 0),
+              counts: counts.map((c) => BigInt(c.count)),
+              estimated: counts.map((c) => c.estimated),
+              upperBounds: counts.map((c) => BigInt(c.upperBound)),
+            },
+          },
+        };
+      }
       const count = await connector.count(entityOf(kind.value.entity), conditions(kind.value.where), signal);
       return { kind: { case: "count", value: { count: BigInt(count) } } };
     }

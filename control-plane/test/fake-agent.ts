@@ -14,6 +14,7 @@ import type {
   CallOptions,
   DigestKeysRequest,
   DigestKeysResult,
+  EntityCount,
   KeyRangeDigest,
   ReadRequest,
   ReadResult,
@@ -306,6 +307,32 @@ export class FakeAgent implements AgentPort {
   async count(_environmentId: string, entity: { schema: string; name: string }): Promise<number> {
     return this.source.get(`${entity.schema}.${entity.name}`)?.length ?? 0;
   }
+
+  /**
+   * Counts each entity in turn through {@link count} (so a subclass's count sees
+   * every one); a table seeded with {@link estimateAs} is estimated instead when
+   * the call asks for estimates.
+   */
+  async countMany(
+    environmentId: string,
+    entities: readonly { schema: string; name: string }[],
+    options: { estimateOverBytes?: number } = {},
+  ): Promise<EntityCount[] | undefined> {
+    const counts: EntityCount[] = [];
+    for (const entity of entities) {
+      const estimate = this.estimates.get(`${entity.schema}.${entity.name}`);
+      if (estimate && (options.estimateOverBytes ?? 0) > 0) counts.push({ ...estimate, estimated: true });
+      else counts.push({ count: await this.count(environmentId, entity), estimated: false, upperBound: 0 });
+    }
+    return counts;
+  }
+
+  /** Makes countMany answer an estimate for `entity` when estimates are asked for. */
+  estimateAs(entity: string, count: number, upperBound: number): void {
+    this.estimates.set(entity, { count, upperBound });
+  }
+
+  private readonly estimates = new Map<string, { count: number; upperBound: number }>();
 
   async clean(_environmentId: string, request: { entity: { schema: string; name: string } }) {
     const key = `${request.entity.schema}.${request.entity.name}`;

@@ -56,9 +56,9 @@ class DescribingAgent extends FakeAgent {
   }
 }
 
-async function run(agent: DescribingAgent, entities: string[]) {
+async function run(agent: DescribingAgent, entities: string[], monthlyRecordLimit = 1_000_000) {
   const db = store.db;
-  const org = await seedOrganisation(db);
+  const org = await seedOrganisation(db, monthlyRecordLimit);
   // Both agents reported just now.
   await db
     .update(environments)
@@ -129,5 +129,81 @@ describe("preflight counts", () => {
     const { totals } = await run(agent, ["public.customers", "public.orders"]);
     expect(Object.fromEntries(totals)).toEqual({ "public.customers": 7, "public.orders": 9 });
     expect(agent.events.filter((e) => e === "count public.orders")).toHaveLength(2);
+  });
+
+  it("counts every named entity in one task of the source agent", async () => {
+    const agent = new DescribingAgent();
+    agent.seed("public.customers", 4);
+    agent.seed("public.orders", 5);
+    const asked: string[][] = [];
+    const countMany = agent.countMany.bind(agent);
+    agent.countMany = async (environmentId, entities) => {
+      asked.push(entities.map((e) => `${e.schema}.${e.name}`));
+      return countMany(environmentId, entities);
+    };
+    let single = 0;
+    const count = agent.count.bind(agent);
+    agent.count = async (environmentId, entity) => {
+      single++;
+      return count(environmentId, entity);
+    };
+    agent.release();
+    const { totals } = await run(agent, ["public.orders", "public.customers"]);
+    expect(Object.fromEntries(totals)).toEqual({ "public.customers": 4, "public.orders": 5 });
+    expect(asked).toEqual([["public.orders", "public.customers"]]);
+    // The fake counts each through count(): two in all means none was counted again outside countMany.
+    expect(single).toBe(2);
+  });
+
+  it("counts one by one when the source agent predates counting several at once", async () => {
+    const agent = new DescribingAgent();
+    agent.seed("public.customers", 11);
+    agent.seed("public.orders", 12);
+    agent.countMany = async () => undefined;
+    agent.release();
+    const { totals } = await run(agent, ["public.orders", "public.customers"]);
+    expect(Object.fromEntries(totals)).toEqual({ "public.customers": 11, "public.orders": 12 });
+    expect(agent.events.filter((e) => e.startsWith("count"))).toEqual([
+      "count public.orders",
+      "count public.customers",
+    ]);
+  });
+
+  it("takes a large table's estimate when the most rows it can hold fit the limit, and says so in the plan", async () => {
+    const agent = new DescribingAgent();
+    agent.seed("public.customers", 3);
+    agent.seed("public.orders", 8);
+    agent.estimateAs("public.orders", 1_000, 5_000);
+    agent.release();
+    const { plan, totals } = await run(agent, ["public.orders", "public.customers"], 10_000);
+    expect(Object.fromEntries(totals)).toEqual({ "public.customers": 3, "public.orders": 1_000 });
+    expect(plan.entities.find((e) => e.entity === "public.orders")?.totalEstimated).toBe(true);
+    expect(plan.entities.find((e) => e.entity === "public.customers")?.totalEstimated).toBeUndefined();
+    expect(agent.events.filter((e) => e.startsWith("count"))).toEqual(["count public.customers"]);
+  });
+
+  it("counts a large table exactly when the most rows it can hold could cross the limit", async () => {
+    const agent = new DescribingAgent();
+    agent.seed("public.customers", 3);
+    agent.seed("public.orders", 8);
+    agent.estimateAs("public.orders", 1_000, 5_000);
+    agent.release();
+    // 5,003 could not fit 4,000; the exact 11 do.
+    const { plan, totals } = await run(agent, ["public.orders", "public.customers"], 4_000);
+    expect(Object.fromEntries(totals)).toEqual({ "public.customers": 3, "public.orders": 8 });
+    expect(plan.entities.some((e) => e.totalEstimated)).toBe(false);
+    expect(agent.events.filter((e) => e === "count public.orders")).toHaveLength(1);
+  });
+
+  it("refuses with the exact count when even that crosses the limit", async () => {
+    const agent = new DescribingAgent();
+    agent.seed("public.customers", 3);
+    agent.seed("public.orders", 8);
+    agent.estimateAs("public.orders", 1_000, 5_000);
+    agent.release();
+    await expect(run(agent, ["public.orders", "public.customers"], 10)).rejects.toMatchObject({
+      reasonCode: "monthly_record_limit",
+      message: expect.stringContaining("this run needs 11"),
+    });
   });
 });

@@ -225,6 +225,15 @@ export interface AgentAbsence {
  * rejects with a `DrayError` that {@link import("../gateway/agent-sessions.js").isAgentAway}
  * recognises, its `details.environmentId` set.
  */
+/** One entity's rows as counted at preflight (CountResult). */
+export interface EntityCount {
+  /** Exact, or the planner's estimate when `estimated`. */
+  count: number;
+  estimated: boolean;
+  /** With `estimated`: the most rows the table's pages can hold. */
+  upperBound: number;
+}
+
 export interface AgentPort {
   readBatch(environmentId: string, request: ReadRequest, options: CallOptions): Promise<ReadResult>;
   writeBatch(environmentId: string, request: WriteRequest, options: CallOptions): Promise<WriteResult>;
@@ -234,6 +243,17 @@ export interface AgentPort {
     options: CallOptions & { statisticsOnly?: boolean },
   ): Promise<SchemaSnapshot>;
   count(environmentId: string, entity: EntityAddress, options: CallOptions): Promise<number>;
+  /**
+   * Every row of each entity, in the order given, in one task (CountTask.more);
+   * with `estimateOverBytes`, larger tables with planner statistics are
+   * estimated instead (CountTask.estimate_over_bytes). Resolves `undefined`
+   * when the agent predates counting several at once.
+   */
+  countMany(
+    environmentId: string,
+    entities: readonly EntityAddress[],
+    options: CallOptions & { estimateOverBytes?: number },
+  ): Promise<EntityCount[] | undefined>;
   clean(environmentId: string, request: CleanRequest, options: CallOptions): Promise<{ deleted: number }>;
   /** Rows the control plane made itself (a loaded file), as COPY text lines of `fields`. */
   copyTextRows(fields: readonly string[], data: Uint8Array, rowCount: number): RowPayload;

@@ -25,6 +25,13 @@ export interface ExecutorTunables {
   taskTimeoutMs: number;
   /** Deadline of counting one source entity at preflight. @default 120 000 ms */
   countTimeoutMs: number;
+  /**
+   * A source table larger than this is not counted at preflight when its
+   * planner statistics know its rows and the most rows its pages can hold fit
+   * the monthly limit: its total is the estimate until it is loaded. 0: count
+   * every table exactly. @default 16 MiB
+   */
+  countEstimateOverBytes: number;
   /** Deadline of emptying one target entity (`clean` mode). @default 600 000 ms */
   cleanTimeoutMs: number;
   /** How long a cancelled write's fence waits for the agent's answer. @default 5 000 ms */
@@ -63,6 +70,7 @@ export const DEFAULT_EXECUTOR_TUNABLES: Readonly<ExecutorTunables> = Object.free
   cancelCheckMs: 1_000,
   taskTimeoutMs: 120_000,
   countTimeoutMs: 120_000,
+  countEstimateOverBytes: 16 * 1024 * 1024,
   cleanTimeoutMs: 600_000,
   fenceTimeoutMs: 5_000,
   agentReconnectWaitMs: 30_000,

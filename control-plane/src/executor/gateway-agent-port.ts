@@ -172,6 +172,23 @@ export function gatewayAgentPort(sessions: AgentSessions): AgentPort {
       );
       return Number(r.count);
     },
+    async countMany(environmentId, entities, options) {
+      const [entity, ...more] = entities;
+      if (!entity) return [];
+      const r = await sessions.dispatch(
+        environmentId,
+        "count",
+        { entity, where: [], more: [...more], estimateOverBytes: BigInt(options.estimateOverBytes ?? 0) },
+        dispatchOptions(options),
+      );
+      // An agent that predates CountTask.more counted the first entity only.
+      if (r.counts.length !== entities.length) return undefined;
+      return r.counts.map((count, i) => ({
+        count: Number(count),
+        estimated: r.estimated[i] === true,
+        upperBound: Number(r.upperBounds[i] ?? 0n),
+      }));
+    },
     async clean(environmentId, request, options) {
       const r = await sessions.dispatch(environmentId, "cleanEntity", request, dispatchOptions(options));
       return { deleted: Number(r.deleted) };

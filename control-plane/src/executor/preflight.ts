@@ -15,6 +15,7 @@ import { raiseLimitHint, recordLimitStatus, utcMonth } from "../pipelines/record
 import { buildRunPlan } from "../pipelines/run-plan.js";
 import { toFieldTransforms } from "../pipelines/transformations.js";
 import { environments } from "../store/schema.js";
+import type { EntityCount } from "./agent-port.js";
 import { type EnvironmentObservation, retryWhileAway, waitUntilReady } from "./agent-readiness.js";
 import { cursorKeyOf } from "./cursor-key.js";
 import type { EntityRunPlan, ExecutionPlan, PipelineSettings, RunContext } from "./run-context.js";
@@ -185,8 +186,21 @@ export async function preflight(
         { signal: ctx.signal, timeoutMs: ctx.options.countTimeoutMs },
       ),
     );
+  const countSourceMany = (
+    entities: readonly { schema: string; name: string }[],
+    estimateOverBytes: number,
+  ) =>
+    onAgent(ctx, sourceEnv, () =>
+      ctx.agents.countMany(source.id, entities, {
+        signal: ctx.signal,
+        timeoutMs: ctx.options.countTimeoutMs,
+        estimateOverBytes,
+      }),
+    );
   // The entities the pipeline names are counted while both schemas are described (see countEarly).
-  const early = countEarly(settings.entities, countSource);
+  const early = countEarly(settings.entities, countSource, (entities) =>
+    countSourceMany(entities, ctx.options.countEstimateOverBytes),
+  );
   // The run counts the source exactly below and needs no estimate of either side.
   const describe = (env: RunEnvironment) =>
     onAgent(ctx, env, () =>
@@ -288,16 +302,33 @@ export async function preflight(
     entities.map((e) => {
       const counted = early.get(addressKey(e));
       // An early count that failed (say, the name was not an entity's) is simply counted again.
-      return (counted ? counted.catch(() => countSource(e)) : countSource(e)).then(
-        (n) => [e.entity, n] as const,
-      );
+      const exactly = () =>
+        countSource(e).then((count): EntityCount => ({ count, estimated: false, upperBound: 0 }));
+      return (counted ? counted.catch(exactly) : exactly()).then((n) => [e, n] as const);
     }),
   );
-  const totals = new Map(counts);
-  const needed = counts.reduce((sum, [, n]) => sum + n, 0);
-
   const month = utcMonth(new Date());
-  const limit = recordLimitStatus(await readRecordUsage(ctx.db, ctx.organisationId, month), month, needed);
+  const usage = await readRecordUsage(ctx.db, ctx.organisationId, month);
+  // A large table's estimate stands only when the most rows it can hold fit the limit; else it is counted.
+  const bounded = counts.reduce((sum, [, n]) => sum + (n.estimated ? n.upperBound : n.count), 0);
+  const estimated = counts.filter(([, n]) => n.estimated).map(([e]) => e);
+  if (estimated.length > 0 && !continuous && recordLimitStatus(usage, month, bounded).wouldExceed) {
+    const exact =
+      (await countSourceMany(estimated, 0)) ??
+      (await Promise.all(
+        estimated.map(async (e) => ({ count: await countSource(e), estimated: false, upperBound: 0 })),
+      ));
+    const byEntity = new Map(estimated.map((e, i) => [e.entity, exact[i]!]));
+    counts.forEach(([e], i) => {
+      const recounted = byEntity.get(e.entity);
+      if (recounted) counts[i] = [e, recounted];
+    });
+  }
+  const totals = new Map(counts.map(([e, n]) => [e.entity, n.count]));
+  for (const [e, n] of counts) if (n.estimated) e.totalEstimated = true;
+  const needed = counts.reduce((sum, [, n]) => sum + n.count, 0);
+
+  const limit = recordLimitStatus(usage, month, needed);
   // A continuous run copies what changes for as long as it runs: its batches are held to the limit one by one.
   if (limit.wouldExceed && !continuous) {
     throw new PreflightFailed(
@@ -332,30 +363,40 @@ export async function preflight(
 const addressKey = (e: { schema: string; name: string }) => `${e.schema}\u0000${e.name}`;
 
 /**
- * Starts counting (`count`, on the source agent) each entity the pipeline
- * names (as parseEntityName reads it), before the plan has resolved them;
- * keyed by schema and name. A count is used only for the plan entity of
- * exactly that schema and name, and one that fails is ignored (the entity is
- * counted again in the plan's terms), so a name that is not an entity's costs
- * one wasted round trip.
+ * Starts counting each entity the pipeline names (as parseEntityName reads
+ * it), before the plan has resolved them, all in one task of the source agent
+ * (`countMany`; one `count` each when the agent predates it); keyed by schema
+ * and name. A count is used only for the plan entity of exactly that schema
+ * and name, and one that fails is ignored (the entity is counted again in the
+ * plan's terms, alone), so a name that is not an entity's costs one wasted
+ * round trip.
  */
 function countEarly(
   names: readonly string[],
   count: (entity: { schema: string; name: string }) => Promise<number>,
-): Map<string, Promise<number>> {
-  const early = new Map<string, Promise<number>>();
+  countMany: (entities: readonly { schema: string; name: string }[]) => Promise<EntityCount[] | undefined>,
+): Map<string, Promise<EntityCount>> {
+  const addresses = new Map<string, { schema: string; name: string }>();
   for (const qualified of names) {
-    let address: { schema: string; name: string };
     try {
       const { schema, table } = parseEntityName(qualified);
-      address = { schema, name: table };
+      addresses.set(addressKey({ schema, name: table }), { schema, name: table });
     } catch {
-      continue; // Not a valid name: the plan refuses it with the reason.
+      // Not a valid name: the plan refuses it with the reason.
     }
-    const counted = count(address);
+  }
+  const all = [...addresses.values()];
+  const together = all.length > 0 ? countMany(all) : Promise.resolve(undefined);
+  const early = new Map<string, Promise<EntityCount>>();
+  all.forEach((address, i) => {
+    const counted = together.then(
+      (counts) =>
+        counts?.[i] ??
+        count(address).then((n): EntityCount => ({ count: n, estimated: false, upperBound: 0 })),
+    );
     counted.catch(() => {});
     early.set(addressKey(address), counted);
-  }
+  });
   return early;
 }
 

@@ -50,6 +50,12 @@ export interface EntityRunPlan {
   /** Absent in older plans: `table`. */
   kind?: EntityKind;
   /**
+   * The entity's total at preflight is the source's planner estimate, not a
+   * count (a large table whose most possible rows fit the monthly limit): it is
+   * set to the rows read once the entity's first pass ends. Absent: counted.
+   */
+  totalEstimated?: boolean;
+  /**
    * Field transformations the source agent applies while reading
    * (ReadBatchTask.transforms; `options` goes as options_json): the pipeline's
    * rules on this entity plus those carried over from referenced keys. Empty

@@ -97,7 +97,9 @@ async function loadOrPlan(
     processName: STAGE.intake,
     state: "end",
     code: "end",
-    description: `Preflight passed: ${plan.entities.length} entities in ${plan.levels.length} levels, ${total} records`,
+    description:
+      `Preflight passed: ${plan.entities.length} entities in ${plan.levels.length} levels, ${total} records` +
+      estimatedNote(plan),
   });
   return plan;
 }
@@ -137,6 +139,29 @@ async function setEntityStatus(ctx: RunContext, entity: string, status: "in_prog
         ? { startedAt: sql`coalesce(${executionEntities.startedAt}, now())` }
         : { finishedAt: sql`now()` }),
     })
+    .where(and(eq(executionEntities.executionId, ctx.executionId), eq(executionEntities.entity, entity)));
+}
+
+/** What the preflight line says of totals that are estimates (empty when every one was counted). */
+function estimatedNote(plan: ExecutionPlan): string {
+  const estimated = plan.entities.filter((e) => e.totalEstimated).map((e) => e.entity);
+  return estimated.length === 0
+    ? ""
+    : ` (${estimated.join(", ")} estimated from the source's statistics, not counted: each total becomes ` +
+        "the rows read once the entity is loaded)";
+}
+
+/**
+ * An entity whose total was the planner's estimate (EntityRunPlan.totalEstimated)
+ * gets the rows its first pass read as its total, once that pass has ended.
+ */
+async function settleEstimatedTotal(ctx: RunContext, entity: string) {
+  const c = ctx.counters.get(entity);
+  if (!c) return;
+  c.total = c.processed;
+  await ctx.db
+    .update(executionEntities)
+    .set({ total: c.total })
     .where(and(eq(executionEntities.executionId, ctx.executionId), eq(executionEntities.entity, entity)));
 }
 
@@ -222,6 +247,7 @@ async function runEntity(
   }
   await started;
   if (pass === 1) noteEntityLoaded(ctx, entity.entity);
+  if (pass === 1 && entity.totalEstimated) await settleEstimatedTotal(ctx, entity.entity);
   const last = pass === 2 || entity.deferredFields.length === 0;
   if (last) {
     const completed = setEntityStatus(ctx, entity.entity, "completed");

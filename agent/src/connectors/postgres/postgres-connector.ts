@@ -29,7 +29,7 @@ import { templateFactory } from "../../transform/wrappers.js";
 import { CatalogCache } from "./catalog-cache.js";
 import { createPool } from "./connection-options.js";
 import { ContinuousMarks } from "./continuous-bound.js";
-import { countRows } from "./count-rows.js";
+import { countManyRows, countRows, type ManyCount } from "./count-rows.js";
 import { deleteAllRows, deleteRowsByKey } from "./delete-rows.js";
 import { describeSchema } from "./describe-schema.js";
 import { digestKeys, validateDigestRequest } from "./digest-keys.js";
@@ -145,6 +145,24 @@ class PostgresConnector implements Connector {
       (session) => countRows(session, entity, where ?? []),
       () => validateEntityName(entity),
     );
+  }
+
+  async countMany(
+    entities: readonly EntityName[],
+    signal: AbortSignal,
+    options: { estimateOverBytes?: number } = {},
+  ): Promise<ManyCount[]> {
+    const operation = `count ${entities.length} entities`;
+    if (this.closed) throw new DrayError("failed_precondition", "the Postgres connector is closed");
+    if (!(signal instanceof AbortSignal))
+      throw new DrayError("invalid_argument", "an AbortSignal is required");
+    try {
+      if (!Array.isArray(entities)) throw new DrayError("invalid_argument", "entities must be a list");
+      for (const entity of entities) validateEntityName(entity);
+      return await countManyRows({ run: (fn) => Session.run(this.pools, signal, fn) }, entities, options);
+    } catch (error) {
+      throw toDrayError(error, { aborted: signal.aborted, operation });
+    }
   }
 
   readBatch(request: ReadBatchRequest, signal: AbortSignal): Promise<ReadBatchResult> {
