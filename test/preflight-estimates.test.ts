@@ -41,31 +41,36 @@ beforeAll(async () => {
 
 afterAll(async () => stack?.close());
 
+/** Runs a merge of both tables into the target; its final view and its "Preflight passed" line. */
+async function copyBoth(name: string) {
+  const pipelineId = await createPipeline(stack.api, {
+    name,
+    sourceEnvironmentId: source.id,
+    targetEnvironmentId: target.id,
+    writeStrategy: "merge",
+    entities: ["public.sensor", "public.reading"],
+  });
+  const run = await runAndWait(stack.api, pipelineId, 170_000);
+  expect(run.view.status, describeRun(run.view)).toBe("completed");
+  const log = (await stageLog(stack.api, run.pipelineToken)).map((s) => String(s.description));
+  return { view: run.view, preflight: log.find((d) => d.startsWith("Preflight passed")) };
+}
+
 describe("a large source table with planner statistics", () => {
   it("is estimated at preflight, and its total becomes the rows read once loaded", async () => {
     const [size] = await source.db.sql<
       { bytes: string }[]
     >`select pg_relation_size('reading')::text as bytes`;
     expect(Number(size!.bytes)).toBeGreaterThan(16 * 1024 * 1024);
-    const pipelineId = await createPipeline(stack.api, {
-      name: "estimated",
-      sourceEnvironmentId: source.id,
-      targetEnvironmentId: target.id,
-      writeStrategy: "merge",
-      entities: ["public.sensor", "public.reading"],
-    });
-    const run = await runAndWait(stack.api, pipelineId, 170_000);
-    expect(run.view.status, describeRun(run.view)).toBe("completed");
-    const log = (await stageLog(stack.api, run.pipelineToken)).map((s) => String(s.description));
-    const preflight = log.find((d) => d.startsWith("Preflight passed"));
+    const { view, preflight } = await copyBoth("estimated");
     // The statistics say 80,000 and the pages hold them still: the total was an estimate, not 72,000.
     expect(preflight).toContain("public.reading estimated from the source's statistics");
     expect(preflight).not.toContain("public.sensor estimated");
     expect(preflight).not.toContain("72050 records");
-    const byEntity = Object.fromEntries(run.view.entities.map((e: any) => [e.entity, e]));
+    const byEntity = Object.fromEntries(view.entities.map((e: any) => [e.entity, e]));
     expect(byEntity["public.reading"]).toMatchObject({ total: 72000, processed: 72000, created: 72000 });
     expect(byEntity["public.sensor"]).toMatchObject({ total: 50, processed: 50 });
-    expect(run.view.totals).toMatchObject({ total: 72050, processed: 72050 });
+    expect(view.totals).toMatchObject({ total: 72050, processed: 72050 });
     expect(await rowsDigest(target.db.sql, "reading")).toEqual(await rowsDigest(source.db.sql, "reading"));
   }, 180_000);
 
@@ -75,17 +80,7 @@ describe("a large source table with planner statistics", () => {
       monthlyRecordLimit: 72050 * 2 + 1000,
     });
     expect(r.status, JSON.stringify(r.body)).toBe(200);
-    const pipelineId = await createPipeline(stack.api, {
-      name: "counted",
-      sourceEnvironmentId: source.id,
-      targetEnvironmentId: target.id,
-      writeStrategy: "merge",
-      entities: ["public.sensor", "public.reading"],
-    });
-    const run = await runAndWait(stack.api, pipelineId, 170_000);
-    expect(run.view.status, describeRun(run.view)).toBe("completed");
-    const log = (await stageLog(stack.api, run.pipelineToken)).map((s) => String(s.description));
-    const preflight = log.find((d) => d.startsWith("Preflight passed"));
+    const { preflight } = await copyBoth("counted");
     expect(preflight).toContain("72050 records");
     expect(preflight).not.toContain("estimated");
   }, 180_000);
