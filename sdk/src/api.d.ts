@@ -1407,6 +1407,7 @@ export interface components {
             /** @description Records processed per second */
             throughput: number;
             totals: {
+                /** @description Rows of the source to copy: counted at preflight, or, for a large table whose planner statistics know its rows (the plan's totalEstimated), their estimate until the entity's first pass ends, then the rows it read */
                 total: number;
                 processed: number;
                 created: number;
@@ -1421,6 +1422,7 @@ export interface components {
                 level: number;
                 status: string;
                 pass: number;
+                /** @description Rows of the source to copy: counted at preflight, or, for a large table whose planner statistics know its rows (the plan's totalEstimated), their estimate until the entity's first pass ends, then the rows it read */
                 total: number;
                 processed: number;
                 created: number;

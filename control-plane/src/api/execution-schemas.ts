@@ -52,7 +52,14 @@ export const Actor = z
   .openapi("ExecutionActor");
 
 const counters = {
-  total: z.number().int(),
+  total: z
+    .number()
+    .int()
+    .openapi({
+      description:
+        "Rows of the source to copy: counted at preflight, or, for a large table whose planner statistics know its " +
+        "rows (the plan's totalEstimated), their estimate until the entity's first pass ends, then the rows it read",
+    }),
   processed: z.number().int(),
   created: z.number().int(),
   updated: z.number().int(),

@@ -152,7 +152,8 @@ export interface PreflightHooks {
  * is waited for, as long as the copier would wait for it mid-run), entities present on both sides
  * (described live), a computable plan, the estimated records within the
  * organisation's remaining monthly records, and confirmation for a clean of a
- * protected target. Returns the plan and the exact row count per entity: each
+ * protected target. Returns the plan and the row count per entity (exact, or the
+ * planner's estimate for a large table whose most possible rows fit the limit): each
  * entity's row key, deferred fields, postponed (unchecked) references and
  * field transformations (checked again against the live source schema), and
  * every postponed reference to validate after load.
