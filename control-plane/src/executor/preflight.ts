@@ -299,7 +299,7 @@ export async function preflight(
   );
   if (continuous) checkContinuousPlan(entities, byName);
 
-  const counts = await Promise.all(
+  let counts = await Promise.all(
     entities.map((e) => {
       const counted = early.get(addressKey(e));
       // An early count that failed (say, the name was not an entity's) is simply counted again.
@@ -320,10 +320,7 @@ export async function preflight(
         estimated.map(async (e) => ({ count: await countSource(e), estimated: false, upperBound: 0 })),
       ));
     const byEntity = new Map(estimated.map((e, i) => [e.entity, exact[i]!]));
-    counts.forEach(([e], i) => {
-      const recounted = byEntity.get(e.entity);
-      if (recounted) counts[i] = [e, recounted];
-    });
+    counts = counts.map(([e, n]) => [e, byEntity.get(e.entity) ?? n] as const);
   }
   const totals = new Map(counts.map(([e, n]) => [e.entity, n.count]));
   for (const [e, n] of counts) if (n.estimated) e.totalEstimated = true;
