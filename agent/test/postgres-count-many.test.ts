@@ -7,9 +7,16 @@
  * PostgreSQL, in a database of its own, through the task runner's protocol.
  */
 import { create } from "@bufbuild/protobuf";
+import { silentLogger } from "@dray/common";
 import { ConditionOperator, TaskSchema } from "@dray/proto";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { COUNT_TOGETHER_BYTES } from "../src/connectors/postgres/count-rows.js";
+import { createPool } from "../src/connectors/postgres/connection-options.js";
+import {
+  COUNT_SIDE_BY_SIDE,
+  COUNT_TOGETHER_BYTES,
+  countManyRows,
+} from "../src/connectors/postgres/count-rows.js";
+import { Session } from "../src/connectors/postgres/session.js";
 import { runTask } from "../src/task-runner.js";
 import { createOwnDatabase, type OwnDatabase } from "./support/own-database.js";
 
@@ -88,6 +95,39 @@ describe("counting several entities at once", () => {
     const [exact] = await db.connector.countMany([big], never());
     expect(exact).toEqual({ count: 66000, estimated: false, upperBound: 0 });
     await db.sql`delete from big where id > 60000`;
+  });
+
+  it("scans at most COUNT_SIDE_BY_SIDE large tables at once, leaving connections to other tasks", async () => {
+    const url = new URL(inject("databaseUrl"));
+    url.pathname = `/${(await db.sql<{ name: string }[]>`select current_database() as name`)[0]!.name}`;
+    const pool = createPool({ url: url.toString(), max: 8, logger: silentLogger });
+    const pools = { sql: pool, logger: silentLogger, cancelBackend: async () => {} };
+    let active = 0;
+    let most = 0;
+    try {
+      const names = ["big", "small_a", 'Odd "name"', "parted", "parent", "child", "empty_one"];
+      // Every table with a page counts as large here.
+      const counts = await countManyRows(
+        {
+          run: async (fn) => {
+            most = Math.max(most, ++active);
+            try {
+              return await Session.run(pools, never(), fn);
+            } finally {
+              active--;
+            }
+          },
+        },
+        names.map(entity),
+        { togetherBytes: 0 },
+      );
+      expect(counts.map((c) => c.count)).toEqual([60000, 7, 3, 500, 2, 3, 0]);
+      // The sizes query, then the one statement of the empty table beside COUNT_SIDE_BY_SIDE large counts.
+      expect(most).toBeLessThanOrEqual(COUNT_SIDE_BY_SIDE + 1);
+      expect(most).toBeGreaterThanOrEqual(2);
+    } finally {
+      await pool.end({ timeout: 5 });
+    }
   });
 
   it("refuses a name that is not a table, naming it", async () => {

@@ -91,6 +91,9 @@ cross join lateral (
  */
 export const COUNT_TOGETHER_BYTES = 8 * 1024 * 1024;
 
+/** Large tables one count task scans at once, each on a connection of its own. */
+export const COUNT_SIDE_BY_SIDE = 3;
+
 /**
  * The most heap tuples a page of `blockSize` bytes can hold: the page header
  * (24 bytes) aside, each tuple takes at least a 4-byte line pointer and a
@@ -118,19 +121,21 @@ export interface ManyCount {
 /**
  * The number of own rows of each entity (see {@link ownRowsSql}), in the order
  * given. The small tables are counted in one statement, each large one in a
- * statement on a session of its own, all at once: a preflight that counts a
+ * statement on a session of its own, {@link COUNT_SIDE_BY_SIDE} at once: a preflight that counts a
  * dozen small tables makes one round trip, and one that counts large tables
  * scans them side by side. With `estimateOverBytes` above 0, a table larger
  * than that whose planner estimate is known is not scanned: its count is the
- * estimate, with the most rows its pages can hold.
+ * estimate, with the most rows its pages can hold. `togetherBytes` (default
+ * {@link COUNT_TOGETHER_BYTES}) is the size up to which tables share a statement.
  *
  * @throws DrayError `not_found` naming the first entity that is not a table.
  */
 export async function countManyRows(
   sessions: CountSessions,
   entities: readonly EntityName[],
-  options: { estimateOverBytes?: number } = {},
+  options: { estimateOverBytes?: number; togetherBytes?: number } = {},
 ): Promise<ManyCount[]> {
+  const togetherBytes = options.togetherBytes ?? COUNT_TOGETHER_BYTES;
   const sizes = await sessions.run((session) =>
     session.query<{ ord: number; partitioned: boolean; bytes: string; estimate: string; block_size: string }>(
       SIZES_SQL,
@@ -162,7 +167,7 @@ export async function countManyRows(
     };
   });
   const toCount = infos.filter((e) => !e.estimated);
-  const together = toCount.filter((e) => e.bytes <= COUNT_TOGETHER_BYTES);
+  const together = toCount.filter((e) => e.bytes <= togetherBytes);
   const counts = new Map<EntityName, number>();
   const countTogether = async () => {
     if (together.length === 0) return;
@@ -172,13 +177,20 @@ export async function countManyRows(
     );
     for (const [i, e] of together.entries()) counts.set(e.entity, Number(row?.[`c${i}`] ?? 0));
   };
+  // The large tables, at most COUNT_SIDE_BY_SIDE at once: the task leaves connections to the others.
+  const large = toCount.filter((e) => e.bytes > togetherBytes);
+  const countLarge = async () => {
+    for (let e = large.shift(); e; e = large.shift()) {
+      const entity = e;
+      counts.set(
+        entity.entity,
+        await sessions.run((session) => countAllRows(session, entity.entity, entity)),
+      );
+    }
+  };
   await Promise.all([
     countTogether(),
-    ...toCount
-      .filter((e) => e.bytes > COUNT_TOGETHER_BYTES)
-      .map(async (e) => {
-        counts.set(e.entity, await sessions.run((session) => countAllRows(session, e.entity, e)));
-      }),
+    ...Array.from({ length: Math.min(COUNT_SIDE_BY_SIDE, large.length) }, countLarge),
   ]);
   return infos.map((e) => e.answer ?? { count: counts.get(e.entity)!, estimated: false, upperBound: 0 });
 }
