@@ -151,20 +151,16 @@ export async function countManyRows(
     const bytes = Number(size.bytes);
     const estimate = Number(size.estimate);
     const blockSize = Number(size.block_size);
-    const estimated = estimateOver > 0 && bytes > estimateOver && estimate >= 0;
-    return {
-      entity,
-      partitioned: size.partitioned,
-      bytes,
-      estimated,
-      answer: estimated
+    // Estimated instead of scanned: large, with statistics, and estimates asked for.
+    const estimated: ManyCount | undefined =
+      estimateOver > 0 && bytes > estimateOver && estimate >= 0
         ? {
             count: Math.round(estimate),
-            estimated,
+            estimated: true,
             upperBound: Math.ceil(bytes / blockSize) * maxTuplesPerPage(blockSize),
           }
-        : undefined,
-    };
+        : undefined;
+    return { entity, partitioned: size.partitioned, bytes, estimated };
   });
   const toCount = infos.filter((e) => !e.estimated);
   const together = toCount.filter((e) => e.bytes <= togetherBytes);
@@ -180,17 +176,16 @@ export async function countManyRows(
   // The large tables, at most COUNT_SIDE_BY_SIDE at once: the task leaves connections to the others.
   const large = toCount.filter((e) => e.bytes > togetherBytes);
   const countLarge = async () => {
-    for (let e = large.shift(); e; e = large.shift()) {
-      const entity = e;
-      counts.set(
-        entity.entity,
-        await sessions.run((session) => countAllRows(session, entity.entity, entity)),
-      );
+    let next = large.shift();
+    while (next) {
+      const table = next;
+      counts.set(table.entity, await sessions.run((session) => countAllRows(session, table.entity, table)));
+      next = large.shift();
     }
   };
   await Promise.all([
     countTogether(),
     ...Array.from({ length: Math.min(COUNT_SIDE_BY_SIDE, large.length) }, countLarge),
   ]);
-  return infos.map((e) => e.answer ?? { count: counts.get(e.entity)!, estimated: false, upperBound: 0 });
+  return infos.map((e) => e.estimated ?? { count: counts.get(e.entity)!, estimated: false, upperBound: 0 });
 }

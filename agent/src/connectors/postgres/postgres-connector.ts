@@ -147,22 +147,20 @@ class PostgresConnector implements Connector {
     );
   }
 
-  async countMany(
+  countMany(
     entities: readonly EntityName[],
     signal: AbortSignal,
     options: { estimateOverBytes?: number } = {},
   ): Promise<ManyCount[]> {
-    const operation = `count ${entities.length} entities`;
-    if (this.closed) throw new DrayError("failed_precondition", "the Postgres connector is closed");
-    if (!(signal instanceof AbortSignal))
-      throw new DrayError("invalid_argument", "an AbortSignal is required");
-    try {
-      if (!Array.isArray(entities)) throw new DrayError("invalid_argument", "entities must be a list");
-      for (const entity of entities) validateEntityName(entity);
-      return await countManyRows({ run: (fn) => Session.run(this.pools, signal, fn) }, entities, options);
-    } catch (error) {
-      throw toDrayError(error, { aborted: signal.aborted, operation });
-    }
+    return this.guard(
+      `count ${entities?.length} entities`,
+      signal,
+      () => countManyRows({ run: (fn) => Session.run(this.pools, signal, fn) }, entities, options),
+      () => {
+        if (!Array.isArray(entities)) throw new DrayError("invalid_argument", "entities must be a list");
+        for (const entity of entities) validateEntityName(entity);
+      },
+    );
   }
 
   readBatch(request: ReadBatchRequest, signal: AbortSignal): Promise<ReadBatchResult> {
@@ -389,20 +387,40 @@ class PostgresConnector implements Connector {
    * Runs `fn` on a reserved session; every failure leaves as a DrayError.
    * `check` validates the request first, before a connection is taken.
    */
-  private async run<T>(
+  private run<T>(
     operation: string,
     signal: AbortSignal,
     fn: (session: Session) => Promise<T>,
     check?: () => void,
     prepare?: () => Promise<void>,
   ): Promise<T> {
+    return this.guard(
+      operation,
+      signal,
+      async () => {
+        await prepare?.();
+        return Session.run(this.pools, signal, fn);
+      },
+      check,
+    );
+  }
+
+  /**
+   * Runs `fn` (which takes the sessions it needs) once the connector is open,
+   * the signal given and `check` passed; every failure leaves as a DrayError.
+   */
+  private async guard<T>(
+    operation: string,
+    signal: AbortSignal,
+    fn: () => Promise<T>,
+    check?: () => void,
+  ): Promise<T> {
     if (this.closed) throw new DrayError("failed_precondition", "the Postgres connector is closed");
     if (!(signal instanceof AbortSignal))
       throw new DrayError("invalid_argument", "an AbortSignal is required");
     try {
       check?.();
-      await prepare?.();
-      return await Session.run(this.pools, signal, fn);
+      return await fn();
     } catch (error) {
       throw toDrayError(error, { aborted: signal.aborted, operation });
     }

@@ -127,10 +127,10 @@ function connectionKey(query: unknown): string | undefined {
 /**
  * Identifies the session's backend with its first statements: the cheap
  * {@link KNOWN_SQL}, and {@link IDENTIFY_SQL} right behind it unless the
- * connection was identified before (its answer is then remembered). Resolves
- * once both are handed to the connection (the driver hands a statement over a
- * microtask after it is started), so that the session's own statements go
- * behind them; the rows are the promise's promise.
+ * connection was identified before (its answer is then remembered). Resolves,
+ * with the rows still to come as `rows`, once both statements are handed to the
+ * connection (the driver hands a statement over a microtask after it is
+ * started), so that the session's own statements go behind them.
  */
 async function identify(conn: postgres.ReservedSql, mark: string): Promise<{ rows: Promise<Backend[]> }> {
   const first = conn.unsafe<{ pid: number }[]>(mark + KNOWN_SQL).execute();
