@@ -236,6 +236,12 @@ export interface WriteBatchRequest {
    * as text), recorded in the batch's ledger row in the same transaction as the rows.
    */
   position?: string[];
+  /**
+   * The entity's last batch: once the predecessor has committed, and before
+   * this batch commits, move the sequences its fields use as
+   * {@link FinishEntityRequest.moveSequences} does. Not done by a replay.
+   */
+  moveSequences?: boolean;
 }
 
 /** What to do once an entity is loaded. */
@@ -292,6 +298,8 @@ export interface WriteBatchResult {
   updated: number;
   rejected: number;
   rejectedRecords: RejectedRecord[];
+  /** Set when `moveSequences` was asked and done in this batch's transaction: every sequence looked at. */
+  sequences?: SequenceMove[];
 }
 
 /**

@@ -245,6 +245,7 @@ async function execute(
           fireTriggers: w.fireTriggers,
           uncheckedReferences: [...w.uncheckedReferences],
           ...(w.position ? { position: [...w.position.values] } : {}),
+          ...(w.moveSequences ? { moveSequences: true } : {}),
         },
         signal,
       );
@@ -262,6 +263,7 @@ async function execute(
               message: r.message,
               sqlState: r.sqlState ?? "",
             })),
+            ...(result.sequences ? { sequencesMoved: true, sequences: result.sequences } : {}),
           },
         },
       };

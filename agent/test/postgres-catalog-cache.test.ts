@@ -72,6 +72,7 @@ function countingCache(): { cache: CatalogCache; calls: { entity: number; foreig
       calls.foreignKeys++;
       return pgCatalogLoader.foreignKeys(session, info);
     },
+    sequences: (session, info) => pgCatalogLoader.sequences(session, info),
   };
   return { cache: new CatalogCache({ loader }), calls };
 }

@@ -54,6 +54,11 @@ create table app.shared_b (id int8 default nextval('app.shared_seq') primary key
 insert into app.shared_a values (10);
 insert into app.shared_b values (40);
 
+create sequence app.pair_seq;
+create table app.pair_t (low int8 default nextval('app.pair_seq') primary key,
+  high int8 default nextval('app.pair_seq'));
+insert into app.pair_t values (30, 90);
+
 create domain app.positive as int check (value > 0);
 create domain app.film_id as app.positive;
 create table app.film (film_id app.film_id default nextval('public.actor_actor_id_seq') primary key,
@@ -217,6 +222,14 @@ describe("finishEntity: sequences", () => {
       { sequence: "app.shared_seq", field: "id", before: "40", after: "40", moved: false },
     ]);
     expect(await insertedId("insert into app.shared_a default values")).toBe("41");
+  });
+
+  it("moves a sequence two fields of one table use past both, from where the first field left it", async () => {
+    expect((await finish(app("pair_t"))).sequences).toEqual([
+      { sequence: "app.pair_seq", field: "low", before: "1", after: "30", moved: true },
+      { sequence: "app.pair_seq", field: "high", before: "30", after: "90", moved: true },
+    ]);
+    expect(await insertedId("insert into app.pair_t default values", "high")).toBe("92");
   });
 
   it("does not move a sequence past its MAXVALUE", async () => {

@@ -23,6 +23,7 @@ import type {
 import { AgentUnavailable, BatchFailed, RecordLimitReached, RunAborted } from "../src/executor/run-errors.js";
 import { runExecution } from "../src/executor/run-execution.js";
 import { openRunSnapshot } from "../src/executor/run-snapshot.js";
+import { moveSequences } from "../src/executor/target-tasks.js";
 import { type Db, executionBatches, executionEntities, executions, usage } from "../src/store/index.js";
 import { useTestStore } from "./api-test-harness.js";
 import { seedOrganisation, seedRunningExecution } from "./execution-fixtures.js";
@@ -455,6 +456,64 @@ describe("hand-over and resume", () => {
     expect(sealed?.state).toBe("cancelled");
     expect(rows.filter((b) => b.state === "in_progress")).toEqual([]);
     expect(await checkpoint(f.executionId)).toEqual(["600"]);
+  });
+});
+
+describe("sequences moved by an entity's last write", () => {
+  const writes = (agent: FakeAgent) =>
+    agent.calls.filter((c) => c.kind === "write").map((c) => c.request as WriteRequest);
+
+  it("asks only the last write of pass 1 to move them, and logs its moves without a finish task", async () => {
+    const f = await execution();
+    const agent = new FakeAgent();
+    agent.movesSequencesInWrites = true;
+    agent.seed(ENTITY, 250);
+    const { ctx, stages } = context(f, agent, { tuning: { writesInFlight: 2 } });
+    ctx.sequenceMoves = new Map();
+    await copyEntity(ctx, PLAN, 1, undefined, true);
+    expect(writes(agent).map((w) => [w.batchId.split(":").pop(), w.moveSequences === true])).toEqual([
+      ["1", false],
+      ["2", false],
+      ["3", true],
+    ]);
+    await moveSequences(ctx, PLAN);
+    expect(agent.finishes).toEqual([]);
+    expect(stages.filter((s) => s.code === "sequences").map((s) => s.description)).toEqual([
+      "Moved public.t_id_seq (id) from 1 to 250",
+    ]);
+  });
+
+  it("leaves them to a finish task when the agent's write did not move them (an agent that predates it)", async () => {
+    const f = await execution();
+    const agent = new FakeAgent();
+    agent.seed(ENTITY, 150);
+    const { ctx } = context(f, agent);
+    ctx.sequenceMoves = new Map();
+    await copyEntity(ctx, PLAN, 1, undefined, true);
+    expect(writes(agent).at(-1)?.moveSequences).toBe(true);
+    await moveSequences(ctx, PLAN);
+    expect(agent.finishes).toEqual([
+      {
+        entity: { schema: "public", name: "t" },
+        moveSequences: true,
+        checkReferences: [],
+        keyFields: ["id"],
+      },
+    ]);
+  });
+
+  it("is not asked for by a run that does not move sequences, nor by pass 2", async () => {
+    const f = await execution();
+    const agent = new FakeAgent();
+    agent.movesSequencesInWrites = true;
+    agent.seed(ENTITY, 150);
+    const { ctx } = context(f, agent);
+    await copyEntity(ctx, PLAN, 1, undefined, true);
+    ctx.sequenceMoves = new Map();
+    await copyEntity(ctx, { ...PLAN, deferredFields: ["v"] }, 2, undefined, true);
+    expect(writes(agent).length).toBe(4);
+    expect(writes(agent).some((w) => w.moveSequences)).toBe(false);
+    expect(ctx.sequenceMoves.size).toBe(0);
   });
 });
 

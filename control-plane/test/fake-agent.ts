@@ -15,6 +15,7 @@ import type {
   DigestKeysRequest,
   DigestKeysResult,
   EntityCount,
+  FinishRequest,
   KeyRangeDigest,
   ReadRequest,
   ReadResult,
@@ -124,6 +125,10 @@ export class FakeAgent implements AgentPort {
   private readonly arrivals = new Set<() => void>();
   private reads = 0;
   private writes = 0;
+  /** When true, a write asked to move sequences answers with a move of `<entity>_id_seq` to its largest key. */
+  movesSequencesInWrites = false;
+  /** Every finish asked for, in order. */
+  readonly finishes: FinishRequest[] = [];
 
   /** Fills the source with `count` rows of `entity`, keys 1..count. */
   seed(entity: string, count: number): void {
@@ -294,8 +299,23 @@ export class FakeAgent implements AgentPort {
       table.set(key, row);
     }
     this.target.set(entity, table);
-    const result = { alreadyCommitted: false, created, updated, rejected: rejectedRows.length, rejectedRows };
+    const result: WriteResult = {
+      alreadyCommitted: false,
+      created,
+      updated,
+      rejected: rejectedRows.length,
+      rejectedRows,
+    };
     this.ledger.set(request.batchId, { state: "committed", result });
+    if (request.moveSequences && this.movesSequencesInWrites) {
+      const largest = Math.max(...[...table.keys()].map(Number));
+      return {
+        ...result,
+        sequences: [
+          { sequence: `${entity}_id_seq`, field: "id", before: "1", after: String(largest), moved: true },
+        ],
+      };
+    }
     this.commits.push(request.batchId);
     return result;
   }
@@ -371,7 +391,8 @@ export class FakeAgent implements AgentPort {
     return { deleted };
   }
 
-  async finish() {
+  async finish(_environmentId: string, request: FinishRequest) {
+    this.finishes.push(request);
     return { sequences: [], violations: [], violationCount: 0 };
   }
 

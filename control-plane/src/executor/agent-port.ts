@@ -106,6 +106,11 @@ export interface WriteRequest {
   uncheckedReferences: readonly string[];
   /** Continuous pipelines: the position after this batch, recorded in the target's ledger with the rows. */
   position?: readonly string[] | null;
+  /**
+   * The entity's last batch: the agent moves the sequences its fields use, as
+   * {@link FinishRequest.moveSequences}, once every earlier batch has committed.
+   */
+  moveSequences?: boolean;
 }
 
 export interface WriteResult {
@@ -115,6 +120,11 @@ export interface WriteResult {
   updated: number;
   rejected: number;
   rejectedRows: readonly RejectedRow[];
+  /**
+   * Set when the write moved the entity's sequences (`moveSequences`): each one
+   * looked at. Absent from a replay and from an agent that predates it.
+   */
+  sequences?: readonly SequenceChecked[];
 }
 
 /** Deletes the rows of one entity with the given key values (DeleteRecordsTask). */

@@ -28,6 +28,8 @@ export interface PendingBatch {
   qualityRejected?: readonly RejectedRow[];
   /** Continuous pipelines: the read position after this batch, kept in the target's ledger. */
   position?: readonly string[] | null;
+  /** The entity's last batch of pass 1: the write moves its sequences too (RunContext.sequenceMoves). */
+  moveSequences?: boolean;
 }
 
 /** How a write ended: its result, or the error it failed with for good. */
@@ -69,7 +71,7 @@ export function writeRequest(
   ctx: RunContext,
   entity: EntityRunPlan,
   pass: Pass,
-  batch: { batchId: string; rows: RowPayload; position?: readonly string[] | null },
+  batch: { batchId: string; rows: RowPayload; position?: readonly string[] | null; moveSequences?: boolean },
   previousBatchId = "",
   fence = false,
 ): WriteRequest {
@@ -86,6 +88,7 @@ export function writeRequest(
     // References the run's snapshot vouches for are not checked (run-snapshot.ts), nor postponed ones.
     uncheckedReferences: [...(entity.uncheckedReferences ?? []), ...trustedNow(ctx, entity)],
     ...(batch.position && entity.cursorKey ? { position: batch.position } : {}),
+    ...(batch.moveSequences && !fence ? { moveSequences: true } : {}),
   };
 }
 

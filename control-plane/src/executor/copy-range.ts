@@ -103,7 +103,18 @@ export async function copyRange(
         });
       }
       state.cursor = cursorTo;
-      window.start({ rowId, batchId, seq, rows, priorAttempts: 0, qualityRejected, position: cursorTo });
+      // The entity's last batch (its range runs to the end) moves its sequences once the others committed.
+      const moveSequences = pass === 1 && page.done && until === null && ctx.sequenceMoves !== undefined;
+      window.start({
+        rowId,
+        batchId,
+        seq,
+        rows,
+        priorAttempts: 0,
+        qualityRejected,
+        position: cursorTo,
+        ...(moveSequences ? { moveSequences } : {}),
+      });
     }
   } catch (error) {
     window.stop(error);

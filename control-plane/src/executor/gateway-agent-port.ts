@@ -101,6 +101,7 @@ export function writeTask(request: WriteRequest) {
     fireTriggers: request.fireTriggers,
     uncheckedReferences: [...request.uncheckedReferences],
     ...(request.position ? { position: { values: [...request.position] } } : {}),
+    moveSequences: request.moveSequences === true && !request.fence,
   };
 }
 
@@ -111,6 +112,7 @@ function writeResult(result: WriteBatchResult): WriteResult {
     updated: result.updated,
     rejected: result.rejected,
     rejectedRows: rejectedRows(result.rejectedRecords),
+    ...(result.sequencesMoved ? { sequences: result.sequences.map((q) => ({ ...q })) } : {}),
   };
 }
 

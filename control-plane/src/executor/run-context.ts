@@ -4,7 +4,7 @@ import type { EventBus } from "../events/event-bus.js";
 import type { LoadOrder, TargetTriggers } from "../pipelines/pipeline-defaults.js";
 import type { PipelineSettings } from "../pipelines/pipeline-validation.js";
 import type { Db } from "../store/db.js";
-import type { AgentPort } from "./agent-port.js";
+import type { AgentPort, SequenceChecked } from "./agent-port.js";
 import type { ExecutorTunables } from "./executor-options.js";
 import type { EntityCounters } from "./progress-math.js";
 
@@ -195,6 +195,12 @@ export interface RunContext {
   journal: Journal;
   /** A fresh run's snapshot of the source, which every read of the run shares (run-snapshot.ts). */
   snapshot?: RunSnapshot;
+  /**
+   * Set by runs that move each entity's sequences once it is loaded: its
+   * last write of pass 1 asks the agent to move them, and the moves it
+   * reports land here by entity; an entity missing here gets a finish task.
+   */
+  sequenceMoves?: Map<string, readonly SequenceChecked[]>;
 }
 
 /** The source snapshot a run reads in, and what it has let the run trust. */

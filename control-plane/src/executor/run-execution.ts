@@ -347,6 +347,8 @@ export async function runExecution(
     // Sequences move, and entities' final statuses are written, behind the copy (nothing else depends on
     // them); the run waits for them at its end.
     const behind: Promise<unknown>[] = [];
+    // Each entity's last write moves its sequences (moveSequences falls back to a finish task).
+    ctx.sequenceMoves = new Map();
     // A fresh run reads the first page of entities waiting for their dependencies while those load.
     const ahead = fresh
       ? new ReadAhead(ctx.plan.entities, ctx.settings.entityConcurrency, (e) =>

@@ -119,6 +119,7 @@ export async function settleWrite(
     });
   if (decision.counters) bump(ctx, entity.entity, decision.counters);
   if (decision.counters) countRecords(ctx, decision.counters);
+  if (result?.sequences && pass === 1) ctx.sequenceMoves?.set(entity.entity, result.sequences);
   return result;
 }
 

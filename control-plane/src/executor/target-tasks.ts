@@ -77,22 +77,32 @@ export async function cleanTargets(ctx: RunContext) {
   }
 }
 
-/** Moves the target sequences an entity's fields use up to their maximum, as pg_restore does; logs each move. */
+/**
+ * Moves the target sequences an entity's fields use up to their maximum, as
+ * pg_restore does, and logs each move. When the entity's last write already
+ * moved them (RunContext.sequenceMoves), only the log is left to do;
+ * otherwise (no rows, a replayed or resumed last batch, an agent that
+ * predates it) a finish task moves them.
+ */
 export async function moveSequences(ctx: RunContext, entity: EntityRunPlan) {
-  const r = await targetTask(ctx, `moving the sequences of ${entity.entity}`, (env, options) =>
-    ctx.agents.finish(
-      env,
-      {
-        entity: { schema: entity.schema, name: entity.name },
-        moveSequences: true,
-        checkReferences: [],
-        keyFields: entity.keyFields,
-      },
-      options,
-    ),
-  );
-  const moved = r.sequences.filter((q) => q.moved);
-  if (r.sequences.length === 0) return;
+  const sequences =
+    ctx.sequenceMoves?.get(entity.entity) ??
+    (
+      await targetTask(ctx, `moving the sequences of ${entity.entity}`, (env, options) =>
+        ctx.agents.finish(
+          env,
+          {
+            entity: { schema: entity.schema, name: entity.name },
+            moveSequences: true,
+            checkReferences: [],
+            keyFields: entity.keyFields,
+          },
+          options,
+        ),
+      )
+    ).sequences;
+  const moved = sequences.filter((q) => q.moved);
+  if (sequences.length === 0) return;
   await ctx.journal.stage({
     processName: loaderOf(ctx.plan),
     state: "processing",
@@ -101,7 +111,7 @@ export async function moveSequences(ctx: RunContext, entity: EntityRunPlan) {
     description:
       moved.length > 0
         ? `Moved ${moved.map((q) => `${q.sequence} (${q.field}) from ${q.before} to ${q.after}`).join(", ")}`
-        : `Sequences already at or above their fields' maximum: ${r.sequences.map((q) => `${q.sequence} (${q.after})`).join(", ")}`,
+        : `Sequences already at or above their fields' maximum: ${sequences.map((q) => `${q.sequence} (${q.after})`).join(", ")}`,
   });
 }
 

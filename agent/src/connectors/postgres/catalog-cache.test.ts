@@ -52,6 +52,7 @@ function countingLoader() {
   const state = {
     entityCalls: 0,
     foreignKeyCalls: 0,
+    sequenceCalls: 0,
     version: 1,
     missing: new Set<string>(),
     gate: null as Promise<void> | null,
@@ -81,6 +82,21 @@ function countingLoader() {
           referencedPartitioned: false,
           referencedFields: ["id"],
           matchFull: false,
+        },
+      ];
+    },
+    async sequences(_session, info) {
+      state.sequenceCalls++;
+      if (state.gate) await state.gate;
+      return [
+        {
+          oid: "1",
+          schema: "app",
+          name: `${info.entity.name}_id_seq`,
+          field: "id",
+          integral: true,
+          max_value: "2147483647",
+          increment: "1",
         },
       ];
     },
@@ -142,6 +158,23 @@ describe("CatalogCache", () => {
     expect(a[1]).toBe(b[1]);
     expect(state.entityCalls).toBe(1);
     expect(state.foreignKeyCalls).toBe(1);
+  });
+
+  it("loads an entity's sequences once, on first use, and holds them with its entry", async () => {
+    const { state, loader } = countingLoader();
+    let clock = 0;
+    const cache = new CatalogCache({ loader, ttlMs: 30_000, now: () => clock });
+    const uses = () => run(cache, fakeSession(), USERS, ({ sequences }) => sequences());
+    expect(state.sequenceCalls).toBe(0);
+    const [first, second] = await Promise.all([uses(), uses()]);
+    expect(first).toBe(second);
+    expect(first.map((u) => u.name)).toEqual(["users_id_seq"]);
+    expect(await uses()).toBe(first);
+    expect(state.sequenceCalls).toBe(1);
+    expect(state.foreignKeyCalls).toBe(0);
+    clock = 30_000;
+    await uses();
+    expect(state.sequenceCalls).toBe(2);
   });
 
   it("reads the catalog again once an entry has lived its time", async () => {

@@ -1,8 +1,10 @@
 /**
  * A per-connector cache of the catalog look-ups every read page and write
- * batch needs: the entity's fields and keys ({@link lookupEntity}) and its
- * foreign keys ({@link lookupForeignKeys}). A copy of many small tables would
- * otherwise spend one or two pg_catalog queries per batch.
+ * batch needs: the entity's fields and keys ({@link lookupEntity}), its
+ * foreign keys ({@link lookupForeignKeys}) and the sequences its fields use
+ * ({@link lookupSequenceUses}, for the move after its last batch). A copy of
+ * many small tables would otherwise spend one or two pg_catalog queries per
+ * batch.
  *
  * Entries live a short while (30 s by default), so DDL is picked up without
  * any signal, and are dropped at once when a statement that used them fails
@@ -20,16 +22,22 @@ import type { EntityName } from "../../connector.js";
 import { type EntityInfo, lookupEntity } from "./entity-catalog.js";
 import { sqlStateOf } from "./error-mapping.js";
 import { type ForeignKeyInfo, lookupForeignKeys } from "./reference-checks.js";
+import { lookupSequenceUses, type SequenceUse } from "./sequence-moves.js";
 import type { Session } from "./session.js";
 
 /** The catalog queries the cache stands in front of (swapped in tests to count them). */
 export interface CatalogLoader {
   entity(session: Session, entity: EntityName): Promise<EntityInfo>;
   foreignKeys(session: Session, info: EntityInfo): Promise<ForeignKeyInfo[]>;
+  sequences(session: Session, info: EntityInfo): Promise<SequenceUse[]>;
 }
 
 /** The real look-ups in pg_catalog. */
-export const pgCatalogLoader: CatalogLoader = { entity: lookupEntity, foreignKeys: lookupForeignKeys };
+export const pgCatalogLoader: CatalogLoader = {
+  entity: lookupEntity,
+  foreignKeys: lookupForeignKeys,
+  sequences: lookupSequenceUses,
+};
 
 /** Options of {@link CatalogCache}. */
 export interface CatalogCacheOptions {
@@ -90,11 +98,14 @@ export interface EntityCatalog {
   fresh: boolean;
   /** The entity's foreign keys (loaded on first use, then held with the entry). */
   foreignKeys(): Promise<ForeignKeyInfo[]>;
+  /** The sequences its integral fields use (loaded on first use, then held with the entry). */
+  sequences(): Promise<SequenceUse[]>;
 }
 
 interface Entry {
   info: Promise<EntityInfo>;
   foreignKeys: Promise<ForeignKeyInfo[]> | undefined;
+  sequences: Promise<SequenceUse[]> | undefined;
   /** When the entry stops being used; Infinity while its look-up runs. */
   expiresAt: number;
 }
@@ -214,7 +225,8 @@ export class CatalogCache {
     const view: EntityCatalog = {
       info: info.value,
       fresh: fresh || info.reloaded,
-      foreignKeys: () => this.foreignKeysOf(session, info.value, info.entry),
+      foreignKeys: () => this.extraOf("foreignKeys", session, info.value, info.entry),
+      sequences: () => this.extraOf("sequences", session, info.value, info.entry),
     };
     viewEntries.set(view, info.entry);
     return view;
@@ -225,6 +237,7 @@ export class CatalogCache {
     const entry: Entry = {
       info: this.loader.entity(session, entity),
       foreignKeys: undefined,
+      sequences: undefined,
       expiresAt: Number.POSITIVE_INFINITY,
     };
     entry.info.then(
@@ -268,12 +281,18 @@ export class CatalogCache {
   }
 
   /**
-   * The entry's foreign keys: loaded once and shared. A caller that joined
-   * someone else's look-up and saw it fail for a reason of that call looks
-   * them up again on its own session.
+   * The entry's foreign keys or sequences: loaded once and shared. A caller
+   * that joined someone else's look-up and saw it fail for a reason of that
+   * call looks them up again on its own session.
    */
-  private async foreignKeysOf(session: Session, info: EntityInfo, entry: Entry): Promise<ForeignKeyInfo[]> {
-    const shared = entry.foreignKeys;
+  private async extraOf<K extends "foreignKeys" | "sequences">(
+    kind: K,
+    session: Session,
+    info: EntityInfo,
+    entry: Entry,
+  ): Promise<Awaited<NonNullable<Entry[K]>>> {
+    type Value = Awaited<NonNullable<Entry[K]>>;
+    const shared = entry[kind] as Promise<Value> | undefined;
     if (shared) {
       try {
         return await shared;
@@ -281,10 +300,10 @@ export class CatalogCache {
         if (isCatalogFailure(error) || session.signal.aborted) throw error;
       }
     }
-    const loading = this.loader.foreignKeys(session, info);
-    entry.foreignKeys = loading;
+    const loading = this.loader[kind](session, info) as Promise<Value>;
+    (entry as Record<K, Promise<Value> | undefined>)[kind] = loading;
     loading.catch(() => {
-      if (entry.foreignKeys === loading) entry.foreignKeys = undefined;
+      if (entry[kind] === loading) (entry as Record<K, Promise<Value> | undefined>)[kind] = undefined;
     });
     return loading;
   }

@@ -6,179 +6,15 @@
  * violating row by key.
  */
 import { DrayError } from "@dray/common";
-import type {
-  EntityName,
-  FinishEntityRequest,
-  FinishEntityResult,
-  ReferenceViolation,
-  SequenceMove,
-} from "../../connector.js";
-import { type EntityInfo, lookupEntity, ownRowsSql, requireFields, rowKeyOf } from "./entity-catalog.js";
-import { displayName, qualifiedName, quoteIdentifier, validateFieldList } from "./identifiers.js";
+import type { FinishEntityRequest, FinishEntityResult, ReferenceViolation } from "../../connector.js";
+import { CatalogCache } from "./catalog-cache.js";
+import { type EntityInfo, ownRowsSql, requireFields, rowKeyOf } from "./entity-catalog.js";
+import { displayName, quoteIdentifier, validateFieldList } from "./identifiers.js";
+import { moveSequences } from "./sequence-moves.js";
 import type { Session } from "./session.js";
 
 /** Violations listed per result; `violationCount` counts them all. */
 export const MAX_LISTED_VIOLATIONS = 1000;
-
-/**
- * Every sequence a field of the table uses: owned by the column (serial, deptype
- * `a`), behind an identity column (`i`), or named in the column's default
- * expression (`DEFAULT nextval('s'::regclass)` without OWNED BY: the default,
- * a pg_attrdef row, depends on the sequence). `$1` schema, `$2` table.
- */
-const SEQUENCES_SQL = `
-select u.seq::text as oid, sn.nspname as schema, s.relname as name, a.attname as field,
-  (with recursive base(oid, parent) as (
-     select ty.oid, ty.typbasetype from pg_catalog.pg_type ty where ty.oid = a.atttypid
-     union all
-     select ty.oid, ty.typbasetype from base join pg_catalog.pg_type ty on ty.oid = base.parent)
-   select bool_or(base.oid in ('pg_catalog.int2'::pg_catalog.regtype, 'pg_catalog.int4'::pg_catalog.regtype,
-                               'pg_catalog.int8'::pg_catalog.regtype, 'pg_catalog.numeric'::pg_catalog.regtype))
-   from base where base.parent = 0) as integral,
-  sq.seqmax::text as max_value, sq.seqincrement::text as increment
-from pg_catalog.pg_class t
-join pg_catalog.pg_namespace tn on tn.oid = t.relnamespace
-join pg_catalog.pg_attribute a on a.attrelid = t.oid and a.attnum > 0 and not a.attisdropped
-join lateral (
-  select d.objid as seq
-  from pg_catalog.pg_depend d
-  where d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-    and d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
-    and d.refobjid = t.oid and d.refobjsubid = a.attnum and d.deptype in ('a', 'i')
-  union
-  select d.refobjid
-  from pg_catalog.pg_attrdef ad
-  join pg_catalog.pg_depend d on d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass and d.objid = ad.oid
-    and d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
-  where ad.adrelid = t.oid and ad.adnum = a.attnum) u on true
-join pg_catalog.pg_class s on s.oid = u.seq and s.relkind = 'S'
-join pg_catalog.pg_namespace sn on sn.oid = s.relnamespace
-join pg_catalog.pg_sequence sq on sq.seqrelid = s.oid
-where tn.nspname = $1::text and t.relname = $2::text and t.relkind in ('r', 'p')
-order by a.attnum, sn.nspname, s.relname`;
-
-/** One (sequence, field) pair of {@link SEQUENCES_SQL}. */
-interface SequenceUse {
-  oid: string;
-  schema: string;
-  name: string;
-  field: string;
-  /** An integer or numeric column (or a domain over one): its maximum can be compared with the sequence. */
-  integral: boolean;
-  max_value: string;
-  increment: string;
-}
-
-/** A sequence's state as read from the sequence relation itself. */
-export interface SequenceState {
-  lastValue: bigint;
-  isCalled: boolean;
-}
-
-/** What to do with one sequence given its field's maximum. */
-export type SequenceDecision =
-  | { move: true; to: bigint }
-  | { move: false; reason: "empty" | "ahead" | "above_max_value" | "descending" | "not_integral" };
-
-/**
- * Decides whether a sequence must move so that its next value is above the
- * field's maximum: only when the maximum is above the sequence's position (the
- * last value handed out: `last_value` once called, else `last_value - 1`), never
- * down, and never past the sequence's MAXVALUE. Descending sequences are left
- * alone (a maximum says nothing about them).
- *
- * @example
- * sequenceDecision({ lastValue: 1n, isCalled: false }, 100n, 2147483647n, 1n) // { move: true, to: 100n }
- * sequenceDecision({ lastValue: 500n, isCalled: true }, 100n, 2147483647n, 1n) // { move: false, reason: "ahead" }
- */
-export function sequenceDecision(
-  state: SequenceState,
-  fieldMax: bigint | null,
-  maxValue: bigint,
-  increment: bigint,
-): SequenceDecision {
-  if (fieldMax === null) return { move: false, reason: "empty" };
-  if (increment < 0n) return { move: false, reason: "descending" };
-  const position = state.isCalled ? state.lastValue : state.lastValue - 1n;
-  if (fieldMax <= position) return { move: false, reason: "ahead" };
-  if (fieldMax > maxValue) return { move: false, reason: "above_max_value" };
-  return { move: true, to: fieldMax };
-}
-
-/**
- * Moves every sequence used by a field of the entity (see {@link SEQUENCES_SQL})
- * so that its next `nextval()` returns more than the field's maximum over the
- * table's own rows, in one transaction. Returns one entry per (sequence, field)
- * looked at; `before`/`after` are the sequence's `last_value`. Fields of other
- * types (e.g. a text default `'A-' || nextval(…)`) are not looked at.
- */
-export async function moveSequences(session: Session, info: EntityInfo): Promise<SequenceMove[]> {
-  const uses = (
-    await session.query<SequenceUse>(SEQUENCES_SQL, [info.entity.schema, info.entity.name], {
-      prepared: true,
-    })
-  ).filter((u) => u.integral);
-  if (uses.length === 0) return [];
-  const fields = [...new Set(uses.map((u) => u.field))];
-  return session.transaction(async () => {
-    const maxima = await fieldMaxima(session, info, fields);
-    const moves: SequenceMove[] = [];
-    for (const use of uses) {
-      const sequence = { schema: use.schema, name: use.name };
-      const state = await readSequence(session, sequence);
-      const decision = sequenceDecision(
-        state,
-        maxima.get(use.field) ?? null,
-        BigInt(use.max_value),
-        BigInt(use.increment),
-      );
-      let after = state.lastValue;
-      if (decision.move) {
-        await session.query(
-          "select pg_catalog.setval($1::text::oid::regclass, $2::text::int8, true)",
-          [use.oid, decision.to.toString()],
-          { prepared: true },
-        );
-        after = decision.to;
-      }
-      moves.push({
-        sequence: displayName(sequence),
-        field: use.field,
-        before: state.lastValue.toString(),
-        after: after.toString(),
-        moved: decision.move,
-      });
-    }
-    return moves;
-  });
-}
-
-/** The maximum of each field over the table's own rows (rounded up), null for an empty table. */
-async function fieldMaxima(
-  session: Session,
-  info: EntityInfo,
-  fields: readonly string[],
-): Promise<Map<string, bigint | null>> {
-  const columns = fields.map((f) => `pg_catalog.ceil(max(${quoteIdentifier(f)})::numeric)::text`);
-  const [row] = await session.query<{ maxima: (string | null)[] }>(
-    `select pg_catalog.json_build_array(${columns.join(", ")}) as maxima from ${ownRowsSql(info)}`,
-  );
-  const maxima = new Map<string, bigint | null>();
-  fields.forEach((field, i) => {
-    const value = row?.maxima[i];
-    maxima.set(field, value === null || value === undefined ? null : BigInt(value));
-  });
-  return maxima;
-}
-
-/** `last_value` and `is_called`, read from the sequence relation (needs SELECT on it). */
-async function readSequence(session: Session, sequence: EntityName): Promise<SequenceState> {
-  const [row] = await session.query<{ last_value: string; is_called: boolean }>(
-    `select last_value::text as last_value, is_called from ${qualifiedName(sequence)}`,
-  );
-  if (!row) throw new DrayError("internal", `sequence ${displayName(sequence)} returned no row`);
-  return { lastValue: BigInt(row.last_value), isCalled: row.is_called === true };
-}
 
 /**
  * The foreign keys named `$3` in the table's partition tree (the table itself
@@ -381,22 +217,35 @@ export async function checkReferences(
  * Finishes a loaded entity: moves its sequences (`moveSequences`) and
  * validates the named foreign keys (`checkReferences`), reporting violating
  * rows by `keyFields` — by default the row key, else the referencing fields.
+ * The entity and its sequences come from `catalog` (the connector's cache;
+ * without one they are read for this call), and a finish whose cached entry
+ * fails the way a changed catalog explains runs once more from a fresh
+ * reading ({@link CatalogCache.use}; moving a sequence again is harmless).
  *
  * @throws DrayError `not_found` for an unknown entity, key field or foreign key.
  */
 export async function finishEntity(
   session: Session,
   request: FinishEntityRequest,
+  catalog: CatalogCache = new CatalogCache({ ttlMs: 0 }),
 ): Promise<FinishEntityResult> {
-  const info = await lookupEntity(session, request.entity);
   const references = request.checkReferences ?? [];
   if (!Array.isArray(references) || references.some((r) => typeof r !== "string" || r.length === 0))
     throw new DrayError("invalid_argument", "checkReferences must be a list of foreign key names");
   const named = validateFieldList("keyFields", request.keyFields ?? []);
-  const keyFields = named.length > 0 ? named : rowKeyOf(info);
-  requireFields(info, keyFields);
-  // Every name is resolved before anything moves: an unknown one fails the task unchanged.
-  const declarations = await findReferences(session, info, [...new Set(references)]);
-  const sequences = request.moveSequences ? await moveSequences(session, info) : [];
-  return { sequences, ...(await checkReferences(session, declarations, keyFields)) };
+  return catalog.use(
+    session,
+    request.entity,
+    async ({ info }) => {
+      const keyFields = named.length > 0 ? named : rowKeyOf(info);
+      requireFields(info, keyFields);
+      // Every name is resolved before anything moves: an unknown one fails the task unchanged.
+      const declarations = await findReferences(session, info, [...new Set(references)]);
+      return { keyFields, declarations };
+    },
+    async ({ keyFields, declarations }, { info, sequences }) => {
+      const moved = request.moveSequences ? await moveSequences(session, info, await sequences()) : [];
+      return { sequences: moved, ...(await checkReferences(session, declarations, keyFields)) };
+    },
+  );
 }

@@ -93,7 +93,7 @@ class PostgresConnector implements Connector {
   private readonly checks = new Map<string, QualityCheck>();
   /** Snapshots held open for consistent reads of tables without a row key. */
   private readonly snapshots: SnapshotHolder;
-  /** Catalog look-ups of reads and writes, shared by their batches (finish and describe read the catalog as it is). */
+  /** Catalog look-ups of reads, writes and finishes, shared by their batches (describe reads the catalog as it is). */
   private readonly catalog = new CatalogCache();
   /** High-water marks of continuous reads on non-date/time cursors (continuous-bound.ts). */
   private readonly marks = new ContinuousMarks();
@@ -324,7 +324,7 @@ class PostgresConnector implements Connector {
     return this.run(
       `finish ${describe(request?.entity)}`,
       signal,
-      (session) => finishEntity(session, request),
+      (session) => finishEntity(session, request, this.catalog),
       () => {
         validateEntityName(request.entity);
         validateFieldList("keyFields", request.keyFields ?? []);

@@ -22,6 +22,7 @@ import {
   type OrdinalRecord,
   rejectBrokenReferences,
 } from "./reference-checks.js";
+import { moveSequencesNow, type SequenceUse } from "./sequence-moves.js";
 import type { Session, Statement } from "./session.js";
 import { type StagingMode, stageRows } from "./stage-rows.js";
 import { rejectKeyConflicts } from "./unique-checks.js";
@@ -254,8 +255,8 @@ export async function writeStagedBatch(
     session,
     request.entity,
     ({ info, foreignKeys }) => planBatch(request, prepared, info, foreignKeys),
-    ({ plan, references }, { info }) =>
-      writePlanned(session, request, prepared, staging, directCopy, info, plan, references),
+    ({ plan, references }, { info, sequences }) =>
+      writePlanned(session, request, prepared, staging, directCopy, info, plan, references, sequences),
   );
 }
 
@@ -301,6 +302,7 @@ async function writePlanned(
   info: EntityInfo,
   plan: WritePlan,
   references: ForeignKeyInfo[],
+  sequences: () => Promise<SequenceUse[]>,
 ): Promise<WriteBatchResult> {
   const fireTriggers = request.fireTriggers === true;
   const rowCount = prepared.loadCount + prepared.malformed.length;
@@ -424,6 +426,9 @@ async function writePlanned(
       };
       // With a predecessor in flight, commit only after it has (committed batches stay in key order).
       if (request.previousBatchId) await awaitPreviousBatch(session, request.previousBatchId);
+      // The entity's last batch: every earlier one has committed, so the maxima are the entity's.
+      if (request.moveSequences)
+        return { ...result, sequences: await moveSequencesNow(session, info, await sequences()) };
       return result;
     },
     setup,
