@@ -2,7 +2,12 @@ import { asc, eq, sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import type { EventBus } from "../src/events/event-bus.js";
 import { executionErrorEvent, stageLogEvent } from "../src/executions/stage-log.js";
-import { createJournal, DEFAULT_GATHER_MS, type JournalOptions } from "../src/executor/journal.js";
+import {
+  createJournal,
+  DEFAULT_GATHER_MS,
+  DEFAULT_MIN_INTERVAL_MS,
+  type JournalOptions,
+} from "../src/executor/journal.js";
 import type { StageEntry } from "../src/executor/run-context.js";
 import { executionErrors, executionEvents, executionLog, rowsOf } from "../src/store/index.js";
 import { recordingLogger } from "./api-test-harness.js";
@@ -221,5 +226,45 @@ describe("the journal gathers entries for a short window before it writes", () =
     expect(await writingTransactions(executionId)).toBe(1);
     await journal.flush();
     expect(logger.lines.filter((l) => l.level === "warn")).toEqual([]);
+  });
+
+  it("writes a busy run's entries at most every minIntervalMs: the next write waits for the interval, not only the window", async () => {
+    expect(DEFAULT_MIN_INTERVAL_MS).toBe(60);
+    const { target, journal } = await countedJournal({ gatherMs: 5, minIntervalMs: 400 });
+    const { executionId } = target;
+
+    void journal.stage(stageEntry("first"));
+    expect(await eventually(async () => (await logRowsOf(executionId)).length === 1, 2_000)).toBe(true);
+    const firstBegan = begins()[0]!.at;
+    void journal.stage(stageEntry("second"));
+    void journal.stage(stageEntry("third"));
+    expect(await eventually(async () => (await logRowsOf(executionId)).length === 3, 5_000)).toBe(true);
+
+    // Two writes: the second one began the interval after the first, not the 5 ms window after its entry.
+    expect(begins()).toHaveLength(2);
+    expect(begins()[1]!.at - firstBegan).toBeGreaterThanOrEqual(390);
+    await journal.flush();
+  });
+
+  it("stamps a stage-log or error row with the time its entry was made, not the time it was written", async () => {
+    const { target, journal } = await countedJournal({ gatherMs: 300 });
+    const { executionId } = target;
+
+    const before = Date.now();
+    void journal.stage(stageEntry("made now"));
+    void journal.error({ severity: "warning", entity: "public.customers", message: "made now too" });
+    const after = Date.now();
+    await sleep(50);
+    await journal.flush();
+
+    const [logRow] = await logRowsOf(executionId);
+    const [errorRow] = await errorRowsOf(executionId);
+    for (const row of [logRow!, errorRow!]) {
+      expect(row.at.getTime()).toBeGreaterThanOrEqual(before);
+      expect(row.at.getTime()).toBeLessThanOrEqual(after);
+    }
+    // The write came at least 50 ms later; the live event carries the row's time.
+    const events = await storedEvents(executionId);
+    expect((events[0]!.payload as { dateTime: string }).dateTime).toBe(logRow!.at.toISOString());
   });
 });

@@ -24,9 +24,10 @@ const ERROR_EVENTS_PER_CALL = 20;
 
 /** One call to the journal, waiting in its queue. `what` names it in the warning if it cannot be written. */
 type Entry =
-  | { what: string; kind: "stage"; entry: StageEntry }
+  /** `at`: when the entry was made (the row's time, however late it is written). */
+  | { what: string; kind: "stage"; entry: StageEntry; at: Date }
   /** `error()` (one) or `errors()` (many, announced up to {@link ERROR_EVENTS_PER_CALL} and a summary line). */
-  | { what: string; kind: "errors"; entries: readonly ErrorEntry[] }
+  | { what: string; kind: "errors"; entries: readonly ErrorEntry[]; at: Date }
   | { what: string; kind: "event"; item: ExecutionEventItem };
 
 type Deps = { db: Db; bus: EventBus; logger: Logger };
@@ -35,10 +36,18 @@ type Deps = { db: Db; bus: EventBus; logger: Logger };
 export interface JournalOptions {
   /** How long the writer waits, after the first entry queued since it last ran, for more entries to write together. @default 15 ms */
   gatherMs?: number;
+  /**
+   * The least time from the start of one write to the start of the next: while a
+   * run makes entries all the time, they are written at most this often. @default 60 ms
+   */
+  minIntervalMs?: number;
 }
 
 /** Default of {@link JournalOptions.gatherMs}. */
 export const DEFAULT_GATHER_MS = 15;
+
+/** Default of {@link JournalOptions.minIntervalMs}. */
+export const DEFAULT_MIN_INTERVAL_MS = 60;
 type Target = { executionId: string; organisationId: string };
 
 /**
@@ -50,23 +59,30 @@ type Target = { executionId: string; organisationId: string };
  * trips stay off the copy's path; {@link Journal.flush} waits for the queue
  * to drain (the run does before it ends, and it does not wait for a gathering
  * window). The writer starts `gatherMs` after the first entry queued since it
- * last ran, then takes every entry queued so far and writes them together
+ * last ran, and no sooner than `minIntervalMs` after its previous start (a busy
+ * run's entries are written a few times a second, not one moment at a time),
+ * then takes every entry queued so far and writes them together
  * ({@link writeEntries}: one store transaction, then the events published in
  * order): the entries of one moment of a run (an entity's end, the next ones'
- * begin, a progress event) share one transaction. A failure to
+ * begin, a progress event) share one transaction. A stage-log or error row
+ * carries the time its entry was made, not the time it was written. A failure to
  * write an entry is logged and never fails the run; a process that dies
  * loses what was queued (never rows, counters or checkpoints, which are
  * written in the run's path).
  */
 export function createJournal(deps: Deps, target: Target, options: JournalOptions = {}): Journal {
   const gatherMs = options.gatherMs ?? DEFAULT_GATHER_MS;
+  const minIntervalMs = options.minIntervalMs ?? DEFAULT_MIN_INTERVAL_MS;
+  /** When the writer last started (performance.now()). */
+  let lastStart = Number.NEGATIVE_INFINITY;
   let tail: Promise<void> = Promise.resolve();
   let queued: Entry[] = [];
   /** Set while flush() waits: the writer does not wait for more entries. */
   let urgent = false;
   let hurry: (() => void) | undefined;
-  const gather = (): Promise<void> =>
-    urgent || gatherMs <= 0
+  const gather = (): Promise<void> => {
+    const waitMs = Math.max(gatherMs, lastStart + minIntervalMs - performance.now());
+    return urgent || waitMs <= 0
       ? Promise.resolve()
       : new Promise((resolve) => {
           const done = () => {
@@ -74,13 +90,15 @@ export function createJournal(deps: Deps, target: Target, options: JournalOption
             hurry = undefined;
             resolve();
           };
-          const timer = setTimeout(done, gatherMs);
+          const timer = setTimeout(done, waitMs);
           hurry = done;
         });
+  };
   const writeQueued = async (): Promise<void> => {
     const batch = queued;
     queued = [];
     if (batch.length === 0) return;
+    lastStart = performance.now();
     try {
       await writeEntries(deps, target, batch);
     } catch (error) {
@@ -116,9 +134,11 @@ export function createJournal(deps: Deps, target: Target, options: JournalOption
         urgent = false;
       }
     },
-    stage: (entry) => enqueue({ what: "a stage-log entry", kind: "stage", entry }),
-    error: (entry) => enqueue({ what: "an execution error", kind: "errors", entries: [entry] }),
-    errors: (entries) => enqueue({ what: "execution errors", kind: "errors", entries: [...entries] }),
+    stage: (entry) => enqueue({ what: "a stage-log entry", kind: "stage", entry, at: new Date() }),
+    error: (entry) =>
+      enqueue({ what: "an execution error", kind: "errors", entries: [entry], at: new Date() }),
+    errors: (entries) =>
+      enqueue({ what: "execution errors", kind: "errors", entries: [...entries], at: new Date() }),
     status: (status, extra) =>
       enqueue({
         what: "a status event",
@@ -147,12 +167,14 @@ async function writeEntries(deps: Deps, target: Target, entries: readonly Entry[
   const stored = await deps.db.transaction(async (tx): Promise<StoredExecutionEvent[]> => {
     const stageRows = await appendStageLogs(
       tx,
-      entries.flatMap((e): StageLogEntry[] => (e.kind === "stage" ? [{ executionId, ...e.entry }] : [])),
+      entries.flatMap((e): StageLogEntry[] =>
+        e.kind === "stage" ? [{ executionId, ...e.entry, at: e.at }] : [],
+      ),
     );
     const errorRows = await recordExecutionErrors(
       tx,
       entries.flatMap((e): ExecutionErrorEntry[] =>
-        e.kind === "errors" ? e.entries.map((entry) => ({ executionId, ...entry })) : [],
+        e.kind === "errors" ? e.entries.map((entry) => ({ executionId, ...entry, at: e.at })) : [],
       ),
     );
     // The events in the order the entries were made, built from the rows as stored.
