@@ -97,6 +97,7 @@ function countingLoader() {
           integral: true,
           max_value: "2147483647",
           increment: "1",
+          allowed: true,
         },
       ];
     },

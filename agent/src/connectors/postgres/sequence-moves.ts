@@ -25,7 +25,9 @@ select u.seq::text as oid, sn.nspname as schema, s.relname as name, a.attname as
    select bool_or(base.oid in ('pg_catalog.int2'::pg_catalog.regtype, 'pg_catalog.int4'::pg_catalog.regtype,
                                'pg_catalog.int8'::pg_catalog.regtype, 'pg_catalog.numeric'::pg_catalog.regtype))
    from base where base.parent = 0) as integral,
-  sq.seqmax::text as max_value, sq.seqincrement::text as increment
+  sq.seqmax::text as max_value, sq.seqincrement::text as increment,
+  (pg_catalog.has_sequence_privilege(s.oid, 'SELECT')
+   and pg_catalog.has_sequence_privilege(s.oid, 'UPDATE')) as allowed
 from pg_catalog.pg_class t
 join pg_catalog.pg_namespace tn on tn.oid = t.relnamespace
 join pg_catalog.pg_attribute a on a.attrelid = t.oid and a.attnum > 0 and not a.attisdropped
@@ -57,6 +59,8 @@ export interface SequenceUse {
   integral: boolean;
   max_value: string;
   increment: string;
+  /** The agent's role may read and set the sequence (SELECT and UPDATE on it). */
+  allowed: boolean;
 }
 
 /** A sequence's state as read from the sequence relation itself. */

@@ -426,9 +426,14 @@ async function writePlanned(
       };
       // With a predecessor in flight, commit only after it has (committed batches stay in key order).
       if (request.previousBatchId) await awaitPreviousBatch(session, request.previousBatchId);
-      // The entity's last batch: every earlier one has committed, so the maxima are the entity's.
-      if (request.moveSequences)
-        return { ...result, sequences: await moveSequencesNow(session, info, await sequences()) };
+      // The entity's last batch: every earlier one has committed, so the maxima are the entity's. A
+      // sequence the role may not read or set is left to a finish task, whose error names it, rather
+      // than failing the batch's rows with it.
+      if (request.moveSequences) {
+        const uses = await sequences();
+        if (uses.every((u) => u.allowed))
+          return { ...result, sequences: await moveSequencesNow(session, info, uses) };
+      }
       return result;
     },
     setup,
