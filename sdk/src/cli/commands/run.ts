@@ -48,7 +48,8 @@ export async function runCommand(ctx: CommandContext, [ref]: string[]): Promise<
       );
     return EXIT.ok;
   }
-  if (!out.json)
-    out.line(`running ${out.color.bold(pipeline.name)} (${started.pipelineToken}); Ctrl-C detaches`);
-  return attach(ctx, { ...started, pipelineName: pipeline.name }, Boolean(ctx.flags.watch));
+  const announce = out.json
+    ? undefined
+    : `running ${out.color.bold(pipeline.name)} (${started.pipelineToken}); Ctrl-C detaches`;
+  return attach(ctx, { ...started, pipelineName: pipeline.name }, Boolean(ctx.flags.watch), announce);
 }

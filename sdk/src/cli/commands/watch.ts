@@ -19,14 +19,21 @@ interface Followed {
  * 3 cancelled). On a terminal it draws live bars, off it plain lines; with `--json` it
  * prints the final execution, or with `stream` every event as one JSON line (NDJSON) and
  * then `{"type":"execution","data":<execution>}`. Ctrl-C detaches: the execution goes on,
- * and one line says how to come back or stop it (exit code 130).
+ * and one line says how to come back or stop it (exit code 130). `announce` (the line that
+ * says Ctrl-C detaches) is printed once Ctrl-C does, so a Ctrl-C right after it detaches too.
  */
-export async function attach(ctx: CommandContext, followed: Followed, stream: boolean): Promise<number> {
+export async function attach(
+  ctx: CommandContext,
+  followed: Followed,
+  stream: boolean,
+  announce?: string,
+): Promise<number> {
   const { client, out } = ctx;
-  const view = out.json ? undefined : createLiveView(out);
   const controller = new AbortController();
   const onSigint = () => controller.abort();
   process.on("SIGINT", onSigint);
+  if (announce !== undefined) out.line(announce);
+  const view = out.json ? undefined : createLiveView(out);
   let execution: Execution;
   try {
     execution = (await client.executions.wait(followed.id, {
@@ -71,11 +78,9 @@ export async function watchCommand(ctx: CommandContext, [ref]: string[]): Promis
   if (!ref)
     throw new UsageError("missing the execution to watch", "dray watch <execution|pt-token|pipeline>");
   const execution = await resolveExecution(ctx.client, ref);
-  if (!ctx.out.json) {
-    const state = FINAL_STATUSES.has(execution.status) ? `already ${execution.status}` : execution.status;
-    ctx.out.line(
-      `watching ${ctx.out.color.bold(execution.pipelineName)} (${execution.pipelineToken}), ${state}; Ctrl-C detaches`,
-    );
-  }
-  return attach(ctx, execution, true);
+  const state = FINAL_STATUSES.has(execution.status) ? `already ${execution.status}` : execution.status;
+  const announce = ctx.out.json
+    ? undefined
+    : `watching ${ctx.out.color.bold(execution.pipelineName)} (${execution.pipelineToken}), ${state}; Ctrl-C detaches`;
+  return attach(ctx, execution, true, announce);
 }
