@@ -101,7 +101,7 @@ export function writeTask(request: WriteRequest) {
     fireTriggers: request.fireTriggers,
     uncheckedReferences: [...request.uncheckedReferences],
     ...(request.position ? { position: { values: [...request.position] } } : {}),
-    moveSequences: request.moveSequences === true && !request.fence,
+    moveSequences: request.moveSequences === true,
   };
 }
 

@@ -105,16 +105,15 @@ export function sequenceDecision(
  * table's own rows, in one transaction. Returns one entry per (sequence, field)
  * looked at; `before`/`after` are the sequence's `last_value`. Fields of other
  * types (e.g. a text default `'A-' || nextval(…)`) are not looked at. `uses`:
- * the entity's sequences when already known (e.g. from the catalog cache).
+ * the entity's sequences ({@link lookupSequenceUses}, held in the catalog cache).
  */
 export async function moveSequences(
   session: Session,
   info: EntityInfo,
-  uses?: readonly SequenceUse[],
+  uses: readonly SequenceUse[],
 ): Promise<SequenceMove[]> {
-  const found = uses ?? (await lookupSequenceUses(session, info));
-  if (found.length === 0) return [];
-  return session.transaction(() => moveSequencesNow(session, info, found));
+  if (uses.length === 0) return [];
+  return session.transaction(() => moveSequencesNow(session, info, uses));
 }
 
 /**
